@@ -1,0 +1,309 @@
+//! Graph-level rules: topology, cycles, responders, the sync engine's single chain, placement
+//! on functions and queues, and reachability.
+
+use super::Checker;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::ir::{Engine, NodeId, NodeKind, Placement, Queue, Topology};
+use std::collections::BTreeMap;
+
+impl Checker<'_> {
+    /// Returns false when the graph has a cycle, so that typing (which walks it in order) is skipped.
+    pub(super) fn check_structure(&mut self) -> bool {
+        self.check_topology();
+        let acyclic = self.check_cycles();
+        self.check_responders();
+        self.check_full_event_paths();
+        if self.graph.engine == Engine::Sync && self.graph.topology == Topology::Flow {
+            self.check_sync_chain();
+        }
+        self.check_choice_children();
+        self.check_placement();
+        if acyclic {
+            self.check_reachability();
+        }
+        acyclic
+    }
+
+    fn check_topology(&mut self) {
+        let routers: Vec<NodeId> = self.graph.node_ids().filter(|&id| matches!(self.node(id).kind, NodeKind::Router(_))).collect();
+        if self.graph.topology == Topology::Flow {
+            return;
+        }
+        let topology_note = |d: Diagnostic, span: Option<crate::source::Span>| match span {
+            Some(span) => d.with_label(span, "the topology is set here"),
+            None => d,
+        };
+        if routers.is_empty() {
+            let d = Diagnostic::error(Code::Topology, "a router topology needs a router", self.ast.name.span, "this graph declares no router")
+                .with_help("declare `router NAME = model { route ...; }`, or set `topology = flow;` for a graph of steps");
+            self.report(topology_note(d, self.topology_span));
+        }
+        for (index, id) in routers.iter().enumerate().skip(1) {
+            let first = routers.first().map(|&f| self.node(f).span).unwrap_or_default();
+            let d = Diagnostic::error(Code::Topology, "a router topology has exactly one router", self.node(*id).span, format!("router number {}", index + 1))
+                .with_label(first, "the graph's router")
+                .with_help("put the models in one router, or set `topology = flow;` and wire the routers");
+            self.report(topology_note(d, self.topology_span));
+        }
+        for id in self.graph.node_ids().collect::<Vec<_>>() {
+            let node = self.node(id);
+            if !matches!(node.kind, NodeKind::Router(_)) {
+                let d = Diagnostic::error(Code::Topology, format!("`{}` is a {} step in a router topology", node.name, node.kind.describe()), node.span, "only a router belongs here")
+                    .with_help("the default topology is `router`; add `topology = flow;` to build a graph of steps");
+                self.report(topology_note(d, self.topology_span));
+            }
+        }
+    }
+
+    /// Reports each cycle once, with a label at every step on it.
+    fn check_cycles(&mut self) -> bool {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            OnStack,
+            Done,
+        }
+        let count = self.graph.nodes.len();
+        let mut marks = vec![Mark::New; count];
+        let mut cycles: Vec<Vec<NodeId>> = Vec::new();
+        for root in self.graph.node_ids() {
+            if marks.get(root.index()) != Some(&Mark::New) {
+                continue;
+            }
+            // Iterative DFS: the stack holds (node, next child index).
+            let mut stack: Vec<(NodeId, usize)> = vec![(root, 0)];
+            if let Some(mark) = marks.get_mut(root.index()) {
+                *mark = Mark::OnStack;
+            }
+            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+                let child = self.node(node).children.get(*next).copied();
+                *next += 1;
+                match child {
+                    None => {
+                        if let Some(mark) = marks.get_mut(node.index()) {
+                            *mark = Mark::Done;
+                        }
+                        stack.pop();
+                    }
+                    Some(child) => match marks.get(child.index()) {
+                        Some(Mark::New) => {
+                            if let Some(mark) = marks.get_mut(child.index()) {
+                                *mark = Mark::OnStack;
+                            }
+                            stack.push((child, 0));
+                        }
+                        Some(Mark::OnStack) => {
+                            let start = stack.iter().position(|(n, _)| *n == child).unwrap_or(0);
+                            let cycle: Vec<NodeId> = stack.iter().skip(start).map(|(n, _)| *n).collect();
+                            let mut key = cycle.clone();
+                            key.sort();
+                            if !cycles.iter().any(|c| {
+                                let mut other = c.clone();
+                                other.sort();
+                                other == key
+                            }) {
+                                cycles.push(cycle);
+                            }
+                        }
+                        _ => {}
+                    },
+                }
+            }
+        }
+        for cycle in &cycles {
+            self.report_cycle(cycle);
+        }
+        cycles.is_empty()
+    }
+
+    fn report_cycle(&mut self, cycle: &[NodeId]) {
+        let names: Vec<&str> = cycle.iter().map(|&id| self.node(id).name.as_str()).collect();
+        let path = names.iter().chain(names.first()).copied().collect::<Vec<_>>().join(" -> ");
+        let mut labels = Vec::new();
+        for (index, &id) in cycle.iter().enumerate() {
+            let next = cycle.get(index + 1).or(cycle.first()).copied().unwrap_or(id);
+            labels.push((self.edge_span(id, next), format!("`{}` -> `{}`", self.node(id).name, self.node(next).name)));
+        }
+        let (first_span, first_label) = labels.first().cloned().unwrap_or_default();
+        let mut d = Diagnostic::error(Code::Cycle, format!("the flow has a cycle: {path}"), first_span, first_label)
+            .with_help("a flow must be acyclic: remove one of these edges");
+        for (span, label) in labels.into_iter().skip(1) {
+            d = d.with_label(span, label);
+        }
+        self.report(d);
+    }
+
+    fn check_responders(&mut self) {
+        let responders: Vec<NodeId> = self.graph.node_ids().filter(|&id| self.node(id).respond).collect();
+        if responders.len() < 2 {
+            return;
+        }
+        let spans: Vec<_> = responders.iter().map(|&id| (self.syntax_of(id).option_span("respond").unwrap_or(self.node(id).span), self.node(id).name.clone())).collect();
+        let names = spans.iter().map(|(_, n)| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        let mut labels = spans.into_iter();
+        let Some((first, first_name)) = labels.next() else { return };
+        let mut d = Diagnostic::error(Code::TwoResponders, format!("more than one step responds: {names}"), first, format!("`{first_name}` responds"))
+            .with_help("the caller gets one answer: keep `respond` on one step");
+        for (span, name) in labels {
+            d = d.with_label(span, format!("`{name}` responds too"));
+        }
+        self.report(d);
+    }
+
+    fn check_full_event_paths(&mut self) {
+        let mut found = Vec::new();
+        for id in self.graph.node_ids() {
+            let syntax = self.syntax_of(id);
+            let Some(full_event) = syntax.option_span("full_event").filter(|_| self.node(id).full_event) else { continue };
+            for key in ["input_path", "result_path"] {
+                if let Some(path) = syntax.option_span(key) {
+                    let d = Diagnostic::error(Code::FullEventWithPath, format!("`full_event` cannot be combined with `{key}`"), path, format!("`{key}` given here"))
+                        .with_label(full_event, "the step takes the whole event")
+                        .with_help(format!("a full-event step reads and writes the event itself; drop `{key}` or `full_event`"));
+                    found.push(d);
+                }
+            }
+        }
+        self.diagnostics.extend(found);
+    }
+
+    fn check_sync_chain(&mut self) {
+        let engine = self.engine_span;
+        let with_engine = |d: Diagnostic| match engine {
+            Some(span) => d.with_label(span, "the sync engine is chosen here"),
+            None => d,
+        };
+        let starts = self.graph.start_nodes();
+        if starts.len() > 1 {
+            let first = starts.first().map(|&id| self.node(id).span).unwrap_or_default();
+            let mut d = Diagnostic::error(Code::SyncStartSteps, format!("the sync engine runs one chain, but {} steps start the flow", starts.len()), first, "starts the flow");
+            for &id in starts.iter().skip(1) {
+                d = d.with_label(self.node(id).span, "starts the flow too");
+            }
+            self.report(with_engine(d.with_help("wire these steps into one chain, or use `engine = async;` to run them as branches")));
+        }
+        let mut found = Vec::new();
+        for id in self.graph.node_ids() {
+            let node = self.node(id);
+            for (neighbours, what) in [(&node.parents, "parents"), (&node.children, "children")] {
+                if neighbours.len() < 2 {
+                    continue;
+                }
+                let mut d = Diagnostic::error(Code::SyncBranch, format!("the sync engine runs one chain, but `{}` has {} {what}", node.name, neighbours.len()), node.span, format!("has several {what}"));
+                for &other in neighbours {
+                    let span = if what == "parents" { self.edge_span(other, id) } else { self.edge_span(id, other) };
+                    d = d.with_label(span, format!("`{}`", self.node(other).name));
+                }
+                found.push(with_engine(d.with_help("use `engine = async;` for branches and joins")));
+            }
+        }
+        self.diagnostics.extend(found);
+    }
+
+    fn check_choice_children(&mut self) {
+        for id in self.graph.node_ids().collect::<Vec<_>>() {
+            let Some(crate::syntax::ast::StepImpl::Choice(arms, _)) = self.syntax_of(id).implementation else { continue };
+            for &child in &self.node(id).children.clone() {
+                if !arms.iter().any(|arm| arm.outlet.name == self.node(child).name) {
+                    let d = Diagnostic::error(Code::InvalidValue, format!("choice `{}` is wired to `{}`, which is not one of its outlets", self.node(id).name, self.node(child).name), self.edge_span(id, child), "not an outlet")
+                        .with_help(format!("add an arm `condition => {}` to the choice", self.node(child).name));
+                    self.report(d);
+                }
+            }
+        }
+    }
+
+    /// Edges between functions go through stream queues; a stream queue is read by steps on a
+    /// named function, and a function reads from one queue.
+    fn check_placement(&mut self) {
+        let mut readers: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
+        for parent in self.graph.node_ids().collect::<Vec<_>>() {
+            let is_stream = matches!(self.node(parent).kind, NodeKind::Queue(Queue::Stream { .. }));
+            for child in self.node(parent).children.clone() {
+                let (from, to) = (self.placement_of(parent), self.placement_of(child));
+                if is_stream {
+                    match to {
+                        Placement::Child(function) => {
+                            let queues = readers.entry(function).or_default();
+                            if !queues.contains(&parent) {
+                                queues.push(parent);
+                            }
+                        }
+                        Placement::Root | Placement::Any => self.report(
+                            Diagnostic::error(Code::StepAfterQueueWithoutFunction, format!("step `{}` follows stream queue `{}` but names no function", self.node(child).name, self.node(parent).name), self.node(child).span, "which function reads the stream?")
+                                .with_label(self.edge_span(parent, child), "after the stream queue here")
+                                .with_help("place it on a child function: `{ function = child; }`, declared with `function child;`"),
+                        ),
+                    }
+                    continue;
+                }
+                if let (Placement::Child(_) | Placement::Root, Placement::Child(_) | Placement::Root) = (&from, &to)
+                    && from != to
+                {
+                    let d = Diagnostic::error(Code::CrossFunctionEdge, format!("`{}` and `{}` run on different functions but are joined directly", self.node(parent).name, self.node(child).name), self.edge_span(parent, child), "this edge crosses functions")
+                        .with_label(self.node(parent).span, format!("runs on {}", describe_placement(&from)))
+                        .with_label(self.node(child).span, format!("runs on {}", describe_placement(&to)))
+                        .with_help("functions exchange events through a stream queue: `queue q = stream(url = \"redis://...\");` between them");
+                    self.report(d);
+                }
+            }
+        }
+        for (function, queues) in readers {
+            if let [first, second, ..] = queues.as_slice() {
+                let d = Diagnostic::error(Code::FunctionReadsTwoQueues, format!("function `{function}` reads from two stream queues"), self.node(*second).span, "second queue")
+                    .with_label(self.node(*first).span, "first queue")
+                    .with_help("a function consumes one input stream; split the steps over two functions or merge the queues");
+                self.report(d);
+            }
+        }
+    }
+
+    /// A memory queue runs where its producers run; other nodes where they are placed.
+    fn placement_of(&self, id: NodeId) -> Placement {
+        let node = self.node(id);
+        if matches!(node.kind, NodeKind::Queue(Queue::Memory { .. })) {
+            if let Some(&parent) = node.parents.first() {
+                return self.placement_of(parent);
+            }
+        }
+        node.placement.clone()
+    }
+
+    fn check_reachability(&mut self) {
+        if self.graph.topology != Topology::Flow {
+            return;
+        }
+        let mut reached = vec![false; self.graph.nodes.len()];
+        let mut work: Vec<NodeId> = self.graph.start_nodes();
+        work.extend(self.graph.node_ids().filter(|&id| self.graph.is_catcher(id)));
+        while let Some(id) = work.pop() {
+            match reached.get_mut(id.index()) {
+                Some(seen @ false) => *seen = true,
+                _ => continue,
+            }
+            work.extend(self.node(id).children.iter().copied());
+        }
+        for id in self.graph.node_ids().collect::<Vec<_>>() {
+            if reached.get(id.index()) == Some(&false) {
+                let node = self.node(id);
+                let d = Diagnostic::warning(Code::Unreachable, format!("`{}` is unreachable", node.name), node.span, "no event reaches this step")
+                    .with_help("it only follows steps that never receive events (such as a queue nothing writes to); wire it after a step of the flow");
+                self.diagnostics.push(d);
+            }
+        }
+        let responds = self.graph.nodes.iter().any(|n| n.respond);
+        if self.graph.engine == Engine::Async && !responds && !self.graph.nodes.is_empty() {
+            let d = Diagnostic::warning(Code::NoResponder, format!("no step of flow `{}` responds", self.graph.name), self.ast.name.span, "callers get 202 with the event id")
+                .with_help("mark the step whose output answers the caller: `{ respond; }`");
+            self.diagnostics.push(d);
+        }
+    }
+}
+
+fn describe_placement(placement: &Placement) -> String {
+    match placement {
+        Placement::Root => "the root function".to_string(),
+        Placement::Child(name) => format!("function `{name}`"),
+        Placement::Any => "any function".to_string(),
+    }
+}

@@ -1,0 +1,167 @@
+//! The checker: resolve names, build the graph, check it against docs/semantics, type it.
+//!
+//! Every stage records its problems and carries on, so a file with five mistakes gets five
+//! diagnostics. A stage that needs a sound graph (cycle detection before typing) skips only the
+//! parts that depend on what failed.
+
+mod builtins;
+mod graph;
+mod resolve;
+mod types;
+
+use crate::diagnostic::{self, Diagnostic};
+use crate::ir::{self, NodeId};
+use crate::source::Span;
+use crate::syntax::ast;
+
+/// A graph that passed the checker, with its warnings.
+#[derive(Debug)]
+pub struct Checked {
+    /// The checked IR.
+    pub graph: ir::Graph,
+    /// Problems that do not stop compilation.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Checks a parsed graph. On failure, every error and warning found, sorted by position.
+pub fn check(graph: &ast::Graph) -> Result<Checked, Vec<Diagnostic>> {
+    let mut checker = Checker::new(graph);
+    checker.resolve();
+    let acyclic = checker.check_structure();
+    if acyclic {
+        checker.check_types();
+    }
+    checker.check_tests();
+    let Checker { graph, mut diagnostics, .. } = checker;
+    diagnostic::sort(&mut diagnostics);
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        Err(diagnostics)
+    } else {
+        Ok(Checked { graph, warnings: diagnostics })
+    }
+}
+
+/// Where things were written, for labels; parallel to `graph.nodes`.
+#[derive(Default)]
+struct NodeSyntax<'a> {
+    decl: Span,
+    implementation: Option<&'a ast::StepImpl>,
+    signature: Option<&'a (ast::TypeExpr, ast::TypeExpr)>,
+    option_spans: Vec<(&'a str, Span)>,
+    /// `before = x` targets, resolved.
+    before: Vec<(NodeId, Span)>,
+}
+
+impl NodeSyntax<'_> {
+    fn option_span(&self, key: &str) -> Option<Span> {
+        self.option_spans.iter().find(|(k, _)| *k == key).map(|(_, span)| *span)
+    }
+}
+
+struct Checker<'a> {
+    ast: &'a ast::Graph,
+    graph: ir::Graph,
+    syntax: Vec<NodeSyntax<'a>>,
+    /// Where each edge was written: (parent, child, span).
+    edge_spans: Vec<(NodeId, NodeId, Span)>,
+    graph_on_error_span: Option<Span>,
+    topology_span: Option<Span>,
+    engine_span: Option<Span>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl<'a> Checker<'a> {
+    fn new(ast: &'a ast::Graph) -> Self {
+        Checker {
+            ast,
+            graph: ir::Graph {
+                name: ast.name.name.clone(),
+                description: None,
+                topology: ir::Topology::Router,
+                engine: ir::Engine::Async,
+                params: Vec::new(),
+                secrets: Vec::new(),
+                functions: Vec::new(),
+                records: Vec::new(),
+                nodes: Vec::new(),
+                on_error: None,
+                error_stream: None,
+                tests: Vec::new(),
+            },
+            syntax: Vec::new(),
+            edge_spans: Vec::new(),
+            graph_on_error_span: None,
+            topology_span: None,
+            engine_span: None,
+            diagnostics: Vec::new(),
+        }
+    }
+
+    fn report(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    fn node(&self, id: NodeId) -> &ir::Node {
+        #[allow(clippy::indexing_slicing, reason = "node ids are made only by the resolver, as indexes into nodes")]
+        &self.graph.nodes[id.index()]
+    }
+
+    fn node_mut(&mut self, id: NodeId) -> &mut ir::Node {
+        #[allow(clippy::indexing_slicing, reason = "node ids are made only by the resolver, as indexes into nodes")]
+        &mut self.graph.nodes[id.index()]
+    }
+
+    fn syntax_of(&self, id: NodeId) -> &NodeSyntax<'a> {
+        #[allow(clippy::indexing_slicing, reason = "syntax is pushed with each node, so the ids match")]
+        &self.syntax[id.index()]
+    }
+
+    fn node_id(&self, name: &str) -> Option<NodeId> {
+        self.graph.nodes.iter().position(|node| node.name == name).map(|index| NodeId(index as u32))
+    }
+
+    fn node_names(&self) -> impl Iterator<Item = &str> {
+        self.graph.nodes.iter().map(|node| node.name.as_str())
+    }
+
+    /// Resolves a reference to a step, router or queue, reporting an unknown name.
+    fn resolve_node(&mut self, name: &ast::Ident, what: &str) -> Option<NodeId> {
+        let found = self.node_id(&name.name);
+        if found.is_none() {
+            let help = diagnostic::did_you_mean(&name.name, self.node_names());
+            self.report(
+                Diagnostic::error(
+                    crate::diagnostic::Code::UnknownStep,
+                    format!("unknown step `{}`", name.name),
+                    name.span,
+                    format!("no step, router or queue is named `{}` ({what})", name.name),
+                )
+                .with_optional_help(help.or_else(|| Some("declare it with `step NAME = ...;`".to_string()))),
+            );
+        }
+        found
+    }
+
+    /// Adds an edge once; the first place it was written is kept for labels.
+    fn add_edge(&mut self, parent: NodeId, child: NodeId, span: Span) {
+        if self.node(parent).children.contains(&child) {
+            return;
+        }
+        self.node_mut(parent).children.push(child);
+        self.node_mut(child).parents.push(parent);
+        self.edge_spans.push((parent, child, span));
+    }
+
+    fn remove_edge(&mut self, parent: NodeId, child: NodeId) {
+        self.node_mut(parent).children.retain(|&c| c != child);
+        self.node_mut(child).parents.retain(|&p| p != parent);
+        self.edge_spans.retain(|&(p, c, _)| (p, c) != (parent, child));
+    }
+
+    fn edge_span(&self, parent: NodeId, child: NodeId) -> Span {
+        self.edge_spans
+            .iter()
+            .find(|&&(p, c, _)| (p, c) == (parent, child))
+            .map_or_else(|| self.node(child).span, |&(_, _, span)| span)
+    }
+}

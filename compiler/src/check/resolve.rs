@@ -1,0 +1,518 @@
+//! Name resolution: declarations become nodes with ids, settings and options are interpreted,
+//! and wiring (chains, `after`, `before`, choice outlets) becomes edges.
+
+use super::{Checker, NodeSyntax};
+use crate::diagnostic::{did_you_mean, Code, Diagnostic};
+use crate::ir::{self, NodeId, NodeKind, Placement, Type};
+use crate::source::Span;
+use crate::syntax::ast::{self, ExprKind, Item, Opt, OptValue};
+
+const GRAPH_SETTINGS: &[&str] = &["topology", "engine", "on_error", "error_stream", "description"];
+const STEP_OPTIONS: &[&str] = &["after", "before", "function", "full_event", "input_path", "result_path", "respond", "on_error"];
+const ROUTER_OPTIONS: &[&str] =
+    &["after", "before", "function", "input_path", "result_path", "respond", "on_error", "url_prefix", "vote", "weights"];
+const QUEUE_OPTIONS: &[&str] = &["after", "before"];
+
+impl<'a> Checker<'a> {
+    pub(super) fn resolve(&mut self) {
+        self.declare_names();
+        self.resolve_settings();
+        self.resolve_records();
+        self.resolve_params();
+        for item in &self.ast.items {
+            match item {
+                Item::Step(step) => self.resolve_step(step),
+                Item::Router(router) => self.resolve_router(router),
+                Item::Queue(queue) => self.resolve_queue(queue),
+                _ => {}
+            }
+        }
+        self.resolve_wiring();
+    }
+
+    /// Declares every name first, so that references may come before declarations.
+    fn declare_names(&mut self) {
+        let mut seen: Vec<(&str, &str, Span)> = Vec::new();
+        for item in &self.ast.items {
+            let (namespace, ident) = match item {
+                Item::Step(step) => ("step", &step.name),
+                Item::Router(router) => ("step", &router.name),
+                Item::Queue(queue) => ("step", &queue.name),
+                Item::Param(param) => ("parameter", &param.name),
+                Item::Secret(secret) => ("secret", secret),
+                Item::Function(function) => ("function", function),
+                Item::Record(record) => ("record", &record.name),
+                Item::Test(test) => ("test", &test.name),
+                Item::Setting(_) | Item::Wiring(_) => continue,
+            };
+            if let Some(&(_, _, first)) = seen.iter().find(|(ns, name, _)| *ns == namespace && *name == ident.name) {
+                self.report(
+                    Diagnostic::error(Code::DuplicateName, format!("the {namespace} name `{}` is declared twice", ident.name), ident.span, "declared again here")
+                        .with_label(first, "first declared here")
+                        .with_help("names must be unique within a graph; rename one of them"),
+                );
+                continue;
+            }
+            seen.push((namespace, &ident.name, ident.span));
+            match item {
+                Item::Step(_) | Item::Router(_) | Item::Queue(_) => {
+                    self.graph.nodes.push(placeholder_node(&ident.name, ident.span));
+                    self.syntax.push(NodeSyntax::default());
+                }
+                Item::Secret(secret) => self.graph.secrets.push(secret.name.clone()),
+                Item::Function(function) => self.graph.functions.push(function.name.clone()),
+                Item::Record(record) => self.graph.records.push(ir::Record { name: record.name.name.clone(), fields: Vec::new(), span: record.span }),
+                _ => {}
+            }
+        }
+    }
+
+    fn resolve_settings(&mut self) {
+        let settings: Vec<&'a Opt> = self.ast.items.iter().filter_map(|item| if let Item::Setting(opt) = item { Some(opt) } else { None }).collect();
+        let settings = self.known_options(&settings, GRAPH_SETTINGS, "graph setting");
+        for opt in settings {
+            match opt.key.name.as_str() {
+                "topology" => {
+                    self.topology_span = Some(opt.span);
+                    match self.word(opt, &["router", "flow"]) {
+                        Some("flow") => self.graph.topology = ir::Topology::Flow,
+                        Some(_) => self.graph.topology = ir::Topology::Router,
+                        None => {}
+                    }
+                }
+                "engine" => {
+                    self.engine_span = Some(opt.span);
+                    match self.word(opt, &["sync", "async"]) {
+                        Some("sync") => self.graph.engine = ir::Engine::Sync,
+                        Some(_) => self.graph.engine = ir::Engine::Async,
+                        None => {}
+                    }
+                }
+                "description" => self.graph.description = self.string(opt),
+                "error_stream" => self.graph.error_stream = self.error_stream(opt),
+                _ => {} // "on_error" needs the nodes; see resolve_wiring.
+            }
+        }
+    }
+
+    fn error_stream(&mut self, opt: &Opt) -> Option<ir::ErrorStream> {
+        match &opt.value {
+            Some(OptValue::Expr(ast::Expr { kind: ExprKind::Name(name), .. })) if name.name == "memory" => Some(ir::ErrorStream::Memory),
+            Some(OptValue::Expr(ast::Expr { kind: ExprKind::Str(url), span })) => match split_redis_url(url) {
+                Ok((url, stream)) => Some(ir::ErrorStream::Stream { url, stream }),
+                Err(reason) => {
+                    self.report(Diagnostic::error(Code::InvalidValue, format!("invalid error stream URL: {reason}"), *span, "here").with_help(
+                        "write `error_stream = memory;` or `error_stream = \"redis://host:port/stream\";`",
+                    ));
+                    None
+                }
+            },
+            _ => {
+                self.report(Diagnostic::error(Code::InvalidValue, "invalid error stream", opt.span, "expected `memory` or a redis:// URL").with_help(
+                    "write `error_stream = memory;` or `error_stream = \"redis://host:port/stream\";`",
+                ));
+                None
+            }
+        }
+    }
+
+    fn resolve_records(&mut self) {
+        for item in &self.ast.items {
+            let Item::Record(record) = item else { continue };
+            let Some(index) = self.graph.records.iter().position(|r| r.span == record.span) else { continue };
+            let mut fields: Vec<(String, Type)> = Vec::new();
+            let mut seen: Vec<&ast::Ident> = Vec::new();
+            for (name, ty) in &record.fields {
+                if let Some(first) = seen.iter().find(|f| f.name == name.name) {
+                    self.report(
+                        Diagnostic::error(Code::DuplicateName, format!("record `{}` has two fields named `{}`", record.name.name, name.name), name.span, "declared again here")
+                            .with_label(first.span, "first declared here"),
+                    );
+                    continue;
+                }
+                seen.push(name);
+                let ty = self.resolve_type(ty);
+                fields.push((name.name.clone(), ty));
+            }
+            if let Some(slot) = self.graph.records.get_mut(index) {
+                slot.fields = fields;
+            }
+        }
+    }
+
+    fn resolve_params(&mut self) {
+        for item in &self.ast.items {
+            let Item::Param(param) = item else { continue };
+            if self.graph.params.iter().any(|p| p.name == param.name.name) {
+                continue; // reported as a duplicate
+            }
+            let ty = self.resolve_type(&param.ty);
+            let default = param.default.as_ref().map(|default| self.constant(default, Some(&ty)));
+            self.graph.params.push(ir::Param { name: param.name.name.clone(), ty, default });
+        }
+    }
+
+    fn resolve_step(&mut self, step: &'a ast::StepDecl) {
+        let Some(id) = self.own_id(&step.name) else { return };
+        let options = self.known_options(&step.options.iter().collect::<Vec<_>>(), STEP_OPTIONS, "step option");
+        let kind = self.step_kind(&step.implementation, false);
+        self.apply_node_options(id, &options);
+        let syntax = self.syntax_mut(id);
+        syntax.decl = step.span;
+        syntax.implementation = Some(&step.implementation);
+        syntax.signature = step.signature.as_ref();
+        if let Some((input, output)) = &step.signature {
+            let input = self.resolve_type(input);
+            let output = self.resolve_type(output);
+            let node = self.node_mut(id);
+            node.input = input;
+            node.output = output;
+        }
+        self.node_mut(id).kind = kind;
+    }
+
+    fn resolve_router(&mut self, router: &'a ast::RouterDecl) {
+        let Some(id) = self.own_id(&router.name) else { return };
+        let options = self.known_options(&router.options.iter().collect::<Vec<_>>(), ROUTER_OPTIONS, "router option");
+        self.apply_node_options(id, &options);
+        self.syntax_mut(id).decl = router.span;
+        let mut routes: Vec<ir::Route> = Vec::new();
+        for route in &router.routes {
+            if let Some(first) = routes.iter().find(|r| r.name == route.name.name) {
+                let first = first.span;
+                self.report(
+                    Diagnostic::error(Code::DuplicateName, format!("router `{}` has two routes named `{}`", router.name.name, route.name.name), route.name.span, "declared again here")
+                        .with_label(first, "first declared here"),
+                );
+                continue;
+            }
+            let kind = self.route_kind(route);
+            routes.push(ir::Route { name: route.name.name.clone(), span: route.name.span, kind });
+        }
+        if routes.is_empty() && router.routes.is_empty() {
+            self.report(
+                Diagnostic::error(Code::RouterWithoutRoutes, format!("router `{}` has no routes", router.name.name), router.name.span, "this router has nothing to route to")
+                    .with_help("add a route: `route m1 = model(kind = logistic_regression, model_path = \"model.json\");`"),
+            );
+        }
+        let url_prefix = options.iter().find(|o| o.key.name == "url_prefix").and_then(|o| self.string(o)).unwrap_or_else(|| "/v2/models".to_string());
+        if !url_prefix.starts_with('/') {
+            let span = options.iter().find(|o| o.key.name == "url_prefix").map_or(router.span, |o| o.span);
+            self.report(Diagnostic::error(Code::InvalidValue, "url_prefix must start with `/`", span, "here").with_help(format!("write `url_prefix = \"/{url_prefix}\";`")));
+        }
+        let kind = self.router_kind(router, &options, &routes);
+        self.node_mut(id).kind = NodeKind::Router(ir::Router { kind, url_prefix, routes });
+    }
+
+    fn resolve_queue(&mut self, queue: &'a ast::QueueDecl) {
+        let Some(id) = self.own_id(&queue.name) else { return };
+        let options = self.known_options(&queue.options.iter().collect::<Vec<_>>(), QUEUE_OPTIONS, "queue option");
+        self.apply_node_options(id, &options);
+        self.syntax_mut(id).decl = queue.span;
+        if let Some(kind) = self.queue_kind(&queue.engine) {
+            self.node_mut(id).kind = NodeKind::Queue(kind);
+        }
+    }
+
+    /// The node id of a declaration, unless it lost to an earlier one of the same name.
+    fn own_id(&self, name: &ast::Ident) -> Option<NodeId> {
+        self.node_id(&name.name).filter(|&id| self.node(id).span == name.span)
+    }
+
+    fn syntax_mut(&mut self, id: NodeId) -> &mut NodeSyntax<'a> {
+        #[allow(clippy::indexing_slicing, reason = "syntax is pushed with each node, so the ids match")]
+        &mut self.syntax[id.index()]
+    }
+
+    fn apply_node_options(&mut self, id: NodeId, options: &[&'a Opt]) {
+        for opt in options {
+            self.syntax_mut(id).option_spans.push((opt.key.name.as_str(), opt.span));
+            match opt.key.name.as_str() {
+                "full_event" => self.node_mut(id).full_event = self.flag(opt),
+                "respond" => self.node_mut(id).respond = self.flag(opt),
+                "input_path" => self.node_mut(id).input_path = self.dotted_path(opt),
+                "result_path" => self.node_mut(id).result_path = self.dotted_path(opt),
+                "function" => self.node_mut(id).placement = self.placement(opt),
+                _ => {} // wiring and routing options are read later
+            }
+        }
+    }
+
+    fn placement(&mut self, opt: &Opt) -> Placement {
+        match &opt.value {
+            Some(OptValue::Star(_)) => Placement::Any,
+            Some(OptValue::Expr(ast::Expr { kind: ExprKind::Name(name), .. })) => {
+                if self.graph.functions.contains(&name.name) {
+                    return Placement::Child(name.name.clone());
+                }
+                let help = did_you_mean(&name.name, self.graph.functions.iter().map(String::as_str))
+                    .unwrap_or_else(|| format!("declare it with `function {};`", name.name));
+                self.report(
+                    Diagnostic::error(Code::UnknownFunction, format!("unknown child function `{}`", name.name), name.span, "not declared in this graph").with_help(help),
+                );
+                Placement::Root
+            }
+            _ => {
+                self.report(Diagnostic::error(Code::InvalidValue, "`function` takes a child function's name or `*`", opt.span, "here"));
+                Placement::Root
+            }
+        }
+    }
+
+    fn resolve_wiring(&mut self) {
+        for item in &self.ast.items {
+            match item {
+                Item::Wiring(wiring) => self.resolve_chain(wiring),
+                Item::Setting(opt) if opt.key.name == "on_error" => {
+                    self.graph_on_error_span = Some(opt.span);
+                    self.graph.on_error = self.handler_reference(opt);
+                }
+                _ => {}
+            }
+        }
+        for id in self.graph.node_ids().collect::<Vec<_>>() {
+            let decl_options = self.declared_options(id);
+            for opt in decl_options {
+                match opt.key.name.as_str() {
+                    "after" => {
+                        for parent in self.name_list(opt) {
+                            if let Some(parent) = self.resolve_node(parent, "in `after`") {
+                                self.add_edge(parent, id, opt.span);
+                            }
+                        }
+                    }
+                    "before" => {
+                        for target in self.name_list(opt) {
+                            if let Some(target) = self.resolve_node(target, "in `before`") {
+                                self.syntax_mut(id).before.push((target, opt.span));
+                            }
+                        }
+                    }
+                    "on_error" => {
+                        let handler = self.handler_reference(opt);
+                        if handler == Some(id) {
+                            self.report(
+                                Diagnostic::error(Code::SelfHandler, format!("step `{}` is its own error handler", self.node(id).name), opt.span, "names the step it belongs to")
+                                    .with_help("an error handler must be another step"),
+                            );
+                            continue;
+                        }
+                        self.node_mut(id).on_error = handler;
+                    }
+                    _ => {}
+                }
+            }
+            if let NodeKind::Choice(_) = self.node(id).kind {
+                self.resolve_choice_outlets(id);
+            }
+        }
+        self.apply_before();
+    }
+
+    /// `a -> [b, c] -> d;` adds an edge from every name of a stage to every name of the next.
+    fn resolve_chain(&mut self, wiring: &ast::Wiring) {
+        let stages: Vec<Vec<(NodeId, Span)>> = wiring
+            .stages
+            .iter()
+            .map(|stage| stage.iter().filter_map(|name| self.resolve_node(name, "in this chain").map(|id| (id, name.span))).collect())
+            .collect();
+        for pair in stages.windows(2) {
+            let [parents, children] = pair else { continue };
+            for &(parent, parent_span) in parents {
+                for &(child, child_span) in children {
+                    self.add_edge(parent, child, parent_span.to(child_span));
+                }
+            }
+        }
+    }
+
+    /// `before = x` inserts the step between `x` and `x`'s parents; on an error handler it only
+    /// adds the edge, since a handler's input comes from failures, not from `x`'s parents.
+    fn apply_before(&mut self) {
+        for id in self.graph.node_ids().collect::<Vec<_>>() {
+            let befores = std::mem::take(&mut self.syntax_mut(id).before);
+            for &(target, span) in &befores {
+                if self.graph.on_error == Some(id) {
+                    let graph_span = self.graph_on_error_span.unwrap_or(span);
+                    self.report(
+                        Diagnostic::error(Code::GraphHandlerWithBefore, "the graph-level error handler cannot have `before`", span, "`before` given here")
+                            .with_label(graph_span, "made the graph's error handler here")
+                            .with_help("wire what follows the handler with a chain instead: `catcher -> next;`"),
+                    );
+                    continue;
+                }
+                if target == id {
+                    continue; // reported as a cycle
+                }
+                if !self.graph.is_catcher(id) {
+                    for parent in self.node(target).parents.clone() {
+                        if parent != id {
+                            let edge_span = self.edge_span(parent, target);
+                            self.remove_edge(parent, target);
+                            self.add_edge(parent, id, edge_span);
+                        }
+                    }
+                }
+                self.add_edge(id, target, span);
+            }
+            self.syntax_mut(id).before = befores;
+        }
+    }
+
+    fn resolve_choice_outlets(&mut self, id: NodeId) {
+        let Some(ast::StepImpl::Choice(arms, _)) = self.syntax_of(id).implementation else { return };
+        for arm in arms {
+            if let Some(outlet) = self.resolve_node(&arm.outlet, "as a choice outlet") {
+                self.add_edge(id, outlet, arm.outlet.span);
+            }
+        }
+    }
+
+    fn declared_options(&self, id: NodeId) -> Vec<&'a Opt> {
+        let name = &self.node(id).name;
+        let span = self.node(id).span;
+        self.ast
+            .items
+            .iter()
+            .find_map(|item| match item {
+                Item::Step(step) if step.name.name == *name && step.name.span == span => Some(step.options.iter().collect()),
+                Item::Router(router) if router.name.name == *name && router.name.span == span => Some(router.options.iter().collect()),
+                Item::Queue(queue) if queue.name.name == *name && queue.name.span == span => Some(queue.options.iter().collect()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    fn handler_reference(&mut self, opt: &'a Opt) -> Option<NodeId> {
+        let names = self.name_list(opt);
+        let [name] = names.as_slice() else {
+            self.report(Diagnostic::error(Code::InvalidValue, "`on_error` takes one step name", opt.span, "here"));
+            return None;
+        };
+        let found = self.node_id(&name.name);
+        if found.is_none() {
+            let help = did_you_mean(&name.name, self.node_names()).unwrap_or_else(|| "declare the handler as a step".to_string());
+            self.report(
+                Diagnostic::error(Code::UnknownHandler, format!("unknown error handler `{}`", name.name), name.span, "no step has this name").with_help(help),
+            );
+        }
+        found
+    }
+
+    // ---- option values ----
+
+    /// Drops and reports unknown and repeated options; returns the rest.
+    fn known_options(&mut self, options: &[&'a Opt], known: &[&str], what: &str) -> Vec<&'a Opt> {
+        let mut kept: Vec<&'a Opt> = Vec::new();
+        for opt in options {
+            if !known.contains(&opt.key.name.as_str()) {
+                let help = did_you_mean(&opt.key.name, known.iter().copied()).unwrap_or_else(|| format!("known: {}", known.join(", ")));
+                self.report(Diagnostic::error(Code::UnknownSetting, format!("unknown {what} `{}`", opt.key.name), opt.key.span, "not recognised").with_help(help));
+            } else if let Some(first) = kept.iter().find(|k| k.key.name == opt.key.name) {
+                self.report(
+                    Diagnostic::error(Code::DuplicateSetting, format!("`{}` is given twice", opt.key.name), opt.span, "given again here")
+                        .with_label(first.span, "first given here"),
+                );
+            } else {
+                kept.push(opt);
+            }
+        }
+        kept
+    }
+
+    pub(super) fn flag(&mut self, opt: &Opt) -> bool {
+        match &opt.value {
+            None => true,
+            Some(OptValue::Expr(ast::Expr { kind: ExprKind::Bool(value), .. })) => *value,
+            _ => {
+                self.report(Diagnostic::error(Code::InvalidValue, format!("`{}` is a flag", opt.key.name), opt.span, "expected `true` or `false`").with_help(format!("write `{};` to set it", opt.key.name)));
+                false
+            }
+        }
+    }
+
+    pub(super) fn string(&mut self, opt: &Opt) -> Option<String> {
+        match &opt.value {
+            Some(OptValue::Expr(ast::Expr { kind: ExprKind::Str(value), .. })) => Some(value.clone()),
+            _ => {
+                self.report(Diagnostic::error(Code::InvalidValue, format!("`{}` takes a string", opt.key.name), opt.span, "expected a string literal"));
+                None
+            }
+        }
+    }
+
+    fn word(&mut self, opt: &Opt, words: &[&'static str]) -> Option<&'static str> {
+        if let Some(OptValue::Expr(ast::Expr { kind: ExprKind::Name(name), .. })) = &opt.value {
+            if let Some(word) = words.iter().find(|w| **w == name.name) {
+                return Some(word);
+            }
+            let help = did_you_mean(&name.name, words.iter().copied()).unwrap_or_else(|| format!("one of: {}", words.join(", ")));
+            self.report(Diagnostic::error(Code::InvalidValue, format!("unknown {} `{}`", opt.key.name, name.name), name.span, "not recognised").with_help(help));
+            return None;
+        }
+        self.report(Diagnostic::error(Code::InvalidValue, format!("`{}` takes one of: {}", opt.key.name, words.join(", ")), opt.span, "here"));
+        None
+    }
+
+    fn dotted_path(&mut self, opt: &Opt) -> Option<Vec<String>> {
+        let path = self.string(opt)?;
+        let segments: Vec<String> = path.split('.').map(str::to_string).collect();
+        if segments.iter().any(String::is_empty) {
+            self.report(Diagnostic::error(Code::InvalidValue, format!("`{}` is not a dotted path", path), opt.span, "has an empty segment").with_help("write it as `field.subfield`"));
+            return None;
+        }
+        Some(segments)
+    }
+
+    /// `x` or `[x, y]`.
+    fn name_list(&mut self, opt: &'a Opt) -> Vec<&'a ast::Ident> {
+        let items: Vec<&ast::Expr> = match &opt.value {
+            Some(OptValue::Expr(ast::Expr { kind: ExprKind::Array(items), .. })) => items.iter().collect(),
+            Some(OptValue::Expr(expr)) => vec![expr],
+            _ => Vec::new(),
+        };
+        let mut names = Vec::new();
+        for item in items {
+            match &item.kind {
+                ExprKind::Name(name) => names.push(name),
+                _ => self.report(Diagnostic::error(Code::InvalidValue, format!("`{}` takes step names", opt.key.name), item.span, "expected a name")),
+            }
+        }
+        if opt.value.is_none() {
+            self.report(Diagnostic::error(Code::InvalidValue, format!("`{}` needs a value", opt.key.name), opt.span, "expected `= name` or `= [a, b]`"));
+        }
+        names
+    }
+}
+
+fn placeholder_node(name: &str, span: Span) -> ir::Node {
+    ir::Node {
+        name: name.to_string(),
+        span,
+        kind: NodeKind::Function(String::new()),
+        input: Type::Json,
+        output: Type::Json,
+        full_event: false,
+        input_path: None,
+        result_path: None,
+        placement: Placement::Root,
+        respond: false,
+        on_error: None,
+        parents: Vec::new(),
+        children: Vec::new(),
+    }
+}
+
+/// Splits `redis://host:port/stream` into the server URL and the stream name.
+pub(super) fn split_redis_url(url: &str) -> Result<(String, String), String> {
+    let rest = url
+        .strip_prefix("redis://")
+        .or_else(|| url.strip_prefix("rediss://"))
+        .ok_or_else(|| format!("`{url}` does not start with redis:// or rediss://"))?;
+    let (host, stream) = rest.split_once('/').unwrap_or((rest, ""));
+    if host.is_empty() {
+        return Err(format!("`{url}` names no host"));
+    }
+    let scheme_len = url.len() - rest.len();
+    Ok((format!("{}{host}", url.get(..scheme_len).unwrap_or("redis://")), stream.to_string()))
+}

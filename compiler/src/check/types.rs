@@ -1,0 +1,540 @@
+//! Types: record and step types, types across edges, input and result paths, and the
+//! expressions of built-in steps, parameters and tests.
+
+use super::Checker;
+use crate::diagnostic::{did_you_mean, Code, Diagnostic};
+use crate::ir::{self, NodeId, NodeKind, RecordId, Type};
+use crate::source::Span;
+use crate::syntax::ast::{self, BinaryOp, ExprKind, StepImpl, UnaryOp};
+
+/// What names an expression may use.
+#[derive(Clone, Copy)]
+pub(super) enum Scope<'t> {
+    /// A step's expression: `body`, `param`, `event`.
+    Step(&'t Type),
+    /// A constant: literals and `param` only.
+    Constant,
+    /// A test assertion: `status`, `headers`, `body`.
+    Test,
+}
+
+const BUILTIN_TYPES: &[&str] = &["int", "float", "str", "bool", "json"];
+const EVENT_FIELDS: &[&str] = &["id", "key", "path", "method", "time"];
+
+impl Checker<'_> {
+    pub(super) fn resolve_type(&mut self, ty: &ast::TypeExpr) -> Type {
+        match ty {
+            ast::TypeExpr::Array(element, _) => Type::Array(Box::new(self.resolve_type(element))),
+            ast::TypeExpr::Optional(inner, _) => Type::Optional(Box::new(self.resolve_type(inner))),
+            ast::TypeExpr::Named(name) => match name.name.as_str() {
+                "int" => Type::Int,
+                "float" => Type::Float,
+                "str" => Type::Str,
+                "bool" => Type::Bool,
+                "json" => Type::Json,
+                other => match self.graph.records.iter().position(|r| r.name == other) {
+                    Some(index) => Type::Record(RecordId(index as u32)),
+                    None => {
+                        let candidates: Vec<&str> = BUILTIN_TYPES.iter().copied().chain(self.graph.records.iter().map(|r| r.name.as_str())).collect();
+                        let help = did_you_mean(other, candidates).unwrap_or_else(|| "types are int, float, str, bool, json, [T], T? and declared records".to_string());
+                        self.report(Diagnostic::error(Code::UnknownType, format!("unknown type `{other}`"), name.span, "not a type").with_help(help));
+                        Type::Json
+                    }
+                },
+            },
+        }
+    }
+
+    pub(super) fn type_name(&self, ty: &Type) -> String {
+        match ty {
+            Type::Json => "json".to_string(),
+            Type::Object => "object".to_string(),
+            Type::Null => "null".to_string(),
+            Type::Bool => "bool".to_string(),
+            Type::Int => "int".to_string(),
+            Type::Float => "float".to_string(),
+            Type::Str => "str".to_string(),
+            Type::Array(element) => format!("[{}]", self.type_name(element)),
+            Type::Optional(inner) => format!("{}?", self.type_name(inner)),
+            Type::Record(id) => self.graph.records.get(id.index()).map_or_else(|| "record".to_string(), |r| r.name.clone()),
+        }
+    }
+
+    fn record_fields(&self, id: RecordId) -> &[(String, Type)] {
+        self.graph.records.get(id.index()).map_or(&[], |r| r.fields.as_slice())
+    }
+
+    /// A constant expression (a parameter default, a `new` argument, a model argument).
+    pub(super) fn constant(&mut self, expr: &ast::Expr, expected: Option<&Type>) -> ir::Expr {
+        let (value, ty) = self.expr(expr, Scope::Constant);
+        if let Some(expected) = expected
+            && !assignable(&ty, expected)
+        {
+            let d = Diagnostic::error(Code::ExprType, format!("expected `{}`, found `{}`", self.type_name(expected), self.type_name(&ty)), expr.span, format!("this is `{}`", self.type_name(&ty)));
+            self.report(d);
+        }
+        value
+    }
+
+    /// Walks the flow in order, giving each node its input and output types and its checked
+    /// expressions, and checking every edge.
+    pub(super) fn check_types(&mut self) {
+        let order = self.topological_order();
+        let mut emitted: Vec<Type> = vec![Type::Json; self.graph.nodes.len()];
+        for id in order {
+            let node = self.node(id);
+            let parents = node.parents.clone();
+            let arriving = parents.first().and_then(|p| emitted.get(p.index())).cloned().unwrap_or(Type::Json);
+            let body = if node.full_event { Type::Json } else { arriving.clone() };
+            let value_in = match node.input_path.clone() {
+                Some(path) => self.path_type(id, &body, &path, "input_path"),
+                None => body.clone(),
+            };
+            if let Some((declared_in, declared_out)) = self.syntax_of(id).signature {
+                let expected = self.node(id).input.clone();
+                for &parent in &parents {
+                    let sent = emitted.get(parent.index()).cloned().unwrap_or(Type::Json);
+                    let sent = match self.node(id).input_path.clone() {
+                        Some(path) => self.path_type_quiet(&sent, &path),
+                        None => sent,
+                    };
+                    if !assignable(&sent, &expected) {
+                        let d = Diagnostic::error(Code::TypeMismatch, format!("`{}` sends `{}` but `{}` takes `{}`", self.node(parent).name, self.type_name(&sent), self.node(id).name, self.type_name(&expected)), self.edge_span(parent, id), format!("`{}` flows here", self.type_name(&sent)))
+                            .with_label(declared_in.span(), format!("`{}` expected here", self.type_name(&expected)))
+                            .with_help("make the types agree, or declare the step's input as `json` to check it at run time");
+                        self.report(d);
+                    }
+                }
+                let _ = declared_out;
+            } else {
+                self.infer_node(id, &value_in);
+            }
+            let output = self.node(id).output.clone();
+            let out = match self.node(id).result_path.clone() {
+                Some(path) => {
+                    self.check_result_path(id, &body, &path, &output);
+                    body
+                }
+                None => output,
+            };
+            if let Some(slot) = emitted.get_mut(id.index()) {
+                *slot = out;
+            }
+        }
+    }
+
+    /// Built-in steps: their expressions are typed against what arrives; other nodes pass
+    /// JSON or what arrives.
+    fn infer_node(&mut self, id: NodeId, value_in: &Type) {
+        let implementation = self.syntax_of(id).implementation;
+        let kind = self.node(id).kind.clone();
+        let (input, output, kind) = match (kind, implementation) {
+            (NodeKind::Extend(_), Some(StepImpl::Call(call))) => {
+                let (expr, ty) = self.single_arg(call, value_in);
+                if !matches!(ty, Type::Object | Type::Json | Type::Record(_)) {
+                    self.expr_error(call.span, format!("`extend` merges an object into the body, but its expression is `{}`", self.type_name(&ty)));
+                }
+                if !matches!(value_in, Type::Object | Type::Json | Type::Record(_)) {
+                    self.expr_error(call.span, format!("`extend` needs an object body, but `{}` arrives", self.type_name(value_in)));
+                }
+                (value_in.clone(), Type::Object, NodeKind::Extend(expr))
+            }
+            (NodeKind::Map(_), Some(StepImpl::Call(call))) => {
+                let (expr, ty) = self.single_arg(call, value_in);
+                (value_in.clone(), ty, NodeKind::Map(expr))
+            }
+            (NodeKind::Filter(_), Some(StepImpl::Call(call))) => {
+                let (expr, ty) = self.single_arg(call, value_in);
+                self.expect_bool(&ty, call.span, "a filter condition");
+                (value_in.clone(), value_in.clone(), NodeKind::Filter(expr))
+            }
+            (NodeKind::FlatMap(_), Some(StepImpl::Call(call))) => {
+                let (expr, ty) = self.single_arg(call, value_in);
+                let element = match ty {
+                    Type::Array(element) => *element,
+                    Type::Json => Type::Json,
+                    other => {
+                        self.expr_error(call.span, format!("`flat_map` needs an array, but its expression is `{}`", self.type_name(&other)));
+                        Type::Json
+                    }
+                };
+                (value_in.clone(), element, NodeKind::FlatMap(expr))
+            }
+            (NodeKind::Choice(_), Some(StepImpl::Choice(arms, _))) => {
+                let mut checked = Vec::new();
+                for arm in arms {
+                    let condition = arm.condition.as_ref().map(|condition| {
+                        let (expr, ty) = self.expr(condition, Scope::Step(value_in));
+                        self.expect_bool(&ty, condition.span, "a choice condition");
+                        expr
+                    });
+                    if let Some(outlet) = self.node_id(&arm.outlet.name) {
+                        checked.push((condition, outlet));
+                    }
+                }
+                (value_in.clone(), value_in.clone(), NodeKind::Choice(checked))
+            }
+            (NodeKind::Batch { .. }, _) | (NodeKind::Queue(_), _) => {
+                let output = if matches!(self.node(id).kind, NodeKind::Batch { .. }) { Type::Array(Box::new(value_in.clone())) } else { value_in.clone() };
+                (value_in.clone(), output, self.node(id).kind.clone())
+            }
+            (kind, _) => (Type::Json, Type::Json, kind),
+        };
+        let node = self.node_mut(id);
+        node.input = input;
+        node.output = output;
+        node.kind = kind;
+    }
+
+    fn single_arg(&mut self, call: &ast::Call, body: &Type) -> (ir::Expr, Type) {
+        match call.args.first() {
+            Some(arg) => self.expr(&arg.value, Scope::Step(body)),
+            None => (ir::Expr::Null, Type::Json),
+        }
+    }
+
+    fn expect_bool(&mut self, ty: &Type, span: Span, what: &str) {
+        if !matches!(ty, Type::Bool | Type::Json) {
+            self.expr_error(span, format!("{what} must be `bool`, but this is `{}`", self.type_name(ty)));
+        }
+    }
+
+    fn expr_error(&mut self, span: Span, message: String) {
+        self.report(Diagnostic::error(Code::ExprType, message, span, "here"));
+    }
+
+    /// The type at a dotted path; reports a path that cannot exist on a known type.
+    fn path_type(&mut self, id: NodeId, body: &Type, path: &[String], key: &str) -> Type {
+        match self.walk_path(body, path) {
+            Ok(ty) => ty,
+            Err(message) => {
+                let span = self.syntax_of(id).option_span(key).unwrap_or(self.node(id).span);
+                let help = self.path_help(body, path);
+                self.report(Diagnostic::error(Code::InvalidPath, message, span, format!("`{key}` of `{}`", self.node(id).name)).with_optional_help(help));
+                Type::Json
+            }
+        }
+    }
+
+    fn path_type_quiet(&self, body: &Type, path: &[String]) -> Type {
+        self.walk_path(body, path).unwrap_or(Type::Json)
+    }
+
+    fn walk_path(&self, body: &Type, path: &[String]) -> Result<Type, String> {
+        let mut current = body.clone();
+        for segment in path {
+            current = match current {
+                Type::Json | Type::Object => Type::Json,
+                Type::Optional(inner) => match *inner {
+                    Type::Record(_) | Type::Json | Type::Object => self.walk_path(&inner, std::slice::from_ref(segment))?,
+                    other => return Err(format!("`{}` has no field `{segment}`", self.type_name(&other))),
+                },
+                Type::Record(record) => match self.record_fields(record).iter().find(|(name, _)| name == segment) {
+                    Some((_, ty)) => ty.clone(),
+                    None => return Err(format!("record `{}` has no field `{segment}`", self.type_name(&Type::Record(record)))),
+                },
+                other => return Err(format!("`{}` has no field `{segment}`", self.type_name(&other))),
+            };
+        }
+        Ok(current)
+    }
+
+    fn path_help(&self, body: &Type, path: &[String]) -> Option<String> {
+        let mut current = body.clone();
+        for segment in path {
+            let Type::Record(record) = current else { return None };
+            let fields = self.record_fields(record);
+            match fields.iter().find(|(name, _)| name == segment) {
+                Some((_, ty)) => current = ty.clone(),
+                None => return did_you_mean(segment, fields.iter().map(|(n, _)| n.as_str())),
+            }
+        }
+        None
+    }
+
+    fn check_result_path(&mut self, id: NodeId, body: &Type, path: &[String], output: &Type) {
+        if matches!(body, Type::Json | Type::Object) {
+            return;
+        }
+        let span = self.syntax_of(id).option_span("result_path").unwrap_or(self.node(id).span);
+        match self.walk_path(body, path) {
+            Ok(slot) if assignable(output, &slot) => {}
+            Ok(slot) => {
+                let d = Diagnostic::error(Code::InvalidPath, format!("`{}` produces `{}` but `{}` holds `{}`", self.node(id).name, self.type_name(output), path.join("."), self.type_name(&slot)), span, "result written here");
+                self.report(d);
+            }
+            Err(message) => {
+                let help = self.path_help(body, path).unwrap_or_else(|| "a record's fields are fixed: write the result into a field it declares".to_string());
+                self.report(Diagnostic::error(Code::InvalidPath, message, span, format!("`result_path` of `{}`", self.node(id).name)).with_help(help));
+            }
+        }
+    }
+
+    fn topological_order(&self) -> Vec<NodeId> {
+        let mut remaining: Vec<usize> = self.graph.nodes.iter().map(|n| n.parents.len()).collect();
+        let mut ready: Vec<NodeId> = self.graph.node_ids().filter(|id| remaining.get(id.index()) == Some(&0)).collect();
+        ready.reverse();
+        let mut order = Vec::with_capacity(remaining.len());
+        while let Some(id) = ready.pop() {
+            order.push(id);
+            for &child in self.node(id).children.iter().rev() {
+                if let Some(count) = remaining.get_mut(child.index()) {
+                    *count -= 1;
+                    if *count == 0 {
+                        ready.push(child);
+                    }
+                }
+            }
+        }
+        order
+    }
+
+    pub(super) fn check_tests(&mut self) {
+        for item in &self.ast.items {
+            let ast::Item::Test(test) = item else { continue };
+            let Some(request) = test.requests.first() else {
+                self.report(Diagnostic::error(Code::InvalidTest, format!("test `{}` sends no request", test.name.name), test.name.span, "no `request`").with_help("add `request POST \"/path\" { body = ...; }`"));
+                continue;
+            };
+            for extra in test.requests.iter().skip(1) {
+                self.report(Diagnostic::error(Code::InvalidTest, format!("test `{}` sends more than one request", test.name.name), extra.span, "second request").with_help("write one test per request"));
+            }
+            let method = request.method.as_ref().map_or("POST".to_string(), |m| m.name.to_ascii_uppercase());
+            if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"].contains(&method.as_str()) {
+                let span = request.method.as_ref().map_or(request.span, |m| m.span);
+                self.report(Diagnostic::error(Code::InvalidTest, format!("unknown HTTP method `{method}`"), span, "here"));
+            }
+            if !request.path.value.starts_with('/') {
+                self.report(Diagnostic::error(Code::InvalidTest, "a request path starts with `/`", request.path.span, "here"));
+            }
+            let options = request.options.iter().collect::<Vec<_>>();
+            let mut body = None;
+            let mut headers = Vec::new();
+            let mut event_id = None;
+            for opt in options {
+                match (opt.key.name.as_str(), &opt.value) {
+                    ("body", Some(ast::OptValue::Expr(expr))) => body = Some(self.constant(expr, None)),
+                    ("headers", Some(ast::OptValue::Expr(expr))) => headers = self.string_map(expr),
+                    ("event_id", _) => event_id = self.string(opt),
+                    (key, _) => {
+                        let help = did_you_mean(key, ["body", "headers", "event_id"]).unwrap_or_else(|| "a request takes body, headers and event_id".to_string());
+                        self.report(Diagnostic::error(Code::UnknownSetting, format!("unknown request option `{key}`"), opt.key.span, "not recognised").with_help(help));
+                    }
+                }
+            }
+            let mut expects = Vec::new();
+            for expect in &test.expects {
+                let (expr, ty) = self.expr(expect, Scope::Test);
+                self.expect_bool(&ty, expect.span, "an expectation");
+                expects.push(expr);
+            }
+            if test.expects.is_empty() {
+                self.report(Diagnostic::error(Code::InvalidTest, format!("test `{}` expects nothing", test.name.name), test.name.span, "no `expect`").with_help("add `expect status == 200;`"));
+            }
+            self.graph.tests.push(ir::Test { name: test.name.name.clone(), method, path: request.path.value.clone(), headers, body, event_id, expects });
+        }
+    }
+
+    /// Types and resolves an expression. Errors are reported; the result is then `json` so that
+    /// one mistake gives one diagnostic.
+    pub(super) fn expr(&mut self, expr: &ast::Expr, scope: Scope<'_>) -> (ir::Expr, Type) {
+        match &expr.kind {
+            ExprKind::Null => (ir::Expr::Null, Type::Null),
+            ExprKind::Bool(b) => (ir::Expr::Bool(*b), Type::Bool),
+            ExprKind::Int(n) => (ir::Expr::Int(*n), Type::Int),
+            ExprKind::Float(f) => (ir::Expr::Float(*f), Type::Float),
+            ExprKind::Str(s) => (ir::Expr::Str(s.clone()), Type::Str),
+            ExprKind::Name(name) => self.name_expr(name, scope),
+            ExprKind::Field(base, field) => self.field_expr(base, field, scope),
+            ExprKind::Index(base, index) => {
+                let (base_expr, base_ty) = self.expr(base, scope);
+                let (index_expr, index_ty) = self.expr(index, scope);
+                let ty = match (strip_optional(&base_ty), &index_ty) {
+                    (Type::Array(element), Type::Int | Type::Json) => (**element).clone(),
+                    (Type::Json, _) | (Type::Object, Type::Str | Type::Json) => Type::Json,
+                    (base_ty, index_ty) => {
+                        self.expr_error(expr.span, format!("cannot index `{}` with `{}`", self.type_name(base_ty), self.type_name(index_ty)));
+                        Type::Json
+                    }
+                };
+                (ir::Expr::Index(Box::new(base_expr), Box::new(index_expr)), ty)
+            }
+            ExprKind::Unary(op, operand) => {
+                let (inner, ty) = self.expr(operand, scope);
+                let result = match (op, &ty) {
+                    (UnaryOp::Not, Type::Bool | Type::Json) => Type::Bool,
+                    (UnaryOp::Neg, Type::Int | Type::Float | Type::Json) => ty.clone(),
+                    (op, ty) => {
+                        let symbol = if *op == UnaryOp::Not { "!" } else { "-" };
+                        self.expr_error(expr.span, format!("cannot apply `{symbol}` to `{}`", self.type_name(ty)));
+                        Type::Json
+                    }
+                };
+                (ir::Expr::Unary(*op, Box::new(inner)), result)
+            }
+            ExprKind::Binary(op, left, right) => {
+                let (left_expr, left_ty) = self.expr(left, scope);
+                let (right_expr, right_ty) = self.expr(right, scope);
+                let ty = self.binary_type(*op, &left_ty, &right_ty, expr.span);
+                (ir::Expr::Binary(*op, Box::new(left_expr), Box::new(right_expr)), ty)
+            }
+            ExprKind::Object(entries) => {
+                let mut out: Vec<(String, ir::Expr)> = Vec::new();
+                for (key, value) in entries {
+                    if out.iter().any(|(k, _)| *k == key.value) {
+                        self.report(Diagnostic::error(Code::DuplicateSetting, format!("key `{}` appears twice in this object", key.value), key.span, "again here"));
+                    }
+                    out.push((key.value.clone(), self.expr(value, scope).0));
+                }
+                (ir::Expr::Object(out), Type::Object)
+            }
+            ExprKind::Array(items) => {
+                let typed: Vec<(ir::Expr, Type)> = items.iter().map(|item| self.expr(item, scope)).collect();
+                let element = match typed.first() {
+                    Some((_, first)) if typed.iter().all(|(_, ty)| ty == first) => first.clone(),
+                    _ => Type::Json,
+                };
+                (ir::Expr::Array(typed.into_iter().map(|(e, _)| e).collect()), Type::Array(Box::new(element)))
+            }
+            ExprKind::Call(call) => self.call_expr(call, scope),
+        }
+    }
+
+    fn name_expr(&mut self, name: &ast::Ident, scope: Scope<'_>) -> (ir::Expr, Type) {
+        match (name.name.as_str(), scope) {
+            ("body", Scope::Step(body)) => (ir::Expr::Body, body.clone()),
+            ("body", Scope::Test) => (ir::Expr::Body, Type::Json),
+            ("status", Scope::Test) => (ir::Expr::Status, Type::Int),
+            ("headers", Scope::Test) => (ir::Expr::Headers, Type::Object),
+            (other, _) => {
+                let names: &[&str] = match scope {
+                    Scope::Step(_) => &["body", "param", "event"],
+                    Scope::Constant => &["param"],
+                    Scope::Test => &["status", "headers", "body"],
+                };
+                let help = if ["param", "event"].contains(&other) {
+                    format!("write `{other}.<name>`")
+                } else {
+                    did_you_mean(other, names.iter().copied()).unwrap_or_else(|| format!("this expression may use: {}", names.join(", ")))
+                };
+                self.report(Diagnostic::error(Code::ExprType, format!("unknown name `{other}` in this expression"), name.span, "not defined here").with_help(help));
+                (ir::Expr::Null, Type::Json)
+            }
+        }
+    }
+
+    fn field_expr(&mut self, base: &ast::Expr, field: &ast::Ident, scope: Scope<'_>) -> (ir::Expr, Type) {
+        if let ExprKind::Name(root) = &base.kind {
+            if root.name == "param" {
+                return match self.graph.params.iter().find(|p| p.name == field.name) {
+                    Some(param) => (ir::Expr::Param(param.name.clone()), param.ty.clone()),
+                    None => {
+                        let help = did_you_mean(&field.name, self.graph.params.iter().map(|p| p.name.as_str()))
+                            .unwrap_or_else(|| format!("declare it with `param {}: <type> = <default>;`", field.name));
+                        self.report(Diagnostic::error(Code::UnknownParam, format!("unknown parameter `{}`", field.name), field.span, "not declared").with_help(help));
+                        (ir::Expr::Null, Type::Json)
+                    }
+                };
+            }
+            if root.name == "event" && matches!(scope, Scope::Step(_)) {
+                if !EVENT_FIELDS.contains(&field.name.as_str()) {
+                    let help = did_you_mean(&field.name, EVENT_FIELDS.iter().copied()).unwrap_or_else(|| format!("event fields: {}", EVENT_FIELDS.join(", ")));
+                    self.report(Diagnostic::error(Code::ExprType, format!("the event has no field `{}`", field.name), field.span, "unknown field").with_help(help));
+                }
+                return (ir::Expr::EventField(field.name.clone()), Type::Str);
+            }
+        }
+        let (base_expr, base_ty) = self.expr(base, scope);
+        let ty = match strip_optional(&base_ty) {
+            Type::Json | Type::Object => Type::Json,
+            Type::Record(record) => match self.record_fields(*record).iter().find(|(n, _)| *n == field.name) {
+                Some((_, ty)) => ty.clone(),
+                None => {
+                    let help = did_you_mean(&field.name, self.record_fields(*record).iter().map(|(n, _)| n.as_str()));
+                    let name = self.type_name(&base_ty);
+                    self.report(Diagnostic::error(Code::ExprType, format!("record `{name}` has no field `{}`", field.name), field.span, "unknown field").with_optional_help(help));
+                    Type::Json
+                }
+            },
+            other => {
+                self.expr_error(field.span, format!("`{}` has no fields", self.type_name(other)));
+                Type::Json
+            }
+        };
+        (ir::Expr::Field(Box::new(base_expr), field.name.clone()), ty)
+    }
+
+    fn call_expr(&mut self, call: &ast::Call, scope: Scope<'_>) -> (ir::Expr, Type) {
+        if call.name.name != "len" {
+            let help = did_you_mean(&call.name.name, ["len"]).unwrap_or_else(|| "expressions may call `len(x)`".to_string());
+            self.report(Diagnostic::error(Code::UnknownBuiltin, format!("unknown function `{}`", call.name.name), call.name.span, "not a built-in function").with_help(help));
+            return (ir::Expr::Null, Type::Json);
+        }
+        let [arg] = call.args.as_slice() else {
+            self.expr_error(call.span, "`len` takes one argument".to_string());
+            return (ir::Expr::Null, Type::Int);
+        };
+        let (inner, ty) = self.expr(&arg.value, scope);
+        if !matches!(strip_optional(&ty), Type::Str | Type::Array(_) | Type::Json | Type::Object) {
+            self.expr_error(arg.value.span, format!("`len` takes a string, array or object, not `{}`", self.type_name(&ty)));
+        }
+        (ir::Expr::Len(Box::new(inner)), Type::Int)
+    }
+
+    fn binary_type(&mut self, op: BinaryOp, left: &Type, right: &Type, span: Span) -> Type {
+        use Type::{Bool, Float, Int, Json, Str};
+        let numeric = |t: &Type| matches!(t, Int | Float);
+        let result = match op {
+            BinaryOp::Or | BinaryOp::And => matches!(left, Bool | Json).then_some(Bool).filter(|_| matches!(right, Bool | Json)),
+            BinaryOp::Eq | BinaryOp::Ne => comparable(left, right).then_some(Bool),
+            BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+                let ok = (numeric(left) && numeric(right)) || (left == &Str && right == &Str) || left == &Json || right == &Json;
+                ok.then_some(Bool)
+            }
+            BinaryOp::Add if left == &Str && right == &Str => Some(Str),
+            _ => match (left, right) {
+                (Json, Json | Int | Float) | (Int | Float, Json) => Some(Json),
+                (Int, Int) => Some(Int),
+                (Int | Float, Int | Float) => Some(Float),
+                (Str, Json) | (Json, Str) if op == BinaryOp::Add => Some(Json),
+                _ => None,
+            },
+        };
+        result.unwrap_or_else(|| {
+            let message = if matches!(op, BinaryOp::Eq | BinaryOp::Ne) {
+                format!("comparing `{}` with `{}` is always {}", self.type_name(left), self.type_name(right), if op == BinaryOp::Eq { "false" } else { "true" })
+            } else {
+                format!("cannot apply `{}` to `{}` and `{}`", op.symbol(), self.type_name(left), self.type_name(right))
+            };
+            self.expr_error(span, message);
+            Json
+        })
+    }
+}
+
+fn strip_optional(ty: &Type) -> &Type {
+    match ty {
+        Type::Optional(inner) => inner,
+        other => other,
+    }
+}
+
+fn comparable(left: &Type, right: &Type) -> bool {
+    let (left, right) = (strip_optional(left), strip_optional(right));
+    matches!(left, Type::Json | Type::Null) || matches!(right, Type::Json | Type::Null) || assignable(left, right) || assignable(right, left)
+}
+
+/// Whether a value of type `from` may flow where `to` is expected. `json` defers the check to
+/// run time; an int widens to a float.
+pub(super) fn assignable(from: &Type, to: &Type) -> bool {
+    match (from, to) {
+        (Type::Json, _) | (_, Type::Json) => true,
+        (Type::Object, Type::Record(_)) | (Type::Record(_), Type::Object) => true,
+        (Type::Int, Type::Float) => true,
+        (Type::Null, Type::Optional(_)) => true,
+        (Type::Optional(a), Type::Optional(b)) => assignable(a, b),
+        (from, Type::Optional(inner)) => assignable(from, inner),
+        (Type::Array(a), Type::Array(b)) => assignable(a, b),
+        (a, b) => a == b,
+    }
+}

@@ -1,0 +1,200 @@
+//! Diagnostics: one struct with a stable code per kind of problem, labels at every site, and help.
+
+use crate::source::Span;
+use miette::{LabeledSpan, Severity};
+use std::fmt;
+
+/// Whether a diagnostic stops compilation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// The graph is rejected.
+    Error,
+    /// The graph compiles, but something is probably wrong.
+    Warning,
+}
+
+macro_rules! codes {
+    ($($variant:ident => $slug:literal, $doc:literal;)*) => {
+        /// Every kind of problem the compiler reports, with a stable code for editors and CI.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Code { $(#[doc = $doc] $variant,)* }
+
+        impl Code {
+            /// The stable code, as printed: `graphc::<slug>`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => concat!("graphc::", $slug),)* }
+            }
+
+            /// Every code, in declaration order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+        }
+    };
+}
+
+codes! {
+    Syntax => "syntax", "The text does not follow the grammar.";
+    InvalidLiteral => "invalid_literal", "A number or string literal that cannot be read.";
+    UnknownSetting => "unknown_setting", "A graph setting or step option that does not exist.";
+    InvalidValue => "invalid_value", "A setting, option or argument with a value of the wrong form.";
+    MissingArgument => "missing_argument", "A required argument or option is missing.";
+    DuplicateName => "duplicate_name", "Two declarations share a name.";
+    DuplicateSetting => "duplicate_setting", "A setting or option given twice.";
+    UnknownStep => "unknown_step", "A reference to a step, router or queue that is not declared.";
+    UnknownRoute => "unknown_route", "A reference to a route that the router does not have.";
+    UnknownFunction => "unknown_function", "A step placed on a child function that is not declared.";
+    UnknownType => "unknown_type", "A type name that is neither built in nor a declared record.";
+    UnknownParam => "unknown_param", "A parameter that the graph does not declare.";
+    UnknownSecret => "unknown_secret", "A secret that the graph does not declare.";
+    UnknownHandler => "unknown_handler", "An error handler that is not a declared step.";
+    UnknownBuiltin => "unknown_builtin", "A step, queue or function name that is not built in.";
+    Cycle => "cycle", "The flow's edges form a loop.";
+    TwoResponders => "two_responders", "More than one step answers the caller.";
+    SyncBranch => "sync_branch", "The sync engine runs one chain; a step has several parents or children.";
+    SyncStartSteps => "sync_start_steps", "The sync engine runs one chain; there are several start steps.";
+    FullEventWithPath => "full_event_with_path", "full_event cannot be combined with input_path or result_path.";
+    CrossFunctionEdge => "cross_function_edge", "An edge between two functions that is not a stream queue.";
+    StepAfterQueueWithoutFunction => "step_after_queue_without_function", "A step after a stream queue must name the function it runs on.";
+    FunctionReadsTwoQueues => "function_reads_two_queues", "A function may read from one stream queue only.";
+    GraphHandlerWithBefore => "graph_handler_with_before", "The graph-level error handler cannot have `before`.";
+    RouterWithoutRoutes => "router_without_routes", "A router with no routes.";
+    ModelWithoutPath => "model_without_path", "A model route without model_path.";
+    InvalidWeights => "invalid_weights", "Ensemble weights that are negative, all zero, or name unknown routes.";
+    TypeMismatch => "type_mismatch", "A step receives a body of a type it does not accept.";
+    InvalidPath => "invalid_path", "An input_path or result_path that cannot exist on the body's record type.";
+    ExprType => "expr_type", "A type error in a built-in step's expression.";
+    Topology => "topology", "The declarations do not fit the graph's topology.";
+    SelfHandler => "self_handler", "A step that is its own error handler.";
+    InvalidQueue => "invalid_queue", "A queue whose engine, URL or capacity is invalid.";
+    InvalidTest => "invalid_test", "A test block that cannot be run.";
+    Unreachable => "unreachable", "A step that no event can reach.";
+    NoResponder => "no_responder", "A flow in which no step answers the caller.";
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One label: a span and what it says about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Label {
+    /// Where.
+    pub span: Span,
+    /// What about it; empty for an unlabelled underline.
+    pub message: String,
+}
+
+/// One problem found in a graph.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub level: Level,
+    /// Stable code.
+    pub code: Code,
+    /// The headline.
+    pub message: String,
+    /// Sites; the first is the primary one.
+    pub labels: Vec<Label>,
+    /// What to do about it.
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// An error with its primary site.
+    pub fn error(code: Code, message: impl Into<String>, span: Span, label: impl Into<String>) -> Self {
+        Diagnostic {
+            level: Level::Error,
+            code,
+            message: message.into(),
+            labels: vec![Label { span, message: label.into() }],
+            help: None,
+        }
+    }
+
+    /// A warning with its primary site.
+    pub fn warning(code: Code, message: impl Into<String>, span: Span, label: impl Into<String>) -> Self {
+        Diagnostic { level: Level::Warning, ..Diagnostic::error(code, message, span, label) }
+    }
+
+    /// Adds a secondary site.
+    pub fn with_label(mut self, span: Span, message: impl Into<String>) -> Self {
+        self.labels.push(Label { span, message: message.into() });
+        self
+    }
+
+    /// Sets the help line.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Sets the help line when there is one.
+    pub fn with_optional_help(mut self, help: Option<String>) -> Self {
+        self.help = help.or(self.help);
+        self
+    }
+
+    /// The primary span.
+    pub fn primary_span(&self) -> Span {
+        self.labels.first().map(|label| label.span).unwrap_or_default()
+    }
+
+    /// True for errors.
+    pub fn is_error(&self) -> bool {
+        self.level == Level::Error
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
+impl miette::Diagnostic for Diagnostic {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.code.as_str()))
+    }
+
+    fn severity(&self) -> Option<Severity> {
+        Some(match self.level {
+            Level::Error => Severity::Error,
+            Level::Warning => Severity::Warning,
+        })
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help.as_ref().map(|help| Box::new(help) as Box<dyn fmt::Display>)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        Some(Box::new(self.labels.iter().enumerate().map(|(index, label)| {
+            let text = (!label.message.is_empty()).then(|| label.message.clone());
+            if index == 0 {
+                LabeledSpan::new_primary_with_span(text, label.span)
+            } else {
+                LabeledSpan::new_with_span(text, label.span)
+            }
+        })))
+    }
+}
+
+/// "did you mean" for a misspelt name: the closest candidate within a small edit distance.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .filter(|candidate| *candidate != name)
+        .map(|candidate| (strsim::damerau_levenshtein(name, candidate), candidate))
+        .filter(|(distance, _)| *distance <= limit)
+        .min()
+        .map(|(_, candidate)| format!("did you mean `{candidate}`?"))
+}
+
+/// Sorts diagnostics by position, errors before warnings at the same place.
+pub fn sort(diagnostics: &mut [Diagnostic]) {
+    diagnostics.sort_by_key(|d| (d.primary_span(), d.level, d.code));
+}

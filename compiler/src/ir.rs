@@ -1,0 +1,461 @@
+//! The checked graph: names resolved to typed ids, options interpreted, types known. Codegen and
+//! the renderers read only this.
+
+use crate::source::Span;
+
+macro_rules! declare_id {
+    ($($(#[$meta:meta])* $name:ident;)*) => {$(
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub u32);
+
+        impl $name {
+            /// The index into the owning vector.
+            pub fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+    )*};
+}
+
+declare_id! {
+    /// A step, router or queue of the graph.
+    NodeId;
+    /// A record type.
+    RecordId;
+}
+
+/// A whole checked graph.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Graph {
+    /// The graph's name.
+    pub name: String,
+    /// Free text for `context.root`.
+    pub description: Option<String>,
+    /// Router or flow.
+    pub topology: Topology,
+    /// Sync or async.
+    pub engine: Engine,
+    /// Declared parameters.
+    pub params: Vec<Param>,
+    /// Declared secret names.
+    pub secrets: Vec<String>,
+    /// Declared child functions.
+    pub functions: Vec<String>,
+    /// Declared record types.
+    pub records: Vec<Record>,
+    /// Every step, router and queue, in declaration order.
+    pub nodes: Vec<Node>,
+    /// The graph-level error handler.
+    pub on_error: Option<NodeId>,
+    /// Where failures are recorded.
+    pub error_stream: Option<ErrorStream>,
+    /// Test blocks for `graphc test`.
+    pub tests: Vec<Test>,
+}
+
+impl Graph {
+    /// The node with this id.
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+
+    /// Ids of all nodes.
+    pub fn node_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        (0..self.nodes.len()).map(|index| NodeId(index as u32))
+    }
+
+    /// The steps with no parents that are not error handlers: where an event enters a flow.
+    pub fn start_nodes(&self) -> Vec<NodeId> {
+        self.node_ids()
+            .filter(|&id| {
+                let node = self.node(id);
+                node.parents.is_empty() && !self.is_catcher(id) && !matches!(node.kind, NodeKind::Queue(_))
+            })
+            .collect()
+    }
+
+    /// True when some step, or the graph, names this node as its error handler.
+    pub fn is_catcher(&self, id: NodeId) -> bool {
+        self.on_error == Some(id) || self.nodes.iter().any(|node| node.on_error == Some(id))
+    }
+}
+
+/// Router or flow topology.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Topology {
+    /// One router with routes.
+    Router,
+    /// A DAG of steps.
+    Flow,
+}
+
+/// Sync or async engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Plain calls on the caller's thread; one chain.
+    Sync,
+    /// Tokio; branches run concurrently.
+    Async,
+}
+
+/// `param name: ty = default;`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    /// Name.
+    pub name: String,
+    /// Type.
+    pub ty: Type,
+    /// Default value, a constant expression.
+    pub default: Option<Expr>,
+}
+
+/// A record type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// Name.
+    pub name: String,
+    /// Fields in order.
+    pub fields: Vec<(String, Type)>,
+    /// Where it is declared.
+    pub span: Span,
+}
+
+/// A body type.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Type {
+    /// Any JSON value; checked at run time.
+    Json,
+    /// A JSON object with fields unknown at compile time.
+    Object,
+    /// `null`
+    Null,
+    /// `bool`
+    Bool,
+    /// `int` (i64)
+    Int,
+    /// `float` (f64)
+    Float,
+    /// `str`
+    Str,
+    /// `[T]`
+    Array(Box<Type>),
+    /// `T?`
+    Optional(Box<Type>),
+    /// A declared record.
+    Record(RecordId),
+}
+
+/// Where a step runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// The root function (the default).
+    Root,
+    /// A declared child function.
+    Child(String),
+    /// `function = *`: wherever its neighbours run.
+    Any,
+}
+
+/// A step, router or queue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// Name.
+    pub name: String,
+    /// Where the name is declared.
+    pub span: Span,
+    /// What it does.
+    pub kind: NodeKind,
+    /// The body type it receives (after input_path).
+    pub input: Type,
+    /// The body type it produces (before result_path).
+    pub output: Type,
+    /// Receives and returns the whole event.
+    pub full_event: bool,
+    /// Dotted path of its input within the body.
+    pub input_path: Option<Vec<String>>,
+    /// Dotted path where its result is written.
+    pub result_path: Option<Vec<String>>,
+    /// Where it runs.
+    pub placement: Placement,
+    /// Its output answers the caller.
+    pub respond: bool,
+    /// Its own error handler.
+    pub on_error: Option<NodeId>,
+    /// Steps it runs after, in a stable order.
+    pub parents: Vec<NodeId>,
+    /// Steps that run after it, in a stable order.
+    pub children: Vec<NodeId>,
+}
+
+/// What a node does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeKind {
+    /// A Rust function, by path.
+    Function(String),
+    /// A Rust type built once with named arguments.
+    Construct(String, Vec<(String, Expr)>),
+    /// An HTTP call.
+    Remote(Remote),
+    /// Merge an object into the body.
+    Extend(Expr),
+    /// Replace the body.
+    Map(Expr),
+    /// Drop the event unless true.
+    Filter(Expr),
+    /// One event per element.
+    FlatMap(Expr),
+    /// Send to the first outlet whose condition holds; `None` is the `_` arm.
+    Choice(Vec<(Option<Expr>, NodeId)>),
+    /// Group events.
+    Batch {
+        /// Events per batch.
+        size: u32,
+        /// Flush a partial batch after this long.
+        timeout_ms: Option<u64>,
+    },
+    /// A router with routes.
+    Router(Router),
+    /// A queue.
+    Queue(Queue),
+}
+
+impl NodeKind {
+    /// A short name for the kind, for diagrams and messages.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            NodeKind::Function(_) => "function",
+            NodeKind::Construct(..) => "class",
+            NodeKind::Remote(_) => "$remote",
+            NodeKind::Extend(_) => "extend",
+            NodeKind::Map(_) => "map",
+            NodeKind::Filter(_) => "filter",
+            NodeKind::FlatMap(_) => "flat_map",
+            NodeKind::Choice(_) => "choice",
+            NodeKind::Batch { .. } => "batch",
+            NodeKind::Router(_) => "router",
+            NodeKind::Queue(_) => "queue",
+        }
+    }
+}
+
+/// A `$remote` call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Remote {
+    /// A URL, or a function name resolved through the context.
+    pub target: RemoteTarget,
+    /// HTTP method.
+    pub method: String,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// Per-attempt timeout.
+    pub timeout_ms: u64,
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// First backoff; doubled on each retry, with jitter.
+    pub backoff_ms: u64,
+}
+
+/// Where a remote step sends the event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RemoteTarget {
+    /// A URL.
+    Url(String),
+    /// A function name, resolved by `context.get_remote_endpoint`.
+    Function(String),
+}
+
+/// A router.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Router {
+    /// Model router, ensemble, parallel run or custom.
+    pub kind: RouterKind,
+    /// Path prefix for model routes.
+    pub url_prefix: String,
+    /// Routes in order; the first is the default.
+    pub routes: Vec<Route>,
+}
+
+/// The routing logic.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RouterKind {
+    /// Route by path or body key.
+    Model,
+    /// Run every route and vote.
+    Ensemble {
+        /// Classification or regression.
+        vote: Vote,
+        /// One normalised weight per route, in route order.
+        weights: Vec<f64>,
+    },
+    /// Run every route and merge object outputs.
+    Parallel,
+    /// A user type implementing the router trait.
+    Custom(String),
+}
+
+/// How an ensemble combines its routes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Vote {
+    /// Weighted majority; ties go to the smallest class.
+    Classification,
+    /// Weighted mean.
+    Regression,
+}
+
+/// A route of a router.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Route {
+    /// Name, as in `/v2/models/{name}`.
+    pub name: String,
+    /// Where the name is declared.
+    pub span: Span,
+    /// A model or a step.
+    pub kind: RouteKind,
+}
+
+/// What a route runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RouteKind {
+    /// A smartcore model.
+    Model(Model),
+    /// Any step.
+    Step(Box<NodeKind>),
+}
+
+/// A smartcore model route.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    /// The estimator.
+    pub kind: ModelKind,
+    /// The serialized model, relative to the graph file.
+    pub model_path: String,
+    /// Extra arguments for the model's hooks.
+    pub args: Vec<(String, Expr)>,
+}
+
+macro_rules! model_kinds {
+    ($($variant:ident => $name:literal, $regressor:literal;)*) => {
+        /// The smartcore estimators graphc can serve.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum ModelKind { $(#[doc = $name] $variant,)* }
+
+        impl ModelKind {
+            /// Every kind with its name in the language.
+            pub const ALL: &'static [(ModelKind, &'static str)] = &[$((ModelKind::$variant, $name),)*];
+
+            /// The kind's name in the language.
+            pub fn name(self) -> &'static str {
+                match self { $(ModelKind::$variant => $name,)* }
+            }
+
+            /// True for regressors, false for classifiers.
+            pub fn is_regressor(self) -> bool {
+                match self { $(ModelKind::$variant => $regressor,)* }
+            }
+        }
+    };
+}
+
+model_kinds! {
+    LogisticRegression => "logistic_regression", false;
+    DecisionTreeClassifier => "decision_tree_classifier", false;
+    RandomForestClassifier => "random_forest_classifier", false;
+    KnnClassifier => "knn_classifier", false;
+    GaussianNb => "gaussian_nb", false;
+    LinearRegression => "linear_regression", true;
+    DecisionTreeRegressor => "decision_tree_regressor", true;
+    RandomForestRegressor => "random_forest_regressor", true;
+    KnnRegressor => "knn_regressor", true;
+}
+
+/// A queue.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Queue {
+    /// Bounded, in-process.
+    Memory {
+        /// Events it holds before applying backpressure.
+        capacity: u32,
+    },
+    /// Redis Streams.
+    Stream {
+        /// `redis://host:port`
+        url: String,
+        /// The stream's name (or prefix, with shards).
+        stream: String,
+        /// Streams chosen by event key.
+        shards: u32,
+    },
+}
+
+/// Where failures are recorded.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ErrorStream {
+    /// In-process sink.
+    Memory,
+    /// A Redis stream.
+    Stream {
+        /// `redis://host:port`
+        url: String,
+        /// The stream's name.
+        stream: String,
+    },
+}
+
+/// A test block.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Test {
+    /// Name.
+    pub name: String,
+    /// HTTP method.
+    pub method: String,
+    /// Request path.
+    pub path: String,
+    /// Request headers.
+    pub headers: Vec<(String, String)>,
+    /// Request body, a constant expression.
+    pub body: Option<Expr>,
+    /// Event id to send.
+    pub event_id: Option<String>,
+    /// Assertions over `status`, `headers` and `body`.
+    pub expects: Vec<Expr>,
+}
+
+/// A checked expression: names resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    /// `null`
+    Null,
+    /// A bool.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A string.
+    Str(String),
+    /// The step's input.
+    Body,
+    /// A graph parameter.
+    Param(String),
+    /// `event.id`, `event.key`, `event.path`, `event.method`, `event.time`.
+    EventField(String),
+    /// `status` in a test.
+    Status,
+    /// `headers` in a test.
+    Headers,
+    /// `e.field`
+    Field(Box<Expr>, String),
+    /// `e[i]`
+    Index(Box<Expr>, Box<Expr>),
+    /// `-e`, `!e`
+    Unary(crate::syntax::ast::UnaryOp, Box<Expr>),
+    /// `a op b`
+    Binary(crate::syntax::ast::BinaryOp, Box<Expr>, Box<Expr>),
+    /// `{k: v}`
+    Object(Vec<(String, Expr)>),
+    /// `[a, b]`
+    Array(Vec<Expr>),
+    /// `len(e)`
+    Len(Box<Expr>),
+}

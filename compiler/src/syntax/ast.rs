@@ -1,0 +1,391 @@
+//! The spanned syntax tree of a `.graph` file, as written: nothing resolved, nothing checked.
+
+use crate::source::Span;
+
+/// A name as written, with where.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ident {
+    /// The text.
+    pub name: String,
+    /// Where it stands.
+    pub span: Span,
+}
+
+/// A whole graph.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Graph {
+    /// `graph NAME`.
+    pub name: Ident,
+    /// Declarations, settings and wiring, in source order.
+    pub items: Vec<Item>,
+    /// The whole declaration.
+    pub span: Span,
+}
+
+/// One top-level item of a graph.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    /// `key = value;`
+    Setting(Opt),
+    /// `param NAME: TYPE = DEFAULT;`
+    Param(ParamDecl),
+    /// `secret NAME;`
+    Secret(Ident),
+    /// `function NAME;`
+    Function(Ident),
+    /// `record NAME { ... }`
+    Record(RecordDecl),
+    /// `step NAME = ...`
+    Step(StepDecl),
+    /// `router NAME = KIND { ... }`
+    Router(RouterDecl),
+    /// `queue NAME = ...`
+    Queue(QueueDecl),
+    /// `a -> b -> c;`
+    Wiring(Wiring),
+    /// `test NAME { ... }`
+    Test(TestDecl),
+}
+
+/// `key = value` or a bare flag `key`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Opt {
+    /// The option's name.
+    pub key: Ident,
+    /// The value; `None` for a flag.
+    pub value: Option<OptValue>,
+    /// The whole option.
+    pub span: Span,
+}
+
+/// The value of an option.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OptValue {
+    /// `*` (any function).
+    Star(Span),
+    /// An expression.
+    Expr(Expr),
+}
+
+/// `param NAME: TYPE = DEFAULT;`
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamDecl {
+    /// The parameter's name.
+    pub name: Ident,
+    /// Its declared type.
+    pub ty: TypeExpr,
+    /// Its default value.
+    pub default: Option<Expr>,
+    /// The whole declaration.
+    pub span: Span,
+}
+
+/// `record NAME { field: type, ... }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordDecl {
+    /// The record's name.
+    pub name: Ident,
+    /// Its fields in order.
+    pub fields: Vec<(Ident, TypeExpr)>,
+    /// The whole declaration.
+    pub span: Span,
+}
+
+/// A type as written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TypeExpr {
+    /// `int`, `str`, a record name, ...
+    Named(Ident),
+    /// `[T]`
+    Array(Box<TypeExpr>, Span),
+    /// `T?`
+    Optional(Box<TypeExpr>, Span),
+}
+
+impl TypeExpr {
+    /// Where the type stands.
+    pub fn span(&self) -> Span {
+        match self {
+            TypeExpr::Named(ident) => ident.span,
+            TypeExpr::Array(_, span) | TypeExpr::Optional(_, span) => *span,
+        }
+    }
+}
+
+/// `step NAME[: IN -> OUT] = IMPL { options }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepDecl {
+    /// The step's name.
+    pub name: Ident,
+    /// Declared input and output types.
+    pub signature: Option<(TypeExpr, TypeExpr)>,
+    /// What it runs.
+    pub implementation: StepImpl,
+    /// Its options.
+    pub options: Vec<Opt>,
+    /// The whole declaration.
+    pub span: Span,
+}
+
+/// What a step or route runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepImpl {
+    /// `fn path`
+    Function(RustPath),
+    /// `new path(args)`
+    Construct(RustPath, Vec<Arg>, Span),
+    /// `$remote(args)`
+    Remote(Vec<Arg>, Span),
+    /// `choice { cond => outlet, ... }`
+    Choice(Vec<ChoiceArm>, Span),
+    /// A built-in: `extend(...)`, `map(...)`, `model(...)`, ...
+    Call(Call),
+}
+
+impl StepImpl {
+    /// Where the implementation stands.
+    pub fn span(&self) -> Span {
+        match self {
+            StepImpl::Function(path) => path.span,
+            StepImpl::Construct(_, _, span) | StepImpl::Remote(_, span) | StepImpl::Choice(_, span) => *span,
+            StepImpl::Call(call) => call.span,
+        }
+    }
+}
+
+/// `a::b::C`
+#[derive(Clone, Debug, PartialEq)]
+pub struct RustPath {
+    /// The segments, a leading `::` kept as an empty first segment.
+    pub segments: Vec<String>,
+    /// Where.
+    pub span: Span,
+}
+
+impl std::fmt::Display for RustPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.segments.join("::"))
+    }
+}
+
+/// One arm of a choice: `condition => outlet`, or `_ => outlet`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChoiceArm {
+    /// `None` for the `_` arm.
+    pub condition: Option<Expr>,
+    /// The step the event goes to.
+    pub outlet: Ident,
+}
+
+/// `name(args)`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Call {
+    /// The function's name.
+    pub name: Ident,
+    /// Its arguments.
+    pub args: Vec<Arg>,
+    /// The whole call.
+    pub span: Span,
+}
+
+/// A positional or named argument.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arg {
+    /// `Some` for `name = value`.
+    pub name: Option<Ident>,
+    /// The value.
+    pub value: Expr,
+}
+
+/// `router NAME = KIND { routes and options }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouterDecl {
+    /// The router's name.
+    pub name: Ident,
+    /// `model`, `ensemble`, `parallel` or `custom path`.
+    pub kind: RouterKindAst,
+    /// Its routes in order.
+    pub routes: Vec<RouteDecl>,
+    /// Its options.
+    pub options: Vec<Opt>,
+    /// The whole declaration.
+    pub span: Span,
+}
+
+/// The kind of a router, as written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RouterKindAst {
+    /// A built-in kind.
+    Named(Ident),
+    /// `custom path`
+    Custom(RustPath),
+}
+
+/// `route NAME = IMPL;`
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteDecl {
+    /// The route's name.
+    pub name: Ident,
+    /// What it runs.
+    pub implementation: StepImpl,
+    /// The whole declaration.
+    pub span: Span,
+}
+
+/// `queue NAME = memory(...)` or `stream(...)`
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueueDecl {
+    /// The queue's name.
+    pub name: Ident,
+    /// The engine and its arguments.
+    pub engine: Call,
+    /// Its options.
+    pub options: Vec<Opt>,
+    /// The whole declaration.
+    pub span: Span,
+}
+
+/// `a -> [b, c] -> d;`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Wiring {
+    /// Each stage is one name or a bracketed set.
+    pub stages: Vec<Vec<Ident>>,
+    /// The whole statement.
+    pub span: Span,
+}
+
+/// `test NAME { request ...; expect ...; }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct TestDecl {
+    /// The test's name.
+    pub name: Ident,
+    /// The requests, in order (one is usual).
+    pub requests: Vec<Request>,
+    /// The assertions.
+    pub expects: Vec<Expr>,
+    /// The whole block.
+    pub span: Span,
+}
+
+/// `request METHOD "path" { body = ...; headers = ...; }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    /// The HTTP method.
+    pub method: Option<Ident>,
+    /// The request path.
+    pub path: StrLit,
+    /// `body`, `headers`, `event_id`.
+    pub options: Vec<Opt>,
+    /// The whole request.
+    pub span: Span,
+}
+
+/// A string literal, unescaped.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StrLit {
+    /// The value.
+    pub value: String,
+    /// Where, quotes included.
+    pub span: Span,
+}
+
+/// An expression with its span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    /// What it is.
+    pub kind: ExprKind,
+    /// Where.
+    pub span: Span,
+}
+
+/// Expression forms.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    /// `null`
+    Null,
+    /// `true`, `false`
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A string.
+    Str(String),
+    /// A bare name: `body`, `param`, `flow`, a step name.
+    Name(Ident),
+    /// `e.field`
+    Field(Box<Expr>, Ident),
+    /// `e[i]`
+    Index(Box<Expr>, Box<Expr>),
+    /// `-e`, `!e`
+    Unary(UnaryOp, Box<Expr>),
+    /// `a op b`
+    Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    /// `{ key: value, ... }`
+    Object(Vec<(StrLit, Expr)>),
+    /// `[a, b]`
+    Array(Vec<Expr>),
+    /// `f(args)`
+    Call(Call),
+}
+
+/// Prefix operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    /// `-`
+    Neg,
+    /// `!`
+    Not,
+}
+
+/// Infix operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// `||`
+    Or,
+    /// `&&`
+    And,
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+    /// `%`
+    Rem,
+}
+
+impl BinaryOp {
+    /// The operator as written.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinaryOp::Or => "||",
+            BinaryOp::And => "&&",
+            BinaryOp::Eq => "==",
+            BinaryOp::Ne => "!=",
+            BinaryOp::Lt => "<",
+            BinaryOp::Le => "<=",
+            BinaryOp::Gt => ">",
+            BinaryOp::Ge => ">=",
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+            BinaryOp::Rem => "%",
+        }
+    }
+}

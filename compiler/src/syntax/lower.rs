@@ -1,0 +1,506 @@
+//! Pairs to AST, one function per grammar rule; the only file that touches pest pairs.
+//!
+//! The grammar guarantees the shape of every pair this file takes apart, so a missing child is
+//! a bug in this file, not in the user's input; `expect_next` still turns it into a diagnostic
+//! rather than a panic, since the compiler core never panics.
+
+use super::grammar::Rule;
+use super::ast::*;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::source::Span;
+use pest::iterators::{Pair, Pairs};
+use pest::pratt_parser::{Assoc, Op, PrattParser};
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+type Lowered<T> = Result<T, Diagnostic>;
+
+pub(super) fn lower_file(file: Pair<'_, Rule>) -> Result<Graph, Vec<Diagnostic>> {
+    let lowerer = Lowerer { diagnostics: RefCell::new(Vec::new()) };
+    let graph = file
+        .into_inner()
+        .find(|pair| pair.as_rule() == Rule::graph)
+        .ok_or_else(|| vec![internal(Span::default())])
+        .and_then(|pair| lowerer.graph(pair).map_err(|d| vec![d]))?;
+    let diagnostics = lowerer.diagnostics.into_inner();
+    if diagnostics.is_empty() { Ok(graph) } else { Err(diagnostics) }
+}
+
+fn internal(span: Span) -> Diagnostic {
+    Diagnostic::error(Code::Syntax, "internal error: the parse tree has an unexpected shape", span, "here")
+        .with_help("this is a bug in graphc; please report it with this file")
+}
+
+fn expect_next<'i>(pairs: &mut Pairs<'i, Rule>, span: Span) -> Lowered<Pair<'i, Rule>> {
+    pairs.next().ok_or_else(|| internal(span))
+}
+
+/// The children of a pair, keywords dropped.
+fn children(pair: Pair<'_, Rule>) -> Pairs<'_, Rule> {
+    pair.into_inner()
+}
+
+fn is_keyword(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::kw_graph
+            | Rule::kw_param
+            | Rule::kw_secret
+            | Rule::kw_function
+            | Rule::kw_record
+            | Rule::kw_step
+            | Rule::kw_router
+            | Rule::kw_route
+            | Rule::kw_queue
+            | Rule::kw_test
+            | Rule::kw_request
+            | Rule::kw_expect
+            | Rule::kw_choice
+            | Rule::kw_custom
+            | Rule::kw_fn
+            | Rule::kw_new
+    )
+}
+
+struct Lowerer {
+    /// Errors that do not stop lowering, such as an integer too large.
+    diagnostics: RefCell<Vec<Diagnostic>>,
+}
+
+impl Lowerer {
+    fn graph(&self, pair: Pair<'_, Rule>) -> Lowered<Graph> {
+        let span = Span::from(pair.as_span());
+        let mut inner = children(pair).filter(|p| !is_keyword(p.as_rule()));
+        let name = ident(inner.next().ok_or_else(|| internal(span))?);
+        let items = inner.map(|item| self.item(item)).collect::<Lowered<Vec<_>>>()?;
+        Ok(Graph { name, items, span })
+    }
+
+    fn item(&self, pair: Pair<'_, Rule>) -> Lowered<Item> {
+        let span = Span::from(pair.as_span());
+        let rule = pair.as_rule();
+        let mut inner = children(pair);
+        if inner.peek().is_some_and(|p| is_keyword(p.as_rule())) {
+            inner.next();
+        }
+        Ok(match rule {
+            Rule::setting => Item::Setting(self.option(expect_next(&mut inner, span)?)?),
+            Rule::param_decl => {
+                let name = ident(expect_next(&mut inner, span)?);
+                let ty = self.type_expr(expect_next(&mut inner, span)?)?;
+                let default = inner.next().map(|p| self.expr(p)).transpose()?;
+                Item::Param(ParamDecl { name, ty, default, span })
+            }
+            Rule::secret_decl => Item::Secret(ident(expect_next(&mut inner, span)?)),
+            Rule::function_decl => Item::Function(ident(expect_next(&mut inner, span)?)),
+            Rule::record_decl => {
+                let name = ident(expect_next(&mut inner, span)?);
+                let fields = inner
+                    .map(|field| {
+                        let mut parts = children(field);
+                        let name = ident(expect_next(&mut parts, span)?);
+                        Ok((name, self.type_expr(expect_next(&mut parts, span)?)?))
+                    })
+                    .collect::<Lowered<_>>()?;
+                Item::Record(RecordDecl { name, fields, span })
+            }
+            Rule::step_decl => Item::Step(self.step(inner, span)?),
+            Rule::router_decl => Item::Router(self.router(inner, span)?),
+            Rule::queue_decl => {
+                let name = ident(expect_next(&mut inner, span)?);
+                let engine = self.call(expect_next(&mut inner, span)?)?;
+                let options = inner.next().map(|p| self.options(p)).transpose()?.unwrap_or_default();
+                Item::Queue(QueueDecl { name, engine, options, span })
+            }
+            Rule::wiring => {
+                let stages = inner
+                    .filter(|p| p.as_rule() == Rule::wire_stage)
+                    .map(|stage| children(stage).map(ident).collect())
+                    .collect();
+                Item::Wiring(Wiring { stages, span })
+            }
+            Rule::test_decl => Item::Test(self.test(inner, span)?),
+            _ => return Err(internal(span)),
+        })
+    }
+
+    fn step(&self, mut inner: Pairs<'_, Rule>, span: Span) -> Lowered<StepDecl> {
+        let name = ident(expect_next(&mut inner, span)?);
+        let mut signature = None;
+        if inner.peek().is_some_and(|p| p.as_rule() == Rule::signature) {
+            let mut types = children(expect_next(&mut inner, span)?).filter(|p| p.as_rule() == Rule::type_expr);
+            let input = self.type_expr(types.next().ok_or_else(|| internal(span))?)?;
+            let output = self.type_expr(types.next().ok_or_else(|| internal(span))?)?;
+            signature = Some((input, output));
+        }
+        let implementation = self.step_impl(expect_next(&mut inner, span)?)?;
+        let options = inner.next().map(|p| self.options(p)).transpose()?.unwrap_or_default();
+        Ok(StepDecl { name, signature, implementation, options, span })
+    }
+
+    fn step_impl(&self, pair: Pair<'_, Rule>) -> Lowered<StepImpl> {
+        let span = Span::from(pair.as_span());
+        let implementation = expect_next(&mut children(pair), span)?;
+        let impl_span = Span::from(implementation.as_span());
+        let rule = implementation.as_rule();
+        let mut inner = children(implementation).filter(|p| !is_keyword(p.as_rule()));
+        Ok(match rule {
+            Rule::fn_impl => StepImpl::Function(rust_path(inner.next().ok_or_else(|| internal(span))?)),
+            Rule::new_impl => {
+                let path = rust_path(inner.next().ok_or_else(|| internal(span))?);
+                let args = inner.next().map(|p| self.args(p)).transpose()?.unwrap_or_default();
+                StepImpl::Construct(path, args, impl_span)
+            }
+            Rule::remote_impl => {
+                let args = inner.next().map(|p| self.args(p)).transpose()?.unwrap_or_default();
+                StepImpl::Remote(args, impl_span)
+            }
+            Rule::choice_impl => {
+                let arms = inner.map(|arm| self.choice_arm(arm)).collect::<Lowered<_>>()?;
+                StepImpl::Choice(arms, impl_span)
+            }
+            Rule::call => StepImpl::Call(self.call_parts(impl_span, children_of_call(inner))?),
+            _ => return Err(internal(span)),
+        })
+    }
+
+    fn choice_arm(&self, pair: Pair<'_, Rule>) -> Lowered<ChoiceArm> {
+        let span = Span::from(pair.as_span());
+        let mut inner = children(pair);
+        let first = expect_next(&mut inner, span)?;
+        let condition = if first.as_rule() == Rule::wildcard { None } else { Some(self.expr(first)?) };
+        let outlet = inner.find(|p| p.as_rule() == Rule::ident).map(ident).ok_or_else(|| internal(span))?;
+        Ok(ChoiceArm { condition, outlet })
+    }
+
+    fn router(&self, mut inner: Pairs<'_, Rule>, span: Span) -> Lowered<RouterDecl> {
+        let name = ident(expect_next(&mut inner, span)?);
+        let kind_pair = expect_next(&mut children(expect_next(&mut inner, span)?), span)?;
+        let kind = match kind_pair.as_rule() {
+            Rule::custom_router => {
+                let path = children(kind_pair).find(|p| p.as_rule() == Rule::rust_path).ok_or_else(|| internal(span))?;
+                RouterKindAst::Custom(rust_path(path))
+            }
+            _ => RouterKindAst::Named(ident(kind_pair)),
+        };
+        let mut routes = Vec::new();
+        let mut options = Vec::new();
+        for item in inner {
+            let item_span = Span::from(item.as_span());
+            match item.as_rule() {
+                Rule::route_decl => {
+                    let mut parts = children(item).filter(|p| !is_keyword(p.as_rule()));
+                    let name = ident(parts.next().ok_or_else(|| internal(item_span))?);
+                    let implementation = self.step_impl(parts.next().ok_or_else(|| internal(item_span))?)?;
+                    routes.push(RouteDecl { name, implementation, span: item_span });
+                }
+                _ => options.push(self.option(expect_next(&mut children(item), item_span)?)?),
+            }
+        }
+        Ok(RouterDecl { name, kind, routes, options, span })
+    }
+
+    fn test(&self, mut inner: Pairs<'_, Rule>, span: Span) -> Lowered<TestDecl> {
+        let name = ident(expect_next(&mut inner, span)?);
+        let mut requests = Vec::new();
+        let mut expects = Vec::new();
+        for item in inner {
+            let item_span = Span::from(item.as_span());
+            let rule = item.as_rule();
+            let mut parts = children(item).filter(|p| !is_keyword(p.as_rule()));
+            if rule == Rule::expect {
+                expects.push(self.expr(parts.next().ok_or_else(|| internal(item_span))?)?);
+                continue;
+            }
+            let mut method = None;
+            let mut path = None;
+            let mut options = Vec::new();
+            for part in parts {
+                match part.as_rule() {
+                    Rule::ident => method = Some(ident(part)),
+                    Rule::string => path = Some(self.string(part)),
+                    _ => options = self.options(part)?,
+                }
+            }
+            let path = path.ok_or_else(|| internal(item_span))?;
+            requests.push(Request { method, path, options, span: item_span });
+        }
+        Ok(TestDecl { name, requests, expects, span })
+    }
+
+    fn options(&self, pair: Pair<'_, Rule>) -> Lowered<Vec<Opt>> {
+        children(pair).map(|option| self.option(option)).collect()
+    }
+
+    fn option(&self, pair: Pair<'_, Rule>) -> Lowered<Opt> {
+        let span = Span::from(pair.as_span());
+        let mut inner = children(pair);
+        let key = ident(expect_next(&mut inner, span)?);
+        let value = match inner.next() {
+            None => None,
+            Some(value) => {
+                let value = expect_next(&mut children(value), span)?;
+                Some(match value.as_rule() {
+                    Rule::star => OptValue::Star(Span::from(value.as_span())),
+                    _ => OptValue::Expr(self.expr(value)?),
+                })
+            }
+        };
+        Ok(Opt { key, value, span })
+    }
+
+    fn type_expr(&self, pair: Pair<'_, Rule>) -> Lowered<TypeExpr> {
+        let span = Span::from(pair.as_span());
+        let mut inner = children(pair);
+        let base = expect_next(&mut inner, span)?;
+        let base_span = Span::from(base.as_span());
+        let base = match base.as_rule() {
+            Rule::array_type => {
+                let element = expect_next(&mut children(base), base_span)?;
+                TypeExpr::Array(Box::new(self.type_expr(element)?), base_span)
+            }
+            _ => TypeExpr::Named(ident(expect_next(&mut children(base), base_span)?)),
+        };
+        Ok(match inner.next() {
+            Some(_optional) => TypeExpr::Optional(Box::new(base), span),
+            None => base,
+        })
+    }
+
+    fn args(&self, pair: Pair<'_, Rule>) -> Lowered<Vec<Arg>> {
+        children(pair)
+            .map(|arg| {
+                let span = Span::from(arg.as_span());
+                let mut parts: Vec<Pair<'_, Rule>> = children(arg).collect();
+                let value = parts.pop().ok_or_else(|| internal(span))?;
+                let name = parts.pop().map(ident);
+                Ok(Arg { name, value: self.expr(value)? })
+            })
+            .collect()
+    }
+
+    fn call(&self, pair: Pair<'_, Rule>) -> Lowered<Call> {
+        let span = Span::from(pair.as_span());
+        self.call_parts(span, children_of_call(children(pair)))
+    }
+
+    fn call_parts<'i>(&self, span: Span, (name, args): (Option<Pair<'i, Rule>>, Option<Pair<'i, Rule>>)) -> Lowered<Call> {
+        let name = ident(name.ok_or_else(|| internal(span))?);
+        let args = args.map(|p| self.args(p)).transpose()?.unwrap_or_default();
+        Ok(Call { name, args, span })
+    }
+
+    fn string(&self, pair: Pair<'_, Rule>) -> StrLit {
+        let span = Span::from(pair.as_span());
+        match unescape(pair.as_str()) {
+            Ok(value) => StrLit { value, span },
+            Err(message) => {
+                self.diagnostics.borrow_mut().push(Diagnostic::error(Code::InvalidLiteral, message, span, "in this string"));
+                StrLit { value: String::new(), span }
+            }
+        }
+    }
+
+    fn expr(&self, pair: Pair<'_, Rule>) -> Lowered<Expr> {
+        let pratt = pratt();
+        let failure = RefCell::new(None);
+        let expr = pratt
+            .map_primary(|primary| match self.primary(primary) {
+                Ok(expr) => expr,
+                Err(diagnostic) => {
+                    let span = diagnostic.primary_span();
+                    failure.borrow_mut().get_or_insert(diagnostic);
+                    Expr { kind: ExprKind::Null, span }
+                }
+            })
+            .map_prefix(|op, operand| {
+                let kind = if op.as_rule() == Rule::neg { UnaryOp::Neg } else { UnaryOp::Not };
+                let span = Span::from(op.as_span()).to(operand.span);
+                Expr { kind: ExprKind::Unary(kind, Box::new(operand)), span }
+            })
+            .map_postfix(|operand, op| {
+                let span = operand.span.to(Span::from(op.as_span()));
+                match op.as_rule() {
+                    Rule::field => {
+                        let field = children(op).next().map(ident).unwrap_or(Ident { name: String::new(), span });
+                        Expr { kind: ExprKind::Field(Box::new(operand), field), span }
+                    }
+                    _ => {
+                        let index = match children(op).next().map(|p| self.expr(p)) {
+                            Some(Ok(index)) => index,
+                            Some(Err(diagnostic)) => {
+                                failure.borrow_mut().get_or_insert(diagnostic);
+                                Expr { kind: ExprKind::Null, span }
+                            }
+                            None => Expr { kind: ExprKind::Null, span },
+                        };
+                        Expr { kind: ExprKind::Index(Box::new(operand), Box::new(index)), span }
+                    }
+                }
+            })
+            .map_infix(|left, op, right| {
+                let span = left.span.to(right.span);
+                Expr { kind: ExprKind::Binary(binary_op(op.as_rule()), Box::new(left), Box::new(right)), span }
+            })
+            .parse(children(pair));
+        match failure.into_inner() {
+            Some(diagnostic) => Err(diagnostic),
+            None => Ok(expr),
+        }
+    }
+
+    fn primary(&self, pair: Pair<'_, Rule>) -> Lowered<Expr> {
+        let span = Span::from(pair.as_span());
+        let text = pair.as_str();
+        let kind = match pair.as_rule() {
+            Rule::null => ExprKind::Null,
+            Rule::boolean => ExprKind::Bool(text == "true"),
+            Rule::int => match text.replace('_', "").parse::<i64>() {
+                Ok(value) => ExprKind::Int(value),
+                Err(_) => {
+                    self.diagnostics.borrow_mut().push(
+                        Diagnostic::error(Code::InvalidLiteral, "integer literal is too large", span, "does not fit in 64 bits")
+                            .with_help(format!("the largest integer is {}; write a float for larger numbers", i64::MAX)),
+                    );
+                    ExprKind::Int(0)
+                }
+            },
+            Rule::float => match text.replace('_', "").parse::<f64>() {
+                Ok(value) if value.is_finite() => ExprKind::Float(value),
+                _ => {
+                    self.diagnostics.borrow_mut().push(Diagnostic::error(Code::InvalidLiteral, "float literal is out of range", span, "not a finite number"));
+                    ExprKind::Float(0.0)
+                }
+            },
+            Rule::string => ExprKind::Str(self.string(pair).value),
+            Rule::name => ExprKind::Name(ident(expect_next(&mut children(pair), span)?)),
+            Rule::call => ExprKind::Call(self.call(pair)?),
+            Rule::array => ExprKind::Array(children(pair).map(|item| self.expr(item)).collect::<Lowered<_>>()?),
+            Rule::object => ExprKind::Object(
+                children(pair)
+                    .map(|entry| {
+                        let entry_span = Span::from(entry.as_span());
+                        let mut parts = children(entry);
+                        let key = expect_next(&mut parts, entry_span)?;
+                        let key = match key.as_rule() {
+                            Rule::string => self.string(key),
+                            _ => StrLit { value: key.as_str().to_string(), span: Span::from(key.as_span()) },
+                        };
+                        Ok((key, self.expr(expect_next(&mut parts, entry_span)?)?))
+                    })
+                    .collect::<Lowered<_>>()?,
+            ),
+            Rule::expr => return self.expr(pair),
+            _ => return Err(internal(span)),
+        };
+        Ok(Expr { kind, span })
+    }
+}
+
+fn children_of_call<'i>(mut inner: impl Iterator<Item = Pair<'i, Rule>>) -> (Option<Pair<'i, Rule>>, Option<Pair<'i, Rule>>) {
+    (inner.next(), inner.next())
+}
+
+fn pratt() -> &'static PrattParser<Rule> {
+    static PRATT: OnceLock<PrattParser<Rule>> = OnceLock::new();
+    PRATT.get_or_init(|| {
+        PrattParser::new()
+            .op(Op::infix(Rule::or, Assoc::Left))
+            .op(Op::infix(Rule::and, Assoc::Left))
+            .op(Op::infix(Rule::eq, Assoc::Left)
+                | Op::infix(Rule::ne, Assoc::Left)
+                | Op::infix(Rule::lt, Assoc::Left)
+                | Op::infix(Rule::le, Assoc::Left)
+                | Op::infix(Rule::gt, Assoc::Left)
+                | Op::infix(Rule::ge, Assoc::Left))
+            .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
+            .op(Op::infix(Rule::mul, Assoc::Left) | Op::infix(Rule::div, Assoc::Left) | Op::infix(Rule::rem, Assoc::Left))
+            .op(Op::prefix(Rule::neg) | Op::prefix(Rule::not))
+            .op(Op::postfix(Rule::field) | Op::postfix(Rule::index))
+    })
+}
+
+fn binary_op(rule: Rule) -> BinaryOp {
+    match rule {
+        Rule::or => BinaryOp::Or,
+        Rule::and => BinaryOp::And,
+        Rule::eq => BinaryOp::Eq,
+        Rule::ne => BinaryOp::Ne,
+        Rule::lt => BinaryOp::Lt,
+        Rule::le => BinaryOp::Le,
+        Rule::gt => BinaryOp::Gt,
+        Rule::ge => BinaryOp::Ge,
+        Rule::add => BinaryOp::Add,
+        Rule::sub => BinaryOp::Sub,
+        Rule::mul => BinaryOp::Mul,
+        Rule::div => BinaryOp::Div,
+        // The grammar's `infix` rule admits only the operators above and `%`.
+        _ => BinaryOp::Rem,
+    }
+}
+
+fn ident(pair: Pair<'_, Rule>) -> Ident {
+    Ident { name: pair.as_str().to_string(), span: Span::from(pair.as_span()) }
+}
+
+fn rust_path(pair: Pair<'_, Rule>) -> RustPath {
+    let span = Span::from(pair.as_span());
+    let mut segments = Vec::new();
+    for part in children(pair) {
+        match part.as_rule() {
+            Rule::path_sep if segments.is_empty() => segments.push(String::new()),
+            Rule::ident => segments.push(part.as_str().to_string()),
+            _ => {}
+        }
+    }
+    RustPath { segments, span }
+}
+
+/// Reads a Rust string literal (plain or raw), quotes included.
+fn unescape(literal: &str) -> Result<String, String> {
+    if let Some(raw) = literal.strip_prefix('r') {
+        let hashes = raw.len() - raw.trim_start_matches('#').len();
+        let body = raw.get(hashes + 1..raw.len().saturating_sub(hashes + 1)).unwrap_or("");
+        return Ok(body.to_string());
+    }
+    let body = literal.get(1..literal.len().saturating_sub(1)).unwrap_or("");
+    let mut out = String::with_capacity(body.len());
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('0') => out.push('\0'),
+            Some('\\') => out.push('\\'),
+            Some('"') => out.push('"'),
+            Some('\'') => out.push('\''),
+            Some('\n') => {
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    chars.next();
+                }
+            }
+            Some('x') => {
+                let hex: String = chars.by_ref().take(2).collect();
+                match u8::from_str_radix(&hex, 16) {
+                    Ok(byte) if byte < 0x80 => out.push(char::from(byte)),
+                    _ => return Err(format!("invalid escape `\\x{hex}`: expected two hex digits up to 7F")),
+                }
+            }
+            Some('u') => {
+                let digits: String = chars.by_ref().skip_while(|c| *c == '{').take_while(|c| *c != '}').collect();
+                match u32::from_str_radix(&digits, 16).ok().and_then(char::from_u32) {
+                    Some(c) => out.push(c),
+                    None => return Err(format!("invalid unicode escape `\\u{{{digits}}}`")),
+                }
+            }
+            Some(other) => return Err(format!("unknown escape `\\{other}` in string")),
+            None => return Err("string ends with a lone `\\`".to_string()),
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,1 @@
+//! graphc-macros: the `graph!` macro, a thin shell over the graphc compiler.
