@@ -189,6 +189,10 @@ impl Checker<'_> {
                 if neighbours.len() < 2 {
                     continue;
                 }
+                // A fan-out into a join is one mistake: report it once, at the join.
+                if what == "children" && neighbours.iter().any(|&child| self.node(child).parents.len() > 1) {
+                    continue;
+                }
                 let mut d = Diagnostic::error(Code::SyncBranch, format!("the sync engine runs one chain, but `{}` has {} {what}", node.name, neighbours.len()), node.span, format!("has several {what}"));
                 for &other in neighbours {
                     let span = if what == "parents" { self.edge_span(other, id) } else { self.edge_span(id, other) };
@@ -220,6 +224,9 @@ impl Checker<'_> {
         for parent in self.graph.node_ids().collect::<Vec<_>>() {
             let is_stream = matches!(self.node(parent).kind, NodeKind::Queue(Queue::Stream { .. }));
             for child in self.node(parent).children.clone() {
+                if matches!(self.node(child).kind, NodeKind::Queue(Queue::Stream { .. })) {
+                    continue; // any function may write to a stream
+                }
                 let (from, to) = (self.placement_of(parent), self.placement_of(child));
                 if is_stream {
                     match to {
@@ -229,7 +236,8 @@ impl Checker<'_> {
                                 queues.push(parent);
                             }
                         }
-                        Placement::Root | Placement::Any => self.report(
+                        Placement::Any => {}
+                        Placement::Root => self.report(
                             Diagnostic::error(Code::StepAfterQueueWithoutFunction, format!("step `{}` follows stream queue `{}` but names no function", self.node(child).name, self.node(parent).name), self.node(child).span, "which function reads the stream?")
                                 .with_label(self.edge_span(parent, child), "after the stream queue here")
                                 .with_help("place it on a child function: `{ function = child; }`, declared with `function child;`"),

@@ -209,9 +209,13 @@ impl<'a> Checker<'a> {
         let options = self.known_options(&queue.options.iter().collect::<Vec<_>>(), QUEUE_OPTIONS, "queue option");
         self.apply_node_options(id, &options);
         self.syntax_mut(id).decl = queue.span;
-        if let Some(kind) = self.queue_kind(&queue.engine) {
-            self.node_mut(id).kind = NodeKind::Queue(kind);
-        }
+        // A queue whose arguments were wrong keeps its engine, so that placement checks
+        // treat it as what the user meant and do not report follow-on errors.
+        let kind = self.queue_kind(&queue.engine).unwrap_or(match queue.engine.name.name.as_str() {
+            "stream" => ir::Queue::Stream { url: String::new(), stream: String::new(), shards: 1 },
+            _ => ir::Queue::Memory { capacity: 64 },
+        });
+        self.node_mut(id).kind = NodeKind::Queue(kind);
     }
 
     /// The node id of a declaration, unless it lost to an earlier one of the same name.
@@ -250,7 +254,8 @@ impl<'a> Checker<'a> {
                 self.report(
                     Diagnostic::error(Code::UnknownFunction, format!("unknown child function `{}`", name.name), name.span, "not declared in this graph").with_help(help),
                 );
-                Placement::Root
+                // `Any` keeps the placement checks quiet about a name already reported.
+                Placement::Any
             }
             _ => {
                 self.report(Diagnostic::error(Code::InvalidValue, "`function` takes a child function's name or `*`", opt.span, "here"));
