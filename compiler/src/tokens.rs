@@ -96,6 +96,8 @@ impl Writer {
         } else if positioned && start.line == self.line && start.column > self.column {
             self.out.text.extend(std::iter::repeat_n(' ', start.column - self.column));
             self.column = start.column;
+        } else if positioned && start.line == self.line && start.column == self.column {
+            // Right where the previous token ended, as in the source.
         } else if !self.glue && !self.out.text.is_empty() {
             self.out.text.push(' ');
             self.column += 1;

@@ -280,9 +280,9 @@ impl<'a> Checker<'a> {
             for opt in decl_options {
                 match opt.key.name.as_str() {
                     "after" => {
-                        for parent in self.name_list(opt) {
-                            if let Some(parent) = self.resolve_node(parent, "in `after`") {
-                                self.add_edge(parent, id, opt.span);
+                        for name in self.name_list(opt) {
+                            if let Some(parent) = self.resolve_node(name, "in `after`") {
+                                self.add_edge(parent, id, name.span);
                             }
                         }
                     }

@@ -18,34 +18,57 @@ use grammar::{GraphParser, Rule};
 /// Parses one graph. A syntax error stops at the first one (pest does not recover); errors found
 /// while lowering (bad literals) are all reported.
 pub fn parse(text: &str) -> Result<ast::Graph, Vec<Diagnostic>> {
-    let mut pairs = GraphParser::parse(Rule::file, text).map_err(|error| vec![syntax_error(text, &error)])?;
+    let mut pairs = match GraphParser::parse(Rule::file, text) {
+        Ok(pairs) => pairs,
+        Err(error) => return Err(vec![syntax_error(text, &detailed(text).unwrap_or(error))]),
+    };
     let file = pairs.next().ok_or_else(|| vec![Diagnostic::error(Code::Syntax, "empty input", Span::default(), "")])?;
     lower::lower_file(file)
 }
+
+/// Parses again with pest's error detail on, which also records the literal tokens (`;`, `->`)
+/// that would have been accepted. The switch is process-wide and is never turned off again, so
+/// that concurrent parses always see it on once any has failed; valid input never pays for it
+/// until then.
+fn detailed(text: &str) -> Option<pest::error::Error<Rule>> {
+    pest::set_error_detail(true);
+    GraphParser::parse(Rule::file, text).err()
+}
+
+const OPERATORS: &[&str] = &["`||`", "`&&`", "`==`", "`!=`", "`<=`", "`>=`", "`<`", "`>`", "`+`", "`-`", "`*`", "`/`", "`%`", "`.`", "`[`"];
 
 fn syntax_error(text: &str, error: &pest::error::Error<Rule>) -> Diagnostic {
     let at = match error.location {
         pest::error::InputLocation::Pos(pos) => pos,
         pest::error::InputLocation::Span((start, _)) => start,
     };
-    let (expected, unexpected) = match &error.variant {
-        pest::error::ErrorVariant::ParsingError { positives, negatives } => (positives.clone(), negatives.clone()),
-        pest::error::ErrorVariant::CustomError { .. } => (Vec::new(), Vec::new()),
+    let mut expected: Vec<String> = match &error.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => positives.iter().map(|rule| describe(*rule).to_string()).collect(),
+        pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
     };
-    let found = found_token(text, at);
-    let span = Span::new(at, at + found.len());
-    let mut expected: Vec<&str> = expected.iter().map(|rule| describe(*rule)).collect();
+    if let Some(attempts) = error.parse_attempts().filter(|attempts| attempts.max_position == at) {
+        for token in attempts.expected_tokens() {
+            let text = token.to_string();
+            // pest does not export its token type; a character range displays as `a..z`.
+            if text.chars().count() == 4 && text.get(1..3) == Some("..") {
+                expected.push("a name".to_string());
+            } else if !text.trim().is_empty() && !["//", "/*", "_"].contains(&text.as_str()) {
+                expected.push(format!("`{text}`"));
+            }
+        }
+    }
+    expected.retain(|item| item != "more input");
     expected.sort_unstable();
     expected.dedup();
+    if expected.iter().filter(|item| OPERATORS.contains(&item.as_str())).count() >= 3 {
+        expected.retain(|item| !OPERATORS.contains(&item.as_str()));
+        expected.push("an operator".to_string());
+    }
+    let found = found_token(text, at);
+    let span = Span::new(at, at + found.len());
     let label = if found.is_empty() { "input ends here".to_string() } else { format!("unexpected `{found}`") };
-    let message = if expected.is_empty() {
-        let unexpected: Vec<&str> = unexpected.iter().map(|rule| describe(*rule)).collect();
-        format!("syntax error: did not expect {}", unexpected.join(", "))
-    } else {
-        format!("syntax error: expected {}", one_of(&expected))
-    };
-    Diagnostic::error(Code::Syntax, message, span, label)
-        .with_help("see docs/language.md for the grammar of every declaration")
+    let message = if expected.is_empty() { "syntax error".to_string() } else { format!("syntax error: expected {}", one_of(&expected)) };
+    Diagnostic::error(Code::Syntax, message, span, label).with_help("see docs/language.md for the grammar of every declaration")
 }
 
 /// The token at `at`, for the label: a word, or one character.
@@ -58,10 +81,10 @@ fn found_token(text: &str, at: usize) -> &str {
     rest.char_indices().nth(1).map_or(rest, |(end, _)| &rest[..end])
 }
 
-fn one_of(items: &[&str]) -> String {
+fn one_of(items: &[String]) -> String {
     match items {
         [] => String::new(),
-        [one] => (*one).to_string(),
+        [one] => one.clone(),
         [init @ .., last] => format!("{} or {}", init.join(", "), last),
     }
 }
