@@ -156,6 +156,6 @@ fn token_spans_map_back_to_the_users_tokens() {
     let rebuilt = graphc::tokens::from_tokens(proc_macro2::TokenStream::from_str(&text).expect("lexes"));
     let diagnostics = graphc::check_source(&rebuilt.text).expect_err("fails");
     let (first, last) = rebuilt.token_spans(diagnostics[0].primary_span()).expect("a token");
-    assert_eq!((first.start().line, first.start().column), (5, 4), "`enrch` starts at line 5, column 4");
-    assert_eq!((last.end().line, last.end().column), (5, 9));
+    assert_eq!((first.start().line, first.start().column), (6, 4), "`enrch` starts at line 6, column 4");
+    assert_eq!((last.end().line, last.end().column), (6, 9));
 }

@@ -1,0 +1,122 @@
+//! The `graphc` binary as a user runs it: exit codes, where diagnostics point, JSON output, and
+//! diagrams that Graphviz renders.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn graphc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_graphc")).args(args).current_dir(workspace()).output().expect("graphc runs")
+}
+
+fn graph_files(folder: &str) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(workspace().join(folder))
+        .expect("folder exists")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "graph"))
+        .map(|path| path.strip_prefix(workspace()).expect("inside").display().to_string())
+        .collect();
+    files.sort();
+    files
+}
+
+fn examples() -> Vec<String> {
+    ["iris", "flow", "ensemble", "remote", "distributed"].iter().map(|name| format!("examples/{name}/{name}.graph")).collect()
+}
+
+#[test]
+fn examples_check_clean() {
+    let files = examples();
+    let mut args = vec!["check"];
+    args.extend(files.iter().map(String::as_str));
+    let output = graphc(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains('×'), "no errors expected: {stderr}");
+}
+
+#[test]
+fn every_fail_fixture_exits_1_with_its_error_where_the_fixture_says() {
+    let files = graph_files("tests/fixtures/fail");
+    assert!(files.len() >= 30);
+    for file in files {
+        let text = std::fs::read_to_string(workspace().join(&file)).expect("fixture");
+        let expect = text.lines().next().and_then(|line| line.strip_prefix("// expect: ")).unwrap_or_else(|| panic!("{file}: no `// expect:` line"));
+        let (code, place) = expect.split_once(" at ").expect("`CODE at LINE:COL`");
+        let output = graphc(&["check", "--format", "json", &file]);
+        assert_eq!(output.status.code(), Some(1), "{file}");
+        let diagnostics: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+        let errors: Vec<&serde_json::Value> = diagnostics.as_array().expect("array").iter().filter(|d| d["severity"] == "error").collect();
+        assert_eq!(errors.len(), 1, "{file}: {errors:#?}");
+        let label = &errors[0]["labels"][0];
+        assert_eq!(errors[0]["code"], code, "{file}");
+        assert_eq!(format!("{}:{}", label["line"], label["column"]), place, "{file}");
+    }
+}
+
+#[test]
+fn human_output_points_into_the_source() {
+    let output = graphc(&["check", "tests/fixtures/fail/unknown_step_in_chain.graph"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown step `enrch`"), "{stderr}");
+    assert!(stderr.contains("did you mean `enrich`?"), "{stderr}");
+    assert!(stderr.contains("unknown_step_in_chain.graph:6:5"), "{stderr}");
+}
+
+#[test]
+fn warnings_alone_exit_0() {
+    let output = graphc(&["check", "examples/flow/flow.graph"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("graphc::no_responder"));
+}
+
+#[test]
+fn a_missing_file_is_an_error_not_a_panic() {
+    let output = graphc(&["check", "no/such/file.graph"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read no/such/file.graph"));
+}
+
+fn render_with_dot(dot: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("Graphviz `dot` is installed (scripts/test installs it)");
+    child.stdin.take().expect("stdin").write_all(dot).expect("write");
+    child.wait_with_output().expect("dot finishes")
+}
+
+#[test]
+fn dot_output_renders_with_graphviz() {
+    let mut files = examples();
+    files.extend(graph_files("tests/fixtures/pass"));
+    for file in files {
+        let output = graphc(&["graph", &file, "--format", "dot"]);
+        assert_eq!(output.status.code(), Some(0), "{file}");
+        let rendered = render_with_dot(&output.stdout);
+        assert!(rendered.status.success(), "{file}: {}", String::from_utf8_lossy(&rendered.stderr));
+        let svg = String::from_utf8_lossy(&rendered.stdout);
+        assert!(svg.contains("<svg") && svg.contains(">start<"), "{file}: no start node drawn");
+    }
+}
+
+#[test]
+fn diagrams_show_routers_as_clusters_queues_as_cds_and_dashed_handlers() {
+    let dot = String::from_utf8(graphc(&["graph", "examples/flow/flow.graph"]).stdout).expect("utf-8");
+    assert!(dot.contains("subgraph \"cluster_router\""), "{dot}");
+    assert!(dot.contains("\"router/m1\""), "{dot}");
+    assert!(dot.contains("\"enrich\" -> \"catcher\" [style=dashed]"), "{dot}");
+    let queues = String::from_utf8(graphc(&["graph", "examples/distributed/distributed.graph"]).stdout).expect("utf-8");
+    assert!(queues.contains("shape=cds"), "{queues}");
+    let mermaid = String::from_utf8(graphc(&["graph", "examples/flow/flow.graph", "--format", "mermaid"]).stdout).expect("utf-8");
+    assert!(mermaid.starts_with("flowchart LR"), "{mermaid}");
+    assert!(mermaid.contains("-.->"), "{mermaid}");
+}

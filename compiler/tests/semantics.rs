@@ -1,0 +1,115 @@
+//! What a checked graph means: the rules of docs/language.md that fixtures show only as
+//! diagrams, asserted on the IR.
+
+use graphc::ir::{Engine, Graph, NodeKind, Placement, RouterKind, Topology, Type, Vote};
+
+fn checked(text: &str) -> Graph {
+    match graphc::check_source(text) {
+        Ok(checked) => checked.graph,
+        Err(diagnostics) => panic!("{}", graphc::report::render_human("test.graph", text, &diagnostics, graphc::report::Style::PLAIN)),
+    }
+}
+
+fn names(graph: &Graph, ids: &[graphc::ir::NodeId]) -> Vec<String> {
+    ids.iter().map(|&id| graph.node(id).name.clone()).collect()
+}
+
+fn node<'g>(graph: &'g Graph, name: &str) -> &'g graphc::ir::Node {
+    graph.nodes.iter().find(|n| n.name == name).expect("node exists")
+}
+
+#[test]
+fn defaults_are_mlruns_router_topology_and_async_engine() {
+    let graph = checked(r#"graph g { router r = model { route m = model(kind = gaussian_nb, model_path = "m.json"); } }"#);
+    assert_eq!(graph.topology, Topology::Router);
+    assert_eq!(graph.engine, Engine::Async);
+    let NodeKind::Router(router) = &graph.nodes[0].kind else { panic!("a router") };
+    assert_eq!(router.url_prefix, "/v2/models");
+}
+
+#[test]
+fn before_inserts_a_step_between_a_step_and_its_parents() {
+    let graph = checked("graph g { topology = flow; engine = sync; step a = map(body); step c = map(body); step b = map(body) { before = c; } a -> c; }");
+    assert_eq!(names(&graph, &node(&graph, "c").parents), ["b"]);
+    assert_eq!(names(&graph, &node(&graph, "b").parents), ["a"]);
+}
+
+#[test]
+fn a_catcher_is_not_a_start_step_and_its_before_only_adds_an_edge() {
+    let graph = checked(
+        "graph g { topology = flow; step a = fn h::a { on_error = c; } step b = map(body) { respond; } step c = fn h::c { before = b; } a -> b; }",
+    );
+    assert_eq!(names(&graph, &graph.start_nodes()), ["a"]);
+    let mut parents = names(&graph, &node(&graph, "b").parents);
+    parents.sort();
+    assert_eq!(parents, ["a", "c"], "b keeps its parent and gains the catcher");
+}
+
+#[test]
+fn chains_with_sets_fan_out_and_join() {
+    let graph = checked("graph g { topology = flow; step a = map(body); step b = map(body); step c = map(body); step d = map(body) { respond; } a -> [b, c] -> d; }");
+    assert_eq!(names(&graph, &node(&graph, "a").children), ["b", "c"]);
+    assert_eq!(names(&graph, &node(&graph, "d").parents), ["b", "c"]);
+}
+
+#[test]
+fn ensemble_weights_are_normalised_in_route_order_with_a_default_of_one() {
+    let graph = checked(
+        r#"graph g { router r = ensemble { vote = regression; weights = { b: 2 };
+            route a = model(kind = linear_regression, model_path = "a.json");
+            route b = model(kind = knn_regressor, model_path = "b.json");
+            route c = model(kind = linear_regression, model_path = "c.json"); } }"#,
+    );
+    let NodeKind::Router(router) = &graph.nodes[0].kind else { panic!("a router") };
+    let RouterKind::Ensemble { vote, weights } = &router.kind else { panic!("an ensemble") };
+    assert_eq!(*vote, Vote::Regression);
+    assert_eq!(weights, &[0.25, 0.5, 0.25]);
+}
+
+#[test]
+fn types_flow_through_built_in_steps() {
+    let graph = checked(
+        "graph g { topology = flow; engine = sync; record R { xs: [int], name: str }
+         step parse: json -> R = fn h::parse; step xs = flat_map(body.xs); step doubled = map(body * 2); step group = batch(size = 3);
+         parse -> xs -> doubled -> group; }",
+    );
+    assert_eq!(node(&graph, "xs").output, Type::Int);
+    assert_eq!(node(&graph, "doubled").output, Type::Int);
+    assert_eq!(node(&graph, "group").output, Type::Array(Box::new(Type::Int)));
+}
+
+#[test]
+fn stream_queues_split_functions_and_star_runs_anywhere() {
+    let graph = checked(
+        r#"graph g { topology = flow; function w; step a = map(body) { respond; } queue q = stream(url = "redis://h:1/s", shards = 3);
+           step b = map(body) { function = w; } step c = map(body) { function = *; } a -> q -> b -> c; }"#,
+    );
+    assert_eq!(node(&graph, "b").placement, Placement::Child("w".into()));
+    assert_eq!(node(&graph, "c").placement, Placement::Any);
+    let NodeKind::Queue(graphc::ir::Queue::Stream { url, stream, shards }) = &node(&graph, "q").kind else { panic!("a stream") };
+    assert_eq!((url.as_str(), stream.as_str(), *shards), ("redis://h:1", "s", 3));
+}
+
+#[test]
+fn tests_blocks_are_kept_for_graphc_test() {
+    let graph = checked(r#"graph g { topology = flow; engine = sync; step a = map(body); test t { request GET "/x" { event_id = "e1"; } expect status == 200; } }"#);
+    let test = &graph.tests[0];
+    assert_eq!((test.method.as_str(), test.path.as_str(), test.event_id.as_deref()), ("GET", "/x", Some("e1")));
+    assert_eq!(test.expects.len(), 1);
+}
+
+#[test]
+fn every_problem_is_reported_not_only_the_first() {
+    let errors = graphc::check_source("graph g { topology = flow; step a = map(body) { respnd; } step a = map(body); x -> y; }").expect_err("fails");
+    let codes: Vec<&str> = errors.iter().filter(|d| d.is_error()).map(|d| d.code.as_str()).collect();
+    assert!(codes.contains(&"graphc::unknown_setting"), "{codes:?}");
+    assert!(codes.contains(&"graphc::duplicate_name"), "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == "graphc::unknown_step").count(), 2, "{codes:?}");
+}
+
+#[test]
+fn dsl_strings_are_data_in_diagrams() {
+    let graph = checked(r#"graph g { topology = flow; engine = sync; description = "a \"quoted\" graph"; step a = map("x\"; rm -rf /"); }"#);
+    assert_eq!(graph.description.as_deref(), Some("a \"quoted\" graph"));
+    assert!(graphc::render::to_dot(&graph).contains("\"a\" [label=\"a\""));
+}
