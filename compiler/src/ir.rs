@@ -67,12 +67,18 @@ impl Graph {
 
     /// The steps with no parents that are not error handlers: where an event enters a flow.
     pub fn start_nodes(&self) -> Vec<NodeId> {
+        let catchers = self.catchers();
         self.node_ids()
             .filter(|&id| {
                 let node = self.node(id);
-                node.parents.is_empty() && !self.is_catcher(id) && !matches!(node.kind, NodeKind::Queue(_))
+                node.parents.is_empty() && !catchers.contains(&id) && !matches!(node.kind, NodeKind::Queue(_))
             })
             .collect()
+    }
+
+    /// Every node that some step, or the graph, names as its error handler.
+    pub fn catchers(&self) -> std::collections::BTreeSet<NodeId> {
+        self.nodes.iter().filter_map(|node| node.on_error).chain(self.on_error).collect()
     }
 
     /// True when some step, or the graph, names this node as its error handler.

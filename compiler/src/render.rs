@@ -35,6 +35,7 @@ pub fn to_dot(graph: &Graph) -> String {
             }
         }
     }
+    let catchers = graph.catchers();
     for id in entry_nodes(graph) {
         let _ = writeln!(out, "  \"_start\" -> {}{};", quote(&graph.node(id).name), cluster_head(graph, id));
     }
@@ -43,7 +44,7 @@ pub fn to_dot(graph: &Graph) -> String {
         for &child in &node.children {
             let _ = writeln!(out, "  {} -> {}{};", quote(&node.name), quote(&graph.node(child).name), edge_attributes(graph, id, child));
         }
-        if let Some(handler) = node.on_error.or(graph.on_error.filter(|&h| h != id && !graph.is_catcher(id))) {
+        if let Some(handler) = node.on_error.or(graph.on_error.filter(|&h| h != id && !catchers.contains(&id))) {
             let _ = writeln!(out, "  {} -> {} [style=dashed{}];", quote(&node.name), quote(&graph.node(handler).name), cluster_tail(graph, id));
         }
     }
@@ -76,6 +77,7 @@ pub fn to_mermaid(graph: &Graph) -> String {
             }
         }
     }
+    let catchers = graph.catchers();
     for id in entry_nodes(graph) {
         let _ = writeln!(out, "  _start --> {}", id_of(id));
     }
@@ -84,7 +86,7 @@ pub fn to_mermaid(graph: &Graph) -> String {
         for &child in &node.children {
             let _ = writeln!(out, "  {} --> {}", id_of(id), id_of(child));
         }
-        if let Some(handler) = node.on_error.or(graph.on_error.filter(|&h| h != id && !graph.is_catcher(id))) {
+        if let Some(handler) = node.on_error.or(graph.on_error.filter(|&h| h != id && !catchers.contains(&id))) {
             let _ = writeln!(out, "  {} -.-> {}", id_of(id), id_of(handler));
         }
     }

@@ -113,3 +113,26 @@ fn dsl_strings_are_data_in_diagrams() {
     assert_eq!(graph.description.as_deref(), Some("a \"quoted\" graph"));
     assert!(graphc::render::to_dot(&graph).contains("\"a\" [label=\"a\""));
 }
+
+#[test]
+fn hostile_nesting_and_length_are_diagnostics_not_crashes() {
+    let deep = |open: &str, close: &str, n: usize| format!("graph d {{ topology = flow; engine = sync; step a = map({}1{}); }}", open.repeat(n), close.repeat(n));
+    for text in [
+        deep("(", ")", 100_000),
+        deep("[", "]", 100_000),
+        deep("{a: ", "}", 100_000),
+        deep("-", "", 100_000),
+        deep("len(", ")", 100_000),
+        format!("graph d {{ topology = flow; engine = sync; step a = map(1{}); }}", " + 1".repeat(100_000)),
+        format!("graph d {{ topology = flow; engine = sync; step a = map(body{}); }}", ".x".repeat(100_000)),
+        // Just inside the limits: must be accepted and checked without exhausting a test thread's stack.
+        deep("(", ")", graphc::syntax::MAX_NESTING - 3),
+        format!("graph d {{ topology = flow; engine = sync; step a = map(1{}); }}", " + 1".repeat(100)),
+    ] {
+        let outcome = graphc::check_source(&text);
+        if let Err(diagnostics) = outcome {
+            assert!(diagnostics.iter().all(|d| d.code == graphc::Code::Syntax), "{diagnostics:?}");
+            assert!(text.len() > 10_000, "small inputs within the limits are accepted: {diagnostics:?}");
+        }
+    }
+}

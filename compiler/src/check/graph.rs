@@ -283,7 +283,7 @@ impl Checker<'_> {
         }
         let mut reached = vec![false; self.graph.nodes.len()];
         let mut work: Vec<NodeId> = self.graph.start_nodes();
-        work.extend(self.graph.node_ids().filter(|&id| self.graph.is_catcher(id)));
+        work.extend(self.graph.catchers());
         while let Some(id) = work.pop() {
             match reached.get_mut(id.index()) {
                 Some(seen @ false) => *seen = true,

@@ -13,6 +13,7 @@ use crate::diagnostic::{self, Diagnostic};
 use crate::ir::{self, NodeId};
 use crate::source::Span;
 use crate::syntax::ast;
+use std::collections::HashMap;
 
 /// A graph that passed the checker, with its warnings.
 #[derive(Debug)]
@@ -47,6 +48,8 @@ struct NodeSyntax<'a> {
     decl: Span,
     implementation: Option<&'a ast::StepImpl>,
     signature: Option<&'a (ast::TypeExpr, ast::TypeExpr)>,
+    /// The declaration's options, as written.
+    options: &'a [ast::Opt],
     option_spans: Vec<(&'a str, Span)>,
     /// `before = x` targets, resolved.
     before: Vec<(NodeId, Span)>,
@@ -62,8 +65,10 @@ struct Checker<'a> {
     ast: &'a ast::Graph,
     graph: ir::Graph,
     syntax: Vec<NodeSyntax<'a>>,
-    /// Where each edge was written: (parent, child, span).
-    edge_spans: Vec<(NodeId, NodeId, Span)>,
+    /// Node ids by name.
+    names: HashMap<&'a str, NodeId>,
+    /// Where each edge was written.
+    edge_spans: HashMap<(NodeId, NodeId), Span>,
     graph_on_error_span: Option<Span>,
     topology_span: Option<Span>,
     engine_span: Option<Span>,
@@ -89,7 +94,8 @@ impl<'a> Checker<'a> {
                 tests: Vec::new(),
             },
             syntax: Vec::new(),
-            edge_spans: Vec::new(),
+            names: HashMap::new(),
+            edge_spans: HashMap::new(),
             graph_on_error_span: None,
             topology_span: None,
             engine_span: None,
@@ -117,7 +123,7 @@ impl<'a> Checker<'a> {
     }
 
     fn node_id(&self, name: &str) -> Option<NodeId> {
-        self.graph.nodes.iter().position(|node| node.name == name).map(|index| NodeId(index as u32))
+        self.names.get(name).copied()
     }
 
     fn node_names(&self) -> impl Iterator<Item = &str> {
@@ -149,19 +155,16 @@ impl<'a> Checker<'a> {
         }
         self.node_mut(parent).children.push(child);
         self.node_mut(child).parents.push(parent);
-        self.edge_spans.push((parent, child, span));
+        self.edge_spans.insert((parent, child), span);
     }
 
     fn remove_edge(&mut self, parent: NodeId, child: NodeId) {
         self.node_mut(parent).children.retain(|&c| c != child);
         self.node_mut(child).parents.retain(|&p| p != parent);
-        self.edge_spans.retain(|&(p, c, _)| (p, c) != (parent, child));
+        self.edge_spans.remove(&(parent, child));
     }
 
     fn edge_span(&self, parent: NodeId, child: NodeId) -> Span {
-        self.edge_spans
-            .iter()
-            .find(|&&(p, c, _)| (p, c) == (parent, child))
-            .map_or_else(|| self.node(child).span, |&(_, _, span)| span)
+        self.edge_spans.get(&(parent, child)).copied().unwrap_or(self.node(child).span)
     }
 }

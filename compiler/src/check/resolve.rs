@@ -6,6 +6,7 @@ use crate::diagnostic::{did_you_mean, Code, Diagnostic};
 use crate::ir::{self, NodeId, NodeKind, Placement, Type};
 use crate::source::Span;
 use crate::syntax::ast::{self, ExprKind, Item, Opt, OptValue};
+use std::collections::HashMap;
 
 const GRAPH_SETTINGS: &[&str] = &["topology", "engine", "on_error", "error_stream", "description"];
 const STEP_OPTIONS: &[&str] = &["after", "before", "function", "full_event", "input_path", "result_path", "respond", "on_error"];
@@ -32,7 +33,7 @@ impl<'a> Checker<'a> {
 
     /// Declares every name first, so that references may come before declarations.
     fn declare_names(&mut self) {
-        let mut seen: Vec<(&str, &str, Span)> = Vec::new();
+        let mut seen: HashMap<(&str, &str), Span> = HashMap::new();
         for item in &self.ast.items {
             let (namespace, ident) = match item {
                 Item::Step(step) => ("step", &step.name),
@@ -45,7 +46,7 @@ impl<'a> Checker<'a> {
                 Item::Test(test) => ("test", &test.name),
                 Item::Setting(_) | Item::Wiring(_) => continue,
             };
-            if let Some(&(_, _, first)) = seen.iter().find(|(ns, name, _)| *ns == namespace && *name == ident.name) {
+            if let Some(&first) = seen.get(&(namespace, ident.name.as_str())) {
                 self.report(
                     Diagnostic::error(Code::DuplicateName, format!("the {namespace} name `{}` is declared twice", ident.name), ident.span, "declared again here")
                         .with_label(first, "first declared here")
@@ -53,11 +54,18 @@ impl<'a> Checker<'a> {
                 );
                 continue;
             }
-            seen.push((namespace, &ident.name, ident.span));
+            seen.insert((namespace, &ident.name), ident.span);
             match item {
                 Item::Step(_) | Item::Router(_) | Item::Queue(_) => {
+                    let options = match item {
+                        Item::Step(step) => step.options.as_slice(),
+                        Item::Router(router) => router.options.as_slice(),
+                        Item::Queue(queue) => queue.options.as_slice(),
+                        _ => &[],
+                    };
+                    self.names.insert(&ident.name, NodeId(self.graph.nodes.len() as u32));
                     self.graph.nodes.push(placeholder_node(&ident.name, ident.span));
-                    self.syntax.push(NodeSyntax::default());
+                    self.syntax.push(NodeSyntax { options, ..NodeSyntax::default() });
                 }
                 Item::Secret(secret) => self.graph.secrets.push(secret.name.clone()),
                 Item::Function(function) => self.graph.functions.push(function.name.clone()),
@@ -276,7 +284,7 @@ impl<'a> Checker<'a> {
             }
         }
         for id in self.graph.node_ids().collect::<Vec<_>>() {
-            let decl_options = self.declared_options(id);
+            let decl_options = self.syntax_of(id).options;
             for opt in decl_options {
                 match opt.key.name.as_str() {
                     "after" => {
@@ -334,6 +342,7 @@ impl<'a> Checker<'a> {
     /// `before = x` inserts the step between `x` and `x`'s parents; on an error handler it only
     /// adds the edge, since a handler's input comes from failures, not from `x`'s parents.
     fn apply_before(&mut self) {
+        let catchers = self.graph.catchers();
         for id in self.graph.node_ids().collect::<Vec<_>>() {
             let befores = std::mem::take(&mut self.syntax_mut(id).before);
             for &(target, span) in &befores {
@@ -349,7 +358,7 @@ impl<'a> Checker<'a> {
                 if target == id {
                     continue; // reported as a cycle
                 }
-                if !self.graph.is_catcher(id) {
+                if !catchers.contains(&id) {
                     for parent in self.node(target).parents.clone() {
                         if parent != id {
                             let edge_span = self.edge_span(parent, target);
@@ -371,21 +380,6 @@ impl<'a> Checker<'a> {
                 self.add_edge(id, outlet, arm.outlet.span);
             }
         }
-    }
-
-    fn declared_options(&self, id: NodeId) -> Vec<&'a Opt> {
-        let name = &self.node(id).name;
-        let span = self.node(id).span;
-        self.ast
-            .items
-            .iter()
-            .find_map(|item| match item {
-                Item::Step(step) if step.name.name == *name && step.name.span == span => Some(step.options.iter().collect()),
-                Item::Router(router) if router.name.name == *name && router.name.span == span => Some(router.options.iter().collect()),
-                Item::Queue(queue) if queue.name.name == *name && queue.name.span == span => Some(queue.options.iter().collect()),
-                _ => None,
-            })
-            .unwrap_or_default()
     }
 
     fn handler_reference(&mut self, opt: &'a Opt) -> Option<NodeId> {

@@ -15,8 +15,12 @@ use std::sync::OnceLock;
 
 type Lowered<T> = Result<T, Diagnostic>;
 
+/// Operators, operands and postfixes in one expression, nested ones included. Checking walks
+/// expression trees recursively, so their size is bounded here, far above real expressions.
+const MAX_EXPRESSION_PARTS: usize = 256;
+
 pub(super) fn lower_file(file: Pair<'_, Rule>) -> Result<Graph, Vec<Diagnostic>> {
-    let lowerer = Lowerer { diagnostics: RefCell::new(Vec::new()) };
+    let lowerer = Lowerer { diagnostics: RefCell::new(Vec::new()), expression_parts: std::cell::Cell::new(0) };
     let graph = file
         .into_inner()
         .find(|pair| pair.as_rule() == Rule::graph)
@@ -65,6 +69,8 @@ fn is_keyword(rule: Rule) -> bool {
 struct Lowerer {
     /// Errors that do not stop lowering, such as an integer too large.
     diagnostics: RefCell<Vec<Diagnostic>>,
+    /// Parts of the expression being lowered, against `MAX_EXPRESSION_PARTS`.
+    expression_parts: std::cell::Cell<usize>,
 }
 
 impl Lowerer {
@@ -88,7 +94,7 @@ impl Lowerer {
             Rule::param_decl => {
                 let name = ident(expect_next(&mut inner, span)?);
                 let ty = self.type_expr(expect_next(&mut inner, span)?)?;
-                let default = inner.next().map(|p| self.expr(p)).transpose()?;
+                let default = inner.next().map(|p| self.top_expr(p)).transpose()?;
                 Item::Param(ParamDecl { name, ty, default, span })
             }
             Rule::secret_decl => Item::Secret(ident(expect_next(&mut inner, span)?)),
@@ -108,6 +114,7 @@ impl Lowerer {
             Rule::router_decl => Item::Router(self.router(inner, span)?),
             Rule::queue_decl => {
                 let name = ident(expect_next(&mut inner, span)?);
+                self.expression_parts.set(0);
                 let engine = self.call(expect_next(&mut inner, span)?)?;
                 let options = inner.next().map(|p| self.options(p)).transpose()?.unwrap_or_default();
                 Item::Queue(QueueDecl { name, engine, options, span })
@@ -139,6 +146,7 @@ impl Lowerer {
     }
 
     fn step_impl(&self, pair: Pair<'_, Rule>) -> Lowered<StepImpl> {
+        self.expression_parts.set(0);
         let span = Span::from(pair.as_span());
         let implementation = expect_next(&mut children(pair), span)?;
         let impl_span = Span::from(implementation.as_span());
@@ -168,7 +176,7 @@ impl Lowerer {
         let span = Span::from(pair.as_span());
         let mut inner = children(pair);
         let first = expect_next(&mut inner, span)?;
-        let condition = if first.as_rule() == Rule::wildcard { None } else { Some(self.expr(first)?) };
+        let condition = if first.as_rule() == Rule::wildcard { None } else { Some(self.top_expr(first)?) };
         let outlet = inner.find(|p| p.as_rule() == Rule::ident).map(ident).ok_or_else(|| internal(span))?;
         Ok(ChoiceArm { condition, outlet })
     }
@@ -209,7 +217,7 @@ impl Lowerer {
             let rule = item.as_rule();
             let mut parts = children(item).filter(|p| !is_keyword(p.as_rule()));
             if rule == Rule::expect {
-                expects.push(self.expr(parts.next().ok_or_else(|| internal(item_span))?)?);
+                expects.push(self.top_expr(parts.next().ok_or_else(|| internal(item_span))?)?);
                 continue;
             }
             let mut method = None;
@@ -242,7 +250,7 @@ impl Lowerer {
                 let value = expect_next(&mut children(value), span)?;
                 Some(match value.as_rule() {
                     Rule::star => OptValue::Star(Span::from(value.as_span())),
-                    _ => OptValue::Expr(self.expr(value)?),
+                    _ => OptValue::Expr(self.top_expr(value)?),
                 })
             }
         };
@@ -301,7 +309,23 @@ impl Lowerer {
         }
     }
 
+    /// Lowers an expression that is not inside another one, with a fresh size budget.
+    fn top_expr(&self, pair: Pair<'_, Rule>) -> Lowered<Expr> {
+        self.expression_parts.set(0);
+        self.expr(pair)
+    }
+
     fn expr(&self, pair: Pair<'_, Rule>) -> Lowered<Expr> {
+        // Operators chain without brackets, so bracket nesting alone does not bound the depth
+        // of the tree (`1 + 1 + ...` is left-deep); bound its length as well.
+        let span = Span::from(pair.as_span());
+        let parts = pair.clone().into_inner().len();
+        let used = self.expression_parts.get() + parts;
+        self.expression_parts.set(used);
+        if used > MAX_EXPRESSION_PARTS {
+            return Err(Diagnostic::error(Code::Syntax, format!("expression has more than {MAX_EXPRESSION_PARTS} operators and operands"), span, "too long")
+                .with_help("split it over several steps, or compute it in a Rust step"));
+        }
         let pratt = pratt();
         let failure = RefCell::new(None);
         let expr = pratt

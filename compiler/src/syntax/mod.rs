@@ -18,12 +18,62 @@ use grammar::{GraphParser, Rule};
 /// Parses one graph. A syntax error stops at the first one (pest does not recover); errors found
 /// while lowering (bad literals) are all reported.
 pub fn parse(text: &str) -> Result<ast::Graph, Vec<Diagnostic>> {
+    check_nesting(text)?;
     let mut pairs = match GraphParser::parse(Rule::file, text) {
         Ok(pairs) => pairs,
         Err(error) => return Err(vec![syntax_error(text, &detailed(text).unwrap_or(error))]),
     };
     let file = pairs.next().ok_or_else(|| vec![Diagnostic::error(Code::Syntax, "empty input", Span::default(), "")])?;
     lower::lower_file(file)
+}
+
+/// How deeply brackets may nest. Real graphs stay far below it; the limit keeps the parser's
+/// and checker's recursion from exhausting the stack on hostile input.
+pub const MAX_NESTING: usize = 32;
+
+/// Rejects bracket nesting beyond [`MAX_NESTING`], skipping strings and comments as Rust lexes them.
+fn check_nesting(text: &str) -> Result<(), Vec<Diagnostic>> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        match byte {
+            b'/' if bytes.get(at + 1) == Some(&b'/') => at = text[at..].find('\n').map_or(bytes.len(), |n| at + n),
+            b'/' if bytes.get(at + 1) == Some(&b'*') => at = text[at + 2..].find("*/").map_or(bytes.len(), |n| at + n + 4),
+            b'"' => {
+                at += 1;
+                while let Some(&c) = bytes.get(at) {
+                    match c {
+                        b'\\' => at += 2,
+                        b'"' => break,
+                        _ => at += 1,
+                    }
+                }
+                at += 1;
+            }
+            b'r' if matches!(bytes.get(at + 1), Some(b'"' | b'#')) && !bytes.get(at.wrapping_sub(1)).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') => {
+                let hashes = bytes[at + 1..].iter().take_while(|c| **c == b'#').count();
+                let closing = format!("\"{}", "#".repeat(hashes));
+                let body = at + 2 + hashes;
+                at = text.get(body..).and_then(|rest| rest.find(&closing)).map_or(bytes.len(), |n| body + n + closing.len());
+            }
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    let span = Span::new(at, at + 1);
+                    return Err(vec![Diagnostic::error(Code::Syntax, format!("brackets nest more than {MAX_NESTING} levels deep"), span, "too deep here")
+                        .with_help("flatten the expression, or compute it in a Rust step")]);
+                }
+                at += 1;
+            }
+            b')' | b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                at += 1;
+            }
+            _ => at += 1,
+        }
+    }
+    Ok(())
 }
 
 /// Parses again with pest's error detail on, which also records the literal tokens (`;`, `->`)
