@@ -8,12 +8,16 @@ use std::str::FromStr;
 /// A flow of `steps` steps: built-ins with expressions, Rust handlers, options, and one chain
 /// statement per step, as a large generated graph would be written.
 fn generated_flow(steps: usize) -> String {
-    let mut text = String::from("graph generated {\n    topology = flow;\n    engine = async;\n    param factor: float = 1.5;\n");
+    let mut text =
+        String::from("graph generated {\n    topology = flow;\n    engine = async;\n    param factor: float = 1.5;\n");
     for i in 0..steps {
         match i % 4 {
-            0 => text.push_str(&format!("    step s{i} = map({{ value: body.value * param.factor + {i}, index: {i} }});\n")),
+            0 => text
+                .push_str(&format!("    step s{i} = map({{ value: body.value * param.factor + {i}, index: {i} }});\n")),
             1 => text.push_str(&format!("    step s{i} = filter(body.value > {i} && body.index != 0);\n")),
-            2 => text.push_str(&format!("    step s{i} = fn handlers::step_{i} {{ input_path = \"value\"; result_path = \"out.v{i}\"; }}\n")),
+            2 => text.push_str(&format!(
+                "    step s{i} = fn handlers::step_{i} {{ input_path = \"value\"; result_path = \"out.v{i}\"; }}\n"
+            )),
             _ => text.push_str(&format!("    step s{i} = extend({{ tag: \"t{i}\" }});\n")),
         }
     }

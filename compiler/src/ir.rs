@@ -57,6 +57,7 @@ pub struct Graph {
 impl Graph {
     /// The node with this id.
     pub fn node(&self, id: NodeId) -> &Node {
+        #[allow(clippy::indexing_slicing, reason = "node ids are made only by the checker, as indexes into nodes")]
         &self.nodes[id.index()]
     }
 

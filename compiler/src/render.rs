@@ -14,7 +14,12 @@ pub fn to_dot(graph: &Graph) -> String {
         let node = graph.node(id);
         match &node.kind {
             NodeKind::Router(router) => {
-                let _ = writeln!(out, "  subgraph {} {{\n    label={};\n    style=rounded;", quote(&format!("cluster_{}", node.name)), quote(&node.name));
+                let _ = writeln!(
+                    out,
+                    "  subgraph {} {{\n    label={};\n    style=rounded;",
+                    quote(&format!("cluster_{}", node.name)),
+                    quote(&node.name)
+                );
                 let _ = writeln!(out, "    {} [label={}, shape=doubleoctagon];", quote(&node.name), quote(&node.name));
                 for route in &router.routes {
                     let route_id = format!("{}/{}", node.name, route.name);
@@ -28,7 +33,12 @@ pub fn to_dot(graph: &Graph) -> String {
                     Queue::Memory { capacity } => format!("memory, {capacity}"),
                     Queue::Stream { stream, .. } => format!("stream {stream}"),
                 };
-                let _ = writeln!(out, "  {} [label={}, shape=cds];", quote(&node.name), quote(&format!("{}\n({detail})", node.name)));
+                let _ = writeln!(
+                    out,
+                    "  {} [label={}, shape=cds];",
+                    quote(&node.name),
+                    quote(&format!("{}\n({detail})", node.name))
+                );
             }
             _ => {
                 let _ = writeln!(out, "  {} [label={}, shape=ellipse];", quote(&node.name), quote(&node.name));
@@ -42,10 +52,22 @@ pub fn to_dot(graph: &Graph) -> String {
     for id in graph.node_ids() {
         let node = graph.node(id);
         for &child in &node.children {
-            let _ = writeln!(out, "  {} -> {}{};", quote(&node.name), quote(&graph.node(child).name), edge_attributes(graph, id, child));
+            let _ = writeln!(
+                out,
+                "  {} -> {}{};",
+                quote(&node.name),
+                quote(&graph.node(child).name),
+                edge_attributes(graph, id, child)
+            );
         }
         if let Some(handler) = node.on_error.or(graph.on_error.filter(|&h| h != id && !catchers.contains(&id))) {
-            let _ = writeln!(out, "  {} -> {} [style=dashed{}];", quote(&node.name), quote(&graph.node(handler).name), cluster_tail(graph, id));
+            let _ = writeln!(
+                out,
+                "  {} -> {} [style=dashed{}];",
+                quote(&node.name),
+                quote(&graph.node(handler).name),
+                cluster_tail(graph, id)
+            );
         }
     }
     out.push_str("}\n");

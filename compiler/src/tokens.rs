@@ -19,16 +19,22 @@ pub struct TokenSource {
 impl TokenSource {
     /// The first and last token spans covering `span`, for errors at the user's tokens.
     pub fn token_spans(&self, span: Span) -> Option<(proc_macro2::Span, proc_macro2::Span)> {
-        let covering = self.spans.iter().filter(|(range, _)| range.end > span.start && range.start < span.end.max(span.start + 1));
-        let first = covering.clone().next().or_else(|| self.spans.iter().find(|(range, _)| range.start >= span.start)).or(self.spans.last())?;
-        let last = covering.last().unwrap_or(first);
+        let mut covering =
+            self.spans.iter().filter(|(range, _)| range.end > span.start && range.start < span.end.max(span.start + 1));
+        let first = covering
+            .clone()
+            .next()
+            .or_else(|| self.spans.iter().find(|(range, _)| range.start >= span.start))
+            .or(self.spans.last())?;
+        let last = covering.next_back().unwrap_or(first);
         Some((first.1, last.1))
     }
 }
 
 /// Lays out the tokens as text.
 pub fn from_tokens(tokens: TokenStream) -> TokenSource {
-    let mut writer = Writer { out: TokenSource { text: String::new(), spans: Vec::new() }, line: 1, column: 0, glue: false };
+    let mut writer =
+        Writer { out: TokenSource { text: String::new(), spans: Vec::new() }, line: 1, column: 0, glue: false };
     writer.stream(tokens);
     writer.out
 }

@@ -24,7 +24,10 @@ fn graph_files(folder: &str) -> Vec<String> {
 }
 
 fn examples() -> Vec<String> {
-    ["iris", "flow", "ensemble", "remote", "distributed"].iter().map(|name| format!("examples/{name}/{name}.graph")).collect()
+    ["iris", "flow", "ensemble", "remote", "distributed"]
+        .iter()
+        .map(|name| format!("examples/{name}/{name}.graph"))
+        .collect()
 }
 
 #[test]
@@ -44,12 +47,17 @@ fn every_fail_fixture_exits_1_with_its_error_where_the_fixture_says() {
     assert!(files.len() >= 30);
     for file in files {
         let text = std::fs::read_to_string(workspace().join(&file)).expect("fixture");
-        let expect = text.lines().next().and_then(|line| line.strip_prefix("// expect: ")).unwrap_or_else(|| panic!("{file}: no `// expect:` line"));
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("// expect: "))
+            .unwrap_or_else(|| panic!("{file}: no `// expect:` line"));
         let (code, place) = expect.split_once(" at ").expect("`CODE at LINE:COL`");
         let output = graphc(&["check", "--format", "json", &file]);
         assert_eq!(output.status.code(), Some(1), "{file}");
         let diagnostics: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
-        let errors: Vec<&serde_json::Value> = diagnostics.as_array().expect("array").iter().filter(|d| d["severity"] == "error").collect();
+        let errors: Vec<&serde_json::Value> =
+            diagnostics.as_array().expect("array").iter().filter(|d| d["severity"] == "error").collect();
         assert_eq!(errors.len(), 1, "{file}: {errors:#?}");
         let label = &errors[0]["labels"][0];
         assert_eq!(errors[0]["code"], code, "{file}");
@@ -116,7 +124,8 @@ fn diagrams_show_routers_as_clusters_queues_as_cds_and_dashed_handlers() {
     assert!(dot.contains("\"enrich\" -> \"catcher\" [style=dashed]"), "{dot}");
     let queues = String::from_utf8(graphc(&["graph", "examples/distributed/distributed.graph"]).stdout).expect("utf-8");
     assert!(queues.contains("shape=cds"), "{queues}");
-    let mermaid = String::from_utf8(graphc(&["graph", "examples/flow/flow.graph", "--format", "mermaid"]).stdout).expect("utf-8");
+    let mermaid =
+        String::from_utf8(graphc(&["graph", "examples/flow/flow.graph", "--format", "mermaid"]).stdout).expect("utf-8");
     assert!(mermaid.starts_with("flowchart LR"), "{mermaid}");
     assert!(mermaid.contains("-.->"), "{mermaid}");
 }

@@ -6,7 +6,9 @@ use graphc::ir::{Engine, Graph, NodeKind, Placement, RouterKind, Topology, Type,
 fn checked(text: &str) -> Graph {
     match graphc::check_source(text) {
         Ok(checked) => checked.graph,
-        Err(diagnostics) => panic!("{}", graphc::report::render_human("test.graph", text, &diagnostics, graphc::report::Style::PLAIN)),
+        Err(diagnostics) => {
+            panic!("{}", graphc::report::render_human("test.graph", text, &diagnostics, graphc::report::Style::PLAIN))
+        }
     }
 }
 
@@ -20,7 +22,8 @@ fn node<'g>(graph: &'g Graph, name: &str) -> &'g graphc::ir::Node {
 
 #[test]
 fn defaults_are_mlruns_router_topology_and_async_engine() {
-    let graph = checked(r#"graph g { router r = model { route m = model(kind = gaussian_nb, model_path = "m.json"); } }"#);
+    let graph =
+        checked(r#"graph g { router r = model { route m = model(kind = gaussian_nb, model_path = "m.json"); } }"#);
     assert_eq!(graph.topology, Topology::Router);
     assert_eq!(graph.engine, Engine::Async);
     let NodeKind::Router(router) = &graph.nodes[0].kind else { panic!("a router") };
@@ -29,7 +32,9 @@ fn defaults_are_mlruns_router_topology_and_async_engine() {
 
 #[test]
 fn before_inserts_a_step_between_a_step_and_its_parents() {
-    let graph = checked("graph g { topology = flow; engine = sync; step a = map(body); step c = map(body); step b = map(body) { before = c; } a -> c; }");
+    let graph = checked(
+        "graph g { topology = flow; engine = sync; step a = map(body); step c = map(body); step b = map(body) { before = c; } a -> c; }",
+    );
     assert_eq!(names(&graph, &node(&graph, "c").parents), ["b"]);
     assert_eq!(names(&graph, &node(&graph, "b").parents), ["a"]);
 }
@@ -47,7 +52,9 @@ fn a_catcher_is_not_a_start_step_and_its_before_only_adds_an_edge() {
 
 #[test]
 fn chains_with_sets_fan_out_and_join() {
-    let graph = checked("graph g { topology = flow; step a = map(body); step b = map(body); step c = map(body); step d = map(body) { respond; } a -> [b, c] -> d; }");
+    let graph = checked(
+        "graph g { topology = flow; step a = map(body); step b = map(body); step c = map(body); step d = map(body) { respond; } a -> [b, c] -> d; }",
+    );
     assert_eq!(names(&graph, &node(&graph, "a").children), ["b", "c"]);
     assert_eq!(names(&graph, &node(&graph, "d").parents), ["b", "c"]);
 }
@@ -86,13 +93,17 @@ fn stream_queues_split_functions_and_star_runs_anywhere() {
     );
     assert_eq!(node(&graph, "b").placement, Placement::Child("w".into()));
     assert_eq!(node(&graph, "c").placement, Placement::Any);
-    let NodeKind::Queue(graphc::ir::Queue::Stream { url, stream, shards }) = &node(&graph, "q").kind else { panic!("a stream") };
+    let NodeKind::Queue(graphc::ir::Queue::Stream { url, stream, shards }) = &node(&graph, "q").kind else {
+        panic!("a stream")
+    };
     assert_eq!((url.as_str(), stream.as_str(), *shards), ("redis://h:1", "s", 3));
 }
 
 #[test]
 fn tests_blocks_are_kept_for_graphc_test() {
-    let graph = checked(r#"graph g { topology = flow; engine = sync; step a = map(body); test t { request GET "/x" { event_id = "e1"; } expect status == 200; } }"#);
+    let graph = checked(
+        r#"graph g { topology = flow; engine = sync; step a = map(body); test t { request GET "/x" { event_id = "e1"; } expect status == 200; } }"#,
+    );
     let test = &graph.tests[0];
     assert_eq!((test.method.as_str(), test.path.as_str(), test.event_id.as_deref()), ("GET", "/x", Some("e1")));
     assert_eq!(test.expects.len(), 1);
@@ -100,7 +111,9 @@ fn tests_blocks_are_kept_for_graphc_test() {
 
 #[test]
 fn every_problem_is_reported_not_only_the_first() {
-    let errors = graphc::check_source("graph g { topology = flow; step a = map(body) { respnd; } step a = map(body); x -> y; }").expect_err("fails");
+    let errors =
+        graphc::check_source("graph g { topology = flow; step a = map(body) { respnd; } step a = map(body); x -> y; }")
+            .expect_err("fails");
     let codes: Vec<&str> = errors.iter().filter(|d| d.is_error()).map(|d| d.code.as_str()).collect();
     assert!(codes.contains(&"graphc::unknown_setting"), "{codes:?}");
     assert!(codes.contains(&"graphc::duplicate_name"), "{codes:?}");
@@ -109,14 +122,18 @@ fn every_problem_is_reported_not_only_the_first() {
 
 #[test]
 fn dsl_strings_are_data_in_diagrams() {
-    let graph = checked(r#"graph g { topology = flow; engine = sync; description = "a \"quoted\" graph"; step a = map("x\"; rm -rf /"); }"#);
+    let graph = checked(
+        r#"graph g { topology = flow; engine = sync; description = "a \"quoted\" graph"; step a = map("x\"; rm -rf /"); }"#,
+    );
     assert_eq!(graph.description.as_deref(), Some("a \"quoted\" graph"));
     assert!(graphc::render::to_dot(&graph).contains("\"a\" [label=\"a\""));
 }
 
 #[test]
 fn hostile_nesting_and_length_are_diagnostics_not_crashes() {
-    let deep = |open: &str, close: &str, n: usize| format!("graph d {{ topology = flow; engine = sync; step a = map({}1{}); }}", open.repeat(n), close.repeat(n));
+    let deep = |open: &str, close: &str, n: usize| {
+        format!("graph d {{ topology = flow; engine = sync; step a = map({}1{}); }}", open.repeat(n), close.repeat(n))
+    };
     for text in [
         deep("(", ")", 100_000),
         deep("[", "]", 100_000),

@@ -31,11 +31,18 @@ fn pass_fixtures_check_and_draw() {
     insta::glob!(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures"), "pass/*.graph", |path| {
         let text = read(path);
         let checked = graphc::check_source(&text).unwrap_or_else(|diagnostics| {
-            panic!("{} should pass:\n{}", path.display(), report::render_human(&file_name(path), &text, &diagnostics, Style::PLAIN))
+            panic!(
+                "{} should pass:\n{}",
+                path.display(),
+                report::render_human(&file_name(path), &text, &diagnostics, Style::PLAIN)
+            )
         });
         assert_spans_in_bounds(&text, &checked.warnings);
         let warnings = report::render_human(&file_name(path), &text, &checked.warnings, Style::PLAIN);
-        insta::assert_snapshot!(format!("--- WARNINGS\n{warnings}\n--- DOT\n{}", graphc::render::to_dot(&checked.graph)));
+        insta::assert_snapshot!(format!(
+            "--- WARNINGS\n{warnings}\n--- DOT\n{}",
+            graphc::render::to_dot(&checked.graph)
+        ));
     });
 }
 
@@ -110,7 +117,13 @@ fn every_fixture_means_the_same_as_tokens() {
                 continue;
             };
             let rebuilt = graphc::tokens::from_tokens(tokens);
-            assert_eq!(outcome(&text), outcome(&rebuilt.text), "{} differs as tokens:\n{}", path.display(), rebuilt.text);
+            assert_eq!(
+                outcome(&text),
+                outcome(&rebuilt.text),
+                "{} differs as tokens:\n{}",
+                path.display(),
+                rebuilt.text
+            );
             compared += 1;
         }
     }
@@ -128,8 +141,10 @@ fn tokens_without_positions_still_parse() {
     assert!(!rebuilt.text.contains('\n'), "laid out on one line: {}", rebuilt.text);
     let reparsed = graphc::check_source(&rebuilt.text).expect("checks");
     let original = graphc::check_source(&text).expect("checks");
-    assert_eq!(format!("{:?}", reparsed.graph.nodes.iter().map(|n| (&n.name, &n.children)).collect::<Vec<_>>()),
-        format!("{:?}", original.graph.nodes.iter().map(|n| (&n.name, &n.children)).collect::<Vec<_>>()));
+    assert_eq!(
+        format!("{:?}", reparsed.graph.nodes.iter().map(|n| (&n.name, &n.children)).collect::<Vec<_>>()),
+        format!("{:?}", original.graph.nodes.iter().map(|n| (&n.name, &n.children)).collect::<Vec<_>>())
+    );
 }
 
 fn respan(tokens: proc_macro2::TokenStream) -> proc_macro2::TokenStream {

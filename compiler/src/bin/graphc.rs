@@ -83,7 +83,9 @@ fn check(files: &[PathBuf], format: Format) -> ExitCode {
         };
         match format {
             Format::Human => eprint!("{}", report::render_human(&name, &text, &diagnostics, style())),
-            Format::Json => json.extend(report::to_json(&name, &text, &diagnostics).as_array().cloned().unwrap_or_default()),
+            Format::Json => {
+                json.extend(report::to_json(&name, &text, &diagnostics).as_array().cloned().unwrap_or_default())
+            }
         }
     }
     if let Format::Json = format {

@@ -1,7 +1,7 @@
 //! The built-in steps, routes, routers and queues: their names, arguments and checks.
 
 use super::Checker;
-use crate::diagnostic::{did_you_mean, Code, Diagnostic};
+use crate::diagnostic::{Code, Diagnostic, did_you_mean};
 use crate::ir::{self, ModelKind, NodeKind};
 use crate::source::Span;
 use crate::syntax::ast::{self, Arg, Call, ExprKind, Opt, OptValue, StepImpl};
@@ -22,8 +22,13 @@ impl<'a> Checker<'a> {
                         Some(name) => Some((name.name.clone(), self.constant(&arg.value, None))),
                         None => {
                             self.report(
-                                Diagnostic::error(Code::InvalidValue, "arguments of `new` are named", arg.value.span, "no name")
-                                    .with_help("write `new Type(name = value)`"),
+                                Diagnostic::error(
+                                    Code::InvalidValue,
+                                    "arguments of `new` are named",
+                                    arg.value.span,
+                                    "no name",
+                                )
+                                .with_help("write `new Type(name = value)`"),
                             );
                             None
                         }
@@ -31,7 +36,9 @@ impl<'a> Checker<'a> {
                     .collect();
                 NodeKind::Construct(path.to_string(), args)
             }
-            StepImpl::Remote(args, span) => self.remote(args, *span).map_or(NodeKind::Function(String::new()), NodeKind::Remote),
+            StepImpl::Remote(args, span) => {
+                self.remote(args, *span).map_or(NodeKind::Function(String::new()), NodeKind::Remote)
+            }
             StepImpl::Choice(..) => NodeKind::Choice(Vec::new()),
             StepImpl::Call(call) => self.builtin_step(call, in_route),
         }
@@ -42,8 +49,13 @@ impl<'a> Checker<'a> {
         if EXPRESSION_BUILTINS.contains(&name) {
             if call.args.len() != 1 || call.args.iter().any(|arg| arg.name.is_some()) {
                 self.report(
-                    Diagnostic::error(Code::MissingArgument, format!("`{name}` takes one expression"), call.span, "here")
-                        .with_help(format!("write `{name}(<expression over body>)`")),
+                    Diagnostic::error(
+                        Code::MissingArgument,
+                        format!("`{name}` takes one expression"),
+                        call.span,
+                        "here",
+                    )
+                    .with_help(format!("write `{name}(<expression over body>)`")),
                 );
             }
             return match name {
@@ -56,9 +68,13 @@ impl<'a> Checker<'a> {
         if name == "batch" {
             let args = self.named_args(call, &["size", "timeout_ms"]);
             let size = args.iter().find(|(k, _)| *k == "size").and_then(|(_, e)| self.positive_int(e, "size"));
-            let timeout_ms = args.iter().find(|(k, _)| *k == "timeout_ms").and_then(|(_, e)| self.positive_int(e, "timeout_ms"));
+            let timeout_ms =
+                args.iter().find(|(k, _)| *k == "timeout_ms").and_then(|(_, e)| self.positive_int(e, "timeout_ms"));
             if size.is_none() && !args.iter().any(|(k, _)| *k == "size") {
-                self.report(Diagnostic::error(Code::MissingArgument, "`batch` needs a size", call.span, "here").with_help("write `batch(size = 10, timeout_ms = 100)`"));
+                self.report(
+                    Diagnostic::error(Code::MissingArgument, "`batch` needs a size", call.span, "here")
+                        .with_help("write `batch(size = 10, timeout_ms = 100)`"),
+                );
             }
             return NodeKind::Batch { size: size.unwrap_or(1) as u32, timeout_ms: timeout_ms.map(|t| t as u64) };
         }
@@ -69,8 +85,14 @@ impl<'a> Checker<'a> {
         let help = did_you_mean(name, known.iter().copied().chain(["choice"])).unwrap_or_else(|| {
             "built-in steps are extend, map, filter, flat_map, choice and batch; call Rust code with `fn path` or `new Type(...)`".to_string()
         });
-        let message = if name == "model" { "`model(...)` is only a route of a router".to_string() } else { format!("unknown built-in step `{name}`") };
-        self.report(Diagnostic::error(Code::UnknownBuiltin, message, call.name.span, "not a built-in step").with_help(help));
+        let message = if name == "model" {
+            "`model(...)` is only a route of a router".to_string()
+        } else {
+            format!("unknown built-in step `{name}`")
+        };
+        self.report(
+            Diagnostic::error(Code::UnknownBuiltin, message, call.name.span, "not a built-in step").with_help(help),
+        );
         NodeKind::Function(String::new())
     }
 
@@ -93,29 +115,62 @@ impl<'a> Checker<'a> {
                         Some((found, _)) => kind = *found,
                         None => {
                             let help = did_you_mean(&ident.name, ModelKind::ALL.iter().map(|(_, n)| *n))
-                                .unwrap_or_else(|| format!("one of: {}", ModelKind::ALL.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")));
-                            self.report(Diagnostic::error(Code::InvalidValue, format!("unknown model kind `{}`", ident.name), ident.span, "not a smartcore model graphc serves").with_help(help));
+                                .unwrap_or_else(|| {
+                                    format!(
+                                        "one of: {}",
+                                        ModelKind::ALL.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
+                                    )
+                                });
+                            self.report(
+                                Diagnostic::error(
+                                    Code::InvalidValue,
+                                    format!("unknown model kind `{}`", ident.name),
+                                    ident.span,
+                                    "not a smartcore model graphc serves",
+                                )
+                                .with_help(help),
+                            );
                         }
                     },
-                    _ => self.report(Diagnostic::error(Code::InvalidValue, "`kind` takes a model kind name", value.span, "expected a name such as `logistic_regression`")),
+                    _ => self.report(Diagnostic::error(
+                        Code::InvalidValue,
+                        "`kind` takes a model kind name",
+                        value.span,
+                        "expected a name such as `logistic_regression`",
+                    )),
                 },
                 "model_path" => match &value.kind {
                     ExprKind::Str(path) if !path.is_empty() => model_path = Some(path.clone()),
-                    _ => self.report(Diagnostic::error(Code::InvalidValue, "`model_path` takes a non-empty string", value.span, "expected a path")),
+                    _ => self.report(Diagnostic::error(
+                        Code::InvalidValue,
+                        "`model_path` takes a non-empty string",
+                        value.span,
+                        "expected a path",
+                    )),
                 },
                 _ => extra.push((name.to_string(), self.constant(value, None))),
             }
         }
         if model_path.is_none() && !call.args.iter().any(|a| a.name.as_ref().is_some_and(|n| n.name == "model_path")) {
             self.report(
-                Diagnostic::error(Code::ModelWithoutPath, format!("model route `{}` has no model_path", route.name.name), call.span, "which model file should this route load?")
-                    .with_help("add `model_path = \"models/<file>.json\"`, relative to the graph file"),
+                Diagnostic::error(
+                    Code::ModelWithoutPath,
+                    format!("model route `{}` has no model_path", route.name.name),
+                    call.span,
+                    "which model file should this route load?",
+                )
+                .with_help("add `model_path = \"models/<file>.json\"`, relative to the graph file"),
             );
         }
         ir::Model { kind, model_path: model_path.unwrap_or_default(), args: extra }
     }
 
-    pub(super) fn router_kind(&mut self, router: &ast::RouterDecl, options: &[&'a Opt], routes: &[ir::Route]) -> ir::RouterKind {
+    pub(super) fn router_kind(
+        &mut self,
+        router: &ast::RouterDecl,
+        options: &[&'a Opt],
+        routes: &[ir::Route],
+    ) -> ir::RouterKind {
         let option = |key: &str| options.iter().find(|o| o.key.name == key).copied();
         let kind_name = match &router.kind {
             ast::RouterKindAst::Custom(path) => {
@@ -132,10 +187,21 @@ impl<'a> Checker<'a> {
             "ensemble" => {
                 let vote = match option("vote") {
                     Some(opt) => match &opt.value {
-                        Some(OptValue::Expr(ast::Expr { kind: ExprKind::Name(n), .. })) if n.name == "regression" => ir::Vote::Regression,
-                        Some(OptValue::Expr(ast::Expr { kind: ExprKind::Name(n), .. })) if n.name == "classification" => ir::Vote::Classification,
+                        Some(OptValue::Expr(ast::Expr { kind: ExprKind::Name(n), .. })) if n.name == "regression" => {
+                            ir::Vote::Regression
+                        }
+                        Some(OptValue::Expr(ast::Expr { kind: ExprKind::Name(n), .. }))
+                            if n.name == "classification" =>
+                        {
+                            ir::Vote::Classification
+                        }
                         _ => {
-                            self.report(Diagnostic::error(Code::InvalidValue, "`vote` is `classification` or `regression`", opt.span, "here"));
+                            self.report(Diagnostic::error(
+                                Code::InvalidValue,
+                                "`vote` is `classification` or `regression`",
+                                opt.span,
+                                "here",
+                            ));
                             ir::Vote::Classification
                         }
                     },
@@ -145,8 +211,17 @@ impl<'a> Checker<'a> {
                 ir::RouterKind::Ensemble { vote, weights }
             }
             other => {
-                let help = did_you_mean(other, ["model", "ensemble", "parallel", "custom"]).unwrap_or_else(|| "one of: model, ensemble, parallel, custom <path>".to_string());
-                self.report(Diagnostic::error(Code::InvalidValue, format!("unknown router kind `{other}`"), kind_name.span, "not a router kind").with_help(help));
+                let help = did_you_mean(other, ["model", "ensemble", "parallel", "custom"])
+                    .unwrap_or_else(|| "one of: model, ensemble, parallel, custom <path>".to_string());
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        format!("unknown router kind `{other}`"),
+                        kind_name.span,
+                        "not a router kind",
+                    )
+                    .with_help(help),
+                );
                 ir::RouterKind::Model
             }
         }
@@ -155,8 +230,13 @@ impl<'a> Checker<'a> {
     fn only_for_ensemble(&mut self, vote: &Option<&Opt>, weights: &Option<&Opt>) {
         for opt in [vote, weights].into_iter().flatten() {
             self.report(
-                Diagnostic::error(Code::InvalidValue, format!("`{}` applies only to an ensemble router", opt.key.name), opt.span, "this router does not vote")
-                    .with_help("declare the router with `= ensemble`"),
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    format!("`{}` applies only to an ensemble router", opt.key.name),
+                    opt.span,
+                    "this router does not vote",
+                )
+                .with_help("declare the router with `= ensemble`"),
             );
         }
     }
@@ -167,7 +247,15 @@ impl<'a> Checker<'a> {
         let mut weights = vec![1.0; routes.len()];
         let Some(opt) = option else { return normalised(weights) };
         let Some(OptValue::Expr(ast::Expr { kind: ExprKind::Object(entries), .. })) = &opt.value else {
-            self.report(Diagnostic::error(Code::InvalidWeights, "`weights` takes an object of route names to numbers", opt.span, "here").with_help("write `weights = { m1: 2.0, m2: 1.0 };`"));
+            self.report(
+                Diagnostic::error(
+                    Code::InvalidWeights,
+                    "`weights` takes an object of route names to numbers",
+                    opt.span,
+                    "here",
+                )
+                .with_help("write `weights = { m1: 2.0, m2: 1.0 };`"),
+            );
             return normalised(weights);
         };
         let mut valid = true;
@@ -183,12 +271,25 @@ impl<'a> Checker<'a> {
                 _ => None,
             };
             let Some(number) = number else {
-                self.report(Diagnostic::error(Code::InvalidWeights, "a weight must be a number", value.span, "not a number"));
+                self.report(Diagnostic::error(
+                    Code::InvalidWeights,
+                    "a weight must be a number",
+                    value.span,
+                    "not a number",
+                ));
                 valid = false;
                 continue;
             };
             if number < 0.0 {
-                self.report(Diagnostic::error(Code::InvalidWeights, format!("the weight of route `{}` is negative", key.value), value.span, "negative").with_help("weights must be zero or more"));
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidWeights,
+                        format!("the weight of route `{}` is negative", key.value),
+                        value.span,
+                        "negative",
+                    )
+                    .with_help("weights must be zero or more"),
+                );
                 valid = false;
             }
             match routes.iter().position(|r| r.name == key.value) {
@@ -198,14 +299,31 @@ impl<'a> Checker<'a> {
                     }
                 }
                 None => {
-                    let help = did_you_mean(&key.value, routes.iter().map(|r| r.name.as_str())).unwrap_or_else(|| "weights name the router's routes".to_string());
-                    self.report(Diagnostic::error(Code::InvalidWeights, format!("weight for unknown route `{}`", key.value), key.span, "no route has this name").with_help(help));
+                    let help = did_you_mean(&key.value, routes.iter().map(|r| r.name.as_str()))
+                        .unwrap_or_else(|| "weights name the router's routes".to_string());
+                    self.report(
+                        Diagnostic::error(
+                            Code::InvalidWeights,
+                            format!("weight for unknown route `{}`", key.value),
+                            key.span,
+                            "no route has this name",
+                        )
+                        .with_help(help),
+                    );
                     valid = false;
                 }
             }
         }
         if valid && !weights.is_empty() && weights.iter().all(|w| *w == 0.0) {
-            self.report(Diagnostic::error(Code::InvalidWeights, "all ensemble weights are zero", opt.span, "no route would count").with_help("give at least one route a positive weight"));
+            self.report(
+                Diagnostic::error(
+                    Code::InvalidWeights,
+                    "all ensemble weights are zero",
+                    opt.span,
+                    "no route would count",
+                )
+                .with_help("give at least one route a positive weight"),
+            );
         }
         normalised(weights)
     }
@@ -223,28 +341,57 @@ impl<'a> Checker<'a> {
             "stream" => {
                 let args = self.named_args(engine, &["url", "stream", "shards"]);
                 let Some((_, url_expr)) = args.iter().find(|(k, _)| *k == "url") else {
-                    self.report(Diagnostic::error(Code::InvalidQueue, "a stream queue needs a url", engine.span, "no `url`").with_help("write `stream(url = \"redis://127.0.0.1:6379/events\")`"));
+                    self.report(
+                        Diagnostic::error(Code::InvalidQueue, "a stream queue needs a url", engine.span, "no `url`")
+                            .with_help("write `stream(url = \"redis://127.0.0.1:6379/events\")`"),
+                    );
                     return None;
                 };
                 let ExprKind::Str(url) = &url_expr.kind else {
-                    self.report(Diagnostic::error(Code::InvalidQueue, "`url` takes a string", url_expr.span, "expected a redis:// URL"));
+                    self.report(Diagnostic::error(
+                        Code::InvalidQueue,
+                        "`url` takes a string",
+                        url_expr.span,
+                        "expected a redis:// URL",
+                    ));
                     return None;
                 };
                 let (server, mut stream) = match super::resolve::split_redis_url(url) {
                     Ok(parts) => parts,
                     Err(reason) => {
-                        self.report(Diagnostic::error(Code::InvalidQueue, format!("invalid stream URL: {reason}"), url_expr.span, "here").with_help("Redis Streams URLs look like redis://host:port/stream"));
+                        self.report(
+                            Diagnostic::error(
+                                Code::InvalidQueue,
+                                format!("invalid stream URL: {reason}"),
+                                url_expr.span,
+                                "here",
+                            )
+                            .with_help("Redis Streams URLs look like redis://host:port/stream"),
+                        );
                         return None;
                     }
                 };
                 if let Some((_, name)) = args.iter().find(|(k, _)| *k == "stream") {
                     match &name.kind {
                         ExprKind::Str(name) if !name.is_empty() => stream = name.clone(),
-                        _ => self.report(Diagnostic::error(Code::InvalidQueue, "`stream` takes a non-empty string", name.span, "here")),
+                        _ => self.report(Diagnostic::error(
+                            Code::InvalidQueue,
+                            "`stream` takes a non-empty string",
+                            name.span,
+                            "here",
+                        )),
                     }
                 }
                 if stream.is_empty() {
-                    self.report(Diagnostic::error(Code::InvalidQueue, "the stream queue names no stream", url_expr.span, "no stream after the host").with_help("end the URL with the stream's name: redis://host:port/events"));
+                    self.report(
+                        Diagnostic::error(
+                            Code::InvalidQueue,
+                            "the stream queue names no stream",
+                            url_expr.span,
+                            "no stream after the host",
+                        )
+                        .with_help("end the URL with the stream's name: redis://host:port/events"),
+                    );
                 }
                 let shards = match args.iter().find(|(k, _)| *k == "shards") {
                     Some((_, value)) => self.positive_int(value, "shards").unwrap_or(1),
@@ -253,8 +400,18 @@ impl<'a> Checker<'a> {
                 Some(ir::Queue::Stream { url: server, stream, shards: shards.min(u32::MAX as i64) as u32 })
             }
             other => {
-                let help = did_you_mean(other, ["memory", "stream"]).unwrap_or_else(|| "a queue is `memory(capacity = N)` or `stream(url = \"redis://...\")`".to_string());
-                self.report(Diagnostic::error(Code::UnknownBuiltin, format!("unknown queue engine `{other}`"), engine.name.span, "not a queue engine").with_help(help));
+                let help = did_you_mean(other, ["memory", "stream"]).unwrap_or_else(|| {
+                    "a queue is `memory(capacity = N)` or `stream(url = \"redis://...\")`".to_string()
+                });
+                self.report(
+                    Diagnostic::error(
+                        Code::UnknownBuiltin,
+                        format!("unknown queue engine `{other}`"),
+                        engine.name.span,
+                        "not a queue engine",
+                    )
+                    .with_help(help),
+                );
                 None
             }
         }
@@ -262,13 +419,21 @@ impl<'a> Checker<'a> {
 
     fn remote(&mut self, args: &'a [Arg], span: Span) -> Option<ir::Remote> {
         let call = Call { name: ast::Ident { name: "$remote".to_string(), span }, args: args.to_vec(), span };
-        let named = self.named_args(&call, &["url", "function", "method", "headers", "timeout_ms", "retries", "backoff_ms"]);
+        let named =
+            self.named_args(&call, &["url", "function", "method", "headers", "timeout_ms", "retries", "backoff_ms"]);
         let get = |key: &str| named.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
         let target = match (get("url"), get("function")) {
             (Some(url), None) => match &url.kind {
-                ExprKind::Str(url) if url.starts_with("http://") || url.starts_with("https://") => ir::RemoteTarget::Url(url.clone()),
+                ExprKind::Str(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                    ir::RemoteTarget::Url(url.clone())
+                }
                 _ => {
-                    self.report(Diagnostic::error(Code::InvalidValue, "`url` takes an http:// or https:// URL", url.span, "here"));
+                    self.report(Diagnostic::error(
+                        Code::InvalidValue,
+                        "`url` takes an http:// or https:// URL",
+                        url.span,
+                        "here",
+                    ));
                     return None;
                 }
             },
@@ -276,12 +441,25 @@ impl<'a> Checker<'a> {
                 ExprKind::Name(name) => ir::RemoteTarget::Function(name.name.clone()),
                 ExprKind::Str(name) => ir::RemoteTarget::Function(name.clone()),
                 _ => {
-                    self.report(Diagnostic::error(Code::InvalidValue, "`function` takes a function name", function.span, "here"));
+                    self.report(Diagnostic::error(
+                        Code::InvalidValue,
+                        "`function` takes a function name",
+                        function.span,
+                        "here",
+                    ));
                     return None;
                 }
             },
             _ => {
-                self.report(Diagnostic::error(Code::MissingArgument, "`$remote` needs either `url` or `function`", span, "here").with_help("write `$remote(url = \"http://host/path\")`"));
+                self.report(
+                    Diagnostic::error(
+                        Code::MissingArgument,
+                        "`$remote` needs either `url` or `function`",
+                        span,
+                        "here",
+                    )
+                    .with_help("write `$remote(url = \"http://host/path\")`"),
+                );
                 return None;
             }
         };
@@ -296,7 +474,15 @@ impl<'a> Checker<'a> {
         };
         if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
             let method_span = get("method").map_or(span, |e| e.span);
-            self.report(Diagnostic::error(Code::InvalidValue, format!("unsupported HTTP method `{method}`"), method_span, "here").with_help("use GET, POST, PUT, PATCH or DELETE"));
+            self.report(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    format!("unsupported HTTP method `{method}`"),
+                    method_span,
+                    "here",
+                )
+                .with_help("use GET, POST, PUT, PATCH or DELETE"),
+            );
         }
         let headers = get("headers").map(|h| self.string_map(h)).unwrap_or_default();
         let timeout_ms = get("timeout_ms").and_then(|e| self.positive_int(e, "timeout_ms")).unwrap_or(10_000) as u64;
@@ -311,13 +497,31 @@ impl<'a> Checker<'a> {
         for (name, value) in self.named_args_open(call) {
             match known.iter().find(|k| **k == name).copied() {
                 Some(_) if out.iter().any(|(k, _)| *k == name) => {
-                    self.report(Diagnostic::error(Code::DuplicateSetting, format!("argument `{name}` is given twice"), value.span, "given again here"));
+                    self.report(Diagnostic::error(
+                        Code::DuplicateSetting,
+                        format!("argument `{name}` is given twice"),
+                        value.span,
+                        "given again here",
+                    ));
                 }
                 Some(known_name) => out.push((known_name, value)),
                 None => {
-                    let help = did_you_mean(name, known.iter().copied()).unwrap_or_else(|| format!("`{}` takes: {}", call.name.name, known.join(", ")));
-                    let span = call.args.iter().find_map(|a| a.name.as_ref().filter(|n| n.name == name)).map_or(value.span, |n| n.span);
-                    self.report(Diagnostic::error(Code::UnknownSetting, format!("unknown argument `{name}` for `{}`", call.name.name), span, "not recognised").with_help(help));
+                    let help = did_you_mean(name, known.iter().copied())
+                        .unwrap_or_else(|| format!("`{}` takes: {}", call.name.name, known.join(", ")));
+                    let span = call
+                        .args
+                        .iter()
+                        .find_map(|a| a.name.as_ref().filter(|n| n.name == name))
+                        .map_or(value.span, |n| n.span);
+                    self.report(
+                        Diagnostic::error(
+                            Code::UnknownSetting,
+                            format!("unknown argument `{name}` for `{}`", call.name.name),
+                            span,
+                            "not recognised",
+                        )
+                        .with_help(help),
+                    );
                 }
             }
         }
@@ -330,8 +534,13 @@ impl<'a> Checker<'a> {
             match &arg.name {
                 Some(name) => out.push((name.name.as_str(), &arg.value)),
                 None => self.report(
-                    Diagnostic::error(Code::InvalidValue, format!("arguments of `{}` are named", call.name.name), arg.value.span, "no name")
-                        .with_help(format!("write `{}(name = value)`", call.name.name)),
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        format!("arguments of `{}` are named", call.name.name),
+                        arg.value.span,
+                        "no name",
+                    )
+                    .with_help(format!("write `{}(name = value)`", call.name.name)),
                 ),
             }
         }
@@ -342,7 +551,12 @@ impl<'a> Checker<'a> {
         match expr.kind {
             ExprKind::Int(n) if n > 0 => Some(n),
             _ => {
-                self.report(Diagnostic::error(Code::InvalidValue, format!("`{what}` must be a positive integer"), expr.span, "here"));
+                self.report(Diagnostic::error(
+                    Code::InvalidValue,
+                    format!("`{what}` must be a positive integer"),
+                    expr.span,
+                    "here",
+                ));
                 None
             }
         }
@@ -352,7 +566,12 @@ impl<'a> Checker<'a> {
         match expr.kind {
             ExprKind::Int(n) if n >= 0 => Some(n),
             _ => {
-                self.report(Diagnostic::error(Code::InvalidValue, format!("`{what}` must be zero or a positive integer"), expr.span, "here"));
+                self.report(Diagnostic::error(
+                    Code::InvalidValue,
+                    format!("`{what}` must be zero or a positive integer"),
+                    expr.span,
+                    "here",
+                ));
                 None
             }
         }
@@ -361,7 +580,10 @@ impl<'a> Checker<'a> {
     /// `{ "name": "value", ... }`
     pub(super) fn string_map(&mut self, expr: &ast::Expr) -> Vec<(String, String)> {
         let ExprKind::Object(entries) = &expr.kind else {
-            self.report(Diagnostic::error(Code::InvalidValue, "expected an object of strings", expr.span, "here").with_help("write `{ \"x-api-key\": \"...\" }`"));
+            self.report(
+                Diagnostic::error(Code::InvalidValue, "expected an object of strings", expr.span, "here")
+                    .with_help("write `{ \"x-api-key\": \"...\" }`"),
+            );
             return Vec::new();
         };
         entries
@@ -369,7 +591,12 @@ impl<'a> Checker<'a> {
             .filter_map(|(key, value)| match &value.kind {
                 ExprKind::Str(text) => Some((key.value.clone(), text.clone())),
                 _ => {
-                    self.report(Diagnostic::error(Code::InvalidValue, format!("the value of `{}` must be a string", key.value), value.span, "not a string"));
+                    self.report(Diagnostic::error(
+                        Code::InvalidValue,
+                        format!("the value of `{}` must be a string", key.value),
+                        value.span,
+                        "not a string",
+                    ));
                     None
                 }
             })

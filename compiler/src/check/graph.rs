@@ -25,7 +25,8 @@ impl Checker<'_> {
     }
 
     fn check_topology(&mut self) {
-        let routers: Vec<NodeId> = self.graph.node_ids().filter(|&id| matches!(self.node(id).kind, NodeKind::Router(_))).collect();
+        let routers: Vec<NodeId> =
+            self.graph.node_ids().filter(|&id| matches!(self.node(id).kind, NodeKind::Router(_))).collect();
         if self.graph.topology == Topology::Flow {
             return;
         }
@@ -34,22 +35,37 @@ impl Checker<'_> {
             None => d,
         };
         if routers.is_empty() {
-            let d = Diagnostic::error(Code::Topology, "a router topology needs a router", self.ast.name.span, "this graph declares no router")
-                .with_help("declare `router NAME = model { route ...; }`, or set `topology = flow;` for a graph of steps");
+            let d = Diagnostic::error(
+                Code::Topology,
+                "a router topology needs a router",
+                self.ast.name.span,
+                "this graph declares no router",
+            )
+            .with_help("declare `router NAME = model { route ...; }`, or set `topology = flow;` for a graph of steps");
             self.report(topology_note(d, self.topology_span));
         }
         for (index, id) in routers.iter().enumerate().skip(1) {
             let first = routers.first().map(|&f| self.node(f).span).unwrap_or_default();
-            let d = Diagnostic::error(Code::Topology, "a router topology has exactly one router", self.node(*id).span, format!("router number {}", index + 1))
-                .with_label(first, "the graph's router")
-                .with_help("put the models in one router, or set `topology = flow;` and wire the routers");
+            let d = Diagnostic::error(
+                Code::Topology,
+                "a router topology has exactly one router",
+                self.node(*id).span,
+                format!("router number {}", index + 1),
+            )
+            .with_label(first, "the graph's router")
+            .with_help("put the models in one router, or set `topology = flow;` and wire the routers");
             self.report(topology_note(d, self.topology_span));
         }
         for id in self.graph.node_ids().collect::<Vec<_>>() {
             let node = self.node(id);
             if !matches!(node.kind, NodeKind::Router(_)) {
-                let d = Diagnostic::error(Code::Topology, format!("`{}` is a {} step in a router topology", node.name, node.kind.describe()), node.span, "only a router belongs here")
-                    .with_help("the default topology is `router`; add `topology = flow;` to build a graph of steps");
+                let d = Diagnostic::error(
+                    Code::Topology,
+                    format!("`{}` is a {} step in a router topology", node.name, node.kind.describe()),
+                    node.span,
+                    "only a router belongs here",
+                )
+                .with_help("the default topology is `router`; add `topology = flow;` to build a graph of steps");
                 self.report(topology_note(d, self.topology_span));
             }
         }
@@ -138,12 +154,22 @@ impl Checker<'_> {
         if responders.len() < 2 {
             return;
         }
-        let spans: Vec<_> = responders.iter().map(|&id| (self.syntax_of(id).option_span("respond").unwrap_or(self.node(id).span), self.node(id).name.clone())).collect();
+        let spans: Vec<_> = responders
+            .iter()
+            .map(|&id| {
+                (self.syntax_of(id).option_span("respond").unwrap_or(self.node(id).span), self.node(id).name.clone())
+            })
+            .collect();
         let names = spans.iter().map(|(_, n)| format!("`{n}`")).collect::<Vec<_>>().join(", ");
         let mut labels = spans.into_iter();
         let Some((first, first_name)) = labels.next() else { return };
-        let mut d = Diagnostic::error(Code::TwoResponders, format!("more than one step responds: {names}"), first, format!("`{first_name}` responds"))
-            .with_help("the caller gets one answer: keep `respond` on one step");
+        let mut d = Diagnostic::error(
+            Code::TwoResponders,
+            format!("more than one step responds: {names}"),
+            first,
+            format!("`{first_name}` responds"),
+        )
+        .with_help("the caller gets one answer: keep `respond` on one step");
         for (span, name) in labels {
             d = d.with_label(span, format!("`{name}` responds too"));
         }
@@ -154,12 +180,21 @@ impl Checker<'_> {
         let mut found = Vec::new();
         for id in self.graph.node_ids() {
             let syntax = self.syntax_of(id);
-            let Some(full_event) = syntax.option_span("full_event").filter(|_| self.node(id).full_event) else { continue };
+            let Some(full_event) = syntax.option_span("full_event").filter(|_| self.node(id).full_event) else {
+                continue;
+            };
             for key in ["input_path", "result_path"] {
                 if let Some(path) = syntax.option_span(key) {
-                    let d = Diagnostic::error(Code::FullEventWithPath, format!("`full_event` cannot be combined with `{key}`"), path, format!("`{key}` given here"))
-                        .with_label(full_event, "the step takes the whole event")
-                        .with_help(format!("a full-event step reads and writes the event itself; drop `{key}` or `full_event`"));
+                    let d = Diagnostic::error(
+                        Code::FullEventWithPath,
+                        format!("`full_event` cannot be combined with `{key}`"),
+                        path,
+                        format!("`{key}` given here"),
+                    )
+                    .with_label(full_event, "the step takes the whole event")
+                    .with_help(format!(
+                        "a full-event step reads and writes the event itself; drop `{key}` or `full_event`"
+                    ));
                     found.push(d);
                 }
             }
@@ -176,11 +211,18 @@ impl Checker<'_> {
         let starts = self.graph.start_nodes();
         if starts.len() > 1 {
             let first = starts.first().map(|&id| self.node(id).span).unwrap_or_default();
-            let mut d = Diagnostic::error(Code::SyncStartSteps, format!("the sync engine runs one chain, but {} steps start the flow", starts.len()), first, "starts the flow");
+            let mut d = Diagnostic::error(
+                Code::SyncStartSteps,
+                format!("the sync engine runs one chain, but {} steps start the flow", starts.len()),
+                first,
+                "starts the flow",
+            );
             for &id in starts.iter().skip(1) {
                 d = d.with_label(self.node(id).span, "starts the flow too");
             }
-            self.report(with_engine(d.with_help("wire these steps into one chain, or use `engine = async;` to run them as branches")));
+            self.report(with_engine(
+                d.with_help("wire these steps into one chain, or use `engine = async;` to run them as branches"),
+            ));
         }
         let mut found = Vec::new();
         for id in self.graph.node_ids() {
@@ -193,7 +235,12 @@ impl Checker<'_> {
                 if what == "children" && neighbours.iter().any(|&child| self.node(child).parents.len() > 1) {
                     continue;
                 }
-                let mut d = Diagnostic::error(Code::SyncBranch, format!("the sync engine runs one chain, but `{}` has {} {what}", node.name, neighbours.len()), node.span, format!("has several {what}"));
+                let mut d = Diagnostic::error(
+                    Code::SyncBranch,
+                    format!("the sync engine runs one chain, but `{}` has {} {what}", node.name, neighbours.len()),
+                    node.span,
+                    format!("has several {what}"),
+                );
                 for &other in neighbours {
                     let span = if what == "parents" { self.edge_span(other, id) } else { self.edge_span(id, other) };
                     d = d.with_label(span, format!("`{}`", self.node(other).name));
@@ -206,11 +253,22 @@ impl Checker<'_> {
 
     fn check_choice_children(&mut self) {
         for id in self.graph.node_ids().collect::<Vec<_>>() {
-            let Some(crate::syntax::ast::StepImpl::Choice(arms, _)) = self.syntax_of(id).implementation else { continue };
+            let Some(crate::syntax::ast::StepImpl::Choice(arms, _)) = self.syntax_of(id).implementation else {
+                continue;
+            };
             for &child in &self.node(id).children.clone() {
                 if !arms.iter().any(|arm| arm.outlet.name == self.node(child).name) {
-                    let d = Diagnostic::error(Code::InvalidValue, format!("choice `{}` is wired to `{}`, which is not one of its outlets", self.node(id).name, self.node(child).name), self.edge_span(id, child), "not an outlet")
-                        .with_help(format!("add an arm `condition => {}` to the choice", self.node(child).name));
+                    let d = Diagnostic::error(
+                        Code::InvalidValue,
+                        format!(
+                            "choice `{}` is wired to `{}`, which is not one of its outlets",
+                            self.node(id).name,
+                            self.node(child).name
+                        ),
+                        self.edge_span(id, child),
+                        "not an outlet",
+                    )
+                    .with_help(format!("add an arm `condition => {}` to the choice", self.node(child).name));
                     self.report(d);
                 }
             }
@@ -258,9 +316,16 @@ impl Checker<'_> {
         }
         for (function, queues) in readers {
             if let [first, second, ..] = queues.as_slice() {
-                let d = Diagnostic::error(Code::FunctionReadsTwoQueues, format!("function `{function}` reads from two stream queues"), self.node(*second).span, "second queue")
-                    .with_label(self.node(*first).span, "first queue")
-                    .with_help("a function consumes one input stream; split the steps over two functions or merge the queues");
+                let d = Diagnostic::error(
+                    Code::FunctionReadsTwoQueues,
+                    format!("function `{function}` reads from two stream queues"),
+                    self.node(*second).span,
+                    "second queue",
+                )
+                .with_label(self.node(*first).span, "first queue")
+                .with_help(
+                    "a function consumes one input stream; split the steps over two functions or merge the queues",
+                );
                 self.report(d);
             }
         }
@@ -269,10 +334,10 @@ impl Checker<'_> {
     /// A memory queue runs where its producers run; other nodes where they are placed.
     fn placement_of(&self, id: NodeId) -> Placement {
         let node = self.node(id);
-        if matches!(node.kind, NodeKind::Queue(Queue::Memory { .. })) {
-            if let Some(&parent) = node.parents.first() {
-                return self.placement_of(parent);
-            }
+        if matches!(node.kind, NodeKind::Queue(Queue::Memory { .. }))
+            && let Some(&parent) = node.parents.first()
+        {
+            return self.placement_of(parent);
         }
         node.placement.clone()
     }
@@ -301,8 +366,13 @@ impl Checker<'_> {
         }
         let responds = self.graph.nodes.iter().any(|n| n.respond);
         if self.graph.engine == Engine::Async && !responds && !self.graph.nodes.is_empty() {
-            let d = Diagnostic::warning(Code::NoResponder, format!("no step of flow `{}` responds", self.graph.name), self.ast.name.span, "callers get 202 with the event id")
-                .with_help("mark the step whose output answers the caller: `{ respond; }`");
+            let d = Diagnostic::warning(
+                Code::NoResponder,
+                format!("no step of flow `{}` responds", self.graph.name),
+                self.ast.name.span,
+                "callers get 202 with the event id",
+            )
+            .with_help("mark the step whose output answers the caller: `{ respond; }`");
             self.diagnostics.push(d);
         }
     }

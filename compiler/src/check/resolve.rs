@@ -2,16 +2,27 @@
 //! and wiring (chains, `after`, `before`, choice outlets) becomes edges.
 
 use super::{Checker, NodeSyntax};
-use crate::diagnostic::{did_you_mean, Code, Diagnostic};
+use crate::diagnostic::{Code, Diagnostic, did_you_mean};
 use crate::ir::{self, NodeId, NodeKind, Placement, Type};
 use crate::source::Span;
 use crate::syntax::ast::{self, ExprKind, Item, Opt, OptValue};
 use std::collections::HashMap;
 
 const GRAPH_SETTINGS: &[&str] = &["topology", "engine", "on_error", "error_stream", "description"];
-const STEP_OPTIONS: &[&str] = &["after", "before", "function", "full_event", "input_path", "result_path", "respond", "on_error"];
-const ROUTER_OPTIONS: &[&str] =
-    &["after", "before", "function", "input_path", "result_path", "respond", "on_error", "url_prefix", "vote", "weights"];
+const STEP_OPTIONS: &[&str] =
+    &["after", "before", "function", "full_event", "input_path", "result_path", "respond", "on_error"];
+const ROUTER_OPTIONS: &[&str] = &[
+    "after",
+    "before",
+    "function",
+    "input_path",
+    "result_path",
+    "respond",
+    "on_error",
+    "url_prefix",
+    "vote",
+    "weights",
+];
 const QUEUE_OPTIONS: &[&str] = &["after", "before"];
 
 impl<'a> Checker<'a> {
@@ -48,9 +59,14 @@ impl<'a> Checker<'a> {
             };
             if let Some(&first) = seen.get(&(namespace, ident.name.as_str())) {
                 self.report(
-                    Diagnostic::error(Code::DuplicateName, format!("the {namespace} name `{}` is declared twice", ident.name), ident.span, "declared again here")
-                        .with_label(first, "first declared here")
-                        .with_help("names must be unique within a graph; rename one of them"),
+                    Diagnostic::error(
+                        Code::DuplicateName,
+                        format!("the {namespace} name `{}` is declared twice", ident.name),
+                        ident.span,
+                        "declared again here",
+                    )
+                    .with_label(first, "first declared here")
+                    .with_help("names must be unique within a graph; rename one of them"),
                 );
                 continue;
             }
@@ -69,14 +85,23 @@ impl<'a> Checker<'a> {
                 }
                 Item::Secret(secret) => self.graph.secrets.push(secret.name.clone()),
                 Item::Function(function) => self.graph.functions.push(function.name.clone()),
-                Item::Record(record) => self.graph.records.push(ir::Record { name: record.name.name.clone(), fields: Vec::new(), span: record.span }),
+                Item::Record(record) => self.graph.records.push(ir::Record {
+                    name: record.name.name.clone(),
+                    fields: Vec::new(),
+                    span: record.span,
+                }),
                 _ => {}
             }
         }
     }
 
     fn resolve_settings(&mut self) {
-        let settings: Vec<&'a Opt> = self.ast.items.iter().filter_map(|item| if let Item::Setting(opt) = item { Some(opt) } else { None }).collect();
+        let settings: Vec<&'a Opt> = self
+            .ast
+            .items
+            .iter()
+            .filter_map(|item| if let Item::Setting(opt) = item { Some(opt) } else { None })
+            .collect();
         let settings = self.known_options(&settings, GRAPH_SETTINGS, "graph setting");
         for opt in settings {
             match opt.key.name.as_str() {
@@ -105,20 +130,34 @@ impl<'a> Checker<'a> {
 
     fn error_stream(&mut self, opt: &Opt) -> Option<ir::ErrorStream> {
         match &opt.value {
-            Some(OptValue::Expr(ast::Expr { kind: ExprKind::Name(name), .. })) if name.name == "memory" => Some(ir::ErrorStream::Memory),
+            Some(OptValue::Expr(ast::Expr { kind: ExprKind::Name(name), .. })) if name.name == "memory" => {
+                Some(ir::ErrorStream::Memory)
+            }
             Some(OptValue::Expr(ast::Expr { kind: ExprKind::Str(url), span })) => match split_redis_url(url) {
                 Ok((url, stream)) => Some(ir::ErrorStream::Stream { url, stream }),
                 Err(reason) => {
-                    self.report(Diagnostic::error(Code::InvalidValue, format!("invalid error stream URL: {reason}"), *span, "here").with_help(
-                        "write `error_stream = memory;` or `error_stream = \"redis://host:port/stream\";`",
-                    ));
+                    self.report(
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            format!("invalid error stream URL: {reason}"),
+                            *span,
+                            "here",
+                        )
+                        .with_help("write `error_stream = memory;` or `error_stream = \"redis://host:port/stream\";`"),
+                    );
                     None
                 }
             },
             _ => {
-                self.report(Diagnostic::error(Code::InvalidValue, "invalid error stream", opt.span, "expected `memory` or a redis:// URL").with_help(
-                    "write `error_stream = memory;` or `error_stream = \"redis://host:port/stream\";`",
-                ));
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        "invalid error stream",
+                        opt.span,
+                        "expected `memory` or a redis:// URL",
+                    )
+                    .with_help("write `error_stream = memory;` or `error_stream = \"redis://host:port/stream\";`"),
+                );
                 None
             }
         }
@@ -133,8 +172,13 @@ impl<'a> Checker<'a> {
             for (name, ty) in &record.fields {
                 if let Some(first) = seen.iter().find(|f| f.name == name.name) {
                     self.report(
-                        Diagnostic::error(Code::DuplicateName, format!("record `{}` has two fields named `{}`", record.name.name, name.name), name.span, "declared again here")
-                            .with_label(first.span, "first declared here"),
+                        Diagnostic::error(
+                            Code::DuplicateName,
+                            format!("record `{}` has two fields named `{}`", record.name.name, name.name),
+                            name.span,
+                            "declared again here",
+                        )
+                        .with_label(first.span, "first declared here"),
                     );
                     continue;
                 }
@@ -189,8 +233,13 @@ impl<'a> Checker<'a> {
             if let Some(first) = routes.iter().find(|r| r.name == route.name.name) {
                 let first = first.span;
                 self.report(
-                    Diagnostic::error(Code::DuplicateName, format!("router `{}` has two routes named `{}`", router.name.name, route.name.name), route.name.span, "declared again here")
-                        .with_label(first, "first declared here"),
+                    Diagnostic::error(
+                        Code::DuplicateName,
+                        format!("router `{}` has two routes named `{}`", router.name.name, route.name.name),
+                        route.name.span,
+                        "declared again here",
+                    )
+                    .with_label(first, "first declared here"),
                 );
                 continue;
             }
@@ -199,14 +248,26 @@ impl<'a> Checker<'a> {
         }
         if routes.is_empty() && router.routes.is_empty() {
             self.report(
-                Diagnostic::error(Code::RouterWithoutRoutes, format!("router `{}` has no routes", router.name.name), router.name.span, "this router has nothing to route to")
-                    .with_help("add a route: `route m1 = model(kind = logistic_regression, model_path = \"model.json\");`"),
+                Diagnostic::error(
+                    Code::RouterWithoutRoutes,
+                    format!("router `{}` has no routes", router.name.name),
+                    router.name.span,
+                    "this router has nothing to route to",
+                )
+                .with_help("add a route: `route m1 = model(kind = logistic_regression, model_path = \"model.json\");`"),
             );
         }
-        let url_prefix = options.iter().find(|o| o.key.name == "url_prefix").and_then(|o| self.string(o)).unwrap_or_else(|| "/v2/models".to_string());
+        let url_prefix = options
+            .iter()
+            .find(|o| o.key.name == "url_prefix")
+            .and_then(|o| self.string(o))
+            .unwrap_or_else(|| "/v2/models".to_string());
         if !url_prefix.starts_with('/') {
             let span = options.iter().find(|o| o.key.name == "url_prefix").map_or(router.span, |o| o.span);
-            self.report(Diagnostic::error(Code::InvalidValue, "url_prefix must start with `/`", span, "here").with_help(format!("write `url_prefix = \"/{url_prefix}\";`")));
+            self.report(
+                Diagnostic::error(Code::InvalidValue, "url_prefix must start with `/`", span, "here")
+                    .with_help(format!("write `url_prefix = \"/{url_prefix}\";`")),
+            );
         }
         let kind = self.router_kind(router, &options, &routes);
         self.node_mut(id).kind = NodeKind::Router(ir::Router { kind, url_prefix, routes });
@@ -260,13 +321,24 @@ impl<'a> Checker<'a> {
                 let help = did_you_mean(&name.name, self.graph.functions.iter().map(String::as_str))
                     .unwrap_or_else(|| format!("declare it with `function {};`", name.name));
                 self.report(
-                    Diagnostic::error(Code::UnknownFunction, format!("unknown child function `{}`", name.name), name.span, "not declared in this graph").with_help(help),
+                    Diagnostic::error(
+                        Code::UnknownFunction,
+                        format!("unknown child function `{}`", name.name),
+                        name.span,
+                        "not declared in this graph",
+                    )
+                    .with_help(help),
                 );
                 // `Any` keeps the placement checks quiet about a name already reported.
                 Placement::Any
             }
             _ => {
-                self.report(Diagnostic::error(Code::InvalidValue, "`function` takes a child function's name or `*`", opt.span, "here"));
+                self.report(Diagnostic::error(
+                    Code::InvalidValue,
+                    "`function` takes a child function's name or `*`",
+                    opt.span,
+                    "here",
+                ));
                 Placement::Root
             }
         }
@@ -305,8 +377,13 @@ impl<'a> Checker<'a> {
                         let handler = self.handler_reference(opt);
                         if handler == Some(id) {
                             self.report(
-                                Diagnostic::error(Code::SelfHandler, format!("step `{}` is its own error handler", self.node(id).name), opt.span, "names the step it belongs to")
-                                    .with_help("an error handler must be another step"),
+                                Diagnostic::error(
+                                    Code::SelfHandler,
+                                    format!("step `{}` is its own error handler", self.node(id).name),
+                                    opt.span,
+                                    "names the step it belongs to",
+                                )
+                                .with_help("an error handler must be another step"),
                             );
                             continue;
                         }
@@ -327,7 +404,12 @@ impl<'a> Checker<'a> {
         let stages: Vec<Vec<(NodeId, Span)>> = wiring
             .stages
             .iter()
-            .map(|stage| stage.iter().filter_map(|name| self.resolve_node(name, "in this chain").map(|id| (id, name.span))).collect())
+            .map(|stage| {
+                stage
+                    .iter()
+                    .filter_map(|name| self.resolve_node(name, "in this chain").map(|id| (id, name.span)))
+                    .collect()
+            })
             .collect();
         for pair in stages.windows(2) {
             let [parents, children] = pair else { continue };
@@ -349,9 +431,14 @@ impl<'a> Checker<'a> {
                 if self.graph.on_error == Some(id) {
                     let graph_span = self.graph_on_error_span.unwrap_or(span);
                     self.report(
-                        Diagnostic::error(Code::GraphHandlerWithBefore, "the graph-level error handler cannot have `before`", span, "`before` given here")
-                            .with_label(graph_span, "made the graph's error handler here")
-                            .with_help("wire what follows the handler with a chain instead: `catcher -> next;`"),
+                        Diagnostic::error(
+                            Code::GraphHandlerWithBefore,
+                            "the graph-level error handler cannot have `before`",
+                            span,
+                            "`before` given here",
+                        )
+                        .with_label(graph_span, "made the graph's error handler here")
+                        .with_help("wire what follows the handler with a chain instead: `catcher -> next;`"),
                     );
                     continue;
                 }
@@ -390,9 +477,16 @@ impl<'a> Checker<'a> {
         };
         let found = self.node_id(&name.name);
         if found.is_none() {
-            let help = did_you_mean(&name.name, self.node_names()).unwrap_or_else(|| "declare the handler as a step".to_string());
+            let help = did_you_mean(&name.name, self.node_names())
+                .unwrap_or_else(|| "declare the handler as a step".to_string());
             self.report(
-                Diagnostic::error(Code::UnknownHandler, format!("unknown error handler `{}`", name.name), name.span, "no step has this name").with_help(help),
+                Diagnostic::error(
+                    Code::UnknownHandler,
+                    format!("unknown error handler `{}`", name.name),
+                    name.span,
+                    "no step has this name",
+                )
+                .with_help(help),
             );
         }
         found
@@ -405,12 +499,26 @@ impl<'a> Checker<'a> {
         let mut kept: Vec<&'a Opt> = Vec::new();
         for opt in options {
             if !known.contains(&opt.key.name.as_str()) {
-                let help = did_you_mean(&opt.key.name, known.iter().copied()).unwrap_or_else(|| format!("known: {}", known.join(", ")));
-                self.report(Diagnostic::error(Code::UnknownSetting, format!("unknown {what} `{}`", opt.key.name), opt.key.span, "not recognised").with_help(help));
+                let help = did_you_mean(&opt.key.name, known.iter().copied())
+                    .unwrap_or_else(|| format!("known: {}", known.join(", ")));
+                self.report(
+                    Diagnostic::error(
+                        Code::UnknownSetting,
+                        format!("unknown {what} `{}`", opt.key.name),
+                        opt.key.span,
+                        "not recognised",
+                    )
+                    .with_help(help),
+                );
             } else if let Some(first) = kept.iter().find(|k| k.key.name == opt.key.name) {
                 self.report(
-                    Diagnostic::error(Code::DuplicateSetting, format!("`{}` is given twice", opt.key.name), opt.span, "given again here")
-                        .with_label(first.span, "first given here"),
+                    Diagnostic::error(
+                        Code::DuplicateSetting,
+                        format!("`{}` is given twice", opt.key.name),
+                        opt.span,
+                        "given again here",
+                    )
+                    .with_label(first.span, "first given here"),
                 );
             } else {
                 kept.push(opt);
@@ -424,7 +532,15 @@ impl<'a> Checker<'a> {
             None => true,
             Some(OptValue::Expr(ast::Expr { kind: ExprKind::Bool(value), .. })) => *value,
             _ => {
-                self.report(Diagnostic::error(Code::InvalidValue, format!("`{}` is a flag", opt.key.name), opt.span, "expected `true` or `false`").with_help(format!("write `{};` to set it", opt.key.name)));
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        format!("`{}` is a flag", opt.key.name),
+                        opt.span,
+                        "expected `true` or `false`",
+                    )
+                    .with_help(format!("write `{};` to set it", opt.key.name)),
+                );
                 false
             }
         }
@@ -434,7 +550,12 @@ impl<'a> Checker<'a> {
         match &opt.value {
             Some(OptValue::Expr(ast::Expr { kind: ExprKind::Str(value), .. })) => Some(value.clone()),
             _ => {
-                self.report(Diagnostic::error(Code::InvalidValue, format!("`{}` takes a string", opt.key.name), opt.span, "expected a string literal"));
+                self.report(Diagnostic::error(
+                    Code::InvalidValue,
+                    format!("`{}` takes a string", opt.key.name),
+                    opt.span,
+                    "expected a string literal",
+                ));
                 None
             }
         }
@@ -445,11 +566,25 @@ impl<'a> Checker<'a> {
             if let Some(word) = words.iter().find(|w| **w == name.name) {
                 return Some(word);
             }
-            let help = did_you_mean(&name.name, words.iter().copied()).unwrap_or_else(|| format!("one of: {}", words.join(", ")));
-            self.report(Diagnostic::error(Code::InvalidValue, format!("unknown {} `{}`", opt.key.name, name.name), name.span, "not recognised").with_help(help));
+            let help = did_you_mean(&name.name, words.iter().copied())
+                .unwrap_or_else(|| format!("one of: {}", words.join(", ")));
+            self.report(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    format!("unknown {} `{}`", opt.key.name, name.name),
+                    name.span,
+                    "not recognised",
+                )
+                .with_help(help),
+            );
             return None;
         }
-        self.report(Diagnostic::error(Code::InvalidValue, format!("`{}` takes one of: {}", opt.key.name, words.join(", ")), opt.span, "here"));
+        self.report(Diagnostic::error(
+            Code::InvalidValue,
+            format!("`{}` takes one of: {}", opt.key.name, words.join(", ")),
+            opt.span,
+            "here",
+        ));
         None
     }
 
@@ -457,7 +592,15 @@ impl<'a> Checker<'a> {
         let path = self.string(opt)?;
         let segments: Vec<String> = path.split('.').map(str::to_string).collect();
         if segments.iter().any(String::is_empty) {
-            self.report(Diagnostic::error(Code::InvalidValue, format!("`{}` is not a dotted path", path), opt.span, "has an empty segment").with_help("write it as `field.subfield`"));
+            self.report(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    format!("`{}` is not a dotted path", path),
+                    opt.span,
+                    "has an empty segment",
+                )
+                .with_help("write it as `field.subfield`"),
+            );
             return None;
         }
         Some(segments)
@@ -474,11 +617,21 @@ impl<'a> Checker<'a> {
         for item in items {
             match &item.kind {
                 ExprKind::Name(name) => names.push(name),
-                _ => self.report(Diagnostic::error(Code::InvalidValue, format!("`{}` takes step names", opt.key.name), item.span, "expected a name")),
+                _ => self.report(Diagnostic::error(
+                    Code::InvalidValue,
+                    format!("`{}` takes step names", opt.key.name),
+                    item.span,
+                    "expected a name",
+                )),
             }
         }
         if opt.value.is_none() {
-            self.report(Diagnostic::error(Code::InvalidValue, format!("`{}` needs a value", opt.key.name), opt.span, "expected `= name` or `= [a, b]`"));
+            self.report(Diagnostic::error(
+                Code::InvalidValue,
+                format!("`{}` needs a value", opt.key.name),
+                opt.span,
+                "expected `= name` or `= [a, b]`",
+            ));
         }
         names
     }

@@ -2,7 +2,7 @@
 //! expressions of built-in steps, parameters and tests.
 
 use super::Checker;
-use crate::diagnostic::{did_you_mean, Code, Diagnostic};
+use crate::diagnostic::{Code, Diagnostic, did_you_mean};
 use crate::ir::{self, NodeId, NodeKind, RecordId, Type};
 use crate::source::Span;
 use crate::syntax::ast::{self, BinaryOp, ExprKind, StepImpl, UnaryOp};
@@ -35,9 +35,23 @@ impl Checker<'_> {
                 other => match self.graph.records.iter().position(|r| r.name == other) {
                     Some(index) => Type::Record(RecordId(index as u32)),
                     None => {
-                        let candidates: Vec<&str> = BUILTIN_TYPES.iter().copied().chain(self.graph.records.iter().map(|r| r.name.as_str())).collect();
-                        let help = did_you_mean(other, candidates).unwrap_or_else(|| "types are int, float, str, bool, json, [T], T? and declared records".to_string());
-                        self.report(Diagnostic::error(Code::UnknownType, format!("unknown type `{other}`"), name.span, "not a type").with_help(help));
+                        let candidates: Vec<&str> = BUILTIN_TYPES
+                            .iter()
+                            .copied()
+                            .chain(self.graph.records.iter().map(|r| r.name.as_str()))
+                            .collect();
+                        let help = did_you_mean(other, candidates).unwrap_or_else(|| {
+                            "types are int, float, str, bool, json, [T], T? and declared records".to_string()
+                        });
+                        self.report(
+                            Diagnostic::error(
+                                Code::UnknownType,
+                                format!("unknown type `{other}`"),
+                                name.span,
+                                "not a type",
+                            )
+                            .with_help(help),
+                        );
                         Type::Json
                     }
                 },
@@ -56,7 +70,9 @@ impl Checker<'_> {
             Type::Str => "str".to_string(),
             Type::Array(element) => format!("[{}]", self.type_name(element)),
             Type::Optional(inner) => format!("{}?", self.type_name(inner)),
-            Type::Record(id) => self.graph.records.get(id.index()).map_or_else(|| "record".to_string(), |r| r.name.clone()),
+            Type::Record(id) => {
+                self.graph.records.get(id.index()).map_or_else(|| "record".to_string(), |r| r.name.clone())
+            }
         }
     }
 
@@ -70,7 +86,12 @@ impl Checker<'_> {
         if let Some(expected) = expected
             && !assignable(&ty, expected)
         {
-            let d = Diagnostic::error(Code::ExprType, format!("expected `{}`, found `{}`", self.type_name(expected), self.type_name(&ty)), expr.span, format!("this is `{}`", self.type_name(&ty)));
+            let d = Diagnostic::error(
+                Code::ExprType,
+                format!("expected `{}`, found `{}`", self.type_name(expected), self.type_name(&ty)),
+                expr.span,
+                format!("this is `{}`", self.type_name(&ty)),
+            );
             self.report(d);
         }
         value
@@ -99,9 +120,22 @@ impl Checker<'_> {
                         None => sent,
                     };
                     if !assignable(&sent, &expected) {
-                        let d = Diagnostic::error(Code::TypeMismatch, format!("`{}` sends `{}` but `{}` takes `{}`", self.node(parent).name, self.type_name(&sent), self.node(id).name, self.type_name(&expected)), self.edge_span(parent, id), format!("`{}` flows here", self.type_name(&sent)))
-                            .with_label(declared_in.span(), format!("`{}` expected here", self.type_name(&expected)))
-                            .with_help("make the types agree, or declare the step's input as `json` to check it at run time");
+                        let d = Diagnostic::error(
+                            Code::TypeMismatch,
+                            format!(
+                                "`{}` sends `{}` but `{}` takes `{}`",
+                                self.node(parent).name,
+                                self.type_name(&sent),
+                                self.node(id).name,
+                                self.type_name(&expected)
+                            ),
+                            self.edge_span(parent, id),
+                            format!("`{}` flows here", self.type_name(&sent)),
+                        )
+                        .with_label(declared_in.span(), format!("`{}` expected here", self.type_name(&expected)))
+                        .with_help(
+                            "make the types agree, or declare the step's input as `json` to check it at run time",
+                        );
                         self.report(d);
                     }
                 }
@@ -132,10 +166,19 @@ impl Checker<'_> {
             (NodeKind::Extend(_), Some(StepImpl::Call(call))) => {
                 let (expr, ty) = self.single_arg(call, value_in);
                 if !matches!(ty, Type::Object | Type::Json | Type::Record(_)) {
-                    self.expr_error(call.span, format!("`extend` merges an object into the body, but its expression is `{}`", self.type_name(&ty)));
+                    self.expr_error(
+                        call.span,
+                        format!(
+                            "`extend` merges an object into the body, but its expression is `{}`",
+                            self.type_name(&ty)
+                        ),
+                    );
                 }
                 if !matches!(value_in, Type::Object | Type::Json | Type::Record(_)) {
-                    self.expr_error(call.span, format!("`extend` needs an object body, but `{}` arrives", self.type_name(value_in)));
+                    self.expr_error(
+                        call.span,
+                        format!("`extend` needs an object body, but `{}` arrives", self.type_name(value_in)),
+                    );
                 }
                 (value_in.clone(), Type::Object, NodeKind::Extend(expr))
             }
@@ -154,7 +197,10 @@ impl Checker<'_> {
                     Type::Array(element) => *element,
                     Type::Json => Type::Json,
                     other => {
-                        self.expr_error(call.span, format!("`flat_map` needs an array, but its expression is `{}`", self.type_name(&other)));
+                        self.expr_error(
+                            call.span,
+                            format!("`flat_map` needs an array, but its expression is `{}`", self.type_name(&other)),
+                        );
                         Type::Json
                     }
                 };
@@ -175,7 +221,11 @@ impl Checker<'_> {
                 (value_in.clone(), value_in.clone(), NodeKind::Choice(checked))
             }
             (NodeKind::Batch { .. }, _) | (NodeKind::Queue(_), _) => {
-                let output = if matches!(self.node(id).kind, NodeKind::Batch { .. }) { Type::Array(Box::new(value_in.clone())) } else { value_in.clone() };
+                let output = if matches!(self.node(id).kind, NodeKind::Batch { .. }) {
+                    Type::Array(Box::new(value_in.clone()))
+                } else {
+                    value_in.clone()
+                };
                 (value_in.clone(), output, self.node(id).kind.clone())
             }
             (kind, _) => (Type::Json, Type::Json, kind),
@@ -210,7 +260,10 @@ impl Checker<'_> {
             Err(message) => {
                 let span = self.syntax_of(id).option_span(key).unwrap_or(self.node(id).span);
                 let help = self.path_help(body, path);
-                self.report(Diagnostic::error(Code::InvalidPath, message, span, format!("`{key}` of `{}`", self.node(id).name)).with_optional_help(help));
+                self.report(
+                    Diagnostic::error(Code::InvalidPath, message, span, format!("`{key}` of `{}`", self.node(id).name))
+                        .with_optional_help(help),
+                );
                 Type::Json
             }
         }
@@ -226,12 +279,19 @@ impl Checker<'_> {
             current = match current {
                 Type::Json | Type::Object => Type::Json,
                 Type::Optional(inner) => match *inner {
-                    Type::Record(_) | Type::Json | Type::Object => self.walk_path(&inner, std::slice::from_ref(segment))?,
+                    Type::Record(_) | Type::Json | Type::Object => {
+                        self.walk_path(&inner, std::slice::from_ref(segment))?
+                    }
                     other => return Err(format!("`{}` has no field `{segment}`", self.type_name(&other))),
                 },
                 Type::Record(record) => match self.record_fields(record).iter().find(|(name, _)| name == segment) {
                     Some((_, ty)) => ty.clone(),
-                    None => return Err(format!("record `{}` has no field `{segment}`", self.type_name(&Type::Record(record)))),
+                    None => {
+                        return Err(format!(
+                            "record `{}` has no field `{segment}`",
+                            self.type_name(&Type::Record(record))
+                        ));
+                    }
                 },
                 other => return Err(format!("`{}` has no field `{segment}`", self.type_name(&other))),
             };
@@ -260,12 +320,33 @@ impl Checker<'_> {
         match self.walk_path(body, path) {
             Ok(slot) if assignable(output, &slot) => {}
             Ok(slot) => {
-                let d = Diagnostic::error(Code::InvalidPath, format!("`{}` produces `{}` but `{}` holds `{}`", self.node(id).name, self.type_name(output), path.join("."), self.type_name(&slot)), span, "result written here");
+                let d = Diagnostic::error(
+                    Code::InvalidPath,
+                    format!(
+                        "`{}` produces `{}` but `{}` holds `{}`",
+                        self.node(id).name,
+                        self.type_name(output),
+                        path.join("."),
+                        self.type_name(&slot)
+                    ),
+                    span,
+                    "result written here",
+                );
                 self.report(d);
             }
             Err(message) => {
-                let help = self.path_help(body, path).unwrap_or_else(|| "a record's fields are fixed: write the result into a field it declares".to_string());
-                self.report(Diagnostic::error(Code::InvalidPath, message, span, format!("`result_path` of `{}`", self.node(id).name)).with_help(help));
+                let help = self.path_help(body, path).unwrap_or_else(|| {
+                    "a record's fields are fixed: write the result into a field it declares".to_string()
+                });
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidPath,
+                        message,
+                        span,
+                        format!("`result_path` of `{}`", self.node(id).name),
+                    )
+                    .with_help(help),
+                );
             }
         }
     }
@@ -293,19 +374,45 @@ impl Checker<'_> {
         for item in &self.ast.items {
             let ast::Item::Test(test) = item else { continue };
             let Some(request) = test.requests.first() else {
-                self.report(Diagnostic::error(Code::InvalidTest, format!("test `{}` sends no request", test.name.name), test.name.span, "no `request`").with_help("add `request POST \"/path\" { body = ...; }`"));
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidTest,
+                        format!("test `{}` sends no request", test.name.name),
+                        test.name.span,
+                        "no `request`",
+                    )
+                    .with_help("add `request POST \"/path\" { body = ...; }`"),
+                );
                 continue;
             };
             for extra in test.requests.iter().skip(1) {
-                self.report(Diagnostic::error(Code::InvalidTest, format!("test `{}` sends more than one request", test.name.name), extra.span, "second request").with_help("write one test per request"));
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidTest,
+                        format!("test `{}` sends more than one request", test.name.name),
+                        extra.span,
+                        "second request",
+                    )
+                    .with_help("write one test per request"),
+                );
             }
             let method = request.method.as_ref().map_or("POST".to_string(), |m| m.name.to_ascii_uppercase());
             if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"].contains(&method.as_str()) {
                 let span = request.method.as_ref().map_or(request.span, |m| m.span);
-                self.report(Diagnostic::error(Code::InvalidTest, format!("unknown HTTP method `{method}`"), span, "here"));
+                self.report(Diagnostic::error(
+                    Code::InvalidTest,
+                    format!("unknown HTTP method `{method}`"),
+                    span,
+                    "here",
+                ));
             }
             if !request.path.value.starts_with('/') {
-                self.report(Diagnostic::error(Code::InvalidTest, "a request path starts with `/`", request.path.span, "here"));
+                self.report(Diagnostic::error(
+                    Code::InvalidTest,
+                    "a request path starts with `/`",
+                    request.path.span,
+                    "here",
+                ));
             }
             let options = request.options.iter().collect::<Vec<_>>();
             let mut body = None;
@@ -317,8 +424,17 @@ impl Checker<'_> {
                     ("headers", Some(ast::OptValue::Expr(expr))) => headers = self.string_map(expr),
                     ("event_id", _) => event_id = self.string(opt),
                     (key, _) => {
-                        let help = did_you_mean(key, ["body", "headers", "event_id"]).unwrap_or_else(|| "a request takes body, headers and event_id".to_string());
-                        self.report(Diagnostic::error(Code::UnknownSetting, format!("unknown request option `{key}`"), opt.key.span, "not recognised").with_help(help));
+                        let help = did_you_mean(key, ["body", "headers", "event_id"])
+                            .unwrap_or_else(|| "a request takes body, headers and event_id".to_string());
+                        self.report(
+                            Diagnostic::error(
+                                Code::UnknownSetting,
+                                format!("unknown request option `{key}`"),
+                                opt.key.span,
+                                "not recognised",
+                            )
+                            .with_help(help),
+                        );
                     }
                 }
             }
@@ -329,9 +445,25 @@ impl Checker<'_> {
                 expects.push(expr);
             }
             if test.expects.is_empty() {
-                self.report(Diagnostic::error(Code::InvalidTest, format!("test `{}` expects nothing", test.name.name), test.name.span, "no `expect`").with_help("add `expect status == 200;`"));
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidTest,
+                        format!("test `{}` expects nothing", test.name.name),
+                        test.name.span,
+                        "no `expect`",
+                    )
+                    .with_help("add `expect status == 200;`"),
+                );
             }
-            self.graph.tests.push(ir::Test { name: test.name.name.clone(), method, path: request.path.value.clone(), headers, body, event_id, expects });
+            self.graph.tests.push(ir::Test {
+                name: test.name.name.clone(),
+                method,
+                path: request.path.value.clone(),
+                headers,
+                body,
+                event_id,
+                expects,
+            });
         }
     }
 
@@ -353,7 +485,10 @@ impl Checker<'_> {
                     (Type::Array(element), Type::Int | Type::Json) => (**element).clone(),
                     (Type::Json, _) | (Type::Object, Type::Str | Type::Json) => Type::Json,
                     (base_ty, index_ty) => {
-                        self.expr_error(expr.span, format!("cannot index `{}` with `{}`", self.type_name(base_ty), self.type_name(index_ty)));
+                        self.expr_error(
+                            expr.span,
+                            format!("cannot index `{}` with `{}`", self.type_name(base_ty), self.type_name(index_ty)),
+                        );
                         Type::Json
                     }
                 };
@@ -382,7 +517,12 @@ impl Checker<'_> {
                 let mut out: Vec<(String, ir::Expr)> = Vec::new();
                 for (key, value) in entries {
                     if out.iter().any(|(k, _)| *k == key.value) {
-                        self.report(Diagnostic::error(Code::DuplicateSetting, format!("key `{}` appears twice in this object", key.value), key.span, "again here"));
+                        self.report(Diagnostic::error(
+                            Code::DuplicateSetting,
+                            format!("key `{}` appears twice in this object", key.value),
+                            key.span,
+                            "again here",
+                        ));
                     }
                     out.push((key.value.clone(), self.expr(value, scope).0));
                 }
@@ -415,9 +555,18 @@ impl Checker<'_> {
                 let help = if ["param", "event"].contains(&other) {
                     format!("write `{other}.<name>`")
                 } else {
-                    did_you_mean(other, names.iter().copied()).unwrap_or_else(|| format!("this expression may use: {}", names.join(", ")))
+                    did_you_mean(other, names.iter().copied())
+                        .unwrap_or_else(|| format!("this expression may use: {}", names.join(", ")))
                 };
-                self.report(Diagnostic::error(Code::ExprType, format!("unknown name `{other}` in this expression"), name.span, "not defined here").with_help(help));
+                self.report(
+                    Diagnostic::error(
+                        Code::ExprType,
+                        format!("unknown name `{other}` in this expression"),
+                        name.span,
+                        "not defined here",
+                    )
+                    .with_help(help),
+                );
                 (ir::Expr::Null, Type::Json)
             }
         }
@@ -431,15 +580,32 @@ impl Checker<'_> {
                     None => {
                         let help = did_you_mean(&field.name, self.graph.params.iter().map(|p| p.name.as_str()))
                             .unwrap_or_else(|| format!("declare it with `param {}: <type> = <default>;`", field.name));
-                        self.report(Diagnostic::error(Code::UnknownParam, format!("unknown parameter `{}`", field.name), field.span, "not declared").with_help(help));
+                        self.report(
+                            Diagnostic::error(
+                                Code::UnknownParam,
+                                format!("unknown parameter `{}`", field.name),
+                                field.span,
+                                "not declared",
+                            )
+                            .with_help(help),
+                        );
                         (ir::Expr::Null, Type::Json)
                     }
                 };
             }
             if root.name == "event" && matches!(scope, Scope::Step(_)) {
                 if !EVENT_FIELDS.contains(&field.name.as_str()) {
-                    let help = did_you_mean(&field.name, EVENT_FIELDS.iter().copied()).unwrap_or_else(|| format!("event fields: {}", EVENT_FIELDS.join(", ")));
-                    self.report(Diagnostic::error(Code::ExprType, format!("the event has no field `{}`", field.name), field.span, "unknown field").with_help(help));
+                    let help = did_you_mean(&field.name, EVENT_FIELDS.iter().copied())
+                        .unwrap_or_else(|| format!("event fields: {}", EVENT_FIELDS.join(", ")));
+                    self.report(
+                        Diagnostic::error(
+                            Code::ExprType,
+                            format!("the event has no field `{}`", field.name),
+                            field.span,
+                            "unknown field",
+                        )
+                        .with_help(help),
+                    );
                 }
                 return (ir::Expr::EventField(field.name.clone()), Type::Str);
             }
@@ -452,7 +618,15 @@ impl Checker<'_> {
                 None => {
                     let help = did_you_mean(&field.name, self.record_fields(*record).iter().map(|(n, _)| n.as_str()));
                     let name = self.type_name(&base_ty);
-                    self.report(Diagnostic::error(Code::ExprType, format!("record `{name}` has no field `{}`", field.name), field.span, "unknown field").with_optional_help(help));
+                    self.report(
+                        Diagnostic::error(
+                            Code::ExprType,
+                            format!("record `{name}` has no field `{}`", field.name),
+                            field.span,
+                            "unknown field",
+                        )
+                        .with_optional_help(help),
+                    );
                     Type::Json
                 }
             },
@@ -466,8 +640,17 @@ impl Checker<'_> {
 
     fn call_expr(&mut self, call: &ast::Call, scope: Scope<'_>) -> (ir::Expr, Type) {
         if call.name.name != "len" {
-            let help = did_you_mean(&call.name.name, ["len"]).unwrap_or_else(|| "expressions may call `len(x)`".to_string());
-            self.report(Diagnostic::error(Code::UnknownBuiltin, format!("unknown function `{}`", call.name.name), call.name.span, "not a built-in function").with_help(help));
+            let help =
+                did_you_mean(&call.name.name, ["len"]).unwrap_or_else(|| "expressions may call `len(x)`".to_string());
+            self.report(
+                Diagnostic::error(
+                    Code::UnknownBuiltin,
+                    format!("unknown function `{}`", call.name.name),
+                    call.name.span,
+                    "not a built-in function",
+                )
+                .with_help(help),
+            );
             return (ir::Expr::Null, Type::Json);
         }
         let [arg] = call.args.as_slice() else {
@@ -476,7 +659,10 @@ impl Checker<'_> {
         };
         let (inner, ty) = self.expr(&arg.value, scope);
         if !matches!(strip_optional(&ty), Type::Str | Type::Array(_) | Type::Json | Type::Object) {
-            self.expr_error(arg.value.span, format!("`len` takes a string, array or object, not `{}`", self.type_name(&ty)));
+            self.expr_error(
+                arg.value.span,
+                format!("`len` takes a string, array or object, not `{}`", self.type_name(&ty)),
+            );
         }
         (ir::Expr::Len(Box::new(inner)), Type::Int)
     }
@@ -485,10 +671,15 @@ impl Checker<'_> {
         use Type::{Bool, Float, Int, Json, Str};
         let numeric = |t: &Type| matches!(t, Int | Float);
         let result = match op {
-            BinaryOp::Or | BinaryOp::And => matches!(left, Bool | Json).then_some(Bool).filter(|_| matches!(right, Bool | Json)),
+            BinaryOp::Or | BinaryOp::And => {
+                matches!(left, Bool | Json).then_some(Bool).filter(|_| matches!(right, Bool | Json))
+            }
             BinaryOp::Eq | BinaryOp::Ne => comparable(left, right).then_some(Bool),
             BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-                let ok = (numeric(left) && numeric(right)) || (left == &Str && right == &Str) || left == &Json || right == &Json;
+                let ok = (numeric(left) && numeric(right))
+                    || (left == &Str && right == &Str)
+                    || left == &Json
+                    || right == &Json;
                 ok.then_some(Bool)
             }
             BinaryOp::Add if left == &Str && right == &Str => Some(Str),
@@ -502,7 +693,12 @@ impl Checker<'_> {
         };
         result.unwrap_or_else(|| {
             let message = if matches!(op, BinaryOp::Eq | BinaryOp::Ne) {
-                format!("comparing `{}` with `{}` is always {}", self.type_name(left), self.type_name(right), if op == BinaryOp::Eq { "false" } else { "true" })
+                format!(
+                    "comparing `{}` with `{}` is always {}",
+                    self.type_name(left),
+                    self.type_name(right),
+                    if op == BinaryOp::Eq { "false" } else { "true" }
+                )
             } else {
                 format!("cannot apply `{}` to `{}` and `{}`", op.symbol(), self.type_name(left), self.type_name(right))
             };
@@ -521,7 +717,10 @@ fn strip_optional(ty: &Type) -> &Type {
 
 fn comparable(left: &Type, right: &Type) -> bool {
     let (left, right) = (strip_optional(left), strip_optional(right));
-    matches!(left, Type::Json | Type::Null) || matches!(right, Type::Json | Type::Null) || assignable(left, right) || assignable(right, left)
+    matches!(left, Type::Json | Type::Null)
+        || matches!(right, Type::Json | Type::Null)
+        || assignable(left, right)
+        || assignable(right, left)
 }
 
 /// Whether a value of type `from` may flow where `to` is expected. `json` defers the check to

@@ -4,8 +4,8 @@
 //! a bug in this file, not in the user's input; `expect_next` still turns it into a diagnostic
 //! rather than a panic, since the compiler core never panics.
 
-use super::grammar::Rule;
 use super::ast::*;
+use super::grammar::Rule;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::Span;
 use pest::iterators::{Pair, Pairs};
@@ -186,7 +186,8 @@ impl Lowerer {
         let kind_pair = expect_next(&mut children(expect_next(&mut inner, span)?), span)?;
         let kind = match kind_pair.as_rule() {
             Rule::custom_router => {
-                let path = children(kind_pair).find(|p| p.as_rule() == Rule::rust_path).ok_or_else(|| internal(span))?;
+                let path =
+                    children(kind_pair).find(|p| p.as_rule() == Rule::rust_path).ok_or_else(|| internal(span))?;
                 RouterKindAst::Custom(rust_path(path))
             }
             _ => RouterKindAst::Named(ident(kind_pair)),
@@ -292,7 +293,11 @@ impl Lowerer {
         self.call_parts(span, children_of_call(children(pair)))
     }
 
-    fn call_parts<'i>(&self, span: Span, (name, args): (Option<Pair<'i, Rule>>, Option<Pair<'i, Rule>>)) -> Lowered<Call> {
+    fn call_parts<'i>(
+        &self,
+        span: Span,
+        (name, args): (Option<Pair<'i, Rule>>, Option<Pair<'i, Rule>>),
+    ) -> Lowered<Call> {
         let name = ident(name.ok_or_else(|| internal(span))?);
         let args = args.map(|p| self.args(p)).transpose()?.unwrap_or_default();
         Ok(Call { name, args, span })
@@ -303,7 +308,12 @@ impl Lowerer {
         match unescape(pair.as_str()) {
             Ok(value) => StrLit { value, span },
             Err(message) => {
-                self.diagnostics.borrow_mut().push(Diagnostic::error(Code::InvalidLiteral, message, span, "in this string"));
+                self.diagnostics.borrow_mut().push(Diagnostic::error(
+                    Code::InvalidLiteral,
+                    message,
+                    span,
+                    "in this string",
+                ));
                 StrLit { value: String::new(), span }
             }
         }
@@ -323,8 +333,13 @@ impl Lowerer {
         let used = self.expression_parts.get() + parts;
         self.expression_parts.set(used);
         if used > MAX_EXPRESSION_PARTS {
-            return Err(Diagnostic::error(Code::Syntax, format!("expression has more than {MAX_EXPRESSION_PARTS} operators and operands"), span, "too long")
-                .with_help("split it over several steps, or compute it in a Rust step"));
+            return Err(Diagnostic::error(
+                Code::Syntax,
+                format!("expression has more than {MAX_EXPRESSION_PARTS} operators and operands"),
+                span,
+                "too long",
+            )
+            .with_help("split it over several steps, or compute it in a Rust step"));
         }
         let pratt = pratt();
         let failure = RefCell::new(None);
@@ -383,8 +398,13 @@ impl Lowerer {
                 Ok(value) => ExprKind::Int(value),
                 Err(_) => {
                     self.diagnostics.borrow_mut().push(
-                        Diagnostic::error(Code::InvalidLiteral, "integer literal is too large", span, "does not fit in 64 bits")
-                            .with_help(format!("the largest integer is {}; write a float for larger numbers", i64::MAX)),
+                        Diagnostic::error(
+                            Code::InvalidLiteral,
+                            "integer literal is too large",
+                            span,
+                            "does not fit in 64 bits",
+                        )
+                        .with_help(format!("the largest integer is {}; write a float for larger numbers", i64::MAX)),
                     );
                     ExprKind::Int(0)
                 }
@@ -392,7 +412,12 @@ impl Lowerer {
             Rule::float => match text.replace('_', "").parse::<f64>() {
                 Ok(value) if value.is_finite() => ExprKind::Float(value),
                 _ => {
-                    self.diagnostics.borrow_mut().push(Diagnostic::error(Code::InvalidLiteral, "float literal is out of range", span, "not a finite number"));
+                    self.diagnostics.borrow_mut().push(Diagnostic::error(
+                        Code::InvalidLiteral,
+                        "float literal is out of range",
+                        span,
+                        "not a finite number",
+                    ));
                     ExprKind::Float(0.0)
                 }
             },
@@ -421,7 +446,9 @@ impl Lowerer {
     }
 }
 
-fn children_of_call<'i>(mut inner: impl Iterator<Item = Pair<'i, Rule>>) -> (Option<Pair<'i, Rule>>, Option<Pair<'i, Rule>>) {
+fn children_of_call<'i>(
+    mut inner: impl Iterator<Item = Pair<'i, Rule>>,
+) -> (Option<Pair<'i, Rule>>, Option<Pair<'i, Rule>>) {
     (inner.next(), inner.next())
 }
 
@@ -438,7 +465,9 @@ fn pratt() -> &'static PrattParser<Rule> {
                 | Op::infix(Rule::gt, Assoc::Left)
                 | Op::infix(Rule::ge, Assoc::Left))
             .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
-            .op(Op::infix(Rule::mul, Assoc::Left) | Op::infix(Rule::div, Assoc::Left) | Op::infix(Rule::rem, Assoc::Left))
+            .op(Op::infix(Rule::mul, Assoc::Left)
+                | Op::infix(Rule::div, Assoc::Left)
+                | Op::infix(Rule::rem, Assoc::Left))
             .op(Op::prefix(Rule::neg) | Op::prefix(Rule::not))
             .op(Op::postfix(Rule::field) | Op::postfix(Rule::index))
     })

@@ -39,7 +39,9 @@ fn check_nesting(text: &str) -> Result<(), Vec<Diagnostic>> {
     while let Some(&byte) = bytes.get(at) {
         match byte {
             b'/' if bytes.get(at + 1) == Some(&b'/') => at = text[at..].find('\n').map_or(bytes.len(), |n| at + n),
-            b'/' if bytes.get(at + 1) == Some(&b'*') => at = text[at + 2..].find("*/").map_or(bytes.len(), |n| at + n + 4),
+            b'/' if bytes.get(at + 1) == Some(&b'*') => {
+                at = text[at + 2..].find("*/").map_or(bytes.len(), |n| at + n + 4)
+            }
             b'"' => {
                 at += 1;
                 while let Some(&c) = bytes.get(at) {
@@ -51,18 +53,30 @@ fn check_nesting(text: &str) -> Result<(), Vec<Diagnostic>> {
                 }
                 at += 1;
             }
-            b'r' if matches!(bytes.get(at + 1), Some(b'"' | b'#')) && !bytes.get(at.wrapping_sub(1)).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') => {
-                let hashes = bytes[at + 1..].iter().take_while(|c| **c == b'#').count();
+            b'r' if matches!(bytes.get(at + 1), Some(b'"' | b'#'))
+                && !bytes.get(at.wrapping_sub(1)).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') =>
+            {
+                let hashes = bytes.get(at + 1..).unwrap_or_default().iter().take_while(|c| **c == b'#').count();
                 let closing = format!("\"{}", "#".repeat(hashes));
                 let body = at + 2 + hashes;
-                at = text.get(body..).and_then(|rest| rest.find(&closing)).map_or(bytes.len(), |n| body + n + closing.len());
+                at = text
+                    .get(body..)
+                    .and_then(|rest| rest.find(&closing))
+                    .map_or(bytes.len(), |n| body + n + closing.len());
             }
             b'(' | b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
                     let span = Span::new(at, at + 1);
-                    return Err(vec![Diagnostic::error(Code::Syntax, format!("brackets nest more than {MAX_NESTING} levels deep"), span, "too deep here")
-                        .with_help("flatten the expression, or compute it in a Rust step")]);
+                    return Err(vec![
+                        Diagnostic::error(
+                            Code::Syntax,
+                            format!("brackets nest more than {MAX_NESTING} levels deep"),
+                            span,
+                            "too deep here",
+                        )
+                        .with_help("flatten the expression, or compute it in a Rust step"),
+                    ]);
                 }
                 at += 1;
             }
@@ -85,7 +99,8 @@ fn detailed(text: &str) -> Option<pest::error::Error<Rule>> {
     GraphParser::parse(Rule::file, text).err()
 }
 
-const OPERATORS: &[&str] = &["`||`", "`&&`", "`==`", "`!=`", "`<=`", "`>=`", "`<`", "`>`", "`+`", "`-`", "`*`", "`/`", "`%`", "`.`", "`[`"];
+const OPERATORS: &[&str] =
+    &["`||`", "`&&`", "`==`", "`!=`", "`<=`", "`>=`", "`<`", "`>`", "`+`", "`-`", "`*`", "`/`", "`%`", "`.`", "`[`"];
 
 fn syntax_error(text: &str, error: &pest::error::Error<Rule>) -> Diagnostic {
     let at = match error.location {
@@ -93,7 +108,9 @@ fn syntax_error(text: &str, error: &pest::error::Error<Rule>) -> Diagnostic {
         pest::error::InputLocation::Span((start, _)) => start,
     };
     let mut expected: Vec<String> = match &error.variant {
-        pest::error::ErrorVariant::ParsingError { positives, .. } => positives.iter().map(|rule| describe(*rule).to_string()).collect(),
+        pest::error::ErrorVariant::ParsingError { positives, .. } => {
+            positives.iter().map(|rule| describe(*rule).to_string()).collect()
+        }
         pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
     };
     if let Some(attempts) = error.parse_attempts().filter(|attempts| attempts.max_position == at) {
@@ -117,8 +134,13 @@ fn syntax_error(text: &str, error: &pest::error::Error<Rule>) -> Diagnostic {
     let found = found_token(text, at);
     let span = Span::new(at, at + found.len());
     let label = if found.is_empty() { "input ends here".to_string() } else { format!("unexpected `{found}`") };
-    let message = if expected.is_empty() { "syntax error".to_string() } else { format!("syntax error: expected {}", one_of(&expected)) };
-    Diagnostic::error(Code::Syntax, message, span, label).with_help("see docs/language.md for the grammar of every declaration")
+    let message = if expected.is_empty() {
+        "syntax error".to_string()
+    } else {
+        format!("syntax error: expected {}", one_of(&expected))
+    };
+    Diagnostic::error(Code::Syntax, message, span, label)
+        .with_help("see docs/language.md for the grammar of every declaration")
 }
 
 /// The token at `at`, for the label: a word, or one character.
@@ -162,7 +184,9 @@ fn describe(rule: Rule) -> &'static str {
         Rule::kw_custom => "`custom`",
         Rule::kw_fn => "`fn`",
         Rule::kw_new => "`new`",
-        Rule::param_decl | Rule::secret_decl | Rule::function_decl | Rule::record_decl | Rule::step_decl => "a declaration",
+        Rule::param_decl | Rule::secret_decl | Rule::function_decl | Rule::record_decl | Rule::step_decl => {
+            "a declaration"
+        }
         Rule::router_decl | Rule::queue_decl | Rule::test_decl => "a declaration",
         Rule::setting | Rule::router_option | Rule::option => "an option",
         Rule::wiring => "a wiring statement (`a -> b;`)",
@@ -170,7 +194,9 @@ fn describe(rule: Rule) -> &'static str {
         Rule::type_expr | Rule::named_type | Rule::array_type => "a type",
         Rule::optional => "`?`",
         Rule::signature => "`:`",
-        Rule::step_impl | Rule::fn_impl | Rule::new_impl | Rule::remote_impl | Rule::choice_impl => "a step implementation",
+        Rule::step_impl | Rule::fn_impl | Rule::new_impl | Rule::remote_impl | Rule::choice_impl => {
+            "a step implementation"
+        }
         Rule::call => "a call",
         Rule::choice_arm => "a choice arm (`condition => step`)",
         Rule::router_kind | Rule::custom_router => "a router kind",
@@ -205,8 +231,17 @@ fn describe(rule: Rule) -> &'static str {
         Rule::fat_arrow => "`=>`",
         Rule::wildcard => "`_`",
         Rule::record_field => "a field",
-        Rule::file | Rule::WHITESPACE | Rule::COMMENT | Rule::ident_char | Rule::digits | Rule::exponent => "more input",
-        Rule::step_tail | Rule::item | Rule::router_item | Rule::prefix | Rule::infix | Rule::postfix | Rule::primary | Rule::literal => "more input",
+        Rule::file | Rule::WHITESPACE | Rule::COMMENT | Rule::ident_char | Rule::digits | Rule::exponent => {
+            "more input"
+        }
+        Rule::step_tail
+        | Rule::item
+        | Rule::router_item
+        | Rule::prefix
+        | Rule::infix
+        | Rule::postfix
+        | Rule::primary
+        | Rule::literal => "more input",
         Rule::single_equals => "`=`",
     }
 }
