@@ -129,3 +129,25 @@ fn diagrams_show_routers_as_clusters_queues_as_cds_and_dashed_handlers() {
     assert!(mermaid.starts_with("flowchart LR"), "{mermaid}");
     assert!(mermaid.contains("-.->"), "{mermaid}");
 }
+
+/// Complete graphs shown in the documentation check clean, so the docs cannot drift from the
+/// language.
+#[test]
+fn graphs_in_the_docs_check_clean() {
+    let mut checked = 0;
+    for doc in ["docs/language.md", "README.md"] {
+        let text = std::fs::read_to_string(workspace().join(doc)).expect("doc exists");
+        for block in text.split("```").skip(1).step_by(2) {
+            let code = block.trim_start_matches(|c: char| c.is_alphanumeric()).trim_start();
+            // Fragments elide parts with `...`; only whole graphs are checked.
+            if !code.starts_with("graph ") || code.contains("...") {
+                continue;
+            }
+            if let Err(diagnostics) = graphc::check_source(code) {
+                panic!("{doc}:\n{}", graphc::report::render_human(doc, code, &diagnostics, graphc::report::Style::PLAIN));
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "only {checked} graphs found in the docs");
+}
