@@ -1,0 +1,163 @@
+//! The event that flows through a graph, and the response a caller gets.
+
+use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
+use std::time::SystemTime;
+
+/// An event's id: taken from the `x-event-id` header, or a fresh UUID v4 written as 32 lowercase
+/// hex characters (MLRun's form). A fresh id is formatted only when someone reads it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum EventId {
+    /// Generated on arrival.
+    Fresh(uuid::Uuid),
+    /// Given by the caller.
+    Given(String),
+}
+
+impl EventId {
+    /// A new random id.
+    pub fn fresh() -> Self {
+        EventId::Fresh(uuid::Uuid::new_v4())
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventId::Fresh(uuid) => write!(f, "{}", uuid.simple()),
+            EventId::Given(id) => f.write_str(id),
+        }
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+/// Why a step failed, as a handler sees it on the error path.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventError {
+    /// The message.
+    pub message: String,
+    /// A machine-readable kind, such as `validation` or `panic`.
+    pub kind: &'static str,
+}
+
+/// One event: a request, a stream record, or a copy of either on a branch.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// The payload; JSON unless a step declares a type.
+    pub body: Value,
+    /// The event's id; it follows the event across processes.
+    pub id: EventId,
+    /// The record key; empty unless set by a step or a stream record.
+    pub key: String,
+    /// Arrival time, unless a step sets it.
+    pub time: SystemTime,
+    /// The request path (default `/`).
+    pub path: Cow<'static, str>,
+    /// The request method (default `POST`).
+    pub method: Cow<'static, str>,
+    /// Request headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The request's content type.
+    pub content_type: Option<String>,
+    /// On the error path: the name of the step that failed.
+    pub origin_state: Option<String>,
+    /// On the error path: why it failed.
+    pub error: Option<EventError>,
+}
+
+impl Event {
+    /// A new event with this body, a fresh id, path `/` and method `POST`.
+    pub fn new(body: Value) -> Self {
+        Event {
+            body,
+            id: EventId::fresh(),
+            key: String::new(),
+            time: SystemTime::now(),
+            path: Cow::Borrowed("/"),
+            method: Cow::Borrowed("POST"),
+            headers: Vec::new(),
+            content_type: None,
+            origin_state: None,
+            error: None,
+        }
+    }
+
+    /// Sets the path.
+    pub fn with_path(mut self, path: impl Into<Cow<'static, str>>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Sets the method.
+    pub fn with_method(mut self, method: impl Into<Cow<'static, str>>) -> Self {
+        self.method = method.into();
+        self
+    }
+
+    /// Sets the id.
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = EventId::Given(id.into());
+        self
+    }
+
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+    }
+}
+
+/// An HTTP response, as the caller gets it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Headers besides the content type.
+    pub headers: Vec<(String, String)>,
+    /// The content type.
+    pub content_type: String,
+    /// The body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A JSON response.
+    pub fn json(status: u16, body: &Value) -> Self {
+        Response {
+            status,
+            headers: Vec::new(),
+            content_type: "application/json".to_string(),
+            // Serialising a `Value` to memory cannot fail.
+            body: serde_json::to_vec(body).unwrap_or_default(),
+        }
+    }
+
+    /// An explicit response, sent as is: status, headers, body and content type.
+    pub fn new(status: u16, content_type: impl Into<String>, body: impl Into<Vec<u8>>) -> Self {
+        Response { status, headers: Vec::new(), content_type: content_type.into(), body: body.into() }
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The body parsed as JSON, or `null` when it is not JSON.
+    pub fn json_body(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The first header with this name (case-insensitive), the content type included.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        if name.eq_ignore_ascii_case("content-type") {
+            return Some(&self.content_type);
+        }
+        self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+    }
+}

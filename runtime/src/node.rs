@@ -1,0 +1,324 @@
+//! Nodes: steps wired to what follows them, composed statically. A graph is one concrete type
+//! built from `StepNode`, `Fork`, `Shared`, `MemoryQueue` and `End`; the sync executor calls
+//! `push_sync` down a chain, the tokio executor awaits `push`, and no step is boxed.
+
+use crate::context::Context;
+use crate::error::StepError;
+use crate::event::{Event, EventError};
+use crate::run::{Run, SyncRun};
+use crate::step::{Flow, Step};
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, OnceLock};
+use tokio::sync::mpsc;
+
+/// A node on the tokio executor.
+pub trait Node: Send + Sync + 'static {
+    /// Processes an event and passes it on.
+    fn push(&self, event: Event, run: &Run) -> impl Future<Output = ()> + Send;
+
+    /// Passes an event to one outlet (a choice's arm); a single node is outlet 0.
+    fn push_to(&self, outlet: usize, event: Event, run: &Run) -> impl Future<Output = ()> + Send {
+        async move {
+            if outlet == 0 {
+                self.push(event, run).await;
+            }
+        }
+    }
+}
+
+/// A node on the sync executor: plain calls down one chain.
+pub trait SyncNode: Send + Sync + 'static {
+    /// Processes an event and passes it on.
+    fn push_sync(&self, event: Event, run: &mut SyncRun<'_>);
+
+    /// Passes an event to one outlet; a single node is outlet 0.
+    fn push_sync_to(&self, outlet: usize, event: Event, run: &mut SyncRun<'_>) {
+        if outlet == 0 {
+            self.push_sync(event, run);
+        }
+    }
+}
+
+/// The end of a path. Under the sync engine, the body that reaches it answers the caller
+/// unless a responder did.
+#[derive(Clone, Copy, Default)]
+pub struct End;
+
+impl Node for End {
+    async fn push(&self, _event: Event, _run: &Run) {}
+}
+
+impl SyncNode for End {
+    fn push_sync(&self, event: Event, run: &mut SyncRun<'_>) {
+        run.finish(event.body);
+    }
+}
+
+/// Where a step's failures go.
+pub trait Catcher: Send + Sync + 'static {
+    /// False for `NoCatcher`: the event is then not copied before the step runs.
+    const CATCHES: bool;
+    /// Handles a failed event, with `origin_state` and `error` set.
+    fn catch(&self, event: Event, run: &Run) -> impl Future<Output = ()> + Send;
+    /// The same, on the sync executor.
+    fn catch_sync(&self, event: Event, run: &mut SyncRun<'_>);
+}
+
+/// No error handler: failures are unhandled.
+#[derive(Clone, Copy, Default)]
+pub struct NoCatcher;
+
+impl Catcher for NoCatcher {
+    const CATCHES: bool = false;
+    async fn catch(&self, _event: Event, _run: &Run) {}
+    fn catch_sync(&self, _event: Event, _run: &mut SyncRun<'_>) {}
+}
+
+/// An error handler: a node (shared, since several steps may name it) and what follows it.
+pub struct CatchWith<N>(pub Arc<N>);
+
+impl<N> Clone for CatchWith<N> {
+    fn clone(&self) -> Self {
+        CatchWith(Arc::clone(&self.0))
+    }
+}
+
+impl<N: Node + SyncNode> Catcher for CatchWith<N> {
+    const CATCHES: bool = true;
+    async fn catch(&self, event: Event, run: &Run) {
+        self.0.push(event, run).await;
+    }
+    fn catch_sync(&self, event: Event, run: &mut SyncRun<'_>) {
+        self.0.push_sync(event, run);
+    }
+}
+
+/// A step, what follows it, whether it responds, and its error handler.
+pub struct StepNode<S, N, C = NoCatcher> {
+    /// The step's name, for errors and logs.
+    pub name: &'static str,
+    /// What it runs.
+    pub step: S,
+    /// What follows it.
+    pub next: N,
+    /// Its output answers the caller.
+    pub respond: bool,
+    /// Where its failures go.
+    pub catcher: C,
+}
+
+impl<S, N> StepNode<S, N> {
+    /// A step with no error handler that does not respond.
+    pub fn new(name: &'static str, step: S, next: N) -> Self {
+        StepNode { name, step, next, respond: false, catcher: NoCatcher }
+    }
+}
+
+impl<S, N, C> StepNode<S, N, C> {
+    /// Marks the step as the responder.
+    pub fn responding(mut self) -> Self {
+        self.respond = true;
+        self
+    }
+
+    /// Sets the error handler.
+    pub fn catching<C2>(self, catcher: C2) -> StepNode<S, N, C2> {
+        StepNode { name: self.name, step: self.step, next: self.next, respond: self.respond, catcher }
+    }
+}
+
+/// Runs a step, turning a panic into a failure so that the process keeps serving. The event is
+/// copied first only when a handler or the error stream will need it as it entered the step.
+fn run_step<S: Step>(step: &S, event: Event, context: &Context, keep: bool) -> (Result<Flow, StepError>, Option<Event>) {
+    let copy = keep.then(|| event.clone());
+    let result = catch_unwind(AssertUnwindSafe(|| step.process(event, context))).unwrap_or_else(|payload| Err(StepError::panicked(&*payload)));
+    (result, copy)
+}
+
+fn failed(mut event: Event, name: &str, error: &StepError) -> Event {
+    event.origin_state = Some(name.to_string());
+    event.error = Some(EventError { message: error.message.clone(), kind: error.kind });
+    event
+}
+
+impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
+    async fn push(&self, event: Event, run: &Run) {
+        let keep = C::CATCHES || run.context().error_stream().is_some();
+        let (result, copy) = run_step(&self.step, event, run.context(), keep);
+        match result {
+            Ok(Flow::Next(event)) => {
+                if self.respond {
+                    run.respond(&event.body);
+                }
+                self.next.push(event, run).await;
+            }
+            Ok(Flow::Drop) => {}
+            Ok(Flow::Many(events)) => {
+                for event in events {
+                    if self.respond {
+                        run.respond(&event.body);
+                    }
+                    self.next.push(event, run).await;
+                }
+            }
+            Ok(Flow::Outlet(outlet, event)) => self.next.push_to(outlet, event, run).await,
+            Ok(Flow::Reply(response)) => run.reply(response),
+            Err(error) => {
+                if let Some(copy) = &copy {
+                    run.record(self.name, copy, &error);
+                }
+                match copy {
+                    Some(copy) if C::CATCHES => self.catcher.catch(failed(copy, self.name, &error), run).await,
+                    _ => run.fail(self.name, &error),
+                }
+            }
+        }
+    }
+}
+
+impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
+    fn push_sync(&self, event: Event, run: &mut SyncRun<'_>) {
+        let keep = C::CATCHES || run.context().error_stream().is_some();
+        let (result, copy) = run_step(&self.step, event, run.context(), keep);
+        match result {
+            Ok(Flow::Next(event)) => {
+                if self.respond {
+                    run.respond(&event.body);
+                }
+                self.next.push_sync(event, run);
+            }
+            Ok(Flow::Drop) => {}
+            Ok(Flow::Many(events)) => {
+                for event in events {
+                    if self.respond {
+                        run.respond(&event.body);
+                    }
+                    self.next.push_sync(event, run);
+                }
+            }
+            Ok(Flow::Outlet(outlet, event)) => self.next.push_sync_to(outlet, event, run),
+            Ok(Flow::Reply(response)) => run.reply(response),
+            Err(error) => {
+                if let Some(copy) = &copy {
+                    run.record(self.name, copy, &error);
+                }
+                match copy {
+                    Some(copy) if C::CATCHES => self.catcher.catch_sync(failed(copy, self.name, &error), run),
+                    _ => run.fail(self.name, &error),
+                }
+            }
+        }
+    }
+}
+
+/// Two branches: each gets its own copy of the event, and they run concurrently. Nest forks
+/// for more (`Fork(a, Fork(b, c))`); outlets count from the left.
+pub struct Fork<A, B>(pub A, pub B);
+
+impl<A: Node, B: Node> Node for Fork<A, B> {
+    async fn push(&self, event: Event, run: &Run) {
+        let copy = event.clone();
+        tokio::join!(self.0.push(event, run), self.1.push(copy, run));
+    }
+
+    async fn push_to(&self, outlet: usize, event: Event, run: &Run) {
+        match outlet {
+            0 => self.0.push(event, run).await,
+            _ => self.1.push_to(outlet - 1, event, run).await,
+        }
+    }
+}
+
+/// Outlets without fan-out: a choice's arms, one of which gets each event. Usable on both
+/// executors, since only one branch runs.
+pub struct Outlets<A, B>(pub A, pub B);
+
+impl<A: Node, B: Node> Node for Outlets<A, B> {
+    async fn push(&self, event: Event, run: &Run) {
+        self.0.push(event, run).await;
+    }
+
+    async fn push_to(&self, outlet: usize, event: Event, run: &Run) {
+        match outlet {
+            0 => self.0.push(event, run).await,
+            _ => self.1.push_to(outlet - 1, event, run).await,
+        }
+    }
+}
+
+impl<A: SyncNode, B: SyncNode> SyncNode for Outlets<A, B> {
+    fn push_sync(&self, event: Event, run: &mut SyncRun<'_>) {
+        self.0.push_sync(event, run);
+    }
+
+    fn push_sync_to(&self, outlet: usize, event: Event, run: &mut SyncRun<'_>) {
+        match outlet {
+            0 => self.0.push_sync(event, run),
+            _ => self.1.push_sync_to(outlet - 1, event, run),
+        }
+    }
+}
+
+/// A node with several parents: each parent holds a clone, and the node runs once per
+/// arriving event (a union, as in MLRun).
+pub struct Shared<N>(pub Arc<N>);
+
+impl<N> Clone for Shared<N> {
+    fn clone(&self) -> Self {
+        Shared(Arc::clone(&self.0))
+    }
+}
+
+impl<N: Node> Node for Shared<N> {
+    async fn push(&self, event: Event, run: &Run) {
+        self.0.push(event, run).await;
+    }
+}
+
+impl<N: SyncNode> SyncNode for Shared<N> {
+    fn push_sync(&self, event: Event, run: &mut SyncRun<'_>) {
+        self.0.push_sync(event, run);
+    }
+}
+
+/// A bounded in-memory queue: a full queue makes its producers wait (backpressure) and never
+/// drops. One consumer task passes events on in order.
+pub struct MemoryQueue<N> {
+    next: Arc<N>,
+    capacity: usize,
+    sender: OnceLock<mpsc::Sender<(Event, Run)>>,
+}
+
+impl<N: Node> MemoryQueue<N> {
+    /// A queue of `capacity` events in front of `next`.
+    pub fn new(capacity: usize, next: N) -> Self {
+        MemoryQueue { next: Arc::new(next), capacity: capacity.max(1), sender: OnceLock::new() }
+    }
+
+    /// The consumer starts with the first event, on the runtime that runs the pipeline.
+    fn sender(&self) -> &mpsc::Sender<(Event, Run)> {
+        self.sender.get_or_init(|| {
+            let (sender, mut receiver) = mpsc::channel::<(Event, Run)>(self.capacity);
+            let next = Arc::clone(&self.next);
+            tokio::spawn(async move {
+                while let Some((event, run)) = receiver.recv().await {
+                    next.push(event, &run).await;
+                }
+            });
+            sender
+        })
+    }
+}
+
+impl<N: Node> Node for MemoryQueue<N> {
+    async fn push(&self, event: Event, run: &Run) {
+        // The run travels with the event, so the caller's answer and the drain count follow it.
+        if let Err(error) = self.sender().send((event, run.clone())).await {
+            let (event, run) = error.0;
+            let failure = StepError::new("the queue's consumer has stopped");
+            run.record("queue", &event, &failure);
+            run.fail("queue", &failure);
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Pipelines: a root node with its context, on the sync or the tokio executor, and the request
+//! an HTTP server or the mock server turns into an event.
+
+use crate::context::Context;
+use crate::error::StepError;
+use crate::event::{Event, EventId, Response};
+use crate::node::{Node, SyncNode};
+use crate::run::{Run, SyncRun, Tracker, error_response};
+use serde_json::{Value, json};
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// A request as it arrives over HTTP.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// Headers; names are matched without regard to case.
+    pub headers: Vec<(String, String)>,
+    /// The raw body.
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// Turns the request into an event: the id from `x-event-id` (else fresh), the path from
+    /// `x-event-path` (else the request's), and the body parsed as JSON. A malformed body or an
+    /// unsupported content type is answered `400`.
+    pub fn into_event(self) -> Result<Event, Response> {
+        let header = |name: &str| self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.clone());
+        let id = header("x-event-id").filter(|id| !id.is_empty()).map_or_else(EventId::fresh, EventId::Given);
+        let content_type = header("content-type");
+        let body = parse_body(&self.body, content_type.as_deref()).map_err(|error| error_response("request", &error, &id))?;
+        let path = header("x-event-path").unwrap_or(self.path);
+        let method = if self.method.is_empty() { "POST".to_string() } else { self.method.to_ascii_uppercase() };
+        let mut event = Event::new(body);
+        event.id = id;
+        event.path = Cow::Owned(if path.is_empty() { "/".to_string() } else { path });
+        event.method = Cow::Owned(method);
+        event.content_type = content_type;
+        event.headers = self.headers.into_iter().map(|(name, value)| (name.to_ascii_lowercase(), value)).collect();
+        Ok(event)
+    }
+}
+
+fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Value, StepError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    let essence = content_type.map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    match essence.as_deref() {
+        None | Some("") | Some("application/json") => {
+            serde_json::from_slice(bytes).map_err(|error| StepError::bad_request(format!("malformed JSON body: {error}")))
+        }
+        Some(ct) if ct.ends_with("+json") => {
+            serde_json::from_slice(bytes).map_err(|error| StepError::bad_request(format!("malformed JSON body: {error}")))
+        }
+        Some("text/plain") => std::str::from_utf8(bytes)
+            .map(|text| Value::String(text.to_string()))
+            .map_err(|_| StepError::bad_request("the text body is not UTF-8")),
+        Some(other) => Err(StepError::bad_request(format!("unsupported content type `{other}`: send application/json"))),
+    }
+}
+
+/// Something that answers events: a pipeline on either executor.
+pub trait Handler: Send + Sync + 'static {
+    /// Processes one event and returns the caller's answer.
+    fn handle(&self, event: Event) -> impl Future<Output = Response> + Send;
+    /// Waits until background work (branches after the responder, queues) has drained.
+    fn drain(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// A pipeline on the sync executor: one chain of plain calls on the caller's thread.
+pub struct SyncPipeline<N> {
+    root: N,
+    context: Arc<Context>,
+}
+
+impl<N: SyncNode> SyncPipeline<N> {
+    /// A pipeline from its root node.
+    pub fn new(root: N, context: Context) -> Self {
+        SyncPipeline { root, context: Arc::new(context) }
+    }
+
+    /// Processes one event.
+    pub fn process(&self, event: Event) -> Response {
+        let mut run = SyncRun::new(event.id.clone(), &self.context);
+        self.root.push_sync(event, &mut run);
+        run.into_response()
+    }
+
+    /// The pipeline's context.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+}
+
+impl<N: SyncNode> Handler for SyncPipeline<N> {
+    async fn handle(&self, event: Event) -> Response {
+        self.process(event)
+    }
+
+    async fn drain(&self) {}
+}
+
+/// A pipeline on the tokio executor.
+pub struct AsyncPipeline<N> {
+    root: N,
+    context: Arc<Context>,
+    responds: bool,
+    tracker: Arc<Tracker>,
+}
+
+impl<N: Node> AsyncPipeline<N> {
+    /// A pipeline from its root node. `responds` says whether some step responds; when none
+    /// does, callers are answered `202 {"id": ...}` at once and the event goes on.
+    pub fn new(root: N, context: Context, responds: bool) -> Arc<Self> {
+        Arc::new(AsyncPipeline { root, context: Arc::new(context), responds, tracker: Arc::new(Tracker::default()) })
+    }
+
+    /// Processes one event. The caller is answered as soon as the responder has run; work after
+    /// it goes on in the background only when it is still running by then.
+    pub async fn process(self: &Arc<Self>, event: Event) -> Response {
+        let (sender, mut receiver) = oneshot::channel();
+        let run = Run::new(event.id.clone(), Arc::clone(&self.context), Arc::clone(&self.tracker), sender);
+        if !self.responds {
+            run.reply(Response::json(202, &json!({ "id": event.id.to_string() })));
+        }
+        let pipeline = Arc::clone(self);
+        let mut work = Some(Box::pin(async move { pipeline.root.push(event, &run).await }));
+        let answer = std::future::poll_fn(|cx| {
+            if let Some(future) = work.as_mut()
+                && future.as_mut().poll(cx).is_ready()
+            {
+                work = None;
+            }
+            Pin::new(&mut receiver).poll(cx)
+        })
+        .await;
+        if let Some(rest) = work {
+            tokio::spawn(rest);
+        }
+        // The run answers before it ends (a 204 at the latest), so the sender is never dropped
+        // unanswered; a closed channel would be a bug, answered as one.
+        answer.unwrap_or_else(|_| Response::json(500, &json!({ "error": "the pipeline ended without answering" })))
+    }
+
+    /// Waits until every event has been fully processed.
+    pub async fn wait_for_completion(&self) {
+        self.tracker.wait_idle().await;
+    }
+
+    /// The pipeline's context.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+}
+
+impl<N: Node> Handler for Arc<AsyncPipeline<N>> {
+    async fn handle(&self, event: Event) -> Response {
+        self.process(event).await
+    }
+
+    async fn drain(&self) {
+        self.wait_for_completion().await;
+    }
+}

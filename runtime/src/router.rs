@@ -1,0 +1,424 @@
+//! Routers: the model router (MLRun's path rules and the Open Inference Protocol V2), the
+//! voting ensemble, parallel run, and custom routing.
+
+use crate::context::Context;
+use crate::error::StepError;
+use crate::event::Event;
+use crate::model::{Features, Model};
+use crate::step::{Flow, Step};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// What a route serves.
+#[derive(Clone)]
+pub enum Route {
+    /// A model, through its hooks.
+    Model(Arc<dyn Model>),
+    /// Any step: its output is the answer.
+    Step(Arc<dyn Step>),
+}
+
+/// Chooses a route for an event, for `custom` routers.
+pub trait CustomRouter: Send + Sync + 'static {
+    /// The index of the route to run, among `routes` (their names, in order).
+    fn select(&self, event: &Event, routes: &[&str]) -> Result<usize, StepError>;
+}
+
+/// How a router combines its routes.
+#[derive(Clone)]
+pub enum Mode {
+    /// One route per request, by path or body key.
+    Model,
+    /// Every route runs concurrently; a weighted vote decides.
+    Ensemble {
+        /// Weighted mean of numbers instead of a weighted majority of classes.
+        regression: bool,
+        /// One weight per route, in route order, normalised.
+        weights: Vec<f64>,
+    },
+    /// Every route runs concurrently; object outputs are merged.
+    Parallel,
+    /// A user type chooses the route.
+    Custom(Arc<dyn CustomRouter>),
+}
+
+/// A router: named routes behind a URL prefix.
+///
+/// ```
+/// use graphc_runtime::router::{Router, Route, Mode};
+/// use graphc_runtime::{Body, Context, End, MockServer, StepNode, SyncPipeline};
+/// use std::sync::Arc;
+/// let echo: Arc<dyn graphc_runtime::Step> = Arc::new(Body(|body: serde_json::Value| body));
+/// let router = Router::new("router", "/v2/models", vec![("echo".into(), Route::Step(echo))], Mode::Model);
+/// let server = MockServer::new(SyncPipeline::new(StepNode::new("router", router, End), Context::new("g")));
+/// assert_eq!(server.request("GET", "/v2/models").send().json_body(), serde_json::json!({"models": ["echo"]}));
+/// ```
+pub struct Router {
+    name: String,
+    prefix: String,
+    routes: Vec<(String, Route)>,
+    mode: Mode,
+}
+
+/// What a request asks a router to do.
+#[derive(Debug, PartialEq)]
+enum Operation {
+    Infer,
+    Explain,
+    Ready,
+    Metadata,
+}
+
+/// The form of an inference request, mirrored in its response.
+enum Form {
+    /// MLRun's `{"inputs": [[...], ...]}`.
+    Loose,
+    /// OIP tensors; the request's id and tensor name are echoed.
+    Tensor { request_id: Option<Value> },
+}
+
+impl Router {
+    /// A router named `name` (the ensemble's model name), serving `routes` under `prefix`.
+    pub fn new(name: impl Into<String>, prefix: impl Into<String>, routes: Vec<(String, Route)>, mode: Mode) -> Self {
+        let prefix = prefix.into().trim_end_matches('/').to_string();
+        Router { name: name.into(), prefix, routes, mode }
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.routes.iter().map(|(name, _)| name.as_str()).collect()
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        self.routes.iter().position(|(route, _)| route == name)
+    }
+
+    fn is_voting(&self) -> bool {
+        matches!(self.mode, Mode::Ensemble { .. } | Mode::Parallel)
+    }
+
+    fn unknown_model(&self, name: &str) -> StepError {
+        let mut available = self.names();
+        if self.is_voting() {
+            available.insert(0, &self.name);
+        }
+        StepError::not_found(format!("model `{name}` not found; available models: {}", available.join(", ")))
+    }
+
+    /// Server-level answers (health, server metadata, the model list) that need no route.
+    fn server_answer(&self, event: &Event) -> Option<Result<Value, StepError>> {
+        let path = event.path.trim_end_matches('/');
+        let get_only = |value: Value| {
+            if event.method != "GET" {
+                return Err(StepError::method_not_allowed(format!("{} is GET only", event.path)));
+            }
+            Ok(value)
+        };
+        match path {
+            "/v2/health/live" => Some(get_only(json!({ "live": true }))),
+            "/v2/health/ready" => Some(get_only(json!({ "ready": true }))),
+            "/v2" => Some(get_only(json!({ "name": self.name, "version": env!("CARGO_PKG_VERSION"), "extensions": [] }))),
+            _ if path == self.prefix => Some(get_only(json!({ "models": self.names() }))),
+            _ => None,
+        }
+    }
+
+    /// Resolves the target (a route index, or `None` for the ensemble itself), the version and
+    /// the operation from the path, else from the body's `model` and `operation` keys.
+    fn resolve(&self, event: &Event) -> Result<(Option<usize>, Option<String>, Operation), StepError> {
+        let path = event.path.trim_end_matches('/');
+        let body_key = |key: &str| event.body.get(key).and_then(Value::as_str).map(str::to_string);
+        let (model, version, op) = if path.is_empty() {
+            (body_key("model"), None, body_key("operation"))
+        } else if let Some(rest) = path.strip_prefix(&self.prefix).and_then(|rest| rest.strip_prefix('/')) {
+            let segments: Vec<&str> = rest.split('/').collect();
+            match segments.as_slice() {
+                [model] => (Some(model.to_string()), None, None),
+                [model, op] => (Some(model.to_string()), None, Some(op.to_string())),
+                [model, "versions", version] => (Some(model.to_string()), Some(version.to_string()), None),
+                [model, "versions", version, op] => (Some(model.to_string()), Some(version.to_string()), Some(op.to_string())),
+                _ => return Err(StepError::not_found(format!("no route for path {}", event.path))),
+            }
+        } else {
+            return Err(StepError::not_found(format!("no route for path {}; models are served under {}", event.path, self.prefix)));
+        };
+        let is_get = event.method == "GET";
+        let operation = match op.as_deref() {
+            None if is_get => Operation::Metadata,
+            None | Some("infer") | Some("predict") => Operation::Infer,
+            Some("explain") => Operation::Explain,
+            Some("ready") => Operation::Ready,
+            Some(other) => return Err(StepError::not_found(format!("unknown operation `{other}`; use infer, predict, explain or ready"))),
+        };
+        match (&operation, is_get) {
+            (Operation::Infer | Operation::Explain, true) => return Err(StepError::method_not_allowed("inference takes POST")),
+            (Operation::Ready | Operation::Metadata, false) => return Err(StepError::method_not_allowed("ready and metadata take GET")),
+            _ => {}
+        }
+        let target = match model {
+            None if self.is_voting() => None,
+            None => Some(0),
+            Some(name) if self.is_voting() && name == self.name => None,
+            Some(name) => Some(self.find(&name).ok_or_else(|| self.unknown_model(&name))?),
+        };
+        if self.routes.is_empty() {
+            return Err(StepError::not_found("this router has no routes"));
+        }
+        Ok((target, version, operation))
+    }
+
+    fn route_name(&self, target: Option<usize>) -> &str {
+        target.and_then(|i| self.routes.get(i)).map_or(self.name.as_str(), |(name, _)| name.as_str())
+    }
+
+    fn answer(&self, event: &Event, context: &Context) -> Result<Value, StepError> {
+        if let Some(answer) = self.server_answer(event) {
+            return answer;
+        }
+        let (mut target, version, operation) = self.resolve(event)?;
+        if let (Mode::Custom(chooser), None | Some(0)) = (&self.mode, target) {
+            let index = chooser.select(event, &self.names())?;
+            if index >= self.routes.len() {
+                return Err(StepError::new(format!("the custom router chose route {index}, but there are {}", self.routes.len())));
+            }
+            target = Some(index);
+        }
+        let name = self.route_name(target).to_string();
+        match operation {
+            Operation::Ready => Ok(json!({ "name": name, "ready": true })),
+            Operation::Metadata => Ok(self.metadata(target, &name)),
+            Operation::Explain => {
+                let Some(Route::Model(model)) = target.and_then(|i| self.routes.get(i)).map(|(_, route)| route) else {
+                    return Err(StepError::method_not_allowed(format!("`{name}` does not explain its predictions")));
+                };
+                let body = model.preprocess(event.body.clone())?;
+                let (features, _) = read_inputs(&body)?;
+                model.validate(&features)?;
+                Ok(json!({ "id": event.id.to_string(), "model_name": name, "outputs": model.explain(&features)? }))
+            }
+            Operation::Infer => self.infer(event, context, target, &name, version),
+        }
+    }
+
+    fn metadata(&self, target: Option<usize>, name: &str) -> Value {
+        let model = target.and_then(|i| self.routes.get(i)).and_then(|(_, route)| match route {
+            Route::Model(model) => Some(model),
+            Route::Step(_) => None,
+        });
+        let width = model.and_then(|m| m.input_width()).map_or(json!(-1), Value::from);
+        let datatype = model.map_or("BYTES", |m| m.output_datatype());
+        json!({
+            "name": name,
+            "versions": [],
+            "platform": "graphc",
+            "inputs": [{ "name": "inputs", "datatype": "FP64", "shape": [-1, width] }],
+            "outputs": [{ "name": "outputs", "datatype": datatype, "shape": [-1] }],
+        })
+    }
+
+    fn infer(&self, event: &Event, context: &Context, target: Option<usize>, name: &str, version: Option<String>) -> Result<Value, StepError> {
+        match (target, &self.mode) {
+            (Some(index), _) => {
+                let (_, route) = self.routes.get(index).ok_or_else(|| self.unknown_model(name))?;
+                match route {
+                    Route::Step(step) => step_output(step.as_ref(), event, context),
+                    Route::Model(model) => {
+                        let (outputs, form, width) = predict(model.as_ref(), &event.body)?;
+                        Ok(respond(event, name, version, outputs, form, width, model.output_datatype()))
+                    }
+                }
+            }
+            (None, Mode::Ensemble { regression, weights }) => {
+                let results = self.run_all(event, context)?;
+                let mut form = Form::Loose;
+                let mut predictions = Vec::with_capacity(results.len());
+                for result in results {
+                    let RouteResult::Predictions(outputs, route_form) = result else {
+                        return Err(StepError::new("an ensemble's routes must be models"));
+                    };
+                    form = route_form;
+                    predictions.push(outputs);
+                }
+                let outputs = vote(&predictions, weights, *regression)?;
+                let datatype = if *regression { "FP64" } else { "INT64" };
+                Ok(respond(event, name, version, outputs, form, 1, datatype))
+            }
+            (None, _) => {
+                let mut merged = Map::new();
+                for ((route, _), result) in self.routes.iter().zip(self.run_all(event, context)?) {
+                    match result {
+                        RouteResult::Output(Value::Object(fields)) => merged.extend(fields),
+                        RouteResult::Output(other) => {
+                            merged.insert(route.clone(), other);
+                        }
+                        RouteResult::Predictions(outputs, _) => {
+                            merged.insert(route.clone(), Value::Array(outputs));
+                        }
+                    }
+                }
+                Ok(Value::Object(merged))
+            }
+        }
+    }
+
+    /// Runs every route on the event, concurrently on scoped threads.
+    fn run_all(&self, event: &Event, context: &Context) -> Result<Vec<RouteResult>, StepError> {
+        let run = |route: &Route| -> Result<RouteResult, StepError> {
+            match route {
+                Route::Model(model) => predict(model.as_ref(), &event.body).map(|(outputs, form, _)| RouteResult::Predictions(outputs, form)),
+                Route::Step(step) => step_output(step.as_ref(), event, context).map(RouteResult::Output),
+            }
+        };
+        let Some(((_, first), rest)) = self.routes.split_first() else { return Ok(Vec::new()) };
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = rest.iter().map(|(_, route)| scope.spawn(|| run(route))).collect();
+            let mut results = vec![run(first)?];
+            for handle in handles {
+                results.push(handle.join().map_err(|payload| StepError::panicked(&*payload))??);
+            }
+            Ok(results)
+        })
+    }
+}
+
+enum RouteResult {
+    Predictions(Vec<Value>, Form),
+    Output(Value),
+}
+
+fn step_output(step: &dyn Step, event: &Event, context: &Context) -> Result<Value, StepError> {
+    match step.process(event.clone(), context)? {
+        Flow::Next(event) => Ok(event.body),
+        Flow::Many(events) => Ok(Value::Array(events.into_iter().map(|e| e.body).collect())),
+        Flow::Outlet(_, event) => Ok(event.body),
+        Flow::Drop => Ok(Value::Null),
+        Flow::Reply(response) => Ok(response.json_body()),
+    }
+}
+
+/// A model's hooks in order: preprocess, read inputs, validate, predict, postprocess.
+fn predict(model: &dyn Model, body: &Value) -> Result<(Vec<Value>, Form, usize), StepError> {
+    let body = model.preprocess(body.clone())?;
+    let (features, form) = read_inputs(&body)?;
+    model.validate(&features)?;
+    let outputs = model.postprocess(model.predict(&features)?)?;
+    if outputs.len() != features.rows {
+        return Err(StepError::new(format!("the model gave {} outputs for {} rows", outputs.len(), features.rows)));
+    }
+    Ok((outputs, form, features.rows))
+}
+
+/// Reads `inputs` in either form: rows of numbers, or OIP tensors.
+fn read_inputs(body: &Value) -> Result<(Features, Form), StepError> {
+    let inputs = body.get("inputs").ok_or_else(|| {
+        StepError::invalid_input("the request has no `inputs`: send {\"inputs\": [[...], ...]} or OIP tensors {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}]}")
+    })?;
+    let Value::Array(items) = inputs else {
+        return Err(StepError::invalid_input("`inputs` must be an array"));
+    };
+    match items.first() {
+        Some(Value::Object(_)) => read_tensor(body, items),
+        _ => {
+            let rows = items
+                .iter()
+                .enumerate()
+                .map(|(i, row)| match row {
+                    Value::Array(values) => values.iter().map(|v| number(v, &format!("inputs[{i}]"))).collect(),
+                    other => number(other, "inputs").map(|v| vec![v]).map_err(|_| StepError::invalid_input(format!("inputs[{i}] must be an array of numbers"))),
+                })
+                .collect::<Result<Vec<Vec<f64>>, StepError>>()?;
+            // A flat list of numbers is one row.
+            let rows = if items.iter().all(Value::is_number) && !items.is_empty() { vec![rows.concat()] } else { rows };
+            Ok((Features::from_rows(&rows)?, Form::Loose))
+        }
+    }
+}
+
+fn read_tensor(body: &Value, items: &[Value]) -> Result<(Features, Form), StepError> {
+    let tensor = items.first().unwrap_or(&Value::Null);
+    let field = |key: &str| tensor.get(key).ok_or_else(|| StepError::invalid_input(format!("the input tensor has no `{key}`")));
+    field("name")?;
+    let shape: Vec<usize> = field("shape")?
+        .as_array()
+        .ok_or_else(|| StepError::invalid_input("`shape` must be an array of sizes"))?
+        .iter()
+        .map(|d| d.as_u64().map(|d| d as usize).ok_or_else(|| StepError::invalid_input("`shape` holds a size that is not a whole number")))
+        .collect::<Result<_, _>>()?;
+    let datatype = field("datatype")?.as_str().unwrap_or("");
+    if !matches!(datatype, "FP16" | "FP32" | "FP64" | "INT8" | "INT16" | "INT32" | "INT64" | "UINT8" | "UINT16" | "UINT32" | "UINT64") {
+        return Err(StepError::invalid_input(format!("datatype `{datatype}` is not numeric; send FP32, FP64 or an integer type")));
+    }
+    let mut data = Vec::new();
+    flatten(field("data")?, &mut data)?;
+    let (rows, columns) = match shape.as_slice() {
+        [columns] => (1, *columns),
+        [rows, columns] => (*rows, *columns),
+        _ => return Err(StepError::invalid_input(format!("shape {shape:?} must have one or two dimensions"))),
+    };
+    if rows.checked_mul(columns) != Some(data.len()) {
+        return Err(StepError::invalid_input(format!("shape {shape:?} expects {} values, but `data` has {}", rows.saturating_mul(columns), data.len())));
+    }
+    Ok((Features { values: data, rows, columns }, Form::Tensor { request_id: body.get("id").cloned() }))
+}
+
+fn flatten(value: &Value, out: &mut Vec<f64>) -> Result<(), StepError> {
+    match value {
+        Value::Array(items) => items.iter().try_for_each(|item| flatten(item, out)),
+        other => number(other, "data").map(|v| out.push(v)),
+    }
+}
+
+fn number(value: &Value, at: &str) -> Result<f64, StepError> {
+    value.as_f64().filter(|v| v.is_finite()).ok_or_else(|| StepError::invalid_input(format!("{at} holds `{value}`, not a number")))
+}
+
+/// The response in the request's form.
+fn respond(event: &Event, name: &str, version: Option<String>, outputs: Vec<Value>, form: Form, rows: usize, datatype: &str) -> Value {
+    let mut answer = match form {
+        Form::Loose => json!({ "id": event.id.to_string(), "model_name": name, "outputs": outputs }),
+        Form::Tensor { request_id } => json!({
+            "id": request_id.unwrap_or_else(|| Value::String(event.id.to_string())),
+            "model_name": name,
+            "outputs": [{ "name": "predict", "shape": [rows], "datatype": datatype, "data": outputs }],
+        }),
+    };
+    if let (Some(version), Some(fields)) = (version, answer.as_object_mut()) {
+        fields.insert("model_version".to_string(), Value::String(version));
+    }
+    answer
+}
+
+/// Combines each route's predictions row by row: a weighted majority of classes (ties to the
+/// smallest class) or a weighted mean.
+pub fn vote(predictions: &[Vec<Value>], weights: &[f64], regression: bool) -> Result<Vec<Value>, StepError> {
+    let rows = predictions.first().map_or(0, Vec::len);
+    if predictions.iter().any(|p| p.len() != rows) {
+        return Err(StepError::new("the ensemble's routes gave different numbers of outputs"));
+    }
+    (0..rows)
+        .map(|row| {
+            let votes = predictions.iter().zip(weights).map(|(p, w)| (p.get(row).and_then(Value::as_f64), *w));
+            if regression {
+                let (sum, total) = votes.fold((0.0, 0.0), |(sum, total), (value, weight)| (sum + value.unwrap_or(0.0) * weight, total + weight));
+                Ok(json!(if total > 0.0 { sum / total } else { 0.0 }))
+            } else {
+                let mut tally: Vec<(i64, f64)> = Vec::new();
+                for (value, weight) in votes {
+                    let class = value.ok_or_else(|| StepError::new("a classifier in the ensemble gave a non-numeric class"))? as i64;
+                    match tally.iter_mut().find(|(c, _)| *c == class) {
+                        Some((_, w)) => *w += weight,
+                        None => tally.push((class, weight)),
+                    }
+                }
+                tally.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                Ok(json!(tally.first().map_or(0, |(class, _)| *class)))
+            }
+        })
+        .collect()
+}
+
+impl Step for Router {
+    fn process(&self, mut event: Event, context: &Context) -> Result<Flow, StepError> {
+        event.body = self.answer(&event, context)?;
+        Ok(Flow::Next(event))
+    }
+}

@@ -1,0 +1,204 @@
+//! One event's run through a pipeline: how it answers its caller, exactly once, and how the
+//! pipeline knows when background work has drained.
+
+use crate::context::Context;
+use crate::error::{ErrorRecord, StepError};
+use crate::event::{Event, EventId, Response};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Notify, oneshot};
+
+/// Counts events still being processed, so that `wait_for_completion` can drain them.
+#[derive(Default)]
+pub struct Tracker {
+    in_flight: AtomicUsize,
+    idle: Notify,
+}
+
+impl Tracker {
+    /// Waits until no event is in flight.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.in_flight.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Events in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    fn enter(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn leave(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+}
+
+/// An event's run on the tokio executor. Branches hold clones; when the last clone is dropped
+/// the run is over, and a caller still waiting is answered `204` (the event was dropped before
+/// reaching the responder), so no caller ever hangs.
+#[derive(Clone)]
+pub struct Run(Arc<RunInner>);
+
+struct RunInner {
+    reply: Mutex<Option<oneshot::Sender<Response>>>,
+    id: EventId,
+    context: Arc<Context>,
+    tracker: Arc<Tracker>,
+}
+
+impl Run {
+    /// A run for the event with this id, answering through `reply`.
+    pub fn new(id: EventId, context: Arc<Context>, tracker: Arc<Tracker>, reply: oneshot::Sender<Response>) -> Self {
+        tracker.enter();
+        Run(Arc::new(RunInner { reply: Mutex::new(Some(reply)), id, context, tracker }))
+    }
+
+    /// The pipeline's context.
+    pub fn context(&self) -> &Context {
+        &self.0.context
+    }
+
+    /// Answers the caller, unless someone already did.
+    pub fn reply(&self, response: Response) {
+        let sender = self.0.reply.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(sender) = sender {
+            let _ = sender.send(with_event_id(response, &self.0.id));
+        }
+    }
+
+    /// True while the caller still waits.
+    pub fn pending(&self) -> bool {
+        self.0.reply.lock().map(|slot| slot.is_some()).unwrap_or(false)
+    }
+
+    /// Answers with this body as JSON (status 200).
+    pub fn respond(&self, body: &Value) {
+        if self.pending() {
+            self.reply(Response::json(200, body));
+        }
+    }
+
+    /// An unhandled failure: logged, and answered with its status and a JSON error if the
+    /// caller still waits.
+    pub fn fail(&self, step: &str, error: &StepError) {
+        tracing::error!(event_id = %self.0.id, step, status = error.status, kind = error.kind, "unhandled failure: {}", error.message);
+        self.reply(error_response(step, error, &self.0.id));
+    }
+
+    /// Records a failure in the error stream, if there is one.
+    pub fn record(&self, step: &str, event: &Event, error: &StepError) {
+        record(self.context(), step, event, error);
+    }
+}
+
+impl Drop for RunInner {
+    fn drop(&mut self) {
+        let sender = self.reply.get_mut().ok().and_then(Option::take);
+        if let Some(sender) = sender {
+            let _ = sender.send(with_event_id(Response::new(204, "application/json", Vec::new()), &self.id));
+        }
+        self.tracker.leave();
+    }
+}
+
+/// An event's run on the sync executor: plain fields, one thread.
+pub struct SyncRun<'c> {
+    context: &'c Context,
+    id: EventId,
+    answer: Option<Answer>,
+}
+
+enum Answer {
+    Body(Value),
+    Response(Response),
+}
+
+impl<'c> SyncRun<'c> {
+    /// A run for the event with this id.
+    pub fn new(id: EventId, context: &'c Context) -> Self {
+        SyncRun { context, id, answer: None }
+    }
+
+    /// The pipeline's context.
+    pub fn context(&self) -> &Context {
+        self.context
+    }
+
+    /// True while no answer is set.
+    pub fn pending(&self) -> bool {
+        self.answer.is_none()
+    }
+
+    /// The responder's output, unless an answer is set.
+    pub fn respond(&mut self, body: &Value) {
+        if self.answer.is_none() {
+            self.answer = Some(Answer::Body(body.clone()));
+        }
+    }
+
+    /// The end of the chain: its body answers unless a responder did (the sync engine's rule).
+    pub fn finish(&mut self, body: Value) {
+        if self.answer.is_none() {
+            self.answer = Some(Answer::Body(body));
+        }
+    }
+
+    /// An explicit response.
+    pub fn reply(&mut self, response: Response) {
+        if self.answer.is_none() {
+            self.answer = Some(Answer::Response(response));
+        }
+    }
+
+    /// An unhandled failure.
+    pub fn fail(&mut self, step: &str, error: &StepError) {
+        tracing::error!(event_id = %self.id, step, status = error.status, kind = error.kind, "unhandled failure: {}", error.message);
+        let response = error_response(step, error, &self.id);
+        self.reply(response);
+    }
+
+    /// Records a failure in the error stream, if there is one.
+    pub fn record(&self, step: &str, event: &Event, error: &StepError) {
+        record(self.context, step, event, error);
+    }
+
+    /// The caller's answer: the responder's body, an explicit response, or `204` when the event
+    /// was dropped.
+    pub fn into_response(self) -> Response {
+        let response = match self.answer {
+            Some(Answer::Body(body)) => Response::json(200, &body),
+            Some(Answer::Response(response)) => response,
+            None => Response::new(204, "application/json", Vec::new()),
+        };
+        with_event_id(response, &self.id)
+    }
+}
+
+fn record(context: &Context, step: &str, event: &Event, error: &StepError) {
+    if let Some(stream) = context.error_stream() {
+        stream.append(ErrorRecord::new(context.function_name(), step, event, error));
+    }
+}
+
+/// `{"error", "id", "step"}` with the failure's status.
+pub fn error_response(step: &str, error: &StepError, id: &EventId) -> Response {
+    Response::json(error.status, &json!({ "error": error.message, "id": id.to_string(), "step": step }))
+}
+
+fn with_event_id(mut response: Response, id: &EventId) -> Response {
+    if response.header("x-event-id").is_none() {
+        response.headers.push(("x-event-id".to_string(), id.to_string()));
+    }
+    response
+}

@@ -1,0 +1,390 @@
+//! Steps: the trait every node of a graph runs, adapters for user functions, input and result
+//! paths, and the built-in steps.
+
+use crate::context::Context;
+use crate::error::StepError;
+use crate::event::{Event, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use std::marker::PhantomData;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What a step did with an event.
+#[derive(Debug)]
+pub enum Flow {
+    /// Pass this event on.
+    Next(Event),
+    /// Drop the event (a filter, a choice with no matching arm, a partial batch).
+    Drop,
+    /// Pass each of these events on (flat_map, a full batch).
+    Many(Vec<Event>),
+    /// Pass the event to one outlet, by index (choice).
+    Outlet(usize, Event),
+    /// Answer the caller with this response, sent as is, and stop this path.
+    Reply(Response),
+}
+
+/// One step of a graph. Steps are built once and called for every event, from many threads.
+pub trait Step: Send + Sync + 'static {
+    /// Processes one event.
+    fn process(&self, event: Event, context: &Context) -> Result<Flow, StepError>;
+}
+
+/// What a user's body function may return.
+pub trait BodyOutput {
+    /// Applies the result to the event.
+    fn into_flow(self, event: Event) -> Result<Flow, StepError>;
+}
+
+impl BodyOutput for Value {
+    fn into_flow(self, mut event: Event) -> Result<Flow, StepError> {
+        event.body = self;
+        Ok(Flow::Next(event))
+    }
+}
+
+/// `None` drops the event.
+impl BodyOutput for Option<Value> {
+    fn into_flow(self, event: Event) -> Result<Flow, StepError> {
+        self.map_or(Ok(Flow::Drop), |body| body.into_flow(event))
+    }
+}
+
+impl BodyOutput for Response {
+    fn into_flow(self, _event: Event) -> Result<Flow, StepError> {
+        Ok(Flow::Reply(self))
+    }
+}
+
+impl<T: BodyOutput, E: Into<StepError>> BodyOutput for Result<T, E> {
+    fn into_flow(self, event: Event) -> Result<Flow, StepError> {
+        self.map_err(Into::into)?.into_flow(event)
+    }
+}
+
+impl From<String> for StepError {
+    fn from(message: String) -> Self {
+        StepError::new(message)
+    }
+}
+
+impl From<&str> for StepError {
+    fn from(message: &str) -> Self {
+        StepError::new(message)
+    }
+}
+
+/// A function of the body: `fn(Value) -> Value`, or returning `Result`, `Option` or a
+/// `Response`.
+///
+/// ```
+/// use graphc_runtime::{Body, Context, Event, Flow, Step};
+/// let inc = Body(|mut body: serde_json::Value| { body["n"] = (body["n"].as_i64().unwrap_or(0) + 1).into(); body });
+/// let Ok(Flow::Next(event)) = inc.process(Event::new(serde_json::json!({"n": 1})), &Context::new("g")) else { panic!() };
+/// assert_eq!(event.body["n"], 2);
+/// ```
+pub struct Body<F>(pub F);
+
+impl<F, R> Step for Body<F>
+where
+    F: Fn(Value) -> R + Send + Sync + 'static,
+    R: BodyOutput,
+{
+    fn process(&self, mut event: Event, _context: &Context) -> Result<Flow, StepError> {
+        let body = std::mem::take(&mut event.body);
+        (self.0)(body).into_flow(event)
+    }
+}
+
+/// A function of the body and the context.
+pub struct BodyWithContext<F>(pub F);
+
+impl<F, R> Step for BodyWithContext<F>
+where
+    F: Fn(Value, &Context) -> R + Send + Sync + 'static,
+    R: BodyOutput,
+{
+    fn process(&self, mut event: Event, context: &Context) -> Result<Flow, StepError> {
+        let body = std::mem::take(&mut event.body);
+        (self.0)(body, context).into_flow(event)
+    }
+}
+
+/// A full-event function: it receives and returns the whole event.
+pub struct FullEvent<F>(pub F);
+
+impl<F, R> Step for FullEvent<F>
+where
+    F: Fn(Event, &Context) -> R + Send + Sync + 'static,
+    R: EventOutput,
+{
+    fn process(&self, event: Event, context: &Context) -> Result<Flow, StepError> {
+        (self.0)(event, context).into_flow()
+    }
+}
+
+/// What a full-event function may return.
+pub trait EventOutput {
+    /// The flow it means.
+    fn into_flow(self) -> Result<Flow, StepError>;
+}
+
+impl EventOutput for Event {
+    fn into_flow(self) -> Result<Flow, StepError> {
+        Ok(Flow::Next(self))
+    }
+}
+
+impl EventOutput for Option<Event> {
+    fn into_flow(self) -> Result<Flow, StepError> {
+        Ok(self.map_or(Flow::Drop, Flow::Next))
+    }
+}
+
+impl EventOutput for Flow {
+    fn into_flow(self) -> Result<Flow, StepError> {
+        Ok(self)
+    }
+}
+
+impl<T: EventOutput, E: Into<StepError>> EventOutput for Result<T, E> {
+    fn into_flow(self) -> Result<Flow, StepError> {
+        self.map_err(Into::into)?.into_flow()
+    }
+}
+
+/// A typed function: the body is read as `In` (a body that does not fit is 422) and the
+/// result written back as JSON.
+pub struct Typed<F, In, Out> {
+    function: F,
+    types: PhantomData<fn(In) -> Out>,
+}
+
+impl<F, In, Out> Typed<F, In, Out> {
+    /// Wraps `function`.
+    pub fn new(function: F) -> Self {
+        Typed { function, types: PhantomData }
+    }
+}
+
+impl<F, In, Out, E> Step for Typed<F, In, Out>
+where
+    F: Fn(In, &Context) -> Result<Out, E> + Send + Sync + 'static,
+    In: DeserializeOwned + 'static,
+    Out: Serialize + 'static,
+    E: Into<StepError>,
+{
+    fn process(&self, mut event: Event, context: &Context) -> Result<Flow, StepError> {
+        let input = In::deserialize(std::mem::take(&mut event.body))
+            .map_err(|error| StepError::invalid_input(format!("the body does not fit the step's input type: {error}")))?;
+        let output = (self.function)(input, context).map_err(Into::into)?;
+        event.body = serde_json::to_value(output).map_err(|error| StepError::new(format!("cannot write the step's output: {error}")))?;
+        Ok(Flow::Next(event))
+    }
+}
+
+/// `input_path` and `result_path` around a step: it gets the value at the input path (`null`
+/// when missing), and its result is written at the result path of the original body, creating
+/// objects on the way.
+pub struct WithPaths<S> {
+    step: S,
+    name: &'static str,
+    input_path: Option<Vec<String>>,
+    result_path: Option<Vec<String>>,
+}
+
+impl<S> WithPaths<S> {
+    /// Wraps `step`, named `name` for error messages; paths are dotted (`req.body`).
+    pub fn new(name: &'static str, step: S, input_path: Option<&str>, result_path: Option<&str>) -> Self {
+        let split = |path: &str| path.split('.').map(str::to_string).collect();
+        WithPaths { step, name, input_path: input_path.map(split), result_path: result_path.map(split) }
+    }
+}
+
+impl<S: Step> Step for WithPaths<S> {
+    fn process(&self, mut event: Event, context: &Context) -> Result<Flow, StepError> {
+        let original = std::mem::take(&mut event.body);
+        event.body = match &self.input_path {
+            Some(path) => value_at(&original, path).cloned().unwrap_or(Value::Null),
+            None => original.clone(),
+        };
+        match self.step.process(event, context)? {
+            Flow::Next(mut event) => {
+                let result = std::mem::replace(&mut event.body, original);
+                match &self.result_path {
+                    Some(path) => set_at(&mut event.body, path, result).map_err(|at| {
+                        StepError::new(format!("step `{}` cannot write its result at `{}`: `{at}` is not an object", self.name, path.join(".")))
+                    })?,
+                    None => event.body = result,
+                }
+                Ok(Flow::Next(event))
+            }
+            other => Ok(other),
+        }
+    }
+}
+
+/// The value at a dotted path, if every step of it exists.
+pub fn value_at<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |current, key| current.get(key.as_str()))
+}
+
+/// Writes `new` at a dotted path, creating objects on the way. A non-object on the way is an
+/// error naming the part of the path that holds it.
+pub fn set_at(target: &mut Value, path: &[String], new: Value) -> Result<(), String> {
+    let Some((last, parents)) = path.split_last() else {
+        *target = new;
+        return Ok(());
+    };
+    let mut current = target;
+    for (depth, key) in parents.iter().enumerate() {
+        if current.is_null() {
+            *current = Value::Object(Map::new());
+        }
+        let object = current.as_object_mut().ok_or_else(|| display_path(path, depth))?;
+        current = object.entry(key.clone()).or_insert(Value::Null);
+    }
+    if current.is_null() {
+        *current = Value::Object(Map::new());
+    }
+    let object = current.as_object_mut().ok_or_else(|| display_path(path, parents.len()))?;
+    object.insert(last.clone(), new);
+    Ok(())
+}
+
+fn display_path(path: &[String], depth: usize) -> String {
+    if depth == 0 { "the body".to_string() } else { path.iter().take(depth).cloned().collect::<Vec<_>>().join(".") }
+}
+
+/// `extend(object)`: merges an object into the body.
+pub struct Extend<F>(pub F);
+
+impl<F> Step for Extend<F>
+where
+    F: Fn(&Event, &Context) -> Result<Value, StepError> + Send + Sync + 'static,
+{
+    fn process(&self, mut event: Event, context: &Context) -> Result<Flow, StepError> {
+        let Value::Object(extra) = (self.0)(&event, context)? else {
+            return Err(StepError::new("extend: the expression is not an object"));
+        };
+        if event.body.is_null() {
+            event.body = Value::Object(Map::new());
+        }
+        let Some(body) = event.body.as_object_mut() else {
+            return Err(StepError::invalid_input("extend: the body is not an object"));
+        };
+        body.extend(extra);
+        Ok(Flow::Next(event))
+    }
+}
+
+/// `map(expr)`: replaces the body.
+pub struct MapStep<F>(pub F);
+
+impl<F> Step for MapStep<F>
+where
+    F: Fn(&Event, &Context) -> Result<Value, StepError> + Send + Sync + 'static,
+{
+    fn process(&self, mut event: Event, context: &Context) -> Result<Flow, StepError> {
+        event.body = (self.0)(&event, context)?;
+        Ok(Flow::Next(event))
+    }
+}
+
+/// `filter(condition)`: drops the event unless the condition holds.
+pub struct Filter<F>(pub F);
+
+impl<F> Step for Filter<F>
+where
+    F: Fn(&Event, &Context) -> Result<bool, StepError> + Send + Sync + 'static,
+{
+    fn process(&self, event: Event, context: &Context) -> Result<Flow, StepError> {
+        Ok(if (self.0)(&event, context)? { Flow::Next(event) } else { Flow::Drop })
+    }
+}
+
+/// `flat_map(expr)`: one event per element of an array; each keeps the event's id and fields.
+pub struct FlatMap<F>(pub F);
+
+impl<F> Step for FlatMap<F>
+where
+    F: Fn(&Event, &Context) -> Result<Value, StepError> + Send + Sync + 'static,
+{
+    fn process(&self, mut event: Event, context: &Context) -> Result<Flow, StepError> {
+        let Value::Array(items) = (self.0)(&event, context)? else {
+            return Err(StepError::invalid_input("flat_map: the expression is not an array"));
+        };
+        event.body = Value::Null;
+        Ok(Flow::Many(
+            items
+                .into_iter()
+                .map(|item| {
+                    let mut copy = event.clone();
+                    copy.body = item;
+                    copy
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// `choice { ... }`: the index of the first arm whose condition holds, or `None` to drop.
+pub struct Choice<F>(pub F);
+
+impl<F> Step for Choice<F>
+where
+    F: Fn(&Event, &Context) -> Result<Option<usize>, StepError> + Send + Sync + 'static,
+{
+    fn process(&self, event: Event, context: &Context) -> Result<Flow, StepError> {
+        Ok(match (self.0)(&event, context)? {
+            Some(outlet) => Flow::Outlet(outlet, event),
+            None => Flow::Drop,
+        })
+    }
+}
+
+/// `batch(size, timeout_ms)`: groups bodies into arrays of `size`. A partial batch is sent when
+/// an event arrives after the timeout, or when the pipeline drains (`Batch::flush`).
+pub struct Batch {
+    size: usize,
+    timeout: Option<Duration>,
+    pending: Mutex<(Vec<Event>, Option<Instant>)>,
+}
+
+impl Batch {
+    /// A batch of `size` events, flushed after `timeout`.
+    pub fn new(size: usize, timeout: Option<Duration>) -> Self {
+        Batch { size: size.max(1), timeout, pending: Mutex::new((Vec::new(), None)) }
+    }
+
+    /// Takes the partial batch, if any, as one event.
+    pub fn flush(&self) -> Option<Event> {
+        let mut pending = self.pending.lock().ok()?;
+        let events = std::mem::take(&mut pending.0);
+        pending.1 = None;
+        combine(events)
+    }
+}
+
+fn combine(events: Vec<Event>) -> Option<Event> {
+    let mut first = events.first()?.clone();
+    first.body = Value::Array(events.into_iter().map(|event| event.body).collect());
+    Some(first)
+}
+
+impl Step for Batch {
+    fn process(&self, event: Event, _context: &Context) -> Result<Flow, StepError> {
+        let mut pending = self.pending.lock().map_err(|_| StepError::new("batch: a previous step panicked while batching"))?;
+        let started = *pending.1.get_or_insert_with(Instant::now);
+        pending.0.push(event);
+        let expired = self.timeout.is_some_and(|timeout| started.elapsed() >= timeout);
+        if pending.0.len() >= self.size || expired {
+            pending.1 = None;
+            let events = std::mem::take(&mut pending.0);
+            return Ok(combine(events).map_or(Flow::Drop, Flow::Next));
+        }
+        Ok(Flow::Drop)
+    }
+}
