@@ -144,7 +144,10 @@ fn graphs_in_the_docs_check_clean() {
                 continue;
             }
             if let Err(diagnostics) = graphc::check_source(code) {
-                panic!("{doc}:\n{}", graphc::report::render_human(doc, code, &diagnostics, graphc::report::Style::PLAIN));
+                panic!(
+                    "{doc}:\n{}",
+                    graphc::report::render_human(doc, code, &diagnostics, graphc::report::Style::PLAIN)
+                );
             }
             checked += 1;
         }

@@ -147,7 +147,8 @@ impl Context {
         if relative.is_absolute() || relative.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
             return Err(StepError::bad_request(format!("store resource `{uri}` is outside the store")));
         }
-        std::fs::read(dir.join(relative)).map_err(|error| StepError::not_found(format!("store resource `{uri}`: {error}")))
+        std::fs::read(dir.join(relative))
+            .map_err(|error| StepError::not_found(format!("store resource `{uri}`: {error}")))
     }
 
     /// The HTTP endpoint of another function.

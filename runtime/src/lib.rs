@@ -23,9 +23,11 @@ pub use context::Context;
 pub use error::{ErrorRecord, ErrorStream, MemoryErrorStream, StepError};
 pub use event::{Event, EventError, EventId, Response};
 pub use mock::MockServer;
-pub use node::{CatchWith, End, Fork, MemoryQueue, Node, NoCatcher, Outlets, Shared, StepNode, SyncNode};
+pub use node::{CatchWith, End, Fork, MemoryQueue, NoCatcher, Node, Outlets, Shared, StepNode, SyncNode};
 pub use pipeline::{AsyncPipeline, Handler, Request, SyncPipeline};
-pub use step::{Batch, Body, BodyWithContext, Choice, Extend, Filter, FlatMap, Flow, FullEvent, MapStep, Step, Typed, WithPaths};
+pub use step::{
+    Batch, Body, BodyWithContext, Choice, Extend, Filter, FlatMap, Flow, FullEvent, MapStep, Step, Typed, WithPaths,
+};
 
 /// What generated code uses; not part of the public API.
 #[doc(hidden)]

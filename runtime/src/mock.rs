@@ -37,7 +37,15 @@ impl<H: Handler> MockServer<H> {
 
     /// A request to build: method, headers, event id, body.
     pub fn request(&self, method: &str, path: &str) -> MockRequest<'_, H> {
-        MockRequest { server: self, request: Request { method: method.to_string(), path: path.to_string(), headers: Vec::new(), body: Vec::new() } }
+        MockRequest {
+            server: self,
+            request: Request {
+                method: method.to_string(),
+                path: path.to_string(),
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
+        }
     }
 
     /// Sends a request as HTTP would deliver it.

@@ -33,7 +33,10 @@ impl Features {
     pub fn from_rows(rows: &[Vec<f64>]) -> Result<Self, StepError> {
         let columns = rows.first().map_or(0, Vec::len);
         if let Some((index, row)) = rows.iter().enumerate().find(|(_, row)| row.len() != columns) {
-            return Err(StepError::invalid_input(format!("row {index} has {} values, but row 0 has {columns}", row.len())));
+            return Err(StepError::invalid_input(format!(
+                "row {index} has {} values, but row 0 has {columns}",
+                row.len()
+            )));
         }
         Ok(Features { values: rows.concat(), rows: rows.len(), columns })
     }
@@ -59,7 +62,10 @@ pub trait Model: Send + Sync + 'static {
         if let Some(expected) = self.input_width()
             && features.columns != expected
         {
-            return Err(StepError::invalid_input(format!("each input row must have {expected} values, not {}", features.columns)));
+            return Err(StepError::invalid_input(format!(
+                "each input row must have {expected} values, not {}",
+                features.columns
+            )));
         }
         Ok(())
     }
@@ -182,9 +188,13 @@ impl SmartcoreModel {
     pub fn load(route: &str, path: &Path, kind: ModelKind) -> Result<Self, LoadError> {
         let fail = |reason: String| LoadError { route: route.to_string(), path: path.display().to_string(), reason };
         let bytes = std::fs::read(path).map_err(|error| fail(error.to_string()))?;
-        let model: SmartcoreModel = serde_json::from_slice(&bytes).map_err(|error| fail(format!("not a graphc model file: {error}")))?;
+        let model: SmartcoreModel =
+            serde_json::from_slice(&bytes).map_err(|error| fail(format!("not a graphc model file: {error}")))?;
         if model.estimator.kind() != kind {
-            return Err(fail(format!("the file holds a {:?}, but the graph declares a {kind:?}", model.estimator.kind())));
+            return Err(fail(format!(
+                "the file holds a {:?}, but the graph declares a {kind:?}",
+                model.estimator.kind()
+            )));
         }
         Ok(model)
     }
@@ -236,15 +246,22 @@ impl Model for SmartcoreModel {
     fn is_regressor(&self) -> bool {
         matches!(
             self.estimator,
-            Estimator::LinearRegression(_) | Estimator::DecisionTreeRegressor(_) | Estimator::RandomForestRegressor(_) | Estimator::KnnRegressor(_)
+            Estimator::LinearRegression(_)
+                | Estimator::DecisionTreeRegressor(_)
+                | Estimator::RandomForestRegressor(_)
+                | Estimator::KnnRegressor(_)
         )
     }
 
     fn explain(&self, features: &Features) -> Result<Value, StepError> {
         // Linear models explain themselves by their coefficients; others say so.
         match &self.estimator {
-            Estimator::LogisticRegression(m) => Ok(json!({ "coefficients": matrix_rows(m.coefficients()), "intercept": matrix_rows(m.intercept()), "rows": features.rows })),
-            Estimator::LinearRegression(m) => Ok(json!({ "coefficients": matrix_rows(m.coefficients()), "intercept": m.intercept(), "rows": features.rows })),
+            Estimator::LogisticRegression(m) => Ok(
+                json!({ "coefficients": matrix_rows(m.coefficients()), "intercept": matrix_rows(m.intercept()), "rows": features.rows }),
+            ),
+            Estimator::LinearRegression(m) => Ok(
+                json!({ "coefficients": matrix_rows(m.coefficients()), "intercept": m.intercept(), "rows": features.rows }),
+            ),
             _ => Err(StepError::method_not_allowed("this model does not explain its predictions")),
         }
     }

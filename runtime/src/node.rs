@@ -130,9 +130,15 @@ impl<S, N, C> StepNode<S, N, C> {
 
 /// Runs a step, turning a panic into a failure so that the process keeps serving. The event is
 /// copied first only when a handler or the error stream will need it as it entered the step.
-fn run_step<S: Step>(step: &S, event: Event, context: &Context, keep: bool) -> (Result<Flow, StepError>, Option<Event>) {
+fn run_step<S: Step>(
+    step: &S,
+    event: Event,
+    context: &Context,
+    keep: bool,
+) -> (Result<Flow, StepError>, Option<Event>) {
     let copy = keep.then(|| event.clone());
-    let result = catch_unwind(AssertUnwindSafe(|| step.process(event, context))).unwrap_or_else(|payload| Err(StepError::panicked(&*payload)));
+    let result = catch_unwind(AssertUnwindSafe(|| step.process(event, context)))
+        .unwrap_or_else(|payload| Err(StepError::panicked(&*payload)));
     (result, copy)
 }
 

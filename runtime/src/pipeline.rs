@@ -31,10 +31,13 @@ impl Request {
     /// `x-event-path` (else the request's), and the body parsed as JSON. A malformed body or an
     /// unsupported content type is answered `400`.
     pub fn into_event(self) -> Result<Event, Response> {
-        let header = |name: &str| self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.clone());
+        let header = |name: &str| {
+            self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.clone())
+        };
         let id = header("x-event-id").filter(|id| !id.is_empty()).map_or_else(EventId::fresh, EventId::Given);
         let content_type = header("content-type");
-        let body = parse_body(&self.body, content_type.as_deref()).map_err(|error| error_response("request", &error, &id))?;
+        let body =
+            parse_body(&self.body, content_type.as_deref()).map_err(|error| error_response("request", &error, &id))?;
         let path = header("x-event-path").unwrap_or(self.path);
         let method = if self.method.is_empty() { "POST".to_string() } else { self.method.to_ascii_uppercase() };
         let mut event = Event::new(body);
@@ -53,16 +56,16 @@ fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Value, StepErr
     }
     let essence = content_type.map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
     match essence.as_deref() {
-        None | Some("") | Some("application/json") => {
-            serde_json::from_slice(bytes).map_err(|error| StepError::bad_request(format!("malformed JSON body: {error}")))
-        }
-        Some(ct) if ct.ends_with("+json") => {
-            serde_json::from_slice(bytes).map_err(|error| StepError::bad_request(format!("malformed JSON body: {error}")))
-        }
+        None | Some("") | Some("application/json") => serde_json::from_slice(bytes)
+            .map_err(|error| StepError::bad_request(format!("malformed JSON body: {error}"))),
+        Some(ct) if ct.ends_with("+json") => serde_json::from_slice(bytes)
+            .map_err(|error| StepError::bad_request(format!("malformed JSON body: {error}"))),
         Some("text/plain") => std::str::from_utf8(bytes)
             .map(|text| Value::String(text.to_string()))
             .map_err(|_| StepError::bad_request("the text body is not UTF-8")),
-        Some(other) => Err(StepError::bad_request(format!("unsupported content type `{other}`: send application/json"))),
+        Some(other) => {
+            Err(StepError::bad_request(format!("unsupported content type `{other}`: send application/json")))
+        }
     }
 }
 

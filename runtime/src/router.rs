@@ -116,7 +116,9 @@ impl Router {
         match path {
             "/v2/health/live" => Some(get_only(json!({ "live": true }))),
             "/v2/health/ready" => Some(get_only(json!({ "ready": true }))),
-            "/v2" => Some(get_only(json!({ "name": self.name, "version": env!("CARGO_PKG_VERSION"), "extensions": [] }))),
+            "/v2" => {
+                Some(get_only(json!({ "name": self.name, "version": env!("CARGO_PKG_VERSION"), "extensions": [] })))
+            }
             _ if path == self.prefix => Some(get_only(json!({ "models": self.names() }))),
             _ => None,
         }
@@ -135,11 +137,16 @@ impl Router {
                 [model] => (Some(model.to_string()), None, None),
                 [model, op] => (Some(model.to_string()), None, Some(op.to_string())),
                 [model, "versions", version] => (Some(model.to_string()), Some(version.to_string()), None),
-                [model, "versions", version, op] => (Some(model.to_string()), Some(version.to_string()), Some(op.to_string())),
+                [model, "versions", version, op] => {
+                    (Some(model.to_string()), Some(version.to_string()), Some(op.to_string()))
+                }
                 _ => return Err(StepError::not_found(format!("no route for path {}", event.path))),
             }
         } else {
-            return Err(StepError::not_found(format!("no route for path {}; models are served under {}", event.path, self.prefix)));
+            return Err(StepError::not_found(format!(
+                "no route for path {}; models are served under {}",
+                event.path, self.prefix
+            )));
         };
         let is_get = event.method == "GET";
         let operation = match op.as_deref() {
@@ -147,11 +154,19 @@ impl Router {
             None | Some("infer") | Some("predict") => Operation::Infer,
             Some("explain") => Operation::Explain,
             Some("ready") => Operation::Ready,
-            Some(other) => return Err(StepError::not_found(format!("unknown operation `{other}`; use infer, predict, explain or ready"))),
+            Some(other) => {
+                return Err(StepError::not_found(format!(
+                    "unknown operation `{other}`; use infer, predict, explain or ready"
+                )));
+            }
         };
         match (&operation, is_get) {
-            (Operation::Infer | Operation::Explain, true) => return Err(StepError::method_not_allowed("inference takes POST")),
-            (Operation::Ready | Operation::Metadata, false) => return Err(StepError::method_not_allowed("ready and metadata take GET")),
+            (Operation::Infer | Operation::Explain, true) => {
+                return Err(StepError::method_not_allowed("inference takes POST"));
+            }
+            (Operation::Ready | Operation::Metadata, false) => {
+                return Err(StepError::method_not_allowed("ready and metadata take GET"));
+            }
             _ => {}
         }
         let target = match model {
@@ -178,7 +193,10 @@ impl Router {
         if let (Mode::Custom(chooser), None | Some(0)) = (&self.mode, target) {
             let index = chooser.select(event, &self.names())?;
             if index >= self.routes.len() {
-                return Err(StepError::new(format!("the custom router chose route {index}, but there are {}", self.routes.len())));
+                return Err(StepError::new(format!(
+                    "the custom router chose route {index}, but there are {}",
+                    self.routes.len()
+                )));
             }
             target = Some(index);
         }
@@ -215,7 +233,14 @@ impl Router {
         })
     }
 
-    fn infer(&self, event: &Event, context: &Context, target: Option<usize>, name: &str, version: Option<String>) -> Result<Value, StepError> {
+    fn infer(
+        &self,
+        event: &Event,
+        context: &Context,
+        target: Option<usize>,
+        name: &str,
+        version: Option<String>,
+    ) -> Result<Value, StepError> {
         match (target, &self.mode) {
             (Some(index), _) => {
                 let (_, route) = self.routes.get(index).ok_or_else(|| self.unknown_model(name))?;
@@ -264,7 +289,8 @@ impl Router {
     fn run_all(&self, event: &Event, context: &Context) -> Result<Vec<RouteResult>, StepError> {
         let run = |route: &Route| -> Result<RouteResult, StepError> {
             match route {
-                Route::Model(model) => predict(model.as_ref(), &event.body).map(|(outputs, form, _)| RouteResult::Predictions(outputs, form)),
+                Route::Model(model) => predict(model.as_ref(), &event.body)
+                    .map(|(outputs, form, _)| RouteResult::Predictions(outputs, form)),
                 Route::Step(step) => step_output(step.as_ref(), event, context).map(RouteResult::Output),
             }
         };
@@ -323,7 +349,9 @@ fn read_inputs(body: &Value) -> Result<(Features, Form), StepError> {
                 .enumerate()
                 .map(|(i, row)| match row {
                     Value::Array(values) => values.iter().map(|v| number(v, &format!("inputs[{i}]"))).collect(),
-                    other => number(other, "inputs").map(|v| vec![v]).map_err(|_| StepError::invalid_input(format!("inputs[{i}] must be an array of numbers"))),
+                    other => number(other, "inputs")
+                        .map(|v| vec![v])
+                        .map_err(|_| StepError::invalid_input(format!("inputs[{i}] must be an array of numbers"))),
                 })
                 .collect::<Result<Vec<Vec<f64>>, StepError>>()?;
             // A flat list of numbers is one row.
@@ -335,17 +363,27 @@ fn read_inputs(body: &Value) -> Result<(Features, Form), StepError> {
 
 fn read_tensor(body: &Value, items: &[Value]) -> Result<(Features, Form), StepError> {
     let tensor = items.first().unwrap_or(&Value::Null);
-    let field = |key: &str| tensor.get(key).ok_or_else(|| StepError::invalid_input(format!("the input tensor has no `{key}`")));
+    let field =
+        |key: &str| tensor.get(key).ok_or_else(|| StepError::invalid_input(format!("the input tensor has no `{key}`")));
     field("name")?;
     let shape: Vec<usize> = field("shape")?
         .as_array()
         .ok_or_else(|| StepError::invalid_input("`shape` must be an array of sizes"))?
         .iter()
-        .map(|d| d.as_u64().map(|d| d as usize).ok_or_else(|| StepError::invalid_input("`shape` holds a size that is not a whole number")))
+        .map(|d| {
+            d.as_u64()
+                .map(|d| d as usize)
+                .ok_or_else(|| StepError::invalid_input("`shape` holds a size that is not a whole number"))
+        })
         .collect::<Result<_, _>>()?;
     let datatype = field("datatype")?.as_str().unwrap_or("");
-    if !matches!(datatype, "FP16" | "FP32" | "FP64" | "INT8" | "INT16" | "INT32" | "INT64" | "UINT8" | "UINT16" | "UINT32" | "UINT64") {
-        return Err(StepError::invalid_input(format!("datatype `{datatype}` is not numeric; send FP32, FP64 or an integer type")));
+    if !matches!(
+        datatype,
+        "FP16" | "FP32" | "FP64" | "INT8" | "INT16" | "INT32" | "INT64" | "UINT8" | "UINT16" | "UINT32" | "UINT64"
+    ) {
+        return Err(StepError::invalid_input(format!(
+            "datatype `{datatype}` is not numeric; send FP32, FP64 or an integer type"
+        )));
     }
     let mut data = Vec::new();
     flatten(field("data")?, &mut data)?;
@@ -355,7 +393,11 @@ fn read_tensor(body: &Value, items: &[Value]) -> Result<(Features, Form), StepEr
         _ => return Err(StepError::invalid_input(format!("shape {shape:?} must have one or two dimensions"))),
     };
     if rows.checked_mul(columns) != Some(data.len()) {
-        return Err(StepError::invalid_input(format!("shape {shape:?} expects {} values, but `data` has {}", rows.saturating_mul(columns), data.len())));
+        return Err(StepError::invalid_input(format!(
+            "shape {shape:?} expects {} values, but `data` has {}",
+            rows.saturating_mul(columns),
+            data.len()
+        )));
     }
     Ok((Features { values: data, rows, columns }, Form::Tensor { request_id: body.get("id").cloned() }))
 }
@@ -368,11 +410,22 @@ fn flatten(value: &Value, out: &mut Vec<f64>) -> Result<(), StepError> {
 }
 
 fn number(value: &Value, at: &str) -> Result<f64, StepError> {
-    value.as_f64().filter(|v| v.is_finite()).ok_or_else(|| StepError::invalid_input(format!("{at} holds `{value}`, not a number")))
+    value
+        .as_f64()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| StepError::invalid_input(format!("{at} holds `{value}`, not a number")))
 }
 
 /// The response in the request's form.
-fn respond(event: &Event, name: &str, version: Option<String>, outputs: Vec<Value>, form: Form, rows: usize, datatype: &str) -> Value {
+fn respond(
+    event: &Event,
+    name: &str,
+    version: Option<String>,
+    outputs: Vec<Value>,
+    form: Form,
+    rows: usize,
+    datatype: &str,
+) -> Value {
     let mut answer = match form {
         Form::Loose => json!({ "id": event.id.to_string(), "model_name": name, "outputs": outputs }),
         Form::Tensor { request_id } => json!({
@@ -398,12 +451,16 @@ pub fn vote(predictions: &[Vec<Value>], weights: &[f64], regression: bool) -> Re
         .map(|row| {
             let votes = predictions.iter().zip(weights).map(|(p, w)| (p.get(row).and_then(Value::as_f64), *w));
             if regression {
-                let (sum, total) = votes.fold((0.0, 0.0), |(sum, total), (value, weight)| (sum + value.unwrap_or(0.0) * weight, total + weight));
+                let (sum, total) = votes.fold((0.0, 0.0), |(sum, total), (value, weight)| {
+                    (sum + value.unwrap_or(0.0) * weight, total + weight)
+                });
                 Ok(json!(if total > 0.0 { sum / total } else { 0.0 }))
             } else {
                 let mut tally: Vec<(i64, f64)> = Vec::new();
                 for (value, weight) in votes {
-                    let class = value.ok_or_else(|| StepError::new("a classifier in the ensemble gave a non-numeric class"))? as i64;
+                    let class = value
+                        .ok_or_else(|| StepError::new("a classifier in the ensemble gave a non-numeric class"))?
+                        as i64;
                     match tally.iter_mut().find(|(c, _)| *c == class) {
                         Some((_, w)) => *w += weight,
                         None => tally.push((class, weight)),

@@ -177,10 +177,12 @@ where
     E: Into<StepError>,
 {
     fn process(&self, mut event: Event, context: &Context) -> Result<Flow, StepError> {
-        let input = In::deserialize(std::mem::take(&mut event.body))
-            .map_err(|error| StepError::invalid_input(format!("the body does not fit the step's input type: {error}")))?;
+        let input = In::deserialize(std::mem::take(&mut event.body)).map_err(|error| {
+            StepError::invalid_input(format!("the body does not fit the step's input type: {error}"))
+        })?;
         let output = (self.function)(input, context).map_err(Into::into)?;
-        event.body = serde_json::to_value(output).map_err(|error| StepError::new(format!("cannot write the step's output: {error}")))?;
+        event.body = serde_json::to_value(output)
+            .map_err(|error| StepError::new(format!("cannot write the step's output: {error}")))?;
         Ok(Flow::Next(event))
     }
 }
@@ -215,7 +217,11 @@ impl<S: Step> Step for WithPaths<S> {
                 let result = std::mem::replace(&mut event.body, original);
                 match &self.result_path {
                     Some(path) => set_at(&mut event.body, path, result).map_err(|at| {
-                        StepError::new(format!("step `{}` cannot write its result at `{}`: `{at}` is not an object", self.name, path.join(".")))
+                        StepError::new(format!(
+                            "step `{}` cannot write its result at `{}`: `{at}` is not an object",
+                            self.name,
+                            path.join(".")
+                        ))
                     })?,
                     None => event.body = result,
                 }
@@ -376,7 +382,8 @@ fn combine(events: Vec<Event>) -> Option<Event> {
 
 impl Step for Batch {
     fn process(&self, event: Event, _context: &Context) -> Result<Flow, StepError> {
-        let mut pending = self.pending.lock().map_err(|_| StepError::new("batch: a previous step panicked while batching"))?;
+        let mut pending =
+            self.pending.lock().map_err(|_| StepError::new("batch: a previous step panicked while batching"))?;
         let started = *pending.1.get_or_insert_with(Instant::now);
         pending.0.push(event);
         let expired = self.timeout.is_some_and(|timeout| started.elapsed() >= timeout);
