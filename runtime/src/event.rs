@@ -67,8 +67,8 @@ pub struct Event {
     pub content_type: Option<String>,
     /// On the error path: the name of the step that failed.
     pub origin_state: Option<String>,
-    /// On the error path: why it failed.
-    pub error: Option<EventError>,
+    /// On the error path: why it failed (boxed: rare, and events are moved often).
+    pub error: Option<Box<EventError>>,
 }
 
 impl Event {
@@ -79,6 +79,22 @@ impl Event {
             id: EventId::fresh(),
             key: String::new(),
             time: SystemTime::now(),
+            path: Cow::Borrowed("/"),
+            method: Cow::Borrowed("POST"),
+            headers: Vec::new(),
+            content_type: None,
+            origin_state: None,
+            error: None,
+        }
+    }
+
+    /// An empty event left behind where an event was moved out; costs no id and no clock read.
+    pub fn placeholder() -> Self {
+        Event {
+            body: Value::Null,
+            id: EventId::Given(String::new()),
+            key: String::new(),
+            time: SystemTime::UNIX_EPOCH,
             path: Cow::Borrowed("/"),
             method: Cow::Borrowed("POST"),
             headers: Vec::new(),
@@ -117,12 +133,14 @@ impl Event {
 pub struct Response {
     /// The status code.
     pub status: u16,
-    /// Headers besides the content type.
+    /// Headers besides the content type and `x-event-id`.
     pub headers: Vec<(String, String)>,
     /// The content type.
-    pub content_type: String,
+    pub content_type: Cow<'static, str>,
     /// The body bytes.
     pub body: Vec<u8>,
+    /// The event's id, sent as `x-event-id`; written out only when read.
+    pub event_id: Option<EventId>,
 }
 
 impl Response {
@@ -131,15 +149,16 @@ impl Response {
         Response {
             status,
             headers: Vec::new(),
-            content_type: "application/json".to_string(),
+            content_type: Cow::Borrowed("application/json"),
             // Serialising a `Value` to memory cannot fail.
             body: serde_json::to_vec(body).unwrap_or_default(),
+            event_id: None,
         }
     }
 
     /// An explicit response, sent as is: status, headers, body and content type.
-    pub fn new(status: u16, content_type: impl Into<String>, body: impl Into<Vec<u8>>) -> Self {
-        Response { status, headers: Vec::new(), content_type: content_type.into(), body: body.into() }
+    pub fn new(status: u16, content_type: impl Into<Cow<'static, str>>, body: impl Into<Vec<u8>>) -> Self {
+        Response { status, headers: Vec::new(), content_type: content_type.into(), body: body.into(), event_id: None }
     }
 
     /// Adds a header.
@@ -153,11 +172,30 @@ impl Response {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 
-    /// The first header with this name (case-insensitive), the content type included.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    /// The first header with this name (case-insensitive), the content type and `x-event-id`
+    /// included.
+    pub fn header(&self, name: &str) -> Option<Cow<'_, str>> {
         if name.eq_ignore_ascii_case("content-type") {
-            return Some(&self.content_type);
+            return Some(Cow::Borrowed(&self.content_type));
         }
-        self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+        if let Some((_, value)) = self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)) {
+            return Some(Cow::Borrowed(value));
+        }
+        if name.eq_ignore_ascii_case("x-event-id") {
+            return self.event_id.as_ref().map(|id| Cow::Owned(id.to_string()));
+        }
+        None
+    }
+
+    /// Every header as sent over HTTP: the content type, `x-event-id`, then the others.
+    pub fn all_headers(&self) -> Vec<(String, String)> {
+        let mut all = vec![("content-type".to_string(), self.content_type.to_string())];
+        if let Some(id) = &self.event_id
+            && !self.headers.iter().any(|(key, _)| key.eq_ignore_ascii_case("x-event-id"))
+        {
+            all.push(("x-event-id".to_string(), id.to_string()));
+        }
+        all.extend(self.headers.iter().cloned());
+        all
     }
 }

@@ -71,7 +71,7 @@ pub trait Model: Send + Sync + 'static {
     }
 
     /// One output per input row.
-    fn predict(&self, features: &Features) -> Result<Vec<Value>, StepError>;
+    fn predict(&self, features: Features) -> Result<Vec<Value>, StepError>;
 
     /// Adjusts the outputs before they are answered.
     fn postprocess(&self, outputs: Vec<Value>) -> Result<Vec<Value>, StepError> {
@@ -206,8 +206,8 @@ impl SmartcoreModel {
     }
 }
 
-fn matrix(features: &Features) -> Result<X, StepError> {
-    DenseMatrix::new(features.rows, features.columns, features.values.clone(), false)
+fn matrix(features: Features) -> Result<X, StepError> {
+    DenseMatrix::new(features.rows, features.columns, features.values, false)
         .map_err(|error| StepError::invalid_input(format!("inputs do not form a matrix: {error}")))
 }
 
@@ -224,7 +224,7 @@ fn numbers(values: Vec<f64>) -> Vec<Value> {
 }
 
 impl Model for SmartcoreModel {
-    fn predict(&self, features: &Features) -> Result<Vec<Value>, StepError> {
+    fn predict(&self, features: Features) -> Result<Vec<Value>, StepError> {
         let x = matrix(features)?;
         Ok(match &self.estimator {
             Estimator::LogisticRegression(m) => classes(m.predict(&x).map_err(failed)?),

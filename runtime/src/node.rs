@@ -15,10 +15,10 @@ use tokio::sync::mpsc;
 /// A node on the tokio executor.
 pub trait Node: Send + Sync + 'static {
     /// Processes an event and passes it on.
-    fn push(&self, event: Event, run: &Run) -> impl Future<Output = ()> + Send;
+    fn push(&self, event: &mut Event, run: &Run) -> impl Future<Output = ()> + Send;
 
     /// Passes an event to one outlet (a choice's arm); a single node is outlet 0.
-    fn push_to(&self, outlet: usize, event: Event, run: &Run) -> impl Future<Output = ()> + Send {
+    fn push_to(&self, outlet: usize, event: &mut Event, run: &Run) -> impl Future<Output = ()> + Send {
         async move {
             if outlet == 0 {
                 self.push(event, run).await;
@@ -30,10 +30,10 @@ pub trait Node: Send + Sync + 'static {
 /// A node on the sync executor: plain calls down one chain.
 pub trait SyncNode: Send + Sync + 'static {
     /// Processes an event and passes it on.
-    fn push_sync(&self, event: Event, run: &mut SyncRun<'_>);
+    fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>);
 
     /// Passes an event to one outlet; a single node is outlet 0.
-    fn push_sync_to(&self, outlet: usize, event: Event, run: &mut SyncRun<'_>) {
+    fn push_sync_to(&self, outlet: usize, event: &mut Event, run: &mut SyncRun<'_>) {
         if outlet == 0 {
             self.push_sync(event, run);
         }
@@ -46,12 +46,12 @@ pub trait SyncNode: Send + Sync + 'static {
 pub struct End;
 
 impl Node for End {
-    async fn push(&self, _event: Event, _run: &Run) {}
+    async fn push(&self, _event: &mut Event, _run: &Run) {}
 }
 
 impl SyncNode for End {
-    fn push_sync(&self, event: Event, run: &mut SyncRun<'_>) {
-        run.finish(event.body);
+    fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
+        run.finish(&event.body);
     }
 }
 
@@ -60,9 +60,9 @@ pub trait Catcher: Send + Sync + 'static {
     /// False for `NoCatcher`: the event is then not copied before the step runs.
     const CATCHES: bool;
     /// Handles a failed event, with `origin_state` and `error` set.
-    fn catch(&self, event: Event, run: &Run) -> impl Future<Output = ()> + Send;
+    fn catch(&self, event: &mut Event, run: &Run) -> impl Future<Output = ()> + Send;
     /// The same, on the sync executor.
-    fn catch_sync(&self, event: Event, run: &mut SyncRun<'_>);
+    fn catch_sync(&self, event: &mut Event, run: &mut SyncRun<'_>);
 }
 
 /// No error handler: failures are unhandled.
@@ -71,8 +71,8 @@ pub struct NoCatcher;
 
 impl Catcher for NoCatcher {
     const CATCHES: bool = false;
-    async fn catch(&self, _event: Event, _run: &Run) {}
-    fn catch_sync(&self, _event: Event, _run: &mut SyncRun<'_>) {}
+    async fn catch(&self, _event: &mut Event, _run: &Run) {}
+    fn catch_sync(&self, _event: &mut Event, _run: &mut SyncRun<'_>) {}
 }
 
 /// An error handler: a node (shared, since several steps may name it) and what follows it.
@@ -86,10 +86,10 @@ impl<N> Clone for CatchWith<N> {
 
 impl<N: Node + SyncNode> Catcher for CatchWith<N> {
     const CATCHES: bool = true;
-    async fn catch(&self, event: Event, run: &Run) {
+    async fn catch(&self, event: &mut Event, run: &Run) {
         self.0.push(event, run).await;
     }
-    fn catch_sync(&self, event: Event, run: &mut SyncRun<'_>) {
+    fn catch_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
         self.0.push_sync(event, run);
     }
 }
@@ -128,32 +128,29 @@ impl<S, N, C> StepNode<S, N, C> {
     }
 }
 
-/// Runs a step, turning a panic into a failure so that the process keeps serving. The event is
-/// copied first only when a handler or the error stream will need it as it entered the step.
-fn run_step<S: Step>(
-    step: &S,
-    event: Event,
-    context: &Context,
-    keep: bool,
-) -> (Result<Flow, StepError>, Option<Event>) {
-    let copy = keep.then(|| event.clone());
-    let result = catch_unwind(AssertUnwindSafe(|| step.process(event, context)))
-        .unwrap_or_else(|payload| Err(StepError::panicked(&*payload)));
-    (result, copy)
+/// Runs a step, turning a panic into a failure so that the process keeps serving. The step runs
+/// inside a tracing span with its name and the event's id, so whatever it logs carries both
+/// (the context's logger); with no subscriber the span costs a flag check.
+#[inline]
+fn run_step<S: Step>(name: &'static str, step: &S, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
+    let _span = tracing::info_span!("step", step = name, event_id = %event.id).entered();
+    catch_unwind(AssertUnwindSafe(|| step.process(event, context)))
+        .unwrap_or_else(|payload| Err(StepError::panicked(&*payload)))
 }
 
 fn failed(mut event: Event, name: &str, error: &StepError) -> Event {
     event.origin_state = Some(name.to_string());
-    event.error = Some(EventError { message: error.message.clone(), kind: error.kind });
+    event.error = Some(Box::new(EventError { message: error.message.clone(), kind: error.kind }));
     event
 }
 
 impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
-    async fn push(&self, event: Event, run: &Run) {
-        let keep = C::CATCHES || run.context().error_stream().is_some();
-        let (result, copy) = run_step(&self.step, event, run.context(), keep);
+    async fn push(&self, event: &mut Event, run: &Run) {
+        // The event as it entered the step, only when a handler or the error stream needs it.
+        let copy = (C::CATCHES || run.context().error_stream().is_some()).then(|| event.clone());
+        let result = run_step(self.name, &self.step, event, run.context());
         match result {
-            Ok(Flow::Next(event)) => {
+            Ok(Flow::Next) => {
                 if self.respond {
                     run.respond(&event.body);
                 }
@@ -161,21 +158,21 @@ impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
             }
             Ok(Flow::Drop) => {}
             Ok(Flow::Many(events)) => {
-                for event in events {
+                for mut event in events {
                     if self.respond {
                         run.respond(&event.body);
                     }
-                    self.next.push(event, run).await;
+                    self.next.push(&mut event, run).await;
                 }
             }
-            Ok(Flow::Outlet(outlet, event)) => self.next.push_to(outlet, event, run).await,
+            Ok(Flow::Outlet(outlet)) => self.next.push_to(outlet, event, run).await,
             Ok(Flow::Reply(response)) => run.reply(response),
             Err(error) => {
                 if let Some(copy) = &copy {
                     run.record(self.name, copy, &error);
                 }
                 match copy {
-                    Some(copy) if C::CATCHES => self.catcher.catch(failed(copy, self.name, &error), run).await,
+                    Some(copy) if C::CATCHES => self.catcher.catch(&mut failed(copy, self.name, &error), run).await,
                     _ => run.fail(self.name, &error),
                 }
             }
@@ -184,11 +181,12 @@ impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
 }
 
 impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
-    fn push_sync(&self, event: Event, run: &mut SyncRun<'_>) {
-        let keep = C::CATCHES || run.context().error_stream().is_some();
-        let (result, copy) = run_step(&self.step, event, run.context(), keep);
+    fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
+        // The event as it entered the step, only when a handler or the error stream needs it.
+        let copy = (C::CATCHES || run.context().error_stream().is_some()).then(|| event.clone());
+        let result = run_step(self.name, &self.step, event, run.context());
         match result {
-            Ok(Flow::Next(event)) => {
+            Ok(Flow::Next) => {
                 if self.respond {
                     run.respond(&event.body);
                 }
@@ -196,21 +194,21 @@ impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
             }
             Ok(Flow::Drop) => {}
             Ok(Flow::Many(events)) => {
-                for event in events {
+                for mut event in events {
                     if self.respond {
                         run.respond(&event.body);
                     }
-                    self.next.push_sync(event, run);
+                    self.next.push_sync(&mut event, run);
                 }
             }
-            Ok(Flow::Outlet(outlet, event)) => self.next.push_sync_to(outlet, event, run),
+            Ok(Flow::Outlet(outlet)) => self.next.push_sync_to(outlet, event, run),
             Ok(Flow::Reply(response)) => run.reply(response),
             Err(error) => {
                 if let Some(copy) = &copy {
                     run.record(self.name, copy, &error);
                 }
                 match copy {
-                    Some(copy) if C::CATCHES => self.catcher.catch_sync(failed(copy, self.name, &error), run),
+                    Some(copy) if C::CATCHES => self.catcher.catch_sync(&mut failed(copy, self.name, &error), run),
                     _ => run.fail(self.name, &error),
                 }
             }
@@ -223,12 +221,12 @@ impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
 pub struct Fork<A, B>(pub A, pub B);
 
 impl<A: Node, B: Node> Node for Fork<A, B> {
-    async fn push(&self, event: Event, run: &Run) {
-        let copy = event.clone();
-        tokio::join!(self.0.push(event, run), self.1.push(copy, run));
+    async fn push(&self, event: &mut Event, run: &Run) {
+        let mut copy = event.clone();
+        tokio::join!(self.0.push(event, run), self.1.push(&mut copy, run));
     }
 
-    async fn push_to(&self, outlet: usize, event: Event, run: &Run) {
+    async fn push_to(&self, outlet: usize, event: &mut Event, run: &Run) {
         match outlet {
             0 => self.0.push(event, run).await,
             _ => self.1.push_to(outlet - 1, event, run).await,
@@ -241,11 +239,11 @@ impl<A: Node, B: Node> Node for Fork<A, B> {
 pub struct Outlets<A, B>(pub A, pub B);
 
 impl<A: Node, B: Node> Node for Outlets<A, B> {
-    async fn push(&self, event: Event, run: &Run) {
+    async fn push(&self, event: &mut Event, run: &Run) {
         self.0.push(event, run).await;
     }
 
-    async fn push_to(&self, outlet: usize, event: Event, run: &Run) {
+    async fn push_to(&self, outlet: usize, event: &mut Event, run: &Run) {
         match outlet {
             0 => self.0.push(event, run).await,
             _ => self.1.push_to(outlet - 1, event, run).await,
@@ -254,11 +252,11 @@ impl<A: Node, B: Node> Node for Outlets<A, B> {
 }
 
 impl<A: SyncNode, B: SyncNode> SyncNode for Outlets<A, B> {
-    fn push_sync(&self, event: Event, run: &mut SyncRun<'_>) {
+    fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
         self.0.push_sync(event, run);
     }
 
-    fn push_sync_to(&self, outlet: usize, event: Event, run: &mut SyncRun<'_>) {
+    fn push_sync_to(&self, outlet: usize, event: &mut Event, run: &mut SyncRun<'_>) {
         match outlet {
             0 => self.0.push_sync(event, run),
             _ => self.1.push_sync_to(outlet - 1, event, run),
@@ -277,13 +275,13 @@ impl<N> Clone for Shared<N> {
 }
 
 impl<N: Node> Node for Shared<N> {
-    async fn push(&self, event: Event, run: &Run) {
+    async fn push(&self, event: &mut Event, run: &Run) {
         self.0.push(event, run).await;
     }
 }
 
 impl<N: SyncNode> SyncNode for Shared<N> {
-    fn push_sync(&self, event: Event, run: &mut SyncRun<'_>) {
+    fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
         self.0.push_sync(event, run);
     }
 }
@@ -308,8 +306,8 @@ impl<N: Node> MemoryQueue<N> {
             let (sender, mut receiver) = mpsc::channel::<(Event, Run)>(self.capacity);
             let next = Arc::clone(&self.next);
             tokio::spawn(async move {
-                while let Some((event, run)) = receiver.recv().await {
-                    next.push(event, &run).await;
+                while let Some((mut event, run)) = receiver.recv().await {
+                    next.push(&mut event, &run).await;
                 }
             });
             sender
@@ -318,8 +316,9 @@ impl<N: Node> MemoryQueue<N> {
 }
 
 impl<N: Node> Node for MemoryQueue<N> {
-    async fn push(&self, event: Event, run: &Run) {
+    async fn push(&self, event: &mut Event, run: &Run) {
         // The run travels with the event, so the caller's answer and the drain count follow it.
+        let event = std::mem::replace(event, Event::placeholder());
         if let Err(error) = self.sender().send((event, run.clone())).await {
             let (event, run) = error.0;
             let failure = StepError::new("the queue's consumer has stopped");

@@ -90,9 +90,9 @@ impl<N: SyncNode> SyncPipeline<N> {
     }
 
     /// Processes one event.
-    pub fn process(&self, event: Event) -> Response {
+    pub fn process(&self, mut event: Event) -> Response {
         let mut run = SyncRun::new(event.id.clone(), &self.context);
-        self.root.push_sync(event, &mut run);
+        self.root.push_sync(&mut event, &mut run);
         run.into_response()
     }
 
@@ -134,7 +134,10 @@ impl<N: Node> AsyncPipeline<N> {
             run.reply(Response::json(202, &json!({ "id": event.id.to_string() })));
         }
         let pipeline = Arc::clone(self);
-        let mut work = Some(Box::pin(async move { pipeline.root.push(event, &run).await }));
+        let mut work = Some(Box::pin(async move {
+            let mut event = event;
+            pipeline.root.push(&mut event, &run).await;
+        }));
         let answer = std::future::poll_fn(|cx| {
             if let Some(future) = work.as_mut()
                 && future.as_mut().poll(cx).is_ready()

@@ -185,7 +185,7 @@ impl Router {
         target.and_then(|i| self.routes.get(i)).map_or(self.name.as_str(), |(name, _)| name.as_str())
     }
 
-    fn answer(&self, event: &Event, context: &Context) -> Result<Value, StepError> {
+    fn answer(&self, event: &mut Event, context: &Context) -> Result<Value, StepError> {
         if let Some(answer) = self.server_answer(event) {
             return answer;
         }
@@ -235,7 +235,7 @@ impl Router {
 
     fn infer(
         &self,
-        event: &Event,
+        event: &mut Event,
         context: &Context,
         target: Option<usize>,
         name: &str,
@@ -247,7 +247,8 @@ impl Router {
                 match route {
                     Route::Step(step) => step_output(step.as_ref(), event, context),
                     Route::Model(model) => {
-                        let (outputs, form, width) = predict(model.as_ref(), &event.body)?;
+                        // The body moves into the model's hooks; the answer replaces it.
+                        let (outputs, form, width) = predict(model.as_ref(), std::mem::take(&mut event.body))?;
                         Ok(respond(event, name, version, outputs, form, width, model.output_datatype()))
                     }
                 }
@@ -289,7 +290,7 @@ impl Router {
     fn run_all(&self, event: &Event, context: &Context) -> Result<Vec<RouteResult>, StepError> {
         let run = |route: &Route| -> Result<RouteResult, StepError> {
             match route {
-                Route::Model(model) => predict(model.as_ref(), &event.body)
+                Route::Model(model) => predict(model.as_ref(), event.body.clone())
                     .map(|(outputs, form, _)| RouteResult::Predictions(outputs, form)),
                 Route::Step(step) => step_output(step.as_ref(), event, context).map(RouteResult::Output),
             }
@@ -312,25 +313,26 @@ enum RouteResult {
 }
 
 fn step_output(step: &dyn Step, event: &Event, context: &Context) -> Result<Value, StepError> {
-    match step.process(event.clone(), context)? {
-        Flow::Next(event) => Ok(event.body),
+    let mut event = event.clone();
+    match step.process(&mut event, context)? {
+        Flow::Next | Flow::Outlet(_) => Ok(event.body),
         Flow::Many(events) => Ok(Value::Array(events.into_iter().map(|e| e.body).collect())),
-        Flow::Outlet(_, event) => Ok(event.body),
         Flow::Drop => Ok(Value::Null),
         Flow::Reply(response) => Ok(response.json_body()),
     }
 }
 
 /// A model's hooks in order: preprocess, read inputs, validate, predict, postprocess.
-fn predict(model: &dyn Model, body: &Value) -> Result<(Vec<Value>, Form, usize), StepError> {
-    let body = model.preprocess(body.clone())?;
+fn predict(model: &dyn Model, body: Value) -> Result<(Vec<Value>, Form, usize), StepError> {
+    let body = model.preprocess(body)?;
     let (features, form) = read_inputs(&body)?;
     model.validate(&features)?;
-    let outputs = model.postprocess(model.predict(&features)?)?;
-    if outputs.len() != features.rows {
-        return Err(StepError::new(format!("the model gave {} outputs for {} rows", outputs.len(), features.rows)));
+    let rows = features.rows;
+    let outputs = model.postprocess(model.predict(features)?)?;
+    if outputs.len() != rows {
+        return Err(StepError::new(format!("the model gave {} outputs for {rows} rows", outputs.len())));
     }
-    Ok((outputs, form, features.rows))
+    Ok((outputs, form, rows))
 }
 
 /// Reads `inputs` in either form: rows of numbers, or OIP tensors.
@@ -344,19 +346,35 @@ fn read_inputs(body: &Value) -> Result<(Features, Form), StepError> {
     match items.first() {
         Some(Value::Object(_)) => read_tensor(body, items),
         _ => {
-            let rows = items
-                .iter()
-                .enumerate()
-                .map(|(i, row)| match row {
-                    Value::Array(values) => values.iter().map(|v| number(v, &format!("inputs[{i}]"))).collect(),
-                    other => number(other, "inputs")
-                        .map(|v| vec![v])
-                        .map_err(|_| StepError::invalid_input(format!("inputs[{i}] must be an array of numbers"))),
-                })
-                .collect::<Result<Vec<Vec<f64>>, StepError>>()?;
+            let mut values = Vec::new();
+            let mut columns = None;
+            for (i, row) in items.iter().enumerate() {
+                let before = values.len();
+                match row {
+                    Value::Array(row) => {
+                        row.iter().try_for_each(|v| number(v, &format!("inputs[{i}]")).map(|v| values.push(v)))?
+                    }
+                    other => {
+                        values.push(number(other, "inputs").map_err(|_| {
+                            StepError::invalid_input(format!("inputs[{i}] must be an array of numbers"))
+                        })?)
+                    }
+                }
+                let width = values.len() - before;
+                if *columns.get_or_insert(width) != width && !row.is_number() {
+                    return Err(StepError::invalid_input(format!(
+                        "row {i} has {width} values, but row 0 has {}",
+                        columns.unwrap_or(0)
+                    )));
+                }
+            }
             // A flat list of numbers is one row.
-            let rows = if items.iter().all(Value::is_number) && !items.is_empty() { vec![rows.concat()] } else { rows };
-            Ok((Features::from_rows(&rows)?, Form::Loose))
+            let (rows, columns) = if items.iter().all(Value::is_number) {
+                (usize::from(!items.is_empty()), values.len())
+            } else {
+                (items.len(), columns.unwrap_or(0))
+            };
+            Ok((Features { values, rows, columns }, Form::Loose))
         }
     }
 }
@@ -474,8 +492,8 @@ pub fn vote(predictions: &[Vec<Value>], weights: &[f64], regression: bool) -> Re
 }
 
 impl Step for Router {
-    fn process(&self, mut event: Event, context: &Context) -> Result<Flow, StepError> {
-        event.body = self.answer(&event, context)?;
-        Ok(Flow::Next(event))
+    fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
+        event.body = self.answer(event, context)?;
+        Ok(Flow::Next)
     }
 }

@@ -71,9 +71,14 @@ impl Run {
 
     /// Answers the caller, unless someone already did.
     pub fn reply(&self, response: Response) {
+        self.reply_with(|| response);
+    }
+
+    /// Answers with what `make` builds, building it only if the caller still waits.
+    fn reply_with(&self, make: impl FnOnce() -> Response) {
         let sender = self.0.reply.lock().ok().and_then(|mut slot| slot.take());
         if let Some(sender) = sender {
-            let _ = sender.send(with_event_id(response, &self.0.id));
+            let _ = sender.send(with_event_id(make(), &self.0.id));
         }
     }
 
@@ -84,9 +89,7 @@ impl Run {
 
     /// Answers with this body as JSON (status 200).
     pub fn respond(&self, body: &Value) {
-        if self.pending() {
-            self.reply(Response::json(200, body));
-        }
+        self.reply_with(|| Response::json(200, body));
     }
 
     /// An unhandled failure: logged, and answered with its status and a JSON error if the
@@ -116,12 +119,7 @@ impl Drop for RunInner {
 pub struct SyncRun<'c> {
     context: &'c Context,
     id: EventId,
-    answer: Option<Answer>,
-}
-
-enum Answer {
-    Body(Value),
-    Response(Response),
+    answer: Option<Response>,
 }
 
 impl<'c> SyncRun<'c> {
@@ -143,21 +141,19 @@ impl<'c> SyncRun<'c> {
     /// The responder's output, unless an answer is set.
     pub fn respond(&mut self, body: &Value) {
         if self.answer.is_none() {
-            self.answer = Some(Answer::Body(body.clone()));
+            self.answer = Some(Response::json(200, body));
         }
     }
 
     /// The end of the chain: its body answers unless a responder did (the sync engine's rule).
-    pub fn finish(&mut self, body: Value) {
-        if self.answer.is_none() {
-            self.answer = Some(Answer::Body(body));
-        }
+    pub fn finish(&mut self, body: &Value) {
+        self.respond(body);
     }
 
     /// An explicit response.
     pub fn reply(&mut self, response: Response) {
         if self.answer.is_none() {
-            self.answer = Some(Answer::Response(response));
+            self.answer = Some(response);
         }
     }
 
@@ -176,11 +172,7 @@ impl<'c> SyncRun<'c> {
     /// The caller's answer: the responder's body, an explicit response, or `204` when the event
     /// was dropped.
     pub fn into_response(self) -> Response {
-        let response = match self.answer {
-            Some(Answer::Body(body)) => Response::json(200, &body),
-            Some(Answer::Response(response)) => response,
-            None => Response::new(204, "application/json", Vec::new()),
-        };
+        let response = self.answer.unwrap_or_else(|| Response::new(204, "application/json", Vec::new()));
         with_event_id(response, &self.id)
     }
 }
@@ -197,8 +189,8 @@ pub fn error_response(step: &str, error: &StepError, id: &EventId) -> Response {
 }
 
 fn with_event_id(mut response: Response, id: &EventId) -> Response {
-    if response.header("x-event-id").is_none() {
-        response.headers.push(("x-event-id".to_string(), id.to_string()));
+    if response.event_id.is_none() {
+        response.event_id = Some(id.clone());
     }
     response
 }

@@ -11,55 +11,56 @@ use std::marker::PhantomData;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// What a step did with an event.
+/// What a step did with the event it changed in place.
 #[derive(Debug)]
 pub enum Flow {
-    /// Pass this event on.
-    Next(Event),
+    /// Pass the event on.
+    Next,
     /// Drop the event (a filter, a choice with no matching arm, a partial batch).
     Drop,
-    /// Pass each of these events on (flat_map, a full batch).
+    /// Pass each of these events on instead (flat_map, a batch).
     Many(Vec<Event>),
     /// Pass the event to one outlet, by index (choice).
-    Outlet(usize, Event),
+    Outlet(usize),
     /// Answer the caller with this response, sent as is, and stop this path.
     Reply(Response),
 }
 
 /// One step of a graph. Steps are built once and called for every event, from many threads.
+/// A step changes the event in place, which keeps large events from being copied around.
 pub trait Step: Send + Sync + 'static {
     /// Processes one event.
-    fn process(&self, event: Event, context: &Context) -> Result<Flow, StepError>;
+    fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError>;
 }
 
 /// What a user's body function may return.
 pub trait BodyOutput {
     /// Applies the result to the event.
-    fn into_flow(self, event: Event) -> Result<Flow, StepError>;
+    fn into_flow(self, event: &mut Event) -> Result<Flow, StepError>;
 }
 
 impl BodyOutput for Value {
-    fn into_flow(self, mut event: Event) -> Result<Flow, StepError> {
+    fn into_flow(self, event: &mut Event) -> Result<Flow, StepError> {
         event.body = self;
-        Ok(Flow::Next(event))
+        Ok(Flow::Next)
     }
 }
 
 /// `None` drops the event.
 impl BodyOutput for Option<Value> {
-    fn into_flow(self, event: Event) -> Result<Flow, StepError> {
+    fn into_flow(self, event: &mut Event) -> Result<Flow, StepError> {
         self.map_or(Ok(Flow::Drop), |body| body.into_flow(event))
     }
 }
 
 impl BodyOutput for Response {
-    fn into_flow(self, _event: Event) -> Result<Flow, StepError> {
+    fn into_flow(self, _event: &mut Event) -> Result<Flow, StepError> {
         Ok(Flow::Reply(self))
     }
 }
 
 impl<T: BodyOutput, E: Into<StepError>> BodyOutput for Result<T, E> {
-    fn into_flow(self, event: Event) -> Result<Flow, StepError> {
+    fn into_flow(self, event: &mut Event) -> Result<Flow, StepError> {
         self.map_err(Into::into)?.into_flow(event)
     }
 }
@@ -82,7 +83,8 @@ impl From<&str> for StepError {
 /// ```
 /// use graphc_runtime::{Body, Context, Event, Flow, Step};
 /// let inc = Body(|mut body: serde_json::Value| { body["n"] = (body["n"].as_i64().unwrap_or(0) + 1).into(); body });
-/// let Ok(Flow::Next(event)) = inc.process(Event::new(serde_json::json!({"n": 1})), &Context::new("g")) else { panic!() };
+/// let mut event = Event::new(serde_json::json!({"n": 1}));
+/// assert!(matches!(inc.process(&mut event, &Context::new("g")), Ok(Flow::Next)));
 /// assert_eq!(event.body["n"], 2);
 /// ```
 pub struct Body<F>(pub F);
@@ -92,7 +94,7 @@ where
     F: Fn(Value) -> R + Send + Sync + 'static,
     R: BodyOutput,
 {
-    fn process(&self, mut event: Event, _context: &Context) -> Result<Flow, StepError> {
+    fn process(&self, event: &mut Event, _context: &Context) -> Result<Flow, StepError> {
         let body = std::mem::take(&mut event.body);
         (self.0)(body).into_flow(event)
     }
@@ -106,21 +108,21 @@ where
     F: Fn(Value, &Context) -> R + Send + Sync + 'static,
     R: BodyOutput,
 {
-    fn process(&self, mut event: Event, context: &Context) -> Result<Flow, StepError> {
+    fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
         let body = std::mem::take(&mut event.body);
         (self.0)(body, context).into_flow(event)
     }
 }
 
-/// A full-event function: it receives and returns the whole event.
+/// A full-event function: it reads and changes the whole event (key, path, time, ...).
 pub struct FullEvent<F>(pub F);
 
 impl<F, R> Step for FullEvent<F>
 where
-    F: Fn(Event, &Context) -> R + Send + Sync + 'static,
+    F: Fn(&mut Event, &Context) -> R + Send + Sync + 'static,
     R: EventOutput,
 {
-    fn process(&self, event: Event, context: &Context) -> Result<Flow, StepError> {
+    fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
         (self.0)(event, context).into_flow()
     }
 }
@@ -131,15 +133,16 @@ pub trait EventOutput {
     fn into_flow(self) -> Result<Flow, StepError>;
 }
 
-impl EventOutput for Event {
+impl EventOutput for () {
     fn into_flow(self) -> Result<Flow, StepError> {
-        Ok(Flow::Next(self))
+        Ok(Flow::Next)
     }
 }
 
-impl EventOutput for Option<Event> {
+/// `false` drops the event.
+impl EventOutput for bool {
     fn into_flow(self) -> Result<Flow, StepError> {
-        Ok(self.map_or(Flow::Drop, Flow::Next))
+        Ok(if self { Flow::Next } else { Flow::Drop })
     }
 }
 
@@ -176,14 +179,14 @@ where
     Out: Serialize + 'static,
     E: Into<StepError>,
 {
-    fn process(&self, mut event: Event, context: &Context) -> Result<Flow, StepError> {
+    fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
         let input = In::deserialize(std::mem::take(&mut event.body)).map_err(|error| {
             StepError::invalid_input(format!("the body does not fit the step's input type: {error}"))
         })?;
         let output = (self.function)(input, context).map_err(Into::into)?;
         event.body = serde_json::to_value(output)
             .map_err(|error| StepError::new(format!("cannot write the step's output: {error}")))?;
-        Ok(Flow::Next(event))
+        Ok(Flow::Next)
     }
 }
 
@@ -206,29 +209,28 @@ impl<S> WithPaths<S> {
 }
 
 impl<S: Step> Step for WithPaths<S> {
-    fn process(&self, mut event: Event, context: &Context) -> Result<Flow, StepError> {
+    fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
         let original = std::mem::take(&mut event.body);
         event.body = match &self.input_path {
             Some(path) => value_at(&original, path).cloned().unwrap_or(Value::Null),
             None => original.clone(),
         };
-        match self.step.process(event, context)? {
-            Flow::Next(mut event) => {
-                let result = std::mem::replace(&mut event.body, original);
-                match &self.result_path {
-                    Some(path) => set_at(&mut event.body, path, result).map_err(|at| {
-                        StepError::new(format!(
-                            "step `{}` cannot write its result at `{}`: `{at}` is not an object",
-                            self.name,
-                            path.join(".")
-                        ))
-                    })?,
-                    None => event.body = result,
-                }
-                Ok(Flow::Next(event))
+        let flow = self.step.process(event, context);
+        let result = std::mem::replace(&mut event.body, original);
+        let flow = flow?;
+        if let Flow::Next = flow {
+            match &self.result_path {
+                Some(path) => set_at(&mut event.body, path, result).map_err(|at| {
+                    StepError::new(format!(
+                        "step `{}` cannot write its result at `{}`: `{at}` is not an object",
+                        self.name,
+                        path.join(".")
+                    ))
+                })?,
+                None => event.body = result,
             }
-            other => Ok(other),
         }
+        Ok(flow)
     }
 }
 
@@ -271,8 +273,8 @@ impl<F> Step for Extend<F>
 where
     F: Fn(&Event, &Context) -> Result<Value, StepError> + Send + Sync + 'static,
 {
-    fn process(&self, mut event: Event, context: &Context) -> Result<Flow, StepError> {
-        let Value::Object(extra) = (self.0)(&event, context)? else {
+    fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
+        let Value::Object(extra) = (self.0)(event, context)? else {
             return Err(StepError::new("extend: the expression is not an object"));
         };
         if event.body.is_null() {
@@ -282,7 +284,7 @@ where
             return Err(StepError::invalid_input("extend: the body is not an object"));
         };
         body.extend(extra);
-        Ok(Flow::Next(event))
+        Ok(Flow::Next)
     }
 }
 
@@ -293,9 +295,9 @@ impl<F> Step for MapStep<F>
 where
     F: Fn(&Event, &Context) -> Result<Value, StepError> + Send + Sync + 'static,
 {
-    fn process(&self, mut event: Event, context: &Context) -> Result<Flow, StepError> {
-        event.body = (self.0)(&event, context)?;
-        Ok(Flow::Next(event))
+    fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
+        event.body = (self.0)(event, context)?;
+        Ok(Flow::Next)
     }
 }
 
@@ -306,8 +308,8 @@ impl<F> Step for Filter<F>
 where
     F: Fn(&Event, &Context) -> Result<bool, StepError> + Send + Sync + 'static,
 {
-    fn process(&self, event: Event, context: &Context) -> Result<Flow, StepError> {
-        Ok(if (self.0)(&event, context)? { Flow::Next(event) } else { Flow::Drop })
+    fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
+        Ok(if (self.0)(event, context)? { Flow::Next } else { Flow::Drop })
     }
 }
 
@@ -318,8 +320,8 @@ impl<F> Step for FlatMap<F>
 where
     F: Fn(&Event, &Context) -> Result<Value, StepError> + Send + Sync + 'static,
 {
-    fn process(&self, mut event: Event, context: &Context) -> Result<Flow, StepError> {
-        let Value::Array(items) = (self.0)(&event, context)? else {
+    fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
+        let Value::Array(items) = (self.0)(event, context)? else {
             return Err(StepError::invalid_input("flat_map: the expression is not an array"));
         };
         event.body = Value::Null;
@@ -343,11 +345,8 @@ impl<F> Step for Choice<F>
 where
     F: Fn(&Event, &Context) -> Result<Option<usize>, StepError> + Send + Sync + 'static,
 {
-    fn process(&self, event: Event, context: &Context) -> Result<Flow, StepError> {
-        Ok(match (self.0)(&event, context)? {
-            Some(outlet) => Flow::Outlet(outlet, event),
-            None => Flow::Drop,
-        })
+    fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
+        Ok((self.0)(event, context)?.map_or(Flow::Drop, Flow::Outlet))
     }
 }
 
@@ -381,16 +380,16 @@ fn combine(events: Vec<Event>) -> Option<Event> {
 }
 
 impl Step for Batch {
-    fn process(&self, event: Event, _context: &Context) -> Result<Flow, StepError> {
+    fn process(&self, event: &mut Event, _context: &Context) -> Result<Flow, StepError> {
         let mut pending =
             self.pending.lock().map_err(|_| StepError::new("batch: a previous step panicked while batching"))?;
         let started = *pending.1.get_or_insert_with(Instant::now);
-        pending.0.push(event);
+        pending.0.push(event.clone());
         let expired = self.timeout.is_some_and(|timeout| started.elapsed() >= timeout);
         if pending.0.len() >= self.size || expired {
             pending.1 = None;
             let events = std::mem::take(&mut pending.0);
-            return Ok(combine(events).map_or(Flow::Drop, Flow::Next));
+            return Ok(combine(events).map_or(Flow::Drop, |batch| Flow::Many(vec![batch])));
         }
         Ok(Flow::Drop)
     }

@@ -27,7 +27,7 @@ fn every_classifier_is_right_on_at_least_90_percent_of_iris() {
         let model = SmartcoreModel::load(name, &path(name), kind).unwrap();
         assert!(!model.is_regressor());
         model.validate(&features).unwrap();
-        let predictions = model.predict(&features).unwrap();
+        let predictions = model.predict(features.clone()).unwrap();
         let correct = predictions.iter().zip(&truth).filter(|(p, t)| p.as_u64() == Some(u64::from(**t))).count();
         assert!(correct >= 135, "{name}: {correct}/150");
     }
@@ -46,7 +46,7 @@ fn every_regressor_predicts_petal_width_within_a_quarter_centimetre_on_average()
     ] {
         let model = SmartcoreModel::load(name, &path(name), kind).unwrap();
         assert!(model.is_regressor());
-        let predictions = model.predict(&features).unwrap();
+        let predictions = model.predict(features.clone()).unwrap();
         let error: f64 =
             predictions.iter().zip(&rows).map(|(p, r)| (p.as_f64().unwrap() - r[3]).abs()).sum::<f64>() / 150.0;
         assert!(error < 0.25, "{name}: mean absolute error {error}");

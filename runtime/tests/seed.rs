@@ -50,11 +50,10 @@ fn flow_enriches_routes_to_m1_and_catches_failures() {
     let caught = Arc::clone(&seen);
     let catcher = StepNode::new(
         "catcher",
-        FullEvent(move |event: Event, _: &Context| {
+        FullEvent(move |event: &mut Event, _: &Context| {
             caught.lock().unwrap().push(
                 json!({ "origin_state": event.origin_state.clone(), "error": event.error.as_ref().map(|e| e.kind) }),
             );
-            event
         }),
         End,
     );
