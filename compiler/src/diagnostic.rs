@@ -66,6 +66,7 @@ codes! {
     SelfHandler => "self_handler", "A step that is its own error handler.";
     InvalidQueue => "invalid_queue", "A queue whose engine, URL or capacity is invalid.";
     InvalidTest => "invalid_test", "A test block that cannot be run.";
+    Unsupported => "unsupported", "A construct the code generator does not handle yet.";
     Unreachable => "unreachable", "A step that no event can reach.";
     NoResponder => "no_responder", "A flow in which no step answers the caller.";
 }

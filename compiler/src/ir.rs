@@ -171,6 +171,8 @@ pub struct Node {
     pub name: String,
     /// Where the name is declared.
     pub span: Span,
+    /// Where its implementation (the handler's path, the built-in) is written.
+    pub impl_span: Span,
     /// What it does.
     pub kind: NodeKind,
     /// The body type it receives (after input_path).

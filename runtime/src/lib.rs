@@ -11,6 +11,8 @@
 pub mod context;
 pub mod error;
 pub mod event;
+pub mod expr;
+pub mod generated;
 pub mod mock;
 pub mod model;
 pub mod node;
@@ -29,9 +31,34 @@ pub use step::{
     Batch, Body, BodyWithContext, Choice, Extend, Filter, FlatMap, Flow, FullEvent, MapStep, Step, Typed, WithPaths,
 };
 
-/// What generated code uses; not part of the public API.
+pub use generated::{Options, StartError, TestCase, TestOutcome};
+
+/// What generated code uses, by absolute path; not part of the public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::context::Context;
+    pub use crate::error::StepError;
+    pub use crate::event::{Event, Response};
+    pub use crate::expr;
+    pub use crate::generated::{Expectation, Options, StartError, TestCase, construct, context, load_model};
+    pub use crate::mock::MockServer;
+    pub use crate::model::{Model, ModelKind, SmartcoreModel};
+    pub use crate::node::{CatchWith, End, Fork, MemoryQueue, NoCatcher, Outlets, Shared, StepNode};
+    pub use crate::pipeline::{AsyncPipeline, Handler, SyncPipeline};
+    pub use crate::router::{Mode, Route, Router};
+    pub use crate::step::{Batch, Body, Choice, Extend, Filter, FlatMap, FullEvent, MapStep, Step, Typed, WithPaths};
+    pub use serde;
     pub use serde_json;
+    pub use serde_json::{Map, Value, json};
+    pub use std::sync::Arc;
     pub use tokio;
+}
+
+/// Includes a graph compiled by `graphc::Builder` in build.rs: `include_graph!("flow");` puts
+/// the module `flow` here.
+#[macro_export]
+macro_rules! include_graph {
+    ($name:literal) => {
+        include!(concat!(env!("OUT_DIR"), "/", $name, ".rs"));
+    };
 }

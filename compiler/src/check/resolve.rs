@@ -212,6 +212,7 @@ impl<'a> Checker<'a> {
         let syntax = self.syntax_mut(id);
         syntax.decl = step.span;
         syntax.implementation = Some(&step.implementation);
+        let impl_span = step.implementation.span();
         syntax.signature = step.signature.as_ref();
         if let Some((input, output)) = &step.signature {
             let input = self.resolve_type(input);
@@ -220,7 +221,9 @@ impl<'a> Checker<'a> {
             node.input = input;
             node.output = output;
         }
-        self.node_mut(id).kind = kind;
+        let node = self.node_mut(id);
+        node.kind = kind;
+        node.impl_span = impl_span;
     }
 
     fn resolve_router(&mut self, router: &'a ast::RouterDecl) {
@@ -641,6 +644,7 @@ fn placeholder_node(name: &str, span: Span) -> ir::Node {
     ir::Node {
         name: name.to_string(),
         span,
+        impl_span: span,
         kind: NodeKind::Function(String::new()),
         input: Type::Json,
         output: Type::Json,

@@ -1,0 +1,79 @@
+//! The build.rs front door, prost-build style: compile `.graph` files into `OUT_DIR`, then
+//! `graphc_runtime::include_graph!("name")` where the module should go.
+//!
+//! ```no_run
+//! // build.rs
+//! fn main() {
+//!     graphc::Builder::new().compile("pipeline.graph").unwrap();
+//! }
+//! ```
+
+use crate::codegen::{self, CodegenOptions};
+use crate::report::{self, Style};
+use std::path::{Path, PathBuf};
+
+/// Compiles graphs for a build script.
+#[derive(Debug, Default)]
+pub struct Builder {
+    out_dir: Option<PathBuf>,
+}
+
+/// Why a build failed: the rendered diagnostics, or an IO error.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The graph has errors; the text is the rendered diagnostics.
+    #[error("{0}")]
+    Diagnostics(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// Which file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+}
+
+impl Builder {
+    /// A builder writing into `OUT_DIR`.
+    pub fn new() -> Self {
+        Builder::default()
+    }
+
+    /// Writes into this directory instead of `OUT_DIR`.
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// Compiles one graph file into `<out>/<graph name>.rs`, and tells Cargo to rebuild when it
+    /// changes. Returns the written file's path.
+    pub fn compile(&self, graph: impl AsRef<Path>) -> Result<PathBuf, BuildError> {
+        let graph = graph.as_ref();
+        println!("cargo:rerun-if-changed={}", graph.display());
+        let text =
+            std::fs::read_to_string(graph).map_err(|source| BuildError::Io { path: graph.to_path_buf(), source })?;
+        let name = graph.file_name().map_or_else(|| graph.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let file = generate_file(&text, &name).map_err(BuildError::Diagnostics)?;
+        let out = self
+            .out_dir
+            .clone()
+            .or_else(|| std::env::var_os("OUT_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("."));
+        let graph_name = crate::syntax::parse(&text).map(|g| g.name.name).unwrap_or_else(|_| "graph".to_string());
+        let path = out.join(format!("{graph_name}.rs"));
+        std::fs::write(&path, file).map_err(|source| BuildError::Io { path: path.clone(), source })?;
+        Ok(path)
+    }
+}
+
+/// The generated file for a graph's text: `Err` holds the rendered diagnostics.
+pub fn generate_file(text: &str, name: &str) -> Result<String, String> {
+    let (tokens, warnings) = crate::compile(text, &CodegenOptions { span_of: None })
+        .map_err(|diagnostics| report::render_human(name, text, &diagnostics, Style::PLAIN))?;
+    for warning in &warnings {
+        println!("cargo:warning={name}: {}", warning.message);
+    }
+    codegen::format_file(tokens, name)
+        .map_err(|error| format!("{name}: generated code does not parse (a graphc bug): {error}"))
+}

@@ -1,0 +1,571 @@
+//! Code generation: the checked IR becomes one Rust module whose pipeline is a single concrete
+//! type composed from the runtime's nodes. Generated code names the runtime only through
+//! `::graphc_runtime::__private`, and user code through the paths the graph gives, resolved
+//! from where the module is placed (relative paths get `super::`).
+
+mod expr;
+mod format;
+
+pub use format::format_file;
+
+use crate::diagnostic::{Code, Diagnostic};
+use crate::ir::{self, Engine, Graph, NodeId, NodeKind, Placement, Queue, RouteKind, RouterKind, Topology, Type};
+use crate::source::Span;
+use expr::Scope;
+use proc_macro2::{Ident, Literal, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use std::collections::BTreeSet;
+
+/// How the code generator places user tokens.
+pub struct CodegenOptions<'a> {
+    /// Maps a source span to the span user tokens should carry, so that rustc reports type
+    /// errors in handlers at the user's own tokens (`graph!`). Without it, tokens are unspanned.
+    pub span_of: Option<&'a dyn Fn(Span) -> proc_macro2::Span>,
+}
+
+/// The runtime's hidden module, by absolute path.
+fn rt() -> TokenStream {
+    quote!(::graphc_runtime::__private)
+}
+
+/// Generates the module for a checked graph.
+pub fn generate(graph: &Graph, options: &CodegenOptions<'_>) -> Result<TokenStream, Vec<Diagnostic>> {
+    let mut generator = Generator { graph, options, diagnostics: Vec::new() };
+    let tokens = generator.module();
+    if generator.diagnostics.is_empty() { Ok(tokens) } else { Err(generator.diagnostics) }
+}
+
+struct Generator<'g> {
+    graph: &'g Graph,
+    options: &'g CodegenOptions<'g>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+fn node_ident(id: NodeId) -> Ident {
+    format_ident!("node_{}", id.0)
+}
+
+impl Generator<'_> {
+    fn module(&mut self) -> TokenStream {
+        let rt = rt();
+        let name = format_ident!("{}", self.graph.name);
+        let graph_name = Literal::string(&self.graph.name);
+        let records = self.records();
+        let params = self.graph.params.iter().map(|param| {
+            let name = Literal::string(&param.name);
+            let value = param.default.as_ref().map_or(quote!(#rt::Value::Null), |d| expr::value(d, Scope::Build));
+            quote!((#name, #value))
+        });
+        let pipeline = self.pipeline();
+        let tests = self.tests();
+        let engine = match self.graph.engine {
+            Engine::Sync => quote!(sync),
+            Engine::Async => quote!(async),
+        };
+        let engine = Literal::string(&engine.to_string());
+        quote! {
+            #[allow(unused, clippy::all, missing_docs, non_snake_case, non_camel_case_types)]
+            pub mod #name {
+                /// The graph's name.
+                pub const NAME: &str = #graph_name;
+                /// The graph's engine: `sync` or `async`.
+                pub const ENGINE: &str = #engine;
+
+                #records
+
+                /// The context: the graph's parameters, with the options' values over the defaults.
+                pub fn context(options: &#rt::Options) -> #rt::Context {
+                    let build = || -> ::core::result::Result<::std::vec::Vec<(&'static str, #rt::Value)>, #rt::StepError> {
+                        let context = #rt::Context::new(#graph_name);
+                        ::core::result::Result::Ok(::std::vec![#(#params),*])
+                    };
+                    #rt::context(#graph_name, build().unwrap_or_default(), options)
+                }
+
+                #pipeline
+
+                /// The pipeline behind the mock server, for tests.
+                pub fn mock(options: &#rt::Options) -> ::core::result::Result<#rt::MockServer<impl #rt::Handler>, #rt::StartError> {
+                    ::core::result::Result::Ok(#rt::MockServer::new(pipeline(options)?))
+                }
+
+                #tests
+            }
+        }
+    }
+
+    fn records(&self) -> TokenStream {
+        let rt = rt();
+        let records = self.graph.records.iter().map(|record| {
+            let name = format_ident!("{}", record.name);
+            let fields = record.fields.iter().map(|(field, ty)| {
+                let field = format_ident!("{}", field);
+                let ty = rust_type(self.graph, ty);
+                quote!(pub #field: #ty)
+            });
+            quote! {
+                #[derive(Clone, Debug, PartialEq, #rt::serde::Serialize, #rt::serde::Deserialize)]
+                #[serde(crate = "::graphc_runtime::__private::serde")]
+                pub struct #name { #(#fields),* }
+            }
+        });
+        quote!(#(#records)*)
+    }
+
+    /// The order to bind nodes in: every node after its children and its error handler.
+    fn binding_order(&mut self) -> Vec<NodeId> {
+        let mut order = Vec::new();
+        let mut state = vec![0u8; self.graph.nodes.len()];
+        for id in self.graph.node_ids() {
+            self.visit(id, &mut state, &mut order);
+        }
+        order
+    }
+
+    fn visit(&mut self, id: NodeId, state: &mut [u8], order: &mut Vec<NodeId>) {
+        match state.get(id.index()) {
+            Some(2) => return,
+            Some(1) => {
+                let node = self.graph.node(id);
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        Code::Unsupported,
+                        format!("error handlers of `{}` lead back to it", node.name),
+                        node.span,
+                        "in a loop of error handlers",
+                    )
+                    .with_help("an error handler cannot, through its own handlers, catch itself"),
+                );
+                return;
+            }
+            _ => {}
+        }
+        if let Some(slot) = state.get_mut(id.index()) {
+            *slot = 1;
+        }
+        let node = self.graph.node(id);
+        let mut deps: Vec<NodeId> = node.children.clone();
+        deps.extend(self.catcher_of(id));
+        for dep in deps {
+            self.visit(dep, state, order);
+        }
+        if let Some(slot) = state.get_mut(id.index()) {
+            *slot = 2;
+        }
+        order.push(id);
+    }
+
+    /// Nodes that run after an error handler: the graph-level handler does not catch them, so
+    /// that a failing handler is an unhandled failure rather than a loop.
+    fn error_path(&self) -> BTreeSet<NodeId> {
+        let mut seen = BTreeSet::new();
+        let mut work: Vec<NodeId> = self.graph.catchers().into_iter().collect();
+        while let Some(id) = work.pop() {
+            if seen.insert(id) {
+                work.extend(self.graph.node(id).children.iter().copied());
+            }
+        }
+        seen
+    }
+
+    fn catcher_of(&self, id: NodeId) -> Option<NodeId> {
+        let node = self.graph.node(id);
+        node.on_error
+            .or_else(|| self.graph.on_error.filter(|&handler| handler != id && !self.error_path().contains(&id)))
+    }
+
+    fn pipeline(&mut self) -> TokenStream {
+        let rt = rt();
+        let order = self.binding_order();
+        let catchers = self.graph.catchers();
+        let mut bindings = Vec::new();
+        for &id in &order {
+            let node = self.build_node(id);
+            let ident = node_ident(id);
+            let shared = catchers.contains(&id) || self.graph.node(id).parents.len() > 1;
+            bindings.push(if shared {
+                quote!(let #ident = #rt::Arc::new(#node);)
+            } else {
+                quote!(let #ident = #node;)
+            });
+        }
+        let starts: Vec<NodeId> = match self.graph.topology {
+            Topology::Router => self.graph.node_ids().collect(),
+            Topology::Flow => self.graph.start_nodes(),
+        };
+        let root = self.fan_out(&starts, false);
+        let responds = self.graph.topology == Topology::Router || self.graph.nodes.iter().any(|n| n.respond);
+        let pipeline = match self.graph.engine {
+            Engine::Sync => quote!(#rt::SyncPipeline::new(#root, context)),
+            Engine::Async => quote!(#rt::AsyncPipeline::new(#root, context, #responds)),
+        };
+        quote! {
+            /// Builds the pipeline: loads models, builds `new` steps, composes the nodes.
+            pub fn pipeline(options: &#rt::Options) -> ::core::result::Result<impl #rt::Handler, #rt::StartError> {
+                let context = context(options);
+                #(#bindings)*
+                ::core::result::Result::Ok(#pipeline)
+            }
+        }
+    }
+
+    /// A reference to a bound node, from one of its parents (or from the root).
+    fn use_node(&self, id: NodeId) -> TokenStream {
+        let rt = rt();
+        let ident = node_ident(id);
+        if self.graph.catchers().contains(&id) || self.graph.node(id).parents.len() > 1 {
+            quote!(#rt::Shared(#ident.clone()))
+        } else {
+            quote!(#ident)
+        }
+    }
+
+    /// What follows a node: `End`, one node, every child (`Fork`), or a choice's outlets.
+    fn fan_out(&self, children: &[NodeId], outlets: bool) -> TokenStream {
+        let rt = rt();
+        match children {
+            [] => quote!(#rt::End),
+            [only] => self.use_node(*only),
+            [first, rest @ ..] => {
+                let first = self.use_node(*first);
+                let rest = self.fan_out(rest, outlets);
+                if outlets || self.graph.engine == Engine::Sync {
+                    quote!(#rt::Outlets(#first, #rest))
+                } else {
+                    quote!(#rt::Fork(#first, #rest))
+                }
+            }
+        }
+    }
+
+    fn build_node(&mut self, id: NodeId) -> TokenStream {
+        let rt = rt();
+        let node = self.graph.node(id);
+        let is_choice = matches!(node.kind, NodeKind::Choice(_));
+        let children: Vec<NodeId> = match &node.kind {
+            // A choice's outlets are in arm order, whatever order the edges were written in.
+            NodeKind::Choice(arms) => arms.iter().map(|(_, outlet)| *outlet).collect(),
+            _ => node.children.clone(),
+        };
+        let next = self.fan_out(&children, is_choice);
+        if let NodeKind::Queue(queue) = &node.kind {
+            return match (self.graph.engine, queue) {
+                // The sync engine runs on the caller's thread: a queue passes events straight on.
+                (Engine::Sync, _) => next,
+                // One process runs the whole graph: a stream queue is an in-memory queue here.
+                (Engine::Async, Queue::Memory { capacity }) => {
+                    let capacity = *capacity as usize;
+                    quote!(#rt::MemoryQueue::new(#capacity, #next))
+                }
+                (Engine::Async, Queue::Stream { .. }) => quote!(#rt::MemoryQueue::new(1024usize, #next)),
+            };
+        }
+        let name = Literal::string(&node.name);
+        let step = self.step(id);
+        let step = if node.input_path.is_some() || node.result_path.is_some() {
+            let input = optional_str(node.input_path.as_deref());
+            let result = optional_str(node.result_path.as_deref());
+            quote!(#rt::WithPaths::new(#name, #step, #input, #result))
+        } else {
+            step
+        };
+        // In the router topology the router is the graph, and it answers.
+        let respond = node.respond || self.graph.topology == Topology::Router;
+        let catcher = match self.catcher_of(id) {
+            Some(handler) => {
+                let handler = node_ident(handler);
+                quote!(#rt::CatchWith(#handler.clone()))
+            }
+            None => quote!(#rt::NoCatcher),
+        };
+        quote!(#rt::StepNode { name: #name, step: #step, next: #next, respond: #respond, catcher: #catcher })
+    }
+
+    /// The step of a node: a user handler, a built-in, or a router.
+    fn step(&mut self, id: NodeId) -> TokenStream {
+        let rt = rt();
+        let node = self.graph.node(id);
+        let span = self.user_span(node.impl_span);
+        match &node.kind {
+            NodeKind::Function(path) => {
+                let path = self.user_path(path, span);
+                if node.full_event {
+                    quote_spanned!(span => #rt::FullEvent(#path))
+                } else if node.input != Type::Json || node.output != Type::Json {
+                    let (input, output) = (rust_type(self.graph, &node.input), rust_type(self.graph, &node.output));
+                    quote_spanned!(span => #rt::Typed::<_, #input, #output>::new(|input: #input, _context: &#rt::Context| #path(input)))
+                } else {
+                    quote_spanned!(span => #rt::Body(#path))
+                }
+            }
+            NodeKind::Construct(path, args) => {
+                let path = self.user_path(path, span);
+                let name = Literal::string(&node.name);
+                let args = object(args, Scope::Build);
+                quote_spanned!(span => #rt::construct::<#path>(#name, #args)?)
+            }
+            NodeKind::Remote(_) => self.unsupported(id, "`$remote` steps"),
+            NodeKind::Extend(e) => closure(quote!(#rt::Extend), expr::value(e, Scope::Step)),
+            NodeKind::Map(e) => closure(quote!(#rt::MapStep), expr::value(e, Scope::Step)),
+            NodeKind::FlatMap(e) => closure(quote!(#rt::FlatMap), expr::value(e, Scope::Step)),
+            NodeKind::Filter(e) => closure(quote!(#rt::Filter), expr::condition(e, Scope::Step)),
+            NodeKind::Choice(arms) => {
+                let mut chain = quote!(::core::option::Option::None);
+                for (index, (condition, _)) in arms.iter().enumerate().rev() {
+                    chain = match condition {
+                        Some(condition) => {
+                            let condition = expr::condition(condition, Scope::Step);
+                            quote!(if #condition { ::core::option::Option::Some(#index) } else { #chain })
+                        }
+                        None => quote!(::core::option::Option::Some(#index)),
+                    };
+                }
+                closure(quote!(#rt::Choice), chain)
+            }
+            NodeKind::Batch { size, timeout_ms } => {
+                let size = *size as usize;
+                let timeout = match timeout_ms {
+                    Some(ms) => quote!(::core::option::Option::Some(::std::time::Duration::from_millis(#ms))),
+                    None => quote!(::core::option::Option::None),
+                };
+                quote!(#rt::Batch::new(#size, #timeout))
+            }
+            NodeKind::Router(router) => self.router(id, router),
+            NodeKind::Queue(_) => quote!(#rt::End),
+        }
+    }
+
+    fn router(&mut self, id: NodeId, router: &ir::Router) -> TokenStream {
+        let rt = rt();
+        let name = Literal::string(&self.graph.node(id).name);
+        let prefix = Literal::string(&router.url_prefix);
+        let mut routes = Vec::new();
+        for route in &router.routes {
+            let route_name = Literal::string(&route.name);
+            let built = match &route.kind {
+                RouteKind::Model(model) => {
+                    let path = Literal::string(&model.model_path);
+                    let kind = format_ident!("{}", model_kind_variant(model.kind));
+                    quote!(#rt::Route::Model(#rt::Arc::new(#rt::load_model(options, #route_name, #path, #rt::ModelKind::#kind)?)))
+                }
+                RouteKind::Step(kind) => {
+                    let step = match kind.as_ref() {
+                        NodeKind::Function(path) => {
+                            let path = self.user_path(path, proc_macro2::Span::call_site());
+                            quote!(#rt::Body(#path))
+                        }
+                        NodeKind::Construct(path, args) => {
+                            let path = self.user_path(path, proc_macro2::Span::call_site());
+                            let args = object(args, Scope::Build);
+                            quote!(#rt::construct::<#path>(#route_name, #args)?)
+                        }
+                        _ => self.unsupported(id, "routes other than models, `fn` and `new` steps"),
+                    };
+                    quote!(#rt::Route::Step(#rt::Arc::new(#step)))
+                }
+            };
+            routes.push(quote!((::std::string::String::from(#route_name), #built)));
+        }
+        let mode = match &router.kind {
+            RouterKind::Model => quote!(#rt::Mode::Model),
+            RouterKind::Parallel => quote!(#rt::Mode::Parallel),
+            RouterKind::Ensemble { vote, weights } => {
+                let regression = *vote == ir::Vote::Regression;
+                let weights = weights.iter().map(|w| Literal::f64_suffixed(*w));
+                quote!(#rt::Mode::Ensemble { regression: #regression, weights: ::std::vec![#(#weights),*] })
+            }
+            RouterKind::Custom(path) => {
+                let path = self.user_path(path, proc_macro2::Span::call_site());
+                quote!(#rt::Mode::Custom(#rt::Arc::new(<#path as ::core::default::Default>::default())))
+            }
+        };
+        quote!(#rt::Router::new(#name, #prefix, ::std::vec![#(#routes),*], #mode))
+    }
+
+    fn unsupported(&mut self, id: NodeId, what: &str) -> TokenStream {
+        let node = self.graph.node(id);
+        self.diagnostics.push(
+            Diagnostic::error(
+                Code::Unsupported,
+                format!("{what} cannot be generated yet"),
+                node.impl_span,
+                "not supported by code generation",
+            )
+            .with_help("`graphc check` accepts this graph; serving it needs a later graphc"),
+        );
+        quote!(::core::unimplemented!())
+    }
+
+    fn user_span(&self, span: Span) -> proc_macro2::Span {
+        self.options.span_of.map_or_else(proc_macro2::Span::call_site, |span_of| span_of(span))
+    }
+
+    /// A user's path, resolved from where the generated module is placed.
+    fn user_path(&self, path: &str, span: proc_macro2::Span) -> TokenStream {
+        let segments: Vec<&str> = path.split("::").collect();
+        let anchored = matches!(segments.first(), Some(&"" | &"crate" | &"self" | &"super"));
+        let idents = segments.iter().filter(|s| !s.is_empty()).map(|s| Ident::new(s, span));
+        let leading = if segments.first() == Some(&"") {
+            quote_spanned!(span => ::)
+        } else if anchored {
+            quote!()
+        } else {
+            quote_spanned!(span => super::)
+        };
+        quote_spanned!(span => #leading #(#idents)::*)
+    }
+
+    fn tests(&self) -> TokenStream {
+        let rt = rt();
+        let cases = self.graph.tests.iter().map(|test| {
+            let name = Literal::string(&test.name);
+            let method = Literal::string(&test.method);
+            let path = Literal::string(&test.path);
+            let headers = test.headers.iter().map(|(k, v)| {
+                let (k, v) = (Literal::string(k), Literal::string(v));
+                quote!((#k, #v))
+            });
+            let body = match &test.body {
+                Some(body) => {
+                    let body = expr::value(body, Scope::Build);
+                    quote!((|| -> ::core::result::Result<#rt::Value, #rt::StepError> { ::core::result::Result::Ok(#body) })().ok())
+                }
+                None => quote!(::core::option::Option::None),
+            };
+            let event_id = match &test.event_id {
+                Some(id) => {
+                    let id = Literal::string(id);
+                    quote!(::core::option::Option::Some(#id))
+                }
+                None => quote!(::core::option::Option::None),
+            };
+            let expects = test.expects.iter().map(|expect| {
+                let source = Literal::string(&describe(expect));
+                let check = expr::condition(expect, Scope::Test);
+                quote!(#rt::Expectation {
+                    source: #source,
+                    check: |status: &#rt::Value, headers: &#rt::Value, body: &#rt::Value| -> ::core::result::Result<bool, #rt::StepError> {
+                        ::core::result::Result::Ok(#check)
+                    },
+                })
+            });
+            quote!(#rt::TestCase {
+                name: #name,
+                method: #method,
+                path: #path,
+                headers: ::std::vec![#(#headers),*],
+                body: #body,
+                event_id: #event_id,
+                expects: ::std::vec![#(#expects),*],
+            })
+        });
+        quote! {
+            /// The graph's test blocks.
+            pub fn tests() -> ::std::vec::Vec<#rt::TestCase> {
+                let context = context(&#rt::Options::default());
+                ::std::vec![#(#cases),*]
+            }
+        }
+    }
+}
+
+/// A built-in step's closure over the event and the context.
+fn closure(step: TokenStream, body: TokenStream) -> TokenStream {
+    let rt = rt();
+    quote!(#step(move |event: &#rt::Event, context: &#rt::Context| { ::core::result::Result::Ok(#body) }))
+}
+
+/// A JSON object of named constant arguments, evaluated while the pipeline is built.
+fn object(args: &[(String, ir::Expr)], scope: Scope) -> TokenStream {
+    let rt = rt();
+    let keys = args.iter().map(|(k, _)| Literal::string(k));
+    let values = args.iter().map(|(_, v)| expr::value(v, scope));
+    quote!({
+        let build = || -> ::core::result::Result<#rt::Map<::std::string::String, #rt::Value>, #rt::StepError> {
+            let mut object = #rt::Map::new();
+            #( object.insert(::std::string::String::from(#keys), #values); )*
+            ::core::result::Result::Ok(object)
+        };
+        build().map_err(|error| #rt::StartError::Step { step: ::std::string::String::from("arguments"), reason: error.to_string() })?
+    })
+}
+
+fn optional_str(path: Option<&[String]>) -> TokenStream {
+    match path {
+        Some(path) => {
+            let path = Literal::string(&path.join("."));
+            quote!(::core::option::Option::Some(#path))
+        }
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+fn rust_type(graph: &Graph, ty: &Type) -> TokenStream {
+    let rt = rt();
+    match ty {
+        Type::Json | Type::Object | Type::Null => quote!(#rt::Value),
+        Type::Bool => quote!(bool),
+        Type::Int => quote!(i64),
+        Type::Float => quote!(f64),
+        Type::Str => quote!(::std::string::String),
+        Type::Array(element) => {
+            let element = rust_type(graph, element);
+            quote!(::std::vec::Vec<#element>)
+        }
+        Type::Optional(inner) => {
+            let inner = rust_type(graph, inner);
+            quote!(::core::option::Option<#inner>)
+        }
+        Type::Record(id) => {
+            let name =
+                graph.records.get(id.index()).map_or_else(|| format_ident!("Record"), |r| format_ident!("{}", r.name));
+            quote!(#name)
+        }
+    }
+}
+
+fn model_kind_variant(kind: ir::ModelKind) -> &'static str {
+    match kind {
+        ir::ModelKind::LogisticRegression => "LogisticRegression",
+        ir::ModelKind::DecisionTreeClassifier => "DecisionTreeClassifier",
+        ir::ModelKind::RandomForestClassifier => "RandomForestClassifier",
+        ir::ModelKind::KnnClassifier => "KnnClassifier",
+        ir::ModelKind::GaussianNb => "GaussianNb",
+        ir::ModelKind::LinearRegression => "LinearRegression",
+        ir::ModelKind::DecisionTreeRegressor => "DecisionTreeRegressor",
+        ir::ModelKind::RandomForestRegressor => "RandomForestRegressor",
+        ir::ModelKind::KnnRegressor => "KnnRegressor",
+    }
+}
+
+/// An expectation as the test report shows it.
+fn describe(expr: &ir::Expr) -> String {
+    use ir::Expr as E;
+    match expr {
+        E::Null => "null".into(),
+        E::Bool(b) => b.to_string(),
+        E::Int(i) => i.to_string(),
+        E::Float(f) => f.to_string(),
+        E::Str(s) => format!("{s:?}"),
+        E::Body => "body".into(),
+        E::Status => "status".into(),
+        E::Headers => "headers".into(),
+        E::Param(p) => format!("param.{p}"),
+        E::EventField(f) => format!("event.{f}"),
+        E::Field(base, f) => format!("{}.{f}", describe(base)),
+        E::Index(base, i) => format!("{}[{}]", describe(base), describe(i)),
+        E::Unary(crate::syntax::ast::UnaryOp::Not, e) => format!("!{}", describe(e)),
+        E::Unary(crate::syntax::ast::UnaryOp::Neg, e) => format!("-{}", describe(e)),
+        E::Binary(op, a, b) => format!("{} {} {}", describe(a), op.symbol(), describe(b)),
+        E::Object(entries) => format!(
+            "{{{}}}",
+            entries.iter().map(|(k, v)| format!("{k}: {}", describe(v))).collect::<Vec<_>>().join(", ")
+        ),
+        E::Array(items) => format!("[{}]", items.iter().map(describe).collect::<Vec<_>>().join(", ")),
+        E::Len(e) => format!("len({})", describe(e)),
+    }
+}
+
+/// Placement is not used yet: one process runs every function's steps.
+#[allow(dead_code)]
+fn placement(_: &Placement) {}

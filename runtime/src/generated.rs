@@ -1,0 +1,206 @@
+//! What generated pipelines are built with: their options, model loading, `new` steps built
+//! from their arguments, and test blocks with their runner.
+
+use crate::context::Context;
+use crate::error::StepError;
+use crate::event::Response;
+use crate::mock::MockServer;
+use crate::model::{LoadError, ModelKind, SmartcoreModel};
+use crate::pipeline::Handler;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+/// How a generated pipeline is built at start-up.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Where relative model paths start: the directory of the `.graph` file.
+    pub base_dir: PathBuf,
+    /// Parameter values that replace the graph's defaults.
+    pub params: Vec<(String, Value)>,
+}
+
+impl Options {
+    /// Options with model paths relative to `base_dir`.
+    pub fn new(base_dir: impl Into<PathBuf>) -> Self {
+        Options { base_dir: base_dir.into(), params: Vec::new() }
+    }
+
+    /// Sets a parameter.
+    pub fn param(mut self, name: impl Into<String>, value: Value) -> Self {
+        self.params.push((name.into(), value));
+        self
+    }
+}
+
+/// Why a pipeline could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A model did not load.
+    #[error(transparent)]
+    Model(#[from] LoadError),
+    /// A `new` step's arguments did not build it.
+    #[error("cannot build step `{step}`: {reason}")]
+    Step {
+        /// The step.
+        step: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Loads a model route's file, relative to the graph's directory.
+pub fn load_model(
+    options: &Options,
+    route: &str,
+    model_path: &str,
+    kind: ModelKind,
+) -> Result<SmartcoreModel, StartError> {
+    Ok(SmartcoreModel::load(route, &options.base_dir.join(model_path), kind)?)
+}
+
+/// Builds a `new Type(args)` step: its arguments, as a JSON object, deserialised into the type.
+pub fn construct<T: DeserializeOwned>(step: &str, args: Map<String, Value>) -> Result<T, StartError> {
+    serde_json::from_value(Value::Object(args))
+        .map_err(|error| StartError::Step { step: step.to_string(), reason: error.to_string() })
+}
+
+/// The context with the graph's parameters, defaults first, then the options' values.
+pub fn context(graph: &str, defaults: Vec<(&str, Value)>, options: &Options) -> Context {
+    let mut context = Context::new(graph);
+    for (name, value) in defaults {
+        context = context.with_param(name, value);
+    }
+    for (name, value) in &options.params {
+        context = context.with_param(name.clone(), value.clone());
+    }
+    context
+}
+
+/// One expectation of a test block: its source text and its check.
+pub struct Expectation {
+    /// The expression as written.
+    pub source: &'static str,
+    /// Evaluates it over `status`, `headers` and `body`.
+    pub check: fn(&Value, &Value, &Value) -> Result<bool, StepError>,
+}
+
+/// A test block.
+pub struct TestCase {
+    /// Its name.
+    pub name: &'static str,
+    /// The request method.
+    pub method: &'static str,
+    /// The request path.
+    pub path: &'static str,
+    /// Request headers.
+    pub headers: Vec<(&'static str, &'static str)>,
+    /// The request body.
+    pub body: Option<Value>,
+    /// The event id to send.
+    pub event_id: Option<&'static str>,
+    /// What the response must meet.
+    pub expects: Vec<Expectation>,
+}
+
+/// The outcome of one test block.
+#[derive(Debug)]
+pub struct TestOutcome {
+    /// The test's name.
+    pub name: String,
+    /// `None` when it passed; else what failed.
+    pub failure: Option<String>,
+    /// How long it took.
+    pub seconds: f64,
+}
+
+/// Runs test blocks against a pipeline's mock server.
+pub fn run_tests<H: Handler>(server: &MockServer<H>, cases: &[TestCase]) -> Vec<TestOutcome> {
+    cases
+        .iter()
+        .map(|case| {
+            let started = std::time::Instant::now();
+            let mut request = server.request(case.method, case.path);
+            for (name, value) in &case.headers {
+                request = request.header(name, value);
+            }
+            if let Some(id) = case.event_id {
+                request = request.event_id(id);
+            }
+            if let Some(body) = &case.body {
+                request = request.json(body);
+            }
+            let response = request.send();
+            let failure = check(&response, &case.expects);
+            TestOutcome { name: case.name.to_string(), failure, seconds: started.elapsed().as_secs_f64() }
+        })
+        .collect()
+}
+
+fn check(response: &Response, expects: &[Expectation]) -> Option<String> {
+    let status = Value::from(response.status);
+    let headers = Value::Object(response.all_headers().into_iter().map(|(k, v)| (k, Value::String(v))).collect());
+    let body = response.json_body();
+    for expect in expects {
+        match (expect.check)(&status, &headers, &body) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Some(format!(
+                    "expected {}\n    status: {}\n    body: {}",
+                    expect.source,
+                    response.status,
+                    String::from_utf8_lossy(&response.body)
+                ));
+            }
+            Err(error) => return Some(format!("cannot evaluate {}: {error}", expect.source)),
+        }
+    }
+    None
+}
+
+/// `N passed, N failed` and one line per test, as `graphc test` prints them.
+pub fn report(outcomes: &[TestOutcome]) -> String {
+    let mut out = String::new();
+    for outcome in outcomes {
+        match &outcome.failure {
+            None => out.push_str(&format!("test {} ... ok\n", outcome.name)),
+            Some(failure) => out.push_str(&format!("test {} ... FAILED\n    {failure}\n", outcome.name)),
+        }
+    }
+    let failed = outcomes.iter().filter(|o| o.failure.is_some()).count();
+    out.push_str(&format!("{} passed, {failed} failed\n", outcomes.len() - failed));
+    out
+}
+
+/// JUnit XML for CI systems.
+pub fn junit(suite: &str, outcomes: &[TestOutcome]) -> String {
+    let escape =
+        |text: &str| text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let failed = outcomes.iter().filter(|o| o.failure.is_some()).count();
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\">\n",
+        escape(suite),
+        outcomes.len()
+    );
+    for outcome in outcomes {
+        out.push_str(&format!(
+            "  <testcase name=\"{}\" classname=\"{}\" time=\"{:.6}\"",
+            escape(&outcome.name),
+            escape(suite),
+            outcome.seconds
+        ));
+        match &outcome.failure {
+            None => out.push_str("/>\n"),
+            Some(failure) => {
+                out.push_str(&format!(">\n    <failure message=\"{}\"/>\n  </testcase>\n", escape(failure)))
+            }
+        }
+    }
+    out.push_str("</testsuite>\n");
+    out
+}
+
+/// The graph file's directory, from a path given to `Options`.
+pub fn directory_of(file: &Path) -> PathBuf {
+    file.parent().map(Path::to_path_buf).unwrap_or_default()
+}
