@@ -43,10 +43,14 @@ pub mod __private {
     pub use crate::generated::{Expectation, Options, StartError, TestCase, construct, context, load_model};
     pub use crate::mock::MockServer;
     pub use crate::model::{Model, ModelKind, SmartcoreModel};
+    pub use crate::node::SyncNode;
     pub use crate::node::{CatchWith, End, Fork, MemoryQueue, NoCatcher, Outlets, Shared, StepNode};
     pub use crate::pipeline::{AsyncPipeline, Handler, SyncPipeline};
     pub use crate::router::{Mode, Route, Router};
-    pub use crate::step::{Batch, Body, Choice, Extend, Filter, FlatMap, FullEvent, MapStep, Step, Typed, WithPaths};
+    pub use crate::step::{
+        Batch, Body, Choice, Extend, Filter, FlatMap, FullEvent, MapStep, Step, Typed, WithPaths, body_step,
+        full_event_step,
+    };
     pub use serde;
     pub use serde_json;
     pub use serde_json::{Map, Value, json};

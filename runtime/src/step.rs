@@ -394,3 +394,22 @@ impl Step for Batch {
         Ok(Flow::Drop)
     }
 }
+
+/// Wraps a body function, with its bounds checked where generated code names it, so that a
+/// handler of the wrong type is reported at the handler's own path.
+pub fn body_step<F, R>(function: F) -> Body<F>
+where
+    F: Fn(Value) -> R + Send + Sync + 'static,
+    R: BodyOutput,
+{
+    Body(function)
+}
+
+/// Wraps a full-event function, with its bounds checked where generated code names it.
+pub fn full_event_step<F, R>(function: F) -> FullEvent<F>
+where
+    F: Fn(&mut Event, &Context) -> R + Send + Sync + 'static,
+    R: EventOutput,
+{
+    FullEvent(function)
+}

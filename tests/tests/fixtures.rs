@@ -182,7 +182,10 @@ fn pass_fixtures_generate_code() {
         let options = graphc::codegen::CodegenOptions { span_of: None };
         let generated = match graphc::compile(&text, &options) {
             Ok((tokens, _)) => graphc::codegen::format_file(tokens, &file_name(path)).expect("generated code parses"),
-            Err(diagnostics) => format!("--- CODEGEN DIAGNOSTICS\n{}", report::render_human(&file_name(path), &text, &diagnostics, Style::PLAIN)),
+            Err(diagnostics) => format!(
+                "--- CODEGEN DIAGNOSTICS\n{}",
+                report::render_human(&file_name(path), &text, &diagnostics, Style::PLAIN)
+            ),
         };
         insta::assert_snapshot!(generated);
     });

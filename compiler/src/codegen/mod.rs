@@ -290,12 +290,12 @@ impl Generator<'_> {
             NodeKind::Function(path) => {
                 let path = self.user_path(path, span);
                 if node.full_event {
-                    quote_spanned!(span => #rt::FullEvent(#path))
+                    quote_spanned!(span => #rt::full_event_step(#path))
                 } else if node.input != Type::Json || node.output != Type::Json {
                     let (input, output) = (rust_type(self.graph, &node.input), rust_type(self.graph, &node.output));
                     quote_spanned!(span => #rt::Typed::<_, #input, #output>::new(|input: #input, _context: &#rt::Context| #path(input)))
                 } else {
-                    quote_spanned!(span => #rt::Body(#path))
+                    quote_spanned!(span => #rt::body_step(#path))
                 }
             }
             NodeKind::Construct(path, args) => {
