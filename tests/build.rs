@@ -40,10 +40,12 @@ fn main() {
             other.name =
                 format!("{}_{}", other.name, if other.engine == graphc::ir::Engine::Sync { "sync" } else { "async" });
             // The async engine answers 202 without a responder; the chain's end responds, as under sync.
-            if other.engine == graphc::ir::Engine::Async && !other.nodes.iter().any(|n| n.respond) {
-                if let Some(last) = other.nodes.iter_mut().find(|n| n.children.is_empty()) {
-                    last.respond = true;
-                }
+            let responds = other.nodes.iter().any(|n| n.respond);
+            if other.engine == graphc::ir::Engine::Async
+                && !responds
+                && let Some(last) = other.nodes.iter_mut().find(|n| n.children.is_empty())
+            {
+                last.respond = true;
             }
             variants.push(other);
         }

@@ -2,10 +2,9 @@
 //! `graphc_runtime::include_graph!("name")` where the module should go.
 //!
 //! ```no_run
-//! // build.rs
-//! fn main() {
-//!     graphc::Builder::new().compile("pipeline.graph").unwrap();
-//! }
+//! // in build.rs's main:
+//! graphc::Builder::new().compile("pipeline.graph").unwrap();
+//! // in the crate: graphc_runtime::include_graph!("pipeline_name");
 //! ```
 
 use crate::codegen::{self, CodegenOptions};

@@ -154,3 +154,61 @@ fn graphs_in_the_docs_check_clean() {
     }
     assert!(checked >= 3, "only {checked} graphs found in the docs");
 }
+
+#[test]
+fn build_emit_rust_prints_what_build_rs_writes() {
+    let output = graphc(&["build", "examples/iris/iris.graph", "--emit", "rust"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = std::fs::read_to_string(workspace().join("examples/iris/iris.graph")).expect("example");
+    let expected = graphc::builder::generate_file(&text, "iris.graph").expect("generates");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), expected);
+}
+
+#[test]
+fn build_check_fails_on_a_stale_generated_file() {
+    let out = std::env::temp_dir().join(format!("graphc-check-{}.rs", std::process::id()));
+    let out_arg = out.display().to_string();
+    let write = graphc(&["build", "examples/iris/iris.graph", "--emit", "rust", "--out", &out_arg]);
+    assert_eq!(write.status.code(), Some(0));
+    assert_eq!(
+        graphc(&["build", "examples/iris/iris.graph", "--emit", "rust", "--out", &out_arg, "--check"]).status.code(),
+        Some(0)
+    );
+    std::fs::write(&out, "// edited by hand\n").expect("write");
+    let stale = graphc(&["build", "examples/iris/iris.graph", "--emit", "rust", "--out", &out_arg, "--check"]);
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("is stale"));
+    let _ = std::fs::remove_file(out);
+}
+
+/// Builds generated crates with cargo, so the cases share one test and one target directory.
+#[test]
+fn graphc_test_runs_the_examples_test_blocks() {
+    let junit = std::env::temp_dir().join(format!("graphc-junit-{}.xml", std::process::id()));
+    let junit_arg = junit.display().to_string();
+    let iris = graphc(&["test", "examples/iris/iris.graph", "--junit", &junit_arg]);
+    let stdout = String::from_utf8_lossy(&iris.stdout);
+    assert_eq!(iris.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&iris.stderr));
+    assert!(stdout.contains("test setosa ... ok") && stdout.ends_with("2 passed, 0 failed\n"), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).expect("JUnit written");
+    assert!(xml.contains("<testsuite name=\"iris\" tests=\"2\" failures=\"0\">"), "{xml}");
+
+    let flow = graphc(&["test", "examples/flow/flow.graph", "--handlers", "examples/flow/handlers"]);
+    let stdout = String::from_utf8_lossy(&flow.stdout);
+    assert_eq!(flow.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&flow.stderr));
+    assert!(stdout.ends_with("1 passed, 0 failed\n"), "{stdout}");
+
+    // A failing expectation fails the run and says what the response was.
+    let failing = workspace().join("target/graphc-failing.graph");
+    std::fs::write(&failing, "graph failing { topology = flow; engine = sync; step a = map(body); test wrong { request POST \"/\" { body = 1; } expect body == 2; } }").expect("write");
+    let failed = graphc(&["test", "target/graphc-failing.graph"]);
+    let stdout = String::from_utf8_lossy(&failed.stdout);
+    assert_eq!(failed.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("test wrong ... FAILED")
+            && stdout.contains("expected body == 2")
+            && stdout.ends_with("0 passed, 1 failed\n"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_file(junit);
+}

@@ -231,6 +231,10 @@ impl Checker<'_> {
                 if neighbours.len() < 2 {
                     continue;
                 }
+                // A choice sends each event to one outlet, so it keeps a single chain per event.
+                if what == "children" && matches!(node.kind, NodeKind::Choice(_)) {
+                    continue;
+                }
                 // A fan-out into a join is one mistake: report it once, at the join.
                 if what == "children" && neighbours.iter().any(|&child| self.node(child).parents.len() > 1) {
                     continue;

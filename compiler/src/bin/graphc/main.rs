@@ -1,0 +1,252 @@
+//! The `graphc` command line: a thin shell of clap and IO around the compiler library.
+
+mod project;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use graphc::report::{self, Style};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "graphc", version, about = "Check and compile serving and event-processing graphs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check graphs and report every problem; exit 1 on any error.
+    Check {
+        /// The .graph files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// `human` for people, `json` for editors and CI.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Generate a graph's Rust module and build a binary for it under target/graphc/<name>/.
+    Build {
+        /// The .graph file.
+        file: PathBuf,
+        /// `rust`: print the generated module instead of building.
+        #[arg(long, value_enum)]
+        emit: Option<Emit>,
+        /// Write the generated module to this file (with `--emit rust`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Fail if the file given with `--out` is not what graphc generates now.
+        #[arg(long, requires = "out")]
+        check: bool,
+        /// A crate (its directory) holding the Rust handlers the graph names.
+        #[arg(long)]
+        handlers: Option<PathBuf>,
+        /// Build with optimisations.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Run a graph's test blocks against its generated pipeline's mock server.
+    Test {
+        /// The .graph file.
+        file: PathBuf,
+        /// Also write a JUnit XML report here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// A crate (its directory) holding the Rust handlers the graph names.
+        #[arg(long)]
+        handlers: Option<PathBuf>,
+    },
+    /// Draw a graph as Graphviz DOT or Mermaid.
+    Graph {
+        /// The .graph file.
+        file: PathBuf,
+        /// The diagram language.
+        #[arg(long, value_enum, default_value_t = Diagram::Dot)]
+        format: Diagram,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Emit {
+    Rust,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Diagram {
+    Dot,
+    Mermaid,
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Check { files, format } => check(&files, format),
+        Command::Graph { file, format } => graph(&file, format),
+        Command::Build { file, emit, out, check, handlers, release } => match (emit, out) {
+            (Some(Emit::Rust), out) => emit_rust(&file, out.as_deref(), check),
+            (None, _) => build(&file, handlers.as_deref(), release).map_or_else(
+                |code| code,
+                |binary| {
+                    println!("{}", binary.display());
+                    ExitCode::SUCCESS
+                },
+            ),
+        },
+        Command::Test { file, junit, handlers } => test(&file, junit.as_deref(), handlers.as_deref()),
+    }
+}
+
+/// The generated module of a file, or the exit code after printing why not.
+fn generate(path: &PathBuf) -> Result<(String, String), ExitCode> {
+    let text = read(path)?;
+    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let options = graphc::codegen::CodegenOptions { span_of: None };
+    match graphc::compile(&text, &options) {
+        Ok((tokens, warnings)) => {
+            if !warnings.is_empty() {
+                eprint!("{}", report::render_human(&path.display().to_string(), &text, &warnings, style()));
+            }
+            let graph_name = graphc::syntax::parse(&text).map(|g| g.name.name).unwrap_or_default();
+            graphc::codegen::format_file(tokens, &name).map(|code| (graph_name, code)).map_err(|error| {
+                eprintln!("error: generated code does not parse (a graphc bug): {error}");
+                ExitCode::from(3)
+            })
+        }
+        Err(diagnostics) => {
+            eprint!("{}", report::render_human(&path.display().to_string(), &text, &diagnostics, style()));
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn emit_rust(path: &PathBuf, out: Option<&std::path::Path>, check: bool) -> ExitCode {
+    let (_, code) = match generate(path) {
+        Ok(generated) => generated,
+        Err(exit) => return exit,
+    };
+    match (out, check) {
+        (None, _) => print!("{code}"),
+        (Some(out), true) => {
+            if std::fs::read_to_string(out).ok().as_deref() != Some(code.as_str()) {
+                eprintln!(
+                    "error: {} is stale: run `graphc build {} --emit rust --out {}`",
+                    out.display(),
+                    path.display(),
+                    out.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+        (Some(out), false) => {
+            if let Err(error) = std::fs::write(out, code) {
+                eprintln!("error: cannot write {}: {error}", out.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn build(path: &PathBuf, handlers: Option<&std::path::Path>, release: bool) -> Result<PathBuf, ExitCode> {
+    let (name, code) = generate(path)?;
+    let written = project::write(&name, &code, handlers).map_err(|error| {
+        eprintln!("error: cannot write the project: {error}");
+        ExitCode::from(2)
+    })?;
+    project::build(&written, release).map_err(|error| {
+        eprintln!("error: {error}");
+        ExitCode::FAILURE
+    })
+}
+
+fn test(path: &PathBuf, junit: Option<&std::path::Path>, handlers: Option<&std::path::Path>) -> ExitCode {
+    let binary = match build(path, handlers, false) {
+        Ok(binary) => binary,
+        Err(code) => return code,
+    };
+    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let mut command = std::process::Command::new(binary);
+    command.arg("test").arg(base);
+    if let Some(junit) = junit {
+        command.arg("--junit").arg(junit);
+    }
+    match command.status() {
+        Ok(status) if status.success() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("error: cannot run the test binary: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn read(path: &PathBuf) -> Result<String, ExitCode> {
+    std::fs::read_to_string(path).map_err(|error| {
+        eprintln!("error: cannot read {}: {error}", path.display());
+        ExitCode::from(2)
+    })
+}
+
+fn style() -> Style {
+    let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100);
+    Style { color: std::io::stderr().is_terminal(), width }
+}
+
+fn check(files: &[PathBuf], format: Format) -> ExitCode {
+    let mut failed = false;
+    let mut json = Vec::new();
+    for path in files {
+        let text = match read(path) {
+            Ok(text) => text,
+            Err(code) => return code,
+        };
+        let name = path.display().to_string();
+        let diagnostics = match graphc::check_source(&text) {
+            Ok(checked) => checked.warnings,
+            Err(diagnostics) => {
+                failed = true;
+                diagnostics
+            }
+        };
+        match format {
+            Format::Human => eprint!("{}", report::render_human(&name, &text, &diagnostics, style())),
+            Format::Json => {
+                json.extend(report::to_json(&name, &text, &diagnostics).as_array().cloned().unwrap_or_default())
+            }
+        }
+    }
+    if let Format::Json = format {
+        println!("{}", serde_json::Value::Array(json));
+    } else {
+        let outcome = if failed { "failed" } else { "ok" };
+        eprintln!("checked {} file(s): {outcome}", files.len());
+    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+fn graph(path: &PathBuf, format: Diagram) -> ExitCode {
+    let text = match read(path) {
+        Ok(text) => text,
+        Err(code) => return code,
+    };
+    match graphc::check_source(&text) {
+        Ok(checked) => {
+            let out = match format {
+                Diagram::Dot => graphc::render::to_dot(&checked.graph),
+                Diagram::Mermaid => graphc::render::to_mermaid(&checked.graph),
+            };
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(diagnostics) => {
+            eprint!("{}", report::render_human(&path.display().to_string(), &text, &diagnostics, style()));
+            ExitCode::FAILURE
+        }
+    }
+}
