@@ -25,7 +25,9 @@ pub use context::Context;
 pub use error::{ErrorRecord, ErrorStream, MemoryErrorStream, StepError};
 pub use event::{Event, EventError, EventId, Response};
 pub use mock::MockServer;
-pub use node::{CatchWith, End, Fork, MemoryQueue, NoCatcher, Node, Outlets, Shared, StepNode, SyncNode};
+pub use node::{
+    Boxed, BoxedSync, CatchWith, End, Fork, MemoryQueue, NoCatcher, Node, Outlets, Shared, StepNode, SyncNode,
+};
 pub use pipeline::{AsyncPipeline, Handler, Request, SyncPipeline};
 pub use step::{
     Batch, Body, BodyWithContext, Choice, Extend, Filter, FlatMap, Flow, FullEvent, MapStep, Step, Typed, WithPaths,
@@ -44,7 +46,7 @@ pub mod __private {
     pub use crate::mock::MockServer;
     pub use crate::model::{Model, ModelKind, SmartcoreModel};
     pub use crate::node::SyncNode;
-    pub use crate::node::{CatchWith, End, Fork, MemoryQueue, NoCatcher, Outlets, Shared, StepNode};
+    pub use crate::node::{Boxed, BoxedSync, CatchWith, End, Fork, MemoryQueue, NoCatcher, Outlets, Shared, StepNode};
     pub use crate::pipeline::{AsyncPipeline, Handler, SyncPipeline};
     pub use crate::router::{Mode, Route, Router};
     pub use crate::step::{

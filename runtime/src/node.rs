@@ -327,3 +327,78 @@ impl<N: Node> Node for MemoryQueue<N> {
         }
     }
 }
+
+type BoxFuture<'a> = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// A node behind a trait object, on the tokio executor. Generated code puts one every few dozen
+/// steps of a long chain: a node's type nests every node after it, and past about a hundred
+/// levels rustc's trait solver overflows. One indirect call and one boxed future per event per
+/// boxed node, not per step.
+pub struct Boxed(Box<dyn ErasedNode>);
+
+impl Boxed {
+    /// Erases the type of `node` (and of everything after it).
+    pub fn new<N: Node>(node: N) -> Self {
+        Boxed(Box::new(node))
+    }
+}
+
+trait ErasedNode: Send + Sync + 'static {
+    fn push_boxed<'a>(&'a self, event: &'a mut Event, run: &'a Run) -> BoxFuture<'a>;
+    fn push_to_boxed<'a>(&'a self, outlet: usize, event: &'a mut Event, run: &'a Run) -> BoxFuture<'a>;
+}
+
+impl<N: Node> ErasedNode for N {
+    fn push_boxed<'a>(&'a self, event: &'a mut Event, run: &'a Run) -> BoxFuture<'a> {
+        Box::pin(self.push(event, run))
+    }
+
+    fn push_to_boxed<'a>(&'a self, outlet: usize, event: &'a mut Event, run: &'a Run) -> BoxFuture<'a> {
+        Box::pin(self.push_to(outlet, event, run))
+    }
+}
+
+impl Node for Boxed {
+    async fn push(&self, event: &mut Event, run: &Run) {
+        self.0.push_boxed(event, run).await;
+    }
+
+    async fn push_to(&self, outlet: usize, event: &mut Event, run: &Run) {
+        self.0.push_to_boxed(outlet, event, run).await;
+    }
+}
+
+/// A node behind a trait object, on the sync executor; see [`Boxed`].
+pub struct BoxedSync(Box<dyn ErasedSyncNode>);
+
+impl BoxedSync {
+    /// Erases the type of `node` (and of everything after it).
+    pub fn new<N: SyncNode>(node: N) -> Self {
+        BoxedSync(Box::new(node))
+    }
+}
+
+trait ErasedSyncNode: Send + Sync + 'static {
+    fn push_erased(&self, event: &mut Event, run: &mut SyncRun<'_>);
+    fn push_to_erased(&self, outlet: usize, event: &mut Event, run: &mut SyncRun<'_>);
+}
+
+impl<N: SyncNode> ErasedSyncNode for N {
+    fn push_erased(&self, event: &mut Event, run: &mut SyncRun<'_>) {
+        self.push_sync(event, run);
+    }
+
+    fn push_to_erased(&self, outlet: usize, event: &mut Event, run: &mut SyncRun<'_>) {
+        self.push_sync_to(outlet, event, run);
+    }
+}
+
+impl SyncNode for BoxedSync {
+    fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
+        self.0.push_erased(event, run);
+    }
+
+    fn push_sync_to(&self, outlet: usize, event: &mut Event, run: &mut SyncRun<'_>) {
+        self.0.push_to_erased(outlet, event, run);
+    }
+}

@@ -41,6 +41,9 @@ struct Generator<'g> {
     diagnostics: Vec<Diagnostic>,
 }
 
+/// Nodes between boxed futures in a long async chain.
+const BOX_EVERY: usize = 8;
+
 fn node_ident(id: NodeId) -> Ident {
     format_ident!("node_{}", id.0)
 }
@@ -179,8 +182,25 @@ impl Generator<'_> {
         let order = self.binding_order();
         let catchers = self.graph.catchers();
         let mut bindings = Vec::new();
+        // How many nested nodes each node's type holds: every `BOX_EVERY` levels the future is
+        // boxed, which keeps long chains within rustc's type nesting limits.
+        let mut depth = vec![0usize; self.graph.nodes.len()];
         for &id in &order {
-            let node = self.build_node(id);
+            let below =
+                self.graph.node(id).children.iter().filter_map(|c| depth.get(c.index())).max().copied().unwrap_or(0);
+            let mut node = self.build_node(id);
+            let here = if below + 1 >= BOX_EVERY {
+                node = match self.graph.engine {
+                    Engine::Async => quote!(#rt::Boxed::new(#node)),
+                    Engine::Sync => quote!(#rt::BoxedSync::new(#node)),
+                };
+                0
+            } else {
+                below + 1
+            };
+            if let Some(slot) = depth.get_mut(id.index()) {
+                *slot = here;
+            }
             let ident = node_ident(id);
             let shared = catchers.contains(&id) || self.graph.node(id).parents.len() > 1;
             bindings.push(if shared {

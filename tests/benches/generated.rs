@@ -1,0 +1,162 @@
+//! Generated pipelines against the same pipelines composed by hand from the runtime, in the
+//! same run: the flow of three body steps on both engines, and one V2 inference through the
+//! model router.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use graphc_runtime::model::{Model, ModelKind, SmartcoreModel};
+use graphc_runtime::router::{Mode, Route, Router};
+use graphc_runtime::*;
+use serde_json::{Value, json};
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn add_one(mut body: Value) -> Value {
+    body["n"] = json!(body["n"].as_i64().unwrap_or(0) + 1);
+    body
+}
+
+graphc_macros::graph! {
+    graph flow_sync {
+        topology = flow;
+        engine = sync;
+        step s1 = fn crate::add_one;
+        step s2 = fn crate::add_one;
+        step s3 = fn crate::add_one;
+        s1 -> s2 -> s3;
+    }
+}
+
+graphc_macros::graph! {
+    graph flow_async {
+        topology = flow;
+        engine = async;
+        step s1 = fn crate::add_one;
+        step s2 = fn crate::add_one;
+        step s3 = fn crate::add_one { respond; }
+        s1 -> s2 -> s3;
+    }
+}
+
+graphc_macros::graph! {
+    graph iris {
+        engine = sync;
+        router router = model {
+            route model1 = model(kind = logistic_regression, model_path = "examples/iris/models/logistic_regression.json");
+        }
+    }
+}
+
+fn answered(response: Response) -> (String, Vec<u8>) {
+    (response.header("x-event-id").map(|id| id.into_owned()).unwrap_or_default(), response.body)
+}
+
+fn flow(c: &mut Criterion) {
+    let input = json!({ "n": 0, "name": "event" });
+    let mut group = c.benchmark_group("generated_flow_3_steps");
+
+    let by_hand = SyncPipeline::new(
+        StepNode::new("s1", Body(add_one), StepNode::new("s2", Body(add_one), StepNode::new("s3", Body(add_one), End))),
+        Context::new("bench"),
+    );
+    group.bench_function("hand_composed_sync", |b| {
+        b.iter(|| answered(by_hand.process(Event::new(black_box(input.clone())))))
+    });
+    let generated = flow_sync::pipeline(&Options::default()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    assert_eq!(runtime.block_on(generated.handle(Event::new(input.clone()))).json_body()["n"], 3);
+    group.bench_function("generated_sync", |b| {
+        b.iter_custom(|iterations| {
+            runtime.block_on(async {
+                let start = std::time::Instant::now();
+                for _ in 0..iterations {
+                    black_box(answered(generated.handle(Event::new(black_box(input.clone()))).await));
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("hand_composed_sync_via_handler", |b| {
+        b.iter_custom(|iterations| {
+            runtime.block_on(async {
+                let start = std::time::Instant::now();
+                for _ in 0..iterations {
+                    black_box(answered(by_hand.handle(Event::new(black_box(input.clone()))).await));
+                }
+                start.elapsed()
+            })
+        })
+    });
+
+    let by_hand = AsyncPipeline::new(
+        StepNode::new(
+            "s1",
+            Body(add_one),
+            StepNode::new("s2", Body(add_one), StepNode::new("s3", Body(add_one), End).responding()),
+        ),
+        Context::new("bench"),
+        true,
+    );
+    let generated = flow_async::pipeline(&Options::default()).unwrap();
+    for (name, handler) in [("hand_composed_tokio", 0), ("generated_tokio", 1)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| {
+                runtime.block_on(async {
+                    let start = std::time::Instant::now();
+                    for _ in 0..iterations {
+                        let event = Event::new(black_box(input.clone()));
+                        let response =
+                            if handler == 0 { by_hand.handle(event).await } else { generated.handle(event).await };
+                        black_box(answered(response));
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+fn infer(c: &mut Criterion) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let request = || Request {
+        method: "POST".into(),
+        path: "/v2/models/model1/infer".into(),
+        headers: Vec::new(),
+        body: br#"{"inputs": [[5.1, 3.5, 1.4, 0.2]]}"#.to_vec(),
+    };
+    let model: Arc<dyn Model> = Arc::new(
+        SmartcoreModel::load(
+            "model1",
+            &root.join("examples/iris/models/logistic_regression.json"),
+            ModelKind::LogisticRegression,
+        )
+        .unwrap(),
+    );
+    let router = Router::new("router", "/v2/models", vec![("model1".into(), Route::Model(model))], Mode::Model);
+    let by_hand = SyncPipeline::new(StepNode::new("router", router, End).responding(), Context::new("iris"));
+    let generated = iris::pipeline(&Options::new(&root)).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    assert_eq!(runtime.block_on(generated.handle(request().into_event().unwrap())).json_body()["outputs"], json!([0]));
+    let mut group = c.benchmark_group("generated_router_infer_1_row");
+    for (name, which) in [("hand_composed", 0), ("generated", 1)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| {
+                runtime.block_on(async {
+                    let start = std::time::Instant::now();
+                    for _ in 0..iterations {
+                        let event = request().into_event().unwrap();
+                        let response =
+                            if which == 0 { by_hand.handle(event).await } else { generated.handle(event).await };
+                        black_box(answered(response));
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, flow, infer);
+criterion_main!(benches);
