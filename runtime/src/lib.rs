@@ -13,6 +13,7 @@ pub mod error;
 pub mod event;
 pub mod expr;
 pub mod generated;
+pub mod http;
 pub mod mock;
 pub mod model;
 pub mod node;

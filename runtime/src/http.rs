@@ -1,0 +1,211 @@
+//! The HTTP server: any pipeline behind axum, with a body size limit (413), a request deadline
+//! (504), a concurrency limit (503 when no slot frees up before the deadline), JSON errors,
+//! `x-event-id` on every response, Prometheus metrics at `/metrics`, and a graceful shutdown
+//! that finishes accepted requests and drains background work.
+
+use crate::event::{EventId, Response};
+use crate::pipeline::{Handler, Request};
+use crate::run::error_response;
+use crate::error::StepError;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// How the server runs.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// The largest request body, in bytes; larger ones are answered 413.
+    pub body_limit: usize,
+    /// How long a request may take, waiting for a slot included; then 504.
+    pub deadline: Duration,
+    /// Requests processed at once; others wait for a slot until the deadline, then 503.
+    pub concurrency: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit: 1 << 20,
+            deadline: Duration::from_secs(30),
+            concurrency: 1024,
+        }
+    }
+}
+
+/// Latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Request counters and a latency histogram, in Prometheus' text format.
+#[derive(Default)]
+pub struct Metrics {
+    by_class: [AtomicU64; 5],
+    errors: AtomicU64,
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Metrics {
+    fn observe(&self, status: u16, elapsed: Duration) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        if let Some(counter) = self.by_class.get(class) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        if status >= 400 {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let seconds = elapsed.as_secs_f64();
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            if seconds <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// The metrics in Prometheus' text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::from("# HELP graphc_requests_total Requests answered, by status class.\n# TYPE graphc_requests_total counter\n");
+        for (index, counter) in self.by_class.iter().enumerate() {
+            out.push_str(&format!("graphc_requests_total{{class=\"{}xx\"}} {}\n", index + 1, counter.load(Ordering::Relaxed)));
+        }
+        out.push_str("# HELP graphc_request_errors_total Requests answered with a 4xx or 5xx status.\n# TYPE graphc_request_errors_total counter\n");
+        out.push_str(&format!("graphc_request_errors_total {}\n", self.errors.load(Ordering::Relaxed)));
+        out.push_str("# HELP graphc_request_duration_seconds Time to answer a request.\n# TYPE graphc_request_duration_seconds histogram\n");
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            out.push_str(&format!("graphc_request_duration_seconds_bucket{{le=\"{bound}\"}} {}\n", bucket.load(Ordering::Relaxed)));
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        out.push_str(&format!("graphc_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}\n"));
+        out.push_str(&format!("graphc_request_duration_seconds_sum {}\n", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6));
+        out.push_str(&format!("graphc_request_duration_seconds_count {count}\n"));
+        out
+    }
+}
+
+struct Server<H> {
+    handler: H,
+    options: ServeOptions,
+    slots: Semaphore,
+    metrics: Metrics,
+}
+
+/// Binds the listening socket (port 0 picks a free one).
+pub async fn bind(options: &ServeOptions) -> std::io::Result<TcpListener> {
+    TcpListener::bind(options.addr).await
+}
+
+/// Serves `handler` on `listener` until `shutdown` resolves; then stops accepting, finishes the
+/// requests already accepted, and drains the pipeline's background work.
+pub async fn serve<H: Handler>(listener: TcpListener, handler: H, options: ServeOptions, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let server = Arc::new(Server { handler, slots: Semaphore::new(options.concurrency.max(1)), options, metrics: Metrics::default() });
+    let app = axum::Router::new().fallback(answer::<H>).with_state(Arc::clone(&server));
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    server.handler.drain().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+async fn answer<H: Handler>(State(server): State<Arc<Server<H>>>, request: axum::extract::Request) -> axum::response::Response {
+    let started = Instant::now();
+    let response = respond(&server, request).await;
+    server.metrics.observe(response.status, started.elapsed());
+    into_http(response)
+}
+
+async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    if parts.uri.path() == "/metrics" && parts.method == axum::http::Method::GET {
+        return Response::new(200, "text/plain; version=0.0.4", server.metrics.render());
+    }
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(name, value)| value.to_str().ok().map(|value| (name.as_str().to_string(), value.to_string())))
+        .collect();
+    let id = headers.iter().find(|(k, _)| k == "x-event-id").map_or_else(EventId::fresh, |(_, v)| EventId::Given(v.clone()));
+    let declared = parts.headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let limit = server.options.body_limit;
+    if declared.is_some_and(|length| length > limit) {
+        return error(StepError { status: 413, kind: "too_large", message: format!("the body is over the limit of {limit} bytes") }, &id);
+    }
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(failure) => {
+            let text = failure.to_string();
+            let failure = if text.contains("length limit") {
+                StepError { status: 413, kind: "too_large", message: format!("the body is over the limit of {limit} bytes") }
+            } else {
+                StepError::bad_request(format!("the body could not be read: {text}"))
+            };
+            return error(failure, &id);
+        }
+    };
+    let mut headers = headers;
+    if !headers.iter().any(|(k, _)| k == "x-event-id") {
+        headers.push(("x-event-id".to_string(), id.to_string()));
+    }
+    let request = Request { method: parts.method.to_string(), path: parts.uri.path().to_string(), headers, body: bytes.to_vec() };
+    let event = match request.into_event() {
+        Ok(event) => event,
+        Err(response) => return response,
+    };
+    let deadline = tokio::time::Instant::now() + server.options.deadline;
+    let Ok(Ok(_slot)) = tokio::time::timeout_at(deadline, server.slots.acquire()).await else {
+        return error(StepError { status: 503, kind: "overloaded", message: "the server is at its concurrency limit".to_string() }, &id);
+    };
+    match tokio::time::timeout_at(deadline, server.handler.handle(event)).await {
+        Ok(response) => response,
+        Err(_) => error(StepError::timeout(format!("the request took longer than its deadline of {:?}", server.options.deadline)), &id),
+    }
+}
+
+fn error(error: StepError, id: &EventId) -> Response {
+    error_response("request", &error, id)
+}
+
+fn into_http(response: Response) -> axum::response::Response {
+    let all_headers = response.all_headers();
+    let mut http = axum::response::Response::new(Body::from(response.body));
+    *http.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = http.headers_mut();
+    for (name, value) in all_headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+            headers.append(name, value);
+        }
+    }
+    http
+}

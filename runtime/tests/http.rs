@@ -1,0 +1,210 @@
+//! The HTTP server over real TCP on loopback: router paths and their errors, a hostile-input
+//! corpus after which the server still serves, a panicking step, deadlines, metrics, and a
+//! shutdown under load that loses no accepted request.
+
+use graphc_runtime::http::{ServeOptions, bind, serve};
+use graphc_runtime::model::{Model, ModelKind, SmartcoreModel};
+use graphc_runtime::router::{Mode, Route, Router};
+use graphc_runtime::*;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+struct Running {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+async fn start<H: Handler>(handler: H, options: ServeOptions) -> Running {
+    let listener = bind(&ServeOptions { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..options.clone() }).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, handler, options, async move {
+        let _ = stopped.await;
+    }));
+    Running { addr, stop: Some(stop), task }
+}
+
+fn iris_router() -> SyncPipeline<StepNode<Router, End>> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/iris/models/logistic_regression.json");
+    let model: Arc<dyn Model> = Arc::new(SmartcoreModel::load("model1", &path, ModelKind::LogisticRegression).unwrap());
+    let router = Router::new("router", "/v2/models", vec![("model1".into(), Route::Model(model))], Mode::Model);
+    SyncPipeline::new(StepNode::new("router", router, End).responding(), Context::new("iris"))
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn post(url: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value, Option<String>) {
+    let response = client().post(url).header("content-type", content_type).body(body).send().await.unwrap();
+    let status = response.status().as_u16();
+    let id = response.headers().get("x-event-id").map(|v| v.to_str().unwrap().to_string());
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    (status, body, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_paths_over_http() {
+    let server = start(iris_router(), ServeOptions::default()).await;
+    let infer = server.url("/v2/models/model1/infer");
+    let (status, body, id) = post(&infer, "application/json", r#"{"inputs": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}"#).await;
+    assert_eq!((status, body["outputs"].clone()), (200, json!([0, 2])));
+    assert_eq!(id.as_deref().map(str::len), Some(32), "a fresh id on the response");
+    let oip = json!({ "id": "q", "inputs": [{ "name": "x", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2] }] });
+    let (status, body, _) = post(&infer, "application/json", oip.to_string()).await;
+    assert_eq!((status, body["id"].clone(), body["outputs"][0]["data"].clone()), (200, json!("q"), json!([0])));
+    let response = client().post(&infer).header("x-event-id", "given").json(&json!({ "inputs": [[1, 2, 3, 4]] })).send().await.unwrap();
+    assert_eq!(response.headers()["x-event-id"], "given");
+    for (method, path, status) in [
+        ("GET", "/v2/models", 200),
+        ("GET", "/v2/models/model1", 200),
+        ("GET", "/v2/models/model1/ready", 200),
+        ("GET", "/v2/health/live", 200),
+        ("GET", "/v2/health/ready", 200),
+        ("GET", "/v2", 200),
+        ("GET", "/v2/models/model1/infer", 405),
+        ("POST", "/v2/models/model1/ready", 405),
+        ("POST", "/v2/models/nope/infer", 404),
+        ("DELETE", "/elsewhere", 404),
+    ] {
+        let response = client().request(method.parse().unwrap(), server.url(path)).header("content-type", "application/json").body("{}").send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        assert!(response.headers().contains_key("x-event-id"), "{method} {path}");
+        let body: Value = response.json().await.unwrap();
+        if status >= 400 {
+            assert!(body["error"].is_string(), "{method} {path}: a JSON error");
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_gets_the_right_4xx_and_the_server_keeps_serving() {
+    let options = ServeOptions { body_limit: 64 * 1024, ..ServeOptions::default() };
+    let server = start(iris_router(), options).await;
+    let infer = server.url("/v2/models/model1/infer");
+    let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    let cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
+        ("malformed JSON", "application/json", b"{\"inputs\": [[1, 2,".to_vec(), 400),
+        ("truncated JSON", "application/json", b"{\"inputs\"".to_vec(), 400),
+        ("not JSON at all", "application/json", b"\xff\xfe\x00garbage".to_vec(), 400),
+        ("wrong content type", "application/xml", b"<inputs/>".to_vec(), 400),
+        ("form content type", "application/x-www-form-urlencoded", b"inputs=1".to_vec(), 400),
+        ("oversized body", "application/json", format!("{{\"inputs\": [[{}1]]}}", "1, ".repeat(40_000)).into_bytes(), 413),
+        ("wrong shape", "application/json", br#"{"inputs": [[1, 2]]}"#.to_vec(), 422),
+        ("ragged rows", "application/json", br#"{"inputs": [[1, 2, 3, 4], [1]]}"#.to_vec(), 422),
+        ("strings for numbers", "application/json", br#"{"inputs": [["a", "b", "c", "d"]]}"#.to_vec(), 422),
+        ("wrong datatype", "application/json", br#"{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": [1, 2, 3, 4]}]}"#.to_vec(), 422),
+        ("shape and data disagree", "application/json", br#"{"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}"#.to_vec(), 422),
+        ("huge numbers", "application/json", br#"{"inputs": [[1e400, 2, 3, 4]]}"#.to_vec(), 400),
+        ("huge shape", "application/json", br#"{"inputs": [{"name": "x", "shape": [18446744073709551615, 4], "datatype": "FP32", "data": [1]}]}"#.to_vec(), 422),
+        ("missing inputs", "application/json", br#"{"rows": []}"#.to_vec(), 422),
+        ("deeply nested", "application/json", format!("{{\"inputs\": {deep}}}").into_bytes(), 400),
+    ];
+    for (name, content_type, body, status) in cases {
+        let (got, answer, id) = post(&infer, content_type, body).await;
+        assert_eq!(got, status, "{name}: {answer}");
+        assert!(answer["error"].is_string() && id.is_some(), "{name}: a JSON error with an id: {answer}");
+        let (ok, _, _) = post(&infer, "application/json", r#"{"inputs": [[5.1, 3.5, 1.4, 0.2]]}"#).await;
+        assert_eq!(ok, 200, "still serving after {name}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_step_is_500_and_a_slow_one_hits_the_deadline() {
+    let step = Body(|body: Value| {
+        if body == json!("panic") {
+            panic!("boom");
+        }
+        if body == json!("slow") {
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        body
+    });
+    struct Sleepy;
+    impl Node for Sleepy {
+        async fn push(&self, event: &mut Event, run: &run::Run) {
+            if event.body == json!("slow") {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+            run.respond(&event.body);
+        }
+    }
+    let pipeline = AsyncPipeline::new(StepNode::new("fragile", step, Sleepy), Context::new("g"), true);
+    let options = ServeOptions { deadline: Duration::from_millis(150), ..ServeOptions::default() };
+    let server = start(pipeline, options).await;
+    let (status, body, _) = post(&server.url("/"), "application/json", "\"panic\"").await;
+    assert_eq!((status, body["step"].clone()), (500, json!("fragile")));
+    assert!(body["error"].as_str().unwrap().contains("boom"));
+    let (status, body, _) = post(&server.url("/"), "application/json", "\"fine\"").await;
+    assert_eq!((status, body), (200, json!("fine")), "still serving after a panic");
+    let (status, body, _) = post(&server.url("/"), "application/json", "\"slow\"").await;
+    assert_eq!(status, 504, "{body}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_in_prometheus_text() {
+    let server = start(iris_router(), ServeOptions::default()).await;
+    post(&server.url("/v2/models/model1/infer"), "application/json", r#"{"inputs": [[5.1, 3.5, 1.4, 0.2]]}"#).await;
+    post(&server.url("/v2/models/nope/infer"), "application/json", "{}").await;
+    let text = client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("graphc_requests_total{class=\"2xx\"} 1"), "{text}");
+    assert!(text.contains("graphc_requests_total{class=\"4xx\"} 1"), "{text}");
+    assert!(text.contains("graphc_request_errors_total 1"), "{text}");
+    assert!(text.contains("graphc_request_duration_seconds_count 2"), "{text}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_under_load_loses_no_accepted_request() {
+    let processed = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&processed);
+    struct Slow(Arc<AtomicUsize>);
+    impl Node for Slow {
+        async fn push(&self, event: &mut Event, run: &run::Run) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.0.fetch_add(1, Ordering::SeqCst);
+            run.respond(&event.body);
+        }
+    }
+    let pipeline = AsyncPipeline::new(Slow(counter), Context::new("g"), true);
+    let server = start(pipeline, ServeOptions::default()).await;
+    let url = server.url("/");
+    let requests: Vec<_> = (0..40)
+        .map(|n| {
+            let url = url.clone();
+            tokio::spawn(async move { client().post(url).json(&json!(n)).send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    server.stop().await;
+    let mut answered = 0;
+    for request in requests {
+        if let Ok(Ok(status)) = request.await {
+            assert_eq!(status, 200, "an accepted request is answered in full");
+            answered += 1;
+        }
+    }
+    assert!(answered > 0, "requests were in flight when the shutdown began");
+    assert_eq!(processed.load(Ordering::SeqCst), answered, "every answered request was processed, none half-way");
+}
