@@ -18,12 +18,14 @@ pub struct Options {
     pub base_dir: PathBuf,
     /// Parameter values that replace the graph's defaults.
     pub params: Vec<(String, Value)>,
+    /// A file of `NAME=value` secrets, read after the environment.
+    pub secrets_file: Option<PathBuf>,
 }
 
 impl Options {
     /// Options with model paths relative to `base_dir`.
     pub fn new(base_dir: impl Into<PathBuf>) -> Self {
-        Options { base_dir: base_dir.into(), params: Vec::new() }
+        Options { base_dir: base_dir.into(), params: Vec::new(), secrets_file: None }
     }
 
     /// Sets a parameter.
@@ -74,7 +76,19 @@ pub fn context(graph: &str, defaults: Vec<(&str, Value)>, options: &Options) -> 
     for (name, value) in &options.params {
         context = context.with_param(name.clone(), value.clone());
     }
-    context
+    match &options.secrets_file {
+        // The command line checks that the file reads before building; a file that has gone
+        // since is logged, and the environment still answers.
+        Some(file) if std::fs::metadata(file).is_ok() => context.with_secrets_file(file).unwrap_or_else(|error| {
+            tracing::error!(file = %file.display(), "cannot read the secrets file: {error}");
+            Context::new(graph)
+        }),
+        Some(file) => {
+            tracing::error!(file = %file.display(), "the secrets file is missing");
+            context
+        }
+        None => context,
+    }
 }
 
 /// One expectation of a test block: its source text and its check.

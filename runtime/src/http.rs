@@ -4,7 +4,9 @@
 //! that finishes accepted requests and drains background work.
 
 use crate::event::{EventId, Response};
-use crate::pipeline::{Handler, Request};
+use crate::event::Event;
+use crate::pipeline::{Handler, parse_body};
+use std::borrow::Cow;
 use crate::run::error_response;
 use crate::error::StepError;
 use axum::body::Body;
@@ -64,11 +66,10 @@ impl Metrics {
         if status >= 400 {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
+        // One counter per request: the smallest bucket that holds it; render() adds them up.
         let seconds = elapsed.as_secs_f64();
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            if seconds <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(bucket) = BUCKETS.iter().position(|bound| seconds <= *bound).and_then(|index| self.buckets.get(index)) {
+            bucket.fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
@@ -83,8 +84,10 @@ impl Metrics {
         out.push_str("# HELP graphc_request_errors_total Requests answered with a 4xx or 5xx status.\n# TYPE graphc_request_errors_total counter\n");
         out.push_str(&format!("graphc_request_errors_total {}\n", self.errors.load(Ordering::Relaxed)));
         out.push_str("# HELP graphc_request_duration_seconds Time to answer a request.\n# TYPE graphc_request_duration_seconds histogram\n");
+        let mut cumulative = 0;
         for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            out.push_str(&format!("graphc_request_duration_seconds_bucket{{le=\"{bound}\"}} {}\n", bucket.load(Ordering::Relaxed)));
+            cumulative += bucket.load(Ordering::Relaxed);
+            out.push_str(&format!("graphc_request_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}\n"));
         }
         let count = self.count.load(Ordering::Relaxed);
         out.push_str(&format!("graphc_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}\n"));
@@ -151,43 +154,39 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
     if parts.uri.path() == "/metrics" && parts.method == axum::http::Method::GET {
         return Response::new(200, "text/plain; version=0.0.4", server.metrics.render());
     }
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .filter_map(|(name, value)| value.to_str().ok().map(|value| (name.as_str().to_string(), value.to_string())))
-        .collect();
-    let id = headers.iter().find(|(k, _)| k == "x-event-id").map_or_else(EventId::fresh, |(_, v)| EventId::Given(v.clone()));
-    let declared = parts.headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let header = |name: &str| parts.headers.get(name).and_then(|value| value.to_str().ok());
+    let id = header("x-event-id").filter(|id| !id.is_empty()).map_or_else(EventId::fresh, |id| EventId::Given(id.to_string()));
     let limit = server.options.body_limit;
-    if declared.is_some_and(|length| length > limit) {
-        return error(StepError { status: 413, kind: "too_large", message: format!("the body is over the limit of {limit} bytes") }, &id);
+    let too_large = || StepError { status: 413, kind: "too_large", message: format!("the body is over the limit of {limit} bytes") };
+    if header("content-length").and_then(|v| v.parse::<usize>().ok()).is_some_and(|length| length > limit) {
+        return error(too_large(), &id);
     }
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
-        Err(failure) => {
-            let text = failure.to_string();
-            let failure = if text.contains("length limit") {
-                StepError { status: 413, kind: "too_large", message: format!("the body is over the limit of {limit} bytes") }
-            } else {
-                StepError::bad_request(format!("the body could not be read: {text}"))
-            };
-            return error(failure, &id);
-        }
+        Err(failure) if failure.to_string().contains("length limit") => return error(too_large(), &id),
+        Err(failure) => return error(StepError::bad_request(format!("the body could not be read: {failure}")), &id),
     };
-    let mut headers = headers;
-    if !headers.iter().any(|(k, _)| k == "x-event-id") {
-        headers.push(("x-event-id".to_string(), id.to_string()));
-    }
-    let request = Request { method: parts.method.to_string(), path: parts.uri.path().to_string(), headers, body: bytes.to_vec() };
-    let event = match request.into_event() {
-        Ok(event) => event,
-        Err(response) => return response,
+    let content_type = header("content-type").map(str::to_string);
+    let body = match parse_body(&bytes, content_type.as_deref()) {
+        Ok(body) => body,
+        Err(failure) => return error(failure, &id),
     };
-    let deadline = tokio::time::Instant::now() + server.options.deadline;
-    let Ok(Ok(_slot)) = tokio::time::timeout_at(deadline, server.slots.acquire()).await else {
-        return error(StepError { status: 503, kind: "overloaded", message: "the server is at its concurrency limit".to_string() }, &id);
+    let mut event = Event::new(body);
+    event.id = id.clone();
+    event.path = Cow::Owned(header("x-event-path").map_or_else(|| parts.uri.path().to_string(), str::to_string));
+    event.method = match parts.method.as_str() {
+        "GET" => Cow::Borrowed("GET"),
+        "POST" => Cow::Borrowed("POST"),
+        other => Cow::Owned(other.to_string()),
     };
-    match tokio::time::timeout_at(deadline, server.handler.handle(event)).await {
+    event.content_type = content_type;
+    // Header names arrive in lower case from hyper.
+    event.headers = parts.headers.iter().filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))).collect();
+    let handled = async {
+        let _slot = server.slots.acquire().await;
+        server.handler.handle(event).await
+    };
+    match tokio::time::timeout(server.options.deadline, handled).await {
         Ok(response) => response,
         Err(_) => error(StepError::timeout(format!("the request took longer than its deadline of {:?}", server.options.deadline)), &id),
     }
@@ -198,11 +197,23 @@ fn error(error: StepError, id: &EventId) -> Response {
 }
 
 fn into_http(response: Response) -> axum::response::Response {
-    let all_headers = response.all_headers();
-    let mut http = axum::response::Response::new(Body::from(response.body));
-    *http.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let Response { status, headers: extra, content_type, body, event_id } = response;
+    let mut http = axum::response::Response::new(Body::from(body));
+    *http.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = http.headers_mut();
-    for (name, value) in all_headers {
+    let content_type = match content_type {
+        Cow::Borrowed(text) => Ok(HeaderValue::from_static(text)),
+        Cow::Owned(text) => HeaderValue::from_str(&text),
+    };
+    if let Ok(value) = content_type {
+        headers.insert(axum::http::header::CONTENT_TYPE, value);
+    }
+    if let Some(id) = event_id
+        && let Ok(value) = HeaderValue::from_str(&id.to_string())
+    {
+        headers.insert(HeaderName::from_static("x-event-id"), value);
+    }
+    for (name, value) in extra {
         if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
             headers.append(name, value);
         }

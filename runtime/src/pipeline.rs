@@ -50,7 +50,9 @@ impl Request {
     }
 }
 
-fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Value, StepError> {
+/// A request body as JSON (or text for `text/plain`): a malformed body or an unsupported
+/// content type is a `400`.
+pub fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Value, StepError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }

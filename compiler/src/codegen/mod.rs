@@ -88,7 +88,7 @@ impl Generator<'_> {
                 #pipeline
 
                 /// The pipeline behind the mock server, for tests.
-                pub fn mock(options: &#rt::Options) -> ::core::result::Result<#rt::MockServer<impl #rt::Handler>, #rt::StartError> {
+                pub fn mock(options: &#rt::Options) -> ::core::result::Result<#rt::MockServer<impl #rt::Handler + use<>>, #rt::StartError> {
                     ::core::result::Result::Ok(#rt::MockServer::new(pipeline(options)?))
                 }
 
@@ -221,7 +221,7 @@ impl Generator<'_> {
         };
         quote! {
             /// Builds the pipeline: loads models, builds `new` steps, composes the nodes.
-            pub fn pipeline(options: &#rt::Options) -> ::core::result::Result<impl #rt::Handler, #rt::StartError> {
+            pub fn pipeline(options: &#rt::Options) -> ::core::result::Result<impl #rt::Handler + use<>, #rt::StartError> {
                 let context = context(options);
                 #(#bindings)*
                 ::core::result::Result::Ok(#pipeline)

@@ -57,6 +57,35 @@ enum Command {
         #[arg(long)]
         handlers: Option<PathBuf>,
     },
+    /// Build a graph (reusing earlier builds) and serve it over HTTP.
+    Serve {
+        /// The .graph file.
+        file: PathBuf,
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// The port to listen on.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// A parameter's value, NAME=JSON (repeatable); also GRAPHC_PARAM_<NAME> variables.
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        /// A file of NAME=value secrets, read after the environment.
+        #[arg(long)]
+        secrets_file: Option<PathBuf>,
+        /// A crate (its directory) holding the Rust handlers the graph names.
+        #[arg(long)]
+        handlers: Option<PathBuf>,
+        /// The largest request body, in bytes (larger: 413).
+        #[arg(long)]
+        body_limit: Option<usize>,
+        /// The request deadline in milliseconds (then 504).
+        #[arg(long)]
+        deadline_ms: Option<u64>,
+        /// Requests processed at once.
+        #[arg(long)]
+        concurrency: Option<usize>,
+    },
     /// Draw a graph as Graphviz DOT or Mermaid.
     Graph {
         /// The .graph file.
@@ -99,6 +128,26 @@ fn main() -> ExitCode {
             ),
         },
         Command::Test { file, junit, handlers } => test(&file, junit.as_deref(), handlers.as_deref()),
+        Command::Serve { file, host, port, params, secrets_file, handlers, body_limit, deadline_ms, concurrency } => {
+            let binary = match build(&file, handlers.as_deref(), true) {
+                Ok(binary) => binary,
+                Err(code) => return code,
+            };
+            let mut command = std::process::Command::new(binary);
+            command.arg("serve").arg("--base").arg(graph_dir(&file)).args(["--host", &host, "--port", &port.to_string()]);
+            for param in &params {
+                command.args(["--param", param]);
+            }
+            if let Some(file) = &secrets_file {
+                command.arg("--secrets-file").arg(file);
+            }
+            for (flag, value) in [("--body-limit", body_limit.map(|v| v.to_string())), ("--deadline-ms", deadline_ms.map(|v| v.to_string())), ("--concurrency", concurrency.map(|v| v.to_string()))] {
+                if let Some(value) = value {
+                    command.args([flag, &value]);
+                }
+            }
+            exec(command)
+        }
     }
 }
 
@@ -165,14 +214,38 @@ fn build(path: &PathBuf, handlers: Option<&std::path::Path>, release: bool) -> R
     })
 }
 
+fn graph_dir(path: &std::path::Path) -> PathBuf {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
+/// Runs the built binary in the foreground: the server's signals go to it, and its exit code is
+/// graphc's.
+fn exec(mut command: std::process::Command) -> ExitCode {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let error = command.exec();
+        eprintln!("error: cannot run the server: {error}");
+        ExitCode::from(2)
+    }
+    #[cfg(not(unix))]
+    match command.status() {
+        Ok(status) if status.success() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("error: cannot run the server: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn test(path: &PathBuf, junit: Option<&std::path::Path>, handlers: Option<&std::path::Path>) -> ExitCode {
     let binary = match build(path, handlers, false) {
         Ok(binary) => binary,
         Err(code) => return code,
     };
-    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), PathBuf::from);
     let mut command = std::process::Command::new(binary);
-    command.arg("test").arg(base);
+    command.arg("test").arg("--base").arg(graph_dir(path));
     if let Some(junit) = junit {
         command.arg("--junit").arg(junit);
     }

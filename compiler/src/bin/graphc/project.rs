@@ -47,7 +47,7 @@ pub fn write(graph_name: &str, module: &str, handlers: Option<&Path>) -> std::io
     write_if_changed(&dir.join("Cargo.toml"), &manifest)?;
     write_if_changed(&dir.join("src/generated.rs"), module)?;
     let main = format!(
-        "//! The binary graphc builds for `{graph_name}`: `test GRAPH_DIR [--junit PATH]` runs its test blocks.\n{uses}\ninclude!(\"generated.rs\");\n\nfn main() {{\n    let args: Vec<String> = std::env::args().collect();\n    let base = args.get(2).cloned().unwrap_or_else(|| \".\".to_string());\n    let options = graphc_runtime::Options::new(base);\n    let server = match {graph_name}::mock(&options) {{\n        Ok(server) => server,\n        Err(error) => {{\n            eprintln!(\"error: {{error}}\");\n            std::process::exit(2);\n        }}\n    }};\n    let outcomes = graphc_runtime::generated::run_tests(&server, &{graph_name}::tests());\n    print!(\"{{}}\", graphc_runtime::generated::report(&outcomes));\n    if let Some(at) = args.iter().position(|a| a == \"--junit\") {{\n        let path = args.get(at + 1).expect(\"--junit takes a path\");\n        std::fs::write(path, graphc_runtime::generated::junit({graph_name}::NAME, &outcomes)).expect(\"write the JUnit report\");\n    }}\n    std::process::exit(i32::from(outcomes.iter().any(|o| o.failure.is_some())));\n}}\n"
+        "//! The binary graphc builds for `{graph_name}`: `serve` it over HTTP, or `test` its test blocks.\n{uses}\ninclude!(\"generated.rs\");\n\nfn main() -> std::process::ExitCode {{\n    graphc_runtime::cli::main({graph_name}::NAME, {graph_name}::pipeline, {graph_name}::tests)\n}}\n"
     );
     write_if_changed(&dir.join("src/main.rs"), &main)?;
     // Start from the workspace's lock file when there is one, so builds reuse known versions.

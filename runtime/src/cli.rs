@@ -1,0 +1,152 @@
+//! The command line of a binary `graphc build` makes: `serve` the graph over HTTP, or `test` its
+//! test blocks. Generated `main`s call [`main`] and nothing else.
+
+use crate::generated::{Options, StartError, TestCase, junit, report, run_tests};
+use crate::http::{ServeOptions, bind, serve, shutdown_signal};
+use crate::mock::MockServer;
+use crate::pipeline::Handler;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const USAGE: &str = "usage:
+  BINARY serve [--base DIR] [--host HOST] [--port PORT] [--param NAME=JSON]... [--secrets-file PATH]
+               [--body-limit BYTES] [--deadline-ms MS] [--concurrency N]
+  BINARY test  [--base DIR] [--junit PATH]
+Parameters also come from GRAPHC_PARAM_<NAME> variables; secrets from the environment or --secrets-file.";
+
+/// Runs the binary's command line for the graph `name`.
+pub fn main<H, B>(name: &str, build: B, tests: fn() -> Vec<TestCase>) -> ExitCode
+where
+    H: Handler,
+    B: Fn(&Options) -> Result<H, StartError>,
+{
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match parse(&args) {
+        Ok((command, flags)) => match command.as_str() {
+            "serve" => run_serve(name, build, &flags),
+            "test" => run_test(build, tests, name, &flags),
+            _ => usage(),
+        },
+        Err(message) => {
+            eprintln!("error: {message}");
+            usage()
+        }
+    }
+}
+
+fn usage() -> ExitCode {
+    eprintln!("{USAGE}");
+    ExitCode::from(2)
+}
+
+type Flags = Vec<(String, String)>;
+
+fn parse(args: &[String]) -> Result<(String, Flags), String> {
+    let command = args.first().cloned().unwrap_or_else(|| "serve".to_string());
+    let mut flags = Vec::new();
+    let mut rest = args.iter().skip(1);
+    while let Some(flag) = rest.next() {
+        let name = flag.strip_prefix("--").ok_or_else(|| format!("unexpected argument `{flag}`"))?;
+        let value = rest.next().ok_or_else(|| format!("--{name} needs a value"))?;
+        flags.push((name.to_string(), value.clone()));
+    }
+    Ok((command, flags))
+}
+
+fn flag<'f>(flags: &'f Flags, name: &str) -> Option<&'f str> {
+    flags.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn options(flags: &Flags) -> Result<Options, String> {
+    let mut options = Options::new(flag(flags, "base").unwrap_or("."));
+    for (key, value) in std::env::vars() {
+        if let Some(name) = key.strip_prefix("GRAPHC_PARAM_") {
+            options = options.param(name.to_ascii_lowercase(), parse_value(&value));
+        }
+    }
+    for (_, assignment) in flags.iter().filter(|(k, _)| k == "param") {
+        let (name, value) = assignment.split_once('=').ok_or_else(|| format!("--param takes NAME=VALUE, not `{assignment}`"))?;
+        options = options.param(name, parse_value(value));
+    }
+    if let Some(file) = flag(flags, "secrets-file") {
+        std::fs::read_to_string(file).map_err(|error| format!("cannot read the secrets file {file}: {error}"))?;
+        options.secrets_file = Some(PathBuf::from(file));
+    }
+    Ok(options)
+}
+
+/// A JSON value, or the text as a string.
+fn parse_value(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()))
+}
+
+fn number<T: std::str::FromStr>(flags: &Flags, name: &str, default: T) -> Result<T, String> {
+    flag(flags, name).map_or(Ok(default), |v| v.parse().map_err(|_| format!("--{name} takes a number, not `{v}`")))
+}
+
+fn run_serve<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(name: &str, build: B, flags: &Flags) -> ExitCode {
+    let settings = (|| -> Result<(Options, ServeOptions), String> {
+        let host = flag(flags, "host").unwrap_or("127.0.0.1");
+        let port: u16 = number(flags, "port", 8080)?;
+        let addr: SocketAddr = format!("{host}:{port}").parse().map_err(|_| format!("`{host}:{port}` is not an address"))?;
+        let defaults = ServeOptions::default();
+        let serve = ServeOptions {
+            addr,
+            body_limit: number(flags, "body-limit", defaults.body_limit)?,
+            deadline: Duration::from_millis(number(flags, "deadline-ms", defaults.deadline.as_millis() as u64)?),
+            concurrency: number(flags, "concurrency", defaults.concurrency)?,
+        };
+        Ok((options(flags)?, serve))
+    })();
+    let (options, serve_options) = match settings {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return usage();
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        // Models load before the socket opens: a model that does not load stops start-up.
+        let handler = build(&options).map_err(|error| error.to_string())?;
+        let listener = bind(&serve_options).await.map_err(|error| format!("cannot listen on {}: {error}", serve_options.addr))?;
+        let addr = listener.local_addr().map_err(|error| error.to_string())?;
+        eprintln!("serving {name} on http://{addr}");
+        serve(listener, handler, serve_options, shutdown_signal()).await.map_err(|error| error.to_string())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_test<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(build: B, tests: fn() -> Vec<TestCase>, name: &str, flags: &Flags) -> ExitCode {
+    let handler = match options(flags).map_err(|e| e.to_string()).and_then(|options| build(&options).map_err(|e| e.to_string())) {
+        Ok(handler) => handler,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let server = MockServer::new(handler);
+    let outcomes = run_tests(&server, &tests());
+    print!("{}", report(&outcomes));
+    if let Some(path) = flag(flags, "junit")
+        && let Err(error) = std::fs::write(path, junit(name, &outcomes))
+    {
+        eprintln!("error: cannot write {path}: {error}");
+        return ExitCode::from(2);
+    }
+    if outcomes.iter().any(|o| o.failure.is_some()) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
