@@ -212,3 +212,36 @@ fn graphc_test_runs_the_examples_test_blocks() {
     );
     let _ = std::fs::remove_file(junit);
 }
+
+#[test]
+fn graphc_serve_answers_over_http_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut server = Command::new(env!("CARGO_BIN_EXE_graphc"))
+        .args(["serve", "examples/iris/iris.graph", "--port", "0", "--debug"])
+        .current_dir(workspace())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("graphc serve starts");
+    let mut stderr = BufReader::new(server.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).expect("reads") > 0, "the server exited before listening");
+        if let Some(addr) = line.trim().strip_prefix("serving iris on http://") {
+            break addr.to_string();
+        }
+    };
+    let body = r#"{"inputs": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}"#;
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connects");
+    write!(stream, "POST /v2/models/model1/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-event-id: cli-1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).expect("sends");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("x-event-id: cli-1"), "{answer}");
+    assert!(answer.ends_with(r#"{"id":"cli-1","model_name":"model1","outputs":[0,2]}"#), "{answer}");
+    let killed = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().expect("kill runs");
+    assert!(killed.success());
+    let status = server.wait().expect("exits");
+    assert!(status.success(), "a graceful stop exits 0: {status:?}");
+}

@@ -27,7 +27,8 @@ async fn infer(model: Arc<Model>, body: Bytes) -> Response {
         return (StatusCode::INTERNAL_SERVER_ERROR, "predict failed").into_response();
     };
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let body = serde_json::to_vec(&serde_json::json!({ "id": id, "model_name": "model1", "outputs": outputs })).unwrap_or_default();
+    let body = serde_json::to_vec(&serde_json::json!({ "id": id, "model_name": "model1", "outputs": outputs }))
+        .unwrap_or_default();
     let mut response = body.into_response();
     response.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
     if let Ok(id) = HeaderValue::from_str(&id) {
@@ -39,11 +40,15 @@ async fn infer(model: Arc<Model>, body: Bytes) -> Response {
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let port = std::env::args().nth(1).unwrap_or_else(|| "8082".to_string());
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/iris/models/logistic_regression.json");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/iris/models/logistic_regression.json");
     let file: SmartcoreModel = serde_json::from_slice(&std::fs::read(path)?).map_err(std::io::Error::other)?;
-    let Estimator::LogisticRegression(model) = file.estimator else { return Err(std::io::Error::other("not a logistic regression")) };
+    let Estimator::LogisticRegression(model) = file.estimator else {
+        return Err(std::io::Error::other("not a logistic regression"));
+    };
     let model = Arc::new(model);
-    let app = axum::Router::new().route("/v2/models/model1/infer", axum::routing::post(move |body: Bytes| infer(Arc::clone(&model), body)));
+    let app = axum::Router::new()
+        .route("/v2/models/model1/infer", axum::routing::post(move |body: Bytes| infer(Arc::clone(&model), body)));
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     axum::serve(listener, app).await
 }

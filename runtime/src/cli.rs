@@ -67,7 +67,8 @@ fn options(flags: &Flags) -> Result<Options, String> {
         }
     }
     for (_, assignment) in flags.iter().filter(|(k, _)| k == "param") {
-        let (name, value) = assignment.split_once('=').ok_or_else(|| format!("--param takes NAME=VALUE, not `{assignment}`"))?;
+        let (name, value) =
+            assignment.split_once('=').ok_or_else(|| format!("--param takes NAME=VALUE, not `{assignment}`"))?;
         options = options.param(name, parse_value(value));
     }
     if let Some(file) = flag(flags, "secrets-file") {
@@ -90,7 +91,8 @@ fn run_serve<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(name: &str, b
     let settings = (|| -> Result<(Options, ServeOptions), String> {
         let host = flag(flags, "host").unwrap_or("127.0.0.1");
         let port: u16 = number(flags, "port", 8080)?;
-        let addr: SocketAddr = format!("{host}:{port}").parse().map_err(|_| format!("`{host}:{port}` is not an address"))?;
+        let addr: SocketAddr =
+            format!("{host}:{port}").parse().map_err(|_| format!("`{host}:{port}` is not an address"))?;
         let defaults = ServeOptions::default();
         let serve = ServeOptions {
             addr,
@@ -117,7 +119,8 @@ fn run_serve<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(name: &str, b
     let result = runtime.block_on(async {
         // Models load before the socket opens: a model that does not load stops start-up.
         let handler = build(&options).map_err(|error| error.to_string())?;
-        let listener = bind(&serve_options).await.map_err(|error| format!("cannot listen on {}: {error}", serve_options.addr))?;
+        let listener =
+            bind(&serve_options).await.map_err(|error| format!("cannot listen on {}: {error}", serve_options.addr))?;
         let addr = listener.local_addr().map_err(|error| error.to_string())?;
         eprintln!("serving {name} on http://{addr}");
         serve(listener, handler, serve_options, shutdown_signal()).await.map_err(|error| error.to_string())
@@ -131,8 +134,16 @@ fn run_serve<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(name: &str, b
     }
 }
 
-fn run_test<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(build: B, tests: fn() -> Vec<TestCase>, name: &str, flags: &Flags) -> ExitCode {
-    let handler = match options(flags).map_err(|e| e.to_string()).and_then(|options| build(&options).map_err(|e| e.to_string())) {
+fn run_test<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(
+    build: B,
+    tests: fn() -> Vec<TestCase>,
+    name: &str,
+    flags: &Flags,
+) -> ExitCode {
+    let handler = match options(flags)
+        .map_err(|e| e.to_string())
+        .and_then(|options| build(&options).map_err(|e| e.to_string()))
+    {
         Ok(handler) => handler,
         Err(message) => {
             eprintln!("error: {message}");

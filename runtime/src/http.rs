@@ -3,15 +3,15 @@
 //! `x-event-id` on every response, Prometheus metrics at `/metrics`, and a graceful shutdown
 //! that finishes accepted requests and drains background work.
 
-use crate::event::{EventId, Response};
-use crate::event::Event;
-use crate::pipeline::{Handler, parse_body};
-use std::borrow::Cow;
-use crate::run::error_response;
 use crate::error::StepError;
+use crate::event::Event;
+use crate::event::{EventId, Response};
+use crate::pipeline::{Handler, parse_body};
+use crate::run::error_response;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
+use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,7 +68,9 @@ impl Metrics {
         }
         // One counter per request: the smallest bucket that holds it; render() adds them up.
         let seconds = elapsed.as_secs_f64();
-        if let Some(bucket) = BUCKETS.iter().position(|bound| seconds <= *bound).and_then(|index| self.buckets.get(index)) {
+        if let Some(bucket) =
+            BUCKETS.iter().position(|bound| seconds <= *bound).and_then(|index| self.buckets.get(index))
+        {
             bucket.fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
@@ -77,9 +79,15 @@ impl Metrics {
 
     /// The metrics in Prometheus' text exposition format.
     pub fn render(&self) -> String {
-        let mut out = String::from("# HELP graphc_requests_total Requests answered, by status class.\n# TYPE graphc_requests_total counter\n");
+        let mut out = String::from(
+            "# HELP graphc_requests_total Requests answered, by status class.\n# TYPE graphc_requests_total counter\n",
+        );
         for (index, counter) in self.by_class.iter().enumerate() {
-            out.push_str(&format!("graphc_requests_total{{class=\"{}xx\"}} {}\n", index + 1, counter.load(Ordering::Relaxed)));
+            out.push_str(&format!(
+                "graphc_requests_total{{class=\"{}xx\"}} {}\n",
+                index + 1,
+                counter.load(Ordering::Relaxed)
+            ));
         }
         out.push_str("# HELP graphc_request_errors_total Requests answered with a 4xx or 5xx status.\n# TYPE graphc_request_errors_total counter\n");
         out.push_str(&format!("graphc_request_errors_total {}\n", self.errors.load(Ordering::Relaxed)));
@@ -91,7 +99,10 @@ impl Metrics {
         }
         let count = self.count.load(Ordering::Relaxed);
         out.push_str(&format!("graphc_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}\n"));
-        out.push_str(&format!("graphc_request_duration_seconds_sum {}\n", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6));
+        out.push_str(&format!(
+            "graphc_request_duration_seconds_sum {}\n",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        ));
         out.push_str(&format!("graphc_request_duration_seconds_count {count}\n"));
         out
     }
@@ -111,8 +122,18 @@ pub async fn bind(options: &ServeOptions) -> std::io::Result<TcpListener> {
 
 /// Serves `handler` on `listener` until `shutdown` resolves; then stops accepting, finishes the
 /// requests already accepted, and drains the pipeline's background work.
-pub async fn serve<H: Handler>(listener: TcpListener, handler: H, options: ServeOptions, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    let server = Arc::new(Server { handler, slots: Semaphore::new(options.concurrency.max(1)), options, metrics: Metrics::default() });
+pub async fn serve<H: Handler>(
+    listener: TcpListener,
+    handler: H,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let server = Arc::new(Server {
+        handler,
+        slots: Semaphore::new(options.concurrency.max(1)),
+        options,
+        metrics: Metrics::default(),
+    });
     let app = axum::Router::new().fallback(answer::<H>).with_state(Arc::clone(&server));
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     server.handler.drain().await;
@@ -142,7 +163,10 @@ pub async fn shutdown_signal() {
     }
 }
 
-async fn answer<H: Handler>(State(server): State<Arc<Server<H>>>, request: axum::extract::Request) -> axum::response::Response {
+async fn answer<H: Handler>(
+    State(server): State<Arc<Server<H>>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
     let started = Instant::now();
     let response = respond(&server, request).await;
     server.metrics.observe(response.status, started.elapsed());
@@ -155,9 +179,15 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
         return Response::new(200, "text/plain; version=0.0.4", server.metrics.render());
     }
     let header = |name: &str| parts.headers.get(name).and_then(|value| value.to_str().ok());
-    let id = header("x-event-id").filter(|id| !id.is_empty()).map_or_else(EventId::fresh, |id| EventId::Given(id.to_string()));
+    let id = header("x-event-id")
+        .filter(|id| !id.is_empty())
+        .map_or_else(EventId::fresh, |id| EventId::Given(id.to_string()));
     let limit = server.options.body_limit;
-    let too_large = || StepError { status: 413, kind: "too_large", message: format!("the body is over the limit of {limit} bytes") };
+    let too_large = || StepError {
+        status: 413,
+        kind: "too_large",
+        message: format!("the body is over the limit of {limit} bytes"),
+    };
     if header("content-length").and_then(|v| v.parse::<usize>().ok()).is_some_and(|length| length > limit) {
         return error(too_large(), &id);
     }
@@ -181,14 +211,21 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
     };
     event.content_type = content_type;
     // Header names arrive in lower case from hyper.
-    event.headers = parts.headers.iter().filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))).collect();
+    event.headers = parts
+        .headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())))
+        .collect();
     let handled = async {
         let _slot = server.slots.acquire().await;
         server.handler.handle(event).await
     };
     match tokio::time::timeout(server.options.deadline, handled).await {
         Ok(response) => response,
-        Err(_) => error(StepError::timeout(format!("the request took longer than its deadline of {:?}", server.options.deadline)), &id),
+        Err(_) => error(
+            StepError::timeout(format!("the request took longer than its deadline of {:?}", server.options.deadline)),
+            &id,
+        ),
     }
 }
 

@@ -185,7 +185,8 @@ fn record(context: &Context, step: &str, event: &Event, error: &StepError) {
 
 /// `{"error", "id", "step"}` with the failure's status.
 pub fn error_response(step: &str, error: &StepError, id: &EventId) -> Response {
-    let mut response = Response::json(error.status, &json!({ "error": error.message, "id": id.to_string(), "step": step }));
+    let mut response =
+        Response::json(error.status, &json!({ "error": error.message, "id": id.to_string(), "step": step }));
     response.event_id = Some(id.clone());
     response
 }

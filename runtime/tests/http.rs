@@ -33,7 +33,8 @@ impl Running {
 }
 
 async fn start<H: Handler>(handler: H, options: ServeOptions) -> Running {
-    let listener = bind(&ServeOptions { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..options.clone() }).await.unwrap();
+    let listener =
+        bind(&ServeOptions { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..options.clone() }).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(serve(listener, handler, options, async move {
@@ -65,13 +66,20 @@ async fn post(url: &str, content_type: &str, body: impl Into<reqwest::Body>) -> 
 async fn router_paths_over_http() {
     let server = start(iris_router(), ServeOptions::default()).await;
     let infer = server.url("/v2/models/model1/infer");
-    let (status, body, id) = post(&infer, "application/json", r#"{"inputs": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}"#).await;
+    let (status, body, id) =
+        post(&infer, "application/json", r#"{"inputs": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}"#).await;
     assert_eq!((status, body["outputs"].clone()), (200, json!([0, 2])));
     assert_eq!(id.as_deref().map(str::len), Some(32), "a fresh id on the response");
     let oip = json!({ "id": "q", "inputs": [{ "name": "x", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2] }] });
     let (status, body, _) = post(&infer, "application/json", oip.to_string()).await;
     assert_eq!((status, body["id"].clone(), body["outputs"][0]["data"].clone()), (200, json!("q"), json!([0])));
-    let response = client().post(&infer).header("x-event-id", "given").json(&json!({ "inputs": [[1, 2, 3, 4]] })).send().await.unwrap();
+    let response = client()
+        .post(&infer)
+        .header("x-event-id", "given")
+        .json(&json!({ "inputs": [[1, 2, 3, 4]] }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["x-event-id"], "given");
     for (method, path, status) in [
         ("GET", "/v2/models", 200),
@@ -85,7 +93,13 @@ async fn router_paths_over_http() {
         ("POST", "/v2/models/nope/infer", 404),
         ("DELETE", "/elsewhere", 404),
     ] {
-        let response = client().request(method.parse().unwrap(), server.url(path)).header("content-type", "application/json").body("{}").send().await.unwrap();
+        let response = client()
+            .request(method.parse().unwrap(), server.url(path))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status().as_u16(), status, "{method} {path}");
         assert!(response.headers().contains_key("x-event-id"), "{method} {path}");
         let body: Value = response.json().await.unwrap();
@@ -108,14 +122,35 @@ async fn hostile_input_gets_the_right_4xx_and_the_server_keeps_serving() {
         ("not JSON at all", "application/json", b"\xff\xfe\x00garbage".to_vec(), 400),
         ("wrong content type", "application/xml", b"<inputs/>".to_vec(), 400),
         ("form content type", "application/x-www-form-urlencoded", b"inputs=1".to_vec(), 400),
-        ("oversized body", "application/json", format!("{{\"inputs\": [[{}1]]}}", "1, ".repeat(40_000)).into_bytes(), 413),
+        (
+            "oversized body",
+            "application/json",
+            format!("{{\"inputs\": [[{}1]]}}", "1, ".repeat(40_000)).into_bytes(),
+            413,
+        ),
         ("wrong shape", "application/json", br#"{"inputs": [[1, 2]]}"#.to_vec(), 422),
         ("ragged rows", "application/json", br#"{"inputs": [[1, 2, 3, 4], [1]]}"#.to_vec(), 422),
         ("strings for numbers", "application/json", br#"{"inputs": [["a", "b", "c", "d"]]}"#.to_vec(), 422),
-        ("wrong datatype", "application/json", br#"{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": [1, 2, 3, 4]}]}"#.to_vec(), 422),
-        ("shape and data disagree", "application/json", br#"{"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}"#.to_vec(), 422),
+        (
+            "wrong datatype",
+            "application/json",
+            br#"{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": [1, 2, 3, 4]}]}"#.to_vec(),
+            422,
+        ),
+        (
+            "shape and data disagree",
+            "application/json",
+            br#"{"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}"#.to_vec(),
+            422,
+        ),
         ("huge numbers", "application/json", br#"{"inputs": [[1e400, 2, 3, 4]]}"#.to_vec(), 400),
-        ("huge shape", "application/json", br#"{"inputs": [{"name": "x", "shape": [18446744073709551615, 4], "datatype": "FP32", "data": [1]}]}"#.to_vec(), 422),
+        (
+            "huge shape",
+            "application/json",
+            br#"{"inputs": [{"name": "x", "shape": [18446744073709551615, 4], "datatype": "FP32", "data": [1]}]}"#
+                .to_vec(),
+            422,
+        ),
         ("missing inputs", "application/json", br#"{"rows": []}"#.to_vec(), 422),
         ("deeply nested", "application/json", format!("{{\"inputs\": {deep}}}").into_bytes(), 400),
     ];

@@ -85,6 +85,9 @@ enum Command {
         /// Requests processed at once.
         #[arg(long)]
         concurrency: Option<usize>,
+        /// Build without optimisations (faster to build, slower to serve).
+        #[arg(long)]
+        debug: bool,
     },
     /// Draw a graph as Graphviz DOT or Mermaid.
     Graph {
@@ -128,20 +131,40 @@ fn main() -> ExitCode {
             ),
         },
         Command::Test { file, junit, handlers } => test(&file, junit.as_deref(), handlers.as_deref()),
-        Command::Serve { file, host, port, params, secrets_file, handlers, body_limit, deadline_ms, concurrency } => {
-            let binary = match build(&file, handlers.as_deref(), true) {
+        Command::Serve {
+            file,
+            host,
+            port,
+            params,
+            secrets_file,
+            handlers,
+            body_limit,
+            deadline_ms,
+            concurrency,
+            debug,
+        } => {
+            let binary = match build(&file, handlers.as_deref(), !debug) {
                 Ok(binary) => binary,
                 Err(code) => return code,
             };
             let mut command = std::process::Command::new(binary);
-            command.arg("serve").arg("--base").arg(graph_dir(&file)).args(["--host", &host, "--port", &port.to_string()]);
+            command.arg("serve").arg("--base").arg(graph_dir(&file)).args([
+                "--host",
+                &host,
+                "--port",
+                &port.to_string(),
+            ]);
             for param in &params {
                 command.args(["--param", param]);
             }
             if let Some(file) = &secrets_file {
                 command.arg("--secrets-file").arg(file);
             }
-            for (flag, value) in [("--body-limit", body_limit.map(|v| v.to_string())), ("--deadline-ms", deadline_ms.map(|v| v.to_string())), ("--concurrency", concurrency.map(|v| v.to_string()))] {
+            for (flag, value) in [
+                ("--body-limit", body_limit.map(|v| v.to_string())),
+                ("--deadline-ms", deadline_ms.map(|v| v.to_string())),
+                ("--concurrency", concurrency.map(|v| v.to_string())),
+            ] {
                 if let Some(value) = value {
                     command.args([flag, &value]);
                 }
