@@ -20,17 +20,25 @@ pub struct Options {
     pub params: Vec<(String, Value)>,
     /// A file of `NAME=value` secrets, read after the environment.
     pub secrets_file: Option<PathBuf>,
+    /// Endpoints of other functions, for `$remote(function = ...)`.
+    pub endpoints: Vec<(String, String)>,
 }
 
 impl Options {
     /// Options with model paths relative to `base_dir`.
     pub fn new(base_dir: impl Into<PathBuf>) -> Self {
-        Options { base_dir: base_dir.into(), params: Vec::new(), secrets_file: None }
+        Options { base_dir: base_dir.into(), params: Vec::new(), secrets_file: None, endpoints: Vec::new() }
     }
 
     /// Sets a parameter.
     pub fn param(mut self, name: impl Into<String>, value: Value) -> Self {
         self.params.push((name.into(), value));
+        self
+    }
+
+    /// Maps a function name to its HTTP endpoint.
+    pub fn endpoint(mut self, function: impl Into<String>, url: impl Into<String>) -> Self {
+        self.endpoints.push((function.into(), url.into()));
         self
     }
 }
@@ -75,6 +83,9 @@ pub fn context(graph: &str, defaults: Vec<(&str, Value)>, options: &Options) -> 
     }
     for (name, value) in &options.params {
         context = context.with_param(name.clone(), value.clone());
+    }
+    for (function, url) in &options.endpoints {
+        context = context.with_endpoint(function.clone(), url.clone());
     }
     match &options.secrets_file {
         // The command line checks that the file reads before building; a file that has gone

@@ -19,6 +19,7 @@ pub mod mock;
 pub mod model;
 pub mod node;
 pub mod pipeline;
+pub mod remote;
 pub mod router;
 pub mod run;
 pub mod step;
@@ -50,6 +51,7 @@ pub mod __private {
     pub use crate::node::SyncNode;
     pub use crate::node::{Boxed, BoxedSync, CatchWith, End, Fork, MemoryQueue, NoCatcher, Outlets, Shared, StepNode};
     pub use crate::pipeline::{AsyncPipeline, Handler, SyncPipeline};
+    pub use crate::remote::{Remote, RemoteNode, Target};
     pub use crate::router::{Mode, Route, Router};
     pub use crate::step::{
         Batch, Body, Choice, Extend, Filter, FlatMap, FullEvent, MapStep, Step, Typed, WithPaths, body_step,

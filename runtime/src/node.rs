@@ -144,6 +144,24 @@ fn failed(mut event: Event, name: &str, error: &StepError) -> Event {
     event
 }
 
+/// A failure: recorded in the error stream, then given to the handler, or answered as
+/// unhandled.
+pub(crate) async fn fail_or_catch<C: Catcher>(
+    name: &'static str,
+    copy: Option<Event>,
+    error: &StepError,
+    catcher: &C,
+    run: &Run,
+) {
+    if let Some(copy) = &copy {
+        run.record(name, copy, error);
+    }
+    match copy {
+        Some(copy) if C::CATCHES => catcher.catch(&mut failed(copy, name, error), run).await,
+        _ => run.fail(name, error),
+    }
+}
+
 impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
     async fn push(&self, event: &mut Event, run: &Run) {
         // The event as it entered the step, only when a handler or the error stream needs it.
@@ -167,15 +185,7 @@ impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
             }
             Ok(Flow::Outlet(outlet)) => self.next.push_to(outlet, event, run).await,
             Ok(Flow::Reply(response)) => run.reply(response),
-            Err(error) => {
-                if let Some(copy) = &copy {
-                    run.record(self.name, copy, &error);
-                }
-                match copy {
-                    Some(copy) if C::CATCHES => self.catcher.catch(&mut failed(copy, self.name, &error), run).await,
-                    _ => run.fail(self.name, &error),
-                }
-            }
+            Err(error) => fail_or_catch(self.name, copy, &error, &self.catcher, run).await,
         }
     }
 }

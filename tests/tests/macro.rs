@@ -74,3 +74,37 @@ fn macro_errors_are_compile_errors_at_the_users_tokens() {
     let cases = trybuild::TestCases::new();
     cases.compile_fail("tests/ui/*.rs");
 }
+
+graphc_macros::graph! {
+    graph remote_macro {
+        topology = flow;
+        engine = async;
+        step call = $remote(function = scorer, retries = 1, backoff_ms = 1) { result_path = "score"; respond; }
+    }
+}
+
+#[test]
+fn generated_remote_steps_call_the_function_endpoint() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A scoring service: answers the length of the body's text.
+    runtime.spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 4096];
+                let read = socket.read(&mut buffer).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buffer[..read]).to_string();
+                let body = request.split("\r\n\r\n").nth(1).unwrap_or("");
+                let value: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+                let answer = value["text"].as_str().map_or(0, str::len).to_string();
+                let _ = socket.write_all(format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}", answer.len()).as_bytes()).await;
+            });
+        }
+    });
+    let server = remote_macro::mock(&Options::default().endpoint("scorer", format!("http://{addr}/score"))).unwrap();
+    let response = server.test("/", json!({ "text": "hello" }));
+    assert_eq!(response.json_body(), json!({ "text": "hello", "score": 5 }));
+}

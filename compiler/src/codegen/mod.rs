@@ -281,6 +281,9 @@ impl Generator<'_> {
             };
         }
         let name = Literal::string(&node.name);
+        if let NodeKind::Remote(remote) = &node.kind {
+            return self.remote_node(id, remote, next);
+        }
         let step = self.step(id);
         let step = if node.input_path.is_some() || node.result_path.is_some() {
             let input = optional_str(node.input_path.as_deref());
@@ -353,6 +356,54 @@ impl Generator<'_> {
             NodeKind::Router(router) => self.router(id, router),
             NodeKind::Queue(_) => quote!(#rt::End),
         }
+    }
+
+    /// A `$remote` step: a node of its own, since its call is awaited.
+    fn remote_node(&mut self, id: NodeId, remote: &ir::Remote, next: TokenStream) -> TokenStream {
+        let rt = rt();
+        if self.graph.engine == Engine::Sync {
+            return self.unsupported(id, "`$remote` steps under `engine = sync` (use `engine = async`)");
+        }
+        let node = self.graph.node(id);
+        let name = Literal::string(&node.name);
+        let target = match &remote.target {
+            ir::RemoteTarget::Url(url) => {
+                let url = Literal::string(url);
+                quote!(#rt::Target::Url(::std::string::String::from(#url)))
+            }
+            ir::RemoteTarget::Function(function) => {
+                let function = Literal::string(function);
+                quote!(#rt::Target::Function(::std::string::String::from(#function)))
+            }
+        };
+        let method = Literal::string(&remote.method);
+        let headers = remote.headers.iter().map(|(k, v)| {
+            let (k, v) = (Literal::string(k), Literal::string(v));
+            quote!(.header(#k, #v))
+        });
+        let (timeout, retries, backoff) = (remote.timeout_ms, remote.retries, remote.backoff_ms);
+        let input = optional_str(node.input_path.as_deref());
+        let result = optional_str(node.result_path.as_deref());
+        let respond = node.respond;
+        let catcher = match self.catcher_of(id) {
+            Some(handler) => {
+                let handler = node_ident(handler);
+                quote!(#rt::CatchWith(#handler.clone()))
+            }
+            None => quote!(#rt::NoCatcher),
+        };
+        quote!(#rt::RemoteNode {
+            name: #name,
+            remote: #rt::Remote::new(#target, #method)
+                #(#headers)*
+                .timeout(::std::time::Duration::from_millis(#timeout))
+                .retries(#retries, ::std::time::Duration::from_millis(#backoff)),
+            input_path: #input,
+            result_path: #result,
+            next: #next,
+            respond: #respond,
+            catcher: #catcher,
+        })
     }
 
     fn router(&mut self, id: NodeId, router: &ir::Router) -> TokenStream {

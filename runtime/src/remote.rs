@@ -1,0 +1,191 @@
+//! `$remote` steps: an HTTP call per event over a shared connection pool, with a timeout per
+//! attempt, retries with exponential backoff and jitter, the event's id and path forwarded, and
+//! failures mapped to 502 (the remote answered non-2xx) and 504 (it did not answer in time).
+
+use crate::context::Context;
+use crate::error::StepError;
+use crate::event::Event;
+use crate::node::{Catcher, NoCatcher, Node, fail_or_catch};
+use crate::run::Run;
+use crate::step::{set_at, value_at};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Where a remote step sends events.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// A URL.
+    Url(String),
+    /// A function's endpoint, from `Context::get_remote_endpoint`.
+    Function(String),
+}
+
+/// An HTTP call made for each event.
+pub struct Remote {
+    target: Target,
+    method: reqwest::Method,
+    headers: Vec<(String, String)>,
+    timeout: Duration,
+    retries: u32,
+    backoff: Duration,
+    client: reqwest::Client,
+}
+
+impl Remote {
+    /// A call to `target` with `method` (an unknown method is POST).
+    pub fn new(target: Target, method: &str) -> Self {
+        Remote {
+            target,
+            method: reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST),
+            headers: Vec::new(),
+            timeout: Duration::from_secs(10),
+            retries: 0,
+            backoff: Duration::from_millis(100),
+            // One pool per step: connections are reused across events.
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Adds a header to every call.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Sets the timeout of each attempt.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the retries after the first attempt and the first backoff (doubled each retry).
+    pub fn retries(mut self, retries: u32, backoff: Duration) -> Self {
+        self.retries = retries;
+        self.backoff = backoff;
+        self
+    }
+
+    fn url(&self, context: &Context) -> Result<String, StepError> {
+        match &self.target {
+            Target::Url(url) => Ok(url.clone()),
+            Target::Function(function) => context
+                .get_remote_endpoint(function)
+                .map(str::to_string)
+                .ok_or_else(|| StepError::new(format!("no endpoint is configured for function `{function}`"))),
+        }
+    }
+
+    /// Calls the endpoint with `body`; the answer as JSON (or as a string when it is not JSON).
+    pub async fn call(&self, event: &Event, body: &Value, context: &Context) -> Result<Value, StepError> {
+        let url = self.url(context)?;
+        let mut last = StepError::bad_gateway(format!("{url}: no attempt was made"));
+        for attempt in 0..=self.retries {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(self.backoff, attempt)).await;
+            }
+            let mut request = self
+                .client
+                .request(self.method.clone(), &url)
+                .timeout(self.timeout)
+                .header("x-event-id", event.id.to_string())
+                .header("x-event-path", event.path.as_ref());
+            for (name, value) in &self.headers {
+                request = request.header(name, value);
+            }
+            if self.method != reqwest::Method::GET {
+                request = request.json(body);
+            }
+            match request.send().await {
+                Ok(response) if response.status().is_success() => {
+                    let bytes = response.bytes().await.map_err(|error| {
+                        StepError::bad_gateway(format!("{url}: reading the answer failed: {error}"))
+                    })?;
+                    return Ok(serde_json::from_slice(&bytes)
+                        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())));
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let text = response.text().await.unwrap_or_default();
+                    last = StepError::bad_gateway(format!("{url} answered {status}: {text}"));
+                    // Client errors will not change on a retry.
+                    if status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS {
+                        return Err(last);
+                    }
+                }
+                Err(error) if error.is_timeout() => {
+                    last = StepError::timeout(format!("{url} did not answer within {:?}", self.timeout))
+                }
+                Err(error) => last = StepError::bad_gateway(format!("{url}: {error}")),
+            }
+        }
+        Err(last)
+    }
+}
+
+/// `base * 2^(attempt-1)`, plus up to `base` of jitter so that retries do not arrive together.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let exponential = base.saturating_mul(1 << (attempt - 1).min(16));
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(attempt);
+    let jitter = base.mul_f64((hasher.finish() % 1000) as f64 / 1000.0);
+    exponential + jitter
+}
+
+/// A remote step in a graph: the call, its paths, what follows it, and its error handler.
+pub struct RemoteNode<N, C = NoCatcher> {
+    /// The step's name.
+    pub name: &'static str,
+    /// The call.
+    pub remote: Remote,
+    /// The part of the body sent, as a dotted path.
+    pub input_path: Option<&'static str>,
+    /// Where the answer is written, as a dotted path.
+    pub result_path: Option<&'static str>,
+    /// What follows it.
+    pub next: N,
+    /// Its output answers the caller.
+    pub respond: bool,
+    /// Where its failures go.
+    pub catcher: C,
+}
+
+fn split(path: &str) -> Vec<String> {
+    path.split('.').map(str::to_string).collect()
+}
+
+impl<N: Node, C: Catcher> Node for RemoteNode<N, C> {
+    async fn push(&self, event: &mut Event, run: &Run) {
+        let copy = (C::CATCHES || run.context().error_stream().is_some()).then(|| event.clone());
+        let input = self.input_path.map(split);
+        let sent = match &input {
+            Some(path) => value_at(&event.body, path).cloned().unwrap_or(Value::Null),
+            None => event.body.clone(),
+        };
+        let result = match self.remote.call(event, &sent, run.context()).await {
+            Ok(answer) => match self.result_path.map(split) {
+                Some(path) => set_at(&mut event.body, &path, answer).map_err(|at| {
+                    StepError::new(format!(
+                        "step `{}` cannot write its result at `{}`: `{at}` is not an object",
+                        self.name,
+                        path.join(".")
+                    ))
+                }),
+                None => {
+                    event.body = answer;
+                    Ok(())
+                }
+            },
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(()) => {
+                if self.respond {
+                    run.respond(&event.body);
+                }
+                self.next.push(event, run).await;
+            }
+            Err(error) => fail_or_catch(self.name, copy, &error, &self.catcher, run).await,
+        }
+    }
+}
