@@ -128,6 +128,7 @@ pub async fn serve<H: Handler>(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    crate::metrics::enable();
     let server = Arc::new(Server {
         handler,
         slots: Semaphore::new(options.concurrency.max(1)),
@@ -176,7 +177,7 @@ async fn answer<H: Handler>(
 async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
     if parts.uri.path() == "/metrics" && parts.method == axum::http::Method::GET {
-        return Response::new(200, "text/plain; version=0.0.4", server.metrics.render());
+        return Response::new(200, "text/plain; version=0.0.4", server.metrics.render() + &crate::metrics::render());
     }
     let header = |name: &str| parts.headers.get(name).and_then(|value| value.to_str().ok());
     let id = header("x-event-id")

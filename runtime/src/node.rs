@@ -134,8 +134,13 @@ impl<S, N, C> StepNode<S, N, C> {
 #[inline]
 fn run_step<S: Step>(name: &'static str, step: &S, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
     let _span = tracing::info_span!("step", step = name, event_id = %event.id).entered();
-    catch_unwind(AssertUnwindSafe(|| step.process(event, context)))
-        .unwrap_or_else(|payload| Err(StepError::panicked(&*payload)))
+    let started = crate::metrics::enabled().then(std::time::Instant::now);
+    let result = catch_unwind(AssertUnwindSafe(|| step.process(event, context)))
+        .unwrap_or_else(|payload| Err(StepError::panicked(&*payload)));
+    if let Some(started) = started {
+        crate::metrics::observe_step(name, started.elapsed(), result.is_err());
+    }
+    result
 }
 
 fn failed(mut event: Event, name: &str, error: &StepError) -> Event {

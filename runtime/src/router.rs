@@ -243,15 +243,20 @@ impl Router {
     ) -> Result<Value, StepError> {
         match (target, &self.mode) {
             (Some(index), _) => {
-                let (_, route) = self.routes.get(index).ok_or_else(|| self.unknown_model(name))?;
-                match route {
+                let (route_name, route) = self.routes.get(index).ok_or_else(|| self.unknown_model(name))?;
+                let started = crate::metrics::enabled().then(std::time::Instant::now);
+                let answer = match route {
                     Route::Step(step) => step_output(step.as_ref(), event, context),
                     Route::Model(model) => {
                         // The body moves into the model's hooks; the answer replaces it.
                         let (outputs, form, width) = predict(model.as_ref(), std::mem::take(&mut event.body))?;
                         Ok(respond(event, name, version, outputs, form, width, model.output_datatype()))
                     }
+                };
+                if let Some(started) = started {
+                    crate::metrics::observe_route(route_name, started.elapsed(), answer.is_err());
                 }
+                answer
             }
             (None, Mode::Ensemble { regression, weights }) => {
                 let results = self.run_all(event, context)?;

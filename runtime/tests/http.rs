@@ -207,6 +207,10 @@ async fn metrics_count_requests_in_prometheus_text() {
     assert!(text.contains("graphc_requests_total{class=\"4xx\"} 1"), "{text}");
     assert!(text.contains("graphc_request_errors_total 1"), "{text}");
     assert!(text.contains("graphc_request_duration_seconds_count 2"), "{text}");
+    // Per step and per route, too (the registry is process-wide, so other tests may add to it).
+    assert!(text.contains("graphc_step_duration_seconds_count{step=\"router\"}"), "{text}");
+    assert!(text.contains("graphc_route_duration_seconds_bucket{route=\"model1\",le=\"+Inf\"}"), "{text}");
+    assert!(text.contains("graphc_step_errors_total{step=\"router\"}"), "{text}");
     server.stop().await;
 }
 
