@@ -6,6 +6,7 @@
 use crate::error::StepError;
 use crate::event::Event;
 use crate::event::{EventId, Response};
+use crate::metrics::Histogram;
 use crate::pipeline::{Handler, parse_body};
 use crate::run::error_response;
 use axum::body::Body;
@@ -44,17 +45,11 @@ impl Default for ServeOptions {
     }
 }
 
-/// Latency buckets, in seconds.
-const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
-
-/// Request counters and a latency histogram, in Prometheus' text format.
+/// Request counters by status class, and the request latency histogram.
 #[derive(Default)]
 pub struct Metrics {
     by_class: [AtomicU64; 5],
-    errors: AtomicU64,
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
+    requests: Histogram,
 }
 
 impl Metrics {
@@ -63,21 +58,10 @@ impl Metrics {
         if let Some(counter) = self.by_class.get(class) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        if status >= 400 {
-            self.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        // One counter per request: the smallest bucket that holds it; render() adds them up.
-        let seconds = elapsed.as_secs_f64();
-        if let Some(bucket) =
-            BUCKETS.iter().position(|bound| seconds <= *bound).and_then(|index| self.buckets.get(index))
-        {
-            bucket.fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.requests.observe(elapsed, status >= 400);
     }
 
-    /// The metrics in Prometheus' text exposition format.
+    /// The request metrics in Prometheus' text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::from(
             "# HELP graphc_requests_total Requests answered, by status class.\n# TYPE graphc_requests_total counter\n",
@@ -90,20 +74,9 @@ impl Metrics {
             ));
         }
         out.push_str("# HELP graphc_request_errors_total Requests answered with a 4xx or 5xx status.\n# TYPE graphc_request_errors_total counter\n");
-        out.push_str(&format!("graphc_request_errors_total {}\n", self.errors.load(Ordering::Relaxed)));
+        out.push_str(&format!("graphc_request_errors_total {}\n", self.requests.errors()));
         out.push_str("# HELP graphc_request_duration_seconds Time to answer a request.\n# TYPE graphc_request_duration_seconds histogram\n");
-        let mut cumulative = 0;
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            cumulative += bucket.load(Ordering::Relaxed);
-            out.push_str(&format!("graphc_request_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}\n"));
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        out.push_str(&format!("graphc_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}\n"));
-        out.push_str(&format!(
-            "graphc_request_duration_seconds_sum {}\n",
-            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        ));
-        out.push_str(&format!("graphc_request_duration_seconds_count {count}\n"));
+        self.requests.render(&mut out, "graphc_request_duration", "");
         out
     }
 }

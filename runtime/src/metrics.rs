@@ -46,11 +46,9 @@ impl Histogram {
         }
         let count = self.count.load(Ordering::Relaxed);
         out.push_str(&format!("{name}_seconds_bucket{{{labels}{separator}le=\"+Inf\"}} {count}\n"));
-        out.push_str(&format!(
-            "{name}_seconds_sum{{{labels}}} {}\n",
-            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        ));
-        out.push_str(&format!("{name}_seconds_count{{{labels}}} {count}\n"));
+        let braced = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        out.push_str(&format!("{name}_seconds_sum{braced} {}\n", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6));
+        out.push_str(&format!("{name}_seconds_count{braced} {count}\n"));
     }
 
     /// Observations so far.
