@@ -149,6 +149,11 @@ fn failed(mut event: Event, name: &str, error: &StepError) -> Event {
     event
 }
 
+/// The event as it entered a step, kept only when a handler or the error stream will need it.
+pub(crate) fn entry_copy<C: Catcher>(event: &Event, context: &Context) -> Option<Event> {
+    (C::CATCHES || context.error_stream().is_some()).then(|| event.clone())
+}
+
 /// A failure: recorded in the error stream, then given to the handler, or answered as
 /// unhandled.
 pub(crate) async fn fail_or_catch<C: Catcher>(
@@ -169,8 +174,7 @@ pub(crate) async fn fail_or_catch<C: Catcher>(
 
 impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
     async fn push(&self, event: &mut Event, run: &Run) {
-        // The event as it entered the step, only when a handler or the error stream needs it.
-        let copy = (C::CATCHES || run.context().error_stream().is_some()).then(|| event.clone());
+        let copy = entry_copy::<C>(event, run.context());
         let result = run_step(self.name, &self.step, event, run.context());
         match result {
             Ok(Flow::Next) => {
@@ -197,8 +201,7 @@ impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
 
 impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
     fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
-        // The event as it entered the step, only when a handler or the error stream needs it.
-        let copy = (C::CATCHES || run.context().error_stream().is_some()).then(|| event.clone());
+        let copy = entry_copy::<C>(event, run.context());
         let result = run_step(self.name, &self.step, event, run.context());
         match result {
             Ok(Flow::Next) => {
@@ -222,6 +225,7 @@ impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
                 if let Some(copy) = &copy {
                     run.record(self.name, copy, &error);
                 }
+                // The same rule as `fail_or_catch`, on the sync executor.
                 match copy {
                     Some(copy) if C::CATCHES => self.catcher.catch_sync(&mut failed(copy, self.name, &error), run),
                     _ => run.fail(self.name, &error),

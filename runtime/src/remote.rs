@@ -5,7 +5,7 @@
 use crate::context::Context;
 use crate::error::StepError;
 use crate::event::Event;
-use crate::node::{Catcher, NoCatcher, Node, fail_or_catch};
+use crate::node::{Catcher, NoCatcher, Node, entry_copy, fail_or_catch};
 use crate::run::Run;
 use crate::step::{set_at, value_at};
 use serde_json::Value;
@@ -156,7 +156,7 @@ fn split(path: &str) -> Vec<String> {
 
 impl<N: Node, C: Catcher> Node for RemoteNode<N, C> {
     async fn push(&self, event: &mut Event, run: &Run) {
-        let copy = (C::CATCHES || run.context().error_stream().is_some()).then(|| event.clone());
+        let copy = entry_copy::<C>(event, run.context());
         let input = self.input_path.map(split);
         let sent = match &input {
             Some(path) => value_at(&event.body, path).cloned().unwrap_or(Value::Null),
