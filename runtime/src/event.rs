@@ -25,7 +25,7 @@ impl EventId {
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EventId::Fresh(uuid) => write!(f, "{}", uuid.simple()),
+            EventId::Fresh(uuid) => f.write_str(uuid.simple().encode_lower(&mut uuid::Uuid::encode_buffer())),
             EventId::Given(id) => f.write_str(id),
         }
     }

@@ -11,7 +11,8 @@ use crate::pipeline::{Handler, parse_body};
 use crate::run::error_response;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::body::Bytes;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+
+const X_EVENT_ID: HeaderName = HeaderName::from_static("x-event-id");
+const X_EVENT_PATH: HeaderName = HeaderName::from_static("x-event-path");
 
 /// How the server runs.
 #[derive(Clone, Debug)]
@@ -152,8 +156,8 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
     if parts.uri.path() == "/metrics" && parts.method == axum::http::Method::GET {
         return Response::new(200, "text/plain; version=0.0.4", server.metrics.render() + &crate::metrics::render());
     }
-    let header = |name: &str| parts.headers.get(name).and_then(|value| value.to_str().ok());
-    let id = header("x-event-id")
+    let header = |name: &HeaderName| parts.headers.get(name).and_then(|value| value.to_str().ok());
+    let id = header(&X_EVENT_ID)
         .filter(|id| !id.is_empty())
         .map_or_else(EventId::fresh, |id| EventId::Given(id.to_string()));
     let limit = server.options.body_limit;
@@ -162,7 +166,7 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
         kind: "too_large",
         message: format!("the body is over the limit of {limit} bytes"),
     };
-    if header("content-length").and_then(|v| v.parse::<usize>().ok()).is_some_and(|length| length > limit) {
+    if header(&header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok()).is_some_and(|length| length > limit) {
         return error(too_large(), &id);
     }
     let bytes = match axum::body::to_bytes(body, limit).await {
@@ -170,14 +174,14 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
         Err(failure) if failure.to_string().contains("length limit") => return error(too_large(), &id),
         Err(failure) => return error(StepError::bad_request(format!("the body could not be read: {failure}")), &id),
     };
-    let content_type = header("content-type").map(str::to_string);
+    let content_type = header(&header::CONTENT_TYPE).map(str::to_string);
     let body = match parse_body(&bytes, content_type.as_deref()) {
         Ok(body) => body,
         Err(failure) => return error(failure, &id),
     };
     let mut event = Event::new(body);
     event.id = id.clone();
-    event.path = Cow::Owned(header("x-event-path").map_or_else(|| parts.uri.path().to_string(), str::to_string));
+    event.path = Cow::Owned(header(&X_EVENT_PATH).map_or_else(|| parts.uri.path().to_string(), str::to_string));
     event.method = match parts.method.as_str() {
         "GET" => Cow::Borrowed("GET"),
         "POST" => Cow::Borrowed("POST"),
@@ -185,11 +189,10 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
     };
     event.content_type = content_type;
     // Header names arrive in lower case from hyper.
-    event.headers = parts
-        .headers
-        .iter()
-        .filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())))
-        .collect();
+    event.headers = Vec::with_capacity(parts.headers.len());
+    event.headers.extend(
+        parts.headers.iter().filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))),
+    );
     let handled = async {
         let _slot = server.slots.acquire().await;
         server.handler.handle(event).await
@@ -217,12 +220,12 @@ fn into_http(response: Response) -> axum::response::Response {
         Cow::Owned(text) => HeaderValue::from_str(&text),
     };
     if let Ok(value) = content_type {
-        headers.insert(axum::http::header::CONTENT_TYPE, value);
+        headers.insert(header::CONTENT_TYPE, value);
     }
     if let Some(id) = event_id
-        && let Ok(value) = HeaderValue::from_str(&id.to_string())
+        && let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(id.to_string()))
     {
-        headers.insert(HeaderName::from_static("x-event-id"), value);
+        headers.insert(X_EVENT_ID, value);
     }
     for (name, value) in extra {
         if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {

@@ -84,24 +84,28 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-fn histogram<K: Ord + Clone>(map: &RwLock<BTreeMap<K, Arc<Histogram>>>, key: &K) -> Option<Arc<Histogram>> {
-    if let Some(found) = map.read().ok()?.get(key) {
-        return Some(Arc::clone(found));
-    }
-    Some(Arc::clone(map.write().ok()?.entry(key.clone()).or_default()))
-}
-
-/// Records a step's run.
-pub fn observe_step(step: &'static str, elapsed: Duration, failed: bool) {
-    if let Some(histogram) = histogram(&registry().steps, &step) {
-        histogram.observe(elapsed, failed);
+fn registered<K: Ord>(map: &RwLock<BTreeMap<K, Arc<Histogram>>>, key: K) -> Arc<Histogram> {
+    match map.write() {
+        Ok(mut map) => Arc::clone(map.entry(key).or_default()),
+        // A poisoned registry only loses this node's rendering, never its recording.
+        Err(_) => Arc::default(),
     }
 }
 
-/// Records a router's route.
-pub fn observe_route(route: &str, elapsed: Duration, failed: bool) {
-    if let Some(histogram) = histogram(&registry().routes, &route.to_string()) {
-        histogram.observe(elapsed, failed);
+/// One step's or route's histogram, held by its node: looked up in the registry on the first
+/// observation only, so that recording takes no lock and shares no reference count.
+#[derive(Default)]
+pub struct Meter(OnceLock<Arc<Histogram>>);
+
+impl Meter {
+    /// Records a run of the step `name`.
+    pub fn step(&self, name: &'static str, elapsed: Duration, failed: bool) {
+        self.0.get_or_init(|| registered(&registry().steps, name)).observe(elapsed, failed);
+    }
+
+    /// Records a run of the route `name`.
+    pub fn route(&self, name: &str, elapsed: Duration, failed: bool) {
+        self.0.get_or_init(|| registered(&registry().routes, name.to_string())).observe(elapsed, failed);
     }
 }
 

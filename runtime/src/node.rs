@@ -106,12 +106,20 @@ pub struct StepNode<S, N, C = NoCatcher> {
     pub respond: bool,
     /// Where its failures go.
     pub catcher: C,
+    meter: crate::metrics::Meter,
 }
 
 impl<S, N> StepNode<S, N> {
     /// A step with no error handler that does not respond.
     pub fn new(name: &'static str, step: S, next: N) -> Self {
-        StepNode { name, step, next, respond: false, catcher: NoCatcher }
+        StepNode::with(name, step, next, false, NoCatcher)
+    }
+}
+
+impl<S, N, C> StepNode<S, N, C> {
+    /// A step with every part given: what generated code builds.
+    pub fn with(name: &'static str, step: S, next: N, respond: bool, catcher: C) -> Self {
+        StepNode { name, step, next, respond, catcher, meter: crate::metrics::Meter::default() }
     }
 }
 
@@ -124,7 +132,7 @@ impl<S, N, C> StepNode<S, N, C> {
 
     /// Sets the error handler.
     pub fn catching<C2>(self, catcher: C2) -> StepNode<S, N, C2> {
-        StepNode { name: self.name, step: self.step, next: self.next, respond: self.respond, catcher }
+        StepNode::with(self.name, self.step, self.next, self.respond, catcher)
     }
 }
 
@@ -132,13 +140,19 @@ impl<S, N, C> StepNode<S, N, C> {
 /// inside a tracing span with its name and the event's id, so whatever it logs carries both
 /// (the context's logger); with no subscriber the span costs a flag check.
 #[inline]
-fn run_step<S: Step>(name: &'static str, step: &S, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
+fn run_step<S: Step>(
+    name: &'static str,
+    step: &S,
+    meter: &crate::metrics::Meter,
+    event: &mut Event,
+    context: &Context,
+) -> Result<Flow, StepError> {
     let _span = tracing::info_span!("step", step = name, event_id = %event.id).entered();
     let started = crate::metrics::enabled().then(std::time::Instant::now);
     let result = catch_unwind(AssertUnwindSafe(|| step.process(event, context)))
         .unwrap_or_else(|payload| Err(StepError::panicked(&*payload)));
     if let Some(started) = started {
-        crate::metrics::observe_step(name, started.elapsed(), result.is_err());
+        meter.step(name, started.elapsed(), result.is_err());
     }
     result
 }
@@ -175,7 +189,7 @@ pub(crate) async fn fail_or_catch<C: Catcher>(
 impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
     async fn push(&self, event: &mut Event, run: &Run) {
         let copy = entry_copy::<C>(event, run.context());
-        let result = run_step(self.name, &self.step, event, run.context());
+        let result = run_step(self.name, &self.step, &self.meter, event, run.context());
         match result {
             Ok(Flow::Next) => {
                 if self.respond {
@@ -202,7 +216,7 @@ impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
 impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
     fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
         let copy = entry_copy::<C>(event, run.context());
-        let result = run_step(self.name, &self.step, event, run.context());
+        let result = run_step(self.name, &self.step, &self.meter, event, run.context());
         match result {
             Ok(Flow::Next) => {
                 if self.respond {

@@ -57,6 +57,8 @@ pub struct Router {
     name: String,
     prefix: String,
     routes: Vec<(String, Route)>,
+    /// One per route, in the same order.
+    meters: Vec<crate::metrics::Meter>,
     mode: Mode,
 }
 
@@ -81,7 +83,7 @@ impl Router {
     /// A router named `name` (the ensemble's model name), serving `routes` under `prefix`.
     pub fn new(name: impl Into<String>, prefix: impl Into<String>, routes: Vec<(String, Route)>, mode: Mode) -> Self {
         let prefix = prefix.into().trim_end_matches('/').to_string();
-        Router { name: name.into(), prefix, routes, mode }
+        Router { name: name.into(), prefix, meters: routes.iter().map(|_| Default::default()).collect(), routes, mode }
     }
 
     fn names(&self) -> Vec<&str> {
@@ -254,7 +256,9 @@ impl Router {
                     }
                 };
                 if let Some(started) = started {
-                    crate::metrics::observe_route(route_name, started.elapsed(), answer.is_err());
+                    if let Some(meter) = self.meters.get(index) {
+                        meter.route(route_name, started.elapsed(), answer.is_err());
+                    }
                 }
                 answer
             }
@@ -357,10 +361,10 @@ fn read_inputs(body: &Value) -> Result<(Features, Form), StepError> {
                 let before = values.len();
                 match row {
                     Value::Array(row) => {
-                        row.iter().try_for_each(|v| number(v, &format!("inputs[{i}]")).map(|v| values.push(v)))?
+                        row.iter().try_for_each(|v| number(v, || format!("inputs[{i}]")).map(|v| values.push(v)))?
                     }
                     other => {
-                        values.push(number(other, "inputs").map_err(|_| {
+                        values.push(number(other, || "inputs".into()).map_err(|_| {
                             StepError::invalid_input(format!("inputs[{i}] must be an array of numbers"))
                         })?)
                     }
@@ -428,15 +432,16 @@ fn read_tensor(body: &Value, items: &[Value]) -> Result<(Features, Form), StepEr
 fn flatten(value: &Value, out: &mut Vec<f64>) -> Result<(), StepError> {
     match value {
         Value::Array(items) => items.iter().try_for_each(|item| flatten(item, out)),
-        other => number(other, "data").map(|v| out.push(v)),
+        other => number(other, || "data".into()).map(|v| out.push(v)),
     }
 }
 
-fn number(value: &Value, at: &str) -> Result<f64, StepError> {
+/// `at` names the value's place for the error message; it is built only on failure.
+fn number(value: &Value, at: impl FnOnce() -> String) -> Result<f64, StepError> {
     value
         .as_f64()
         .filter(|v| v.is_finite())
-        .ok_or_else(|| StepError::invalid_input(format!("{at} holds `{value}`, not a number")))
+        .ok_or_else(|| StepError::invalid_input(format!("{} holds `{value}`, not a number", at())))
 }
 
 /// The response in the request's form.

@@ -301,7 +301,7 @@ impl Generator<'_> {
             }
             None => quote!(#rt::NoCatcher),
         };
-        quote!(#rt::StepNode { name: #name, step: #step, next: #next, respond: #respond, catcher: #catcher })
+        quote!(#rt::StepNode::with(#name, #step, #next, #respond, #catcher))
     }
 
     /// The step of a node: a user handler, a built-in, or a router.
