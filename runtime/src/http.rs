@@ -10,8 +10,8 @@ use crate::metrics::Histogram;
 use crate::pipeline::{Handler, parse_body};
 use crate::run::error_response;
 use axum::body::Body;
-use axum::extract::State;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use std::borrow::Cow;
 use std::future::Future;
@@ -191,7 +191,10 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
     // Header names arrive in lower case from hyper.
     event.headers = Vec::with_capacity(parts.headers.len());
     event.headers.extend(
-        parts.headers.iter().filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))),
+        parts
+            .headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))),
     );
     let handled = async {
         let _slot = server.slots.acquire().await;

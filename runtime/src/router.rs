@@ -255,10 +255,10 @@ impl Router {
                         Ok(respond(event, name, version, outputs, form, width, model.output_datatype()))
                     }
                 };
-                if let Some(started) = started {
-                    if let Some(meter) = self.meters.get(index) {
-                        meter.route(route_name, started.elapsed(), answer.is_err());
-                    }
+                if let Some(started) = started
+                    && let Some(meter) = self.meters.get(index)
+                {
+                    meter.route(route_name, started.elapsed(), answer.is_err());
                 }
                 answer
             }
