@@ -1,5 +1,6 @@
 //! The event that flows through a graph, and the response a caller gets.
 
+pub use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt;
@@ -61,8 +62,8 @@ pub struct Event {
     pub path: Cow<'static, str>,
     /// The request method (default `POST`).
     pub method: Cow<'static, str>,
-    /// Request headers, names in lower case.
-    pub headers: Vec<(String, String)>,
+    /// Request headers (names match without regard to case; a name may repeat).
+    pub headers: HeaderMap,
     /// The request's content type.
     pub content_type: Option<String>,
     /// On the error path: the name of the step that failed.
@@ -81,7 +82,7 @@ impl Event {
             time: SystemTime::now(),
             path: Cow::Borrowed("/"),
             method: Cow::Borrowed("POST"),
-            headers: Vec::new(),
+            headers: HeaderMap::new(),
             content_type: None,
             origin_state: None,
             error: None,
@@ -97,7 +98,7 @@ impl Event {
             time: SystemTime::UNIX_EPOCH,
             path: Cow::Borrowed("/"),
             method: Cow::Borrowed("POST"),
-            headers: Vec::new(),
+            headers: HeaderMap::new(),
             content_type: None,
             origin_state: None,
             error: None,
@@ -122,9 +123,17 @@ impl Event {
         self
     }
 
-    /// The first header with this name (case-insensitive).
+    /// The first header with this name (case-insensitive), if its value is text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// Adds a header; a name or value HTTP does not allow is left out.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            self.headers.append(name, value);
+        }
+        self
     }
 }
 

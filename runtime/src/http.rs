@@ -188,14 +188,8 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
         other => Cow::Owned(other.to_string()),
     };
     event.content_type = content_type;
-    // Header names arrive in lower case from hyper.
-    event.headers = Vec::with_capacity(parts.headers.len());
-    event.headers.extend(
-        parts
-            .headers
-            .iter()
-            .filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))),
-    );
+    // Moved, not copied: the event owns the request's headers from here on.
+    event.headers = parts.headers;
     let handled = async {
         let _slot = server.slots.acquire().await;
         server.handler.handle(event).await

@@ -45,7 +45,9 @@ impl Request {
         event.path = Cow::Owned(if path.is_empty() { "/".to_string() } else { path });
         event.method = Cow::Owned(method);
         event.content_type = content_type;
-        event.headers = self.headers.into_iter().map(|(name, value)| (name.to_ascii_lowercase(), value)).collect();
+        for (name, value) in &self.headers {
+            event = event.with_header(name, value);
+        }
         Ok(event)
     }
 }
@@ -56,18 +58,22 @@ pub fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Value, Ste
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
-    let essence = content_type.map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-    match essence.as_deref() {
-        None | Some("") | Some("application/json") => serde_json::from_slice(bytes)
-            .map_err(|error| StepError::bad_request(format!("malformed JSON body: {error}"))),
-        Some(ct) if ct.ends_with("+json") => serde_json::from_slice(bytes)
-            .map_err(|error| StepError::bad_request(format!("malformed JSON body: {error}"))),
-        Some("text/plain") => std::str::from_utf8(bytes)
+    let essence = content_type.map_or("", |ct| ct.split(';').next().unwrap_or("").trim());
+    let is = |name: &str| essence.eq_ignore_ascii_case(name);
+    let json = essence.is_empty()
+        || is("application/json")
+        || essence.get(essence.len().saturating_sub(5)..).is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json"));
+    if json {
+        serde_json::from_slice(bytes).map_err(|error| StepError::bad_request(format!("malformed JSON body: {error}")))
+    } else if is("text/plain") {
+        std::str::from_utf8(bytes)
             .map(|text| Value::String(text.to_string()))
-            .map_err(|_| StepError::bad_request("the text body is not UTF-8")),
-        Some(other) => {
-            Err(StepError::bad_request(format!("unsupported content type `{other}`: send application/json")))
-        }
+            .map_err(|_| StepError::bad_request("the text body is not UTF-8"))
+    } else {
+        Err(StepError::bad_request(format!(
+            "unsupported content type `{}`: send application/json",
+            essence.to_ascii_lowercase()
+        )))
     }
 }
 
