@@ -198,6 +198,39 @@ async fn a_panicking_step_is_500_and_a_slow_one_hits_the_deadline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_see_the_request_headers_path_and_method() {
+    let step = FullEvent(|event: &mut Event, _: &Context| {
+        event.body = json!({
+            "tenant": event.header("X-Tenant"),
+            "all": event.headers.get_all("x-tag").iter().map(|v| v.to_str().unwrap()).collect::<Vec<_>>(),
+            "path": event.path,
+            "method": event.method,
+            "content_type": event.content_type,
+        });
+        Ok::<_, StepError>(())
+    });
+    let server =
+        start(SyncPipeline::new(StepNode::new("echo", step, End), Context::new("g")), ServeOptions::default()).await;
+    let response = client()
+        .put(server.url("/things/7"))
+        .header("content-type", "application/json; charset=utf-8")
+        .header("x-tenant", "acme")
+        .header("x-tag", "a")
+        .header("x-tag", "b")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"tenant": "acme", "all": ["a", "b"], "path": "/things/7", "method": "PUT", "content_type": "application/json; charset=utf-8"})
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_in_prometheus_text() {
     let server = start(iris_router(), ServeOptions::default()).await;
     post(&server.url("/v2/models/model1/infer"), "application/json", r#"{"inputs": [[5.1, 3.5, 1.4, 0.2]]}"#).await;
