@@ -1,10 +1,12 @@
-//! The command line of a binary `graphc build` makes: `serve` the graph over HTTP, or `test` its
-//! test blocks. Generated `main`s call [`main`] and nothing else.
+//! The command line of a binary `graphc build` makes: `serve` the graph over HTTP (the whole
+//! graph in one process, or one function of it with `--function`), or `test` its test blocks.
+//! Generated `main`s call [`main`] and nothing else.
 
-use crate::generated::{Options, StartError, TestCase, junit, report, run_tests};
+use crate::generated::{Launch, Launched, Options, StartError, TestCase, junit, report, run_tests};
 use crate::http::{ServeOptions, bind, serve, shutdown_signal};
 use crate::mock::MockServer;
 use crate::pipeline::Handler;
+use crate::stream::{ConsumeOptions, MemoryStreams};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,11 +15,18 @@ use std::time::Duration;
 const USAGE: &str = "usage:
   BINARY serve [--base DIR] [--host HOST] [--port PORT] [--param NAME=JSON]... [--secrets-file PATH]
                [--body-limit BYTES] [--deadline-ms MS] [--concurrency N]
+               [--function NAME [--redis URL] [--consumer NAME] [--batch N] [--claim-idle-ms MS]]
   BINARY test  [--base DIR] [--junit PATH]
-Parameters also come from GRAPHC_PARAM_<NAME> variables; secrets from the environment or --secrets-file.";
+Without --function the whole graph runs in this process (stream queues as memory queues); with it,
+the root function serves HTTP and a child function consumes its stream.
+Parameters also come from GRAPHC_PARAM_<NAME> variables; secrets from the environment or --secrets-file;
+the Redis server from GRAPHC_REDIS_URL.";
+
+/// Starts one function of a graph: the generated `run`.
+pub type RunFunction = fn(&str, &Options, Launch) -> Launched;
 
 /// Runs the binary's command line for the graph `name`.
-pub fn main<H, B>(name: &str, build: B, tests: fn() -> Vec<TestCase>) -> ExitCode
+pub fn main<H, B>(name: &str, build: B, tests: fn() -> Vec<TestCase>, run_function: RunFunction) -> ExitCode
 where
     H: Handler,
     B: Fn(&Options) -> Result<H, StartError>,
@@ -25,7 +34,7 @@ where
     let args: Vec<String> = std::env::args().skip(1).collect();
     match parse(&args) {
         Ok((command, flags)) => match command.as_str() {
-            "serve" => run_serve(name, build, &flags),
+            "serve" => run_serve(name, build, run_function, &flags),
             "test" => run_test(build, tests, name, &flags),
             _ => usage(),
         },
@@ -71,6 +80,7 @@ fn options(flags: &Flags) -> Result<Options, String> {
             assignment.split_once('=').ok_or_else(|| format!("--param takes NAME=VALUE, not `{assignment}`"))?;
         options = options.param(name, parse_value(value));
     }
+    options.redis_url = flag(flags, "redis").map(str::to_string).or_else(|| std::env::var("GRAPHC_REDIS_URL").ok());
     if let Some(file) = flag(flags, "secrets-file") {
         std::fs::read_to_string(file).map_err(|error| format!("cannot read the secrets file {file}: {error}"))?;
         options.secrets_file = Some(PathBuf::from(file));
@@ -87,7 +97,12 @@ fn number<T: std::str::FromStr>(flags: &Flags, name: &str, default: T) -> Result
     flag(flags, name).map_or(Ok(default), |v| v.parse().map_err(|_| format!("--{name} takes a number, not `{v}`")))
 }
 
-fn run_serve<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(name: &str, build: B, flags: &Flags) -> ExitCode {
+fn run_serve<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(
+    name: &str,
+    build: B,
+    run_function: RunFunction,
+    flags: &Flags,
+) -> ExitCode {
     let settings = (|| -> Result<(Options, ServeOptions), String> {
         let host = flag(flags, "host").unwrap_or("127.0.0.1");
         let port: u16 = number(flags, "port", 8080)?;
@@ -116,6 +131,42 @@ fn run_serve<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(name: &str, b
             return ExitCode::FAILURE;
         }
     };
+    if let Some(function) = flag(flags, "function") {
+        let defaults = ConsumeOptions::default();
+        let consume = (|| -> Result<ConsumeOptions, String> {
+            Ok(ConsumeOptions {
+                consumer: flag(flags, "consumer").map_or(defaults.consumer.clone(), str::to_string),
+                batch: number(flags, "batch", defaults.batch)?.max(1),
+                claim_idle: Duration::from_millis(number(
+                    flags,
+                    "claim-idle-ms",
+                    defaults.claim_idle.as_millis() as u64,
+                )?),
+                claim_every: Duration::from_millis(number(
+                    flags,
+                    "claim-every-ms",
+                    defaults.claim_every.as_millis() as u64,
+                )?),
+                ..defaults
+            })
+        })();
+        let consume = match consume {
+            Ok(consume) => consume,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return usage();
+            }
+        };
+        eprintln!("{name}: function {function}");
+        let launch = Launch { serve: serve_options, consume };
+        return match runtime.block_on(run_function(function, &options, launch)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = runtime.block_on(async {
         // Models load before the socket opens: a model that does not load stops start-up.
         let handler = build(&options).map_err(|error| error.to_string())?;
@@ -140,7 +191,12 @@ fn run_test<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(
     name: &str,
     flags: &Flags,
 ) -> ExitCode {
+    // Test blocks run the whole graph in this process: streams and the error stream in memory.
     let handler = match options(flags)
+        .map(|mut options| {
+            options.memory_streams = Some(MemoryStreams::new());
+            options
+        })
         .map_err(|e| e.to_string())
         .and_then(|options| build(&options).map_err(|e| e.to_string()))
     {

@@ -3,13 +3,21 @@
 
 use crate::context::Context;
 use crate::error::StepError;
+use crate::error::{ErrorStream, MemoryErrorStream};
 use crate::event::Response;
+use crate::http::{ServeOptions, bind, serve, shutdown_signal};
 use crate::mock::MockServer;
 use crate::model::{LoadError, ModelKind, SmartcoreModel};
 use crate::pipeline::Handler;
+use crate::stream::{
+    ConsumeOptions, MemoryStreams, RedisErrorStream, Sink, StreamQueue, StreamSource, StreamWriter, consume,
+};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
 
 /// How a generated pipeline is built at start-up.
 #[derive(Clone, Debug, Default)]
@@ -22,12 +30,18 @@ pub struct Options {
     pub secrets_file: Option<PathBuf>,
     /// Endpoints of other functions, for `$remote(function = ...)`.
     pub endpoints: Vec<(String, String)>,
+    /// The Redis server every stream queue and the error stream use instead of the graph's
+    /// (`--redis URL`, `GRAPHC_REDIS_URL`): the same graph in another deployment.
+    pub redis_url: Option<String>,
+    /// When set, stream queues and the error stream write here instead of Redis: one function
+    /// run alone under the mock server, or `graphc test`.
+    pub memory_streams: Option<Arc<MemoryStreams>>,
 }
 
 impl Options {
     /// Options with model paths relative to `base_dir`.
     pub fn new(base_dir: impl Into<PathBuf>) -> Self {
-        Options { base_dir: base_dir.into(), params: Vec::new(), secrets_file: None, endpoints: Vec::new() }
+        Options { base_dir: base_dir.into(), ..Options::default() }
     }
 
     /// Sets a parameter.
@@ -40,6 +54,94 @@ impl Options {
     pub fn endpoint(mut self, function: impl Into<String>, url: impl Into<String>) -> Self {
         self.endpoints.push((function.into(), url.into()));
         self
+    }
+}
+
+/// The writing side of a stream queue, on the options' Redis server or in their memory streams.
+pub fn stream_writer(options: &Options, queue: &str, url: &str, stream: &str, shards: u32) -> StreamWriter {
+    let queue = StreamQueue::new(queue, url, stream, shards).on_server(options.redis_url.as_deref());
+    match &options.memory_streams {
+        Some(streams) => StreamWriter::new(queue, Sink::Memory(Arc::clone(streams))),
+        None => StreamWriter::new(queue, Sink::Redis),
+    }
+}
+
+/// The stream a child function reads; its consumer group is the function's name.
+pub fn stream_source(
+    options: &Options,
+    function: &str,
+    queue: &str,
+    url: &str,
+    stream: &str,
+    shards: u32,
+) -> StreamSource {
+    StreamSource {
+        queue: StreamQueue::new(queue, url, stream, shards).on_server(options.redis_url.as_deref()),
+        group: function.to_string(),
+    }
+}
+
+/// The graph's error stream: Redis (`redis` gives the URL and stream) unless the options keep
+/// streams in memory; in memory when the graph says `error_stream = memory`.
+pub fn error_stream(options: &Options, redis: Option<(&str, &str)>) -> Arc<dyn ErrorStream> {
+    match (&options.memory_streams, redis) {
+        (Some(streams), _) => Arc::clone(streams) as Arc<dyn ErrorStream>,
+        (None, Some((url, stream))) => {
+            let url = options.redis_url.as_deref().unwrap_or(url);
+            Arc::new(RedisErrorStream::new(url, stream))
+        }
+        (None, None) => Arc::new(MemoryErrorStream::new()),
+    }
+}
+
+/// A function of a graph, started: it runs until a shutdown signal.
+pub type Launched = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// How a generated `run` starts a function: the HTTP settings for the root, the consumer
+/// settings for a child function.
+#[derive(Clone, Debug, Default)]
+pub struct Launch {
+    /// The root function's server.
+    pub serve: ServeOptions,
+    /// A child function's consumer.
+    pub consume: ConsumeOptions,
+}
+
+impl Launch {
+    /// Serves the root function over HTTP until SIGINT or SIGTERM.
+    pub fn serve<H: Handler>(self, handler: H) -> Launched {
+        Box::pin(async move {
+            let listener =
+                bind(&self.serve).await.map_err(|error| format!("cannot listen on {}: {error}", self.serve.addr))?;
+            let addr = listener.local_addr().map_err(|error| error.to_string())?;
+            eprintln!("serving on http://{addr}");
+            serve(listener, handler, self.serve, shutdown_signal()).await.map_err(|error| error.to_string())
+        })
+    }
+
+    /// Consumes a child function's stream until SIGINT or SIGTERM.
+    pub fn consume<H: Handler>(self, handler: H, source: StreamSource) -> Launched {
+        Box::pin(async move {
+            eprintln!(
+                "function {} consuming {} at {} as {}",
+                source.group,
+                source.queue.streams().join(", "),
+                source.queue.url,
+                self.consume.consumer
+            );
+            consume(handler, source, self.consume, shutdown_signal()).await
+        })
+    }
+
+    /// A function that could not be built.
+    pub fn failed(self, error: StartError) -> Launched {
+        Box::pin(async move { Err(error.to_string()) })
+    }
+
+    /// A function the graph does not have.
+    pub fn unknown(self, function: &str, functions: &[&str]) -> Launched {
+        let message = format!("the graph has no function `{function}`; its functions are: {}", functions.join(", "));
+        Box::pin(async move { Err(message) })
     }
 }
 

@@ -24,6 +24,7 @@ pub mod remote;
 pub mod router;
 pub mod run;
 pub mod step;
+pub mod stream;
 
 pub use context::Context;
 pub use error::{ErrorRecord, ErrorStream, MemoryErrorStream, StepError};
@@ -46,7 +47,10 @@ pub mod __private {
     pub use crate::error::StepError;
     pub use crate::event::{Event, Response};
     pub use crate::expr;
-    pub use crate::generated::{Expectation, Options, StartError, TestCase, construct, context, load_model};
+    pub use crate::generated::{
+        Expectation, Launch, Launched, Options, StartError, TestCase, construct, context, error_stream, load_model,
+        stream_source, stream_writer,
+    };
     pub use crate::mock::MockServer;
     pub use crate::model::{Model, ModelKind, SmartcoreModel};
     pub use crate::node::SyncNode;

@@ -123,6 +123,7 @@ pub struct AsyncPipeline<N> {
     root: N,
     context: Arc<Context>,
     responds: bool,
+    at_end: bool,
     tracker: Arc<Tracker>,
 }
 
@@ -130,14 +131,37 @@ impl<N: Node> AsyncPipeline<N> {
     /// A pipeline from its root node. `responds` says whether some step responds; when none
     /// does, callers are answered `202 {"id": ...}` at once and the event goes on.
     pub fn new(root: N, context: Context, responds: bool) -> Arc<Self> {
-        Arc::new(AsyncPipeline { root, context: Arc::new(context), responds, tracker: Arc::new(Tracker::default()) })
+        Arc::new(AsyncPipeline {
+            root,
+            context: Arc::new(context),
+            responds,
+            at_end: false,
+            tracker: Arc::new(Tracker::default()),
+        })
+    }
+
+    /// A pipeline whose callers are answered when an event's processing here has ended (see
+    /// [`Run::answered_at_end`]): what a function that writes to streams, or reads one, runs.
+    pub fn answered_at_end(root: N, context: Context) -> Arc<Self> {
+        Arc::new(AsyncPipeline {
+            root,
+            context: Arc::new(context),
+            responds: true,
+            at_end: true,
+            tracker: Arc::new(Tracker::default()),
+        })
     }
 
     /// Processes one event. The caller is answered as soon as the responder has run; work after
     /// it goes on in the background only when it is still running by then.
     pub async fn process(self: &Arc<Self>, event: Event) -> Response {
         let (sender, mut receiver) = oneshot::channel();
-        let run = Run::new(event.id.clone(), Arc::clone(&self.context), Arc::clone(&self.tracker), sender);
+        let (id, context, tracker) = (event.id.clone(), Arc::clone(&self.context), Arc::clone(&self.tracker));
+        let run = if self.at_end {
+            Run::answered_at_end(id, context, tracker, sender)
+        } else {
+            Run::new(id, context, tracker, sender)
+        };
         if !self.responds {
             run.reply(Response::json(202, &json!({ "id": event.id.to_string() })));
         }

@@ -55,13 +55,28 @@ struct RunInner {
     id: EventId,
     context: Arc<Context>,
     tracker: Arc<Tracker>,
+    at_end: bool,
 }
 
 impl Run {
     /// A run for the event with this id, answering through `reply`.
     pub fn new(id: EventId, context: Arc<Context>, tracker: Arc<Tracker>, reply: oneshot::Sender<Response>) -> Self {
         tracker.enter();
-        Run(Arc::new(RunInner { reply: Mutex::new(Some(reply)), id, context, tracker }))
+        Run(Arc::new(RunInner { reply: Mutex::new(Some(reply)), id, context, tracker, at_end: false }))
+    }
+
+    /// A run answered only when it ends: `202 {"id"}` once every path has finished, or the first
+    /// unhandled failure. Responders do not answer. A function that hands events to a stream
+    /// answers this way, so that a `202` means the record is in the stream; a stream consumer
+    /// runs this way, so that it acknowledges a record only after its steps are done.
+    pub fn answered_at_end(
+        id: EventId,
+        context: Arc<Context>,
+        tracker: Arc<Tracker>,
+        reply: oneshot::Sender<Response>,
+    ) -> Self {
+        tracker.enter();
+        Run(Arc::new(RunInner { reply: Mutex::new(Some(reply)), id, context, tracker, at_end: true }))
     }
 
     /// The pipeline's context.
@@ -89,7 +104,9 @@ impl Run {
 
     /// Answers with this body as JSON (status 200).
     pub fn respond(&self, body: &Value) {
-        self.reply_with(|| Response::json(200, body));
+        if !self.0.at_end {
+            self.reply_with(|| Response::json(200, body));
+        }
     }
 
     /// An unhandled failure: logged, and answered with its status and a JSON error if the
@@ -109,7 +126,12 @@ impl Drop for RunInner {
     fn drop(&mut self) {
         let sender = self.reply.get_mut().ok().and_then(Option::take);
         if let Some(sender) = sender {
-            let _ = sender.send(with_event_id(Response::new(204, "application/json", Vec::new()), &self.id));
+            let end = if self.at_end {
+                Response::json(202, &json!({ "id": self.id.to_string() }))
+            } else {
+                Response::new(204, "application/json", Vec::new())
+            };
+            let _ = sender.send(with_event_id(end, &self.id));
         }
         self.tracker.leave();
     }

@@ -30,7 +30,7 @@ fn rt() -> TokenStream {
 
 /// Generates the module for a checked graph.
 pub fn generate(graph: &Graph, options: &CodegenOptions<'_>) -> Result<TokenStream, Vec<Diagnostic>> {
-    let mut generator = Generator { graph, options, diagnostics: Vec::new() };
+    let mut generator = Generator { graph, options, diagnostics: Vec::new(), scope: None };
     let tokens = generator.module();
     if generator.diagnostics.is_empty() { Ok(tokens) } else { Err(generator.diagnostics) }
 }
@@ -39,6 +39,18 @@ struct Generator<'g> {
     graph: &'g Graph,
     options: &'g CodegenOptions<'g>,
     diagnostics: Vec<Diagnostic>,
+    /// While generating one function of a distributed graph: its nodes and entries.
+    scope: Option<FunctionScope>,
+}
+
+/// One function of a distributed graph: the nodes it runs, where events enter it, and the
+/// stream it reads (none for the root function).
+#[derive(Clone)]
+struct FunctionScope {
+    name: String,
+    nodes: BTreeSet<NodeId>,
+    entries: Vec<NodeId>,
+    reads: Option<NodeId>,
 }
 
 /// Nodes between boxed futures in a long async chain.
@@ -59,7 +71,18 @@ impl Generator<'_> {
             let value = param.default.as_ref().map_or(quote!(#rt::Value::Null), |d| expr::value(d, Scope::Build));
             quote!((#name, #value))
         });
+        let error_stream = match &self.graph.error_stream {
+            None => quote!(),
+            Some(ir::ErrorStream::Memory) => {
+                quote!(.with_error_stream(#rt::error_stream(options, ::core::option::Option::None)))
+            }
+            Some(ir::ErrorStream::Stream { url, stream }) => {
+                let (url, stream) = (Literal::string(url), Literal::string(stream));
+                quote!(.with_error_stream(#rt::error_stream(options, ::core::option::Option::Some((#url, #stream)))))
+            }
+        };
         let pipeline = self.pipeline();
+        let functions = self.functions();
         let tests = self.tests();
         let engine = match self.graph.engine {
             Engine::Sync => quote!(sync),
@@ -82,10 +105,12 @@ impl Generator<'_> {
                         let context = #rt::Context::new(#graph_name);
                         ::core::result::Result::Ok(::std::vec![#(#params),*])
                     };
-                    #rt::context(#graph_name, build().unwrap_or_default(), options)
+                    #rt::context(#graph_name, build().unwrap_or_default(), options)#error_stream
                 }
 
                 #pipeline
+
+                #functions
 
                 /// The pipeline behind the mock server, for tests.
                 pub fn mock(options: &#rt::Options) -> ::core::result::Result<#rt::MockServer<impl #rt::Handler + use<>>, #rt::StartError> {
@@ -121,6 +146,9 @@ impl Generator<'_> {
         let mut state = vec![0u8; self.graph.nodes.len()];
         for id in self.graph.node_ids() {
             self.visit(id, &mut state, &mut order);
+        }
+        if let Some(scope) = &self.scope {
+            order.retain(|id| scope.nodes.contains(id));
         }
         order
     }
@@ -179,6 +207,26 @@ impl Generator<'_> {
 
     fn pipeline(&mut self) -> TokenStream {
         let rt = rt();
+        let (bindings, root) = self.bindings_and_root();
+        let responds = self.graph.topology == Topology::Router || self.graph.nodes.iter().any(|n| n.respond);
+        let pipeline = match self.graph.engine {
+            Engine::Sync => quote!(#rt::SyncPipeline::new(#root, context)),
+            Engine::Async => quote!(#rt::AsyncPipeline::new(#root, context, #responds)),
+        };
+        quote! {
+            /// Builds the pipeline: loads models, builds `new` steps, composes the nodes. Every
+            /// function of the graph runs in this one process; stream queues are memory queues.
+            pub fn pipeline(options: &#rt::Options) -> ::core::result::Result<impl #rt::Handler + use<>, #rt::StartError> {
+                let context = context(options);
+                #(#bindings)*
+                ::core::result::Result::Ok(#pipeline)
+            }
+        }
+    }
+
+    /// The node bindings, in order, and the root node that enters them.
+    fn bindings_and_root(&mut self) -> (Vec<TokenStream>, TokenStream) {
+        let rt = rt();
         let order = self.binding_order();
         let catchers = self.graph.catchers();
         let mut bindings = Vec::new();
@@ -209,22 +257,154 @@ impl Generator<'_> {
                 quote!(let #ident = #node;)
             });
         }
-        let starts: Vec<NodeId> = match self.graph.topology {
+        let starts: Vec<NodeId> = match (&self.scope, self.graph.topology) {
+            (Some(scope), _) => scope.entries.clone(),
+            (None, Topology::Router) => self.graph.node_ids().collect(),
+            (None, Topology::Flow) => self.graph.start_nodes(),
+        };
+        let root = self.fan_out(&starts, false);
+        (bindings, root)
+    }
+
+    /// The functions of a distributed graph: the root, then each child function.
+    fn scopes(&self) -> Vec<FunctionScope> {
+        let root_entries = match self.graph.topology {
             Topology::Router => self.graph.node_ids().collect(),
             Topology::Flow => self.graph.start_nodes(),
         };
-        let root = self.fan_out(&starts, false);
-        let responds = self.graph.topology == Topology::Router || self.graph.nodes.iter().any(|n| n.respond);
-        let pipeline = match self.graph.engine {
-            Engine::Sync => quote!(#rt::SyncPipeline::new(#root, context)),
-            Engine::Async => quote!(#rt::AsyncPipeline::new(#root, context, #responds)),
-        };
+        let mut scopes = vec![self.scope_from(self.graph.name.clone(), root_entries, None)];
+        for function in &self.graph.functions {
+            let queue = self.graph.node_ids().find(|&id| {
+                matches!(self.graph.node(id).kind, NodeKind::Queue(Queue::Stream { .. }))
+                    && self
+                        .graph
+                        .node(id)
+                        .children
+                        .iter()
+                        .any(|&child| self.graph.node(child).placement == Placement::Child(function.clone()))
+            });
+            let entries = queue.map(|queue| self.graph.node(queue).children.clone()).unwrap_or_default();
+            scopes.push(self.scope_from(function.clone(), entries, queue));
+        }
+        scopes
+    }
+
+    /// Everything reachable from `entries` without crossing a stream queue, with the error
+    /// handlers of what is reached (a handler runs where the failure happened).
+    fn scope_from(&self, name: String, entries: Vec<NodeId>, reads: Option<NodeId>) -> FunctionScope {
+        let mut nodes = BTreeSet::new();
+        let mut work = entries.clone();
+        while let Some(id) = work.pop() {
+            if !nodes.insert(id) {
+                continue;
+            }
+            if !matches!(self.graph.node(id).kind, NodeKind::Queue(Queue::Stream { .. })) {
+                work.extend(self.graph.node(id).children.iter().copied());
+            }
+            work.extend(self.catcher_of(id));
+        }
+        FunctionScope { name, nodes, entries, reads }
+    }
+
+    /// `FUNCTIONS`, one builder per function of a distributed graph, and `run`, which starts
+    /// one function: the root serves HTTP, a child function consumes its stream.
+    fn functions(&mut self) -> TokenStream {
+        let rt = rt();
+        let graph_name = Literal::string(&self.graph.name);
+        let distributed = !self.graph.functions.is_empty();
+        if distributed && self.graph.engine == Engine::Sync {
+            self.diagnostics.push(
+                Diagnostic::error(
+                    Code::Unsupported,
+                    "child functions need the async engine",
+                    self.graph.nodes.first().map_or(Span::new(0, 0), |node| node.span),
+                    "this graph declares child functions",
+                )
+                .with_help("add `engine = async;`: stream consumers and writers run on tokio"),
+            );
+            return TokenStream::new();
+        }
+        if !distributed {
+            return quote! {
+                /// The graph's functions: the root, which serves HTTP.
+                pub const FUNCTIONS: &[&str] = &[#graph_name];
+
+                /// Runs one function of the graph (here only the root, which serves HTTP).
+                pub fn run(function: &str, options: &#rt::Options, launch: #rt::Launch) -> #rt::Launched {
+                    match function {
+                        #graph_name => match pipeline(options) {
+                            ::core::result::Result::Ok(handler) => launch.serve(handler),
+                            ::core::result::Result::Err(error) => launch.failed(error),
+                        },
+                        other => launch.unknown(other, FUNCTIONS),
+                    }
+                }
+            };
+        }
+        let scopes = self.scopes();
+        let names: Vec<Literal> = scopes.iter().map(|scope| Literal::string(&scope.name)).collect();
+        let mut builders = Vec::new();
+        let mut arms = Vec::new();
+        for scope in scopes {
+            let builder = format_ident!("function_{}", scope.name);
+            let name = Literal::string(&scope.name);
+            let reads = scope.reads;
+            let writes =
+                scope.nodes.iter().any(|&id| matches!(self.graph.node(id).kind, NodeKind::Queue(Queue::Stream { .. })));
+            let responds = scope.nodes.iter().any(|&id| self.graph.node(id).respond);
+            self.scope = Some(scope);
+            let (bindings, root) = self.bindings_and_root();
+            self.scope = None;
+            let pipeline = if reads.is_some() || (writes && !responds) {
+                quote!(#rt::AsyncPipeline::answered_at_end(#root, context))
+            } else {
+                quote!(#rt::AsyncPipeline::new(#root, context, #responds))
+            };
+            let doc = match reads {
+                None => format!(" Builds the root function `{}`: it takes HTTP requests.", self.graph.name),
+                Some(_) => format!(
+                    " Builds the child function `{}`: it consumes its stream.",
+                    name.to_string().trim_matches('"')
+                ),
+            };
+            builders.push(quote! {
+                #[doc = #doc]
+                pub fn #builder(options: &#rt::Options) -> ::core::result::Result<impl #rt::Handler + use<>, #rt::StartError> {
+                    let context = context(options).with_function(#name);
+                    #(#bindings)*
+                    ::core::result::Result::Ok(#pipeline)
+                }
+            });
+            let start = match reads.map(|queue| self.graph.node(queue)) {
+                Some(ir::Node {
+                    name: queue, kind: NodeKind::Queue(Queue::Stream { url, stream, shards }), ..
+                }) => {
+                    let queue = Literal::string(queue);
+                    let (url, stream, shards) = (Literal::string(url), Literal::string(stream), *shards);
+                    quote!(launch.consume(handler, #rt::stream_source(options, #name, #queue, #url, #stream, #shards)))
+                }
+                _ => quote!(launch.serve(handler)),
+            };
+            arms.push(quote! {
+                #name => match #builder(options) {
+                    ::core::result::Result::Ok(handler) => #start,
+                    ::core::result::Result::Err(error) => launch.failed(error),
+                },
+            });
+        }
         quote! {
-            /// Builds the pipeline: loads models, builds `new` steps, composes the nodes.
-            pub fn pipeline(options: &#rt::Options) -> ::core::result::Result<impl #rt::Handler + use<>, #rt::StartError> {
-                let context = context(options);
-                #(#bindings)*
-                ::core::result::Result::Ok(#pipeline)
+            /// The graph's functions: the root (it serves HTTP), then the child functions.
+            pub const FUNCTIONS: &[&str] = &[#(#names),*];
+
+            #(#builders)*
+
+            /// Runs one function of the graph: the root serves HTTP; a child function consumes
+            /// its stream.
+            pub fn run(function: &str, options: &#rt::Options, launch: #rt::Launch) -> #rt::Launched {
+                match function {
+                    #(#arms)*
+                    other => launch.unknown(other, FUNCTIONS),
+                }
             }
         }
     }
@@ -268,6 +448,11 @@ impl Generator<'_> {
             _ => node.children.clone(),
         };
         let next = self.fan_out(&children, is_choice);
+        if let (Some(_), NodeKind::Queue(Queue::Stream { url, stream, shards })) = (&self.scope, &node.kind) {
+            let (name, url, stream, shards) =
+                (Literal::string(&node.name), Literal::string(url), Literal::string(stream), *shards);
+            return quote!(#rt::stream_writer(options, #name, #url, #stream, #shards));
+        }
         if let NodeKind::Queue(queue) = &node.kind {
             return match (self.graph.engine, queue) {
                 // The sync engine runs on the caller's thread: a queue passes events straight on.

@@ -57,7 +57,7 @@ enum Command {
         #[arg(long)]
         handlers: Option<PathBuf>,
     },
-    /// Build a graph (reusing earlier builds) and serve it over HTTP.
+    /// Build a graph (reusing earlier builds) and serve it over HTTP, or run one of its functions.
     Serve {
         /// The .graph file.
         file: PathBuf,
@@ -85,6 +85,23 @@ enum Command {
         /// Requests processed at once.
         #[arg(long)]
         concurrency: Option<usize>,
+        /// Run one function of a distributed graph: the root serves HTTP, a child function
+        /// consumes its stream. Without it, the whole graph runs in this process.
+        #[arg(long)]
+        function: Option<String>,
+        /// The Redis server for every stream queue and the error stream, in place of the
+        /// graph's (also GRAPHC_REDIS_URL).
+        #[arg(long, value_name = "URL")]
+        redis: Option<String>,
+        /// A child function's consumer name in its group (default: host and process id).
+        #[arg(long)]
+        consumer: Option<String>,
+        /// Records a consumer reads and processes at once.
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Take over records another consumer has left pending this long (milliseconds).
+        #[arg(long)]
+        claim_idle_ms: Option<u64>,
         /// Build without optimisations (faster to build, slower to serve).
         #[arg(long)]
         debug: bool,
@@ -141,6 +158,11 @@ fn main() -> ExitCode {
             body_limit,
             deadline_ms,
             concurrency,
+            function,
+            redis,
+            consumer,
+            batch,
+            claim_idle_ms,
             debug,
         } => {
             let binary = match build(&file, handlers.as_deref(), !debug) {
@@ -164,6 +186,11 @@ fn main() -> ExitCode {
                 ("--body-limit", body_limit.map(|v| v.to_string())),
                 ("--deadline-ms", deadline_ms.map(|v| v.to_string())),
                 ("--concurrency", concurrency.map(|v| v.to_string())),
+                ("--function", function),
+                ("--redis", redis),
+                ("--consumer", consumer),
+                ("--batch", batch.map(|v| v.to_string())),
+                ("--claim-idle-ms", claim_idle_ms.map(|v| v.to_string())),
             ] {
                 if let Some(value) = value {
                     command.args([flag, &value]);

@@ -47,7 +47,7 @@ pub fn write(graph_name: &str, module: &str, handlers: Option<&Path>) -> std::io
     write_if_changed(&dir.join("Cargo.toml"), &manifest)?;
     write_if_changed(&dir.join("src/generated.rs"), module)?;
     let main = format!(
-        "//! The binary graphc builds for `{graph_name}`: `serve` it over HTTP, or `test` its test blocks.\n{uses}\ninclude!(\"generated.rs\");\n\nfn main() -> std::process::ExitCode {{\n    graphc_runtime::cli::main({graph_name}::NAME, {graph_name}::pipeline, {graph_name}::tests)\n}}\n"
+        "//! The binary graphc builds for `{graph_name}`: `serve` it over HTTP (or one of its functions), or `test` its test blocks.\n{uses}\ninclude!(\"generated.rs\");\n\nfn main() -> std::process::ExitCode {{\n    graphc_runtime::cli::main({graph_name}::NAME, {graph_name}::pipeline, {graph_name}::tests, {graph_name}::run)\n}}\n"
     );
     write_if_changed(&dir.join("src/main.rs"), &main)?;
     // Start from the workspace's lock file when there is one, so builds reuse known versions.
