@@ -81,6 +81,10 @@ impl StreamQueue {
 pub fn record_fields(event: &Event) -> Vec<(&'static str, String)> {
     let mut headers = Map::new();
     for (name, value) in &event.headers {
+        // The request's length says nothing about the record.
+        if name == axum::http::header::CONTENT_LENGTH {
+            continue;
+        }
         if let Ok(value) = value.to_str() {
             match headers.get_mut(name.as_str()) {
                 // Repeated headers are combined, as HTTP allows.
@@ -165,7 +169,7 @@ fn open(url: &str, timeout: Duration) -> Result<ConnectionManager, String> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(timeout))
-        .set_number_of_retries(2)
+        .set_number_of_retries(1)
         .set_max_delay(Duration::from_millis(500));
     ConnectionManager::new_lazy_with_config(client, config)
         .map_err(|error| format!("cannot use Redis at `{url}`: {error}"))
@@ -325,7 +329,11 @@ pub struct StreamSource {
     pub group: String,
 }
 
-type Entry = (String, String, Vec<(String, Vec<u8>)>);
+/// A record's fields, as Redis returns them.
+type Fields = Vec<(String, Vec<u8>)>;
+
+/// A record read: its stream, its entry id, its fields.
+type Entry = (String, String, Fields);
 
 /// Reads `source` with `handler` until `shutdown` resolves: every record is processed by the
 /// function's steps and acknowledged once they have finished. A record whose processing failed
@@ -591,7 +599,7 @@ fn text(reply: &Reply) -> String {
 }
 
 /// `[id, [field, value, ...]]`; a claimed record deleted meanwhile has no fields and is skipped.
-fn entry_of(entry: Reply) -> Option<(String, Vec<(String, Vec<u8>)>)> {
+fn entry_of(entry: Reply) -> Option<(String, Fields)> {
     let mut parts = items(entry).into_iter();
     let id = text(&parts.next()?);
     let mut fields = Vec::new();

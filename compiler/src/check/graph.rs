@@ -369,7 +369,12 @@ impl Checker<'_> {
             }
         }
         let responds = self.graph.nodes.iter().any(|n| n.respond);
-        if self.graph.engine == Engine::Async && !responds && !self.graph.nodes.is_empty() {
+        // A distributed graph's root answers 202 once the event is in its stream: by design.
+        if self.graph.engine == Engine::Async
+            && !responds
+            && !self.graph.nodes.is_empty()
+            && self.graph.functions.is_empty()
+        {
             let d = Diagnostic::warning(
                 Code::NoResponder,
                 format!("no step of flow `{}` responds", self.graph.name),

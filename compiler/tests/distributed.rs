@@ -1,0 +1,328 @@
+//! A distributed graph as users run it: examples/distributed/distributed.graph built by
+//! `graphc build`, its three functions as three OS processes (root -> stream -> enricher ->
+//! stream -> scorer -> output stream), against a real redis-server this test starts on a free
+//! loopback port. Every accepted event must arrive at the end: with all processes up, with the
+//! enricher killed by SIGKILL halfway and replaced, and with Redis stopped and restarted.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+const GRAPH: &str = "examples/distributed/distributed.graph";
+
+/// The graph's binary, built once per test process (cargo serialises concurrent builds).
+fn binary() -> PathBuf {
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let output = Command::new(env!("CARGO_BIN_EXE_graphc"))
+                .args(["build", GRAPH])
+                .current_dir(workspace())
+                .output()
+                .expect("graphc runs");
+            assert!(output.status.success(), "graphc build failed: {}", String::from_utf8_lossy(&output.stderr));
+            PathBuf::from(String::from_utf8(output.stdout).expect("utf-8").trim())
+        })
+        .clone()
+}
+
+/// A redis-server of this test's own, on a free port, with its data in a directory of its own
+/// (append-only file, fsync on every write), so that a restart keeps every acknowledged write.
+struct Redis {
+    port: u16,
+    dir: PathBuf,
+    process: Child,
+}
+
+impl Redis {
+    fn start(name: &str) -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+        let dir = std::env::temp_dir().join(format!("graphc-redis-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("redis directory");
+        let process = Redis::spawn(port, &dir);
+        Redis { port, dir, process }
+    }
+
+    fn spawn(port: u16, dir: &Path) -> Child {
+        let process = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
+            .args(["--appendfsync", "always", "--dir"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (the README's test command installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        process
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.process.id().to_string()]).status();
+        let _ = self.process.wait();
+    }
+
+    fn restart(&mut self) {
+        self.process = Redis::spawn(self.port, &self.dir);
+    }
+
+    fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url()).expect("url").get_connection().expect("connects to redis")
+    }
+
+    /// Every event id in the output stream, with how many times it arrived.
+    fn arrived(&self) -> HashMap<String, usize> {
+        let mut connection = self.connection();
+        let mut counts = HashMap::new();
+        let mut from = "-".to_string();
+        loop {
+            let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+                .arg("scored")
+                .arg(&from)
+                .arg("+")
+                .arg("COUNT")
+                .arg(5000)
+                .query(&mut connection)
+                .expect("XRANGE");
+            let Some((last, _)) = entries.last().cloned() else { break };
+            for (_, fields) in &entries {
+                *counts.entry(fields.get("id").cloned().unwrap_or_default()).or_default() += 1;
+            }
+            from = format!("({last}");
+        }
+        counts
+    }
+
+    fn output_length(&self) -> usize {
+        redis::cmd("XLEN").arg("scored").query(&mut self.connection()).unwrap_or(0)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One function of the graph, as its own process.
+struct Function(Child);
+
+impl Function {
+    fn start(function: &str, redis: &Redis, extra: &[&str]) -> (Function, Option<String>) {
+        let mut child = Command::new(binary())
+            .args(["serve", "--base", "examples/distributed", "--port", "0", "--function", function])
+            .args(["--redis", &redis.url(), "--claim-idle-ms", "1000", "--claim-every-ms", "500"])
+            .args(extra)
+            .current_dir(workspace())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the function starts");
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut address = None;
+        let mut line = String::new();
+        // The root prints where it listens; a child function, what it consumes.
+        while stderr.read_line(&mut line).expect("reads") > 0 {
+            if let Some(at) = line.trim().strip_prefix("serving on http://") {
+                address = Some(at.to_string());
+                break;
+            }
+            if line.contains("consuming") {
+                break;
+            }
+            line.clear();
+        }
+        // Keep draining its log so that it never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        (Function(child), address)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sends events `from..to` to the root, 16 at a time; returns the ids it accepted (202) and
+/// how many it refused with a JSON error (so the caller knows).
+async fn send(root: &str, from: usize, to: usize, pause_at: Option<(usize, Arc<AtomicUsize>)>) -> (Vec<String>, usize) {
+    let client = reqwest::Client::new();
+    let next = Arc::new(AtomicUsize::new(from));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (client, next, root, pause_at) = (client.clone(), Arc::clone(&next), root.to_string(), pause_at.clone());
+        workers.spawn(async move {
+            let (mut accepted, mut refused) = (Vec::new(), 0);
+            loop {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                if n >= to {
+                    return (accepted, refused);
+                }
+                if let Some((at, reached)) = &pause_at
+                    && n == *at
+                {
+                    reached.store(1, Ordering::SeqCst);
+                }
+                let id = format!("e{n}");
+                let response = client
+                    .post(format!("http://{root}/"))
+                    .header("content-type", "application/json")
+                    .header("x-event-id", &id)
+                    .body(format!(r#"{{"n": {n}, "text": "event {n}"}}"#))
+                    .send()
+                    .await;
+                match response {
+                    Ok(response) if response.status() == 202 => accepted.push(id),
+                    Ok(response) => {
+                        let status = response.status();
+                        let body: serde_json::Value = response.json().await.expect("errors are JSON");
+                        assert_eq!(status, 503, "only an unavailable stream may refuse an event: {body}");
+                        assert!(body["error"].as_str().is_some_and(|e| e.contains("could not write")), "{body}");
+                        refused += 1;
+                    }
+                    Err(error) => panic!("the root must answer every request: {error}"),
+                }
+            }
+        });
+    }
+    let (mut accepted, mut refused) = (Vec::new(), 0);
+    while let Some(result) = workers.join_next().await {
+        let (ids, count) = result.expect("sender");
+        accepted.extend(ids);
+        refused += count;
+    }
+    (accepted, refused)
+}
+
+/// Waits until every accepted id has arrived (or a minute has passed); returns lost ids and
+/// duplicates, and prints both.
+fn settle(redis: &Redis, accepted: &[String], case: &str) -> (Vec<String>, usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while redis.output_length() < accepted.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Let redeliveries that are still in flight land, so that duplicates are counted.
+    std::thread::sleep(Duration::from_millis(500));
+    let arrived = redis.arrived();
+    let mut lost: Vec<String> = accepted.iter().filter(|id| !arrived.contains_key(*id)).cloned().collect();
+    lost.sort();
+    let duplicates: usize = arrived.values().map(|count| count - 1).sum();
+    eprintln!(
+        "{case}: accepted {}, arrived {}, lost {}, duplicates {duplicates}",
+        accepted.len(),
+        arrived.len(),
+        lost.len()
+    );
+    (lost, duplicates)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_events_cross_three_processes_and_all_arrive() {
+    let redis = Redis::start("all");
+    let (_root, address) = Function::start("distributed", &redis, &[]);
+    let (_enricher, _) = Function::start("enricher", &redis, &[]);
+    let (_scorer, _) = Function::start("scorer", &redis, &[]);
+    let (accepted, refused) = send(&address.expect("the root listens"), 0, 10_000, None).await;
+    assert_eq!((accepted.len(), refused), (10_000, 0));
+    let (lost, _duplicates) = settle(&redis, &accepted, "all up");
+    assert!(lost.is_empty(), "lost: {lost:?}");
+    // Each record carries what the steps of every function made of it.
+    let mut connection = redis.connection();
+    let first: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg("scored")
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query(&mut connection)
+        .expect("XRANGE");
+    let body: serde_json::Value = serde_json::from_str(&first[0].1["body"]).expect("JSON body");
+    assert_eq!(body["enriched"], true);
+    assert_eq!(body["score"], body["text"].as_str().map_or(0, str::len));
+    // Both shards of `incoming` were used, and the enricher acknowledged everything it read.
+    for shard in ["incoming:0", "incoming:1"] {
+        let length: usize = redis::cmd("XLEN").arg(shard).query(&mut connection).expect("XLEN");
+        assert!(length > 1000, "{shard} holds {length}");
+        // XPENDING's summary starts with the number of unacknowledged records.
+        let pending: Vec<redis::Value> =
+            redis::cmd("XPENDING").arg(shard).arg("enricher").query(&mut connection).expect("XPENDING");
+        assert_eq!(pending.first(), Some(&redis::Value::Int(0)), "{shard} has unacknowledged records");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_killed_halfway_loses_nothing() {
+    let redis = Redis::start("kill");
+    let (_root, address) = Function::start("distributed", &redis, &[]);
+    let (mut enricher, _) = Function::start("enricher", &redis, &["--consumer", "enricher-1"]);
+    let (_scorer, _) = Function::start("scorer", &redis, &[]);
+    let root = address.expect("the root listens");
+    let (mut accepted, _) = send(&root, 0, 5_000, None).await;
+    // SIGKILL: no shutdown, whatever it had read and not acknowledged stays pending.
+    enricher.kill();
+    let (more, refused) = send(&root, 5_000, 10_000, None).await;
+    accepted.extend(more);
+    assert_eq!((accepted.len(), refused), (10_000, 0), "the root takes events while no one consumes them");
+    // A new enricher under another name: it reads what is new and takes over what was pending.
+    let (_replacement, _) = Function::start("enricher", &redis, &["--consumer", "enricher-2"]);
+    let (lost, duplicates) = settle(&redis, &accepted, "enricher killed");
+    assert!(lost.is_empty(), "lost: {lost:?}");
+    assert!(duplicates <= 1_000, "at-least-once, but not wholesale redelivery: {duplicates}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_under_load_refuses_loudly_and_resumes() {
+    let mut redis = Redis::start("restart");
+    let (_root, address) = Function::start("distributed", &redis, &[]);
+    let (_enricher, _) = Function::start("enricher", &redis, &[]);
+    let (mut scorer, _) = Function::start("scorer", &redis, &[]);
+    let root = address.expect("the root listens");
+    let reached = Arc::new(AtomicUsize::new(0));
+    let load = tokio::spawn({
+        let (root, reached) = (root.clone(), Arc::clone(&reached));
+        async move { send(&root, 0, 6_000, Some((2_000, reached))).await }
+    });
+    while reached.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    redis.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    redis.restart();
+    let (mut accepted, refused) = load.await.expect("load");
+    eprintln!("while Redis was down: {refused} requests refused with 503");
+    assert!(refused > 0, "requests made while Redis was down are refused, not silently accepted");
+    // Processing resumes: what comes after the restart flows through as well.
+    let (more, refused_after) = send(&root, 6_000, 7_000, None).await;
+    assert_eq!(refused_after, 0);
+    accepted.extend(more);
+    let (lost, _) = settle(&redis, &accepted, "redis restarted");
+    assert!(lost.is_empty(), "accepted but lost: {lost:?}");
+    scorer.stop();
+}
