@@ -68,3 +68,48 @@ fn the_seed_flow_catches_failures_with_the_full_event() {
     assert_eq!(response.status, 202);
     server.wait_for_completion();
 }
+
+#[test]
+fn a_distributed_graph_runs_whole_in_one_process_and_each_function_alone() {
+    use graphc_runtime::stream::MemoryStreams;
+    use graphc_tests::run::distributed;
+    use serde_json::json;
+    assert_eq!(distributed::FUNCTIONS, ["distributed", "enricher", "scorer"]);
+    let streams = MemoryStreams::new();
+    let options = Options { memory_streams: Some(streams.clone()), ..options() };
+
+    // The whole graph: inner streams are memory queues; the output stream is written.
+    let whole = distributed::mock(&options).unwrap();
+    let response = whole.request("POST", "/").header("x-event-id", "w1").json(&json!({"n": 1, "text": "hello"})).send();
+    assert_eq!(response.status, 202);
+    whole.wait_for_completion();
+    let out = streams.events("scored");
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].id.to_string(), "w1");
+    assert_eq!(out[0].body, json!({"n": 1, "text": "hello", "enriched": true, "score": 5}));
+
+    // The root alone: 202 once the record is in its stream, on the shard its key picks.
+    let root = graphc_runtime::MockServer::new(distributed::function_distributed(&options).unwrap());
+    let response = root.request("POST", "/").header("x-event-id", "r1").json(&json!({"n": 2, "text": "x"})).send();
+    assert_eq!((response.status, response.json_body()), (202, json!({"id": "r1"})));
+    let sharded: Vec<_> = ["incoming:0", "incoming:1"].iter().flat_map(|s| streams.events(s)).collect();
+    assert_eq!(sharded.len(), 1);
+    assert_eq!(sharded[0].body, json!({"n": 2, "text": "x"}));
+
+    // A child alone: the event enters where its stream would deliver it.
+    let enricher = graphc_runtime::MockServer::new(distributed::function_enricher(&options).unwrap());
+    assert_eq!(enricher.request("POST", "/").json(&json!({"n": 3})).send().status, 202);
+    assert_eq!(streams.events("enriched").last().map(|e| e.body.clone()), Some(json!({"n": 3, "enriched": true})));
+
+    // A failure in the scorer is answered (the consumer acknowledges it) and recorded in the
+    // error stream, with the function and step it happened in.
+    let scorer = graphc_runtime::MockServer::new(distributed::function_scorer(&options).unwrap());
+    let failed = scorer.request("POST", "/").header("x-event-id", "bad").json(&json!({"n": 4})).send();
+    assert_eq!(failed.status, 422, "{:?}", failed.json_body());
+    let errors = streams.errors();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(
+        (errors[0].function.as_str(), errors[0].source.as_str(), errors[0].event_id.as_str()),
+        ("scorer", "score", "bad")
+    );
+}

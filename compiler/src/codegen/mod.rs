@@ -448,7 +448,12 @@ impl Generator<'_> {
             _ => node.children.clone(),
         };
         let next = self.fan_out(&children, is_choice);
-        if let (Some(_), NodeKind::Queue(Queue::Stream { url, stream, shards })) = (&self.scope, &node.kind) {
+        // A stream queue is written to Redis where it leaves a function, and always when nothing
+        // in the graph reads it (an output stream); otherwise, in one process, it is a memory queue.
+        if let NodeKind::Queue(Queue::Stream { url, stream, shards }) = &node.kind
+            && (self.scope.is_some() || node.children.is_empty())
+            && self.graph.engine == Engine::Async
+        {
             let (name, url, stream, shards) =
                 (Literal::string(&node.name), Literal::string(url), Literal::string(stream), *shards);
             return quote!(#rt::stream_writer(options, #name, #url, #stream, #shards));
