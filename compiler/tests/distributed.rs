@@ -249,10 +249,32 @@ async fn ten_thousand_events_cross_three_processes_and_all_arrive() {
     let (_root, address) = Function::start("distributed", &redis, &[]);
     let (_enricher, _) = Function::start("enricher", &redis, &[]);
     let (_scorer, _) = Function::start("scorer", &redis, &[]);
-    let (accepted, refused) = send(&address.expect("the root listens"), 0, 10_000, None).await;
+    let root = address.expect("the root listens");
+    let (accepted, refused) = send(&root, 0, 10_000, None).await;
     assert_eq!((accepted.len(), refused), (10_000, 0));
+    // An event the scorer cannot score (no text): the failure goes to the error stream on Redis.
+    let bad = reqwest::Client::new()
+        .post(format!("http://{root}/"))
+        .header("x-event-id", "bad-1")
+        .json(&serde_json::json!({"n": -1}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(bad.status(), 202);
     let (lost, _duplicates) = settle(&redis, &accepted, "all up");
     assert!(lost.is_empty(), "lost: {lost:?}");
+    let errors: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg("distributed-errors")
+        .arg("-")
+        .arg("+")
+        .query(&mut redis.connection())
+        .expect("XRANGE");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let record = &errors[0].1;
+    assert_eq!((record["function"].as_str(), record["source"].as_str()), ("scorer", "score"));
+    let event: serde_json::Value = serde_json::from_str(&record["event"]).expect("JSON event");
+    assert_eq!(event, serde_json::json!({"id": "bad-1", "body": {"n": -1, "text": null, "enriched": true}}));
+    assert!(record["message"].contains("len()"), "{record:?}");
     // Each record carries what the steps of every function made of it.
     let mut connection = redis.connection();
     let first: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
