@@ -245,3 +245,15 @@ fn graphc_serve_answers_over_http_and_stops_on_sigterm() {
     let status = server.wait().expect("exits");
     assert!(status.success(), "a graceful stop exits 0: {status:?}");
 }
+
+#[test]
+fn graphc_serve_function_names_the_functions_when_given_another() {
+    let output =
+        graphc(&["serve", "examples/distributed/distributed.graph", "--function", "nope", "--port", "0", "--debug"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the graph has no function `nope`; its functions are: distributed, enricher, scorer"),
+        "{stderr}"
+    );
+}

@@ -112,8 +112,14 @@ where
 async fn consume_raw(url: &str, stream: &str, count: usize) -> redis::RedisResult<()> {
     let client = redis::Client::open(url)?;
     let mut connection = client.get_multiplexed_async_connection().await?;
-    let created: redis::RedisResult<()> =
-        redis::cmd("XGROUP").arg("CREATE").arg(stream).arg("raw").arg("0").arg("MKSTREAM").query_async(&mut connection).await;
+    let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg("raw")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut connection)
+        .await;
     if let Err(error) = created
         && error.code() != Some("BUSYGROUP")
     {

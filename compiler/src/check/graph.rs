@@ -282,6 +282,25 @@ impl Checker<'_> {
     /// Edges between functions go through stream queues; a stream queue is read by steps on a
     /// named function, and a function reads from one queue.
     fn check_placement(&mut self) {
+        if self.graph.engine == Engine::Sync {
+            let first = self.ast.items.iter().find_map(|item| match item {
+                crate::syntax::ast::Item::Function(name) => Some(name.span),
+                _ => None,
+            });
+            if let Some(span) = first {
+                let mut d = Diagnostic::error(
+                    Code::SyncFunctions,
+                    "child functions need the async engine",
+                    span,
+                    "a child function is declared here",
+                )
+                .with_help("use `engine = async;`: stream consumers and writers run on tokio");
+                if let Some(engine) = self.engine_span {
+                    d = d.with_label(engine, "the sync engine is chosen here");
+                }
+                self.report(d);
+            }
+        }
         let mut readers: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
         for parent in self.graph.node_ids().collect::<Vec<_>>() {
             let is_stream = matches!(self.node(parent).kind, NodeKind::Queue(Queue::Stream { .. }));

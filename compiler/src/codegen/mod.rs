@@ -312,18 +312,9 @@ impl Generator<'_> {
         let rt = rt();
         let graph_name = Literal::string(&self.graph.name);
         let distributed = !self.graph.functions.is_empty();
-        if distributed && self.graph.engine == Engine::Sync {
-            self.diagnostics.push(
-                Diagnostic::error(
-                    Code::Unsupported,
-                    "child functions need the async engine",
-                    self.graph.nodes.first().map_or(Span::new(0, 0), |node| node.span),
-                    "this graph declares child functions",
-                )
-                .with_help("add `engine = async;`: stream consumers and writers run on tokio"),
-            );
-            return TokenStream::new();
-        }
+        // The checker reports child functions under the sync engine; such a graph has only
+        // its root here.
+        let distributed = distributed && self.graph.engine == Engine::Async;
         if !distributed {
             return quote! {
                 /// The graph's functions: the root, which serves HTTP.
