@@ -17,8 +17,8 @@ const USAGE: &str = "usage:
                [--body-limit BYTES] [--deadline-ms MS] [--concurrency N]
                [--function NAME [--redis URL] [--consumer NAME] [--batch N] [--claim-idle-ms MS]]
   BINARY test  [--base DIR] [--junit PATH]
-Without --function the whole graph runs in this process (stream queues as memory queues); with it,
-the root function serves HTTP and a child function consumes its stream.
+Without --function (or with --function '*') the whole graph runs in this process, its stream queues
+as memory queues; with it, the root function serves HTTP and a child function consumes its stream.
 Parameters also come from GRAPHC_PARAM_<NAME> variables; secrets from the environment or --secrets-file;
 the Redis server from GRAPHC_REDIS_URL.";
 
@@ -131,7 +131,8 @@ fn run_serve<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(
             return ExitCode::FAILURE;
         }
     };
-    if let Some(function) = flag(flags, "function") {
+    // `--function '*'` is the whole graph in this process, as without the flag.
+    if let Some(function) = flag(flags, "function").filter(|function| *function != "*") {
         let defaults = ConsumeOptions::default();
         let consume = (|| -> Result<ConsumeOptions, String> {
             Ok(ConsumeOptions {
