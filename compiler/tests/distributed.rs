@@ -225,8 +225,10 @@ async fn send(root: &str, from: usize, to: usize, pause_at: Option<(usize, Arc<A
 /// duplicates, and prints both.
 fn settle(redis: &Redis, accepted: &[String], case: &str) -> (Vec<String>, usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while redis.output_length() < accepted.len() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
+    let missing = |arrived: &HashMap<String, usize>| accepted.iter().filter(|id| !arrived.contains_key(*id)).count();
+    // Redeliveries count in the stream's length, so it is the ids that are waited for.
+    while (redis.output_length() < accepted.len() || missing(&redis.arrived()) > 0) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
     }
     // Let redeliveries that are still in flight land, so that duplicates are counted.
     std::thread::sleep(Duration::from_millis(500));
