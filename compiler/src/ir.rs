@@ -394,6 +394,8 @@ pub enum Queue {
         stream: String,
         /// Streams chosen by event key.
         shards: u32,
+        /// `key = <expr>`: the event key, computed from the event as it enters the queue.
+        key: Option<Expr>,
     },
 }
 

@@ -88,15 +88,16 @@ fn types_flow_through_built_in_steps() {
 #[test]
 fn stream_queues_split_functions_and_star_runs_anywhere() {
     let graph = checked(
-        r#"graph g { topology = flow; function w; step a = map(body) { respond; } queue q = stream(url = "redis://h:1/s", shards = 3);
+        r#"graph g { topology = flow; function w; step a = map(body) { respond; } queue q = stream(url = "redis://h:1/s", shards = 3, key = body.id);
            step b = map(body) { function = w; } step c = map(body) { function = *; } a -> q -> b -> c; }"#,
     );
     assert_eq!(node(&graph, "b").placement, Placement::Child("w".into()));
     assert_eq!(node(&graph, "c").placement, Placement::Any);
-    let NodeKind::Queue(graphc::ir::Queue::Stream { url, stream, shards }) = &node(&graph, "q").kind else {
+    let NodeKind::Queue(graphc::ir::Queue::Stream { url, stream, shards, key }) = &node(&graph, "q").kind else {
         panic!("a stream")
     };
     assert_eq!((url.as_str(), stream.as_str(), *shards), ("redis://h:1", "s", 3));
+    assert!(matches!(key, Some(graphc::ir::Expr::Field(..))), "{key:?}");
 }
 
 #[test]

@@ -62,6 +62,7 @@ pub mod __private {
         Batch, Body, Choice, Extend, Filter, FlatMap, FullEvent, MapStep, Step, Typed, WithPaths, body_step,
         full_event_step,
     };
+    pub use crate::stream::SetKey;
     pub use serde;
     pub use serde_json;
     pub use serde_json::{Map, Value, json};

@@ -291,6 +291,66 @@ impl Node for StreamWriter {
     }
 }
 
+/// Sets the event key from the queue's `key = <expr>` as the event enters a stream queue, so
+/// that the key picks the shard and travels in the record. A key that cannot be computed fails
+/// the event at the queue.
+pub struct SetKey<F, N> {
+    queue: &'static str,
+    key: F,
+    next: N,
+}
+
+impl<F, N> SetKey<F, N>
+where
+    F: Fn(&Event, &crate::Context) -> Result<Value, StepError> + Send + Sync + 'static,
+{
+    /// A key for the queue `queue`, in front of `next`.
+    pub fn new(queue: &'static str, key: F, next: N) -> Self {
+        SetKey { queue, key, next }
+    }
+
+    fn apply(&self, event: &mut Event, context: &crate::Context) -> Result<(), StepError> {
+        event.key = match (self.key)(event, context)? {
+            Value::String(text) => text,
+            Value::Null => return Err(StepError::invalid_input(format!("the key of queue `{}` is null", self.queue))),
+            other => other.to_string(),
+        };
+        Ok(())
+    }
+}
+
+impl<F, N> Node for SetKey<F, N>
+where
+    F: Fn(&Event, &crate::Context) -> Result<Value, StepError> + Send + Sync + 'static,
+    N: Node,
+{
+    async fn push(&self, event: &mut Event, run: &Run) {
+        match self.apply(event, run.context()) {
+            Ok(()) => self.next.push(event, run).await,
+            Err(failure) => {
+                run.record(self.queue, event, &failure);
+                run.fail(self.queue, &failure);
+            }
+        }
+    }
+}
+
+impl<F, N> crate::node::SyncNode for SetKey<F, N>
+where
+    F: Fn(&Event, &crate::Context) -> Result<Value, StepError> + Send + Sync + 'static,
+    N: crate::node::SyncNode,
+{
+    fn push_sync(&self, event: &mut Event, run: &mut crate::run::SyncRun<'_>) {
+        match self.apply(event, run.context()) {
+            Ok(()) => self.next.push_sync(event, run),
+            Err(failure) => {
+                run.record(self.queue, event, &failure);
+                run.fail(self.queue, &failure);
+            }
+        }
+    }
+}
+
 /// How a consumer reads its stream.
 #[derive(Clone, Debug)]
 pub struct ConsumeOptions {

@@ -87,6 +87,7 @@ fn a_distributed_graph_runs_whole_in_one_process_and_each_function_alone() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].id.to_string(), "w1");
     assert_eq!(out[0].body, json!({"n": 1, "text": "hello", "enriched": true, "score": 5}));
+    assert_eq!(out[0].key, "hello", "the queue's `key = body.text` set the event key");
 
     // The root alone: 202 once the record is in its stream, on the shard its key picks.
     let root = graphc_runtime::MockServer::new(distributed::function_distributed(&options).unwrap());
@@ -94,7 +95,17 @@ fn a_distributed_graph_runs_whole_in_one_process_and_each_function_alone() {
     assert_eq!((response.status, response.json_body()), (202, json!({"id": "r1"})));
     let sharded: Vec<_> = ["incoming:0", "incoming:1"].iter().flat_map(|s| streams.events(s)).collect();
     assert_eq!(sharded.len(), 1);
-    assert_eq!(sharded[0].body, json!({"n": 2, "text": "x"}));
+    assert_eq!((sharded[0].key.as_str(), &sharded[0].body), ("x", &json!({"n": 2, "text": "x"})));
+    // One key, one shard: every event keyed "x" is in the stream the first one went to.
+    let first_shard = ["incoming:0", "incoming:1"].into_iter().find(|s| !streams.events(s).is_empty()).unwrap();
+    for n in 0..5 {
+        root.request("POST", "/").json(&json!({"n": n, "text": "x"})).send();
+    }
+    assert_eq!(streams.events(first_shard).len(), 6);
+    // A key that cannot be computed fails the event at the queue, answered and recorded.
+    let keyless = root.request("POST", "/").header("x-event-id", "k0").json(&json!({"n": 9})).send();
+    assert_eq!(keyless.status, 422, "{:?}", keyless.json_body());
+    assert_eq!(keyless.json_body()["step"], "incoming");
 
     // A child alone: the event enters where its stream would deliver it.
     let enricher = graphc_runtime::MockServer::new(distributed::function_enricher(&options).unwrap());
@@ -107,9 +118,7 @@ fn a_distributed_graph_runs_whole_in_one_process_and_each_function_alone() {
     let failed = scorer.request("POST", "/").header("x-event-id", "bad").json(&json!({"n": 4})).send();
     assert_eq!(failed.status, 422, "{:?}", failed.json_body());
     let errors = streams.errors();
-    assert_eq!(errors.len(), 1);
-    assert_eq!(
-        (errors[0].function.as_str(), errors[0].source.as_str(), errors[0].event_id.as_str()),
-        ("scorer", "score", "bad")
-    );
+    let seen: Vec<(&str, &str, &str)> =
+        errors.iter().map(|e| (e.function.as_str(), e.source.as_str(), e.event_id.as_str())).collect();
+    assert_eq!(seen, [("distributed", "incoming", "k0"), ("scorer", "score", "bad")]);
 }

@@ -339,7 +339,7 @@ impl<'a> Checker<'a> {
                 Some(ir::Queue::Memory { capacity: capacity.min(u32::MAX as i64) as u32 })
             }
             "stream" => {
-                let args = self.named_args(engine, &["url", "stream", "shards"]);
+                let args = self.named_args(engine, &["url", "stream", "shards", "key"]);
                 let Some((_, url_expr)) = args.iter().find(|(k, _)| *k == "url") else {
                     self.report(
                         Diagnostic::error(Code::InvalidQueue, "a stream queue needs a url", engine.span, "no `url`")
@@ -397,7 +397,7 @@ impl<'a> Checker<'a> {
                     Some((_, value)) => self.positive_int(value, "shards").unwrap_or(1),
                     None => 1,
                 };
-                Some(ir::Queue::Stream { url: server, stream, shards: shards.min(u32::MAX as i64) as u32 })
+                Some(ir::Queue::Stream { url: server, stream, shards: shards.min(u32::MAX as i64) as u32, key: None })
             }
             other => {
                 let help = did_you_mean(other, ["memory", "stream"]).unwrap_or_else(|| {

@@ -53,6 +53,8 @@ struct NodeSyntax<'a> {
     option_spans: Vec<(&'a str, Span)>,
     /// `before = x` targets, resolved.
     before: Vec<(NodeId, Span)>,
+    /// A stream queue's `key = <expr>`, as written.
+    queue_key: Option<&'a ast::Expr>,
 }
 
 impl NodeSyntax<'_> {

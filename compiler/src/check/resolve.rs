@@ -284,10 +284,19 @@ impl<'a> Checker<'a> {
         // A queue whose arguments were wrong keeps its engine, so that placement checks
         // treat it as what the user meant and do not report follow-on errors.
         let kind = self.queue_kind(&queue.engine).unwrap_or(match queue.engine.name.name.as_str() {
-            "stream" => ir::Queue::Stream { url: String::new(), stream: String::new(), shards: 1 },
+            "stream" => ir::Queue::Stream { url: String::new(), stream: String::new(), shards: 1, key: None },
             _ => ir::Queue::Memory { capacity: 64 },
         });
         self.node_mut(id).kind = NodeKind::Queue(kind);
+        // The key is an expression over the event: typed with the steps' expressions.
+        if queue.engine.name.name == "stream" {
+            self.syntax_mut(id).queue_key = queue
+                .engine
+                .args
+                .iter()
+                .find(|arg| arg.name.as_ref().is_some_and(|n| n.name == "key"))
+                .map(|arg| &arg.value);
+        }
     }
 
     /// The node id of a declaration, unless it lost to an earlier one of the same name.

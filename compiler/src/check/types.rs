@@ -220,6 +220,23 @@ impl Checker<'_> {
                 }
                 (value_in.clone(), value_in.clone(), NodeKind::Choice(checked))
             }
+            (NodeKind::Queue(ir::Queue::Stream { url, stream, shards, .. }), _) => {
+                let key = self.syntax_of(id).queue_key.map(|key| {
+                    let (expr, ty) = self.expr(key, Scope::Step(value_in));
+                    if matches!(ty, Type::Null | Type::Object | Type::Array(_) | Type::Record(_) | Type::Optional(_)) {
+                        self.expr_error(
+                            key.span,
+                            format!(
+                                "a queue's key must be a string, number or bool, but this is `{}`",
+                                self.type_name(&ty)
+                            ),
+                        );
+                    }
+                    expr
+                });
+                let kind = NodeKind::Queue(ir::Queue::Stream { url, stream, shards, key });
+                (value_in.clone(), value_in.clone(), kind)
+            }
             (NodeKind::Batch { .. }, _) | (NodeKind::Queue(_), _) => {
                 let output = if matches!(self.node(id).kind, NodeKind::Batch { .. }) {
                     Type::Array(Box::new(value_in.clone()))

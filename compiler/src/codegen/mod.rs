@@ -368,7 +368,9 @@ impl Generator<'_> {
             });
             let start = match reads.map(|queue| self.graph.node(queue)) {
                 Some(ir::Node {
-                    name: queue, kind: NodeKind::Queue(Queue::Stream { url, stream, shards }), ..
+                    name: queue,
+                    kind: NodeKind::Queue(Queue::Stream { url, stream, shards, .. }),
+                    ..
                 }) => {
                     let queue = Literal::string(queue);
                     let (url, stream, shards) = (Literal::string(url), Literal::string(stream), *shards);
@@ -429,6 +431,28 @@ impl Generator<'_> {
         }
     }
 
+    /// A queue: written to Redis where it leaves a function, and always when nothing in the graph
+    /// reads it (an output stream); otherwise, in one process, a memory queue; under the sync
+    /// engine, nothing (events pass straight on, on the caller's thread).
+    fn queue(&self, node: &ir::Node, queue: &Queue, next: TokenStream) -> TokenStream {
+        let rt = rt();
+        match (self.graph.engine, queue) {
+            (Engine::Sync, _) => next,
+            (Engine::Async, Queue::Stream { url, stream, shards, .. })
+                if self.scope.is_some() || node.children.is_empty() =>
+            {
+                let (name, url, stream, shards) =
+                    (Literal::string(&node.name), Literal::string(url), Literal::string(stream), *shards);
+                quote!(#rt::stream_writer(options, #name, #url, #stream, #shards))
+            }
+            (Engine::Async, Queue::Memory { capacity }) => {
+                let capacity = *capacity as usize;
+                quote!(#rt::MemoryQueue::new(#capacity, #next))
+            }
+            (Engine::Async, Queue::Stream { .. }) => quote!(#rt::MemoryQueue::new(1024usize, #next)),
+        }
+    }
+
     fn build_node(&mut self, id: NodeId) -> TokenStream {
         let rt = rt();
         let node = self.graph.node(id);
@@ -439,26 +463,18 @@ impl Generator<'_> {
             _ => node.children.clone(),
         };
         let next = self.fan_out(&children, is_choice);
-        // A stream queue is written to Redis where it leaves a function, and always when nothing
-        // in the graph reads it (an output stream); otherwise, in one process, it is a memory queue.
-        if let NodeKind::Queue(Queue::Stream { url, stream, shards }) = &node.kind
-            && (self.scope.is_some() || node.children.is_empty())
-            && self.graph.engine == Engine::Async
-        {
-            let (name, url, stream, shards) =
-                (Literal::string(&node.name), Literal::string(url), Literal::string(stream), *shards);
-            return quote!(#rt::stream_writer(options, #name, #url, #stream, #shards));
-        }
         if let NodeKind::Queue(queue) = &node.kind {
-            return match (self.graph.engine, queue) {
-                // The sync engine runs on the caller's thread: a queue passes events straight on.
-                (Engine::Sync, _) => next,
-                // One process runs the whole graph: a stream queue is an in-memory queue here.
-                (Engine::Async, Queue::Memory { capacity }) => {
-                    let capacity = *capacity as usize;
-                    quote!(#rt::MemoryQueue::new(#capacity, #next))
+            let inner = self.queue(node, queue, next);
+            return match queue {
+                // The key is computed as the event enters the queue, in one process or many.
+                Queue::Stream { key: Some(key), .. } => {
+                    let name = Literal::string(&node.name);
+                    let key = expr::value(key, Scope::Step);
+                    quote!(#rt::SetKey::new(#name, move |event: &#rt::Event, context: &#rt::Context| {
+                        ::core::result::Result::Ok(#key)
+                    }, #inner))
                 }
-                (Engine::Async, Queue::Stream { .. }) => quote!(#rt::MemoryQueue::new(1024usize, #next)),
+                _ => inner,
             };
         }
         let name = Literal::string(&node.name);
