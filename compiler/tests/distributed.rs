@@ -125,6 +125,7 @@ impl Drop for Redis {
 struct Function(Child);
 
 impl Function {
+    /// Starts it; the address it serves on (the root's HTTP, or a child's `--metrics-port`).
     fn start(function: &str, redis: &Redis, extra: &[&str]) -> (Function, Option<String>) {
         let mut child = Command::new(binary())
             .args(["serve", "--base", "examples/distributed", "--port", "0", "--function", function])
@@ -142,6 +143,9 @@ impl Function {
             if let Some(at) = line.trim().strip_prefix("serving on http://") {
                 address = Some(at.to_string());
                 break;
+            }
+            if let Some(at) = line.trim().strip_prefix("metrics and health on http://") {
+                address = Some(at.to_string());
             }
             if line.contains("consuming") {
                 break;
@@ -249,9 +253,20 @@ fn settle(redis: &Redis, accepted: &[String], case: &str) -> (Vec<String>, usize
 async fn ten_thousand_events_cross_three_processes_and_all_arrive() {
     let redis = Redis::start("all");
     let (_root, address) = Function::start("distributed", &redis, &[]);
-    let (_enricher, _) = Function::start("enricher", &redis, &[]);
+    let (_enricher, probes) = Function::start("enricher", &redis, &["--metrics-port", "0"]);
     let (_scorer, _) = Function::start("scorer", &redis, &[]);
     let root = address.expect("the root listens");
+    let probes = probes.expect("the enricher serves its probes");
+    // As a readiness probe does: ask until ready (its consumer group exists), for a while.
+    let mut ready = 0;
+    for _ in 0..50 {
+        ready = reqwest::get(format!("http://{probes}/v2/health/ready")).await.expect("ready probe").status().as_u16();
+        if ready == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready, 200, "the enricher becomes ready once its group exists");
     let (accepted, refused) = send(&root, 0, 10_000, None).await;
     assert_eq!((accepted.len(), refused), (10_000, 0));
     // An event the scorer cannot score (no text): the failure goes to the error stream on Redis.
@@ -277,6 +292,10 @@ async fn ten_thousand_events_cross_three_processes_and_all_arrive() {
     let event: serde_json::Value = serde_json::from_str(&record["event"]).expect("JSON event");
     assert_eq!(event, serde_json::json!({"id": "bad-1", "body": {"n": -1, "text": null, "enriched": true}}));
     assert!(record["message"].contains("len()"), "{record:?}");
+    // The enricher's own metrics: what it read and acknowledged, and its step's histogram.
+    let metrics = reqwest::get(format!("http://{probes}/metrics")).await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("graphc_stream_records_acknowledged_total{group=\"enricher\"} 10001"), "{metrics}");
+    assert!(metrics.contains("graphc_step_duration_seconds_count{step=\"enrich\"} 10001"), "{metrics}");
     // Each record carries what the steps of every function made of it.
     let mut connection = redis.connection();
     let first: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
@@ -326,7 +345,8 @@ async fn redis_restarted_under_load_refuses_loudly_and_resumes() {
     let mut redis = Redis::start("restart");
     let (_root, address) = Function::start("distributed", &redis, &[]);
     let (_enricher, _) = Function::start("enricher", &redis, &[]);
-    let (mut scorer, _) = Function::start("scorer", &redis, &[]);
+    let (mut scorer, probes) = Function::start("scorer", &redis, &["--metrics-port", "0"]);
+    let probes = probes.expect("the scorer serves its probes");
     let root = address.expect("the root listens");
     let reached = Arc::new(AtomicUsize::new(0));
     let load = tokio::spawn({
@@ -337,8 +357,20 @@ async fn redis_restarted_under_load_refuses_loudly_and_resumes() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     redis.stop();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let down = Instant::now();
+    // The scorer's readiness probe says it cannot work while Redis is away.
+    let mut readiness = Vec::new();
+    while down.elapsed() < Duration::from_millis(2800) {
+        let status = reqwest::get(format!("http://{probes}/v2/health/ready")).await.expect("probe").status().as_u16();
+        readiness.push(status);
+        if status == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(down.elapsed())).await;
     redis.restart();
+    assert_eq!(readiness.last(), Some(&503), "not ready while Redis is down: {readiness:?}");
     let (mut accepted, refused) = load.await.expect("load");
     eprintln!("while Redis was down: {refused} requests refused with 503");
     assert!(refused > 0, "requests made while Redis was down are refused, not silently accepted");
@@ -348,5 +380,7 @@ async fn redis_restarted_under_load_refuses_loudly_and_resumes() {
     accepted.extend(more);
     let (lost, _) = settle(&redis, &accepted, "redis restarted");
     assert!(lost.is_empty(), "accepted but lost: {lost:?}");
+    let ready = reqwest::get(format!("http://{probes}/v2/health/ready")).await.expect("probe").status();
+    assert_eq!(ready, 200, "ready again once Redis is back");
     scorer.stop();
 }

@@ -15,10 +15,12 @@ use std::time::Duration;
 const USAGE: &str = "usage:
   BINARY serve [--base DIR] [--host HOST] [--port PORT] [--param NAME=JSON]... [--secrets-file PATH]
                [--body-limit BYTES] [--deadline-ms MS] [--concurrency N]
-               [--function NAME [--redis URL] [--consumer NAME] [--batch N] [--claim-idle-ms MS]]
+               [--function NAME [--redis URL] [--consumer NAME] [--batch N] [--claim-idle-ms MS]
+                [--metrics-port PORT]]
   BINARY test  [--base DIR] [--junit PATH]
 Without --function (or with --function '*') the whole graph runs in this process, its stream queues
-as memory queues; with it, the root function serves HTTP and a child function consumes its stream.
+as memory queues; with it, the root function serves HTTP and a child function consumes its stream
+(with --metrics-port, a child also serves /metrics and /v2/health/{live,ready} on --host).
 Parameters also come from GRAPHC_PARAM_<NAME> variables; secrets from the environment or --secrets-file;
 the Redis server from GRAPHC_REDIS_URL.";
 
@@ -159,7 +161,15 @@ fn run_serve<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(
             }
         };
         eprintln!("{name}: function {function}");
-        let launch = Launch { serve: serve_options, consume };
+        let probes = match flag(flags, "metrics-port").map(|port| port.parse::<u16>()) {
+            None => None,
+            Some(Ok(port)) => Some(std::net::SocketAddr::new(serve_options.addr.ip(), port)),
+            Some(Err(_)) => {
+                eprintln!("error: --metrics-port takes a port number");
+                return usage();
+            }
+        };
+        let launch = Launch { serve: serve_options, consume, probes };
         return match runtime.block_on(run_function(function, &options, launch)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {

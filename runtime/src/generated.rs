@@ -5,12 +5,13 @@ use crate::context::Context;
 use crate::error::StepError;
 use crate::error::{ErrorStream, MemoryErrorStream};
 use crate::event::Response;
-use crate::http::{ServeOptions, bind, serve, shutdown_signal};
+use crate::http::{ServeOptions, bind, serve, serve_probes, shutdown_signal};
 use crate::mock::MockServer;
 use crate::model::{LoadError, ModelKind, SmartcoreModel};
 use crate::pipeline::Handler;
 use crate::stream::{
-    ConsumeOptions, MemoryStreams, RedisErrorStream, Sink, StreamQueue, StreamSource, StreamWriter, consume,
+    ConsumeOptions, ConsumerStats, MemoryStreams, RedisErrorStream, Sink, StreamQueue, StreamSource, StreamWriter,
+    consume_with_stats,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -105,6 +106,8 @@ pub struct Launch {
     pub serve: ServeOptions,
     /// A child function's consumer.
     pub consume: ConsumeOptions,
+    /// Where a child function serves `/metrics` and its health probes (`--metrics-port`).
+    pub probes: Option<std::net::SocketAddr>,
 }
 
 impl Launch {
@@ -122,6 +125,15 @@ impl Launch {
     /// Consumes a child function's stream until SIGINT or SIGTERM.
     pub fn consume<H: Handler>(self, handler: H, source: StreamSource) -> Launched {
         Box::pin(async move {
+            let stats = Arc::new(ConsumerStats::default());
+            if let Some(addr) = self.probes {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|error| format!("cannot listen on {addr}: {error}"))?;
+                let local = listener.local_addr().map_err(|error| error.to_string())?;
+                eprintln!("metrics and health on http://{local}");
+                tokio::spawn(serve_probes(listener, Arc::clone(&stats), source.group.clone(), shutdown_signal()));
+            }
             eprintln!(
                 "function {} consuming {} at {} as {}",
                 source.group,
@@ -129,7 +141,7 @@ impl Launch {
                 source.queue.url,
                 self.consume.consumer
             );
-            consume(handler, source, self.consume, shutdown_signal()).await
+            consume_with_stats(handler, source, self.consume, stats, shutdown_signal()).await
         })
     }
 

@@ -231,3 +231,38 @@ fn into_http(response: Response) -> axum::response::Response {
     }
     http
 }
+
+/// A child function's own small server: `/metrics` (its steps, routes and stream counters) and
+/// the health probes `/v2/health/live` and `/v2/health/ready` (ready while its consumer works
+/// with Redis), until `shutdown` resolves.
+pub async fn serve_probes(
+    listener: TcpListener,
+    stats: Arc<crate::stream::ConsumerStats>,
+    group: String,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    crate::metrics::enable();
+    let probe = move |request: axum::extract::Request| {
+        let (stats, group) = (Arc::clone(&stats), group.clone());
+        async move {
+            let (status, content_type, body) = match (request.method().as_str(), request.uri().path()) {
+                ("GET", "/metrics") => {
+                    (200, "text/plain; version=0.0.4", stats.render(&group) + &crate::metrics::render())
+                }
+                ("GET", "/v2/health/live") => (200, "application/json", r#"{"live":true}"#.to_string()),
+                ("GET", "/v2/health/ready") if stats.ready() => {
+                    (200, "application/json", r#"{"ready":true}"#.to_string())
+                }
+                ("GET", "/v2/health/ready") => (503, "application/json", r#"{"ready":false}"#.to_string()),
+                _ => (
+                    404,
+                    "application/json",
+                    r#"{"error":"a child function serves /metrics and /v2/health/{live,ready}"}"#.to_string(),
+                ),
+            };
+            into_http(Response::new(status, content_type, body.into_bytes()))
+        }
+    };
+    let app = axum::Router::new().fallback(probe);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

@@ -380,6 +380,66 @@ impl Default for ConsumeOptions {
     }
 }
 
+/// What a consumer has done, for `/metrics` and the readiness probe of a child function.
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    read: std::sync::atomic::AtomicU64,
+    acknowledged: std::sync::atomic::AtomicU64,
+    retried: std::sync::atomic::AtomicU64,
+    claimed: std::sync::atomic::AtomicU64,
+    unreadable: std::sync::atomic::AtomicU64,
+    redis_errors: std::sync::atomic::AtomicU64,
+    ready: std::sync::atomic::AtomicBool,
+}
+
+impl ConsumerStats {
+    /// True once the consumer's groups exist and its last round with Redis succeeded.
+    pub fn ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records acknowledged so far.
+    pub fn acknowledged(&self) -> u64 {
+        self.acknowledged.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn add(counter: &std::sync::atomic::AtomicU64, count: usize) {
+        counter.fetch_add(count as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The counters in Prometheus' text format, labelled with the group.
+    pub fn render(&self, group: &str) -> String {
+        let group = group.replace('\\', "\\\\").replace('"', "\\\"");
+        let mut out = String::new();
+        for (name, help, counter) in [
+            ("graphc_stream_records_read_total", "Records read from the function's stream.", &self.read),
+            (
+                "graphc_stream_records_acknowledged_total",
+                "Records acknowledged after their steps finished.",
+                &self.acknowledged,
+            ),
+            ("graphc_stream_records_retried_total", "Records left pending for a retry (503).", &self.retried),
+            ("graphc_stream_records_claimed_total", "Records taken over from stopped consumers.", &self.claimed),
+            (
+                "graphc_stream_records_unreadable_total",
+                "Records no event could be made of (logged, acknowledged).",
+                &self.unreadable,
+            ),
+            (
+                "graphc_stream_redis_errors_total",
+                "Failed rounds with Redis (retried with backoff).",
+                &self.redis_errors,
+            ),
+        ] {
+            let value = counter.load(std::sync::atomic::Ordering::Relaxed);
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{group=\"{group}\"}} {value}\n"
+            ));
+        }
+        out
+    }
+}
+
 /// The stream a child function reads, and its consumer group (the function's name).
 #[derive(Clone, Debug)]
 pub struct StreamSource {
@@ -406,10 +466,21 @@ pub async fn consume<H: Handler>(
     options: ConsumeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), String> {
+    consume_with_stats(handler, source, options, Arc::default(), shutdown).await
+}
+
+/// [`consume`], counting what it does in `stats`.
+pub async fn consume_with_stats<H: Handler>(
+    handler: H,
+    source: StreamSource,
+    options: ConsumeOptions,
+    stats: Arc<ConsumerStats>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), String> {
     let streams = source.queue.streams();
     let commands = connection(&source.queue.url)?;
     let reads = open(&source.queue.url, options.block + Duration::from_secs(5))?;
-    let consumer = Consumer { handler, source, options, streams, commands, reads };
+    let consumer = Consumer { handler, source, options, streams, commands, reads, stats };
     let result = consumer.run(shutdown).await;
     consumer.handler.drain().await;
     result
@@ -433,6 +504,7 @@ impl<H: Handler> Consumer<H> {
                 if !ready {
                     self.create_groups().await?;
                     ready = true;
+                    self.stats.ready.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
                 if tokio::time::Instant::now() >= next_claim {
                     self.claim().await?;
@@ -460,9 +532,11 @@ impl<H: Handler> Consumer<H> {
                 }
                 Err(error) => Err(error),
             };
+            self.stats.ready.store(processed.is_ok(), std::sync::atomic::Ordering::Relaxed);
             match processed {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(error) => {
+                    ConsumerStats::add(&self.stats.redis_errors, 1);
                     tracing::warn!(group = %self.source.group, "stream read failed, retrying in {backoff:?}: {error}");
                     eprintln!("{}: Redis unavailable, retrying in {backoff:?}: {error}", self.source.group);
                     tokio::select! {
@@ -484,6 +558,7 @@ struct Consumer<H> {
     streams: Vec<String>,
     commands: ConnectionManager,
     reads: ConnectionManager,
+    stats: Arc<ConsumerStats>,
 }
 
 impl<H: Handler> Consumer<H> {
@@ -553,6 +628,7 @@ impl<H: Handler> Consumer<H> {
                     .filter_map(entry_of)
                     .map(|(id, fields)| (stream.clone(), id, fields))
                     .collect();
+                ConsumerStats::add(&self.stats.claimed, claimed.len());
                 if !claimed.is_empty() {
                     tracing::info!(stream = %stream, count = claimed.len(), "took over records of a stopped consumer");
                 }
@@ -571,13 +647,18 @@ impl<H: Handler> Consumer<H> {
         if entries.is_empty() {
             return Ok(());
         }
+        ConsumerStats::add(&self.stats.read, entries.len());
         let runs = entries.into_iter().map(|(stream, id, fields)| async move {
             let done = match event_from_record(&fields) {
                 Ok(event) => {
                     let response = self.handler.handle(event).await;
+                    if response.status == 503 {
+                        ConsumerStats::add(&self.stats.retried, 1);
+                    }
                     response.status != 503
                 }
                 Err(reason) => {
+                    ConsumerStats::add(&self.stats.unreadable, 1);
                     // A record no event can be made of: logged and acknowledged, never retried.
                     tracing::error!(stream = %stream, entry = %id, "unreadable record: {reason}");
                     true
@@ -599,6 +680,7 @@ impl<H: Handler> Consumer<H> {
                 .arg(&ids)
                 .query_async::<()>(&mut self.commands.clone())
                 .await?;
+            ConsumerStats::add(&self.stats.acknowledged, ids.len());
         }
         Ok(())
     }

@@ -58,54 +58,7 @@ enum Command {
         handlers: Option<PathBuf>,
     },
     /// Build a graph (reusing earlier builds) and serve it over HTTP, or run one of its functions.
-    Serve {
-        /// The .graph file.
-        file: PathBuf,
-        /// The address to listen on.
-        #[arg(long, default_value = "127.0.0.1")]
-        host: String,
-        /// The port to listen on.
-        #[arg(long, default_value_t = 8080)]
-        port: u16,
-        /// A parameter's value, NAME=JSON (repeatable); also GRAPHC_PARAM_<NAME> variables.
-        #[arg(long = "param", value_name = "NAME=VALUE")]
-        params: Vec<String>,
-        /// A file of NAME=value secrets, read after the environment.
-        #[arg(long)]
-        secrets_file: Option<PathBuf>,
-        /// A crate (its directory) holding the Rust handlers the graph names.
-        #[arg(long)]
-        handlers: Option<PathBuf>,
-        /// The largest request body, in bytes (larger: 413).
-        #[arg(long)]
-        body_limit: Option<usize>,
-        /// The request deadline in milliseconds (then 504).
-        #[arg(long)]
-        deadline_ms: Option<u64>,
-        /// Requests processed at once.
-        #[arg(long)]
-        concurrency: Option<usize>,
-        /// Run one function of a distributed graph: the root serves HTTP, a child function
-        /// consumes its stream. Without it, the whole graph runs in this process.
-        #[arg(long)]
-        function: Option<String>,
-        /// The Redis server for every stream queue and the error stream, in place of the
-        /// graph's (also GRAPHC_REDIS_URL).
-        #[arg(long, value_name = "URL")]
-        redis: Option<String>,
-        /// A child function's consumer name in its group (default: host and process id).
-        #[arg(long)]
-        consumer: Option<String>,
-        /// Records a consumer reads and processes at once.
-        #[arg(long)]
-        batch: Option<usize>,
-        /// Take over records another consumer has left pending this long (milliseconds).
-        #[arg(long)]
-        claim_idle_ms: Option<u64>,
-        /// Build without optimisations (faster to build, slower to serve).
-        #[arg(long)]
-        debug: bool,
-    },
+    Serve(Box<ServeArgs>),
     /// Draw a graph as Graphviz DOT or Mermaid.
     Graph {
         /// The .graph file.
@@ -114,6 +67,60 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Diagram::Dot)]
         format: Diagram,
     },
+}
+
+/// `graphc serve`'s flags (boxed: they outweigh every other command's).
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The .graph file.
+    file: PathBuf,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// The port to listen on.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// A parameter's value, NAME=JSON (repeatable); also GRAPHC_PARAM_<NAME> variables.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// A file of NAME=value secrets, read after the environment.
+    #[arg(long)]
+    secrets_file: Option<PathBuf>,
+    /// A crate (its directory) holding the Rust handlers the graph names.
+    #[arg(long)]
+    handlers: Option<PathBuf>,
+    /// The largest request body, in bytes (larger: 413).
+    #[arg(long)]
+    body_limit: Option<usize>,
+    /// The request deadline in milliseconds (then 504).
+    #[arg(long)]
+    deadline_ms: Option<u64>,
+    /// Requests processed at once.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Run one function of a distributed graph: the root serves HTTP, a child function
+    /// consumes its stream. Without it, the whole graph runs in this process.
+    #[arg(long)]
+    function: Option<String>,
+    /// The Redis server for every stream queue and the error stream, in place of the
+    /// graph's (also GRAPHC_REDIS_URL).
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// A child function's consumer name in its group (default: host and process id).
+    #[arg(long)]
+    consumer: Option<String>,
+    /// Records a consumer reads and processes at once.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Take over records another consumer has left pending this long (milliseconds).
+    #[arg(long)]
+    claim_idle_ms: Option<u64>,
+    /// A child function's port for /metrics and /v2/health/{live,ready}.
+    #[arg(long)]
+    metrics_port: Option<u16>,
+    /// Build without optimisations (faster to build, slower to serve).
+    #[arg(long)]
+    debug: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -148,23 +155,25 @@ fn main() -> ExitCode {
             ),
         },
         Command::Test { file, junit, handlers } => test(&file, junit.as_deref(), handlers.as_deref()),
-        Command::Serve {
-            file,
-            host,
-            port,
-            params,
-            secrets_file,
-            handlers,
-            body_limit,
-            deadline_ms,
-            concurrency,
-            function,
-            redis,
-            consumer,
-            batch,
-            claim_idle_ms,
-            debug,
-        } => {
+        Command::Serve(serve) => {
+            let ServeArgs {
+                file,
+                host,
+                port,
+                params,
+                secrets_file,
+                handlers,
+                body_limit,
+                deadline_ms,
+                concurrency,
+                function,
+                redis,
+                consumer,
+                batch,
+                claim_idle_ms,
+                metrics_port,
+                debug,
+            } = *serve;
             let binary = match build(&file, handlers.as_deref(), !debug) {
                 Ok(binary) => binary,
                 Err(code) => return code,
@@ -191,6 +200,7 @@ fn main() -> ExitCode {
                 ("--consumer", consumer),
                 ("--batch", batch.map(|v| v.to_string())),
                 ("--claim-idle-ms", claim_idle_ms.map(|v| v.to_string())),
+                ("--metrics-port", metrics_port.map(|v| v.to_string())),
             ] {
                 if let Some(value) = value {
                     command.args([flag, &value]);
