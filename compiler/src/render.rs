@@ -1,6 +1,6 @@
 //! Diagrams of a checked graph, as MLRun's plot draws them: Graphviz DOT and Mermaid.
 
-use crate::ir::{Graph, NodeId, NodeKind, Queue, Topology};
+use crate::ir::{Graph, NodeId, NodeKind, Placement, Queue, Topology};
 use std::fmt::Write;
 
 /// Graphviz DOT: a start node, tasks as ellipses, routers as clusters with their routes, queues
@@ -41,7 +41,7 @@ pub fn to_dot(graph: &Graph) -> String {
                 );
             }
             _ => {
-                let _ = writeln!(out, "  {} [label={}, shape=ellipse];", quote(&node.name), quote(&node.name));
+                let _ = writeln!(out, "  {} [label={}, shape=ellipse];", quote(&node.name), quote(&placed(node)));
             }
         }
     }
@@ -95,7 +95,7 @@ pub fn to_mermaid(graph: &Graph) -> String {
                 let _ = writeln!(out, "  {}[/\"{name}\"/]", id_of(id));
             }
             _ => {
-                let _ = writeln!(out, "  {}([\"{name}\"])", id_of(id));
+                let _ = writeln!(out, "  {}([\"{}\"])", id_of(id), mermaid_text(&placed(node)).replace('\n', "<br/>"));
             }
         }
     }
@@ -113,6 +113,15 @@ pub fn to_mermaid(graph: &Graph) -> String {
         }
     }
     out
+}
+
+/// A step's label: its name, and the child function it runs on, if any.
+fn placed(node: &crate::ir::Node) -> String {
+    match &node.placement {
+        Placement::Child(function) => format!("{}\n@{function}", node.name),
+        Placement::Any => format!("{}\n@*", node.name),
+        Placement::Root => node.name.clone(),
+    }
 }
 
 fn entry_nodes(graph: &Graph) -> Vec<NodeId> {

@@ -124,6 +124,7 @@ fn diagrams_show_routers_as_clusters_queues_as_cds_and_dashed_handlers() {
     assert!(dot.contains("\"enrich\" -> \"catcher\" [style=dashed]"), "{dot}");
     let queues = String::from_utf8(graphc(&["graph", "examples/distributed/distributed.graph"]).stdout).expect("utf-8");
     assert!(queues.contains("shape=cds"), "{queues}");
+    assert!(queues.contains(r#""enrich" [label="enrich\n@enricher""#), "steps show their function: {queues}");
     let mermaid =
         String::from_utf8(graphc(&["graph", "examples/flow/flow.graph", "--format", "mermaid"]).stdout).expect("utf-8");
     assert!(mermaid.starts_with("flowchart LR"), "{mermaid}");
