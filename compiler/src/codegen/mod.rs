@@ -209,13 +209,22 @@ impl Generator<'_> {
         let rt = rt();
         let (bindings, root) = self.bindings_and_root();
         let responds = self.graph.topology == Topology::Router || self.graph.nodes.iter().any(|n| n.respond);
+        // As in a distributed run: with no responder, a graph that writes an output stream
+        // answers 202 once the record is there.
+        let writes_output = self
+            .graph
+            .nodes
+            .iter()
+            .any(|node| matches!(node.kind, NodeKind::Queue(Queue::Stream { .. })) && node.children.is_empty());
         let pipeline = match self.graph.engine {
             Engine::Sync => quote!(#rt::SyncPipeline::new(#root, context)),
+            Engine::Async if writes_output && !responds => quote!(#rt::AsyncPipeline::answered_at_end(#root, context)),
             Engine::Async => quote!(#rt::AsyncPipeline::new(#root, context, #responds)),
         };
         quote! {
             /// Builds the pipeline: loads models, builds `new` steps, composes the nodes. Every
-            /// function of the graph runs in this one process; stream queues are memory queues.
+            /// function of the graph runs in this one process; stream queues read by a function
+            /// are memory queues here, and output streams are written.
             pub fn pipeline(options: &#rt::Options) -> ::core::result::Result<impl #rt::Handler + use<>, #rt::StartError> {
                 let context = context(options);
                 #(#bindings)*
