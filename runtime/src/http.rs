@@ -24,6 +24,7 @@ use tokio::sync::Semaphore;
 
 const X_EVENT_ID: HeaderName = HeaderName::from_static("x-event-id");
 const X_EVENT_PATH: HeaderName = HeaderName::from_static("x-event-path");
+const X_EVENT_KEY: HeaderName = HeaderName::from_static("x-event-key");
 
 /// How the server runs.
 #[derive(Clone, Debug)]
@@ -188,6 +189,9 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
         other => Cow::Owned(other.to_string()),
     };
     event.content_type = content_type;
+    if let Some(key) = header(&X_EVENT_KEY) {
+        event.key = key.to_string();
+    }
     // Moved, not copied: the event owns the request's headers from here on.
     event.headers = parts.headers;
     let handled = async {

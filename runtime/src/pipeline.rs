@@ -28,7 +28,8 @@ pub struct Request {
 
 impl Request {
     /// Turns the request into an event: the id from `x-event-id` (else fresh), the path from
-    /// `x-event-path` (else the request's), and the body parsed as JSON. A malformed body or an
+    /// `x-event-path` (else the request's), the key from `x-event-key`, and the body parsed as
+    /// JSON. A malformed body or an
     /// unsupported content type is answered `400`.
     pub fn into_event(self) -> Result<Event, Response> {
         let header = |name: &str| {
@@ -45,6 +46,7 @@ impl Request {
         event.path = Cow::Owned(if path.is_empty() { "/".to_string() } else { path });
         event.method = Cow::Owned(method);
         event.content_type = content_type;
+        event.key = header("x-event-key").unwrap_or_default();
         for (name, value) in &self.headers {
             event = event.with_header(name, value);
         }

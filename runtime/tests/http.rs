@@ -206,6 +206,7 @@ async fn steps_see_the_request_headers_path_and_method() {
             "path": event.path,
             "method": event.method,
             "content_type": event.content_type,
+            "key": event.key,
         });
         Ok::<_, StepError>(())
     });
@@ -217,6 +218,7 @@ async fn steps_see_the_request_headers_path_and_method() {
         .header("x-tenant", "acme")
         .header("x-tag", "a")
         .header("x-tag", "b")
+        .header("x-event-key", "customer-7")
         .body("{}")
         .send()
         .await
@@ -225,7 +227,7 @@ async fn steps_see_the_request_headers_path_and_method() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(
         body,
-        json!({"tenant": "acme", "all": ["a", "b"], "path": "/things/7", "method": "PUT", "content_type": "application/json; charset=utf-8"})
+        json!({"tenant": "acme", "all": ["a", "b"], "path": "/things/7", "method": "PUT", "content_type": "application/json; charset=utf-8", "key": "customer-7"})
     );
     server.stop().await;
 }
