@@ -58,6 +58,14 @@ impl Options {
     }
 }
 
+/// The options with streams and the error stream in memory: the options' own memory streams,
+/// or new ones.
+pub fn in_memory(options: &Options) -> Options {
+    let mut options = options.clone();
+    options.memory_streams.get_or_insert_with(MemoryStreams::new);
+    options
+}
+
 /// The writing side of a stream queue, on the options' Redis server or in their memory streams.
 pub fn stream_writer(options: &Options, queue: &str, url: &str, stream: &str, shards: u32) -> StreamWriter {
     let queue = StreamQueue::new(queue, url, stream, shards).on_server(options.redis_url.as_deref());

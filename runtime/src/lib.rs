@@ -48,8 +48,8 @@ pub mod __private {
     pub use crate::event::{Event, Response};
     pub use crate::expr;
     pub use crate::generated::{
-        Expectation, Launch, Launched, Options, StartError, TestCase, construct, context, error_stream, load_model,
-        stream_source, stream_writer,
+        Expectation, Launch, Launched, Options, StartError, TestCase, construct, context, error_stream, in_memory,
+        load_model, stream_source, stream_writer,
     };
     pub use crate::mock::MockServer;
     pub use crate::model::{Model, ModelKind, SmartcoreModel};

@@ -112,9 +112,10 @@ impl Generator<'_> {
 
                 #functions
 
-                /// The pipeline behind the mock server, for tests.
+                /// The pipeline behind the mock server, for tests: no network, so streams and the
+                /// error stream are in memory (the options' own, when they have some).
                 pub fn mock(options: &#rt::Options) -> ::core::result::Result<#rt::MockServer<impl #rt::Handler + use<>>, #rt::StartError> {
-                    ::core::result::Result::Ok(#rt::MockServer::new(pipeline(options)?))
+                    ::core::result::Result::Ok(#rt::MockServer::new(pipeline(&#rt::in_memory(options))?))
                 }
 
                 #tests

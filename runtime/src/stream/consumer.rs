@@ -1,0 +1,417 @@
+//! The consumer loop a child function runs: its group, batches processed concurrently,
+//! acknowledgement after the steps, records of stopped consumers taken over, and its counters.
+
+use super::{StreamQueue, connection, event_from_record, open};
+use crate::pipeline::Handler;
+use redis::Value as Reply;
+use redis::aio::ConnectionManager;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How a consumer reads its stream.
+#[derive(Clone, Debug)]
+pub struct ConsumeOptions {
+    /// The consumer's name in its group; unique per process (default: host and process id).
+    pub consumer: String,
+    /// Records read at once; they are processed concurrently.
+    pub batch: usize,
+    /// How long one read waits for records.
+    pub block: Duration,
+    /// A record pending this long with another consumer is taken over (its consumer is
+    /// presumed dead).
+    pub claim_idle: Duration,
+    /// How often to look for such records.
+    pub claim_every: Duration,
+}
+
+impl Default for ConsumeOptions {
+    fn default() -> Self {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string());
+        ConsumeOptions {
+            consumer: format!("{}-{}", host.unwrap_or_else(|_| "host".to_string()), std::process::id()),
+            batch: 64,
+            block: Duration::from_millis(500),
+            claim_idle: Duration::from_secs(30),
+            claim_every: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What a consumer has done, for `/metrics` and the readiness probe of a child function.
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    read: AtomicU64,
+    acknowledged: AtomicU64,
+    retried: AtomicU64,
+    claimed: AtomicU64,
+    unreadable: AtomicU64,
+    redis_errors: AtomicU64,
+    ready: AtomicBool,
+}
+
+impl ConsumerStats {
+    /// True once the consumer's groups exist and its last round with Redis succeeded.
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Records acknowledged so far.
+    pub fn acknowledged(&self) -> u64 {
+        self.acknowledged.load(Ordering::Relaxed)
+    }
+
+    fn add(counter: &AtomicU64, count: usize) {
+        counter.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// The counters in Prometheus' text format, labelled with the group.
+    pub fn render(&self, group: &str) -> String {
+        let group = group.replace('\\', "\\\\").replace('"', "\\\"");
+        let mut out = String::new();
+        for (name, help, counter) in [
+            ("graphc_stream_records_read_total", "Records read from the function's stream.", &self.read),
+            (
+                "graphc_stream_records_acknowledged_total",
+                "Records acknowledged after their steps finished.",
+                &self.acknowledged,
+            ),
+            ("graphc_stream_records_retried_total", "Records left pending for a retry (503).", &self.retried),
+            ("graphc_stream_records_claimed_total", "Records taken over from stopped consumers.", &self.claimed),
+            (
+                "graphc_stream_records_unreadable_total",
+                "Records no event could be made of (logged, acknowledged).",
+                &self.unreadable,
+            ),
+            (
+                "graphc_stream_redis_errors_total",
+                "Failed rounds with Redis (retried with backoff).",
+                &self.redis_errors,
+            ),
+        ] {
+            let value = counter.load(Ordering::Relaxed);
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{group=\"{group}\"}} {value}\n"
+            ));
+        }
+        out
+    }
+}
+
+/// The stream a child function reads, and its consumer group (the function's name).
+#[derive(Clone, Debug)]
+pub struct StreamSource {
+    /// The queue.
+    pub queue: StreamQueue,
+    /// The consumer group: the reading function's name.
+    pub group: String,
+}
+
+/// A record's fields, as Redis returns them.
+type Fields = Vec<(String, Vec<u8>)>;
+
+/// A record read: its stream, its entry id, its fields.
+type Entry = (String, String, Fields);
+
+/// Reads `source` with `handler` until `shutdown` resolves: every record is processed by the
+/// function's steps and acknowledged once they have finished. A record whose processing failed
+/// for want of a stream (`503`) stays pending and is retried; other failures were answered to
+/// the error stream and are acknowledged, so one bad record cannot block a stream. On shutdown
+/// the records being processed finish first.
+pub async fn consume<H: Handler>(
+    handler: H,
+    source: StreamSource,
+    options: ConsumeOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), String> {
+    consume_with_stats(handler, source, options, Arc::default(), shutdown).await
+}
+
+/// [`consume`], counting what it does in `stats`.
+pub async fn consume_with_stats<H: Handler>(
+    handler: H,
+    source: StreamSource,
+    options: ConsumeOptions,
+    stats: Arc<ConsumerStats>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), String> {
+    let streams = source.queue.streams();
+    let commands = connection(&source.queue.url)?;
+    let reads = open(&source.queue.url, options.block + Duration::from_secs(5))?;
+    let consumer = Consumer { handler, source, options, streams, commands, reads, stats };
+    let result = consumer.run(shutdown).await;
+    consumer.handler.drain().await;
+    result
+}
+
+impl<H: Handler> Consumer<H> {
+    /// Groups first; then this consumer's own pending records (left by an earlier run under the
+    /// same name); then new records, with a look for abandoned ones every `claim_every`. Only a
+    /// read waiting for records is cut short by the shutdown; records being processed finish
+    /// and are acknowledged first.
+    async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> Result<(), String> {
+        tokio::pin!(shutdown);
+        let mut backoff = Duration::from_millis(100);
+        let mut ready = false;
+        let mut own_pending = true;
+        // The first look is at start-up: a consumer that replaces a dead one takes over its
+        // records as soon as they have been idle long enough.
+        let mut next_claim = tokio::time::Instant::now();
+        loop {
+            let round: Result<(), redis::RedisError> = async {
+                if !ready {
+                    self.create_groups().await?;
+                    ready = true;
+                    self.stats.ready.store(true, Ordering::Relaxed);
+                }
+                if tokio::time::Instant::now() >= next_claim {
+                    self.claim().await?;
+                    next_claim = tokio::time::Instant::now() + self.options.claim_every;
+                }
+                Ok(())
+            }
+            .await;
+            let entries = match round {
+                Ok(()) => {
+                    tokio::select! {
+                        biased;
+                        () = &mut shutdown => return Ok(()),
+                        entries = self.read(if own_pending { "0" } else { ">" }) => entries,
+                    }
+                }
+                Err(error) => Err(error),
+            };
+            let processed = match entries {
+                Ok(entries) => {
+                    if own_pending && entries.is_empty() {
+                        own_pending = false;
+                    }
+                    self.process(entries).await
+                }
+                Err(error) => Err(error),
+            };
+            self.stats.ready.store(processed.is_ok(), Ordering::Relaxed);
+            match processed {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(error) => {
+                    ConsumerStats::add(&self.stats.redis_errors, 1);
+                    tracing::warn!(group = %self.source.group, "stream read failed, retrying in {backoff:?}: {error}");
+                    eprintln!("{}: Redis unavailable, retrying in {backoff:?}: {error}", self.source.group);
+                    tokio::select! {
+                        biased;
+                        () = &mut shutdown => return Ok(()),
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+}
+
+struct Consumer<H> {
+    handler: H,
+    source: StreamSource,
+    options: ConsumeOptions,
+    streams: Vec<String>,
+    commands: ConnectionManager,
+    reads: ConnectionManager,
+    stats: Arc<ConsumerStats>,
+}
+
+impl<H: Handler> Consumer<H> {
+    async fn create_groups(&self) -> Result<(), redis::RedisError> {
+        for stream in &self.streams {
+            let created = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(stream)
+                .arg(&self.source.group)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query_async::<()>(&mut self.commands.clone())
+                .await;
+            match created {
+                Err(error) if error.code() == Some("BUSYGROUP") => {}
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn read(&self, from: &str) -> Result<Vec<Entry>, redis::RedisError> {
+        let mut command = redis::cmd("XREADGROUP");
+        command.arg("GROUP").arg(&self.source.group).arg(&self.options.consumer).arg("COUNT").arg(self.options.batch);
+        if from == ">" {
+            command.arg("BLOCK").arg(self.options.block.as_millis() as u64);
+        }
+        command.arg("STREAMS").arg(&self.streams);
+        for _ in &self.streams {
+            command.arg(from);
+        }
+        let reply = command.query_async::<Reply>(&mut self.reads.clone()).await?;
+        let mut entries = Vec::new();
+        for (stream, stream_entries) in pairs(reply) {
+            let stream = text(&stream);
+            for entry in items(stream_entries) {
+                if let Some((id, fields)) = entry_of(entry) {
+                    entries.push((stream.clone(), id, fields));
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Takes over records another consumer left pending for longer than `claim_idle`.
+    async fn claim(&self) -> Result<(), redis::RedisError> {
+        for stream in &self.streams {
+            let mut cursor = "0-0".to_string();
+            loop {
+                let reply = redis::cmd("XAUTOCLAIM")
+                    .arg(stream)
+                    .arg(&self.source.group)
+                    .arg(&self.options.consumer)
+                    .arg(self.options.claim_idle.as_millis() as u64)
+                    .arg(&cursor)
+                    .arg("COUNT")
+                    .arg(self.options.batch)
+                    .query_async::<Reply>(&mut self.commands.clone())
+                    .await?;
+                let mut parts = items(reply).into_iter();
+                let next = parts.next().map(|next| text(&next)).unwrap_or_else(|| "0-0".to_string());
+                let claimed: Vec<Entry> = parts
+                    .next()
+                    .map(items)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(entry_of)
+                    .map(|(id, fields)| (stream.clone(), id, fields))
+                    .collect();
+                ConsumerStats::add(&self.stats.claimed, claimed.len());
+                if !claimed.is_empty() {
+                    tracing::info!(stream = %stream, count = claimed.len(), "took over records of a stopped consumer");
+                }
+                self.process(claimed).await?;
+                if next == "0-0" {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a batch concurrently, then acknowledges what finished.
+    async fn process(&self, entries: Vec<Entry>) -> Result<(), redis::RedisError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        ConsumerStats::add(&self.stats.read, entries.len());
+        let runs = entries.into_iter().map(|(stream, id, fields)| async move {
+            let done = match event_from_record(&fields) {
+                Ok(event) => {
+                    let response = self.handler.handle(event).await;
+                    if response.status == 503 {
+                        ConsumerStats::add(&self.stats.retried, 1);
+                    }
+                    response.status != 503
+                }
+                Err(reason) => {
+                    ConsumerStats::add(&self.stats.unreadable, 1);
+                    // A record no event can be made of: logged and acknowledged, never retried.
+                    tracing::error!(stream = %stream, entry = %id, "unreadable record: {reason}");
+                    true
+                }
+            };
+            (stream, id, done)
+        });
+        let outcomes = futures_join_all(runs).await;
+        let mut acks: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (stream, id, done) in &outcomes {
+            if *done {
+                acks.entry(stream.as_str()).or_default().push(id.as_str());
+            }
+        }
+        for (stream, ids) in acks {
+            redis::cmd("XACK")
+                .arg(stream)
+                .arg(&self.source.group)
+                .arg(&ids)
+                .query_async::<()>(&mut self.commands.clone())
+                .await?;
+            ConsumerStats::add(&self.stats.acknowledged, ids.len());
+        }
+        Ok(())
+    }
+}
+
+/// Awaits every future, concurrently, on the current task.
+async fn futures_join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.into_iter().map(|future| Some(Box::pin(future))).collect();
+    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (slot, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => {
+                        *output = Some(value);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => waiting = true,
+                }
+            }
+        }
+        if waiting { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+fn items(reply: Reply) -> Vec<Reply> {
+    match reply {
+        Reply::Array(items) | Reply::Set(items) => items,
+        Reply::Map(pairs) => pairs.into_iter().flat_map(|(key, value)| [key, value]).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `[[name, value], ...]` (RESP2) or a map (RESP3), as pairs.
+fn pairs(reply: Reply) -> Vec<(Reply, Reply)> {
+    match reply {
+        Reply::Map(pairs) => pairs,
+        other => items(other)
+            .into_iter()
+            .filter_map(|pair| {
+                let mut pair = items(pair).into_iter();
+                Some((pair.next()?, pair.next()?))
+            })
+            .collect(),
+    }
+}
+
+fn text(reply: &Reply) -> String {
+    match reply {
+        Reply::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Reply::SimpleString(text) => text.clone(),
+        Reply::Int(number) => number.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// `[id, [field, value, ...]]`; a claimed record deleted meanwhile has no fields and is skipped.
+fn entry_of(entry: Reply) -> Option<(String, Fields)> {
+    let mut parts = items(entry).into_iter();
+    let id = text(&parts.next()?);
+    let mut fields = Vec::new();
+    let mut flat = items(parts.next()?).into_iter();
+    while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
+        let value = match value {
+            Reply::BulkString(bytes) => bytes,
+            other => text(&other).into_bytes(),
+        };
+        fields.push((text(&name), value));
+    }
+    Some((id, fields))
+}

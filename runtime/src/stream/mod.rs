@@ -1,0 +1,227 @@
+//! Stream queues on Redis Streams: what a record is, which shard an event goes to, the shared
+//! connections, and in-memory streams for running one function under the mock server. The
+//! writing node is in `writer`, the consumer loop a child function runs in `consumer`, the
+//! error stream on Redis in `errors`.
+//!
+//! A record is one stream entry with the fields `id`, `key`, `path`, `body` (JSON) and
+//! `headers` (a JSON object); any may be missing when another producer wrote it. Nothing here
+//! trims a stream: an unread record is never removed.
+
+mod consumer;
+mod errors;
+mod writer;
+
+pub use consumer::{ConsumeOptions, ConsumerStats, StreamSource, consume, consume_with_stats};
+pub use errors::RedisErrorStream;
+pub use writer::{SetKey, StreamWriter};
+
+use crate::error::{ErrorRecord, ErrorStream};
+use crate::event::{Event, EventId, HeaderName, HeaderValue};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// Where a stream queue lives: a Redis server, a stream name, and how many shards.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamQueue {
+    /// The queue's name in the graph (for errors and logs).
+    pub name: String,
+    /// `redis://host:port`, without the stream.
+    pub url: String,
+    /// The stream's name; with shards, the streams are `NAME:0` to `NAME:N-1`.
+    pub stream: String,
+    /// Streams the records are spread over, by event key.
+    pub shards: u32,
+}
+
+impl StreamQueue {
+    /// A queue, as the graph declares it.
+    pub fn new(name: &str, url: &str, stream: &str, shards: u32) -> Self {
+        StreamQueue { name: name.to_string(), url: url.to_string(), stream: stream.to_string(), shards: shards.max(1) }
+    }
+
+    /// The same queue on another Redis server (`--redis URL` or `GRAPHC_REDIS_URL`).
+    pub fn on_server(mut self, url: Option<&str>) -> Self {
+        if let Some(url) = url {
+            self.url = url.trim_end_matches('/').to_string();
+        }
+        self
+    }
+
+    /// Every stream of the queue.
+    pub fn streams(&self) -> Vec<String> {
+        if self.shards <= 1 {
+            vec![self.stream.clone()]
+        } else {
+            (0..self.shards).map(|shard| format!("{}:{shard}", self.stream)).collect()
+        }
+    }
+
+    /// The stream an event goes to: chosen by its key, or by its id when it has no key, with a
+    /// hash every process computes alike (FNV-1a), so that one key always lands on one shard.
+    pub fn stream_for(&self, event: &Event) -> String {
+        if self.shards <= 1 {
+            return self.stream.clone();
+        }
+        let id;
+        let key = if event.key.is_empty() {
+            id = event.id.to_string();
+            id.as_str()
+        } else {
+            event.key.as_str()
+        };
+        let hash = key
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3));
+        format!("{}:{}", self.stream, hash % u64::from(self.shards))
+    }
+}
+
+/// An event as a stream record's fields.
+pub fn record_fields(event: &Event) -> Vec<(&'static str, String)> {
+    let mut headers = Map::new();
+    for (name, value) in &event.headers {
+        // The request's length says nothing about the record.
+        if name == axum::http::header::CONTENT_LENGTH {
+            continue;
+        }
+        if let Ok(value) = value.to_str() {
+            match headers.get_mut(name.as_str()) {
+                // Repeated headers are combined, as HTTP allows.
+                Some(Value::String(earlier)) => {
+                    earlier.push_str(", ");
+                    earlier.push_str(value);
+                }
+                _ => {
+                    headers.insert(name.as_str().to_string(), Value::String(value.to_string()));
+                }
+            }
+        }
+    }
+    vec![
+        ("id", event.id.to_string()),
+        ("key", event.key.clone()),
+        ("path", event.path.to_string()),
+        ("body", event.body.to_string()),
+        ("headers", Value::Object(headers).to_string()),
+    ]
+}
+
+/// An event from a stream record's fields. A record written by another producer may leave out
+/// any field; a body that is not JSON is taken as a string.
+pub fn event_from_record(fields: &[(String, Vec<u8>)]) -> Result<Event, String> {
+    let field = |name: &str| fields.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_slice());
+    let text = |name: &str| -> Result<Option<String>, String> {
+        field(name)
+            .map(|bytes| String::from_utf8(bytes.to_vec()).map_err(|_| format!("the record's `{name}` is not UTF-8")))
+            .transpose()
+    };
+    let body = match field("body") {
+        None => Value::Null,
+        Some(bytes) => {
+            serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+        }
+    };
+    let mut event = Event::new(body);
+    if let Some(id) = text("id")?.filter(|id| !id.is_empty()) {
+        event.id = EventId::Given(id);
+    }
+    event.key = text("key")?.unwrap_or_default();
+    if let Some(path) = text("path")?.filter(|path| !path.is_empty()) {
+        event.path = path.into();
+    }
+    if let Some(headers) = field("headers") {
+        let headers: Map<String, Value> = serde_json::from_slice(headers)
+            .map_err(|error| format!("the record's `headers` is not a JSON object: {error}"))?;
+        for (name, value) in headers {
+            let value = match value {
+                Value::String(text) => text,
+                other => other.to_string(),
+            };
+            if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str()))
+            {
+                event.headers.append(name, value);
+            }
+        }
+    }
+    event.content_type = Some("application/json".to_string());
+    Ok(event)
+}
+
+/// A connection to the Redis server at `url`, shared by everything in the process that talks to
+/// it. It connects on first use and reconnects after the server went away.
+pub fn connection(url: &str) -> Result<ConnectionManager, String> {
+    static CONNECTIONS: OnceLock<Mutex<BTreeMap<String, ConnectionManager>>> = OnceLock::new();
+    let mut connections =
+        CONNECTIONS.get_or_init(Default::default).lock().map_err(|_| "the connection table is poisoned")?;
+    if let Some(connection) = connections.get(url) {
+        return Ok(connection.clone());
+    }
+    let connection = open(url, Duration::from_secs(5))?;
+    connections.insert(url.to_string(), connection.clone());
+    Ok(connection)
+}
+
+/// A connection of its own, for blocking reads: a blocked XREADGROUP would hold up every
+/// other command on a shared connection. `timeout` must be longer than the blocking time.
+pub(crate) fn open(url: &str, timeout: Duration) -> Result<ConnectionManager, String> {
+    let client = redis::Client::open(url).map_err(|error| format!("bad Redis URL `{url}`: {error}"))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_lazy_with_config(client, config)
+        .map_err(|error| format!("cannot use Redis at `{url}`: {error}"))
+}
+
+/// In-memory streams: where stream queues write when one function runs alone under the mock
+/// server, so that a test sees what it would have handed on.
+#[derive(Debug, Default)]
+pub struct MemoryStreams {
+    streams: Mutex<BTreeMap<String, Vec<Event>>>,
+    errors: Mutex<Vec<ErrorRecord>>,
+}
+
+impl MemoryStreams {
+    /// Empty streams.
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// The events written to `stream` so far (all shards of a sharded queue are its streams
+    /// `NAME:0`, `NAME:1`, ...).
+    pub fn events(&self, stream: &str) -> Vec<Event> {
+        self.streams.lock().map(|streams| streams.get(stream).cloned().unwrap_or_default()).unwrap_or_default()
+    }
+
+    /// The error stream's records so far.
+    pub fn errors(&self) -> Vec<ErrorRecord> {
+        self.errors.lock().map(|errors| errors.clone()).unwrap_or_default()
+    }
+
+    fn append(&self, stream: String, event: Event) {
+        if let Ok(mut streams) = self.streams.lock() {
+            streams.entry(stream).or_default().push(event);
+        }
+    }
+}
+
+impl ErrorStream for MemoryStreams {
+    fn append(&self, record: ErrorRecord) {
+        if let Ok(mut errors) = self.errors.lock() {
+            errors.push(record);
+        }
+    }
+}
+
+/// Where a stream queue's writer puts records.
+#[derive(Clone, Debug)]
+pub enum Sink {
+    /// Redis Streams.
+    Redis,
+    /// In-memory streams (one function under the mock server).
+    Memory(Arc<MemoryStreams>),
+}

@@ -1,0 +1,137 @@
+//! The writing side of a stream queue, and the node that sets an event's key on the way in.
+
+use super::{Sink, StreamQueue, connection, record_fields};
+use crate::context::Context;
+use crate::error::StepError;
+use crate::event::Event;
+use crate::node::{Node, SyncNode};
+use crate::run::{Run, SyncRun};
+use serde_json::Value;
+use std::time::Duration;
+
+/// The writing side of a stream queue: the last node of its function's path. The event goes
+/// into the stream chosen by its key; if Redis cannot take it after a few tries, the event
+/// fails with `503` (answered to the caller, or left unacknowledged by a consumer, so that it
+/// is retried), recorded in the error stream and logged. Nothing is dropped silently.
+pub struct StreamWriter {
+    queue: StreamQueue,
+    sink: Sink,
+    attempts: u32,
+}
+
+impl StreamWriter {
+    /// A writer for `queue` into `sink`.
+    pub fn new(queue: StreamQueue, sink: Sink) -> Self {
+        StreamWriter { queue, sink, attempts: 4 }
+    }
+
+    /// Writes one event; the stream entry's id on success.
+    pub async fn write(&self, event: &Event) -> Result<String, StepError> {
+        let stream = self.queue.stream_for(event);
+        let connection = match &self.sink {
+            Sink::Memory(streams) => {
+                streams.append(stream, event.clone());
+                return Ok(String::new());
+            }
+            Sink::Redis => connection(&self.queue.url).map_err(unavailable)?,
+        };
+        let mut command = redis::cmd("XADD");
+        command.arg(&stream).arg("*");
+        for (field, value) in record_fields(event) {
+            command.arg(field).arg(value);
+        }
+        let mut delay = Duration::from_millis(50);
+        let mut attempt = 1;
+        loop {
+            let mut connection = connection.clone();
+            match command.query_async::<String>(&mut connection).await {
+                Ok(entry) => return Ok(entry),
+                Err(error) if attempt >= self.attempts => {
+                    return Err(unavailable(format!(
+                        "queue `{}` could not write to stream `{stream}` at {}: {error}",
+                        self.queue.name, self.queue.url
+                    )));
+                }
+                Err(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+fn unavailable(message: impl Into<String>) -> StepError {
+    StepError { status: 503, kind: "unavailable", message: message.into() }
+}
+
+impl Node for StreamWriter {
+    async fn push(&self, event: &mut Event, run: &Run) {
+        if let Err(failure) = self.write(event).await {
+            tracing::error!(event_id = %event.id, queue = %self.queue.name, "{}", failure.message);
+            run.record(&self.queue.name, event, &failure);
+            run.fail(&self.queue.name, &failure);
+        }
+    }
+}
+
+/// Sets the event key from the queue's `key = <expr>` as the event enters a stream queue, so
+/// that the key picks the shard and travels in the record. A key that cannot be computed fails
+/// the event at the queue.
+pub struct SetKey<F, N> {
+    queue: &'static str,
+    key: F,
+    next: N,
+}
+
+impl<F, N> SetKey<F, N>
+where
+    F: Fn(&Event, &Context) -> Result<Value, StepError> + Send + Sync + 'static,
+{
+    /// A key for the queue `queue`, in front of `next`.
+    pub fn new(queue: &'static str, key: F, next: N) -> Self {
+        SetKey { queue, key, next }
+    }
+
+    fn apply(&self, event: &mut Event, context: &Context) -> Result<(), StepError> {
+        event.key = match (self.key)(event, context)? {
+            Value::String(text) => text,
+            Value::Null => return Err(StepError::invalid_input(format!("the key of queue `{}` is null", self.queue))),
+            other => other.to_string(),
+        };
+        Ok(())
+    }
+}
+
+impl<F, N> Node for SetKey<F, N>
+where
+    F: Fn(&Event, &Context) -> Result<Value, StepError> + Send + Sync + 'static,
+    N: Node,
+{
+    async fn push(&self, event: &mut Event, run: &Run) {
+        match self.apply(event, run.context()) {
+            Ok(()) => self.next.push(event, run).await,
+            Err(failure) => {
+                run.record(self.queue, event, &failure);
+                run.fail(self.queue, &failure);
+            }
+        }
+    }
+}
+
+impl<F, N> SyncNode for SetKey<F, N>
+where
+    F: Fn(&Event, &Context) -> Result<Value, StepError> + Send + Sync + 'static,
+    N: SyncNode,
+{
+    fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
+        match self.apply(event, run.context()) {
+            Ok(()) => self.next.push_sync(event, run),
+            Err(failure) => {
+                run.record(self.queue, event, &failure);
+                run.fail(self.queue, &failure);
+            }
+        }
+    }
+}
