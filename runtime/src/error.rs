@@ -93,7 +93,7 @@ impl ErrorRecord {
         ErrorRecord {
             function: function.to_string(),
             source: step.to_string(),
-            event_id: event.id.to_string(),
+            event_id: event.id.text(),
             body: event.body.clone(),
             message: error.message.clone(),
             time: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),

@@ -21,6 +21,15 @@ impl EventId {
     pub fn fresh() -> Self {
         EventId::Fresh(uuid::Uuid::new_v4())
     }
+
+    /// The id as text: what `to_string` gives, without the formatting machinery (ids are
+    /// written into every answer, header and record).
+    pub fn text(&self) -> String {
+        match self {
+            EventId::Fresh(uuid) => uuid.simple().encode_lower(&mut uuid::Uuid::encode_buffer()).to_string(),
+            EventId::Given(id) => id.clone(),
+        }
+    }
 }
 
 impl fmt::Display for EventId {
@@ -191,7 +200,7 @@ impl Response {
             return Some(Cow::Borrowed(value));
         }
         if name.eq_ignore_ascii_case("x-event-id") {
-            return self.event_id.as_ref().map(|id| Cow::Owned(id.to_string()));
+            return self.event_id.as_ref().map(|id| Cow::Owned(id.text()));
         }
         None
     }
@@ -202,7 +211,7 @@ impl Response {
         if let Some(id) = &self.event_id
             && !self.headers.iter().any(|(key, _)| key.eq_ignore_ascii_case("x-event-id"))
         {
-            all.push(("x-event-id".to_string(), id.to_string()));
+            all.push(("x-event-id".to_string(), id.text()));
         }
         all.extend(self.headers.iter().cloned());
         all

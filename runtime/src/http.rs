@@ -224,7 +224,7 @@ fn into_http(response: Response) -> axum::response::Response {
         headers.insert(header::CONTENT_TYPE, value);
     }
     if let Some(id) = event_id
-        && let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(id.to_string()))
+        && let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(id.text()))
     {
         headers.insert(X_EVENT_ID, value);
     }

@@ -165,7 +165,7 @@ impl<N: Node> AsyncPipeline<N> {
             Run::new(id, context, tracker, sender)
         };
         if !self.responds {
-            run.reply(Response::json(202, &json!({ "id": event.id.to_string() })));
+            run.reply(Response::json(202, &json!({ "id": event.id.text() })));
         }
         let pipeline = Arc::clone(self);
         let mut work = Some(Box::pin(async move {

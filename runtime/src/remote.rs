@@ -87,7 +87,7 @@ impl Remote {
                 .client
                 .request(self.method.clone(), &url)
                 .timeout(self.timeout)
-                .header("x-event-id", event.id.to_string())
+                .header("x-event-id", event.id.text())
                 .header("x-event-path", event.path.as_ref());
             for (name, value) in &self.headers {
                 request = request.header(name, value);

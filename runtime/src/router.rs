@@ -213,7 +213,7 @@ impl Router {
                 let body = model.preprocess(event.body.clone())?;
                 let (features, _) = read_inputs(&body)?;
                 model.validate(&features)?;
-                Ok(json!({ "id": event.id.to_string(), "model_name": name, "outputs": model.explain(&features)? }))
+                Ok(json!({ "id": event.id.text(), "model_name": name, "outputs": model.explain(&features)? }))
             }
             Operation::Infer => self.infer(event, context, target, &name, version),
         }
@@ -455,9 +455,9 @@ fn respond(
     datatype: &str,
 ) -> Value {
     let mut answer = match form {
-        Form::Loose => json!({ "id": event.id.to_string(), "model_name": name, "outputs": outputs }),
+        Form::Loose => json!({ "id": event.id.text(), "model_name": name, "outputs": outputs }),
         Form::Tensor { request_id } => json!({
-            "id": request_id.unwrap_or_else(|| Value::String(event.id.to_string())),
+            "id": request_id.unwrap_or_else(|| Value::String(event.id.text())),
             "model_name": name,
             "outputs": [{ "name": "predict", "shape": [rows], "datatype": datatype, "data": outputs }],
         }),

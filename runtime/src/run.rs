@@ -127,7 +127,7 @@ impl Drop for RunInner {
         let sender = self.reply.get_mut().ok().and_then(Option::take);
         if let Some(sender) = sender {
             let end = if self.at_end {
-                Response::json(202, &json!({ "id": self.id.to_string() }))
+                Response::json(202, &json!({ "id": self.id.text() }))
             } else {
                 Response::new(204, "application/json", Vec::new())
             };
@@ -207,8 +207,7 @@ fn record(context: &Context, step: &str, event: &Event, error: &StepError) {
 
 /// `{"error", "id", "step"}` with the failure's status.
 pub fn error_response(step: &str, error: &StepError, id: &EventId) -> Response {
-    let mut response =
-        Response::json(error.status, &json!({ "error": error.message, "id": id.to_string(), "step": step }));
+    let mut response = Response::json(error.status, &json!({ "error": error.message, "id": id.text(), "step": step }));
     response.event_id = Some(id.clone());
     response
 }

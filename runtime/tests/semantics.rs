@@ -692,3 +692,12 @@ fn the_mock_server_answers_exactly_as_http_would() {
     assert_eq!(response.header("x-event-id").as_deref(), Some("mock-1"));
     assert_eq!(response.body, br#"{"n":2}"#);
 }
+
+#[test]
+fn an_event_id_reads_the_same_as_text_and_displayed() {
+    for id in [EventId::fresh(), EventId::Given("order-7".to_string())] {
+        assert_eq!(id.text(), id.to_string());
+    }
+    let fresh = EventId::fresh().text();
+    assert!(fresh.len() == 32 && fresh.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{fresh}");
+}

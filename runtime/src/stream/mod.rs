@@ -67,7 +67,7 @@ impl StreamQueue {
         }
         let id;
         let key = if event.key.is_empty() {
-            id = event.id.to_string();
+            id = event.id.text();
             id.as_str()
         } else {
             event.key.as_str()
@@ -101,7 +101,7 @@ pub fn record_fields(event: &Event) -> Vec<(&'static str, String)> {
         }
     }
     vec![
-        ("id", event.id.to_string()),
+        ("id", event.id.text()),
         ("key", event.key.clone()),
         ("path", event.path.to_string()),
         ("body", event.body.to_string()),
