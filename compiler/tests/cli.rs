@@ -199,6 +199,12 @@ fn graphc_test_runs_the_examples_test_blocks() {
     assert_eq!(flow.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&flow.stderr));
     assert!(stdout.ends_with("1 passed, 0 failed\n"), "{stdout}");
 
+    // A distributed graph's test blocks run the whole graph in one process, with no Redis.
+    let distributed = graphc(&["test", "examples/distributed/distributed.graph"]);
+    let stdout = String::from_utf8_lossy(&distributed.stdout);
+    assert_eq!(distributed.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&distributed.stderr));
+    assert!(stdout.ends_with("1 passed, 0 failed\n"), "{stdout}");
+
     // A failing expectation fails the run and says what the response was.
     let failing = workspace().join("target/graphc-failing.graph");
     std::fs::write(&failing, "graph failing { topology = flow; engine = sync; step a = map(body); test wrong { request POST \"/\" { body = 1; } expect body == 2; } }").expect("write");
