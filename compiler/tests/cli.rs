@@ -80,6 +80,16 @@ fn warnings_alone_exit_0() {
     let output = graphc(&["check", "examples/flow/flow.graph"]);
     assert_eq!(output.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&output.stderr).contains("graphc::no_responder"));
+    let unused = workspace().join("target/graphc-unused-function.graph");
+    std::fs::write(&unused, "graph u { topology = flow; function idle; step a = map(body) { respond; } }")
+        .expect("write");
+    let output = graphc(&["check", "target/graphc-unused-function.graph"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("graphc::unused_function") && stderr.contains("function `idle` reads no stream queue"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -337,6 +337,26 @@ impl Checker<'_> {
                 }
             }
         }
+        // A child function runs the steps after the stream it reads; one that reads none has
+        // nothing to run (and no binary would know what to consume).
+        for item in &self.ast.items {
+            if let crate::syntax::ast::Item::Function(name) = item
+                && !readers.contains_key(&name.name)
+            {
+                self.report(
+                    Diagnostic::warning(
+                        Code::UnusedFunction,
+                        format!("function `{}` reads no stream queue", name.name),
+                        name.span,
+                        "nothing runs on this function",
+                    )
+                    .with_help(format!(
+                        "put the steps after a stream queue on it (`{{ function = {}; }}`), or remove it",
+                        name.name
+                    )),
+                );
+            }
+        }
         for (function, queues) in readers {
             if let [first, second, ..] = queues.as_slice() {
                 let d = Diagnostic::error(

@@ -293,8 +293,11 @@ impl Generator<'_> {
                         .iter()
                         .any(|&child| self.graph.node(child).placement == Placement::Child(function.clone()))
             });
-            let entries = queue.map(|queue| self.graph.node(queue).children.clone()).unwrap_or_default();
-            scopes.push(self.scope_from(function.clone(), entries, queue));
+            // A function no stream feeds runs nothing (the checker warns); it gets no builder.
+            if let Some(queue) = queue {
+                let entries = self.graph.node(queue).children.clone();
+                scopes.push(self.scope_from(function.clone(), entries, Some(queue)));
+            }
         }
         scopes
     }
