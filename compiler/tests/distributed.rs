@@ -2,7 +2,8 @@
 //! `graphc build`, its three functions as three OS processes (root -> stream -> enricher ->
 //! stream -> scorer -> output stream), against a real redis-server this test starts on a free
 //! loopback port. Every accepted event must arrive at the end: with all processes up, with the
-//! enricher killed by SIGKILL halfway and replaced, and with Redis stopped and restarted.
+//! enricher killed by SIGKILL halfway and replaced (by another consumer, or under its own name),
+//! and with Redis stopped and restarted.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -383,4 +384,31 @@ async fn redis_restarted_under_load_refuses_loudly_and_resumes() {
     let ready = reqwest::get(format!("http://{probes}/v2/health/ready")).await.expect("probe").status();
     assert_eq!(ready, 200, "ready again once Redis is back");
     scorer.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_restarted_under_its_own_name_finishes_its_own_records_first() {
+    let redis = Redis::start("own");
+    let (_root, address) = Function::start("distributed", &redis, &[]);
+    // Records are never taken over here (a minute's idle time, which overrides the flag given
+    // before it): only the restarted consumer, reading its own pending records first, can
+    // finish what the killed one had read.
+    let own = ["--consumer", "enricher-1", "--claim-idle-ms", "60000"];
+    let (mut enricher, _) = Function::start("enricher", &redis, &own);
+    let (_scorer, _) = Function::start("scorer", &redis, &[]);
+    let root = address.expect("the root listens");
+    let (mut accepted, _) = send(&root, 0, 2_000, None).await;
+    enricher.kill();
+    let pending: Vec<redis::Value> = ["incoming:0", "incoming:1"]
+        .iter()
+        .map(|shard| {
+            redis::cmd("XPENDING").arg(shard).arg("enricher").query(&mut redis.connection()).expect("XPENDING")
+        })
+        .collect();
+    eprintln!("pending when killed: {pending:?}");
+    let (more, _) = send(&root, 2_000, 3_000, None).await;
+    accepted.extend(more);
+    let (_restarted, _) = Function::start("enricher", &redis, &own);
+    let (lost, _) = settle(&redis, &accepted, "restarted under its own name");
+    assert!(lost.is_empty(), "lost: {lost:?}");
 }

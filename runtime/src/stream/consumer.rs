@@ -155,7 +155,11 @@ impl<H: Handler> Consumer<H> {
         tokio::pin!(shutdown);
         let mut backoff = Duration::from_millis(100);
         let mut ready = false;
-        let mut own_pending = true;
+        // Where the walk through this consumer's own pending records has got to; once it is
+        // through, new records. Each pending record is tried once here: one that fails again
+        // stays pending and comes back through XAUTOCLAIM after `claim_idle`.
+        let mut own_pending: Option<Vec<String>> = Some(self.streams.iter().map(|_| "0".to_string()).collect());
+        let new_records: Vec<String> = self.streams.iter().map(|_| ">".to_string()).collect();
         // The first look is at start-up: a consumer that replaces a dead one takes over its
         // records as soon as they have been idle long enough.
         let mut next_claim = tokio::time::Instant::now();
@@ -178,15 +182,24 @@ impl<H: Handler> Consumer<H> {
                     tokio::select! {
                         biased;
                         () = &mut shutdown => return Ok(()),
-                        entries = self.read(if own_pending { "0" } else { ">" }) => entries,
+                        entries = self.read(own_pending.as_ref().unwrap_or(&new_records)) => entries,
                     }
                 }
                 Err(error) => Err(error),
             };
             let processed = match entries {
                 Ok(entries) => {
-                    if own_pending && entries.is_empty() {
-                        own_pending = false;
+                    if let Some(cursors) = own_pending.as_mut() {
+                        // Past the last record each stream returned; when none returns any, the
+                        // walk is over.
+                        for (stream, id, _) in &entries {
+                            if let Some(index) = self.streams.iter().position(|s| s == stream) {
+                                cursors[index] = id.clone();
+                            }
+                        }
+                        if entries.is_empty() {
+                            own_pending = None;
+                        }
                     }
                     self.process(entries).await
                 }
@@ -240,16 +253,15 @@ impl<H: Handler> Consumer<H> {
         Ok(())
     }
 
-    async fn read(&self, from: &str) -> Result<Vec<Entry>, redis::RedisError> {
+    /// Reads from each stream after its id in `from`: `>` for new records (waiting up to
+    /// `block`), an entry id for this consumer's own pending records after it.
+    async fn read(&self, from: &[String]) -> Result<Vec<Entry>, redis::RedisError> {
         let mut command = redis::cmd("XREADGROUP");
         command.arg("GROUP").arg(&self.source.group).arg(&self.options.consumer).arg("COUNT").arg(self.options.batch);
-        if from == ">" {
+        if from.iter().all(|id| id == ">") {
             command.arg("BLOCK").arg(self.options.block.as_millis() as u64);
         }
-        command.arg("STREAMS").arg(&self.streams);
-        for _ in &self.streams {
-            command.arg(from);
-        }
+        command.arg("STREAMS").arg(&self.streams).arg(from);
         let reply = command.query_async::<Reply>(&mut self.reads.clone()).await?;
         let mut entries = Vec::new();
         for (stream, stream_entries) in pairs(reply) {
@@ -400,12 +412,16 @@ fn text(reply: &Reply) -> String {
     }
 }
 
-/// `[id, [field, value, ...]]`; a claimed record deleted meanwhile has no fields and is skipped.
+/// `[id, [field, value, ...]]`; a pending record deleted meanwhile (`[id, nil]`) is skipped.
 fn entry_of(entry: Reply) -> Option<(String, Fields)> {
     let mut parts = items(entry).into_iter();
     let id = text(&parts.next()?);
     let mut fields = Vec::new();
-    let mut flat = items(parts.next()?).into_iter();
+    let flat = parts.next()?;
+    if matches!(flat, Reply::Nil) {
+        return None;
+    }
+    let mut flat = items(flat).into_iter();
     while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
         let value = match value {
             Reply::BulkString(bytes) => bytes,
