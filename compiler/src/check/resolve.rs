@@ -670,10 +670,11 @@ fn placeholder_node(name: &str, span: Span) -> ir::Node {
 
 /// Splits `redis://host:port/stream` into the server URL and the stream name.
 pub(super) fn split_redis_url(url: &str) -> Result<(String, String), String> {
-    let rest = url
-        .strip_prefix("redis://")
-        .or_else(|| url.strip_prefix("rediss://"))
-        .ok_or_else(|| format!("`{url}` does not start with redis:// or rediss://"))?;
+    if url.starts_with("rediss://") {
+        // The runtime's Redis client is built without TLS.
+        return Err(format!("`{url}` asks for TLS (rediss://), which graphc does not support yet; use redis://"));
+    }
+    let rest = url.strip_prefix("redis://").ok_or_else(|| format!("`{url}` does not start with redis://"))?;
     let (host, stream) = rest.split_once('/').unwrap_or((rest, ""));
     if host.is_empty() {
         return Err(format!("`{url}` names no host"));
