@@ -70,7 +70,7 @@ codes! {
     Unsupported => "unsupported", "A construct the code generator does not handle yet.";
     Unreachable => "unreachable", "A step that no event can reach.";
     NoResponder => "no_responder", "A flow in which no step answers the caller.";
-    UnusedFunction => "unused_function", "A child function that no stream queue feeds, so it would run nothing.";
+    UnusedFunction => "unused_function", "A child function that no step names, so it would run nothing.";
 }
 
 impl fmt::Display for Code {

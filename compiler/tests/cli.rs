@@ -86,10 +86,7 @@ fn warnings_alone_exit_0() {
     let output = graphc(&["check", "target/graphc-unused-function.graph"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert!(
-        stderr.contains("graphc::unused_function") && stderr.contains("function `idle` reads no stream queue"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("graphc::unused_function") && stderr.contains("function `idle` runs no step"), "{stderr}");
 }
 
 #[test]

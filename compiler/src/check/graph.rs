@@ -337,18 +337,18 @@ impl Checker<'_> {
                 }
             }
         }
-        // A child function runs the steps after the stream it reads; one that reads none has
-        // nothing to run (and no binary would know what to consume).
+        // A child function that no step names has nothing to run (steps that name it but are
+        // wired wrongly get their own errors).
         for item in &self.ast.items {
             if let crate::syntax::ast::Item::Function(name) = item
-                && !readers.contains_key(&name.name)
+                && !self.graph.nodes.iter().any(|node| node.placement == Placement::Child(name.name.clone()))
             {
                 self.report(
                     Diagnostic::warning(
                         Code::UnusedFunction,
-                        format!("function `{}` reads no stream queue", name.name),
+                        format!("function `{}` runs no step", name.name),
                         name.span,
-                        "nothing runs on this function",
+                        "no step names this function",
                     )
                     .with_help(format!(
                         "put the steps after a stream queue on it (`{{ function = {}; }}`), or remove it",
