@@ -113,10 +113,14 @@ async fn retries_with_backoff_until_the_remote_answers() {
 async fn reuses_connections_across_events() {
     let (base, seen) = start().await;
     let handler = pipeline(Remote::new(Target::Url(format!("{base}/echo")), "POST"), None, None);
-    for n in 0..5 {
+    for n in 0..20 {
         assert_eq!(send(&handler, json!(n)).await.0, 200);
     }
-    assert_eq!(seen.peers.lock().unwrap().len(), 1, "one connection for five sequential calls");
+    // Without a pool every call would connect anew. The pool gets a connection back just after
+    // its response, so a call made at that moment may open another now and then (seen under
+    // CI load): most calls must reuse one.
+    let connections = seen.peers.lock().unwrap().len();
+    assert!(connections <= 4, "{connections} connections for 20 sequential calls");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
