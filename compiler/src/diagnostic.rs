@@ -55,7 +55,7 @@ codes! {
     CrossFunctionEdge => "cross_function_edge", "An edge between two functions that is not a stream queue.";
     StepAfterQueueWithoutFunction => "step_after_queue_without_function", "A step after a stream queue must name the function it runs on.";
     FunctionReadsTwoQueues => "function_reads_two_queues", "A function may read from one stream queue only.";
-    SyncFunctions => "sync_functions", "Child functions need the async engine.";
+    SyncStreams => "sync_streams", "Stream queues and child functions need the async engine.";
     GraphHandlerWithBefore => "graph_handler_with_before", "The graph-level error handler cannot have `before`.";
     RouterWithoutRoutes => "router_without_routes", "A router with no routes.";
     ModelWithoutPath => "model_without_path", "A model route without model_path.";

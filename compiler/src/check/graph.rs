@@ -283,18 +283,24 @@ impl Checker<'_> {
     /// named function, and a function reads from one queue.
     fn check_placement(&mut self) {
         if self.graph.engine == Engine::Sync {
-            let first = self.ast.items.iter().find_map(|item| match item {
-                crate::syntax::ast::Item::Function(name) => Some(name.span),
+            // Stream writers and consumers run on tokio; under the sync engine a stream queue
+            // would pass events on in-process, and an output stream would write nothing.
+            let function = self.ast.items.iter().find_map(|item| match item {
+                crate::syntax::ast::Item::Function(name) => {
+                    Some((name.span, "child functions need", "a child function is declared here"))
+                }
                 _ => None,
             });
-            if let Some(span) = first {
-                let mut d = Diagnostic::error(
-                    Code::SyncFunctions,
-                    "child functions need the async engine",
-                    span,
-                    "a child function is declared here",
-                )
-                .with_help("use `engine = async;`: stream consumers and writers run on tokio");
+            let stream = self.graph.nodes.iter().find_map(|node| {
+                matches!(node.kind, NodeKind::Queue(Queue::Stream { .. })).then_some((
+                    node.span,
+                    "stream queues need",
+                    "a stream queue is declared here",
+                ))
+            });
+            if let Some((span, what, label)) = function.or(stream) {
+                let mut d = Diagnostic::error(Code::SyncStreams, format!("{what} the async engine"), span, label)
+                    .with_help("use `engine = async;`: stream consumers and writers run on tokio");
                 if let Some(engine) = self.engine_span {
                     d = d.with_label(engine, "the sync engine is chosen here");
                 }

@@ -4,8 +4,8 @@ use super::{Sink, StreamQueue, connection, record_fields};
 use crate::context::Context;
 use crate::error::StepError;
 use crate::event::Event;
-use crate::node::{Node, SyncNode};
-use crate::run::{Run, SyncRun};
+use crate::node::Node;
+use crate::run::Run;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -112,22 +112,6 @@ where
     async fn push(&self, event: &mut Event, run: &Run) {
         match self.apply(event, run.context()) {
             Ok(()) => self.next.push(event, run).await,
-            Err(failure) => {
-                run.record(self.queue, event, &failure);
-                run.fail(self.queue, &failure);
-            }
-        }
-    }
-}
-
-impl<F, N> SyncNode for SetKey<F, N>
-where
-    F: Fn(&Event, &Context) -> Result<Value, StepError> + Send + Sync + 'static,
-    N: SyncNode,
-{
-    fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
-        match self.apply(event, run.context()) {
-            Ok(()) => self.next.push_sync(event, run),
             Err(failure) => {
                 run.record(self.queue, event, &failure);
                 run.fail(self.queue, &failure);
