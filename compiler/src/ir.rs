@@ -66,6 +66,15 @@ impl Graph {
         (0..self.nodes.len()).map(|index| NodeId(index as u32))
     }
 
+    /// Where an event enters the graph: every node of a router topology (the router), or the
+    /// start steps of a flow.
+    pub fn entry_nodes(&self) -> Vec<NodeId> {
+        match self.topology {
+            Topology::Router => self.node_ids().collect(),
+            Topology::Flow => self.start_nodes(),
+        }
+    }
+
     /// The steps with no parents that are not error handlers: where an event enters a flow.
     pub fn start_nodes(&self) -> Vec<NodeId> {
         let catchers = self.catchers();

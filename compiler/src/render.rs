@@ -1,6 +1,6 @@
 //! Diagrams of a checked graph, as MLRun's plot draws them: Graphviz DOT and Mermaid.
 
-use crate::ir::{Graph, NodeId, NodeKind, Placement, Queue, Topology};
+use crate::ir::{Graph, NodeId, NodeKind, Placement, Queue};
 use std::fmt::Write;
 
 /// Graphviz DOT: a start node, tasks as ellipses, routers as clusters with their routes, queues
@@ -46,7 +46,7 @@ pub fn to_dot(graph: &Graph) -> String {
         }
     }
     let catchers = graph.catchers();
-    for id in entry_nodes(graph) {
+    for id in graph.entry_nodes() {
         let _ = writeln!(out, "  \"_start\" -> {}{};", quote(&graph.node(id).name), cluster_head(graph, id));
     }
     for id in graph.node_ids() {
@@ -100,7 +100,7 @@ pub fn to_mermaid(graph: &Graph) -> String {
         }
     }
     let catchers = graph.catchers();
-    for id in entry_nodes(graph) {
+    for id in graph.entry_nodes() {
         let _ = writeln!(out, "  _start --> {}", id_of(id));
     }
     for id in graph.node_ids() {
@@ -121,13 +121,6 @@ fn placed(node: &crate::ir::Node) -> String {
         Placement::Child(function) => format!("{}\n@{function}", node.name),
         Placement::Any => format!("{}\n@*", node.name),
         Placement::Root => node.name.clone(),
-    }
-}
-
-fn entry_nodes(graph: &Graph) -> Vec<NodeId> {
-    match graph.topology {
-        Topology::Router => graph.node_ids().collect(),
-        Topology::Flow => graph.start_nodes(),
     }
 }
 

@@ -84,18 +84,7 @@ pub struct Event {
 impl Event {
     /// A new event with this body, a fresh id, path `/` and method `POST`.
     pub fn new(body: Value) -> Self {
-        Event {
-            body,
-            id: EventId::fresh(),
-            key: String::new(),
-            time: SystemTime::now(),
-            path: Cow::Borrowed("/"),
-            method: Cow::Borrowed("POST"),
-            headers: HeaderMap::new(),
-            content_type: None,
-            origin_state: None,
-            error: None,
-        }
+        Event { body, id: EventId::fresh(), time: SystemTime::now(), ..Event::placeholder() }
     }
 
     /// An empty event left behind where an event was moved out; costs no id and no clock read.

@@ -267,10 +267,9 @@ impl Generator<'_> {
                 quote!(let #ident = #node;)
             });
         }
-        let starts: Vec<NodeId> = match (&self.scope, self.graph.topology) {
-            (Some(scope), _) => scope.entries.clone(),
-            (None, Topology::Router) => self.graph.node_ids().collect(),
-            (None, Topology::Flow) => self.graph.start_nodes(),
+        let starts = match &self.scope {
+            Some(scope) => scope.entries.clone(),
+            None => self.graph.entry_nodes(),
         };
         let root = self.fan_out(&starts, false);
         (bindings, root)
@@ -278,11 +277,7 @@ impl Generator<'_> {
 
     /// The functions of a distributed graph: the root, then each child function.
     fn scopes(&self) -> Vec<FunctionScope> {
-        let root_entries = match self.graph.topology {
-            Topology::Router => self.graph.node_ids().collect(),
-            Topology::Flow => self.graph.start_nodes(),
-        };
-        let mut scopes = vec![self.scope_from(self.graph.name.clone(), root_entries, None)];
+        let mut scopes = vec![self.scope_from(self.graph.name.clone(), self.graph.entry_nodes(), None)];
         for function in &self.graph.functions {
             let queue = self.graph.node_ids().find(|&id| {
                 matches!(self.graph.node(id).kind, NodeKind::Queue(Queue::Stream { .. }))
