@@ -40,40 +40,32 @@ fn main() {
         println!("cargo:rerun-if-changed={}", file.display());
         let text = std::fs::read_to_string(file).expect("fixture text");
         let file_name = file.file_name().expect("a name").to_string_lossy().into_owned();
-        let checked = graphc::check_source(&text).unwrap_or_else(|d| {
-            panic!("{}", graphc::report::render_human(&file_name, &text, &d, graphc::report::Style::PLAIN))
-        });
-        let mut variants = vec![checked.graph.clone()];
-        let single_chain = checked.graph.nodes.iter().all(|n| n.parents.len() <= 1 && n.children.len() <= 1)
-            && checked.graph.start_nodes().len() <= 1;
-        // An async flow without a responder answers 202 by design, which the sync engine (whose
-        // chain end answers) does not mean; such a graph runs on its own engine only.
-        let answers_the_same =
-            checked.graph.engine == graphc::ir::Engine::Sync || checked.graph.nodes.iter().any(|n| n.respond);
-        if checked.graph.topology == graphc::ir::Topology::Router || (single_chain && answers_the_same) {
-            let mut other = checked.graph.clone();
-            other.engine = match other.engine {
-                graphc::ir::Engine::Sync => graphc::ir::Engine::Async,
-                graphc::ir::Engine::Async => graphc::ir::Engine::Sync,
+        let compile = |text: &str| {
+            let compiled = graphc::compile(text, &graphc::codegen::CodegenOptions { span_of: None }).unwrap_or_else(|d| {
+                panic!("{}", graphc::report::render_human(&file_name, text, &d, graphc::report::Style::PLAIN))
+            });
+            let file = compiled.to_file(&file_name).expect("generated code parses");
+            (compiled.graph, file.text)
+        };
+        let (graph, code) = compile(&text);
+        let mut variants = vec![(graph.clone(), code)];
+        let single_chain = graph.nodes.iter().all(|n| n.parents.len() <= 1 && n.children.len() <= 1)
+            && graph.start_nodes().len() <= 1;
+        // The same graph on the other engine, through the checker like any graph: a single
+        // chain whose answers do not depend on the engine (a router, or a marked responder).
+        let answers_the_same = graph.nodes.iter().any(|n| n.respond);
+        if graph.topology == graphc::ir::Topology::Router || (single_chain && answers_the_same) {
+            let (engine, other) = match graph.engine {
+                graphc::ir::Engine::Sync => ("sync", "async"),
+                graphc::ir::Engine::Async => ("async", "sync"),
             };
-            other.name =
-                format!("{}_{}", other.name, if other.engine == graphc::ir::Engine::Sync { "sync" } else { "async" });
-            // The async engine answers 202 without a responder; the chain's end responds, as under sync.
-            let responds = other.nodes.iter().any(|n| n.respond);
-            if other.engine == graphc::ir::Engine::Async
-                && !responds
-                && let Some(last) = other.nodes.iter_mut().find(|n| n.children.is_empty())
-            {
-                last.respond = true;
-            }
-            variants.push(other);
+            let header = format!("graph {} {{", graph.name);
+            let renamed = text.replacen(&header, &format!("graph {}_{other} {{\n    engine = {other};", graph.name), 1);
+            // A router fixture leaves the engine at its default: then there is none to remove.
+            let renamed = renamed.replacen(&format!("engine = {engine};"), "", 1);
+            variants.push(compile(&renamed));
         }
-        for graph in variants {
-            let tokens = graphc::codegen::generate(&graph, &graphc::codegen::CodegenOptions { span_of: None })
-                .unwrap_or_else(|d| {
-                    panic!("{}", graphc::report::render_human(&file_name, &text, &d, graphc::report::Style::PLAIN))
-                });
-            let code = graphc::codegen::format_file(tokens, &file_name).expect("generated code parses");
+        for (graph, code) in variants {
             std::fs::write(Path::new(&out).join(format!("{}.rs", graph.name)), code).expect("write");
             writeln!(index, "include!(concat!(env!(\"OUT_DIR\"), \"/{}.rs\"));", graph.name).unwrap();
             let engine = if graph.engine == graphc::ir::Engine::Sync { "sync" } else { "async" };

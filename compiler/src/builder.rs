@@ -53,26 +53,37 @@ impl Builder {
         let text =
             std::fs::read_to_string(graph).map_err(|source| BuildError::Io { path: graph.to_path_buf(), source })?;
         let name = graph.file_name().map_or_else(|| graph.display().to_string(), |n| n.to_string_lossy().into_owned());
-        let file = generate_file(&text, &name).map_err(BuildError::Diagnostics)?;
+        let generated = generate_file(&text, &name).map_err(BuildError::Diagnostics)?;
+        for warning in &generated.warnings {
+            println!("cargo:warning={name}: {}", warning.message);
+        }
         let out = self
             .out_dir
             .clone()
             .or_else(|| std::env::var_os("OUT_DIR").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("."));
-        let graph_name = crate::syntax::parse(&text).map(|g| g.name.name).unwrap_or_else(|_| "graph".to_string());
-        let path = out.join(format!("{graph_name}.rs"));
-        std::fs::write(&path, file).map_err(|source| BuildError::Io { path: path.clone(), source })?;
+        let path = out.join(format!("{}.rs", generated.graph_name));
+        std::fs::write(&path, generated.file.text).map_err(|source| BuildError::Io { path: path.clone(), source })?;
         Ok(path)
     }
 }
 
-/// The generated file for a graph's text: `Err` holds the rendered diagnostics.
-pub fn generate_file(text: &str, name: &str) -> Result<String, String> {
-    let (tokens, warnings) = crate::compile(text, &CodegenOptions { span_of: None })
-        .map_err(|diagnostics| report::render_human(name, text, &diagnostics, Style::PLAIN))?;
-    for warning in &warnings {
-        println!("cargo:warning={name}: {}", warning.message);
-    }
-    codegen::format_file(tokens, name)
-        .map_err(|error| format!("{name}: generated code does not parse (a graphc bug): {error}"))
+/// A graph's generated file, as build.rs writes it.
+#[derive(Debug)]
+pub struct Generated {
+    /// The graph's name: the file is `<name>.rs`, the module `<name>`.
+    pub graph_name: String,
+    /// The formatted module.
+    pub file: codegen::GeneratedFile,
+    /// Problems that do not stop compilation.
+    pub warnings: Vec<crate::Diagnostic>,
+}
+
+/// The generated file for a graph's text (`name` is the file's name, for the header and the
+/// diagnostics): `Err` holds the rendered diagnostics.
+pub fn generate_file(text: &str, name: &str) -> Result<Generated, String> {
+    let render = |diagnostics: &[crate::Diagnostic]| report::render_human(name, text, diagnostics, Style::PLAIN);
+    let compiled = crate::compile(text, &CodegenOptions { span_of: None }).map_err(|d| render(&d))?;
+    let file = compiled.to_file(name).map_err(|d| render(&[d]))?;
+    Ok(Generated { graph_name: compiled.graph.name, file, warnings: compiled.warnings })
 }

@@ -67,10 +67,17 @@ codes! {
     SelfHandler => "self_handler", "A step that is its own error handler.";
     InvalidQueue => "invalid_queue", "A queue whose engine, URL or capacity is invalid.";
     InvalidTest => "invalid_test", "A test block that cannot be run.";
-    Unsupported => "unsupported", "A construct the code generator does not handle yet.";
+    Rustc => "rustc", "rustc's error in the generated code, shown at the graph line it came from.";
+    Internal => "internal", "Code generation failed on a graph the checker accepted: a graphc bug.";
     Unreachable => "unreachable", "A step that no event can reach.";
     NoResponder => "no_responder", "A flow in which no step answers the caller.";
     UnusedFunction => "unused_function", "A child function that no step names, so it would run nothing.";
+    ReservedName => "reserved_name", "A name that cannot become the Rust item the generated code needs.";
+    HandlerLoop => "handler_loop", "Error handlers that, through their own handlers, catch themselves.";
+    SyncRemote => "sync_remote", "`$remote` steps need the async engine.";
+    RouteKind => "route_kind", "A route that runs something other than a model, `fn` or `new` step.";
+    ResponderOnChildFunction => "responder_on_child_function", "A step on a child function marked `respond`: only the root answers the caller.";
+    StarAfterStream => "star_after_stream", "A step right after a stream queue with `function = *`: no function would read the stream.";
 }
 
 impl fmt::Display for Code {

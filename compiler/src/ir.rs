@@ -1,5 +1,7 @@
-//! The checked graph: names resolved to typed ids, options interpreted, types known. Codegen and
-//! the renderers read only this.
+//! The checked graph: names resolved to typed ids, options interpreted, types known, and every
+//! decision the back ends need already made (which handler catches each node, which nodes answer
+//! the caller, how the graph splits into functions). Codegen and the renderers read only this,
+//! and print it: none of them decides what a graph means.
 
 use crate::source::Span;
 
@@ -40,8 +42,14 @@ pub struct Graph {
     pub params: Vec<Param>,
     /// Declared secret names.
     pub secrets: Vec<String>,
-    /// Declared child functions.
-    pub functions: Vec<String>,
+    /// The functions the graph runs as: the root (named after the graph, fed by HTTP) first,
+    /// then each child function a stream queue feeds, in declaration order.
+    pub functions: Vec<Function>,
+    /// How the whole graph, run in one process, answers its caller.
+    pub answer: Answer,
+    /// The folder of the crate holding the Rust handlers the graph names (`handlers = "...";`),
+    /// relative to the graph's file.
+    pub handlers: Option<String>,
     /// Declared record types.
     pub records: Vec<Record>,
     /// Every step, router and queue, in declaration order.
@@ -91,10 +99,40 @@ impl Graph {
         self.nodes.iter().filter_map(|node| node.on_error).chain(self.on_error).collect()
     }
 
-    /// True when some step, or the graph, names this node as its error handler.
-    pub fn is_catcher(&self, id: NodeId) -> bool {
-        self.on_error == Some(id) || self.nodes.iter().any(|node| node.on_error == Some(id))
+    /// True when the graph runs as several processes, one per function.
+    pub fn is_distributed(&self) -> bool {
+        self.functions.len() > 1
     }
+}
+
+/// One function of the graph: a process of its own when the graph is distributed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Function {
+    /// The function's name: the graph's for the root.
+    pub name: String,
+    /// The stream queue it consumes; `None` for the root, which takes HTTP requests.
+    pub reads: Option<NodeId>,
+    /// Where events enter it: the root's start nodes, or the steps after the stream it reads.
+    pub entries: Vec<NodeId>,
+    /// Every node it runs, in id order: what its entries reach without crossing a stream queue,
+    /// with the error handlers of what it runs (a handler runs where the failure happened).
+    pub nodes: Vec<NodeId>,
+    /// How it answers whoever handed it the event.
+    pub answer: Answer,
+}
+
+/// How a pipeline answers the caller (an HTTP client, or a stream consumer acknowledging).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The first node that answers (`Node::answers`) gives `200` with its output; an event
+    /// dropped before that gives `204`; an unhandled failure its error. Under the sync engine
+    /// the end of the chain answers too, when no node did.
+    Responder,
+    /// `202 {"id"}` at once; the event goes on in the background.
+    Accepted,
+    /// `202 {"id"}` once every path of the event has finished, or its first unhandled failure:
+    /// a function that hands events to a stream, or consumes one.
+    WhenDone,
 }
 
 /// Router or flow topology.
@@ -196,10 +234,18 @@ pub struct Node {
     pub result_path: Option<Vec<String>>,
     /// Where it runs.
     pub placement: Placement,
-    /// Its output answers the caller.
+    /// Marked `respond` in the source (the checker's input; back ends read `answers`).
     pub respond: bool,
-    /// Its own error handler.
+    /// Its output answers the caller: the step marked `respond`, the router of a router
+    /// topology, and, in a graph with a responder, the last node of an error handler's path
+    /// (so that a handled failure answers `200` with the handler's output on both engines).
+    pub answers: bool,
+    /// Its own error handler, as written.
     pub on_error: Option<NodeId>,
+    /// The handler that catches its failures, decided once: its own `on_error`, else the
+    /// graph's, except on the error path (the graph's handler does not catch what runs after a
+    /// handler, so that a failing handler is an unhandled failure rather than a loop).
+    pub catcher: Option<NodeId>,
     /// Steps it runs after, in a stable order.
     pub parents: Vec<NodeId>,
     /// Steps that run after it, in a stable order.
@@ -328,6 +374,8 @@ pub struct Route {
     pub name: String,
     /// Where the name is declared.
     pub span: Span,
+    /// Where what it runs is written.
+    pub impl_span: Span,
     /// A model or a step.
     pub kind: RouteKind,
 }
@@ -469,13 +517,74 @@ pub enum Expr {
     /// `e[i]`
     Index(Box<Expr>, Box<Expr>),
     /// `-e`, `!e`
-    Unary(crate::syntax::ast::UnaryOp, Box<Expr>),
+    Unary(UnaryOp, Box<Expr>),
     /// `a op b`
-    Binary(crate::syntax::ast::BinaryOp, Box<Expr>, Box<Expr>),
+    Binary(BinaryOp, Box<Expr>, Box<Expr>),
     /// `{k: v}`
     Object(Vec<(String, Expr)>),
     /// `[a, b]`
     Array(Vec<Expr>),
     /// `len(e)`
     Len(Box<Expr>),
+}
+
+/// Prefix operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    /// `-`
+    Neg,
+    /// `!`
+    Not,
+}
+
+/// Infix operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// `||`
+    Or,
+    /// `&&`
+    And,
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+    /// `%`
+    Rem,
+}
+
+impl BinaryOp {
+    /// The operator as written.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinaryOp::Or => "||",
+            BinaryOp::And => "&&",
+            BinaryOp::Eq => "==",
+            BinaryOp::Ne => "!=",
+            BinaryOp::Lt => "<",
+            BinaryOp::Le => "<=",
+            BinaryOp::Gt => ">",
+            BinaryOp::Ge => ">=",
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+            BinaryOp::Rem => "%",
+        }
+    }
 }

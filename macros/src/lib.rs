@@ -29,7 +29,7 @@ fn expand(input: TokenStream) -> TokenStream {
     let source = graphc::tokens::from_tokens(input);
     let span_of = |span: Span| source.token_spans(span).map_or_else(proc_macro2::Span::call_site, |(first, _)| first);
     match graphc::compile(&source.text, &CodegenOptions { span_of: Some(&span_of) }) {
-        Ok((tokens, _warnings)) => tokens,
+        Ok(compiled) => compiled.module,
         Err(diagnostics) => {
             let errors = diagnostics.iter().filter(|d| d.is_error()).map(|d| compile_error(&source, d));
             let placeholder = placeholder(&source.text);

@@ -192,8 +192,11 @@ pub fn load_model(
 }
 
 /// Builds a `new Type(args)` step: its arguments, as a JSON object, deserialised into the type.
-pub fn construct<T: DeserializeOwned>(step: &str, args: Map<String, Value>) -> Result<T, StartError> {
-    serde_json::from_value(Value::Object(args))
+pub fn construct<T: crate::Step + DeserializeOwned>(
+    step: &str,
+    args: Map<String, Value>,
+) -> Result<impl crate::Step + use<T>, StartError> {
+    serde_json::from_value::<T>(Value::Object(args))
         .map_err(|error| StartError::Step { step: step.to_string(), reason: error.to_string() })
 }
 

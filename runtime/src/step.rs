@@ -396,8 +396,10 @@ impl Step for Batch {
 }
 
 /// Wraps a body function, with its bounds checked where generated code names it, so that a
-/// handler of the wrong type is reported at the handler's own path.
-pub fn body_step<F, R>(function: F) -> Body<F>
+/// handler of the wrong type is reported at the handler's own path. The adapters return
+/// `impl Step`: when the bounds fail, rustc reports it here once, and the pipeline built around
+/// the step raises no second error.
+pub fn body_step<F, R>(function: F) -> impl Step
 where
     F: Fn(Value) -> R + Send + Sync + 'static,
     R: BodyOutput,
@@ -406,10 +408,22 @@ where
 }
 
 /// Wraps a full-event function, with its bounds checked where generated code names it.
-pub fn full_event_step<F, R>(function: F) -> FullEvent<F>
+pub fn full_event_step<F, R>(function: F) -> impl Step
 where
     F: Fn(&mut Event, &Context) -> R + Send + Sync + 'static,
     R: EventOutput,
 {
     FullEvent(function)
+}
+
+/// Wraps a typed function `fn(In) -> Result<Out, E>` over the graph's records, with its bounds
+/// checked where generated code names it.
+pub fn typed_step<In, Out, F, E>(function: F) -> impl Step
+where
+    F: Fn(In) -> Result<Out, E> + Send + Sync + 'static,
+    In: DeserializeOwned + 'static,
+    Out: Serialize + 'static,
+    E: Into<StepError>,
+{
+    Typed::<_, In, Out>::new(move |input: In, _context: &Context| function(input))
 }

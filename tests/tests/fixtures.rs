@@ -180,10 +180,12 @@ fn pass_fixtures_generate_code() {
     insta::glob!(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures"), "pass/*.graph", |path| {
         let text = read(path);
         let options = graphc::codegen::CodegenOptions { span_of: None };
+        // What checks must generate: a pass fixture that does not is a graphc bug.
         let generated = match graphc::compile(&text, &options) {
-            Ok((tokens, _)) => graphc::codegen::format_file(tokens, &file_name(path)).expect("generated code parses"),
-            Err(diagnostics) => format!(
-                "--- CODEGEN DIAGNOSTICS\n{}",
+            Ok(compiled) => compiled.to_file(&file_name(path)).expect("generated code parses").text,
+            Err(diagnostics) => panic!(
+                "{} checks but does not generate:\n{}",
+                path.display(),
                 report::render_human(&file_name(path), &text, &diagnostics, Style::PLAIN)
             ),
         };
@@ -195,8 +197,8 @@ fn pass_fixtures_generate_code() {
 fn generated_code_is_deterministic_and_free_of_machine_paths() {
     let text = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/run/iris_router.graph"));
     let generate = || {
-        let (tokens, _) = graphc::compile(&text, &graphc::codegen::CodegenOptions { span_of: None }).expect("compiles");
-        graphc::codegen::format_file(tokens, "iris_router.graph").expect("parses")
+        let compiled = graphc::compile(&text, &graphc::codegen::CodegenOptions { span_of: None }).expect("compiles");
+        compiled.to_file("iris_router.graph").expect("parses").text
     };
     let first = generate();
     assert_eq!(first, generate());
@@ -209,8 +211,8 @@ fn strings_from_the_dsl_cannot_inject_code() {
     let hostile = r#"graph g { topology = flow; engine = sync;
         step a = map({ "\"); panic!(\"": "\")); std::process::exit(1); (\"", x: "*/ } fn evil() { /*" });
         test t { request POST "/\"); std::process::exit(3); //" { headers = { "x\"); exit(": "\n\")" }; } expect body == "\"; }"; } }"#;
-    let (tokens, _) = graphc::compile(hostile, &graphc::codegen::CodegenOptions { span_of: None }).expect("compiles");
-    let code = graphc::codegen::format_file(tokens, "hostile.graph").expect("still one valid module");
+    let compiled = graphc::compile(hostile, &graphc::codegen::CodegenOptions { span_of: None }).expect("compiles");
+    let code = compiled.to_file("hostile.graph").expect("still one valid module").text;
     let file: syn::File = syn::parse_str(&code).expect("parses");
     assert_eq!(file.items.len(), 1, "one module");
     // Every DSL string stays inside one string literal: outside literals, none of the hostile

@@ -99,7 +99,21 @@ impl<'a> Checker<'a> {
     pub(super) fn route_kind(&mut self, route: &'a ast::RouteDecl) -> ir::RouteKind {
         match &route.implementation {
             StepImpl::Call(call) if call.name.name == "model" => ir::RouteKind::Model(self.model(route, call)),
-            other => ir::RouteKind::Step(Box::new(self.step_kind(other, true))),
+            other => {
+                let kind = self.step_kind(other, true);
+                if !matches!(kind, NodeKind::Function(_) | NodeKind::Construct(..)) {
+                    self.report(
+                        Diagnostic::error(
+                            Code::RouteKind,
+                            format!("route `{}` runs a {} step", route.name.name, kind.describe()),
+                            other.span(),
+                            "a route runs a model, `fn` or `new` step",
+                        )
+                        .with_help("declare it as a step of a flow and route to a `fn` or `new` step, or serve a `model(...)`"),
+                    );
+                }
+                ir::RouteKind::Step(Box::new(kind))
+            }
         }
     }
 

@@ -283,6 +283,22 @@ impl Checker<'_> {
     /// named function, and a function reads from one queue.
     fn check_placement(&mut self) {
         if self.graph.engine == Engine::Sync {
+            for id in self.graph.node_ids().collect::<Vec<_>>() {
+                let node = self.node(id);
+                if matches!(node.kind, NodeKind::Remote(_)) {
+                    let mut d = Diagnostic::error(
+                        Code::SyncRemote,
+                        format!("`$remote` step `{}` needs the async engine", node.name),
+                        node.impl_span,
+                        "an HTTP call, awaited on tokio",
+                    )
+                    .with_help("use `engine = async;`: the sync engine runs plain calls on the caller's thread");
+                    if let Some(engine) = self.engine_span {
+                        d = d.with_label(engine, "the sync engine is chosen here");
+                    }
+                    self.report(d);
+                }
+            }
             // Stream writers and consumers run on tokio; under the sync engine a stream queue
             // would pass events on in-process, and an output stream would write nothing.
             let function = self.ast.items.iter().find_map(|item| match item {
@@ -323,7 +339,13 @@ impl Checker<'_> {
                                 queues.push(parent);
                             }
                         }
-                        Placement::Any => {}
+                        // An unknown function name is reported already, and placed anywhere.
+                        Placement::Any if !self.written_star(child) => {}
+                        Placement::Any => self.report(
+                            Diagnostic::error(Code::StarAfterStream, format!("step `{}` follows stream queue `{}` with `function = *`", self.node(child).name, self.node(parent).name), self.syntax_of(child).option_span("function").unwrap_or(self.node(child).span), "`*` runs where its neighbours run, but a stream queue runs on no function")
+                                .with_label(self.edge_span(parent, child), "after the stream queue here")
+                                .with_help("name the child function that reads the stream: `{ function = child; }`, declared with `function child;`"),
+                        ),
                         Placement::Root => self.report(
                             Diagnostic::error(Code::StepAfterQueueWithoutFunction, format!("step `{}` follows stream queue `{}` but names no function", self.node(child).name, self.node(parent).name), self.node(child).span, "which function reads the stream?")
                                 .with_label(self.edge_span(parent, child), "after the stream queue here")
@@ -380,6 +402,13 @@ impl Checker<'_> {
         }
     }
 
+    /// True when the node's `function` option is written `*`.
+    fn written_star(&self, id: NodeId) -> bool {
+        self.syntax_of(id).options.iter().any(|opt| {
+            opt.key.name == "function" && matches!(opt.value, Some(crate::syntax::ast::OptValue::Star(_)))
+        })
+    }
+
     /// A memory queue runs where its producers run; other nodes where they are placed.
     fn placement_of(&self, id: NodeId) -> Placement {
         let node = self.node(id);
@@ -418,7 +447,7 @@ impl Checker<'_> {
         if self.graph.engine == Engine::Async
             && !responds
             && !self.graph.nodes.is_empty()
-            && self.graph.functions.is_empty()
+            && self.functions.is_empty()
         {
             let d = Diagnostic::warning(
                 Code::NoResponder,

@@ -6,6 +6,8 @@
 
 mod builtins;
 mod graph;
+mod names;
+mod plan;
 mod resolve;
 mod types;
 
@@ -28,11 +30,15 @@ pub struct Checked {
 pub fn check(graph: &ast::Graph) -> Result<Checked, Vec<Diagnostic>> {
     let mut checker = Checker::new(graph);
     checker.resolve();
+    checker.check_names();
     let acyclic = checker.check_structure();
     if acyclic {
         checker.check_types();
     }
     checker.check_tests();
+    if acyclic && !checker.diagnostics.iter().any(Diagnostic::is_error) {
+        checker.plan();
+    }
     let Checker { graph, mut diagnostics, .. } = checker;
     diagnostic::sort(&mut diagnostics);
     if diagnostics.iter().any(Diagnostic::is_error) {
@@ -72,6 +78,8 @@ struct Checker<'a> {
     /// Where each edge was written.
     edge_spans: HashMap<(NodeId, NodeId), Span>,
     graph_on_error_span: Option<Span>,
+    /// Declared child functions, in order.
+    functions: Vec<String>,
     topology_span: Option<Span>,
     engine_span: Option<Span>,
     diagnostics: Vec<Diagnostic>,
@@ -89,6 +97,8 @@ impl<'a> Checker<'a> {
                 params: Vec::new(),
                 secrets: Vec::new(),
                 functions: Vec::new(),
+                answer: ir::Answer::Responder,
+                handlers: None,
                 records: Vec::new(),
                 nodes: Vec::new(),
                 on_error: None,
@@ -99,6 +109,7 @@ impl<'a> Checker<'a> {
             names: HashMap::new(),
             edge_spans: HashMap::new(),
             graph_on_error_span: None,
+            functions: Vec::new(),
             topology_span: None,
             engine_span: None,
             diagnostics: Vec::new(),

@@ -8,7 +8,7 @@ use crate::source::Span;
 use crate::syntax::ast::{self, ExprKind, Item, Opt, OptValue};
 use std::collections::HashMap;
 
-const GRAPH_SETTINGS: &[&str] = &["topology", "engine", "on_error", "error_stream", "description"];
+const GRAPH_SETTINGS: &[&str] = &["topology", "engine", "on_error", "error_stream", "description", "handlers"];
 const STEP_OPTIONS: &[&str] =
     &["after", "before", "function", "full_event", "input_path", "result_path", "respond", "on_error"];
 const ROUTER_OPTIONS: &[&str] = &[
@@ -84,7 +84,7 @@ impl<'a> Checker<'a> {
                     self.syntax.push(NodeSyntax { options, ..NodeSyntax::default() });
                 }
                 Item::Secret(secret) => self.graph.secrets.push(secret.name.clone()),
-                Item::Function(function) => self.graph.functions.push(function.name.clone()),
+                Item::Function(function) => self.functions.push(function.name.clone()),
                 Item::Record(record) => self.graph.records.push(ir::Record {
                     name: record.name.name.clone(),
                     fields: Vec::new(),
@@ -122,6 +122,7 @@ impl<'a> Checker<'a> {
                     }
                 }
                 "description" => self.graph.description = self.string(opt),
+                "handlers" => self.graph.handlers = self.string(opt),
                 "error_stream" => self.graph.error_stream = self.error_stream(opt),
                 _ => {} // "on_error" needs the nodes; see resolve_wiring.
             }
@@ -231,6 +232,10 @@ impl<'a> Checker<'a> {
         let options = self.known_options(&router.options.iter().collect::<Vec<_>>(), ROUTER_OPTIONS, "router option");
         self.apply_node_options(id, &options);
         self.syntax_mut(id).decl = router.span;
+        self.node_mut(id).impl_span = match &router.kind {
+            ast::RouterKindAst::Custom(path) => path.span,
+            ast::RouterKindAst::Named(kind) => kind.span,
+        };
         let mut routes: Vec<ir::Route> = Vec::new();
         for route in &router.routes {
             if let Some(first) = routes.iter().find(|r| r.name == route.name.name) {
@@ -247,7 +252,12 @@ impl<'a> Checker<'a> {
                 continue;
             }
             let kind = self.route_kind(route);
-            routes.push(ir::Route { name: route.name.name.clone(), span: route.name.span, kind });
+            routes.push(ir::Route {
+                name: route.name.name.clone(),
+                span: route.name.span,
+                impl_span: route.implementation.span(),
+                kind,
+            });
         }
         if routes.is_empty() && router.routes.is_empty() {
             self.report(
@@ -327,10 +337,10 @@ impl<'a> Checker<'a> {
         match &opt.value {
             Some(OptValue::Star(_)) => Placement::Any,
             Some(OptValue::Expr(ast::Expr { kind: ExprKind::Name(name), .. })) => {
-                if self.graph.functions.contains(&name.name) {
+                if self.functions.contains(&name.name) {
                     return Placement::Child(name.name.clone());
                 }
-                let help = did_you_mean(&name.name, self.graph.functions.iter().map(String::as_str))
+                let help = did_you_mean(&name.name, self.functions.iter().map(String::as_str))
                     .unwrap_or_else(|| format!("declare it with `function {};`", name.name));
                 self.report(
                     Diagnostic::error(
@@ -662,7 +672,9 @@ fn placeholder_node(name: &str, span: Span) -> ir::Node {
         result_path: None,
         placement: Placement::Root,
         respond: false,
+        answers: false,
         on_error: None,
+        catcher: None,
         parents: Vec::new(),
         children: Vec::new(),
     }

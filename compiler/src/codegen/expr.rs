@@ -2,7 +2,7 @@
 //! `expr` operations. Strings from the DSL become string literals, never code.
 
 use crate::ir::Expr;
-use crate::syntax::ast::{BinaryOp, UnaryOp};
+use crate::ir::{BinaryOp, UnaryOp};
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 

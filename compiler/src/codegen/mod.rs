@@ -1,20 +1,73 @@
 //! Code generation: the checked IR becomes one Rust module whose pipeline is a single concrete
-//! type composed from the runtime's nodes. Generated code names the runtime only through
-//! `::graphc_runtime::__private`, and user code through the paths the graph gives, resolved
-//! from where the module is placed (relative paths get `super::`).
+//! type composed from the runtime's nodes. It prints what the checker decided (catchers,
+//! responders, functions) and decides nothing about meaning. Generated code names the runtime
+//! only through `::graphc_runtime::__private`, and user code through the paths the graph gives,
+//! resolved from where the module is placed (relative paths get `super::`).
 
 mod expr;
 mod format;
 
-pub use format::format_file;
+pub use format::{GeneratedFile, format_file};
 
 use crate::diagnostic::{Code, Diagnostic};
-use crate::ir::{self, Engine, Graph, NodeId, NodeKind, Placement, Queue, RouteKind, RouterKind, Topology, Type};
+use crate::ir::{self, Answer, Engine, Graph, NodeId, NodeKind, Queue, RouteKind, RouterKind, Type};
+use crate::rust_names::{self, RustName};
 use crate::source::Span;
 use expr::Scope;
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
-use std::collections::BTreeSet;
+
+/// The handler paths that no crate resolves, where the generated module stands at the root of
+/// a crate whose only other item is the handler crate `handlers` (as `graphc build` writes it):
+/// a relative path must start with that crate's name. One diagnostic per path, at the path.
+pub fn unresolved_handler_crates(graph: &Graph, handlers: Option<&str>) -> Vec<Diagnostic> {
+    let mut paths: Vec<(&str, Span)> = Vec::new();
+    for node in &graph.nodes {
+        match &node.kind {
+            NodeKind::Function(path) | NodeKind::Construct(path, _) => paths.push((path, node.impl_span)),
+            NodeKind::Router(router) => {
+                if let RouterKind::Custom(path) = &router.kind {
+                    paths.push((path, node.impl_span));
+                }
+                for route in &router.routes {
+                    if let RouteKind::Step(kind) = &route.kind
+                        && let NodeKind::Function(path) | NodeKind::Construct(path, _) = kind.as_ref()
+                    {
+                        paths.push((path, route.impl_span));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let handlers = handlers.map(|name| name.replace('-', "_"));
+    paths
+        .into_iter()
+        .filter_map(|(path, span)| {
+            let first = path.split("::").next().unwrap_or_default();
+            if matches!(first, "" | "crate" | "self" | "super") || Some(first) == handlers.as_deref() {
+                return None;
+            }
+            let help = match &handlers {
+                Some(name) => format!(
+                    "the handler crate is `{name}`: write `{name}::...`, or `::{first}::...` for a dependency of it"
+                ),
+                None => format!(
+                    "give the crate that holds it: `handlers = \"path/to/{first}\";` in the graph (relative to the file), or `--handlers DIR`"
+                ),
+            };
+            Some(
+                Diagnostic::error(
+                    Code::UnknownHandler,
+                    format!("no crate `{first}` is given for the handler `{path}`"),
+                    span,
+                    format!("`{first}` names no crate this graph is built with"),
+                )
+                .with_help(help),
+            )
+        })
+        .collect()
+}
 
 /// How the code generator places user tokens.
 pub struct CodegenOptions<'a> {
@@ -28,9 +81,24 @@ fn rt() -> TokenStream {
     quote!(::graphc_runtime::__private)
 }
 
+/// The same path spanned at a user's tokens, so that a call around a user's handler is the
+/// user's span as a whole and rustc reports the handler's type errors there.
+fn rt_at(span: proc_macro2::Span) -> TokenStream {
+    quote_spanned!(span => ::graphc_runtime::__private)
+}
+
+/// A graph name as a Rust identifier: keywords are written raw (`r#match`); the checker has
+/// refused what Rust cannot spell.
+pub fn ident(name: &str, span: proc_macro2::Span) -> Ident {
+    match rust_names::classify(name) {
+        RustName::Keyword => Ident::new_raw(name, span),
+        RustName::Plain | RustName::Reserved => Ident::new(name, span),
+    }
+}
+
 /// Generates the module for a checked graph.
 pub fn generate(graph: &Graph, options: &CodegenOptions<'_>) -> Result<TokenStream, Vec<Diagnostic>> {
-    let mut generator = Generator { graph, options, diagnostics: Vec::new(), scope: None };
+    let mut generator = Generator { graph, options, diagnostics: Vec::new(), scope: None, depth: Vec::new() };
     let tokens = generator.module();
     if generator.diagnostics.is_empty() { Ok(tokens) } else { Err(generator.diagnostics) }
 }
@@ -39,22 +107,26 @@ struct Generator<'g> {
     graph: &'g Graph,
     options: &'g CodegenOptions<'g>,
     diagnostics: Vec<Diagnostic>,
-    /// While generating one function of a distributed graph: its nodes and entries.
-    scope: Option<FunctionScope>,
+    /// While generating one function of a distributed graph: that function.
+    scope: Option<&'g ir::Function>,
+    /// How deeply each bound node's type nests other nodes' types (see `MAX_DEPTH`).
+    depth: Vec<usize>,
 }
 
-/// One function of a distributed graph: the nodes it runs, where events enter it, and the
-/// stream it reads (none for the root function).
-#[derive(Clone)]
-struct FunctionScope {
-    name: String,
-    nodes: BTreeSet<NodeId>,
-    entries: Vec<NodeId>,
-    reads: Option<NodeId>,
-}
+/// How deeply node types may nest before one is erased behind a box. A node's type holds the
+/// types of everything after it (its children, the right-nested `Fork`s and `Outlets` of a
+/// fan-out, its error handler), and rustc's trait solver overflows past about a hundred levels
+/// of futures; erasing every few levels keeps any width and depth within its limits at the cost
+/// of one indirect call per erased node.
+const MAX_DEPTH: usize = 8;
 
-/// Nodes between boxed futures in a long async chain.
-const BOX_EVERY: usize = 8;
+/// Whether a node is being visited in `binding_order`.
+#[derive(Clone, Copy, PartialEq)]
+enum Visit {
+    New,
+    Open,
+    Done,
+}
 
 fn node_ident(id: NodeId) -> Ident {
     format_ident!("node_{}", id.0)
@@ -63,7 +135,7 @@ fn node_ident(id: NodeId) -> Ident {
 impl Generator<'_> {
     fn module(&mut self) -> TokenStream {
         let rt = rt();
-        let name = format_ident!("{}", self.graph.name);
+        let name = ident(&self.graph.name, proc_macro2::Span::call_site());
         let graph_name = Literal::string(&self.graph.name);
         let records = self.records();
         let params = self.graph.params.iter().map(|param| {
@@ -126,9 +198,9 @@ impl Generator<'_> {
     fn records(&self) -> TokenStream {
         let rt = rt();
         let records = self.graph.records.iter().map(|record| {
-            let name = format_ident!("{}", record.name);
+            let name = ident(&record.name, proc_macro2::Span::call_site());
             let fields = record.fields.iter().map(|(field, ty)| {
-                let field = format_ident!("{}", field);
+                let field = ident(field, proc_macro2::Span::call_site());
                 let ty = rust_type(self.graph, ty);
                 quote!(pub #field: #ty)
             });
@@ -141,87 +213,46 @@ impl Generator<'_> {
         quote!(#(#records)*)
     }
 
-    /// The order to bind nodes in: every node after its children and its error handler.
+    /// The order to bind nodes in: every node after its children and its error handler (the
+    /// checker has refused loops of handlers, so there is one).
     fn binding_order(&mut self) -> Vec<NodeId> {
         let mut order = Vec::new();
-        let mut state = vec![0u8; self.graph.nodes.len()];
+        let mut state = vec![Visit::New; self.graph.nodes.len()];
         for id in self.graph.node_ids() {
             self.visit(id, &mut state, &mut order);
         }
-        if let Some(scope) = &self.scope {
+        if let Some(scope) = self.scope {
             order.retain(|id| scope.nodes.contains(id));
         }
         order
     }
 
-    fn visit(&mut self, id: NodeId, state: &mut [u8], order: &mut Vec<NodeId>) {
+    fn visit(&mut self, id: NodeId, state: &mut [Visit], order: &mut Vec<NodeId>) {
         match state.get(id.index()) {
-            Some(2) => return,
-            Some(1) => {
-                let node = self.graph.node(id);
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        Code::Unsupported,
-                        format!("error handlers of `{}` lead back to it", node.name),
-                        node.span,
-                        "in a loop of error handlers",
-                    )
-                    .with_help("an error handler cannot, through its own handlers, catch itself"),
-                );
+            Some(Visit::Done) => return,
+            Some(Visit::Open) => {
+                self.internal(id, "its error handlers lead back to it");
                 return;
             }
             _ => {}
         }
         if let Some(slot) = state.get_mut(id.index()) {
-            *slot = 1;
+            *slot = Visit::Open;
         }
         let node = self.graph.node(id);
-        let mut deps: Vec<NodeId> = node.children.clone();
-        deps.extend(self.catcher_of(id));
-        for dep in deps {
+        for dep in node.children.iter().copied().chain(node.catcher) {
             self.visit(dep, state, order);
         }
         if let Some(slot) = state.get_mut(id.index()) {
-            *slot = 2;
+            *slot = Visit::Done;
         }
         order.push(id);
-    }
-
-    /// Nodes that run after an error handler: the graph-level handler does not catch them, so
-    /// that a failing handler is an unhandled failure rather than a loop.
-    fn error_path(&self) -> BTreeSet<NodeId> {
-        let mut seen = BTreeSet::new();
-        let mut work: Vec<NodeId> = self.graph.catchers().into_iter().collect();
-        while let Some(id) = work.pop() {
-            if seen.insert(id) {
-                work.extend(self.graph.node(id).children.iter().copied());
-            }
-        }
-        seen
-    }
-
-    fn catcher_of(&self, id: NodeId) -> Option<NodeId> {
-        let node = self.graph.node(id);
-        node.on_error
-            .or_else(|| self.graph.on_error.filter(|&handler| handler != id && !self.error_path().contains(&id)))
     }
 
     fn pipeline(&mut self) -> TokenStream {
         let rt = rt();
         let (bindings, root) = self.bindings_and_root();
-        let responds = self.graph.topology == Topology::Router || self.graph.nodes.iter().any(|n| n.respond);
-        // As in a distributed run: with no responder, a graph that writes an output stream
-        // answers 202 once the record is there.
-        let writes_output = self
-            .graph
-            .nodes
-            .iter()
-            .any(|node| matches!(node.kind, NodeKind::Queue(Queue::Stream { .. })) && node.children.is_empty());
-        let pipeline = match self.graph.engine {
-            Engine::Sync => quote!(#rt::SyncPipeline::new(#root, context)),
-            Engine::Async if writes_output && !responds => quote!(#rt::AsyncPipeline::answered_at_end(#root, context)),
-            Engine::Async => quote!(#rt::AsyncPipeline::new(#root, context, #responds)),
-        };
+        let pipeline = self.answered(self.graph.answer, root);
         quote! {
             /// Builds the pipeline: loads models, builds `new` steps, composes the nodes. Every
             /// function of the graph runs in this one process; stream queues read by a function
@@ -234,84 +265,69 @@ impl Generator<'_> {
         }
     }
 
+    /// The executor around a root node, answering as the IR says.
+    fn answered(&self, answer: Answer, root: TokenStream) -> TokenStream {
+        let rt = rt();
+        match (self.graph.engine, answer) {
+            (Engine::Sync, _) => quote!(#rt::SyncPipeline::new(#root, context)),
+            (Engine::Async, Answer::Responder) => quote!(#rt::AsyncPipeline::new(#root, context, true)),
+            (Engine::Async, Answer::Accepted) => quote!(#rt::AsyncPipeline::new(#root, context, false)),
+            (Engine::Async, Answer::WhenDone) => quote!(#rt::AsyncPipeline::answered_at_end(#root, context)),
+        }
+    }
+
     /// The node bindings, in order, and the root node that enters them.
     fn bindings_and_root(&mut self) -> (Vec<TokenStream>, TokenStream) {
-        let rt = rt();
         let order = self.binding_order();
-        let catchers = self.graph.catchers();
+        self.depth = vec![0; self.graph.nodes.len()];
         let mut bindings = Vec::new();
-        // How many nested nodes each node's type holds: every `BOX_EVERY` levels the future is
-        // boxed, which keeps long chains within rustc's type nesting limits.
-        let mut depth = vec![0usize; self.graph.nodes.len()];
         for &id in &order {
-            let below =
-                self.graph.node(id).children.iter().filter_map(|c| depth.get(c.index())).max().copied().unwrap_or(0);
-            let mut node = self.build_node(id);
-            let here = if below + 1 >= BOX_EVERY {
-                node = match self.graph.engine {
-                    Engine::Async => quote!(#rt::Boxed::new(#node)),
-                    Engine::Sync => quote!(#rt::BoxedSync::new(#node)),
-                };
-                0
-            } else {
-                below + 1
-            };
-            if let Some(slot) = depth.get_mut(id.index()) {
-                *slot = here;
+            let (node, depth) = self.build_node(id);
+            let (node, depth) = self.erase_if_deep(node, depth);
+            if let Some(slot) = self.depth.get_mut(id.index()) {
+                *slot = depth;
             }
-            let ident = node_ident(id);
-            let shared = catchers.contains(&id) || self.graph.node(id).parents.len() > 1;
-            bindings.push(if shared {
-                quote!(let #ident = #rt::Arc::new(#node);)
+            // A node that runs a user's handler is bound at the handler's span: rustc checks the
+            // binding's type there, so a handler of the wrong type is reported at its path only.
+            let span = match self.graph.node(id).kind {
+                NodeKind::Function(_) | NodeKind::Construct(..) => self.user_span(self.graph.node(id).impl_span),
+                _ => proc_macro2::Span::call_site(),
+            };
+            let ident = Ident::new(&node_ident(id).to_string(), span);
+            bindings.push(if self.is_shared(id) {
+                quote_spanned!(span => let #ident = ::graphc_runtime::__private::Arc::new(#node);)
             } else {
-                quote!(let #ident = #node;)
+                quote_spanned!(span => let #ident = #node;)
             });
         }
-        let starts = match &self.scope {
+        let starts = match self.scope {
             Some(scope) => scope.entries.clone(),
             None => self.graph.entry_nodes(),
         };
-        let root = self.fan_out(&starts, false);
+        let (root, _) = self.fan_out(&starts, false);
         (bindings, root)
     }
 
-    /// The functions of a distributed graph: the root, then each child function.
-    fn scopes(&self) -> Vec<FunctionScope> {
-        let mut scopes = vec![self.scope_from(self.graph.name.clone(), self.graph.entry_nodes(), None)];
-        for function in &self.graph.functions {
-            let queue = self.graph.node_ids().find(|&id| {
-                matches!(self.graph.node(id).kind, NodeKind::Queue(Queue::Stream { .. }))
-                    && self
-                        .graph
-                        .node(id)
-                        .children
-                        .iter()
-                        .any(|&child| self.graph.node(child).placement == Placement::Child(function.clone()))
-            });
-            // A function no stream feeds runs nothing (the checker warns); it gets no builder.
-            if let Some(queue) = queue {
-                let entries = self.graph.node(queue).children.clone();
-                scopes.push(self.scope_from(function.clone(), entries, Some(queue)));
-            }
+    /// A node type nested deeper than `MAX_DEPTH`, erased: the depth starts again from zero.
+    fn erase_if_deep(&self, node: TokenStream, depth: usize) -> (TokenStream, usize) {
+        if depth < MAX_DEPTH {
+            return (node, depth);
         }
-        scopes
+        let rt = rt();
+        let erased = match self.graph.engine {
+            Engine::Async => quote!(#rt::Boxed::new(#node)),
+            Engine::Sync => quote!(#rt::BoxedSync::new(#node)),
+        };
+        (erased, 0)
     }
 
-    /// Everything reachable from `entries` without crossing a stream queue, with the error
-    /// handlers of what is reached (a handler runs where the failure happened).
-    fn scope_from(&self, name: String, entries: Vec<NodeId>, reads: Option<NodeId>) -> FunctionScope {
-        let mut nodes = BTreeSet::new();
-        let mut work = entries.clone();
-        while let Some(id) = work.pop() {
-            if !nodes.insert(id) {
-                continue;
-            }
-            if !matches!(self.graph.node(id).kind, NodeKind::Queue(Queue::Stream { .. })) {
-                work.extend(self.graph.node(id).children.iter().copied());
-            }
-            work.extend(self.catcher_of(id));
-        }
-        FunctionScope { name, nodes, entries, reads }
+    /// Error handlers and nodes with several parents are bound once, behind an `Arc`.
+    fn is_shared(&self, id: NodeId) -> bool {
+        self.graph.node(id).parents.len() > 1 || self.graph.nodes.iter().any(|node| node.catcher == Some(id))
+    }
+
+    fn depth_of(&self, id: NodeId) -> usize {
+        self.depth.get(id.index()).copied().unwrap_or(0)
     }
 
     /// `FUNCTIONS`, one builder per function of a distributed graph, and `run`, which starts
@@ -319,11 +335,7 @@ impl Generator<'_> {
     fn functions(&mut self) -> TokenStream {
         let rt = rt();
         let graph_name = Literal::string(&self.graph.name);
-        let distributed = !self.graph.functions.is_empty();
-        // The checker reports child functions under the sync engine; such a graph has only
-        // its root here.
-        let distributed = distributed && self.graph.engine == Engine::Async;
-        if !distributed {
+        if !self.graph.is_distributed() {
             return quote! {
                 /// The graph's functions: the root, which serves HTTP.
                 pub const FUNCTIONS: &[&str] = &[#graph_name];
@@ -340,31 +352,22 @@ impl Generator<'_> {
                 }
             };
         }
-        let scopes = self.scopes();
-        let names: Vec<Literal> = scopes.iter().map(|scope| Literal::string(&scope.name)).collect();
+        let graph = self.graph;
+        let names: Vec<Literal> = graph.functions.iter().map(|function| Literal::string(&function.name)).collect();
         let mut builders = Vec::new();
         let mut arms = Vec::new();
-        for scope in scopes {
-            let builder = format_ident!("function_{}", scope.name);
-            let name = Literal::string(&scope.name);
-            let reads = scope.reads;
-            let writes =
-                scope.nodes.iter().any(|&id| matches!(self.graph.node(id).kind, NodeKind::Queue(Queue::Stream { .. })));
-            let responds = scope.nodes.iter().any(|&id| self.graph.node(id).respond);
-            self.scope = Some(scope);
+        for function in &graph.functions {
+            // Prefixed, a function's name is a plain identifier even when it is a keyword; the
+            // checker keeps child functions from taking the graph's (the root's) name.
+            let builder = format_ident!("function_{}", function.name);
+            let name = Literal::string(&function.name);
+            self.scope = Some(function);
             let (bindings, root) = self.bindings_and_root();
             self.scope = None;
-            let pipeline = if reads.is_some() || (writes && !responds) {
-                quote!(#rt::AsyncPipeline::answered_at_end(#root, context))
-            } else {
-                quote!(#rt::AsyncPipeline::new(#root, context, #responds))
-            };
-            let doc = match reads {
-                None => format!(" Builds the root function `{}`: it takes HTTP requests.", self.graph.name),
-                Some(_) => format!(
-                    " Builds the child function `{}`: it consumes its stream.",
-                    name.to_string().trim_matches('"')
-                ),
+            let pipeline = self.answered(function.answer, root);
+            let doc = match function.reads {
+                None => format!(" Builds the root function `{}`: it takes HTTP requests.", function.name),
+                Some(_) => format!(" Builds the child function `{}`: it consumes its stream.", function.name),
             };
             builders.push(quote! {
                 #[doc = #doc]
@@ -374,7 +377,7 @@ impl Generator<'_> {
                     ::core::result::Result::Ok(#pipeline)
                 }
             });
-            let start = match reads.map(|queue| self.graph.node(queue)) {
+            let start = match function.reads.map(|queue| graph.node(queue)) {
                 Some(ir::Node {
                     name: queue,
                     kind: NodeKind::Queue(Queue::Stream { url, stream, shards, .. }),
@@ -410,31 +413,35 @@ impl Generator<'_> {
         }
     }
 
-    /// A reference to a bound node, from one of its parents (or from the root).
-    fn use_node(&self, id: NodeId) -> TokenStream {
+    /// A reference to a bound node, from one of its parents (or from the root), with the depth
+    /// of its type.
+    fn use_node(&self, id: NodeId) -> (TokenStream, usize) {
         let rt = rt();
         let ident = node_ident(id);
-        if self.graph.catchers().contains(&id) || self.graph.node(id).parents.len() > 1 {
-            quote!(#rt::Shared(#ident.clone()))
+        if self.is_shared(id) {
+            (quote!(#rt::Shared(#ident.clone())), self.depth_of(id) + 1)
         } else {
-            quote!(#ident)
+            (quote!(#ident), self.depth_of(id))
         }
     }
 
-    /// What follows a node: `End`, one node, every child (`Fork`), or a choice's outlets.
-    fn fan_out(&self, children: &[NodeId], outlets: bool) -> TokenStream {
+    /// What follows a node: `End`, one node, every child (`Fork`), or a choice's outlets; each
+    /// further child nests one level deeper, so a wide fan-out is erased in slices.
+    fn fan_out(&self, children: &[NodeId], outlets: bool) -> (TokenStream, usize) {
         let rt = rt();
         match children {
-            [] => quote!(#rt::End),
+            [] => (quote!(#rt::End), 0),
             [only] => self.use_node(*only),
             [first, rest @ ..] => {
-                let first = self.use_node(*first);
-                let rest = self.fan_out(rest, outlets);
-                if outlets || self.graph.engine == Engine::Sync {
+                let (first, first_depth) = self.use_node(*first);
+                let (rest, rest_depth) = self.fan_out(rest, outlets);
+                let (rest, rest_depth) = self.erase_if_deep(rest, rest_depth);
+                let both = if outlets || self.graph.engine == Engine::Sync {
                     quote!(#rt::Outlets(#first, #rest))
                 } else {
                     quote!(#rt::Fork(#first, #rest))
-                }
+                };
+                (both, 1 + first_depth.max(rest_depth))
             }
         }
     }
@@ -461,7 +468,21 @@ impl Generator<'_> {
         }
     }
 
-    fn build_node(&mut self, id: NodeId) -> TokenStream {
+    /// The node's handler, and the depth its type adds.
+    fn catcher(&self, id: NodeId) -> (TokenStream, usize) {
+        let rt = rt();
+        match self.graph.node(id).catcher {
+            Some(handler) => {
+                let depth = self.depth_of(handler) + 1;
+                let handler = node_ident(handler);
+                (quote!(#rt::CatchWith(#handler.clone())), depth)
+            }
+            None => (quote!(#rt::NoCatcher), 0),
+        }
+    }
+
+    /// A node's construction, and how deeply its type nests.
+    fn build_node(&mut self, id: NodeId) -> (TokenStream, usize) {
         let rt = rt();
         let node = self.graph.node(id);
         let is_choice = matches!(node.kind, NodeKind::Choice(_));
@@ -470,7 +491,9 @@ impl Generator<'_> {
             NodeKind::Choice(arms) => arms.iter().map(|(_, outlet)| *outlet).collect(),
             _ => node.children.clone(),
         };
-        let next = self.fan_out(&children, is_choice);
+        let (next, next_depth) = self.fan_out(&children, is_choice);
+        let (catcher, catcher_depth) = self.catcher(id);
+        let depth = 1 + next_depth.max(catcher_depth);
         if let NodeKind::Queue(queue) = &node.kind {
             let inner = self.queue(node, queue, next);
             return match queue {
@@ -478,16 +501,18 @@ impl Generator<'_> {
                 Queue::Stream { key: Some(key), .. } => {
                     let name = Literal::string(&node.name);
                     let key = expr::value(key, Scope::Step);
-                    quote!(#rt::SetKey::new(#name, move |event: &#rt::Event, context: &#rt::Context| {
+                    let keyed = quote!(#rt::SetKey::new(#name, move |event: &#rt::Event, context: &#rt::Context| {
                         ::core::result::Result::Ok(#key)
-                    }, #inner))
+                    }, #inner));
+                    (keyed, depth + 1)
                 }
-                _ => inner,
+                _ => (inner, depth),
             };
         }
         let name = Literal::string(&node.name);
+        let answers = node.answers;
         if let NodeKind::Remote(remote) = &node.kind {
-            return self.remote_node(id, remote, next);
+            return (self.remote_node(id, remote, next, catcher), depth);
         }
         let step = self.step(id);
         let step = if node.input_path.is_some() || node.result_path.is_some() {
@@ -497,16 +522,7 @@ impl Generator<'_> {
         } else {
             step
         };
-        // In the router topology the router is the graph, and it answers.
-        let respond = node.respond || self.graph.topology == Topology::Router;
-        let catcher = match self.catcher_of(id) {
-            Some(handler) => {
-                let handler = node_ident(handler);
-                quote!(#rt::CatchWith(#handler.clone()))
-            }
-            None => quote!(#rt::NoCatcher),
-        };
-        quote!(#rt::StepNode::with(#name, #step, #next, #respond, #catcher))
+        (quote!(#rt::StepNode::with(#name, #step, #next, #answers, #catcher)), depth)
     }
 
     /// The step of a node: a user handler, a built-in, or a router.
@@ -515,24 +531,9 @@ impl Generator<'_> {
         let node = self.graph.node(id);
         let span = self.user_span(node.impl_span);
         match &node.kind {
-            NodeKind::Function(path) => {
-                let path = self.user_path(path, span);
-                if node.full_event {
-                    quote_spanned!(span => #rt::full_event_step(#path))
-                } else if node.input != Type::Json || node.output != Type::Json {
-                    let (input, output) = (rust_type(self.graph, &node.input), rust_type(self.graph, &node.output));
-                    quote_spanned!(span => #rt::Typed::<_, #input, #output>::new(|input: #input, _context: &#rt::Context| #path(input)))
-                } else {
-                    quote_spanned!(span => #rt::body_step(#path))
-                }
-            }
-            NodeKind::Construct(path, args) => {
-                let path = self.user_path(path, span);
-                let name = Literal::string(&node.name);
-                let args = object(args, Scope::Build);
-                quote_spanned!(span => #rt::construct::<#path>(#name, #args)?)
-            }
-            NodeKind::Remote(_) => self.unsupported(id, "`$remote` steps"),
+            NodeKind::Function(path) => self.function_step(node, path, span),
+            NodeKind::Construct(path, args) => self.construct_step(&node.name, path, args, span),
+            NodeKind::Remote(_) => self.internal(id, "a `$remote` step is a node, not a step"),
             NodeKind::Extend(e) => closure(quote!(#rt::Extend), expr::value(e, Scope::Step)),
             NodeKind::Map(e) => closure(quote!(#rt::MapStep), expr::value(e, Scope::Step)),
             NodeKind::FlatMap(e) => closure(quote!(#rt::FlatMap), expr::value(e, Scope::Step)),
@@ -563,12 +564,34 @@ impl Generator<'_> {
         }
     }
 
-    /// A `$remote` step: a node of its own, since its call is awaited.
-    fn remote_node(&mut self, id: NodeId, remote: &ir::Remote, next: TokenStream) -> TokenStream {
-        let rt = rt();
-        if self.graph.engine == Engine::Sync {
-            return self.unsupported(id, "`$remote` steps under `engine = sync` (use `engine = async`)");
+    /// A user function as a step: the whole call carries the handler path's span (`rt_at`), so
+    /// that rustc reports a handler of the wrong type at the path, and the adapter's bounds are
+    /// checked at the call, once.
+    fn function_step(&self, node: &ir::Node, path: &str, span: proc_macro2::Span) -> TokenStream {
+        let rt = rt_at(span);
+        let path = self.user_path(path, span);
+        if node.full_event {
+            quote_spanned!(span => #rt::full_event_step(#path))
+        } else if node.input != Type::Json || node.output != Type::Json {
+            let (input, output) = (rust_type(self.graph, &node.input), rust_type(self.graph, &node.output));
+            quote_spanned!(span => #rt::typed_step::<#input, #output, _, _>(#path))
+        } else {
+            quote_spanned!(span => #rt::body_step(#path))
         }
+    }
+
+    /// A user type built once with its arguments.
+    fn construct_step(&self, name: &str, path: &str, args: &[(String, ir::Expr)], span: proc_macro2::Span) -> TokenStream {
+        let rt = rt_at(span);
+        let path = self.user_path(path, span);
+        let name = Literal::string(name);
+        let args = object(args, Scope::Build);
+        quote_spanned!(span => #rt::construct::<#path>(#name, #args)?)
+    }
+
+    /// A `$remote` step: a node of its own, since its call is awaited.
+    fn remote_node(&mut self, id: NodeId, remote: &ir::Remote, next: TokenStream, catcher: TokenStream) -> TokenStream {
+        let rt = rt();
         let node = self.graph.node(id);
         let name = Literal::string(&node.name);
         let target = match &remote.target {
@@ -589,14 +612,7 @@ impl Generator<'_> {
         let (timeout, retries, backoff) = (remote.timeout_ms, remote.retries, remote.backoff_ms);
         let input = optional_str(node.input_path.as_deref());
         let result = optional_str(node.result_path.as_deref());
-        let respond = node.respond;
-        let catcher = match self.catcher_of(id) {
-            Some(handler) => {
-                let handler = node_ident(handler);
-                quote!(#rt::CatchWith(#handler.clone()))
-            }
-            None => quote!(#rt::NoCatcher),
-        };
+        let respond = node.answers;
         quote!(#rt::RemoteNode {
             name: #name,
             remote: #rt::Remote::new(#target, #method)
@@ -625,17 +641,14 @@ impl Generator<'_> {
                     quote!(#rt::Route::Model(#rt::Arc::new(#rt::load_model(options, #route_name, #path, #rt::ModelKind::#kind)?)))
                 }
                 RouteKind::Step(kind) => {
+                    let span = self.user_span(route.impl_span);
                     let step = match kind.as_ref() {
                         NodeKind::Function(path) => {
-                            let path = self.user_path(path, proc_macro2::Span::call_site());
-                            quote!(#rt::Body(#path))
+                            let (rt, path) = (rt_at(span), self.user_path(path, span));
+                            quote_spanned!(span => #rt::body_step(#path))
                         }
-                        NodeKind::Construct(path, args) => {
-                            let path = self.user_path(path, proc_macro2::Span::call_site());
-                            let args = object(args, Scope::Build);
-                            quote!(#rt::construct::<#path>(#route_name, #args)?)
-                        }
-                        _ => self.unsupported(id, "routes other than models, `fn` and `new` steps"),
+                        NodeKind::Construct(path, args) => self.construct_step(&route.name, path, args, span),
+                        _ => self.internal(id, "the checker lets routes run only models, `fn` and `new` steps"),
                     };
                     quote!(#rt::Route::Step(#rt::Arc::new(#step)))
                 }
@@ -651,25 +664,26 @@ impl Generator<'_> {
                 quote!(#rt::Mode::Ensemble { regression: #regression, weights: ::std::vec![#(#weights),*] })
             }
             RouterKind::Custom(path) => {
-                let path = self.user_path(path, proc_macro2::Span::call_site());
+                let path = self.user_path(path, self.user_span(self.graph.node(id).impl_span));
                 quote!(#rt::Mode::Custom(#rt::Arc::new(<#path as ::core::default::Default>::default())))
             }
         };
         quote!(#rt::Router::new(#name, #prefix, ::std::vec![#(#routes),*], #mode))
     }
 
-    fn unsupported(&mut self, id: NodeId, what: &str) -> TokenStream {
+    /// What the checker should have made impossible: a graphc bug, reported as such.
+    fn internal(&mut self, id: NodeId, what: &str) -> TokenStream {
         let node = self.graph.node(id);
         self.diagnostics.push(
             Diagnostic::error(
-                Code::Unsupported,
-                format!("{what} cannot be generated yet"),
+                Code::Internal,
+                format!("internal error (a graphc bug): {what}"),
                 node.impl_span,
-                "not supported by code generation",
+                "while generating this node",
             )
-            .with_help("`graphc check` accepts this graph; serving it needs a later graphc"),
+            .with_help("`graphc check` accepted this graph, so it must build: please report it with the graph"),
         );
-        quote!(::core::unimplemented!())
+        quote!(::core::unreachable!())
     }
 
     fn user_span(&self, span: Span) -> proc_macro2::Span {
@@ -680,7 +694,7 @@ impl Generator<'_> {
     fn user_path(&self, path: &str, span: proc_macro2::Span) -> TokenStream {
         let segments: Vec<&str> = path.split("::").collect();
         let anchored = matches!(segments.first(), Some(&"" | &"crate" | &"self" | &"super"));
-        let idents = segments.iter().filter(|s| !s.is_empty()).map(|s| Ident::new(s, span));
+        let idents = segments.iter().filter(|s| !s.is_empty()).map(|s| ident(s, span));
         let leading = if segments.first() == Some(&"") {
             quote_spanned!(span => ::)
         } else if anchored {
@@ -780,9 +794,10 @@ fn rust_type(graph: &Graph, ty: &Type) -> TokenStream {
     let rt = rt();
     match ty {
         Type::Json | Type::Object | Type::Null => quote!(#rt::Value),
-        Type::Bool => quote!(bool),
-        Type::Int => quote!(i64),
-        Type::Float => quote!(f64),
+        // Through `core::primitive`: a record may be named `bool`.
+        Type::Bool => quote!(::core::primitive::bool),
+        Type::Int => quote!(::core::primitive::i64),
+        Type::Float => quote!(::core::primitive::f64),
         Type::Str => quote!(::std::string::String),
         Type::Array(element) => {
             let element = rust_type(graph, element);
@@ -793,8 +808,10 @@ fn rust_type(graph: &Graph, ty: &Type) -> TokenStream {
             quote!(::core::option::Option<#inner>)
         }
         Type::Record(id) => {
-            let name =
-                graph.records.get(id.index()).map_or_else(|| format_ident!("Record"), |r| format_ident!("{}", r.name));
+            let name = graph
+                .records
+                .get(id.index())
+                .map_or_else(|| format_ident!("Record"), |r| ident(&r.name, proc_macro2::Span::call_site()));
             quote!(#name)
         }
     }
@@ -830,8 +847,8 @@ fn describe(expr: &ir::Expr) -> String {
         E::EventField(f) => format!("event.{f}"),
         E::Field(base, f) => format!("{}.{f}", describe(base)),
         E::Index(base, i) => format!("{}[{}]", describe(base), describe(i)),
-        E::Unary(crate::syntax::ast::UnaryOp::Not, e) => format!("!{}", describe(e)),
-        E::Unary(crate::syntax::ast::UnaryOp::Neg, e) => format!("-{}", describe(e)),
+        E::Unary(ir::UnaryOp::Not, e) => format!("!{}", describe(e)),
+        E::Unary(ir::UnaryOp::Neg, e) => format!("-{}", describe(e)),
         E::Binary(op, a, b) => format!("{} {} {}", describe(a), op.symbol(), describe(b)),
         E::Object(entries) => format!(
             "{{{}}}",
@@ -842,6 +859,3 @@ fn describe(expr: &ir::Expr) -> String {
     }
 }
 
-/// Placement is not used yet: one process runs every function's steps.
-#[allow(dead_code)]
-fn placement(_: &Placement) {}

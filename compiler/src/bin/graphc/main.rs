@@ -1,6 +1,7 @@
 //! The `graphc` command line: a thin shell of clap and IO around the compiler library.
 
 mod project;
+mod rustc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use graphc::report::{self, Style};
@@ -211,32 +212,45 @@ fn main() -> ExitCode {
     }
 }
 
-/// The generated module of a file, or the exit code after printing why not.
-fn generate(path: &PathBuf) -> Result<(String, String), ExitCode> {
-    let text = read(path)?;
-    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let options = graphc::codegen::CodegenOptions { span_of: None };
-    match graphc::compile(&text, &options) {
-        Ok((tokens, warnings)) => {
-            if !warnings.is_empty() {
-                eprint!("{}", report::render_human(&path.display().to_string(), &text, &warnings, style()));
-            }
-            let graph_name = graphc::syntax::parse(&text).map(|g| g.name.name).unwrap_or_default();
-            graphc::codegen::format_file(tokens, &name).map(|code| (graph_name, code)).map_err(|error| {
-                eprintln!("error: generated code does not parse (a graphc bug): {error}");
-                ExitCode::from(3)
-            })
-        }
-        Err(diagnostics) => {
-            eprint!("{}", report::render_human(&path.display().to_string(), &text, &diagnostics, style()));
-            Err(ExitCode::FAILURE)
-        }
+/// A graph file, compiled: its text (for diagnostics) and its generated file.
+struct Generated {
+    path: PathBuf,
+    text: String,
+    compiled: graphc::Compiled,
+    file: graphc::codegen::GeneratedFile,
+}
+
+impl Generated {
+    fn render(&self, diagnostics: &[graphc::Diagnostic]) -> String {
+        report::render_human(&self.path.display().to_string(), &self.text, diagnostics, style())
     }
 }
 
+/// The generated module of a file, or the exit code after printing why not.
+fn generate(path: &PathBuf) -> Result<Generated, ExitCode> {
+    let text = read(path)?;
+    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let options = graphc::codegen::CodegenOptions { span_of: None };
+    let render = |diagnostics: &[graphc::Diagnostic]| {
+        report::render_human(&path.display().to_string(), &text, diagnostics, style())
+    };
+    let compiled = graphc::compile(&text, &options).map_err(|diagnostics| {
+        eprint!("{}", render(&diagnostics));
+        ExitCode::FAILURE
+    })?;
+    if !compiled.warnings.is_empty() {
+        eprint!("{}", render(&compiled.warnings));
+    }
+    let file = compiled.to_file(&name).map_err(|diagnostic| {
+        eprint!("{}", render(&[diagnostic]));
+        ExitCode::from(3)
+    })?;
+    Ok(Generated { path: path.clone(), text, compiled, file })
+}
+
 fn emit_rust(path: &PathBuf, out: Option<&std::path::Path>, check: bool) -> ExitCode {
-    let (_, code) = match generate(path) {
-        Ok(generated) => generated,
+    let code = match generate(path) {
+        Ok(generated) => generated.file.text,
         Err(exit) => return exit,
     };
     match (out, check) {
@@ -262,13 +276,49 @@ fn emit_rust(path: &PathBuf, out: Option<&std::path::Path>, check: bool) -> Exit
     ExitCode::SUCCESS
 }
 
+/// Generates, writes and builds a graph's project; rustc's errors in the generated module are
+/// shown at the graph's lines.
 fn build(path: &PathBuf, handlers: Option<&std::path::Path>, release: bool) -> Result<PathBuf, ExitCode> {
-    let (name, code) = generate(path)?;
-    let written = project::write(&name, &code, handlers).map_err(|error| {
-        eprintln!("error: cannot write the project: {error}");
-        ExitCode::from(2)
-    })?;
-    project::build(&written, release).map_err(|error| {
+    let generated = generate(path)?;
+    // `--handlers` wins over the graph's `handlers = "..."`, which is relative to the graph.
+    let handlers = handlers
+        .map(PathBuf::from)
+        .or_else(|| generated.compiled.graph.handlers.as_ref().map(|dir| graph_dir(path).join(dir)));
+    let crate_name = match &handlers {
+        Some(dir) => Some(project::handler_crate(dir).map_err(|error| {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        })?),
+        None => None,
+    };
+    let unresolved = graphc::codegen::unresolved_handler_crates(&generated.compiled.graph, crate_name.as_deref());
+    if !unresolved.is_empty() {
+        eprint!("{}", generated.render(&unresolved));
+        return Err(ExitCode::FAILURE);
+    }
+    let written =
+        project::write(generated.compiled.name(), &generated.file.text, handlers.as_deref(), crate_name.as_deref())
+            .map_err(|error| {
+                eprintln!("error: cannot write the project: {error}");
+                ExitCode::from(2)
+            })?;
+    let mut mapped = Vec::new();
+    let result = project::build(&written, release, |message| match rustc::map(&message, &generated.file) {
+        Some(diagnostic) => {
+            if !mapped.contains(&diagnostic) {
+                mapped.push(diagnostic);
+            }
+        }
+        None => {
+            if let Some(rendered) = message.rendered() {
+                eprint!("{rendered}");
+            }
+        }
+    });
+    if !mapped.is_empty() {
+        eprint!("{}", generated.render(&mapped));
+    }
+    result.map_err(|error| {
         eprintln!("error: {error}");
         ExitCode::FAILURE
     })

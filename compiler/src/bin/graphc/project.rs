@@ -1,6 +1,8 @@
 //! The Cargo project `graphc build` and `graphc test` write for a graph: the generated module, a
 //! `main` that runs the graph's test blocks, and the runtime (and the user's handler crate) as
-//! path dependencies. Builds share one target directory, so a second build is incremental.
+//! path dependencies. Projects live in `target/graphc/<graph name>/`; builds share one target
+//! directory, `target/graphc/.target` (a name no graph can take), so a second build is
+//! incremental.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,8 +24,17 @@ pub struct Project {
     pub binary: String,
 }
 
-/// Writes the project for `graph_name` with the generated `module` text.
-pub fn write(graph_name: &str, module: &str, handlers: Option<&Path>) -> std::io::Result<Project> {
+/// The package name of the handler crate in `dir`.
+pub fn handler_crate(dir: &Path) -> Result<String, String> {
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .map_err(|error| format!("the handler crate {}: cannot read {}: {error}", dir.display(), manifest.display()))?;
+    package_name(&text).ok_or_else(|| format!("no package name in {}", manifest.display()))
+}
+
+/// Writes the project for `graph_name` with the generated `module` text; `handlers` is the
+/// handler crate's folder and `crate_name` its package name.
+pub fn write(graph_name: &str, module: &str, handlers: Option<&Path>, crate_name: Option<&str>) -> std::io::Result<Project> {
     let root = PathBuf::from("target/graphc");
     let dir = root.join(graph_name);
     std::fs::create_dir_all(dir.join("src"))?;
@@ -32,11 +43,8 @@ pub fn write(graph_name: &str, module: &str, handlers: Option<&Path>) -> std::io
     let mut dependencies =
         format!("graphc-runtime = {{ path = {:?} }}\nserde_json = \"1\"\n", runtime.display().to_string());
     let mut uses = String::new();
-    if let Some(handlers) = handlers {
+    if let (Some(handlers), Some(name)) = (handlers, crate_name) {
         let handlers = std::fs::canonicalize(handlers)?;
-        let manifest = std::fs::read_to_string(handlers.join("Cargo.toml"))?;
-        let name = package_name(&manifest)
-            .ok_or_else(|| std::io::Error::other(format!("no package name in {}/Cargo.toml", handlers.display())))?;
         dependencies.push_str(&format!("{name} = {{ path = {:?} }}\n", handlers.display().to_string()));
         // Relative handler paths in the graph resolve from the crate root, like `use`d crates.
         uses.push_str(&format!("#[allow(unused_imports)]\nuse {};\n", name.replace('-', "_")));
@@ -46,8 +54,10 @@ pub fn write(graph_name: &str, module: &str, handlers: Option<&Path>) -> std::io
     );
     write_if_changed(&dir.join("Cargo.toml"), &manifest)?;
     write_if_changed(&dir.join("src/generated.rs"), module)?;
+    // Absolute paths throughout: the graph's module may be named `std` or `graphc_runtime`.
+    let module_name = graphc::codegen::ident(graph_name, proc_macro2::Span::call_site());
     let main = format!(
-        "//! The binary graphc builds for `{graph_name}`: `serve` it over HTTP (or one of its functions), or `test` its test blocks.\n{uses}\ninclude!(\"generated.rs\");\n\nfn main() -> std::process::ExitCode {{\n    graphc_runtime::cli::main({graph_name}::NAME, {graph_name}::pipeline, {graph_name}::tests, {graph_name}::run)\n}}\n"
+        "//! The binary graphc builds for `{graph_name}`: `serve` it over HTTP (or one of its functions), or `test` its test blocks.\n{uses}\ninclude!(\"generated.rs\");\n\nfn main() -> ::std::process::ExitCode {{\n    ::graphc_runtime::cli::main(self::{module_name}::NAME, self::{module_name}::pipeline, self::{module_name}::tests, self::{module_name}::run)\n}}\n"
     );
     write_if_changed(&dir.join("src/main.rs"), &main)?;
     // Start from the workspace's lock file when there is one, so builds reuse known versions.
@@ -55,22 +65,40 @@ pub fn write(graph_name: &str, module: &str, handlers: Option<&Path>) -> std::io
     if lock.exists() && !dir.join("Cargo.lock").exists() {
         std::fs::copy(lock, dir.join("Cargo.lock"))?;
     }
-    Ok(Project { target: root.join("target"), dir, binary })
+    Ok(Project { target: root.join(".target"), dir, binary })
 }
 
-/// Builds the project, showing cargo's progress.
-pub fn build(project: &Project, release: bool) -> std::io::Result<PathBuf> {
+/// Builds the project, showing cargo's progress; rustc's messages go to `on_message`, one at
+/// a time, as cargo prints them.
+pub fn build(
+    project: &Project,
+    release: bool,
+    mut on_message: impl FnMut(crate::rustc::Message),
+) -> std::io::Result<PathBuf> {
     let target = std::fs::canonicalize(&project.target).or_else(|_| {
         std::fs::create_dir_all(&project.target)?;
         std::fs::canonicalize(&project.target)
     })?;
     eprintln!("== building {} (cargo, in {})", project.binary, project.dir.display());
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()));
-    cargo.arg("build").current_dir(&project.dir).env("CARGO_TARGET_DIR", &target);
+    cargo
+        .args(["build", "--message-format=json"])
+        .current_dir(&project.dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .stdout(std::process::Stdio::piped());
     if release {
         cargo.arg("--release");
     }
-    let status = cargo.status()?;
+    let mut child = cargo.spawn()?;
+    if let Some(stdout) = child.stdout.take() {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            if let Ok(message) = serde_json::from_str(&line?) {
+                on_message(crate::rustc::Message(message));
+            }
+        }
+    }
+    let status = child.wait()?;
     if !status.success() {
         return Err(std::io::Error::other(format!("cargo build failed for {}", project.dir.display())));
     }

@@ -1,0 +1,252 @@
+//! The plan: what the back ends print, decided once, on a graph that passed every other check.
+//! Each node's catcher, which nodes answer the caller, the split into functions and how each
+//! answers; and the rules that decide whether such a plan exists (loops of error handlers, a
+//! responder that a deployed graph could not honour).
+
+use super::Checker;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::ir::{Answer, Engine, Function, NodeId, NodeKind, Placement, Queue, Topology};
+use std::collections::BTreeSet;
+
+impl Checker<'_> {
+    pub(super) fn plan(&mut self) {
+        self.resolve_catchers();
+        if !self.check_handler_loops() {
+            return;
+        }
+        self.resolve_answers();
+        self.split_functions();
+    }
+
+    /// Nodes that run after an error handler: reachable from a catcher.
+    fn error_path(&self) -> BTreeSet<NodeId> {
+        self.reach(self.graph.catchers().into_iter().collect())
+    }
+
+    fn reach(&self, from: Vec<NodeId>) -> BTreeSet<NodeId> {
+        let mut seen = BTreeSet::new();
+        let mut work = from;
+        while let Some(id) = work.pop() {
+            if seen.insert(id) {
+                work.extend(self.node(id).children.iter().copied());
+            }
+        }
+        seen
+    }
+
+    /// A node's own handler wins; the graph's catches the rest, but not itself and not what runs
+    /// after a handler.
+    fn resolve_catchers(&mut self) {
+        let error_path = self.error_path();
+        let graph_handler = self.graph.on_error;
+        for id in self.graph.node_ids().collect::<Vec<_>>() {
+            let catcher = self
+                .node(id)
+                .on_error
+                .or_else(|| graph_handler.filter(|&handler| handler != id && !error_path.contains(&id)));
+            self.node_mut(id).catcher = catcher;
+        }
+    }
+
+    /// A failure goes to the node's catcher and on through what follows it; if that path leads
+    /// back to the node, one failure would run forever. Reports each loop once.
+    fn check_handler_loops(&mut self) -> bool {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            OnStack,
+            Done,
+        }
+        let mut marks = vec![Mark::New; self.graph.nodes.len()];
+        let mut loops: Vec<Vec<NodeId>> = Vec::new();
+        for root in self.graph.node_ids() {
+            if marks.get(root.index()) != Some(&Mark::New) {
+                continue;
+            }
+            let mut stack: Vec<(NodeId, usize)> = vec![(root, 0)];
+            if let Some(mark) = marks.get_mut(root.index()) {
+                *mark = Mark::OnStack;
+            }
+            while let Some(&mut (id, ref mut next)) = stack.last_mut() {
+                let node = self.node(id);
+                let successor = node.children.iter().copied().chain(node.catcher).nth(*next);
+                *next += 1;
+                let Some(successor) = successor else {
+                    if let Some(mark) = marks.get_mut(id.index()) {
+                        *mark = Mark::Done;
+                    }
+                    stack.pop();
+                    continue;
+                };
+                match marks.get(successor.index()) {
+                    Some(Mark::New) => {
+                        if let Some(mark) = marks.get_mut(successor.index()) {
+                            *mark = Mark::OnStack;
+                        }
+                        stack.push((successor, 0));
+                    }
+                    Some(Mark::OnStack) => {
+                        let start = stack.iter().position(|(n, _)| *n == successor).unwrap_or(0);
+                        loops.push(stack.iter().skip(start).map(|(n, _)| *n).collect());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for cycle in &loops {
+            let names: Vec<&str> = cycle.iter().map(|&id| self.node(id).name.as_str()).collect();
+            let path = names.iter().chain(names.first()).copied().collect::<Vec<_>>().join(" -> ");
+            let mut labels = cycle.iter().filter(|&&id| self.node(id).catcher.is_some_and(|c| cycle.contains(&c)));
+            let Some(&first) = labels.next() else { continue };
+            let label_of = |checker: &Self, id: NodeId| {
+                let node = checker.node(id);
+                let handler = node.catcher.map(|c| checker.node(c).name.clone()).unwrap_or_default();
+                let span = match node.on_error {
+                    Some(_) => checker.syntax_of(id).option_span("on_error").unwrap_or(node.span),
+                    None => checker.graph_on_error_span.unwrap_or(node.span),
+                };
+                (span, format!("failures of `{}` go to `{handler}`", node.name))
+            };
+            let (span, label) = label_of(self, first);
+            let mut d = Diagnostic::error(
+                Code::HandlerLoop,
+                format!("error handlers lead back to where they started: {path}"),
+                span,
+                label,
+            )
+            .with_help("an error handler cannot, through its own handlers or the steps after it, catch itself: give one of these steps another handler, or none");
+            for &id in labels {
+                let (span, label) = label_of(self, id);
+                d = d.with_label(span, label);
+            }
+            self.report(d);
+        }
+        loops.is_empty()
+    }
+
+    /// The marked responder answers; so does the router of a router topology; and in a graph
+    /// that answers (a responder, or the sync engine, whose chain end answers), the end of an
+    /// error handler's path, so that a handled failure answers `200` on both engines.
+    fn resolve_answers(&mut self) {
+        let router = self.graph.topology == Topology::Router;
+        let responds = self.graph.nodes.iter().any(|node| node.respond);
+        let graph_answers = router || responds || self.graph.engine == Engine::Sync;
+        let main_path = self.reach(self.graph.start_nodes());
+        let error_path = self.error_path();
+        for id in self.graph.node_ids().collect::<Vec<_>>() {
+            let node = self.node(id);
+            let error_end = graph_answers
+                && node.children.is_empty()
+                && error_path.contains(&id)
+                && !main_path.contains(&id)
+                && !matches!(node.kind, NodeKind::Queue(_));
+            let answers = node.respond || (router && matches!(node.kind, NodeKind::Router(_))) || error_end;
+            self.node_mut(id).answers = answers;
+        }
+        let writes_output = self.graph.nodes.iter().any(is_output_stream);
+        self.graph.answer = if graph_answers {
+            Answer::Responder
+        } else if writes_output {
+            // As when split: a graph that writes an output stream answers once it is written.
+            Answer::WhenDone
+        } else {
+            Answer::Accepted
+        };
+    }
+
+    /// The root runs what its start nodes reach without crossing a stream queue; each child
+    /// function what the stream feeding it reaches. A responder must run on the root, which is
+    /// what the caller talks to.
+    fn split_functions(&mut self) {
+        let root_name = self.graph.name.clone();
+        if self.functions.is_empty() {
+            let nodes = self.graph.node_ids().collect();
+            let function = Function {
+                name: root_name,
+                reads: None,
+                entries: self.graph.entry_nodes(),
+                nodes,
+                answer: self.graph.answer,
+            };
+            self.graph.functions = vec![function];
+            return;
+        }
+        let root_nodes = self.scope(self.graph.entry_nodes());
+        let writes = root_nodes.iter().any(|&id| is_stream(self.node(id)));
+        let root_answer = match self.graph.answer {
+            Answer::Responder => Answer::Responder,
+            _ if writes => Answer::WhenDone,
+            other => other,
+        };
+        let mut functions = vec![Function {
+            name: root_name,
+            reads: None,
+            entries: self.graph.entry_nodes(),
+            nodes: root_nodes.into_iter().collect(),
+            answer: root_answer,
+        }];
+        for name in self.functions.clone() {
+            let placed = Placement::Child(name.clone());
+            let fed = self.graph.node_ids().find_map(|queue| {
+                let node = self.node(queue);
+                let entries: Vec<NodeId> =
+                    node.children.iter().copied().filter(|&child| self.node(child).placement == placed).collect();
+                (is_stream(node) && !entries.is_empty()).then_some((queue, entries))
+            });
+            // A function no stream feeds runs nothing (the checker warns of it): no process.
+            let Some((queue, entries)) = fed else { continue };
+            let nodes = self.scope(entries.clone());
+            for &id in &nodes {
+                let node = self.node(id);
+                if node.respond {
+                    let span = self.syntax_of(id).option_span("respond").unwrap_or(node.span);
+                    self.report(
+                        Diagnostic::error(
+                            Code::ResponderOnChildFunction,
+                            format!("`{}` responds, but it runs on child function `{name}`", node.name),
+                            span,
+                            "the caller never hears from a child function",
+                        )
+                        .with_label(self.node(queue).span, "the function is fed through this stream")
+                        .with_help("mark a step of the root function as the responder; a child function's output goes to the streams after it"),
+                    );
+                }
+            }
+            functions.push(Function {
+                name,
+                reads: Some(queue),
+                entries,
+                nodes: nodes.into_iter().collect(),
+                answer: Answer::WhenDone,
+            });
+        }
+        self.graph.functions = functions;
+    }
+
+    /// Everything reachable from `entries` without crossing a stream queue, with the handlers
+    /// of what is reached.
+    fn scope(&self, entries: Vec<NodeId>) -> BTreeSet<NodeId> {
+        let mut nodes = BTreeSet::new();
+        let mut work = entries;
+        while let Some(id) = work.pop() {
+            if !nodes.insert(id) {
+                continue;
+            }
+            let node = self.node(id);
+            if !is_stream(node) {
+                work.extend(node.children.iter().copied());
+            }
+            work.extend(node.catcher);
+        }
+        nodes
+    }
+}
+
+fn is_stream(node: &crate::ir::Node) -> bool {
+    matches!(node.kind, NodeKind::Queue(Queue::Stream { .. }))
+}
+
+/// A stream queue nothing in the graph reads: its records are the graph's output.
+fn is_output_stream(node: &crate::ir::Node) -> bool {
+    is_stream(node) && node.children.is_empty()
+}
