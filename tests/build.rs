@@ -34,7 +34,7 @@ fn main() {
     files.push(long_path);
     let mut index = String::new();
     let mut registry = String::from(
-        "/// Every compiled run fixture: (module name, fixture file, engine, test blocks, mock server).\npub fn all() -> Vec<Fixture> {\n    vec![\n",
+        "/// Every compiled run fixture: (module name, fixture file, engine, test blocks, mock server).\npub fn all() -> ::std::vec::Vec<Fixture> {\n    ::std::vec![\n",
     );
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
@@ -54,7 +54,9 @@ fn main() {
         // The same graph on the other engine, through the checker like any graph: a single
         // chain whose answers do not depend on the engine (a router, or a marked responder).
         let answers_the_same = graph.nodes.iter().any(|n| n.respond);
-        if graph.topology == graphc::ir::Topology::Router || (single_chain && answers_the_same) {
+        // Typed handlers name the fixture's own records, by module: no second module.
+        let untyped = graph.records.is_empty();
+        if untyped && (graph.topology == graphc::ir::Topology::Router || (single_chain && answers_the_same)) {
             let (engine, other) = match graph.engine {
                 graphc::ir::Engine::Sync => ("sync", "async"),
                 graphc::ir::Engine::Async => ("async", "sync"),
@@ -69,11 +71,13 @@ fn main() {
             std::fs::write(Path::new(&out).join(format!("{}.rs", graph.name)), code).expect("write");
             writeln!(index, "include!(concat!(env!(\"OUT_DIR\"), \"/{}.rs\"));", graph.name).unwrap();
             let engine = if graph.engine == graphc::ir::Engine::Sync { "sync" } else { "async" };
-            writeln!(registry, "        Fixture {{ module: \"{0}\", file: \"{file_name}\", engine: \"{engine}\", tests: {0}::tests, run: |options| {{ let server = {0}::mock(options).expect(\"starts\"); graphc_runtime::generated::run_tests(&server, &{0}::tests()) }} }},", graph.name).unwrap();
+            // `self::` and `::graphc_runtime`: a fixture may be named `std` or `match`.
+            let module = graphc::codegen::ident(&graph.name, proc_macro2::Span::call_site());
+            writeln!(registry, "        Fixture {{ module: \"{name}\", file: \"{file_name}\", engine: \"{engine}\", tests: self::{module}::tests, run: |options| {{ let server = self::{module}::mock(options).expect(\"starts\"); ::graphc_runtime::generated::run_tests(&server, &self::{module}::tests()) }} }},", name = graph.name).unwrap();
         }
     }
     registry.push_str("    ]\n}\n");
-    index.push_str("\n/// A compiled run fixture.\npub struct Fixture {\n    /// The generated module's name.\n    pub module: &'static str,\n    /// The fixture file.\n    pub file: &'static str,\n    /// `sync` or `async`.\n    pub engine: &'static str,\n    /// Its test blocks.\n    pub tests: fn() -> Vec<graphc_runtime::TestCase>,\n    /// Runs its test blocks on its mock server.\n    pub run: fn(&graphc_runtime::Options) -> Vec<graphc_runtime::TestOutcome>,\n}\n\n");
+    index.push_str("\n/// A compiled run fixture.\npub struct Fixture {\n    /// The generated module's name.\n    pub module: &'static str,\n    /// The fixture file.\n    pub file: &'static str,\n    /// `sync` or `async`.\n    pub engine: &'static str,\n    /// Its test blocks.\n    pub tests: fn() -> ::std::vec::Vec<::graphc_runtime::TestCase>,\n    /// Runs its test blocks on its mock server.\n    pub run: fn(&::graphc_runtime::Options) -> ::std::vec::Vec<::graphc_runtime::TestOutcome>,\n}\n\n");
     index.push_str(&registry);
     std::fs::write(Path::new(&out).join("run_fixtures.rs"), index).expect("write the index");
 }

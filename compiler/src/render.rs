@@ -1,4 +1,5 @@
-//! Diagrams of a checked graph, as MLRun's plot draws them: Graphviz DOT and Mermaid.
+//! Diagrams of a checked graph, as MLRun's plot draws them: Graphviz DOT and Mermaid. They
+//! print the IR: the error edges are the catchers the checker resolved, as codegen wires them.
 
 use crate::ir::{Graph, NodeId, NodeKind, Placement, Queue};
 use std::fmt::Write;
@@ -45,7 +46,6 @@ pub fn to_dot(graph: &Graph) -> String {
             }
         }
     }
-    let catchers = graph.catchers();
     for id in graph.entry_nodes() {
         let _ = writeln!(out, "  \"_start\" -> {}{};", quote(&graph.node(id).name), cluster_head(graph, id));
     }
@@ -60,7 +60,7 @@ pub fn to_dot(graph: &Graph) -> String {
                 edge_attributes(graph, id, child)
             );
         }
-        if let Some(handler) = node.on_error.or(graph.on_error.filter(|&h| h != id && !catchers.contains(&id))) {
+        if let Some(handler) = node.catcher {
             let _ = writeln!(
                 out,
                 "  {} -> {} [style=dashed{}];",
@@ -99,7 +99,6 @@ pub fn to_mermaid(graph: &Graph) -> String {
             }
         }
     }
-    let catchers = graph.catchers();
     for id in graph.entry_nodes() {
         let _ = writeln!(out, "  _start --> {}", id_of(id));
     }
@@ -108,7 +107,7 @@ pub fn to_mermaid(graph: &Graph) -> String {
         for &child in &node.children {
             let _ = writeln!(out, "  {} --> {}", id_of(id), id_of(child));
         }
-        if let Some(handler) = node.on_error.or(graph.on_error.filter(|&h| h != id && !catchers.contains(&id))) {
+        if let Some(handler) = node.catcher {
             let _ = writeln!(out, "  {} -.-> {}", id_of(id), id_of(handler));
         }
     }

@@ -168,7 +168,7 @@ fn build_emit_rust_prints_what_build_rs_writes() {
     let output = graphc(&["build", "examples/iris/iris.graph", "--emit", "rust"]);
     assert_eq!(output.status.code(), Some(0));
     let text = std::fs::read_to_string(workspace().join("examples/iris/iris.graph")).expect("example");
-    let expected = graphc::builder::generate_file(&text, "iris.graph").expect("generates");
+    let expected = graphc::builder::generate_file(&text, "iris.graph").expect("generates").file.text;
     assert_eq!(String::from_utf8_lossy(&output.stdout), expected);
 }
 

@@ -56,3 +56,17 @@ impl Step for Scale {
         Ok(Flow::Next)
     }
 }
+
+/// A typed handler named by a keyword (`fn crate::handlers::async` in a graph), over a record
+/// named `type` whose fields are keywords.
+pub fn r#async(
+    input: crate::run::r#match::r#type,
+) -> Result<crate::run::r#match::r#type, StepError> {
+    Ok(crate::run::r#match::r#type { r#fn: input.r#fn, r#match: input.r#match + 1 })
+}
+
+/// A typed handler over records named `f64` and `String`, in a graph named `std`.
+pub fn describe_f64(input: crate::run::std::f64) -> Result<crate::run::std::String, StepError> {
+    let option = input.Option.map_or_else(|| "none".to_string(), |n| n.to_string());
+    Ok(crate::run::std::String { name: format!("{}/{option}", input.usize) })
+}

@@ -9,6 +9,9 @@ use crate::rust_names::{self, RustName};
 use crate::source::Span;
 use crate::syntax::ast::{self, Item, RouterKindAst, StepImpl};
 
+/// The language's own type names, which a record cannot take.
+const BUILTIN_TYPES: &[&str] = &["int", "float", "str", "bool", "json"];
+
 impl Checker<'_> {
     pub(super) fn check_names(&mut self) {
         let graph = &self.ast.name;
@@ -17,6 +20,20 @@ impl Checker<'_> {
             match item {
                 Item::Record(record) => {
                     self.rust_name(&record.name.name, record.name.span, "record");
+                    if BUILTIN_TYPES.contains(&record.name.name.as_str()) {
+                        self.report(
+                            Diagnostic::error(
+                                Code::DuplicateName,
+                                format!("record `{}` has the name of a built-in type", record.name.name),
+                                record.name.span,
+                                "a type of the language is named so",
+                            )
+                            .with_help(format!(
+                                "`{}` in a type always means the built-in; rename the record",
+                                record.name.name
+                            )),
+                        );
+                    }
                     for (field, _) in &record.fields {
                         self.rust_name(&field.name, field.span, "record field");
                     }

@@ -165,15 +165,15 @@ impl Generator<'_> {
             #[allow(unused, clippy::all, missing_docs, non_snake_case, non_camel_case_types)]
             pub mod #name {
                 /// The graph's name.
-                pub const NAME: &str = #graph_name;
+                pub const NAME: &::core::primitive::str = #graph_name;
                 /// The graph's engine: `sync` or `async`.
-                pub const ENGINE: &str = #engine;
+                pub const ENGINE: &::core::primitive::str = #engine;
 
                 #records
 
                 /// The context: the graph's parameters, with the options' values over the defaults.
                 pub fn context(options: &#rt::Options) -> #rt::Context {
-                    let build = || -> ::core::result::Result<::std::vec::Vec<(&'static str, #rt::Value)>, #rt::StepError> {
+                    let build = || -> ::core::result::Result<::std::vec::Vec<(&'static ::core::primitive::str, #rt::Value)>, #rt::StepError> {
                         let context = #rt::Context::new(#graph_name);
                         ::core::result::Result::Ok(::std::vec![#(#params),*])
                     };
@@ -338,10 +338,10 @@ impl Generator<'_> {
         if !self.graph.is_distributed() {
             return quote! {
                 /// The graph's functions: the root, which serves HTTP.
-                pub const FUNCTIONS: &[&str] = &[#graph_name];
+                pub const FUNCTIONS: &[&::core::primitive::str] = &[#graph_name];
 
                 /// Runs one function of the graph (here only the root, which serves HTTP).
-                pub fn run(function: &str, options: &#rt::Options, launch: #rt::Launch) -> #rt::Launched {
+                pub fn run(function: &::core::primitive::str, options: &#rt::Options, launch: #rt::Launch) -> #rt::Launched {
                     match function {
                         #graph_name => match pipeline(options) {
                             ::core::result::Result::Ok(handler) => launch.serve(handler),
@@ -398,13 +398,13 @@ impl Generator<'_> {
         }
         quote! {
             /// The graph's functions: the root (it serves HTTP), then the child functions.
-            pub const FUNCTIONS: &[&str] = &[#(#names),*];
+            pub const FUNCTIONS: &[&::core::primitive::str] = &[#(#names),*];
 
             #(#builders)*
 
             /// Runs one function of the graph: the root serves HTTP; a child function consumes
             /// its stream.
-            pub fn run(function: &str, options: &#rt::Options, launch: #rt::Launch) -> #rt::Launched {
+            pub fn run(function: &::core::primitive::str, options: &#rt::Options, launch: #rt::Launch) -> #rt::Launched {
                 match function {
                     #(#arms)*
                     other => launch.unknown(other, FUNCTIONS),

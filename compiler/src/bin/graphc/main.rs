@@ -302,20 +302,25 @@ fn build(path: &PathBuf, handlers: Option<&std::path::Path>, release: bool) -> R
                 eprintln!("error: cannot write the project: {error}");
                 ExitCode::from(2)
             })?;
-    let mut mapped = Vec::new();
+    // rustc reports one handler of the wrong type several times, at the handler's node and at
+    // what is built around it: shown once at the graph line, and the follow-ons in the
+    // generated module only when nothing could be mapped.
+    let mut mapped: Vec<graphc::Diagnostic> = Vec::new();
+    let mut unmapped = Vec::new();
     let result = project::build(&written, release, |message| match rustc::map(&message, &generated.file) {
-        Some(diagnostic) => {
-            if !mapped.contains(&diagnostic) {
+        rustc::Mapped::Graph(diagnostic) => {
+            let seen = mapped.iter().any(|d| d.message == diagnostic.message && d.primary_span() == diagnostic.primary_span());
+            if !seen {
                 mapped.push(diagnostic);
             }
         }
-        None => {
-            if let Some(rendered) = message.rendered() {
-                eprint!("{rendered}");
-            }
-        }
+        rustc::Mapped::Generated(rendered) => unmapped.push(rendered),
+        rustc::Mapped::Elsewhere(rendered) => eprint!("{rendered}"),
+        rustc::Mapped::Nothing => {}
     });
-    if !mapped.is_empty() {
+    if mapped.is_empty() {
+        unmapped.iter().for_each(|rendered| eprint!("{rendered}"));
+    } else {
         eprint!("{}", generated.render(&mapped));
     }
     result.map_err(|error| {

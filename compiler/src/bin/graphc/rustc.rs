@@ -23,9 +23,37 @@ impl Message {
 /// The generated module's file inside the project graphc writes.
 const GENERATED: &str = "src/generated.rs";
 
+/// Where a message of cargo's belongs.
+pub enum Mapped {
+    /// A rustc error in the generated module, at the graph line it was generated from.
+    Graph(Diagnostic),
+    /// A rustc message in the generated module that no graph line explains (as rendered).
+    Generated(String),
+    /// A message about other code (as rendered): passed through.
+    Elsewhere(String),
+    /// Not a compiler message.
+    Nothing,
+}
+
+/// Maps one of cargo's messages.
+pub fn map(message: &Message, file: &GeneratedFile) -> Mapped {
+    let Some(rendered) = message.rendered() else { return Mapped::Nothing };
+    match to_graph(message, file) {
+        Some(diagnostic) => Mapped::Graph(diagnostic),
+        None if mentions_generated(message) => Mapped::Generated(rendered.to_string()),
+        None => Mapped::Elsewhere(rendered.to_string()),
+    }
+}
+
+fn mentions_generated(message: &Message) -> bool {
+    message.diagnostic().and_then(|d| d.get("spans")).and_then(Value::as_array).is_some_and(|spans| {
+        spans.iter().any(|span| span.get("file_name").and_then(Value::as_str) == Some(GENERATED))
+    })
+}
+
 /// A rustc error whose primary place (or, failing that, any place) is in the generated module,
 /// as a diagnostic at the graph line it was generated from, keeping rustc's message and code.
-pub fn map(message: &Message, file: &GeneratedFile) -> Option<Diagnostic> {
+fn to_graph(message: &Message, file: &GeneratedFile) -> Option<Diagnostic> {
     let diagnostic = message.diagnostic()?;
     if diagnostic.get("level")?.as_str()? != "error" {
         return None;
