@@ -2,6 +2,9 @@
 //! single-chain graph also on the other engine (as `<name>_async` or `<name>_sync`), so that the
 //! run tests cover both executors. `run_fixtures.rs` includes them all and lists them.
 
+#[path = "src/shapes.rs"]
+mod shapes;
+
 use std::fmt::Write;
 use std::path::Path;
 
@@ -13,25 +16,18 @@ fn main() {
         std::fs::read_dir(fixtures).expect("fixtures/run exists").map(|e| e.expect("entry").path()).collect();
     files.retain(|p| p.extension().is_some_and(|e| e == "graph"));
     files.sort();
-    // A long async chain, made here: its future types nest deep enough to need boxing.
-    let long_chain = {
-        let steps = 40;
-        let mut text = String::from("graph long_chain {\n    topology = flow;\n    engine = async;\n");
-        for i in 0..steps {
-            text.push_str(&format!("    step s{i} = map({{ n: body.n + 1 }});\n"));
-        }
-        text.push_str(&format!("    step last = map(body) {{ respond; after = s{}; }}\n", steps - 1));
-        for i in 1..steps {
-            text.push_str(&format!("    s{} -> s{i};\n", i - 1));
-        }
-        text.push_str(&format!(
-            "    test counts {{ request POST \"/\" {{ body = {{ n: 0 }}; }} expect body.n == {steps}; }}\n}}\n"
-        ));
-        text
-    };
-    let long_path = Path::new(&out).join("long_chain.graph");
-    std::fs::write(&long_path, long_chain).expect("write the long chain");
-    files.push(long_path);
+    // Shapes that stress code generation, made here: any graph that checks must build.
+    let shapes = [
+        ("long_chain", shapes::long_chain("long_chain", "async", 40)),
+        ("chain_of_1000", shapes::long_chain("chain_of_1000", "sync", 1000)),
+        ("wide_choice", shapes::wide_choice("wide_choice", 200, 4)),
+        ("lattice", shapes::lattice("lattice", 13, 20)),
+    ];
+    for (name, text) in shapes {
+        let path = Path::new(&out).join(format!("{name}.graph"));
+        std::fs::write(&path, text).expect("write a generated shape");
+        files.push(path);
+    }
     let mut index = String::new();
     let mut registry = String::from(
         "/// Every compiled run fixture: (module name, fixture file, engine, test blocks, mock server).\npub fn all() -> ::std::vec::Vec<Fixture> {\n    ::std::vec![\n",

@@ -363,10 +363,17 @@ impl<N: Node> Node for MemoryQueue<N> {
 
 type BoxFuture<'a> = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
-/// A node behind a trait object, on the tokio executor. Generated code puts one every few dozen
-/// steps of a long chain: a node's type nests every node after it, and past about a hundred
-/// levels rustc's trait solver overflows. One indirect call and one boxed future per event per
-/// boxed node, not per step.
+/// Below this much stack left, an erased node continues on a new stack segment.
+const RED_ZONE: usize = 256 * 1024;
+/// The size of each new segment.
+const STACK_SEGMENT: usize = 4 * 1024 * 1024;
+
+/// A node behind a trait object, on the tokio executor. Generated code puts one every few
+/// levels of a deep or wide graph: a node's type nests every node after it, and past about a
+/// hundred levels rustc's trait solver overflows. One indirect call and one boxed future per
+/// event per boxed node, not per step. Since each node calls the next, a long chain recurses
+/// as deep as it is long: here, at every erased node, the stack grows on demand (`stacker`),
+/// so no length of chain overflows a thread's stack.
 pub struct Boxed(Box<dyn ErasedNode>);
 
 impl Boxed {
@@ -391,13 +398,18 @@ impl<N: Node> ErasedNode for N {
     }
 }
 
+/// Polls a future with room on the stack for what it nests.
+async fn with_stack(mut future: BoxFuture<'_>) {
+    std::future::poll_fn(|cx| stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || future.as_mut().poll(cx))).await;
+}
+
 impl Node for Boxed {
     async fn push(&self, event: &mut Event, run: &Run) {
-        self.0.push_boxed(event, run).await;
+        with_stack(self.0.push_boxed(event, run)).await;
     }
 
     async fn push_to(&self, outlet: usize, event: &mut Event, run: &Run) {
-        self.0.push_to_boxed(outlet, event, run).await;
+        with_stack(self.0.push_to_boxed(outlet, event, run)).await;
     }
 }
 
@@ -428,10 +440,10 @@ impl<N: SyncNode> ErasedSyncNode for N {
 
 impl SyncNode for BoxedSync {
     fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
-        self.0.push_erased(event, run);
+        stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || self.0.push_erased(event, run));
     }
 
     fn push_sync_to(&self, outlet: usize, event: &mut Event, run: &mut SyncRun<'_>) {
-        self.0.push_to_erased(outlet, event, run);
+        stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || self.0.push_to_erased(outlet, event, run));
     }
 }

@@ -41,6 +41,24 @@ fn single_chains_run_on_both_engines() {
 }
 
 #[test]
+fn graphs_of_any_width_and_depth_build_and_run() {
+    // Made by build.rs from tests/src/shapes.rs; each runs its own test blocks above too.
+    let fixtures = graphc_tests::run::all();
+    for (module, engine) in [
+        ("chain_of_1000", "sync"),
+        ("chain_of_1000_async", "async"),
+        ("wide_choice", "async"),
+        ("lattice", "async"),
+        ("long_chain", "async"),
+    ] {
+        let fixture = fixtures.iter().find(|f| f.module == module).unwrap_or_else(|| panic!("{module} is compiled"));
+        assert_eq!(fixture.engine, engine);
+        let outcomes = (fixture.run)(&options());
+        assert!(!outcomes.is_empty() && outcomes.iter().all(|o| o.failure.is_none()), "{module}: {:?}", outcomes.iter().map(|o| &o.failure).collect::<Vec<_>>());
+    }
+}
+
+#[test]
 fn a_failing_expectation_is_reported_with_the_response() {
     use graphc_runtime::generated::{Expectation, TestCase, run_tests};
     let server = graphc_tests::run::chain::mock(&options()).unwrap();
