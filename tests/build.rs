@@ -2,8 +2,13 @@
 //! single-chain graph also on the other engine (as `<name>_async` or `<name>_sync`), so that the
 //! run tests cover both executors. `run_fixtures.rs` includes them all and lists them.
 
+#[path = "src/random.rs"]
+mod random;
 #[path = "src/shapes.rs"]
 mod shapes;
+
+/// How many random graphs are compiled and run.
+const RANDOM_GRAPHS: u64 = 60;
 
 use std::fmt::Write;
 use std::path::Path;
@@ -12,6 +17,8 @@ fn main() {
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     let fixtures = Path::new("fixtures/run");
     println!("cargo:rerun-if-changed={}", fixtures.display());
+    println!("cargo:rerun-if-changed=src/random.rs");
+    println!("cargo:rerun-if-changed=src/shapes.rs");
     let mut files: Vec<_> =
         std::fs::read_dir(fixtures).expect("fixtures/run exists").map(|e| e.expect("entry").path()).collect();
     files.retain(|p| p.extension().is_some_and(|e| e == "graph"));
@@ -23,9 +30,16 @@ fn main() {
         ("wide_choice", shapes::wide_choice("wide_choice", 200, 4)),
         ("lattice", shapes::lattice("lattice", 13, 20)),
     ];
-    for (name, text) in shapes {
+    // Random graphs from every construct, compiled by rustc here and run by the tests: each
+    // must answer one of the statuses the semantics allow.
+    let random = (0..RANDOM_GRAPHS).map(|seed| {
+        let name = format!("random_{seed}");
+        let text = random::graph(&name, seed, random::Limits { size: 1 + seed as usize % 10, remote: false });
+        (name, text)
+    });
+    for (name, text) in shapes.into_iter().map(|(name, text)| (name.to_string(), text)).chain(random) {
         let path = Path::new(&out).join(format!("{name}.graph"));
-        std::fs::write(&path, text).expect("write a generated shape");
+        std::fs::write(&path, text).expect("write a generated graph");
         files.push(path);
     }
     let mut index = String::new();

@@ -15,12 +15,18 @@ fn corpus() -> Vec<String> {
     texts
 }
 
-/// Checks a text and renders whatever it reports, which must not panic either.
+/// Checks a text and renders whatever it reports, which must not panic either; what checks
+/// must generate a module that parses.
 fn check_everything(text: &str) {
     let diagnostics = match graphc::check_source(text) {
         Ok(checked) => {
             let _ = graphc::render::to_dot(&checked.graph);
             let _ = graphc::render::to_mermaid(&checked.graph);
+            let compiled = graphc::compile(text, &graphc::codegen::CodegenOptions { span_of: None })
+                .unwrap_or_else(|d| panic!("checks but does not generate:\n{text}\n{d:#?}"));
+            if let Err(error) = compiled.to_file("fuzz.graph") {
+                panic!("checks but its module does not parse:\n{text}\n{}", error.message);
+            }
             checked.warnings
         }
         Err(diagnostics) => diagnostics,

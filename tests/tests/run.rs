@@ -59,6 +59,19 @@ fn graphs_of_any_width_and_depth_build_and_run() {
 }
 
 #[test]
+fn random_graphs_compiled_by_rustc_answer_only_allowed_statuses() {
+    let fixtures = graphc_tests::run::all();
+    let random: Vec<_> = fixtures.iter().filter(|f| f.module.starts_with("random_")).collect();
+    assert!(random.len() >= 50, "{} random graphs compiled", random.len());
+    for fixture in random {
+        // Each one's test block sends the same body and asserts the status is allowed.
+        let outcomes = (fixture.run)(&options());
+        assert_eq!(outcomes.len(), 1, "{}", fixture.module);
+        assert!(outcomes[0].failure.is_none(), "{} ({}): {:?}", fixture.module, fixture.engine, outcomes[0].failure);
+    }
+}
+
+#[test]
 fn a_failing_expectation_is_reported_with_the_response() {
     use graphc_runtime::generated::{Expectation, TestCase, run_tests};
     let server = graphc_tests::run::chain::mock(&options()).unwrap();
