@@ -9,7 +9,7 @@ fn workspace() -> PathBuf {
 }
 
 fn graphc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_graphc")).args(args).current_dir(workspace()).output().expect("graphc runs")
+    Command::new(env!("CARGO_BIN_EXE_graphc")).args(args).env("COLUMNS", "100").current_dir(workspace()).output().expect("graphc runs")
 }
 
 fn graph_files(folder: &str) -> Vec<String> {
@@ -205,6 +205,22 @@ fn graphc_test_runs_the_examples_test_blocks() {
     let stdout = String::from_utf8_lossy(&flow.stdout);
     assert_eq!(flow.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&flow.stderr));
     assert!(stdout.ends_with("1 passed, 0 failed\n"), "{stdout}");
+    // The graph says where its handler crate is (`handlers = "handlers";`): no flag needed.
+    let flow = graphc(&["test", "examples/flow/flow.graph"]);
+    let stdout = String::from_utf8_lossy(&flow.stdout);
+    assert_eq!(flow.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&flow.stderr));
+    assert!(stdout.ends_with("1 passed, 0 failed\n"), "{stdout}");
+
+    // Handlers of the wrong types: rustc's errors, each once, at the graph's lines.
+    let wrong = graphc(&["build", "tests/fixtures/rustc/wrong_types.graph"]);
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(wrong.status.code(), Some(1), "{stderr}");
+    let start = stderr.find("graphc::rustc").unwrap_or_else(|| panic!("no mapped error:\n{stderr}"));
+    let end = stderr.rfind("error: cargo build failed").unwrap_or(stderr.len());
+    let mapped = &stderr[start..end];
+    assert!(!mapped.contains("generated.rs"), "{mapped}");
+    assert_eq!(mapped.matches("graphc::rustc").count(), 2, "one report per handler:\n{mapped}");
+    insta::assert_snapshot!("rustc_errors_at_the_graph_lines", mapped);
 
     // A distributed graph's test blocks run the whole graph in one process, with no Redis.
     let distributed = graphc(&["test", "examples/distributed/distributed.graph"]);
@@ -225,6 +241,41 @@ fn graphc_test_runs_the_examples_test_blocks() {
         "{stdout}"
     );
     let _ = std::fs::remove_file(junit);
+}
+
+#[test]
+fn graphs_named_like_what_the_project_uses_build_and_test() {
+    // `std` and `graphc_runtime` are names the written `main.rs` uses; `target` is a folder
+    // beside the projects; `match` is a keyword (a raw identifier in the generated code).
+    for name in ["std", "graphc_runtime", "target", "match"] {
+        let file = format!("target/graphc-named-{name}.graph");
+        std::fs::write(
+            workspace().join(&file),
+            format!("graph {name} {{ topology = flow; engine = sync; step a = map(body) {{ respond; }} test echoes {{ request POST \"/\" {{ body = 1; }} expect body == 1; }} }}"),
+        )
+        .expect("write");
+        let output = graphc(&["test", &file]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{name}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        assert!(stdout.ends_with("1 passed, 0 failed\n"), "{name}: {stdout}");
+    }
+}
+
+#[test]
+fn a_handler_path_naming_no_given_crate_is_a_diagnostic_at_the_path() {
+    let graph = workspace().join("target/graphc-unknown-crate.graph");
+    std::fs::write(&graph, "graph unknown_crate {\n    topology = flow;\n    step a = fn nowhere::run { respond; }\n}\n")
+        .expect("write");
+    let output = graphc(&["build", "target/graphc-unknown-crate.graph"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("graphc::unknown_handler")
+            && stderr.contains("no crate `nowhere` is given")
+            && stderr.contains("graphc-unknown-crate.graph:3:17"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("== building"), "refused before cargo runs: {stderr}");
 }
 
 #[test]

@@ -303,13 +303,14 @@ fn build(path: &PathBuf, handlers: Option<&std::path::Path>, release: bool) -> R
                 ExitCode::from(2)
             })?;
     // rustc reports one handler of the wrong type several times, at the handler's node and at
-    // what is built around it: shown once at the graph line, and the follow-ons in the
-    // generated module only when nothing could be mapped.
+    // what is built around it (the nodes before it hold its type): shown once, at the first
+    // graph line it maps to, and the follow-ons in the generated module only when nothing
+    // could be mapped.
     let mut mapped: Vec<graphc::Diagnostic> = Vec::new();
     let mut unmapped = Vec::new();
     let result = project::build(&written, release, |message| match rustc::map(&message, &generated.file) {
         rustc::Mapped::Graph(diagnostic) => {
-            let seen = mapped.iter().any(|d| d.message == diagnostic.message && d.primary_span() == diagnostic.primary_span());
+            let seen = mapped.iter().any(|d| d.message == diagnostic.message);
             if !seen {
                 mapped.push(diagnostic);
             }

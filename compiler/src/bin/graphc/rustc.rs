@@ -40,9 +40,14 @@ pub fn map(message: &Message, file: &GeneratedFile) -> Mapped {
     let Some(rendered) = message.rendered() else { return Mapped::Nothing };
     match to_graph(message, file) {
         Some(diagnostic) => Mapped::Graph(diagnostic),
-        None if mentions_generated(message) => Mapped::Generated(rendered.to_string()),
+        // A summary with no place ("aborting due to ...") belongs with the errors it sums up.
+        None if mentions_generated(message) || !has_spans(message) => Mapped::Generated(rendered.to_string()),
         None => Mapped::Elsewhere(rendered.to_string()),
     }
+}
+
+fn has_spans(message: &Message) -> bool {
+    message.diagnostic().and_then(|d| d.get("spans")).and_then(Value::as_array).is_some_and(|spans| !spans.is_empty())
 }
 
 fn mentions_generated(message: &Message) -> bool {
@@ -82,7 +87,8 @@ fn to_graph(message: &Message, file: &GeneratedFile) -> Option<Diagnostic> {
         .filter_map(|child| {
             let level = child.get("level")?.as_str()?;
             let text = child.get("message")?.as_str()?;
-            (!text.is_empty()).then(|| format!("{level}: {text}"))
+            // miette prints the first line as `help:`; the others keep rustc's own level.
+            (!text.is_empty()).then(|| if level == "help" { text.to_string() } else { format!("{level}: {text}") })
         })
         .collect();
     let mut mapped = Diagnostic::error(Code::Rustc, headline, at, label);
