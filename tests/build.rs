@@ -51,16 +51,17 @@ fn main() {
         let text = std::fs::read_to_string(file).expect("fixture text");
         let file_name = file.file_name().expect("a name").to_string_lossy().into_owned();
         let compile = |text: &str| {
-            let compiled = graphc::compile(text, &graphc::codegen::CodegenOptions { span_of: None }).unwrap_or_else(|d| {
-                panic!("{}", graphc::report::render_human(&file_name, text, &d, graphc::report::Style::PLAIN))
-            });
+            let compiled =
+                graphc::compile(text, &graphc::codegen::CodegenOptions { span_of: None }).unwrap_or_else(|d| {
+                    panic!("{}", graphc::report::render_human(&file_name, text, &d, graphc::report::Style::PLAIN))
+                });
             let file = compiled.to_file(&file_name).expect("generated code parses");
             (compiled.graph, file.text)
         };
         let (graph, code) = compile(&text);
         let mut variants = vec![(graph.clone(), code)];
-        let single_chain = graph.nodes.iter().all(|n| n.parents.len() <= 1 && n.children.len() <= 1)
-            && graph.start_nodes().len() <= 1;
+        let single_chain =
+            graph.nodes.iter().all(|n| n.parents.len() <= 1 && n.children.len() <= 1) && graph.start_nodes().len() <= 1;
         // The same graph on the other engine, through the checker like any graph: a single
         // chain whose answers do not depend on the engine (a router, or a marked responder).
         let answers_the_same = graph.nodes.iter().any(|n| n.respond);

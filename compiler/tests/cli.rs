@@ -9,7 +9,12 @@ fn workspace() -> PathBuf {
 }
 
 fn graphc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_graphc")).args(args).env("COLUMNS", "100").current_dir(workspace()).output().expect("graphc runs")
+    Command::new(env!("CARGO_BIN_EXE_graphc"))
+        .args(args)
+        .env("COLUMNS", "100")
+        .current_dir(workspace())
+        .output()
+        .expect("graphc runs")
 }
 
 fn graph_files(folder: &str) -> Vec<String> {
@@ -264,8 +269,11 @@ fn graphs_named_like_what_the_project_uses_build_and_test() {
 #[test]
 fn a_handler_path_naming_no_given_crate_is_a_diagnostic_at_the_path() {
     let graph = workspace().join("target/graphc-unknown-crate.graph");
-    std::fs::write(&graph, "graph unknown_crate {\n    topology = flow;\n    step a = fn nowhere::run { respond; }\n}\n")
-        .expect("write");
+    std::fs::write(
+        &graph,
+        "graph unknown_crate {\n    topology = flow;\n    step a = fn nowhere::run { respond; }\n}\n",
+    )
+    .expect("write");
     let output = graphc(&["build", "target/graphc-unknown-crate.graph"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");

@@ -154,3 +154,70 @@ fn hostile_nesting_and_length_are_diagnostics_not_crashes() {
         }
     }
 }
+
+fn id(graph: &Graph, name: &str) -> graphc::ir::NodeId {
+    graphc::ir::NodeId(graph.nodes.iter().position(|n| n.name == name).expect("node exists") as u32)
+}
+
+#[test]
+fn one_rule_decides_which_handler_catches_each_node() {
+    let graph = checked(
+        "graph g { topology = flow; on_error = all; step a = map(body); step b = map(body) { on_error = own; respond; } \
+         step own = map(body); step all = map(body); step after_all = map(body); a -> b; all -> after_all; }",
+    );
+    assert_eq!(node(&graph, "a").catcher, Some(id(&graph, "all")), "the graph's handler");
+    assert_eq!(node(&graph, "b").catcher, Some(id(&graph, "own")), "a step's own handler wins");
+    assert_eq!(node(&graph, "own").catcher, None, "what runs after a handler is not caught by the graph's");
+    assert_eq!(node(&graph, "all").catcher, None, "the graph's handler does not catch itself");
+    assert_eq!(node(&graph, "after_all").catcher, None);
+    // The diagram draws exactly those edges.
+    let dot = graphc::render::to_dot(&graph);
+    let dashed: Vec<&str> = dot.lines().filter(|line| line.contains("style=dashed")).collect();
+    assert_eq!(dashed, [r#"  "a" -> "all" [style=dashed];"#, r#"  "b" -> "own" [style=dashed];"#], "{dot}");
+}
+
+#[test]
+fn a_handlers_path_end_answers_in_a_graph_that_answers() {
+    let graph = checked(
+        "graph g { topology = flow; on_error = all; step a = map(body) { respond; } step all = map(body); \
+         step after_all = map(body); all -> after_all; }",
+    );
+    assert!(node(&graph, "a").answers);
+    assert!(!node(&graph, "all").answers, "the handler has a successor");
+    assert!(node(&graph, "after_all").answers, "the end of the error path answers");
+    assert_eq!(graph.answer, graphc::ir::Answer::Responder);
+    // Without a responder, an async flow answers 202 at once and nothing else answers.
+    let graph = checked("graph g { topology = flow; on_error = all; step a = map(body); step all = map(body); }");
+    assert_eq!(graph.answer, graphc::ir::Answer::Accepted);
+    assert!(graph.nodes.iter().all(|n| !n.answers));
+}
+
+#[test]
+fn the_split_into_functions_is_in_the_ir() {
+    let graph = checked(
+        r#"graph split { topology = flow; function left; function right;
+           step take = map(body);
+           queue q = stream(url = "redis://127.0.0.1:6379/q");
+           step l = map(body) { function = left; }
+           step r = map(body) { function = right; }
+           queue out = stream(url = "redis://127.0.0.1:6379/out");
+           take -> q -> [l, r]; l -> out; }"#,
+    );
+    let functions: Vec<(&str, Vec<String>, Option<String>)> = graph
+        .functions
+        .iter()
+        .map(|f| (f.name.as_str(), names(&graph, &f.entries), f.reads.map(|q| graph.node(q).name.clone())))
+        .collect();
+    assert_eq!(
+        functions,
+        [
+            ("split", vec!["take".to_string()], None),
+            ("left", vec!["l".to_string()], Some("q".to_string())),
+            ("right", vec!["r".to_string()], Some("q".to_string())),
+        ],
+        "each function reading the stream enters at its own steps"
+    );
+    assert!(graph.is_distributed());
+    use graphc::ir::Answer;
+    assert_eq!(graph.functions.iter().map(|f| f.answer).collect::<Vec<_>>(), [Answer::WhenDone; 3]);
+}

@@ -59,9 +59,7 @@ impl Step for Scale {
 
 /// A typed handler named by a keyword (`fn crate::handlers::async` in a graph), over a record
 /// named `type` whose fields are keywords.
-pub fn r#async(
-    input: crate::run::r#match::r#type,
-) -> Result<crate::run::r#match::r#type, StepError> {
+pub fn r#async(input: crate::run::r#match::r#type) -> Result<crate::run::r#match::r#type, StepError> {
     Ok(crate::run::r#match::r#type { r#fn: input.r#fn, r#match: input.r#match + 1 })
 }
 

@@ -92,7 +92,9 @@ fn router_topology(rng: &mut Rng, out: &mut String, size: usize) -> String {
         (0..count)
             .map(|i| {
                 let kind = rng.pick(CLASSIFIERS);
-                format!("route m{i} = model(kind = {kind}, model_path = \"../../../examples/iris/models/{kind}.json\");")
+                format!(
+                    "route m{i} = model(kind = {kind}, model_path = \"../../../examples/iris/models/{kind}.json\");"
+                )
             })
             .collect()
     };
@@ -100,7 +102,11 @@ fn router_topology(rng: &mut Rng, out: &mut String, size: usize) -> String {
     let (kind, routes) = match rng.below(3) {
         0 => {
             let weights = (0..count).map(|i| format!("m{i}: {}", 1 + i)).collect::<Vec<_>>().join(", ");
-            let options = if rng.chance(50) { format!(" vote = classification; weights = {{ {weights} }};") } else { String::new() };
+            let options = if rng.chance(50) {
+                format!(" vote = classification; weights = {{ {weights} }};")
+            } else {
+                String::new()
+            };
             (format!("ensemble {{{options}"), models(rng, count))
         }
         1 => {
@@ -133,7 +139,8 @@ fn step_impl(rng: &mut Rng, sync: bool, remote: bool, param: bool) -> (String, V
     let bonus = if param { " + param.bonus" } else { "" };
     let choices = if remote && !sync { 10 } else { 9 };
     let plain = |text: &str| (text.to_string(), Vec::new());
-    let paths = |input: &str, result: &str| vec![format!("input_path = \"{input}\";"), format!("result_path = \"{result}\";")];
+    let paths =
+        |input: &str, result: &str| vec![format!("input_path = \"{input}\";"), format!("result_path = \"{result}\";")];
     match rng.below(choices) {
         0 => plain(&format!("map({{ a: body.a, n: body.n + 1{bonus}, turn: body.turn, k: body.k }})")),
         1 => plain("extend({ tagged: true, path: event.path })"),
@@ -217,7 +224,9 @@ fn flow_topology(rng: &mut Rng, out: &mut String, size: usize, remote: bool, nam
         }
     }
     if graph_catcher {
-        out.push_str("    on_error = catch_all;\n    step catch_all = fn crate::handlers::record_failure { full_event; }\n");
+        out.push_str(
+            "    on_error = catch_all;\n    step catch_all = fn crate::handlers::record_failure { full_event; }\n",
+        );
         if rng.chance(50) {
             out.push_str("    step after_all = map({ handled: true, was: body });\n    catch_all -> after_all;\n");
         }

@@ -37,10 +37,30 @@ proptest! {
 fn the_generator_covers_every_construct() {
     let texts: Vec<String> = (0..300).map(|seed| random::graph("g", seed, Limits { size: 8, remote: true })).collect();
     for construct in [
-        "topology = flow", "engine = sync", "engine = async", "ensemble", "parallel", "= model {", "choice {",
-        "memory(", "stream(", "function worker", "on_error = caught", "on_error = catch_all", "input_path",
-        "full_event", "new crate::handlers::Scale", "$remote", "flat_map", "filter(", "extend(", "record Shape",
-        "param bonus", "error_stream", "respond;", "test answers",
+        "topology = flow",
+        "engine = sync",
+        "engine = async",
+        "ensemble",
+        "parallel",
+        "= model {",
+        "choice {",
+        "memory(",
+        "stream(",
+        "function worker",
+        "on_error = caught",
+        "on_error = catch_all",
+        "input_path",
+        "full_event",
+        "new crate::handlers::Scale",
+        "$remote",
+        "flat_map",
+        "filter(",
+        "extend(",
+        "record Shape",
+        "param bonus",
+        "error_stream",
+        "respond;",
+        "test answers",
     ] {
         assert!(texts.iter().any(|text| text.contains(construct)), "no random graph has `{construct}`");
     }

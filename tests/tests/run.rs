@@ -54,7 +54,11 @@ fn graphs_of_any_width_and_depth_build_and_run() {
         let fixture = fixtures.iter().find(|f| f.module == module).unwrap_or_else(|| panic!("{module} is compiled"));
         assert_eq!(fixture.engine, engine);
         let outcomes = (fixture.run)(&options());
-        assert!(!outcomes.is_empty() && outcomes.iter().all(|o| o.failure.is_none()), "{module}: {:?}", outcomes.iter().map(|o| &o.failure).collect::<Vec<_>>());
+        assert!(
+            !outcomes.is_empty() && outcomes.iter().all(|o| o.failure.is_none()),
+            "{module}: {:?}",
+            outcomes.iter().map(|o| &o.failure).collect::<Vec<_>>()
+        );
     }
 }
 

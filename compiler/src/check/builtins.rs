@@ -109,7 +109,7 @@ impl<'a> Checker<'a> {
                             other.span(),
                             "a route runs a model, `fn` or `new` step",
                         )
-                        .with_help("declare it as a step of a flow and route to a `fn` or `new` step, or serve a `model(...)`"),
+                        .with_help("route to a `model(...)`, a `fn` or a `new` step; call a remote model with a `$remote` step in a flow"),
                     );
                 }
                 ir::RouteKind::Step(Box::new(kind))

@@ -404,9 +404,10 @@ impl Checker<'_> {
 
     /// True when the node's `function` option is written `*`.
     fn written_star(&self, id: NodeId) -> bool {
-        self.syntax_of(id).options.iter().any(|opt| {
-            opt.key.name == "function" && matches!(opt.value, Some(crate::syntax::ast::OptValue::Star(_)))
-        })
+        self.syntax_of(id)
+            .options
+            .iter()
+            .any(|opt| opt.key.name == "function" && matches!(opt.value, Some(crate::syntax::ast::OptValue::Star(_))))
     }
 
     /// A memory queue runs where its producers run; other nodes where they are placed.
@@ -444,10 +445,7 @@ impl Checker<'_> {
         }
         let responds = self.graph.nodes.iter().any(|n| n.respond);
         // A distributed graph's root answers 202 once the event is in its stream: by design.
-        if self.graph.engine == Engine::Async
-            && !responds
-            && !self.graph.nodes.is_empty()
-            && self.functions.is_empty()
+        if self.graph.engine == Engine::Async && !responds && !self.graph.nodes.is_empty() && self.functions.is_empty()
         {
             let d = Diagnostic::warning(
                 Code::NoResponder,

@@ -581,7 +581,13 @@ impl Generator<'_> {
     }
 
     /// A user type built once with its arguments.
-    fn construct_step(&self, name: &str, path: &str, args: &[(String, ir::Expr)], span: proc_macro2::Span) -> TokenStream {
+    fn construct_step(
+        &self,
+        name: &str,
+        path: &str,
+        args: &[(String, ir::Expr)],
+        span: proc_macro2::Span,
+    ) -> TokenStream {
         let rt = rt_at(span);
         let path = self.user_path(path, span);
         let name = Literal::string(name);
@@ -858,4 +864,3 @@ fn describe(expr: &ir::Expr) -> String {
         E::Len(e) => format!("len({})", describe(e)),
     }
 }
-

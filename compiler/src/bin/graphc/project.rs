@@ -34,7 +34,12 @@ pub fn handler_crate(dir: &Path) -> Result<String, String> {
 
 /// Writes the project for `graph_name` with the generated `module` text; `handlers` is the
 /// handler crate's folder and `crate_name` its package name.
-pub fn write(graph_name: &str, module: &str, handlers: Option<&Path>, crate_name: Option<&str>) -> std::io::Result<Project> {
+pub fn write(
+    graph_name: &str,
+    module: &str,
+    handlers: Option<&Path>,
+    crate_name: Option<&str>,
+) -> std::io::Result<Project> {
     let root = PathBuf::from("target/graphc");
     let dir = root.join(graph_name);
     std::fs::create_dir_all(dir.join("src"))?;

@@ -51,9 +51,11 @@ fn has_spans(message: &Message) -> bool {
 }
 
 fn mentions_generated(message: &Message) -> bool {
-    message.diagnostic().and_then(|d| d.get("spans")).and_then(Value::as_array).is_some_and(|spans| {
-        spans.iter().any(|span| span.get("file_name").and_then(Value::as_str) == Some(GENERATED))
-    })
+    message
+        .diagnostic()
+        .and_then(|d| d.get("spans"))
+        .and_then(Value::as_array)
+        .is_some_and(|spans| spans.iter().any(|span| span.get("file_name").and_then(Value::as_str) == Some(GENERATED)))
 }
 
 /// A rustc error whose primary place (or, failing that, any place) is in the generated module,
