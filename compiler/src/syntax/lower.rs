@@ -307,13 +307,12 @@ impl Lowerer {
         let span = Span::from(pair.as_span());
         match unescape(pair.as_str()) {
             Ok(value) => StrLit { value, span },
-            Err(message) => {
-                self.diagnostics.borrow_mut().push(Diagnostic::error(
-                    Code::InvalidLiteral,
-                    message,
-                    span,
-                    "in this string",
-                ));
+            Err(bad) => {
+                let at = Span::new(span.start + bad.start, span.start + bad.end);
+                self.diagnostics.borrow_mut().push(
+                    Diagnostic::error(Code::InvalidLiteral, bad.message, at, "this escape")
+                        .with_help("escapes are Rust's: \\n \\r \\t \\\\ \\0 \\\" \\' \\x41 \\u{1F600}; or write a raw string r\"...\""),
+                );
                 StrLit { value: String::new(), span }
             }
         }
@@ -509,8 +508,15 @@ fn rust_path(pair: Pair<'_, Rule>) -> RustPath {
     RustPath { segments, span }
 }
 
+/// A bad escape in a string literal: what is wrong, and where (bytes within the literal).
+struct BadEscape {
+    message: String,
+    start: usize,
+    end: usize,
+}
+
 /// Reads a Rust string literal (plain or raw), quotes included.
-fn unescape(literal: &str) -> Result<String, String> {
+fn unescape(literal: &str) -> Result<String, BadEscape> {
     if let Some(raw) = literal.strip_prefix('r') {
         let hashes = raw.len() - raw.trim_start_matches('#').len();
         let body = raw.get(hashes + 1..raw.len().saturating_sub(hashes + 1)).unwrap_or("");
@@ -518,13 +524,18 @@ fn unescape(literal: &str) -> Result<String, String> {
     }
     let body = literal.get(1..literal.len().saturating_sub(1)).unwrap_or("");
     let mut out = String::with_capacity(body.len());
-    let mut chars = body.chars().peekable();
-    while let Some(c) = chars.next() {
+    let mut chars = body.char_indices().peekable();
+    // Offsets within the literal: one past the opening quote.
+    let bad = |message: String, start: usize, end: usize| BadEscape { message, start: start + 1, end: end + 1 };
+    while let Some((at, c)) = chars.next() {
         if c != '\\' {
             out.push(c);
             continue;
         }
-        match chars.next() {
+        let escape_end = |chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>| {
+            chars.peek().map_or(body.len(), |(next, _)| *next)
+        };
+        match chars.next().map(|(_, c)| c) {
             Some('n') => out.push('\n'),
             Some('t') => out.push('\t'),
             Some('r') => out.push('\r'),
@@ -533,26 +544,40 @@ fn unescape(literal: &str) -> Result<String, String> {
             Some('"') => out.push('"'),
             Some('\'') => out.push('\''),
             Some('\n') => {
-                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                while chars.peek().is_some_and(|(_, c)| c.is_whitespace()) {
                     chars.next();
                 }
             }
             Some('x') => {
-                let hex: String = chars.by_ref().take(2).collect();
+                let hex: String = chars.by_ref().take(2).map(|(_, c)| c).collect();
                 match u8::from_str_radix(&hex, 16) {
                     Ok(byte) if byte < 0x80 => out.push(char::from(byte)),
-                    _ => return Err(format!("invalid escape `\\x{hex}`: expected two hex digits up to 7F")),
+                    _ => {
+                        let end = escape_end(&mut chars);
+                        return Err(bad(
+                            format!("invalid escape `\\x{hex}`: expected two hex digits up to 7F"),
+                            at,
+                            end,
+                        ));
+                    }
                 }
             }
             Some('u') => {
-                let digits: String = chars.by_ref().skip_while(|c| *c == '{').take_while(|c| *c != '}').collect();
+                let digits: String =
+                    chars.by_ref().map(|(_, c)| c).skip_while(|c| *c == '{').take_while(|c| *c != '}').collect();
                 match u32::from_str_radix(&digits, 16).ok().and_then(char::from_u32) {
                     Some(c) => out.push(c),
-                    None => return Err(format!("invalid unicode escape `\\u{{{digits}}}`")),
+                    None => {
+                        let end = escape_end(&mut chars);
+                        return Err(bad(format!("invalid unicode escape `\\u{{{digits}}}`"), at, end));
+                    }
                 }
             }
-            Some(other) => return Err(format!("unknown escape `\\{other}` in string")),
-            None => return Err("string ends with a lone `\\`".to_string()),
+            Some(other) => {
+                let end = escape_end(&mut chars);
+                return Err(bad(format!("unknown escape `\\{other}` in string"), at, end));
+            }
+            None => return Err(bad("string ends with a lone `\\`".to_string(), at, at + 1)),
         }
     }
     Ok(out)

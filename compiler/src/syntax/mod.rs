@@ -18,7 +18,7 @@ use grammar::{GraphParser, Rule};
 /// Parses one graph. A syntax error stops at the first one (pest does not recover); errors found
 /// while lowering (bad literals) are all reported.
 pub fn parse(text: &str) -> Result<ast::Graph, Vec<Diagnostic>> {
-    check_nesting(text)?;
+    lex(text)?;
     let mut pairs = match GraphParser::parse(Rule::file, text) {
         Ok(pairs) => pairs,
         Err(error) => return Err(vec![syntax_error(text, &detailed(text).unwrap_or(error))]),
@@ -31,63 +31,196 @@ pub fn parse(text: &str) -> Result<ast::Graph, Vec<Diagnostic>> {
 /// and checker's recursion from exhausting the stack on hostile input.
 pub const MAX_NESTING: usize = 32;
 
-/// Rejects bracket nesting beyond [`MAX_NESTING`], skipping strings and comments as Rust lexes them.
-fn check_nesting(text: &str) -> Result<(), Vec<Diagnostic>> {
+/// The lexical pass, before pest: strings, comments and brackets as Rust lexes them, so that a
+/// lexical mistake gets a lexical message at its own place (an unterminated string at its
+/// opening quote, an unclosed bracket at the opener) rather than a parse error where the
+/// parser gave up. Block comments nest, as in Rust. Stops at the first mistake: what follows
+/// an unterminated string or comment means nothing.
+fn lex(text: &str) -> Result<(), Vec<Diagnostic>> {
     let bytes = text.as_bytes();
-    let mut depth = 0usize;
+    let mut open: Vec<(u8, usize)> = Vec::new();
+    // Every matched pair, for guessing which opener of an unclosed file lost its closer.
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
     let mut at = 0;
+    let error = |diagnostic: Diagnostic| Err(vec![diagnostic]);
     while let Some(&byte) = bytes.get(at) {
         match byte {
             b'/' if bytes.get(at + 1) == Some(&b'/') => at = text[at..].find('\n').map_or(bytes.len(), |n| at + n),
-            b'/' if bytes.get(at + 1) == Some(&b'*') => {
-                at = text[at + 2..].find("*/").map_or(bytes.len(), |n| at + n + 4)
-            }
-            b'"' => {
-                at += 1;
-                while let Some(&c) = bytes.get(at) {
-                    match c {
-                        b'\\' => at += 2,
-                        b'"' => break,
-                        _ => at += 1,
-                    }
+            b'/' if bytes.get(at + 1) == Some(&b'*') => match block_comment_end(bytes, at) {
+                Some(end) => at = end,
+                None => {
+                    return error(
+                        Diagnostic::error(
+                            Code::Syntax,
+                            "unterminated block comment",
+                            Span::new(at, at + 2),
+                            "this comment is never closed",
+                        )
+                        .with_help("close it with `*/` (block comments nest: each `/*` needs its own `*/`)"),
+                    );
                 }
-                at += 1;
-            }
+            },
+            b'"' => match plain_string_end(bytes, at) {
+                Some(end) => at = end,
+                None => {
+                    return error(
+                        Diagnostic::error(
+                            Code::Syntax,
+                            "unterminated string",
+                            Span::new(at, at + 1),
+                            "this string is never closed",
+                        )
+                        .with_help("close it with `\"`; a `\"` inside a string is written `\\\"`"),
+                    );
+                }
+            },
             b'r' if matches!(bytes.get(at + 1), Some(b'"' | b'#'))
-                && !bytes.get(at.wrapping_sub(1)).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') =>
+                && !bytes
+                    .get(at.wrapping_sub(1))
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c >= 0x80) =>
             {
                 let hashes = bytes.get(at + 1..).unwrap_or_default().iter().take_while(|c| **c == b'#').count();
+                if bytes.get(at + 1 + hashes) != Some(&b'"') {
+                    at += 1;
+                    continue;
+                }
                 let closing = format!("\"{}", "#".repeat(hashes));
                 let body = at + 2 + hashes;
-                at = text
-                    .get(body..)
-                    .and_then(|rest| rest.find(&closing))
-                    .map_or(bytes.len(), |n| body + n + closing.len());
+                match text.get(body..).and_then(|rest| rest.find(&closing)) {
+                    Some(n) => at = body + n + closing.len(),
+                    None => {
+                        return error(
+                            Diagnostic::error(
+                                Code::Syntax,
+                                "unterminated raw string",
+                                Span::new(at, body),
+                                "this string is never closed",
+                            )
+                            .with_help(format!("close it with `{closing}`")),
+                        );
+                    }
+                }
             }
             b'(' | b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_NESTING {
-                    let span = Span::new(at, at + 1);
-                    return Err(vec![
+                open.push((byte, at));
+                if open.len() > MAX_NESTING {
+                    return error(
                         Diagnostic::error(
                             Code::Syntax,
                             format!("brackets nest more than {MAX_NESTING} levels deep"),
-                            span,
+                            Span::new(at, at + 1),
                             "too deep here",
                         )
                         .with_help("flatten the expression, or compute it in a Rust step"),
-                    ]);
+                    );
                 }
                 at += 1;
             }
             b')' | b']' | b'}' => {
-                depth = depth.saturating_sub(1);
+                let closer = char::from(byte);
+                match open.pop() {
+                    Some((opener, from)) if closing_of(opener) == byte => pairs.push((from, at)),
+                    Some((opener, from)) => {
+                        return error(
+                            Diagnostic::error(
+                                Code::Syntax,
+                                format!("mismatched `{closer}`: `{}` is still open", char::from(opener)),
+                                Span::new(at, at + 1),
+                                format!("expected `{}` here", char::from(closing_of(opener))),
+                            )
+                            .with_label(Span::new(from, from + 1), "opened here")
+                            .with_help(format!("close the `{}` before this `{closer}`", char::from(opener))),
+                        );
+                    }
+                    None => {
+                        return error(
+                            Diagnostic::error(
+                                Code::Syntax,
+                                format!("unexpected `{closer}`"),
+                                Span::new(at, at + 1),
+                                "nothing is open here",
+                            )
+                            .with_help("remove it, or open what it closes"),
+                        );
+                    }
+                }
                 at += 1;
             }
             _ => at += 1,
         }
     }
+    if let Some(&(opener, from)) = open.last() {
+        let closer = char::from(closing_of(opener));
+        // A closer indented less than the line of the opener it matched most likely belongs to
+        // an outer opener: the one it matched is the one left unclosed, as people indent.
+        let indent = |at: usize| {
+            let line = text[..at].rfind('\n').map_or(0, |n| n + 1);
+            text[line..].len() - text[line..].trim_start_matches([' ', '\t']).len()
+        };
+        let misplaced =
+            pairs.iter().filter(|&&(start, _)| start > from).find(|&&(start, end)| indent(end) < indent(start));
+        let d = match misplaced {
+            Some(&(start, end)) => Diagnostic::error(
+                Code::Syntax,
+                format!("unclosed `{}`", char::from(bytes.get(start).copied().unwrap_or(opener))),
+                Span::new(start, start + 1),
+                "this is never closed",
+            )
+            .with_label(Span::new(end, end + 1), "this closer is indented as if it closed an outer one"),
+            None => Diagnostic::error(
+                Code::Syntax,
+                format!("unclosed `{}`", char::from(opener)),
+                Span::new(from, from + 1),
+                "this is never closed",
+            ),
+        };
+        return error(d.with_help(format!("add the `{closer}` that closes it")));
+    }
     Ok(())
+}
+
+fn closing_of(opener: u8) -> u8 {
+    match opener {
+        b'(' => b')',
+        b'[' => b']',
+        _ => b'}',
+    }
+}
+
+/// One past the `*/` that closes the block comment opening at `at`, counting nested ones.
+fn block_comment_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = at;
+    while i + 1 < bytes.len() {
+        match (bytes.get(i), bytes.get(i + 1)) {
+            (Some(b'/'), Some(b'*')) => {
+                depth += 1;
+                i += 2;
+            }
+            (Some(b'*'), Some(b'/')) => {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// One past the quote that closes the plain string opening at `at`.
+fn plain_string_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let mut i = at + 1;
+    while let Some(&c) = bytes.get(i) {
+        match c {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// Parses again with pest's error detail on, which also records the literal tokens (`;`, `->`)
@@ -231,9 +364,13 @@ fn describe(rule: Rule) -> &'static str {
         Rule::fat_arrow => "`=>`",
         Rule::wildcard => "`_`",
         Rule::record_field => "a field",
-        Rule::file | Rule::WHITESPACE | Rule::COMMENT | Rule::ident_char | Rule::digits | Rule::exponent => {
-            "more input"
-        }
+        Rule::file
+        | Rule::WHITESPACE
+        | Rule::COMMENT
+        | Rule::block_comment
+        | Rule::ident_char
+        | Rule::digits
+        | Rule::exponent => "more input",
         Rule::step_tail
         | Rule::item
         | Rule::router_item

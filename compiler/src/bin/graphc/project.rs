@@ -43,7 +43,7 @@ pub fn write(
     let root = PathBuf::from("target/graphc");
     let dir = root.join(graph_name);
     std::fs::create_dir_all(dir.join("src"))?;
-    let binary = format!("graphc-{}", graph_name.replace('_', "-"));
+    let binary = binary_name(graph_name);
     let runtime = std::fs::canonicalize(runtime_dir())?;
     let mut dependencies =
         format!("graphc-runtime = {{ path = {:?} }}\nserde_json = \"1\"\n", runtime.display().to_string());
@@ -108,6 +108,20 @@ pub fn build(
         return Err(std::io::Error::other(format!("cargo build failed for {}", project.dir.display())));
     }
     Ok(target.join(if release { "release" } else { "debug" }).join(&project.binary))
+}
+
+/// The package and binary name for a graph: Cargo takes only ASCII letters, digits, `-` and `_`,
+/// and graph names are Rust identifiers, which may be Unicode (`naïve` becomes `graphc-na-ef-ve`).
+fn binary_name(graph_name: &str) -> String {
+    let mut name = String::from("graphc-");
+    for c in graph_name.chars() {
+        match c {
+            '_' => name.push('-'),
+            c if c.is_ascii_alphanumeric() => name.push(c),
+            c => name.push_str(&format!("-{:x}-", u32::from(c))),
+        }
+    }
+    name
 }
 
 fn write_if_changed(path: &Path, text: &str) -> std::io::Result<()> {
