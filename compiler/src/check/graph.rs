@@ -13,7 +13,7 @@ impl Checker<'_> {
         let acyclic = self.check_cycles();
         self.check_responders();
         self.check_full_event_paths();
-        if self.graph.engine == Engine::Sync && self.graph.topology == Topology::Flow {
+        if self.graph.engine == Engine::Sync && self.graph.topology == Topology::Flow && !self.wiring_incomplete {
             self.check_sync_chain();
         }
         self.check_choice_children();
@@ -27,7 +27,7 @@ impl Checker<'_> {
     fn check_topology(&mut self) {
         let routers: Vec<NodeId> =
             self.graph.node_ids().filter(|&id| matches!(self.node(id).kind, NodeKind::Router(_))).collect();
-        if self.graph.topology == Topology::Flow {
+        if self.graph.topology == Topology::Flow || self.topology_invalid {
             return;
         }
         let topology_note = |d: Diagnostic, span: Option<crate::source::Span>| match span {

@@ -42,6 +42,9 @@ pub fn check(graph: &ast::Graph) -> Result<Checked, Vec<Diagnostic>> {
     let Checker { graph, mut diagnostics, .. } = checker;
     diagnostic::sort(&mut diagnostics);
     if diagnostics.iter().any(Diagnostic::is_error) {
+        // The warnings are about the graph's shape (unreachable steps, no responder, an unused
+        // function), which a graph with errors does not have yet: they would be follow-ons.
+        diagnostics.retain(Diagnostic::is_error);
         Err(diagnostics)
     } else {
         Ok(Checked { graph, warnings: diagnostics })
@@ -80,6 +83,11 @@ struct Checker<'a> {
     graph_on_error_span: Option<Span>,
     /// Declared child functions, in order.
     functions: Vec<String>,
+    /// Some wiring named a node that does not exist: the edges are incomplete, so rules about
+    /// the graph's shape (the sync engine's single chain) would report follow-ons.
+    wiring_incomplete: bool,
+    /// The topology setting was invalid (and reported): its rules would report follow-ons.
+    topology_invalid: bool,
     topology_span: Option<Span>,
     engine_span: Option<Span>,
     diagnostics: Vec<Diagnostic>,
@@ -110,6 +118,8 @@ impl<'a> Checker<'a> {
             edge_spans: HashMap::new(),
             graph_on_error_span: None,
             functions: Vec::new(),
+            wiring_incomplete: false,
+            topology_invalid: false,
             topology_span: None,
             engine_span: None,
             diagnostics: Vec::new(),
@@ -147,6 +157,7 @@ impl<'a> Checker<'a> {
     fn resolve_node(&mut self, name: &ast::Ident, what: &str) -> Option<NodeId> {
         let found = self.node_id(&name.name);
         if found.is_none() {
+            self.wiring_incomplete = true;
             let help = diagnostic::did_you_mean(&name.name, self.node_names());
             self.report(
                 Diagnostic::error(

@@ -110,7 +110,7 @@ impl<'a> Checker<'a> {
                     match self.word(opt, &["router", "flow"]) {
                         Some("flow") => self.graph.topology = ir::Topology::Flow,
                         Some(_) => self.graph.topology = ir::Topology::Router,
-                        None => {}
+                        None => self.topology_invalid = true,
                     }
                 }
                 "engine" => {
