@@ -396,8 +396,6 @@ pub struct Model {
     pub kind: ModelKind,
     /// The serialized model, relative to the graph file.
     pub model_path: String,
-    /// Extra arguments for the model's hooks.
-    pub args: Vec<(String, Expr)>,
 }
 
 macro_rules! model_kinds {

@@ -58,6 +58,7 @@ fn fail_fixtures_report_one_error_each() {
         // One mistake, one report: follow-on errors and warnings are suppressed.
         assert_eq!(diagnostics.len(), 1, "{}: one mistake, one report: {diagnostics:#?}", path.display());
         assert_eq!(diagnostics[0].level, Level::Error);
+        assert!(diagnostics[0].help.is_some(), "{}: every error says how to fix it", path.display());
         insta::assert_snapshot!(report::render_human(&file_name(path), &text, &diagnostics, Style::PLAIN));
     });
 }

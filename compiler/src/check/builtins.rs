@@ -47,16 +47,30 @@ impl<'a> Checker<'a> {
     fn builtin_step(&mut self, call: &'a Call, in_route: bool) -> NodeKind {
         let name = call.name.name.as_str();
         if EXPRESSION_BUILTINS.contains(&name) {
-            if call.args.len() != 1 || call.args.iter().any(|arg| arg.name.is_some()) {
-                self.report(
+            match call.args.as_slice() {
+                [] => self.report(
+                    Diagnostic::error(Code::MissingArgument, format!("`{name}` needs an expression"), call.span, "here")
+                        .with_help(format!("write `{name}(<expression over body>)`")),
+                ),
+                [_, extra, ..] => self.report(
                     Diagnostic::error(
-                        Code::MissingArgument,
-                        format!("`{name}` takes one expression"),
-                        call.span,
-                        "here",
+                        Code::InvalidValue,
+                        format!("too many arguments: `{name}` takes one expression"),
+                        extra.value.span,
+                        "an extra argument",
+                    )
+                    .with_help(format!("combine them into one expression, such as `{name}({{ a: ..., b: ... }})`")),
+                ),
+                [arg] if arg.name.is_some() => self.report(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        format!("`{name}` takes an expression, not a named argument"),
+                        arg.name.as_ref().map_or(arg.value.span, |n| n.span),
+                        "a name",
                     )
                     .with_help(format!("write `{name}(<expression over body>)`")),
-                );
+                ),
+                [_] => {}
             }
             return match name {
                 "extend" => NodeKind::Extend(ir::Expr::Null),
@@ -117,24 +131,23 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// `model(kind = K, model_path = "...")`: both required, nothing else.
     fn model(&mut self, route: &ast::RouteDecl, call: &'a Call) -> ir::Model {
-        let args = self.named_args_open(call);
-        let mut kind = ModelKind::LogisticRegression;
+        let before = self.diagnostics.len();
+        let args = self.named_args(call, &["kind", "model_path"]);
+        // A misspelt argument is the mistake; that the right one is missing follows from it.
+        let arguments_clean = self.diagnostics.len() == before;
+        let kind_names = || ModelKind::ALL.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ");
+        let mut kind = None;
         let mut model_path = None;
-        let mut extra = Vec::new();
         for (name, value) in args {
             match name {
                 "kind" => match &value.kind {
                     ExprKind::Name(ident) => match ModelKind::ALL.iter().find(|(_, n)| *n == ident.name) {
-                        Some((found, _)) => kind = *found,
+                        Some((found, _)) => kind = Some(*found),
                         None => {
                             let help = did_you_mean(&ident.name, ModelKind::ALL.iter().map(|(_, n)| *n))
-                                .unwrap_or_else(|| {
-                                    format!(
-                                        "one of: {}",
-                                        ModelKind::ALL.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
-                                    )
-                                });
+                                .unwrap_or_else(|| format!("one of: {}", kind_names()));
                             self.report(
                                 Diagnostic::error(
                                     Code::InvalidValue,
@@ -144,28 +157,51 @@ impl<'a> Checker<'a> {
                                 )
                                 .with_help(help),
                             );
+                            kind = Some(ModelKind::LogisticRegression);
                         }
                     },
-                    _ => self.report(Diagnostic::error(
-                        Code::InvalidValue,
-                        "`kind` takes a model kind name",
-                        value.span,
-                        "expected a name such as `logistic_regression`",
-                    )),
+                    _ => {
+                        self.report(
+                            Diagnostic::error(
+                                Code::InvalidValue,
+                                "`kind` takes a model kind name",
+                                value.span,
+                                "expected a name such as `logistic_regression`",
+                            )
+                            .with_help(format!("one of: {}", kind_names())),
+                        );
+                        kind = Some(ModelKind::LogisticRegression);
+                    }
                 },
-                "model_path" => match &value.kind {
+                _ => match &value.kind {
                     ExprKind::Str(path) if !path.is_empty() => model_path = Some(path.clone()),
-                    _ => self.report(Diagnostic::error(
-                        Code::InvalidValue,
-                        "`model_path` takes a non-empty string",
-                        value.span,
-                        "expected a path",
-                    )),
+                    _ => {
+                        self.report(
+                            Diagnostic::error(
+                                Code::InvalidValue,
+                                "`model_path` takes a non-empty string",
+                                value.span,
+                                "expected a path",
+                            )
+                            .with_help("write `model_path = \"models/<file>.json\"`, relative to the graph file"),
+                        );
+                        model_path = Some(String::new());
+                    }
                 },
-                _ => extra.push((name.to_string(), self.constant(value, None))),
             }
         }
-        if model_path.is_none() && !call.args.iter().any(|a| a.name.as_ref().is_some_and(|n| n.name == "model_path")) {
+        if kind.is_none() && arguments_clean {
+            self.report(
+                Diagnostic::error(
+                    Code::MissingArgument,
+                    format!("model route `{}` has no kind", route.name.name),
+                    call.span,
+                    "which estimator is this?",
+                )
+                .with_help(format!("add `kind = ...`, one of: {}", kind_names())),
+            );
+        }
+        if model_path.is_none() && arguments_clean {
             self.report(
                 Diagnostic::error(
                     Code::ModelWithoutPath,
@@ -176,7 +212,7 @@ impl<'a> Checker<'a> {
                 .with_help("add `model_path = \"models/<file>.json\"`, relative to the graph file"),
             );
         }
-        ir::Model { kind, model_path: model_path.unwrap_or_default(), args: extra }
+        ir::Model { kind: kind.unwrap_or(ModelKind::LogisticRegression), model_path: model_path.unwrap_or_default() }
     }
 
     pub(super) fn router_kind(
@@ -210,12 +246,15 @@ impl<'a> Checker<'a> {
                             ir::Vote::Classification
                         }
                         _ => {
-                            self.report(Diagnostic::error(
-                                Code::InvalidValue,
-                                "`vote` is `classification` or `regression`",
-                                opt.span,
-                                "here",
-                            ));
+                            self.report(
+                                Diagnostic::error(
+                                    Code::InvalidValue,
+                                    "`vote` is `classification` or `regression`",
+                                    opt.span,
+                                    "here",
+                                )
+                                .with_help("write `vote = classification;` (a weighted majority) or `vote = regression;` (a weighted mean)"),
+                            );
                             ir::Vote::Classification
                         }
                     },
@@ -285,12 +324,10 @@ impl<'a> Checker<'a> {
                 _ => None,
             };
             let Some(number) = number else {
-                self.report(Diagnostic::error(
-                    Code::InvalidWeights,
-                    "a weight must be a number",
-                    value.span,
-                    "not a number",
-                ));
+                self.report(
+                    Diagnostic::error(Code::InvalidWeights, "a weight must be a number", value.span, "not a number")
+                        .with_help("write `weights = { route_a: 2, route_b: 1 };`"),
+                );
                 valid = false;
                 continue;
             };
@@ -362,12 +399,10 @@ impl<'a> Checker<'a> {
                     return None;
                 };
                 let ExprKind::Str(url) = &url_expr.kind else {
-                    self.report(Diagnostic::error(
-                        Code::InvalidQueue,
-                        "`url` takes a string",
-                        url_expr.span,
-                        "expected a redis:// URL",
-                    ));
+                    self.report(
+                        Diagnostic::error(Code::InvalidQueue, "`url` takes a string", url_expr.span, "expected a redis:// URL")
+                            .with_help("write `url = \"redis://127.0.0.1:6379/events\"`"),
+                    );
                     return None;
                 };
                 let (server, mut stream) = match super::resolve::split_redis_url(url) {
@@ -388,12 +423,10 @@ impl<'a> Checker<'a> {
                 if let Some((_, name)) = args.iter().find(|(k, _)| *k == "stream") {
                     match &name.kind {
                         ExprKind::Str(name) if !name.is_empty() => stream = name.clone(),
-                        _ => self.report(Diagnostic::error(
-                            Code::InvalidQueue,
-                            "`stream` takes a non-empty string",
-                            name.span,
-                            "here",
-                        )),
+                        _ => self.report(
+                            Diagnostic::error(Code::InvalidQueue, "`stream` takes a non-empty string", name.span, "here")
+                                .with_help("write `stream = \"events\"`, or put the stream's name in the URL's path"),
+                        ),
                     }
                 }
                 if stream.is_empty() {
@@ -442,12 +475,10 @@ impl<'a> Checker<'a> {
                     ir::RemoteTarget::Url(url.clone())
                 }
                 _ => {
-                    self.report(Diagnostic::error(
-                        Code::InvalidValue,
-                        "`url` takes an http:// or https:// URL",
-                        url.span,
-                        "here",
-                    ));
+                    self.report(
+                        Diagnostic::error(Code::InvalidValue, "`url` takes an http:// or https:// URL", url.span, "here")
+                            .with_help("write `url = \"http://host:port/path\"`"),
+                    );
                     return None;
                 }
             },
@@ -455,16 +486,27 @@ impl<'a> Checker<'a> {
                 ExprKind::Name(name) => ir::RemoteTarget::Function(name.name.clone()),
                 ExprKind::Str(name) => ir::RemoteTarget::Function(name.clone()),
                 _ => {
-                    self.report(Diagnostic::error(
-                        Code::InvalidValue,
-                        "`function` takes a function name",
-                        function.span,
-                        "here",
-                    ));
+                    self.report(
+                        Diagnostic::error(Code::InvalidValue, "`function` takes a function name", function.span, "here")
+                            .with_help("write `function = scorer`: the endpoint comes from the deployment's function map"),
+                    );
                     return None;
                 }
             },
-            _ => {
+            (Some(url), Some(function)) => {
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        "`$remote` takes `url` or `function`, not both",
+                        function.span,
+                        "a second target",
+                    )
+                    .with_label(url.span, "the first target")
+                    .with_help("call a URL with `url = \"http://...\"`, or a function of the deployment with `function = name`: keep one"),
+                );
+                return None;
+            }
+            (None, None) => {
                 self.report(
                     Diagnostic::error(
                         Code::MissingArgument,
@@ -481,7 +523,10 @@ impl<'a> Checker<'a> {
             Some(ast::Expr { kind: ExprKind::Str(m), .. }) => m.to_ascii_uppercase(),
             Some(ast::Expr { kind: ExprKind::Name(m), .. }) => m.name.to_ascii_uppercase(),
             Some(other) => {
-                self.report(Diagnostic::error(Code::InvalidValue, "`method` takes an HTTP method", other.span, "here"));
+                self.report(
+                    Diagnostic::error(Code::InvalidValue, "`method` takes an HTTP method", other.span, "here")
+                        .with_help("one of GET, POST, PUT, PATCH, DELETE"),
+                );
                 "POST".to_string()
             }
             None => "POST".to_string(),
@@ -511,12 +556,15 @@ impl<'a> Checker<'a> {
         for (name, value) in self.named_args_open(call) {
             match known.iter().find(|k| **k == name).copied() {
                 Some(_) if out.iter().any(|(k, _)| *k == name) => {
-                    self.report(Diagnostic::error(
-                        Code::DuplicateSetting,
-                        format!("argument `{name}` is given twice"),
-                        value.span,
-                        "given again here",
-                    ));
+                    self.report(
+                        Diagnostic::error(
+                            Code::DuplicateSetting,
+                            format!("argument `{name}` is given twice"),
+                            value.span,
+                            "given again here",
+                        )
+                        .with_help("give each argument once; remove one of them"),
+                    );
                 }
                 Some(known_name) => out.push((known_name, value)),
                 None => {
@@ -565,12 +613,10 @@ impl<'a> Checker<'a> {
         match expr.kind {
             ExprKind::Int(n) if n > 0 => Some(n),
             _ => {
-                self.report(Diagnostic::error(
-                    Code::InvalidValue,
-                    format!("`{what}` must be a positive integer"),
-                    expr.span,
-                    "here",
-                ));
+                self.report(
+                    Diagnostic::error(Code::InvalidValue, format!("`{what}` must be a positive integer"), expr.span, "here")
+                        .with_help(format!("write `{what} = 1` or more")),
+                );
                 None
             }
         }
@@ -580,12 +626,15 @@ impl<'a> Checker<'a> {
         match expr.kind {
             ExprKind::Int(n) if n >= 0 => Some(n),
             _ => {
-                self.report(Diagnostic::error(
-                    Code::InvalidValue,
-                    format!("`{what}` must be zero or a positive integer"),
-                    expr.span,
-                    "here",
-                ));
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        format!("`{what}` must be zero or a positive integer"),
+                        expr.span,
+                        "here",
+                    )
+                    .with_help(format!("write `{what} = 0` or more")),
+                );
                 None
             }
         }
@@ -605,12 +654,15 @@ impl<'a> Checker<'a> {
             .filter_map(|(key, value)| match &value.kind {
                 ExprKind::Str(text) => Some((key.value.clone(), text.clone())),
                 _ => {
-                    self.report(Diagnostic::error(
-                        Code::InvalidValue,
-                        format!("the value of `{}` must be a string", key.value),
-                        value.span,
-                        "not a string",
-                    ));
+                    self.report(
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            format!("the value of `{}` must be a string", key.value),
+                            value.span,
+                            "not a string",
+                        )
+                        .with_help(format!("write `\"{}\": \"value\"`", key.value)),
+                    );
                     None
                 }
             })

@@ -153,21 +153,42 @@ impl<'a> Checker<'a> {
         self.graph.nodes.iter().map(|node| node.name.as_str())
     }
 
-    /// Resolves a reference to a step, router or queue, reporting an unknown name.
+    /// Resolves a reference to a step, router or queue, reporting an unknown name: as a route
+    /// of a router, when it is one, or with the closest name.
     fn resolve_node(&mut self, name: &ast::Ident, what: &str) -> Option<NodeId> {
         let found = self.node_id(&name.name);
         if found.is_none() {
             self.wiring_incomplete = true;
-            let help = diagnostic::did_you_mean(&name.name, self.node_names());
-            self.report(
-                Diagnostic::error(
+            let router_of_route = self.ast.items.iter().find_map(|item| match item {
+                ast::Item::Router(router) if router.routes.iter().any(|route| route.name.name == name.name) => {
+                    Some(router)
+                }
+                _ => None,
+            });
+            let d = match router_of_route {
+                Some(router) => Diagnostic::error(
                     crate::diagnostic::Code::UnknownStep,
-                    format!("unknown step `{}`", name.name),
+                    format!("`{}` is a route of router `{}`, not a step", name.name, router.name.name),
                     name.span,
-                    format!("no step, router or queue is named `{}` ({what})", name.name),
+                    format!("a route cannot be wired ({what})"),
                 )
-                .with_optional_help(help.or_else(|| Some("declare it with `step NAME = ...;`".to_string()))),
-            );
+                .with_label(router.name.span, "the router it belongs to")
+                .with_help(format!(
+                    "wire the router instead (`... -> {}`); it sends each event to a route by path (`/v2/models/{}/infer`) or by the body's `model` key",
+                    router.name.name, name.name
+                )),
+                None => {
+                    let help = diagnostic::did_you_mean(&name.name, self.node_names());
+                    Diagnostic::error(
+                        crate::diagnostic::Code::UnknownStep,
+                        format!("unknown step `{}`", name.name),
+                        name.span,
+                        format!("no step, router or queue is named `{}` ({what})", name.name),
+                    )
+                    .with_optional_help(help.or_else(|| Some("declare it with `step NAME = ...;`".to_string())))
+                }
+            };
+            self.report(d);
         }
         found
     }

@@ -179,7 +179,8 @@ impl<'a> Checker<'a> {
                             name.span,
                             "declared again here",
                         )
-                        .with_label(first.span, "first declared here"),
+                        .with_label(first.span, "first declared here")
+                        .with_help("a record's fields have distinct names; rename or remove one"),
                     );
                     continue;
                 }
@@ -247,7 +248,8 @@ impl<'a> Checker<'a> {
                         route.name.span,
                         "declared again here",
                     )
-                    .with_label(first, "first declared here"),
+                    .with_label(first, "first declared here")
+                    .with_help("a route's name is its path (`/v2/models/NAME`): give each route its own"),
                 );
                 continue;
             }
@@ -355,12 +357,15 @@ impl<'a> Checker<'a> {
                 Placement::Any
             }
             _ => {
-                self.report(Diagnostic::error(
-                    Code::InvalidValue,
-                    "`function` takes a child function's name or `*`",
-                    opt.span,
-                    "here",
-                ));
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        "`function` takes a child function's name or `*`",
+                        opt.span,
+                        "here",
+                    )
+                    .with_help("write `function = worker;` (declared with `function worker;`), or `function = *;`"),
+                );
                 Placement::Root
             }
         }
@@ -494,10 +499,26 @@ impl<'a> Checker<'a> {
     fn handler_reference(&mut self, opt: &'a Opt) -> Option<NodeId> {
         let names = self.name_list(opt);
         let [name] = names.as_slice() else {
-            self.report(Diagnostic::error(Code::InvalidValue, "`on_error` takes one step name", opt.span, "here"));
+            self.report(
+                Diagnostic::error(Code::InvalidValue, "`on_error` takes one step name", opt.span, "here")
+                    .with_help("write `on_error = catcher;`: one step handles the failures"),
+            );
             return None;
         };
         let found = self.node_id(&name.name);
+        if let Some(queue) = found.filter(|&id| matches!(self.node(id).kind, NodeKind::Queue(_))) {
+            self.report(
+                Diagnostic::error(
+                    Code::UnknownHandler,
+                    format!("queue `{}` cannot handle errors", name.name),
+                    name.span,
+                    "a queue, not a step",
+                )
+                .with_label(self.node(queue).span, "declared as a queue here")
+                .with_help("name a step as the handler; to send failed events on to a queue, wire the handler to it: `catcher -> queue`"),
+            );
+            return None;
+        }
         if found.is_none() {
             let help = did_you_mean(&name.name, self.node_names())
                 .unwrap_or_else(|| "declare the handler as a step".to_string());
@@ -540,7 +561,8 @@ impl<'a> Checker<'a> {
                         opt.span,
                         "given again here",
                     )
-                    .with_label(first.span, "first given here"),
+                    .with_label(first.span, "first given here")
+                    .with_help("give each setting or option once; remove one of them"),
                 );
             } else {
                 kept.push(opt);
@@ -572,12 +594,15 @@ impl<'a> Checker<'a> {
         match &opt.value {
             Some(OptValue::Expr(ast::Expr { kind: ExprKind::Str(value), .. })) => Some(value.clone()),
             _ => {
-                self.report(Diagnostic::error(
-                    Code::InvalidValue,
-                    format!("`{}` takes a string", opt.key.name),
-                    opt.span,
-                    "expected a string literal",
-                ));
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        format!("`{}` takes a string", opt.key.name),
+                        opt.span,
+                        "expected a string literal",
+                    )
+                    .with_help(format!("write `{} = \"...\";`", opt.key.name)),
+                );
                 None
             }
         }
@@ -601,12 +626,15 @@ impl<'a> Checker<'a> {
             );
             return None;
         }
-        self.report(Diagnostic::error(
-            Code::InvalidValue,
-            format!("`{}` takes one of: {}", opt.key.name, words.join(", ")),
-            opt.span,
-            "here",
-        ));
+        self.report(
+            Diagnostic::error(
+                Code::InvalidValue,
+                format!("`{}` takes one of: {}", opt.key.name, words.join(", ")),
+                opt.span,
+                "here",
+            )
+            .with_help(format!("write `{} = {};`", opt.key.name, words.first().copied().unwrap_or_default())),
+        );
         None
     }
 
@@ -639,21 +667,27 @@ impl<'a> Checker<'a> {
         for item in items {
             match &item.kind {
                 ExprKind::Name(name) => names.push(name),
-                _ => self.report(Diagnostic::error(
-                    Code::InvalidValue,
-                    format!("`{}` takes step names", opt.key.name),
-                    item.span,
-                    "expected a name",
-                )),
+                _ => self.report(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        format!("`{}` takes step names", opt.key.name),
+                        item.span,
+                        "expected a name",
+                    )
+                    .with_help(format!("write `{} = step;` or `{} = [a, b];`", opt.key.name, opt.key.name)),
+                ),
             }
         }
         if opt.value.is_none() {
-            self.report(Diagnostic::error(
-                Code::InvalidValue,
-                format!("`{}` needs a value", opt.key.name),
-                opt.span,
-                "expected `= name` or `= [a, b]`",
-            ));
+            self.report(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    format!("`{}` needs a value", opt.key.name),
+                    opt.span,
+                    "expected `= name` or `= [a, b]`",
+                )
+                .with_help(format!("write `{} = step;` or `{} = [a, b];`", opt.key.name, opt.key.name)),
+            );
         }
         names
     }

@@ -91,7 +91,8 @@ impl Checker<'_> {
                 format!("expected `{}`, found `{}`", self.type_name(expected), self.type_name(&ty)),
                 expr.span,
                 format!("this is `{}`", self.type_name(&ty)),
-            );
+            )
+            .with_help(format!("give a `{}` here", self.type_name(expected)));
             self.report(d);
         }
         value
@@ -172,12 +173,14 @@ impl Checker<'_> {
                             "`extend` merges an object into the body, but its expression is `{}`",
                             self.type_name(&ty)
                         ),
+                        "write an object literal: `extend({ tag: \"x\" })`; to replace the body, use `map`",
                     );
                 }
                 if !matches!(value_in, Type::Object | Type::Json | Type::Record(_)) {
                     self.expr_error(
                         call.span,
                         format!("`extend` needs an object body, but `{}` arrives", self.type_name(value_in)),
+                        "use `map({ value: body, ... })` to build an object from this body",
                     );
                 }
                 (value_in.clone(), Type::Object, NodeKind::Extend(expr))
@@ -200,6 +203,7 @@ impl Checker<'_> {
                         self.expr_error(
                             call.span,
                             format!("`flat_map` needs an array, but its expression is `{}`", self.type_name(&other)),
+                            "give it an array, such as `flat_map(body.items)` or `flat_map([body, body])`",
                         );
                         Type::Json
                     }
@@ -230,6 +234,7 @@ impl Checker<'_> {
                                 "a queue's key must be a string, number or bool, but this is `{}`",
                                 self.type_name(&ty)
                             ),
+                            "key by one field: `key = body.user_id`",
                         );
                     }
                     expr
@@ -262,12 +267,16 @@ impl Checker<'_> {
 
     fn expect_bool(&mut self, ty: &Type, span: Span, what: &str) {
         if !matches!(ty, Type::Bool | Type::Json) {
-            self.expr_error(span, format!("{what} must be `bool`, but this is `{}`", self.type_name(ty)));
+            self.expr_error(
+                span,
+                format!("{what} must be `bool`, but this is `{}`", self.type_name(ty)),
+                "compare it to get a bool: `body.n > 0`, `body.name == \"x\"`",
+            );
         }
     }
 
-    fn expr_error(&mut self, span: Span, message: String) {
-        self.report(Diagnostic::error(Code::ExprType, message, span, "here"));
+    fn expr_error(&mut self, span: Span, message: String, help: &str) {
+        self.report(Diagnostic::error(Code::ExprType, message, span, "here").with_help(help));
     }
 
     /// The type at a dotted path; reports a path that cannot exist on a known type.
@@ -323,7 +332,12 @@ impl Checker<'_> {
             let fields = self.record_fields(record);
             match fields.iter().find(|(name, _)| name == segment) {
                 Some((_, ty)) => current = ty.clone(),
-                None => return did_you_mean(segment, fields.iter().map(|(n, _)| n.as_str())),
+                None => {
+                    return did_you_mean(segment, fields.iter().map(|(n, _)| n.as_str())).or_else(|| {
+                        let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+                        Some(format!("its fields are: {}", names.join(", ")))
+                    });
+                }
             }
         }
         None
@@ -348,7 +362,8 @@ impl Checker<'_> {
                     ),
                     span,
                     "result written here",
-                );
+                )
+                .with_help("write the result at a path of its type, or declare the field as `json`");
                 self.report(d);
             }
             Err(message) => {
@@ -416,20 +431,16 @@ impl Checker<'_> {
             let method = request.method.as_ref().map_or("POST".to_string(), |m| m.name.to_ascii_uppercase());
             if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"].contains(&method.as_str()) {
                 let span = request.method.as_ref().map_or(request.span, |m| m.span);
-                self.report(Diagnostic::error(
-                    Code::InvalidTest,
-                    format!("unknown HTTP method `{method}`"),
-                    span,
-                    "here",
-                ));
+                self.report(
+                    Diagnostic::error(Code::InvalidTest, format!("unknown HTTP method `{method}`"), span, "here")
+                        .with_help("one of GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS"),
+                );
             }
             if !request.path.value.starts_with('/') {
-                self.report(Diagnostic::error(
-                    Code::InvalidTest,
-                    "a request path starts with `/`",
-                    request.path.span,
-                    "here",
-                ));
+                self.report(
+                    Diagnostic::error(Code::InvalidTest, "a request path starts with `/`", request.path.span, "here")
+                        .with_help(format!("write \"/{}\"", request.path.value)),
+                );
             }
             let options = request.options.iter().collect::<Vec<_>>();
             let mut body = None;
@@ -505,6 +516,7 @@ impl Checker<'_> {
                         self.expr_error(
                             expr.span,
                             format!("cannot index `{}` with `{}`", self.type_name(base_ty), self.type_name(index_ty)),
+                            "index arrays with an `int` (`body.items[0]`) and objects with a `str` (`body[\"key\"]`)",
                         );
                         Type::Json
                     }
@@ -518,7 +530,11 @@ impl Checker<'_> {
                     (UnaryOp::Neg, Type::Int | Type::Float | Type::Json) => ty.clone(),
                     (op, ty) => {
                         let symbol = if *op == UnaryOp::Not { "!" } else { "-" };
-                        self.expr_error(expr.span, format!("cannot apply `{symbol}` to `{}`", self.type_name(ty)));
+                        self.expr_error(
+                            expr.span,
+                            format!("cannot apply `{symbol}` to `{}`", self.type_name(ty)),
+                            "`!` takes a `bool`, `-` an `int` or `float`",
+                        );
                         Type::Json
                     }
                 };
@@ -534,12 +550,15 @@ impl Checker<'_> {
                 let mut out: Vec<(String, ir::Expr)> = Vec::new();
                 for (key, value) in entries {
                     if out.iter().any(|(k, _)| *k == key.value) {
-                        self.report(Diagnostic::error(
-                            Code::DuplicateSetting,
-                            format!("key `{}` appears twice in this object", key.value),
-                            key.span,
-                            "again here",
-                        ));
+                        self.report(
+                            Diagnostic::error(
+                                Code::DuplicateSetting,
+                                format!("key `{}` appears twice in this object", key.value),
+                                key.span,
+                                "again here",
+                            )
+                            .with_help("an object's keys are distinct: remove or rename one"),
+                        );
                     }
                     out.push((key.value.clone(), self.expr(value, scope).0));
                 }
@@ -648,7 +667,11 @@ impl Checker<'_> {
                 }
             },
             other => {
-                self.expr_error(field.span, format!("`{}` has no fields", self.type_name(other)));
+                self.expr_error(
+                    field.span,
+                    format!("`{}` has no fields", self.type_name(other)),
+                    "only objects and records have fields; remove `.field`, or check the step before",
+                );
                 Type::Json
             }
         };
@@ -671,7 +694,7 @@ impl Checker<'_> {
             return (ir::Expr::Null, Type::Json);
         }
         let [arg] = call.args.as_slice() else {
-            self.expr_error(call.span, "`len` takes one argument".to_string());
+            self.expr_error(call.span, "`len` takes one argument".to_string(), "write `len(body.items)`");
             return (ir::Expr::Null, Type::Int);
         };
         let (inner, ty) = self.expr(&arg.value, scope);
@@ -679,6 +702,7 @@ impl Checker<'_> {
             self.expr_error(
                 arg.value.span,
                 format!("`len` takes a string, array or object, not `{}`", self.type_name(&ty)),
+                "give `len` a string, array or object",
             );
         }
         (ir::Expr::Len(Box::new(inner)), Type::Int)
@@ -719,7 +743,11 @@ impl Checker<'_> {
             } else {
                 format!("cannot apply `{}` to `{}` and `{}`", op.symbol(), self.type_name(left), self.type_name(right))
             };
-            self.expr_error(span, message);
+            self.expr_error(
+                span,
+                message,
+                "operands must agree: numbers with numbers, strings with `+` and `==`, bools with `&&` and `||`",
+            );
             Json
         })
     }

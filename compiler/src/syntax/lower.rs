@@ -90,6 +90,11 @@ impl Lowerer {
             inner.next();
         }
         Ok(match rule {
+            Rule::stray_route => {
+                let name = children(expect_next(&mut inner, span)?).nth(1).map_or(span, |p| Span::from(p.as_span()));
+                return Err(Diagnostic::error(Code::Syntax, "a `route` belongs inside a router", name, "a route outside any router")
+                    .with_help("put it in a router: `router models = model { route m = ...; }`; in a flow, declare a step instead"));
+            }
             Rule::setting => Item::Setting(self.option(expect_next(&mut inner, span)?)?),
             Rule::param_decl => {
                 let name = ident(expect_next(&mut inner, span)?);
@@ -411,12 +416,10 @@ impl Lowerer {
             Rule::float => match text.replace('_', "").parse::<f64>() {
                 Ok(value) if value.is_finite() => ExprKind::Float(value),
                 _ => {
-                    self.diagnostics.borrow_mut().push(Diagnostic::error(
-                        Code::InvalidLiteral,
-                        "float literal is out of range",
-                        span,
-                        "not a finite number",
-                    ));
+                    self.diagnostics.borrow_mut().push(
+                        Diagnostic::error(Code::InvalidLiteral, "float literal is out of range", span, "not a finite number")
+                            .with_help("a float is an f64: at most about 1.8e308"),
+                    );
                     ExprKind::Float(0.0)
                 }
             },

@@ -23,7 +23,7 @@ pub fn parse(text: &str) -> Result<ast::Graph, Vec<Diagnostic>> {
         Ok(pairs) => pairs,
         Err(error) => return Err(vec![syntax_error(text, &detailed(text).unwrap_or(error))]),
     };
-    let file = pairs.next().ok_or_else(|| vec![Diagnostic::error(Code::Syntax, "empty input", Span::default(), "")])?;
+    let file = pairs.next().ok_or_else(|| vec![Diagnostic::error(Code::Syntax, "empty input", Span::default(), "").with_help("a file holds one graph: `graph NAME { ... }`")])?;
     lower::lower_file(file)
 }
 
@@ -368,6 +368,7 @@ fn describe(rule: Rule) -> &'static str {
         | Rule::WHITESPACE
         | Rule::COMMENT
         | Rule::block_comment
+        | Rule::stray_route
         | Rule::ident_char
         | Rule::digits
         | Rule::exponent => "more input",
