@@ -67,6 +67,7 @@ codes! {
     SelfHandler => "self_handler", "A step that is its own error handler.";
     InvalidQueue => "invalid_queue", "A queue whose engine, URL or capacity is invalid.";
     InvalidTest => "invalid_test", "A test block that cannot be run.";
+    Io => "io", "A file that cannot be read.";
     Rustc => "rustc", "rustc's error in the generated code, shown at the graph line it came from.";
     Internal => "internal", "Code generation failed on a graph the checker accepted: a graphc bug.";
     Unreachable => "unreachable", "A step that no event can reach.";
@@ -143,6 +144,14 @@ impl Diagnostic {
     pub fn with_optional_help(mut self, help: Option<String>) -> Self {
         self.help = help.or(self.help);
         self
+    }
+
+    /// The replacement a "did you mean `x`?" help proposes for the primary place.
+    pub fn suggestion(&self) -> Option<(Span, String)> {
+        let help = self.help.as_deref()?;
+        let (_, rest) = help.split_once("did you mean `")?;
+        let (name, _) = rest.split_once('`')?;
+        Some((self.primary_span(), name.to_string()))
     }
 
     /// The primary span.

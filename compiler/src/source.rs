@@ -46,25 +46,89 @@ impl From<Span> for miette::SourceSpan {
     }
 }
 
-/// Converts byte offsets to 1-based lines and columns (in characters).
+/// Converts byte offsets to 1-based lines and columns.
 pub struct LineIndex<'a> {
-    text: &'a str,
+    text: Text<'a>,
     line_starts: Vec<usize>,
+}
+
+/// The indexed text: borrowed, or shared with whoever else holds it.
+enum Text<'a> {
+    Borrowed(&'a str),
+    Shared(std::sync::Arc<str>),
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Text::Borrowed(text) => text,
+            Text::Shared(text) => text,
+        }
+    }
+}
+
+/// A place in the text, in every unit an editor or a tool may count in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters (Unicode scalar values), as rustc counts.
+    pub column_chars: usize,
+    /// 1-based column, in UTF-8 bytes.
+    pub column_bytes: usize,
+    /// 0-based column, in UTF-16 code units: LSP's `character`.
+    pub column_utf16: usize,
 }
 
 impl<'a> LineIndex<'a> {
     /// Indexes the line starts of `text`.
     pub fn new(text: &'a str) -> Self {
-        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-        LineIndex { text, line_starts }
+        LineIndex { line_starts: line_starts(text), text: Text::Borrowed(text) }
     }
 
-    /// The 1-based line and column of a byte offset.
-    pub fn line_column(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let line = self.line_starts.partition_point(|&start| start <= offset) - 1;
-        let line_start = self.line_starts.get(line).copied().unwrap_or(0);
-        let column = self.text.get(line_start..offset).map_or(0, |prefix| prefix.chars().count());
-        (line + 1, column + 1)
+    /// Indexes a shared text, keeping it alive.
+    pub fn new_owned(text: std::sync::Arc<str>) -> LineIndex<'static> {
+        LineIndex { line_starts: line_starts(&text), text: Text::Shared(text) }
     }
+
+    /// The 1-based line and column (in characters) of a byte offset.
+    pub fn line_column(&self, offset: usize) -> (usize, usize) {
+        let position = self.position(offset);
+        (position.line, position.column_chars)
+    }
+
+    /// Where a byte offset is, in every unit.
+    pub fn position(&self, offset: usize) -> Position {
+        let offset = offset.min(self.text.len());
+        let line = self.line_of(offset);
+        let line_start = self.line_start(line).unwrap_or(0);
+        let prefix = self.text.get(line_start..offset).unwrap_or_default();
+        Position {
+            line: line + 1,
+            column_chars: prefix.chars().count() + 1,
+            column_bytes: prefix.len() + 1,
+            column_utf16: prefix.encode_utf16().count(),
+        }
+    }
+
+    /// The 0-based line holding a byte offset.
+    pub fn line_of(&self, offset: usize) -> usize {
+        self.line_starts.partition_point(|&start| start <= offset).saturating_sub(1)
+    }
+
+    /// Where a 0-based line starts, if the text has it.
+    pub fn line_start(&self, line: usize) -> Option<usize> {
+        self.line_starts.get(line).copied()
+    }
+
+    /// The first line starting after `offset`.
+    pub fn first_line_starting_after(&self, offset: usize) -> usize {
+        self.line_starts.partition_point(|&start| start <= offset)
+    }
+}
+
+fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect()
 }

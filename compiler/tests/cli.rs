@@ -60,13 +60,12 @@ fn every_fail_fixture_exits_1_with_its_error_where_the_fixture_says() {
         let (code, place) = expect.split_once(" at ").expect("`CODE at LINE:COL`");
         let output = graphc(&["check", "--format", "json", &file]);
         assert_eq!(output.status.code(), Some(1), "{file}");
-        let diagnostics: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
-        let errors: Vec<&serde_json::Value> =
-            diagnostics.as_array().expect("array").iter().filter(|d| d["severity"] == "error").collect();
-        assert_eq!(errors.len(), 1, "{file}: {errors:#?}");
-        let label = &errors[0]["labels"][0];
-        assert_eq!(errors[0]["code"], code, "{file}");
-        assert_eq!(format!("{}:{}", label["line"], label["column"]), place, "{file}");
+        let diagnostics = json_lines(&output.stdout);
+        assert_eq!(diagnostics.len(), 1, "{file}: {diagnostics:#?}");
+        let primary = &diagnostics[0]["spans"][0];
+        assert_eq!(primary["is_primary"], true);
+        assert_eq!(diagnostics[0]["code"], code, "{file}");
+        assert_eq!(format!("{}:{}", primary["line_start"], primary["column_start"]), place, "{file}");
     }
 }
 
@@ -94,10 +93,57 @@ fn warnings_alone_exit_0() {
     assert!(stderr.contains("graphc::unused_function") && stderr.contains("function `idle` runs no step"), "{stderr}");
 }
 
+fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}")))
+        .collect()
+}
+
+#[test]
+fn json_diagnostics_give_every_unit_and_the_suggestion() {
+    // A non-ASCII name before the mistake: characters, bytes and UTF-16 units differ.
+    let file = workspace().join("target/graphc-units.graph");
+    std::fs::write(&file, "graph units {\n    topology = flow;\n    step größe = map(body) { respond; }\n    step 𠀀x = map(body); größe -> 𠀀x; größe -> grösse;\n}\n")
+        .expect("write");
+    let output = graphc(&["check", "--format", "json", "target/graphc-units.graph", "no/such/file.graph"]);
+    assert_eq!(output.status.code(), Some(1));
+    let diagnostics = json_lines(&output.stdout);
+    assert_eq!(diagnostics.len(), 2, "{diagnostics:#?}");
+    let unknown = &diagnostics[0];
+    assert_eq!(unknown["code"], "graphc::unknown_step");
+    let span = &unknown["spans"][0];
+    let line = "    step 𠀀x = map(body); größe -> 𠀀x; größe -> ";
+    assert_eq!(span["line_start"], 4);
+    assert_eq!(span["column_start"], line.chars().count() + 1);
+    assert_eq!(span["column_start_bytes"], line.len() + 1);
+    assert_eq!(span["column_start_utf16"], line.encode_utf16().count());
+    let text = std::fs::read_to_string(&file).expect("read");
+    let (start, end) = (span["byte_start"].as_u64().unwrap() as usize, span["byte_end"].as_u64().unwrap() as usize);
+    assert_eq!(&text[start..end], "grösse");
+    assert_eq!(unknown["suggestion"]["replacement"], "größe");
+    assert_eq!(unknown["suggestion"]["byte_start"], span["byte_start"]);
+    // The unreadable file is one more diagnostic, after the readable one's.
+    assert_eq!(diagnostics[1]["code"], "graphc::io");
+    assert_eq!(diagnostics[1]["file"], "no/such/file.graph");
+}
+
+#[test]
+fn color_follows_the_flag_and_no_color() {
+    let file = "tests/fixtures/fail/unknown_step_in_chain.graph";
+    let always = graphc(&["check", "--color", "always", file]);
+    assert!(String::from_utf8_lossy(&always.stderr).contains("\u{1b}["), "ANSI colours with --color always");
+    let never = graphc(&["check", "--color", "never", file]);
+    assert!(!String::from_utf8_lossy(&never.stderr).contains("\u{1b}["));
+    // Not a terminal: `auto` stays plain.
+    let auto = graphc(&["check", file]);
+    assert!(!String::from_utf8_lossy(&auto.stderr).contains("\u{1b}["));
+}
+
 #[test]
 fn a_missing_file_is_an_error_not_a_panic() {
     let output = graphc(&["check", "no/such/file.graph"]);
-    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read no/such/file.graph"));
 }
 

@@ -32,7 +32,7 @@ fn check_everything(text: &str) {
         Err(diagnostics) => diagnostics,
     };
     let _ = graphc::report::render_human("fuzz.graph", text, &diagnostics, graphc::report::Style::PLAIN);
-    let _ = graphc::report::to_json("fuzz.graph", text, &diagnostics);
+    let _ = graphc::report::to_json_lines("fuzz.graph", text, &diagnostics);
 }
 
 proptest! {
@@ -55,5 +55,24 @@ proptest! {
             text.replace_range(at..end, &insert);
         }
         check_everything(&text);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    /// Very long lines cannot be drawn as snippets (miette pads to at most 65,535 columns): the
+    /// report says where, instead of panicking.
+    #[test]
+    fn diagnostics_on_very_long_lines_render(padding in 60_000usize..90_000, at_end in any::<bool>()) {
+        let long = "y".repeat(padding);
+        let text = if at_end {
+            format!("graph long {{ topology = flow; step a = map({{ x: \"{long}\" }}); a -> nope; }}")
+        } else {
+            format!("graph long {{ topology = flow; step a = map({{ x: 1 }}); a -> nope; /* {long} */ }}")
+        };
+        let diagnostics = graphc::check_source(&text).expect_err("an unknown step");
+        let rendered = graphc::report::render_human("long.graph", &text, &diagnostics, graphc::report::Style::PLAIN);
+        prop_assert!(rendered.contains("unknown step `nope`"), "{}", &rendered[..rendered.len().min(400)]);
     }
 }

@@ -49,8 +49,13 @@ impl<'a> Checker<'a> {
         if EXPRESSION_BUILTINS.contains(&name) {
             match call.args.as_slice() {
                 [] => self.report(
-                    Diagnostic::error(Code::MissingArgument, format!("`{name}` needs an expression"), call.span, "here")
-                        .with_help(format!("write `{name}(<expression over body>)`")),
+                    Diagnostic::error(
+                        Code::MissingArgument,
+                        format!("`{name}` needs an expression"),
+                        call.span,
+                        "here",
+                    )
+                    .with_help(format!("write `{name}(<expression over body>)`")),
                 ),
                 [_, extra, ..] => self.report(
                     Diagnostic::error(
@@ -400,8 +405,13 @@ impl<'a> Checker<'a> {
                 };
                 let ExprKind::Str(url) = &url_expr.kind else {
                     self.report(
-                        Diagnostic::error(Code::InvalidQueue, "`url` takes a string", url_expr.span, "expected a redis:// URL")
-                            .with_help("write `url = \"redis://127.0.0.1:6379/events\"`"),
+                        Diagnostic::error(
+                            Code::InvalidQueue,
+                            "`url` takes a string",
+                            url_expr.span,
+                            "expected a redis:// URL",
+                        )
+                        .with_help("write `url = \"redis://127.0.0.1:6379/events\"`"),
                     );
                     return None;
                 };
@@ -424,8 +434,13 @@ impl<'a> Checker<'a> {
                     match &name.kind {
                         ExprKind::Str(name) if !name.is_empty() => stream = name.clone(),
                         _ => self.report(
-                            Diagnostic::error(Code::InvalidQueue, "`stream` takes a non-empty string", name.span, "here")
-                                .with_help("write `stream = \"events\"`, or put the stream's name in the URL's path"),
+                            Diagnostic::error(
+                                Code::InvalidQueue,
+                                "`stream` takes a non-empty string",
+                                name.span,
+                                "here",
+                            )
+                            .with_help("write `stream = \"events\"`, or put the stream's name in the URL's path"),
                         ),
                     }
                 }
@@ -476,8 +491,13 @@ impl<'a> Checker<'a> {
                 }
                 _ => {
                     self.report(
-                        Diagnostic::error(Code::InvalidValue, "`url` takes an http:// or https:// URL", url.span, "here")
-                            .with_help("write `url = \"http://host:port/path\"`"),
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            "`url` takes an http:// or https:// URL",
+                            url.span,
+                            "here",
+                        )
+                        .with_help("write `url = \"http://host:port/path\"`"),
                     );
                     return None;
                 }
@@ -487,8 +507,13 @@ impl<'a> Checker<'a> {
                 ExprKind::Str(name) => ir::RemoteTarget::Function(name.clone()),
                 _ => {
                     self.report(
-                        Diagnostic::error(Code::InvalidValue, "`function` takes a function name", function.span, "here")
-                            .with_help("write `function = scorer`: the endpoint comes from the deployment's function map"),
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            "`function` takes a function name",
+                            function.span,
+                            "here",
+                        )
+                        .with_help("write `function = scorer`: the endpoint comes from the deployment's function map"),
                     );
                     return None;
                 }
@@ -614,8 +639,13 @@ impl<'a> Checker<'a> {
             ExprKind::Int(n) if n > 0 => Some(n),
             _ => {
                 self.report(
-                    Diagnostic::error(Code::InvalidValue, format!("`{what}` must be a positive integer"), expr.span, "here")
-                        .with_help(format!("write `{what} = 1` or more")),
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        format!("`{what}` must be a positive integer"),
+                        expr.span,
+                        "here",
+                    )
+                    .with_help(format!("write `{what} = 1` or more")),
                 );
                 None
             }

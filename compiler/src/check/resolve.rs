@@ -100,7 +100,7 @@ impl<'a> Checker<'a> {
             .ast
             .items
             .iter()
-            .filter_map(|item| if let Item::Setting(opt) = item { Some(opt) } else { None })
+            .filter_map(|item| if let Item::Setting(opt) = item { Some(&**opt) } else { None })
             .collect();
         let settings = self.known_options(&settings, GRAPH_SETTINGS, "graph setting");
         for opt in settings {
@@ -633,7 +633,11 @@ impl<'a> Checker<'a> {
                 opt.span,
                 "here",
             )
-            .with_help(format!("write `{} = {};`", opt.key.name, words.first().copied().unwrap_or_default())),
+            .with_help(format!(
+                "write `{} = {};`",
+                opt.key.name,
+                words.first().copied().unwrap_or_default()
+            )),
         );
         None
     }

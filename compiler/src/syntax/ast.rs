@@ -22,29 +22,30 @@ pub struct Graph {
     pub span: Span,
 }
 
-/// One top-level item of a graph.
+/// One top-level item of a graph. Declarations are boxed: a large graph holds many, and the
+/// enum stays small.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {
     /// `key = value;`
-    Setting(Opt),
+    Setting(Box<Opt>),
     /// `param NAME: TYPE = DEFAULT;`
-    Param(ParamDecl),
+    Param(Box<ParamDecl>),
     /// `secret NAME;`
     Secret(Ident),
     /// `function NAME;`
     Function(Ident),
     /// `record NAME { ... }`
-    Record(RecordDecl),
+    Record(Box<RecordDecl>),
     /// `step NAME = ...`
-    Step(StepDecl),
+    Step(Box<StepDecl>),
     /// `router NAME = KIND { ... }`
-    Router(RouterDecl),
+    Router(Box<RouterDecl>),
     /// `queue NAME = ...`
-    Queue(QueueDecl),
+    Queue(Box<QueueDecl>),
     /// `a -> b -> c;`
     Wiring(Wiring),
     /// `test NAME { ... }`
-    Test(TestDecl),
+    Test(Box<TestDecl>),
 }
 
 /// `key = value` or a bare flag `key`.

@@ -19,15 +19,53 @@ type Lowered<T> = Result<T, Diagnostic>;
 /// expression trees recursively, so their size is bounded here, far above real expressions.
 const MAX_EXPRESSION_PARTS: usize = 256;
 
-pub(super) fn lower_file(file: Pair<'_, Rule>) -> Result<Graph, Vec<Diagnostic>> {
-    let lowerer = Lowerer { diagnostics: RefCell::new(Vec::new()), expression_parts: std::cell::Cell::new(0) };
-    let graph = file
-        .into_inner()
-        .find(|pair| pair.as_rule() == Rule::graph)
-        .ok_or_else(|| vec![internal(Span::default())])
-        .and_then(|pair| lowerer.graph(pair).map_err(|d| vec![d]))?;
-    let diagnostics = lowerer.diagnostics.into_inner();
-    if diagnostics.is_empty() { Ok(graph) } else { Err(diagnostics) }
+/// Lowers a graph parsed piece by piece: its header (`graph NAME {`), then each item, parsed
+/// from where it starts in the file (`base`), so that only one item's parse tree is alive at a
+/// time.
+pub(super) struct GraphLowerer {
+    lowerer: Lowerer,
+    /// Where `graph` is written.
+    start: usize,
+    name: Ident,
+    items: Vec<Item>,
+}
+
+impl GraphLowerer {
+    /// Starts from the header's parse (`graph_head`), at the file's start.
+    pub(super) fn new(head: Pair<'_, Rule>) -> Result<Self, Vec<Diagnostic>> {
+        let lowerer = Lowerer {
+            base: std::cell::Cell::new(0),
+            diagnostics: RefCell::new(Vec::new()),
+            expression_parts: std::cell::Cell::new(0),
+        };
+        let span = lowerer.span(&head);
+        let mut parts = head.into_inner();
+        let start = parts.next().map_or(span.start, |keyword| lowerer.span(&keyword).start);
+        let name = parts
+            .find(|pair| pair.as_rule() == Rule::ident)
+            .map(|pair| lowerer.ident(pair))
+            .ok_or_else(|| vec![internal(span)])?;
+        Ok(GraphLowerer { lowerer, start, name, items: Vec::new() })
+    }
+
+    /// Lowers one item's parse (`one_item`), made from the text starting at `base`.
+    pub(super) fn item(&mut self, one_item: Pair<'_, Rule>, base: usize) -> Result<(), Vec<Diagnostic>> {
+        self.lowerer.base.set(base);
+        let span = self.lowerer.span(&one_item);
+        let item = one_item.into_inner().next().ok_or_else(|| vec![internal(span)])?;
+        self.items.push(self.lowerer.item(item).map_err(|d| vec![d])?);
+        Ok(())
+    }
+
+    /// The graph, from `graph` to its closing brace (which ends at `end`), or every error
+    /// found while lowering.
+    pub(super) fn finish(self, end: usize) -> Result<Graph, Vec<Diagnostic>> {
+        let diagnostics = self.lowerer.diagnostics.into_inner();
+        if !diagnostics.is_empty() {
+            return Err(diagnostics);
+        }
+        Ok(Graph { name: self.name, items: self.items, span: Span::new(self.start, end) })
+    }
 }
 
 fn internal(span: Span) -> Diagnostic {
@@ -67,6 +105,8 @@ fn is_keyword(rule: Rule) -> bool {
 }
 
 struct Lowerer {
+    /// Where the text being lowered starts in the file: items are parsed one at a time.
+    base: std::cell::Cell<usize>,
     /// Errors that do not stop lowering, such as an integer too large.
     diagnostics: RefCell<Vec<Diagnostic>>,
     /// Parts of the expression being lowered, against `MAX_EXPRESSION_PARTS`.
@@ -74,16 +114,32 @@ struct Lowerer {
 }
 
 impl Lowerer {
-    fn graph(&self, pair: Pair<'_, Rule>) -> Lowered<Graph> {
-        let span = Span::from(pair.as_span());
-        let mut inner = children(pair).filter(|p| !is_keyword(p.as_rule()));
-        let name = ident(inner.next().ok_or_else(|| internal(span))?);
-        let items = inner.map(|item| self.item(item)).collect::<Lowered<Vec<_>>>()?;
-        Ok(Graph { name, items, span })
+    /// A pair's span in the whole file.
+    fn span(&self, pair: &Pair<'_, Rule>) -> Span {
+        let span = pair.as_span();
+        let base = self.base.get();
+        Span::new(base + span.start(), base + span.end())
+    }
+
+    fn ident(&self, pair: Pair<'_, Rule>) -> Ident {
+        Ident { name: pair.as_str().to_string(), span: self.span(&pair) }
+    }
+
+    fn rust_path(&self, pair: Pair<'_, Rule>) -> RustPath {
+        let span = self.span(&pair);
+        let mut segments = Vec::new();
+        for part in children(pair) {
+            match part.as_rule() {
+                Rule::path_sep if segments.is_empty() => segments.push(String::new()),
+                Rule::ident => segments.push(part.as_str().to_string()),
+                _ => {}
+            }
+        }
+        RustPath { segments, span }
     }
 
     fn item(&self, pair: Pair<'_, Rule>) -> Lowered<Item> {
-        let span = Span::from(pair.as_span());
+        let span = self.span(&pair);
         let rule = pair.as_rule();
         let mut inner = children(pair);
         if inner.peek().is_some_and(|p| is_keyword(p.as_rule())) {
@@ -91,53 +147,60 @@ impl Lowerer {
         }
         Ok(match rule {
             Rule::stray_route => {
-                let name = children(expect_next(&mut inner, span)?).nth(1).map_or(span, |p| Span::from(p.as_span()));
-                return Err(Diagnostic::error(Code::Syntax, "a `route` belongs inside a router", name, "a route outside any router")
-                    .with_help("put it in a router: `router models = model { route m = ...; }`; in a flow, declare a step instead"));
+                let name = children(expect_next(&mut inner, span)?).nth(1).map_or(span, |p| self.span(&p));
+                return Err(Diagnostic::error(
+                    Code::Syntax,
+                    "a `route` belongs inside a router",
+                    name,
+                    "a route outside any router",
+                )
+                .with_help(
+                    "put it in a router: `router models = model { route m = ...; }`; in a flow, declare a step instead",
+                ));
             }
-            Rule::setting => Item::Setting(self.option(expect_next(&mut inner, span)?)?),
+            Rule::setting => Item::Setting(Box::new(self.option(expect_next(&mut inner, span)?)?)),
             Rule::param_decl => {
-                let name = ident(expect_next(&mut inner, span)?);
+                let name = self.ident(expect_next(&mut inner, span)?);
                 let ty = self.type_expr(expect_next(&mut inner, span)?)?;
                 let default = inner.next().map(|p| self.top_expr(p)).transpose()?;
-                Item::Param(ParamDecl { name, ty, default, span })
+                Item::Param(Box::new(ParamDecl { name, ty, default, span }))
             }
-            Rule::secret_decl => Item::Secret(ident(expect_next(&mut inner, span)?)),
-            Rule::function_decl => Item::Function(ident(expect_next(&mut inner, span)?)),
+            Rule::secret_decl => Item::Secret(self.ident(expect_next(&mut inner, span)?)),
+            Rule::function_decl => Item::Function(self.ident(expect_next(&mut inner, span)?)),
             Rule::record_decl => {
-                let name = ident(expect_next(&mut inner, span)?);
+                let name = self.ident(expect_next(&mut inner, span)?);
                 let fields = inner
                     .map(|field| {
                         let mut parts = children(field);
-                        let name = ident(expect_next(&mut parts, span)?);
+                        let name = self.ident(expect_next(&mut parts, span)?);
                         Ok((name, self.type_expr(expect_next(&mut parts, span)?)?))
                     })
                     .collect::<Lowered<_>>()?;
-                Item::Record(RecordDecl { name, fields, span })
+                Item::Record(Box::new(RecordDecl { name, fields, span }))
             }
-            Rule::step_decl => Item::Step(self.step(inner, span)?),
-            Rule::router_decl => Item::Router(self.router(inner, span)?),
+            Rule::step_decl => Item::Step(Box::new(self.step(inner, span)?)),
+            Rule::router_decl => Item::Router(Box::new(self.router(inner, span)?)),
             Rule::queue_decl => {
-                let name = ident(expect_next(&mut inner, span)?);
+                let name = self.ident(expect_next(&mut inner, span)?);
                 self.expression_parts.set(0);
                 let engine = self.call(expect_next(&mut inner, span)?)?;
                 let options = inner.next().map(|p| self.options(p)).transpose()?.unwrap_or_default();
-                Item::Queue(QueueDecl { name, engine, options, span })
+                Item::Queue(Box::new(QueueDecl { name, engine, options, span }))
             }
             Rule::wiring => {
                 let stages = inner
                     .filter(|p| p.as_rule() == Rule::wire_stage)
-                    .map(|stage| children(stage).map(ident).collect())
+                    .map(|stage| children(stage).map(|p| self.ident(p)).collect())
                     .collect();
                 Item::Wiring(Wiring { stages, span })
             }
-            Rule::test_decl => Item::Test(self.test(inner, span)?),
+            Rule::test_decl => Item::Test(Box::new(self.test(inner, span)?)),
             _ => return Err(internal(span)),
         })
     }
 
     fn step(&self, mut inner: Pairs<'_, Rule>, span: Span) -> Lowered<StepDecl> {
-        let name = ident(expect_next(&mut inner, span)?);
+        let name = self.ident(expect_next(&mut inner, span)?);
         let mut signature = None;
         if inner.peek().is_some_and(|p| p.as_rule() == Rule::signature) {
             let mut types = children(expect_next(&mut inner, span)?).filter(|p| p.as_rule() == Rule::type_expr);
@@ -152,15 +215,15 @@ impl Lowerer {
 
     fn step_impl(&self, pair: Pair<'_, Rule>) -> Lowered<StepImpl> {
         self.expression_parts.set(0);
-        let span = Span::from(pair.as_span());
+        let span = self.span(&pair);
         let implementation = expect_next(&mut children(pair), span)?;
-        let impl_span = Span::from(implementation.as_span());
+        let impl_span = self.span(&implementation);
         let rule = implementation.as_rule();
         let mut inner = children(implementation).filter(|p| !is_keyword(p.as_rule()));
         Ok(match rule {
-            Rule::fn_impl => StepImpl::Function(rust_path(inner.next().ok_or_else(|| internal(span))?)),
+            Rule::fn_impl => StepImpl::Function(self.rust_path(inner.next().ok_or_else(|| internal(span))?)),
             Rule::new_impl => {
-                let path = rust_path(inner.next().ok_or_else(|| internal(span))?);
+                let path = self.rust_path(inner.next().ok_or_else(|| internal(span))?);
                 let args = inner.next().map(|p| self.args(p)).transpose()?.unwrap_or_default();
                 StepImpl::Construct(path, args, impl_span)
             }
@@ -178,33 +241,33 @@ impl Lowerer {
     }
 
     fn choice_arm(&self, pair: Pair<'_, Rule>) -> Lowered<ChoiceArm> {
-        let span = Span::from(pair.as_span());
+        let span = self.span(&pair);
         let mut inner = children(pair);
         let first = expect_next(&mut inner, span)?;
         let condition = if first.as_rule() == Rule::wildcard { None } else { Some(self.top_expr(first)?) };
-        let outlet = inner.find(|p| p.as_rule() == Rule::ident).map(ident).ok_or_else(|| internal(span))?;
+        let outlet = inner.find(|p| p.as_rule() == Rule::ident).map(|p| self.ident(p)).ok_or_else(|| internal(span))?;
         Ok(ChoiceArm { condition, outlet })
     }
 
     fn router(&self, mut inner: Pairs<'_, Rule>, span: Span) -> Lowered<RouterDecl> {
-        let name = ident(expect_next(&mut inner, span)?);
+        let name = self.ident(expect_next(&mut inner, span)?);
         let kind_pair = expect_next(&mut children(expect_next(&mut inner, span)?), span)?;
         let kind = match kind_pair.as_rule() {
             Rule::custom_router => {
                 let path =
                     children(kind_pair).find(|p| p.as_rule() == Rule::rust_path).ok_or_else(|| internal(span))?;
-                RouterKindAst::Custom(rust_path(path))
+                RouterKindAst::Custom(self.rust_path(path))
             }
-            _ => RouterKindAst::Named(ident(kind_pair)),
+            _ => RouterKindAst::Named(self.ident(kind_pair)),
         };
         let mut routes = Vec::new();
         let mut options = Vec::new();
         for item in inner {
-            let item_span = Span::from(item.as_span());
+            let item_span = self.span(&item);
             match item.as_rule() {
                 Rule::route_decl => {
                     let mut parts = children(item).filter(|p| !is_keyword(p.as_rule()));
-                    let name = ident(parts.next().ok_or_else(|| internal(item_span))?);
+                    let name = self.ident(parts.next().ok_or_else(|| internal(item_span))?);
                     let implementation = self.step_impl(parts.next().ok_or_else(|| internal(item_span))?)?;
                     routes.push(RouteDecl { name, implementation, span: item_span });
                 }
@@ -215,11 +278,11 @@ impl Lowerer {
     }
 
     fn test(&self, mut inner: Pairs<'_, Rule>, span: Span) -> Lowered<TestDecl> {
-        let name = ident(expect_next(&mut inner, span)?);
+        let name = self.ident(expect_next(&mut inner, span)?);
         let mut requests = Vec::new();
         let mut expects = Vec::new();
         for item in inner {
-            let item_span = Span::from(item.as_span());
+            let item_span = self.span(&item);
             let rule = item.as_rule();
             let mut parts = children(item).filter(|p| !is_keyword(p.as_rule()));
             if rule == Rule::expect {
@@ -231,7 +294,7 @@ impl Lowerer {
             let mut options = Vec::new();
             for part in parts {
                 match part.as_rule() {
-                    Rule::ident => method = Some(ident(part)),
+                    Rule::ident => method = Some(self.ident(part)),
                     Rule::string => path = Some(self.string(part)),
                     _ => options = self.options(part)?,
                 }
@@ -247,15 +310,15 @@ impl Lowerer {
     }
 
     fn option(&self, pair: Pair<'_, Rule>) -> Lowered<Opt> {
-        let span = Span::from(pair.as_span());
+        let span = self.span(&pair);
         let mut inner = children(pair);
-        let key = ident(expect_next(&mut inner, span)?);
+        let key = self.ident(expect_next(&mut inner, span)?);
         let value = match inner.next() {
             None => None,
             Some(value) => {
                 let value = expect_next(&mut children(value), span)?;
                 Some(match value.as_rule() {
-                    Rule::star => OptValue::Star(Span::from(value.as_span())),
+                    Rule::star => OptValue::Star(self.span(&value)),
                     _ => OptValue::Expr(self.top_expr(value)?),
                 })
             }
@@ -264,16 +327,16 @@ impl Lowerer {
     }
 
     fn type_expr(&self, pair: Pair<'_, Rule>) -> Lowered<TypeExpr> {
-        let span = Span::from(pair.as_span());
+        let span = self.span(&pair);
         let mut inner = children(pair);
         let base = expect_next(&mut inner, span)?;
-        let base_span = Span::from(base.as_span());
+        let base_span = self.span(&base);
         let base = match base.as_rule() {
             Rule::array_type => {
                 let element = expect_next(&mut children(base), base_span)?;
                 TypeExpr::Array(Box::new(self.type_expr(element)?), base_span)
             }
-            _ => TypeExpr::Named(ident(expect_next(&mut children(base), base_span)?)),
+            _ => TypeExpr::Named(self.ident(expect_next(&mut children(base), base_span)?)),
         };
         Ok(match inner.next() {
             Some(_optional) => TypeExpr::Optional(Box::new(base), span),
@@ -284,17 +347,17 @@ impl Lowerer {
     fn args(&self, pair: Pair<'_, Rule>) -> Lowered<Vec<Arg>> {
         children(pair)
             .map(|arg| {
-                let span = Span::from(arg.as_span());
+                let span = self.span(&arg);
                 let mut parts: Vec<Pair<'_, Rule>> = children(arg).collect();
                 let value = parts.pop().ok_or_else(|| internal(span))?;
-                let name = parts.pop().map(ident);
+                let name = parts.pop().map(|p| self.ident(p));
                 Ok(Arg { name, value: self.expr(value)? })
             })
             .collect()
     }
 
     fn call(&self, pair: Pair<'_, Rule>) -> Lowered<Call> {
-        let span = Span::from(pair.as_span());
+        let span = self.span(&pair);
         self.call_parts(span, children_of_call(children(pair)))
     }
 
@@ -303,13 +366,13 @@ impl Lowerer {
         span: Span,
         (name, args): (Option<Pair<'i, Rule>>, Option<Pair<'i, Rule>>),
     ) -> Lowered<Call> {
-        let name = ident(name.ok_or_else(|| internal(span))?);
+        let name = self.ident(name.ok_or_else(|| internal(span))?);
         let args = args.map(|p| self.args(p)).transpose()?.unwrap_or_default();
         Ok(Call { name, args, span })
     }
 
     fn string(&self, pair: Pair<'_, Rule>) -> StrLit {
-        let span = Span::from(pair.as_span());
+        let span = self.span(&pair);
         match unescape(pair.as_str()) {
             Ok(value) => StrLit { value, span },
             Err(bad) => {
@@ -332,7 +395,7 @@ impl Lowerer {
     fn expr(&self, pair: Pair<'_, Rule>) -> Lowered<Expr> {
         // Operators chain without brackets, so bracket nesting alone does not bound the depth
         // of the tree (`1 + 1 + ...` is left-deep); bound its length as well.
-        let span = Span::from(pair.as_span());
+        let span = self.span(&pair);
         let parts = pair.clone().into_inner().len();
         let used = self.expression_parts.get() + parts;
         self.expression_parts.set(used);
@@ -358,14 +421,15 @@ impl Lowerer {
             })
             .map_prefix(|op, operand| {
                 let kind = if op.as_rule() == Rule::neg { UnaryOp::Neg } else { UnaryOp::Not };
-                let span = Span::from(op.as_span()).to(operand.span);
+                let span = self.span(&op).to(operand.span);
                 Expr { kind: ExprKind::Unary(kind, Box::new(operand)), span }
             })
             .map_postfix(|operand, op| {
-                let span = operand.span.to(Span::from(op.as_span()));
+                let span = operand.span.to(self.span(&op));
                 match op.as_rule() {
                     Rule::field => {
-                        let field = children(op).next().map(ident).unwrap_or(Ident { name: String::new(), span });
+                        let field =
+                            children(op).next().map(|p| self.ident(p)).unwrap_or(Ident { name: String::new(), span });
                         Expr { kind: ExprKind::Field(Box::new(operand), field), span }
                     }
                     _ => {
@@ -393,7 +457,7 @@ impl Lowerer {
     }
 
     fn primary(&self, pair: Pair<'_, Rule>) -> Lowered<Expr> {
-        let span = Span::from(pair.as_span());
+        let span = self.span(&pair);
         let text = pair.as_str();
         let kind = match pair.as_rule() {
             Rule::null => ExprKind::Null,
@@ -417,25 +481,30 @@ impl Lowerer {
                 Ok(value) if value.is_finite() => ExprKind::Float(value),
                 _ => {
                     self.diagnostics.borrow_mut().push(
-                        Diagnostic::error(Code::InvalidLiteral, "float literal is out of range", span, "not a finite number")
-                            .with_help("a float is an f64: at most about 1.8e308"),
+                        Diagnostic::error(
+                            Code::InvalidLiteral,
+                            "float literal is out of range",
+                            span,
+                            "not a finite number",
+                        )
+                        .with_help("a float is an f64: at most about 1.8e308"),
                     );
                     ExprKind::Float(0.0)
                 }
             },
             Rule::string => ExprKind::Str(self.string(pair).value),
-            Rule::name => ExprKind::Name(ident(expect_next(&mut children(pair), span)?)),
+            Rule::name => ExprKind::Name(self.ident(expect_next(&mut children(pair), span)?)),
             Rule::call => ExprKind::Call(self.call(pair)?),
             Rule::array => ExprKind::Array(children(pair).map(|item| self.expr(item)).collect::<Lowered<_>>()?),
             Rule::object => ExprKind::Object(
                 children(pair)
                     .map(|entry| {
-                        let entry_span = Span::from(entry.as_span());
+                        let entry_span = self.span(&entry);
                         let mut parts = children(entry);
                         let key = expect_next(&mut parts, entry_span)?;
                         let key = match key.as_rule() {
                             Rule::string => self.string(key),
-                            _ => StrLit { value: key.as_str().to_string(), span: Span::from(key.as_span()) },
+                            _ => StrLit { value: key.as_str().to_string(), span: self.span(&key) },
                         };
                         Ok((key, self.expr(expect_next(&mut parts, entry_span)?)?))
                     })
@@ -492,23 +561,6 @@ fn binary_op(rule: Rule) -> BinaryOp {
         // The grammar's `infix` rule admits only the operators above and `%`.
         _ => BinaryOp::Rem,
     }
-}
-
-fn ident(pair: Pair<'_, Rule>) -> Ident {
-    Ident { name: pair.as_str().to_string(), span: Span::from(pair.as_span()) }
-}
-
-fn rust_path(pair: Pair<'_, Rule>) -> RustPath {
-    let span = Span::from(pair.as_span());
-    let mut segments = Vec::new();
-    for part in children(pair) {
-        match part.as_rule() {
-            Rule::path_sep if segments.is_empty() => segments.push(String::new()),
-            Rule::ident => segments.push(part.as_str().to_string()),
-            _ => {}
-        }
-    }
-    RustPath { segments, span }
 }
 
 /// A bad escape in a string literal: what is wrong, and where (bytes within the literal).

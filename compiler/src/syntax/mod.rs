@@ -16,15 +16,113 @@ mod grammar {
 use grammar::{GraphParser, Rule};
 
 /// Parses one graph. A syntax error stops at the first one (pest does not recover); errors found
-/// while lowering (bad literals) are all reported.
+/// while lowering (bad literals) are all reported. The graph is parsed item by item, each item
+/// lowered before the next is parsed, so that memory follows the largest item, not the file;
+/// on a syntax error the whole file is parsed again for pest's error at the right place.
 pub fn parse(text: &str) -> Result<ast::Graph, Vec<Diagnostic>> {
     lex(text)?;
-    let mut pairs = match GraphParser::parse(Rule::file, text) {
-        Ok(pairs) => pairs,
-        Err(error) => return Err(vec![syntax_error(text, &detailed(text).unwrap_or(error))]),
+    let whole_file_error = || {
+        let error = match GraphParser::parse(Rule::file, text) {
+            Ok(_) => {
+                return Diagnostic::error(
+                    Code::Syntax,
+                    "internal error: the file parses whole but not by items",
+                    Span::default(),
+                    "",
+                )
+                .with_help("this is a bug in graphc; please report it with this file");
+            }
+            Err(error) => error,
+        };
+        syntax_error(text, &detailed(text).unwrap_or(error))
     };
-    let file = pairs.next().ok_or_else(|| vec![Diagnostic::error(Code::Syntax, "empty input", Span::default(), "").with_help("a file holds one graph: `graph NAME { ... }`")])?;
-    lower::lower_file(file)
+    let Some(head) = GraphParser::parse(Rule::graph_head, text).ok().and_then(|mut pairs| pairs.next()) else {
+        return Err(vec![whole_file_error()]);
+    };
+    let mut at = head.as_span().end();
+    let mut graph = lower::GraphLowerer::new(head)?;
+    loop {
+        // pest indexes the lines of the text it is given: each piece gets only a window that
+        // holds it, so that reading the file stays linear.
+        if text.as_bytes().get(skip_trivia(text, at)) == Some(&b'}') {
+            let rest = text.get(at..).unwrap_or_default();
+            let Ok(end) = GraphParser::parse(Rule::graph_end, rest) else { return Err(vec![whole_file_error()]) };
+            let close = end.flatten().find(|pair| pair.as_rule() == Rule::graph_close);
+            return graph.finish(close.map_or(text.len(), |pair| at + pair.as_span().end()));
+        }
+        let window = text.get(at..item_window_end(text, at)).unwrap_or_default();
+        let Some(item) = GraphParser::parse(Rule::one_item, window).ok().and_then(|mut pairs| pairs.next()) else {
+            return Err(vec![whole_file_error()]);
+        };
+        let end = at + item.as_span().end();
+        graph.item(item, at)?;
+        at = end;
+    }
+}
+
+/// Where a string or comment starting at `at` ends, if one starts there. The lexical pass has
+/// already found every string and comment terminated.
+fn literal_or_comment_end(text: &str, at: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    match (bytes.get(at), bytes.get(at + 1)) {
+        (Some(b'/'), Some(b'/')) => Some(text[at..].find('\n').map_or(bytes.len(), |n| at + n)),
+        (Some(b'/'), Some(b'*')) => block_comment_end(bytes, at),
+        (Some(b'"'), _) => plain_string_end(bytes, at),
+        (Some(b'r'), Some(b'"' | b'#')) if !bytes.get(at.wrapping_sub(1)).is_some_and(|c| is_ident_byte(*c)) => {
+            raw_string_end(text, at)
+        }
+        _ => None,
+    }
+}
+
+fn is_ident_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_' || byte >= 0x80
+}
+
+/// The first byte from `at` that is not whitespace or a comment.
+fn skip_trivia(text: &str, mut at: usize) -> usize {
+    let bytes = text.as_bytes();
+    while let Some(&byte) = bytes.get(at) {
+        if byte.is_ascii_whitespace() {
+            at += 1;
+        } else if byte == b'/' && matches!(bytes.get(at + 1), Some(b'/' | b'*')) {
+            at = literal_or_comment_end(text, at).unwrap_or(bytes.len());
+        } else {
+            break;
+        }
+    }
+    at
+}
+
+/// An end past the item that starts at `at`: after its first `;` at the graph's level, or its
+/// second block closed back to that level (`choice { ... } { respond; }`), or the graph's own
+/// `}`. A window longer than the item is harmless (pest reads one item from it).
+fn item_window_end(text: &str, mut at: usize) -> usize {
+    let bytes = text.as_bytes();
+    let (mut depth, mut blocks) = (0usize, 0);
+    while let Some(&byte) = bytes.get(at) {
+        if let Some(end) = literal_or_comment_end(text, at) {
+            at = end;
+            continue;
+        }
+        match byte {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' if depth == 0 => return at,
+            b')' | b']' | b'}' => {
+                depth -= 1;
+                if depth == 0 && byte == b'}' {
+                    blocks += 1;
+                    if blocks == 2 {
+                        return at + 1;
+                    }
+                }
+            }
+            b';' if depth == 0 => return at + 1,
+            _ => {}
+        }
+        at += 1;
+    }
+    bytes.len()
 }
 
 /// How deeply brackets may nest. Real graphs stay far below it; the limit keeps the parser's
@@ -210,6 +308,18 @@ fn block_comment_end(bytes: &[u8], at: usize) -> Option<usize> {
     None
 }
 
+/// One past the end of the raw string (`r"..."`, `r#"..."#`) opening at `at`.
+fn raw_string_end(text: &str, at: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let hashes = bytes.get(at + 1..).unwrap_or_default().iter().take_while(|c| **c == b'#').count();
+    if bytes.get(at + 1 + hashes) != Some(&b'"') {
+        return None;
+    }
+    let closing = format!("\"{}", "#".repeat(hashes));
+    let body = at + 2 + hashes;
+    text.get(body..).and_then(|rest| rest.find(&closing)).map(|n| body + n + closing.len())
+}
+
 /// One past the quote that closes the plain string opening at `at`.
 fn plain_string_end(bytes: &[u8], at: usize) -> Option<usize> {
     let mut i = at + 1;
@@ -369,6 +479,10 @@ fn describe(rule: Rule) -> &'static str {
         | Rule::COMMENT
         | Rule::block_comment
         | Rule::stray_route
+        | Rule::graph_head
+        | Rule::one_item
+        | Rule::graph_end
+        | Rule::graph_close
         | Rule::ident_char
         | Rule::digits
         | Rule::exponent => "more input",

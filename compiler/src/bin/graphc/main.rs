@@ -14,7 +14,20 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Colour in diagnostics: `auto` colours a terminal unless NO_COLOR is set.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    color: Color,
 }
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Whether diagnostics are coloured, decided once from `--color` and the environment.
+static COLOR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
 #[derive(Subcommand)]
 enum Command {
@@ -23,7 +36,8 @@ enum Command {
         /// The .graph files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// `human` for people, `json` for editors and CI.
+        /// `human` for people; `json` for editors and CI: JSON Lines, one object per diagnostic on
+        /// standard output.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
@@ -142,7 +156,15 @@ enum Diagram {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    let color = match cli.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stderr().is_terminal() && !no_color,
+    };
+    let _ = COLOR.set(color);
+    match cli.command {
         Command::Check { files, format } => check(&files, format),
         Command::Graph { file, format } => graph(&file, format),
         Command::Build { file, emit, out, check, handlers, release } => match (emit, out) {
@@ -384,35 +406,40 @@ fn read(path: &PathBuf) -> Result<String, ExitCode> {
 
 fn style() -> Style {
     let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100);
-    Style { color: std::io::stderr().is_terminal(), width }
+    Style { color: COLOR.get().copied().unwrap_or(false), width }
 }
 
 fn check(files: &[PathBuf], format: Format) -> ExitCode {
     let mut failed = false;
-    let mut json = Vec::new();
     for path in files {
-        let text = match read(path) {
-            Ok(text) => text,
-            Err(code) => return code,
-        };
         let name = path.display().to_string();
-        let diagnostics = match graphc::check_source(&text) {
-            Ok(checked) => checked.warnings,
-            Err(diagnostics) => {
+        // A file that cannot be read is one more diagnostic; the others are still checked.
+        let (text, diagnostics) = match std::fs::read_to_string(path) {
+            Ok(text) => match graphc::check_source(&text) {
+                Ok(checked) => (text, checked.warnings),
+                Err(diagnostics) => {
+                    failed = true;
+                    (text, diagnostics)
+                }
+            },
+            Err(error) => {
                 failed = true;
-                diagnostics
+                let unreadable = graphc::Diagnostic::error(
+                    graphc::Code::Io,
+                    format!("cannot read {name}: {error}"),
+                    graphc::source::Span::default(),
+                    "",
+                )
+                .with_help("check the path and its permissions");
+                (String::new(), vec![unreadable])
             }
         };
         match format {
             Format::Human => eprint!("{}", report::render_human(&name, &text, &diagnostics, style())),
-            Format::Json => {
-                json.extend(report::to_json(&name, &text, &diagnostics).as_array().cloned().unwrap_or_default())
-            }
+            Format::Json => print!("{}", report::to_json_lines(&name, &text, &diagnostics)),
         }
     }
-    if let Format::Json = format {
-        println!("{}", serde_json::Value::Array(json));
-    } else {
+    if let Format::Human = format {
         let outcome = if failed { "failed" } else { "ok" };
         eprintln!("checked {} file(s): {outcome}", files.len());
     }
