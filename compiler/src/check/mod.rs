@@ -88,6 +88,8 @@ struct Checker<'a> {
     wiring_incomplete: bool,
     /// The topology setting was invalid (and reported): its rules would report follow-ons.
     topology_invalid: bool,
+    /// Each route's router, by the route's name: for a route wired as if it were a step.
+    routers_of_routes: HashMap<&'a str, &'a ast::RouterDecl>,
     topology_span: Option<Span>,
     engine_span: Option<Span>,
     diagnostics: Vec<Diagnostic>,
@@ -120,6 +122,12 @@ impl<'a> Checker<'a> {
             functions: Vec::new(),
             wiring_incomplete: false,
             topology_invalid: false,
+            routers_of_routes: ast
+                .items
+                .iter()
+                .filter_map(|item| if let ast::Item::Router(router) = item { Some(&**router) } else { None })
+                .flat_map(|router| router.routes.iter().map(move |route| (route.name.name.as_str(), router)))
+                .collect(),
             topology_span: None,
             engine_span: None,
             diagnostics: Vec::new(),
@@ -159,12 +167,7 @@ impl<'a> Checker<'a> {
         let found = self.node_id(&name.name);
         if found.is_none() {
             self.wiring_incomplete = true;
-            let router_of_route = self.ast.items.iter().find_map(|item| match item {
-                ast::Item::Router(router) if router.routes.iter().any(|route| route.name.name == name.name) => {
-                    Some(router)
-                }
-                _ => None,
-            });
+            let router_of_route = self.routers_of_routes.get(name.name.as_str()).copied();
             let d = match router_of_route {
                 Some(router) => Diagnostic::error(
                     crate::diagnostic::Code::UnknownStep,
