@@ -182,6 +182,9 @@ pub enum Type {
     Json,
     /// A JSON object with fields unknown at compile time.
     Object,
+    /// A JSON object whose fields are known: what an object literal builds (`map({ ... })`,
+    /// `extend`), in the order written.
+    Shape(Vec<(String, Type)>),
     /// `null`
     Null,
     /// `bool`

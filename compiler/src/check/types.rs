@@ -63,6 +63,11 @@ impl Checker<'_> {
         match ty {
             Type::Json => "json".to_string(),
             Type::Object => "object".to_string(),
+            Type::Shape(fields) => {
+                let fields: Vec<String> =
+                    fields.iter().map(|(name, ty)| format!("{name}: {}", self.type_name(ty))).collect();
+                format!("{{{}}}", fields.join(", "))
+            }
             Type::Null => "null".to_string(),
             Type::Bool => "bool".to_string(),
             Type::Int => "int".to_string(),
@@ -73,6 +78,15 @@ impl Checker<'_> {
             Type::Record(id) => {
                 self.graph.records.get(id.index()).map_or_else(|| "record".to_string(), |r| r.name.clone())
             }
+        }
+    }
+
+    /// The fields of a known object or a record.
+    fn fields_of(&self, ty: &Type) -> Option<Vec<(String, Type)>> {
+        match ty {
+            Type::Shape(fields) => Some(fields.clone()),
+            Type::Record(id) => Some(self.record_fields(*id).to_vec()),
+            _ => None,
         }
     }
 
@@ -106,7 +120,12 @@ impl Checker<'_> {
         for id in order {
             let node = self.node(id);
             let parents = node.parents.clone();
-            let arriving = parents.first().and_then(|p| emitted.get(p.index())).cloned().unwrap_or(Type::Json);
+            // After a join, the body is what every parent can send.
+            let arriving = parents
+                .iter()
+                .filter_map(|p| emitted.get(p.index()).cloned())
+                .reduce(|a, b| join(&a, &b))
+                .unwrap_or(Type::Json);
             let body = if node.full_event { Type::Json } else { arriving.clone() };
             let value_in = match node.input_path.clone() {
                 Some(path) => self.path_type(id, &body, &path, "input_path"),
@@ -146,6 +165,9 @@ impl Checker<'_> {
             }
             let output = self.node(id).output.clone();
             let out = match self.node(id).result_path.clone() {
+                // A result written into a known object adds a field: its fields are no longer
+                // all known.
+                Some(_) if matches!(body, Type::Shape(_)) => Type::Object,
                 Some(path) => {
                     self.check_result_path(id, &body, &path, &output);
                     body
@@ -166,7 +188,7 @@ impl Checker<'_> {
         let (input, output, kind) = match (kind, implementation) {
             (NodeKind::Extend(_), Some(StepImpl::Call(call))) => {
                 let (expr, ty) = self.single_arg(call, value_in);
-                if !matches!(ty, Type::Object | Type::Json | Type::Record(_)) {
+                if !matches!(ty, Type::Object | Type::Shape(_) | Type::Json | Type::Record(_)) {
                     self.expr_error(
                         call.span,
                         format!(
@@ -176,14 +198,26 @@ impl Checker<'_> {
                         "write an object literal: `extend({ tag: \"x\" })`; to replace the body, use `map`",
                     );
                 }
-                if !matches!(value_in, Type::Object | Type::Json | Type::Record(_)) {
+                if !matches!(value_in, Type::Object | Type::Shape(_) | Type::Json | Type::Record(_)) {
                     self.expr_error(
                         call.span,
                         format!("`extend` needs an object body, but `{}` arrives", self.type_name(value_in)),
                         "use `map({ value: body, ... })` to build an object from this body",
                     );
                 }
-                (value_in.clone(), Type::Object, NodeKind::Extend(expr))
+                let output = match (self.fields_of(value_in), self.fields_of(&ty)) {
+                    (Some(mut fields), Some(extra)) => {
+                        for (name, ty) in extra {
+                            match fields.iter_mut().find(|(existing, _)| *existing == name) {
+                                Some(slot) => slot.1 = ty,
+                                None => fields.push((name, ty)),
+                            }
+                        }
+                        Type::Shape(fields)
+                    }
+                    _ => Type::Object,
+                };
+                (value_in.clone(), output, NodeKind::Extend(expr))
             }
             (NodeKind::Map(_), Some(StepImpl::Call(call))) => {
                 let (expr, ty) = self.single_arg(call, value_in);
@@ -227,7 +261,10 @@ impl Checker<'_> {
             (NodeKind::Queue(ir::Queue::Stream { url, stream, shards, .. }), _) => {
                 let key = self.syntax_of(id).queue_key.map(|key| {
                     let (expr, ty) = self.expr(key, Scope::Step(value_in));
-                    if matches!(ty, Type::Null | Type::Object | Type::Array(_) | Type::Record(_) | Type::Optional(_)) {
+                    if matches!(
+                        ty,
+                        Type::Null | Type::Object | Type::Shape(_) | Type::Array(_) | Type::Record(_) | Type::Optional(_)
+                    ) {
                         self.expr_error(
                             key.span,
                             format!(
@@ -304,6 +341,10 @@ impl Checker<'_> {
         for segment in path {
             current = match current {
                 Type::Json | Type::Object => Type::Json,
+                Type::Shape(fields) => match fields.into_iter().find(|(name, _)| name == segment) {
+                    Some((_, ty)) => ty,
+                    None => return Err(format!("the body has no field `{segment}`")),
+                },
                 Type::Optional(inner) => match *inner {
                     Type::Record(_) | Type::Json | Type::Object => {
                         self.walk_path(&inner, std::slice::from_ref(segment))?
@@ -344,7 +385,7 @@ impl Checker<'_> {
     }
 
     fn check_result_path(&mut self, id: NodeId, body: &Type, path: &[String], output: &Type) {
-        if matches!(body, Type::Json | Type::Object) {
+        if matches!(body, Type::Json | Type::Object | Type::Shape(_)) {
             return;
         }
         let span = self.syntax_of(id).option_span("result_path").unwrap_or(self.node(id).span);
@@ -511,7 +552,7 @@ impl Checker<'_> {
                 let (index_expr, index_ty) = self.expr(index, scope);
                 let ty = match (strip_optional(&base_ty), &index_ty) {
                     (Type::Array(element), Type::Int | Type::Json) => (**element).clone(),
-                    (Type::Json, _) | (Type::Object, Type::Str | Type::Json) => Type::Json,
+                    (Type::Json, _) | (Type::Object | Type::Shape(_), Type::Str | Type::Json) => Type::Json,
                     (base_ty, index_ty) => {
                         self.expr_error(
                             expr.span,
@@ -548,6 +589,7 @@ impl Checker<'_> {
             }
             ExprKind::Object(entries) => {
                 let mut out: Vec<(String, ir::Expr)> = Vec::new();
+                let mut shape: Vec<(String, Type)> = Vec::new();
                 for (key, value) in entries {
                     if out.iter().any(|(k, _)| *k == key.value) {
                         self.report(
@@ -560,9 +602,11 @@ impl Checker<'_> {
                             .with_help("an object's keys are distinct: remove or rename one"),
                         );
                     }
-                    out.push((key.value.clone(), self.expr(value, scope).0));
+                    let (expr, ty) = self.expr(value, scope);
+                    out.push((key.value.clone(), expr));
+                    shape.push((key.value.clone(), ty));
                 }
-                (ir::Expr::Object(out), Type::Object)
+                (ir::Expr::Object(out), Type::Shape(shape))
             }
             ExprKind::Array(items) => {
                 let typed: Vec<(ir::Expr, Type)> = items.iter().map(|item| self.expr(item, scope)).collect();
@@ -649,6 +693,24 @@ impl Checker<'_> {
         let (base_expr, base_ty) = self.expr(base, scope);
         let ty = match strip_optional(&base_ty) {
             Type::Json | Type::Object => Type::Json,
+            Type::Shape(fields) => match fields.iter().find(|(n, _)| *n == field.name) {
+                Some((_, ty)) => ty.clone(),
+                None => {
+                    let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+                    let help = did_you_mean(&field.name, names.iter().copied())
+                        .unwrap_or_else(|| format!("its fields are: {}", names.join(", ")));
+                    self.report(
+                        Diagnostic::error(
+                            Code::ExprType,
+                            format!("the body has no field `{}`", field.name),
+                            field.span,
+                            format!("the body here is `{}`", self.type_name(&base_ty)),
+                        )
+                        .with_help(help),
+                    );
+                    Type::Json
+                }
+            },
             Type::Record(record) => match self.record_fields(*record).iter().find(|(n, _)| *n == field.name) {
                 Some((_, ty)) => ty.clone(),
                 None => {
@@ -698,7 +760,7 @@ impl Checker<'_> {
             return (ir::Expr::Null, Type::Int);
         };
         let (inner, ty) = self.expr(&arg.value, scope);
-        if !matches!(strip_optional(&ty), Type::Str | Type::Array(_) | Type::Json | Type::Object) {
+        if !matches!(strip_optional(&ty), Type::Str | Type::Array(_) | Type::Json | Type::Object | Type::Shape(_)) {
             self.expr_error(
                 arg.value.span,
                 format!("`len` takes a string, array or object, not `{}`", self.type_name(&ty)),
@@ -760,6 +822,27 @@ fn strip_optional(ty: &Type) -> &Type {
     }
 }
 
+/// What a step after a join receives: the type every parent sends, field by field for known
+/// objects (a field only some parents send is not known to be there).
+fn join(a: &Type, b: &Type) -> Type {
+    match (a, b) {
+        _ if a == b => a.clone(),
+        (Type::Shape(left), Type::Shape(right)) => Type::Shape(
+            left.iter()
+                .filter_map(|(name, ty)| {
+                    right.iter().find(|(other, _)| other == name).map(|(_, other)| {
+                        (name.clone(), if ty == other { ty.clone() } else { Type::Json })
+                    })
+                })
+                .collect(),
+        ),
+        (Type::Shape(_) | Type::Object | Type::Record(_), Type::Shape(_) | Type::Object | Type::Record(_)) => {
+            Type::Object
+        }
+        _ => Type::Json,
+    }
+}
+
 fn comparable(left: &Type, right: &Type) -> bool {
     let (left, right) = (strip_optional(left), strip_optional(right));
     matches!(left, Type::Json | Type::Null)
@@ -774,6 +857,12 @@ pub(super) fn assignable(from: &Type, to: &Type) -> bool {
     match (from, to) {
         (Type::Json, _) | (_, Type::Json) => true,
         (Type::Object, Type::Record(_)) | (Type::Record(_), Type::Object) => true,
+        // A known object fits an unknown one, and a record (whose fields are checked when the
+        // body is read as the record); another known object when it has every field.
+        (Type::Shape(_), Type::Object | Type::Record(_)) | (Type::Object, Type::Shape(_)) => true,
+        (Type::Shape(from), Type::Shape(to)) => to.iter().all(|(name, ty)| {
+            from.iter().any(|(other, other_ty)| other == name && assignable(other_ty, ty))
+        }),
         (Type::Int, Type::Float) => true,
         (Type::Null, Type::Optional(_)) => true,
         (Type::Optional(a), Type::Optional(b)) => assignable(a, b),

@@ -799,7 +799,7 @@ fn optional_str(path: Option<&[String]>) -> TokenStream {
 fn rust_type(graph: &Graph, ty: &Type) -> TokenStream {
     let rt = rt();
     match ty {
-        Type::Json | Type::Object | Type::Null => quote!(#rt::Value),
+        Type::Json | Type::Object | Type::Shape(_) | Type::Null => quote!(#rt::Value),
         // Through `core::primitive`: a record may be named `bool`.
         Type::Bool => quote!(::core::primitive::bool),
         Type::Int => quote!(::core::primitive::i64),
