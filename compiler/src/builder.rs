@@ -54,6 +54,14 @@ impl Builder {
             std::fs::read_to_string(graph).map_err(|source| BuildError::Io { path: graph.to_path_buf(), source })?;
         let name = graph.file_name().map_or_else(|| graph.display().to_string(), |n| n.to_string_lossy().into_owned());
         let generated = generate_file(&text, &name).map_err(BuildError::Diagnostics)?;
+        let dir = graph.parent().map(Path::to_path_buf).unwrap_or_default();
+        let missing = crate::check::check_model_files(&generated.graph, |model_path| {
+            let resolved = dir.join(model_path);
+            if resolved.is_file() { Ok(()) } else { Err(resolved.display().to_string()) }
+        });
+        if !missing.is_empty() {
+            return Err(BuildError::Diagnostics(report::render_human(&name, &text, &missing, Style::PLAIN)));
+        }
         for warning in &generated.warnings {
             println!("cargo:warning={name}: {}", warning.message);
         }
@@ -73,6 +81,8 @@ impl Builder {
 pub struct Generated {
     /// The graph's name: the file is `<name>.rs`, the module `<name>`.
     pub graph_name: String,
+    /// The checked graph.
+    pub graph: crate::ir::Graph,
     /// The formatted module.
     pub file: codegen::GeneratedFile,
     /// Problems that do not stop compilation.
@@ -85,5 +95,5 @@ pub fn generate_file(text: &str, name: &str) -> Result<Generated, String> {
     let render = |diagnostics: &[crate::Diagnostic]| report::render_human(name, text, diagnostics, Style::PLAIN);
     let compiled = crate::compile(text, &CodegenOptions { span_of: None }).map_err(|d| render(&d))?;
     let file = compiled.to_file(name).map_err(|d| render(&[d]))?;
-    Ok(Generated { graph_name: compiled.graph.name, file, warnings: compiled.warnings })
+    Ok(Generated { graph_name: compiled.graph.name.clone(), graph: compiled.graph, file, warnings: compiled.warnings })
 }

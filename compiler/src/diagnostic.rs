@@ -59,6 +59,7 @@ codes! {
     GraphHandlerWithBefore => "graph_handler_with_before", "The graph-level error handler cannot have `before`.";
     RouterWithoutRoutes => "router_without_routes", "A router with no routes.";
     ModelWithoutPath => "model_without_path", "A model route without model_path.";
+    ModelNotFound => "model_not_found", "A model route whose model_path names no file (checked by the CLI and build.rs).";
     InvalidWeights => "invalid_weights", "Ensemble weights that are negative, all zero, or name unknown routes.";
     TypeMismatch => "type_mismatch", "A step receives a body of a type it does not accept.";
     InvalidPath => "invalid_path", "An input_path or result_path that cannot exist on the body's record type.";

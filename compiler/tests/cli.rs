@@ -129,6 +129,25 @@ fn json_diagnostics_give_every_unit_and_the_suggestion() {
 }
 
 #[test]
+fn a_model_file_that_does_not_exist_is_reported_at_check_time_with_the_resolved_path() {
+    let dir = workspace().join("target/graphc-missing-model");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("missing.graph"),
+        "graph missing_model {\n    router models = model {\n        route m = model(kind = gaussian_nb, model_path = \"models/nowhere.json\");\n    }\n}\n",
+    )
+    .expect("write");
+    let output = graphc(&["check", "--format", "json", "target/graphc-missing-model/missing.graph"]);
+    assert_eq!(output.status.code(), Some(1));
+    let diagnostics = json_lines(&output.stdout);
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
+    assert_eq!(diagnostics[0]["code"], "graphc::model_not_found");
+    let label = diagnostics[0]["spans"][0]["label"].as_str().expect("a label");
+    assert!(label.ends_with("target/graphc-missing-model/models/nowhere.json"), "{label}");
+    assert_eq!(diagnostics[0]["spans"][0]["line_start"], 3);
+}
+
+#[test]
 fn color_follows_the_flag_and_no_color() {
     let file = "tests/fixtures/fail/unknown_step_in_chain.graph";
     let always = graphc(&["check", "--color", "always", file]);

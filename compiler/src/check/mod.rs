@@ -51,6 +51,33 @@ pub fn check(graph: &ast::Graph) -> Result<Checked, Vec<Diagnostic>> {
     }
 }
 
+/// The model files a checked graph names, each checked by `find` (which the caller gives: the
+/// core does no IO): `Err` carries the path as resolved, and becomes a diagnostic at the route.
+/// The CLI and build.rs resolve from the graph file's folder, as the runtime loads them.
+pub fn check_model_files(graph: &ir::Graph, find: impl Fn(&str) -> Result<(), String>) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    for node in &graph.nodes {
+        let ir::NodeKind::Router(router) = &node.kind else { continue };
+        for route in &router.routes {
+            let ir::RouteKind::Model(model) = &route.kind else { continue };
+            if let Err(resolved) = find(&model.model_path) {
+                found.push(
+                    Diagnostic::error(
+                        diagnostic::Code::ModelNotFound,
+                        format!("model file `{}` of route `{}` does not exist", model.model_path, route.name),
+                        route.impl_span,
+                        format!("looked for {resolved}"),
+                    )
+                    .with_help(
+                        "model_path is relative to the graph's file; train and save the model there, or fix the path",
+                    ),
+                );
+            }
+        }
+    }
+    found
+}
+
 /// Where things were written, for labels; parallel to `graph.nodes`.
 #[derive(Default)]
 struct NodeSyntax<'a> {

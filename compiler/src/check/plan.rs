@@ -16,6 +16,55 @@ impl Checker<'_> {
         }
         self.resolve_answers();
         self.split_functions();
+        self.check_expected_statuses();
+    }
+
+    /// A test that expects a status the graph cannot answer fails whatever the handlers do:
+    /// a graph that answers 202 (no responder) never answers 200 or 204, and a graph that
+    /// answers with a responder never answers 202 unless a Rust step replies as it likes.
+    fn check_expected_statuses(&mut self) {
+        let replies_freely = self.graph.nodes.iter().any(|node| {
+            matches!(
+                node.kind,
+                NodeKind::Function(_) | NodeKind::Construct(..) | NodeKind::Remote(_) | NodeKind::Router(_)
+            )
+        });
+        let (impossible, answers): (&[i64], &str) = match self.graph.answer {
+            Answer::Accepted => (&[200, 204], "202 at once, with the event id (no step responds)"),
+            Answer::WhenDone => (&[200, 204], "202 once its output stream has the event (no step responds)"),
+            Answer::Responder if !replies_freely => {
+                (&[202], "with its responder's output (200), or 204 when an event is dropped")
+            }
+            Answer::Responder => (&[], ""),
+        };
+        let mut found = Vec::new();
+        for item in &self.ast.items {
+            let crate::syntax::ast::Item::Test(test) = item else { continue };
+            for expect in &test.expects {
+                if let Some(status) = expected_status(expect).filter(|status| impossible.contains(status)) {
+                    found.push(
+                        Diagnostic::error(
+                            Code::InvalidTest,
+                            format!(
+                                "test `{}` expects status {status}, which this graph never answers",
+                                test.name.name
+                            ),
+                            expect.span,
+                            "cannot hold",
+                        )
+                        .with_label(self.ast.name.span, format!("this graph answers {answers}"))
+                        .with_help(match self.graph.answer {
+                            Answer::Responder => {
+                                "expect `status == 200`, or 204 for an event the graph drops".to_string()
+                            }
+                            _ => "expect `status == 202`, or mark the step whose output answers with `respond`"
+                                .to_string(),
+                        }),
+                    );
+                }
+            }
+        }
+        self.diagnostics.extend(found);
     }
 
     /// Nodes that run after an error handler: reachable from a catcher.
@@ -239,6 +288,18 @@ impl Checker<'_> {
             work.extend(node.catcher);
         }
         nodes
+    }
+}
+
+/// `status == N` (either way round) in a test's expectation.
+fn expected_status(expect: &crate::syntax::ast::Expr) -> Option<i64> {
+    use crate::syntax::ast::ExprKind;
+    let ExprKind::Binary(crate::ir::BinaryOp::Eq, left, right) = &expect.kind else { return None };
+    let is_status = |e: &crate::syntax::ast::Expr| matches!(&e.kind, ExprKind::Name(name) if name.name == "status");
+    match (&left.kind, &right.kind) {
+        (_, ExprKind::Int(n)) if is_status(left) => Some(*n),
+        (ExprKind::Int(n), _) if is_status(right) => Some(*n),
+        _ => None,
     }
 }
 

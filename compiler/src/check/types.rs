@@ -263,7 +263,12 @@ impl Checker<'_> {
                     let (expr, ty) = self.expr(key, Scope::Step(value_in));
                     if matches!(
                         ty,
-                        Type::Null | Type::Object | Type::Shape(_) | Type::Array(_) | Type::Record(_) | Type::Optional(_)
+                        Type::Null
+                            | Type::Object
+                            | Type::Shape(_)
+                            | Type::Array(_)
+                            | Type::Record(_)
+                            | Type::Optional(_)
                     ) {
                         self.expr_error(
                             key.span,
@@ -830,9 +835,10 @@ fn join(a: &Type, b: &Type) -> Type {
         (Type::Shape(left), Type::Shape(right)) => Type::Shape(
             left.iter()
                 .filter_map(|(name, ty)| {
-                    right.iter().find(|(other, _)| other == name).map(|(_, other)| {
-                        (name.clone(), if ty == other { ty.clone() } else { Type::Json })
-                    })
+                    right
+                        .iter()
+                        .find(|(other, _)| other == name)
+                        .map(|(_, other)| (name.clone(), if ty == other { ty.clone() } else { Type::Json }))
                 })
                 .collect(),
         ),
@@ -860,9 +866,9 @@ pub(super) fn assignable(from: &Type, to: &Type) -> bool {
         // A known object fits an unknown one, and a record (whose fields are checked when the
         // body is read as the record); another known object when it has every field.
         (Type::Shape(_), Type::Object | Type::Record(_)) | (Type::Object, Type::Shape(_)) => true,
-        (Type::Shape(from), Type::Shape(to)) => to.iter().all(|(name, ty)| {
-            from.iter().any(|(other, other_ty)| other == name && assignable(other_ty, ty))
-        }),
+        (Type::Shape(from), Type::Shape(to)) => {
+            to.iter().all(|(name, ty)| from.iter().any(|(other, other_ty)| other == name && assignable(other_ty, ty)))
+        }
         (Type::Int, Type::Float) => true,
         (Type::Null, Type::Optional(_)) => true,
         (Type::Optional(a), Type::Optional(b)) => assignable(a, b),

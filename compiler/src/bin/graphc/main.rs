@@ -260,6 +260,11 @@ fn generate(path: &PathBuf) -> Result<Generated, ExitCode> {
         eprint!("{}", render(&diagnostics));
         ExitCode::FAILURE
     })?;
+    let missing = missing_models(path, &compiled.graph);
+    if !missing.is_empty() {
+        eprint!("{}", render(&missing));
+        return Err(ExitCode::FAILURE);
+    }
     if !compiled.warnings.is_empty() {
         eprint!("{}", render(&compiled.warnings));
     }
@@ -352,6 +357,15 @@ fn build(path: &PathBuf, handlers: Option<&std::path::Path>, release: bool) -> R
     })
 }
 
+/// Model files the graph names that do not exist beside it, as the runtime will look for them.
+fn missing_models(path: &std::path::Path, graph: &graphc::ir::Graph) -> Vec<graphc::Diagnostic> {
+    let dir = graph_dir(path);
+    graphc::check::check_model_files(graph, |model_path| {
+        let resolved = dir.join(model_path);
+        if resolved.is_file() { Ok(()) } else { Err(resolved.display().to_string()) }
+    })
+}
+
 fn graph_dir(path: &std::path::Path) -> PathBuf {
     path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), PathBuf::from)
 }
@@ -416,7 +430,15 @@ fn check(files: &[PathBuf], format: Format) -> ExitCode {
         // A file that cannot be read is one more diagnostic; the others are still checked.
         let (text, diagnostics) = match std::fs::read_to_string(path) {
             Ok(text) => match graphc::check_source(&text) {
-                Ok(checked) => (text, checked.warnings),
+                Ok(checked) => {
+                    let missing = missing_models(path, &checked.graph);
+                    if missing.is_empty() {
+                        (text, checked.warnings)
+                    } else {
+                        failed = true;
+                        (text, missing)
+                    }
+                }
                 Err(diagnostics) => {
                     failed = true;
                     (text, diagnostics)
