@@ -102,6 +102,13 @@ impl<'a> Checker<'a> {
             .iter()
             .filter_map(|item| if let Item::Setting(opt) = item { Some(&**opt) } else { None })
             .collect();
+        // A misspelt `topology` leaves the default (router) in place: its rules would then
+        // report the flow's steps as follow-ons of the one misspelling.
+        if settings.iter().any(|opt| {
+            opt.key.name != "topology" && did_you_mean(&opt.key.name, ["topology"]).is_some()
+        }) {
+            self.topology_invalid = true;
+        }
         let settings = self.known_options(&settings, GRAPH_SETTINGS, "graph setting");
         for opt in settings {
             match opt.key.name.as_str() {

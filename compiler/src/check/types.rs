@@ -106,7 +106,7 @@ impl Checker<'_> {
                 expr.span,
                 format!("this is `{}`", self.type_name(&ty)),
             )
-            .with_help(format!("give a `{}` here", self.type_name(expected)));
+            .with_help(format!("give a value of type `{}` here", self.type_name(expected)));
             self.report(d);
         }
         value
