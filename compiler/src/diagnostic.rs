@@ -40,11 +40,9 @@ codes! {
     DuplicateName => "duplicate_name", "Two declarations share a name.";
     DuplicateSetting => "duplicate_setting", "A setting or option given twice.";
     UnknownStep => "unknown_step", "A reference to a step, router or queue that is not declared.";
-    UnknownRoute => "unknown_route", "A reference to a route that the router does not have.";
     UnknownFunction => "unknown_function", "A step placed on a child function that is not declared.";
     UnknownType => "unknown_type", "A type name that is neither built in nor a declared record.";
     UnknownParam => "unknown_param", "A parameter that the graph does not declare.";
-    UnknownSecret => "unknown_secret", "A secret that the graph does not declare.";
     UnknownHandler => "unknown_handler", "An error handler that is not a declared step.";
     UnknownBuiltin => "unknown_builtin", "A step, queue or function name that is not built in.";
     Cycle => "cycle", "The flow's edges form a loop.";

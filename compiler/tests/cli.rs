@@ -395,3 +395,35 @@ fn graphc_serve_function_names_the_functions_when_given_another() {
         "{stderr}"
     );
 }
+
+#[test]
+fn every_code_is_documented_and_shown_by_a_fail_fixture() {
+    let docs = std::fs::read_to_string(workspace().join("docs/language.md")).expect("docs");
+    let fixtures: Vec<String> = graph_files("tests/fixtures/fail")
+        .iter()
+        .map(|file| std::fs::read_to_string(workspace().join(file)).expect("fixture"))
+        .map(|text| text.lines().next().unwrap_or_default().to_string())
+        .collect();
+    // Codes no single file shows: warnings (a fail fixture holds an error), IO, rustc's errors
+    // (built with cargo in `graphc_test_runs_the_examples_test_blocks`), model files (the CLI
+    // checks them), and graphc's own bugs.
+    let not_in_the_corpus = [
+        "graphc::unreachable",
+        "graphc::no_responder",
+        "graphc::unused_function",
+        "graphc::io",
+        "graphc::rustc",
+        "graphc::model_not_found",
+        "graphc::internal",
+    ];
+    for code in graphc::Code::ALL {
+        let code = code.as_str();
+        assert!(docs.contains(&format!("| `{code}` |")), "{code} is not in docs/language.md's table");
+        if !not_in_the_corpus.contains(&code) {
+            assert!(
+                fixtures.iter().any(|first| first.starts_with(&format!("// expect: {code} at"))),
+                "no fail fixture shows {code}"
+            );
+        }
+    }
+}

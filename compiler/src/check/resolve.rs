@@ -104,9 +104,8 @@ impl<'a> Checker<'a> {
             .collect();
         // A misspelt `topology` leaves the default (router) in place: its rules would then
         // report the flow's steps as follow-ons of the one misspelling.
-        if settings.iter().any(|opt| {
-            opt.key.name != "topology" && did_you_mean(&opt.key.name, ["topology"]).is_some()
-        }) {
+        if settings.iter().any(|opt| opt.key.name != "topology" && did_you_mean(&opt.key.name, ["topology"]).is_some())
+        {
             self.topology_invalid = true;
         }
         let settings = self.known_options(&settings, GRAPH_SETTINGS, "graph setting");
