@@ -385,6 +385,53 @@ fn graphc_serve_answers_over_http_and_stops_on_sigterm() {
 }
 
 #[test]
+fn a_failure_is_logged_with_its_id_and_no_credentials_and_its_cause_stays_out_of_the_body() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let file = workspace().join("target/graphc-logged.graph");
+    std::fs::write(
+        &file,
+        "graph logged { topology = flow; step call = $remote(url = \"http://user:hunter2@127.0.0.1:1/score\", timeout_ms = 500) { respond; } }",
+    )
+    .expect("write");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_graphc"))
+        .args(["serve", "target/graphc-logged.graph", "--port", "0", "--debug", "--log-format", "json"])
+        .current_dir(workspace())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("graphc serve starts");
+    let mut stderr = BufReader::new(server.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).expect("reads") > 0, "the server exited before listening");
+        if let Some(addr) = line.trim().strip_prefix("serving logged on http://") {
+            break addr.to_string();
+        }
+    };
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connects");
+    write!(stream, "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-event-id: logged-1\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}").expect("sends");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
+    assert!(!answer.contains("hunter2") && !answer.contains("127.0.0.1:1"), "the cause stays out of the body: {answer}");
+    // The log line: JSON, with the event id, the step and the cause, the password redacted.
+    let logged = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).expect("reads") > 0, "no failure was logged");
+        if line.contains("unhandled failure") {
+            break line.clone();
+        }
+    };
+    let record: serde_json::Value = serde_json::from_str(&logged).expect("a JSON log line");
+    assert_eq!(record["event_id"], "logged-1", "{logged}");
+    assert_eq!(record["step"], "call", "{logged}");
+    assert!(logged.contains("user:***@127.0.0.1:1") && !logged.contains("hunter2"), "{logged}");
+    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    let _ = server.wait();
+}
+
+#[test]
 fn graphc_serve_function_names_the_functions_when_given_another() {
     let output =
         graphc(&["serve", "examples/distributed/distributed.graph", "--function", "nope", "--port", "0", "--debug"]);

@@ -15,14 +15,51 @@ use std::time::Duration;
 const USAGE: &str = "usage:
   BINARY serve [--base DIR] [--host HOST] [--port PORT] [--param NAME=JSON]... [--secrets-file PATH]
                [--body-limit BYTES] [--deadline-ms MS] [--concurrency N]
+               [--header-timeout-ms MS] [--max-connections N] [--max-headers N] [--max-header-bytes BYTES]
+               [--shutdown-timeout-ms MS] [--expose-errors]
+               [--log-level LEVEL] [--log-format text|json] [--access-log]
                [--function NAME [--redis URL] [--consumer NAME] [--batch N] [--claim-idle-ms MS]
                 [--metrics-port PORT]]
   BINARY test  [--base DIR] [--junit PATH]
 Without --function (or with --function '*') the whole graph runs in this process, its stream queues
 as memory queues; with it, the root function serves HTTP and a child function consumes its stream
 (with --metrics-port, a child also serves /metrics and /v2/health/{live,ready} on --host).
+Defaults: body limit 1 MiB, deadline 30000 ms (reading the body included), concurrency 1024 (then 503
+with Retry-After), header timeout 10000 ms (also closes idle keep-alive connections), 10000
+connections (more are closed at once), 100 headers in 64 KiB, shutdown within 30000 ms, log level
+info (RUST_LOG wins), text logs. --expose-errors sends a 5xx's cause to the caller, not only to the log.
 Parameters also come from GRAPHC_PARAM_<NAME> variables; secrets from the environment or --secrets-file;
 the Redis server from GRAPHC_REDIS_URL.";
+
+/// The flags each command takes; those in `SWITCHES` take no value.
+const SERVE_FLAGS: &[&str] = &[
+    "base",
+    "host",
+    "port",
+    "param",
+    "secrets-file",
+    "body-limit",
+    "deadline-ms",
+    "concurrency",
+    "header-timeout-ms",
+    "max-connections",
+    "max-headers",
+    "max-header-bytes",
+    "shutdown-timeout-ms",
+    "expose-errors",
+    "log-level",
+    "log-format",
+    "access-log",
+    "function",
+    "redis",
+    "consumer",
+    "batch",
+    "claim-idle-ms",
+    "claim-every-ms",
+    "metrics-port",
+];
+const TEST_FLAGS: &[&str] = &["base", "junit"];
+const SWITCHES: &[&str] = &["expose-errors", "access-log"];
 
 /// Starts one function of a graph: the generated `run`.
 pub type RunFunction = fn(&str, &Options, Launch) -> Launched;
@@ -56,14 +93,35 @@ type Flags = Vec<(String, String)>;
 
 fn parse(args: &[String]) -> Result<(String, Flags), String> {
     let command = args.first().cloned().unwrap_or_else(|| "serve".to_string());
+    let known = match command.as_str() {
+        "serve" => SERVE_FLAGS,
+        "test" => TEST_FLAGS,
+        other => return Err(format!("unknown command `{other}`")),
+    };
     let mut flags = Vec::new();
     let mut rest = args.iter().skip(1);
     while let Some(flag) = rest.next() {
         let name = flag.strip_prefix("--").ok_or_else(|| format!("unexpected argument `{flag}`"))?;
-        let value = rest.next().ok_or_else(|| format!("--{name} needs a value"))?;
-        flags.push((name.to_string(), value.clone()));
+        // `--name=value` is `--name value`.
+        let (name, inline) = match name.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_string())),
+            None => (name, None),
+        };
+        if !known.contains(&name) {
+            return Err(format!("unknown flag --{name} for `{command}`"));
+        }
+        let value = match inline {
+            Some(value) => value,
+            None if SWITCHES.contains(&name) => "true".to_string(),
+            None => rest.next().cloned().ok_or_else(|| format!("--{name} needs a value"))?,
+        };
+        flags.push((name.to_string(), value));
     }
     Ok((command, flags))
+}
+
+fn switch(flags: &Flags, name: &str) -> bool {
+    flag(flags, name).is_some_and(|value| value != "false")
 }
 
 fn flag<'f>(flags: &'f Flags, name: &str) -> Option<&'f str> {
@@ -83,6 +141,7 @@ fn options(flags: &Flags) -> Result<Options, String> {
         options = options.param(name, parse_value(value));
     }
     options.redis_url = flag(flags, "redis").map(str::to_string).or_else(|| std::env::var("GRAPHC_REDIS_URL").ok());
+    options.expose_errors = switch(flags, "expose-errors");
     if let Some(file) = flag(flags, "secrets-file") {
         std::fs::read_to_string(file).map_err(|error| format!("cannot read the secrets file {file}: {error}"))?;
         options.secrets_file = Some(PathBuf::from(file));
@@ -111,12 +170,27 @@ fn run_serve<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(
         let addr: SocketAddr =
             format!("{host}:{port}").parse().map_err(|_| format!("`{host}:{port}` is not an address"))?;
         let defaults = ServeOptions::default();
+        let millis = |name: &str, default: Duration| -> Result<Duration, String> {
+            Ok(Duration::from_millis(number(flags, name, default.as_millis() as u64)?))
+        };
         let serve = ServeOptions {
             addr,
             body_limit: number(flags, "body-limit", defaults.body_limit)?,
-            deadline: Duration::from_millis(number(flags, "deadline-ms", defaults.deadline.as_millis() as u64)?),
+            deadline: millis("deadline-ms", defaults.deadline)?,
             concurrency: number(flags, "concurrency", defaults.concurrency)?,
+            header_timeout: millis("header-timeout-ms", defaults.header_timeout)?,
+            max_connections: number(flags, "max-connections", defaults.max_connections)?,
+            max_headers: number(flags, "max-headers", defaults.max_headers)?,
+            max_header_bytes: number(flags, "max-header-bytes", defaults.max_header_bytes)?,
+            shutdown_timeout: millis("shutdown-timeout-ms", defaults.shutdown_timeout)?,
+            access_log: switch(flags, "access-log"),
         };
+        let format = match flag(flags, "log-format").unwrap_or("text") {
+            "text" => crate::logging::LogFormat::Text,
+            "json" => crate::logging::LogFormat::Json,
+            other => return Err(format!("--log-format takes text or json, not `{other}`")),
+        };
+        crate::logging::init(flag(flags, "log-level").unwrap_or("info"), format);
         Ok((options(flags)?, serve))
     })();
     let (options, serve_options) = match settings {
@@ -206,6 +280,8 @@ fn run_test<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(
     let handler = match options(flags)
         .map(|mut options| {
             options.memory_streams = Some(MemoryStreams::new());
+            // Test blocks may look at a failure's cause.
+            options.expose_errors = true;
             options
         })
         .map_err(|e| e.to_string())

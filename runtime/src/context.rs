@@ -12,6 +12,8 @@ use std::sync::Arc;
 pub struct Context {
     /// True in verbose (debug) mode.
     pub verbose: bool,
+    /// A 5xx failure's cause goes to the caller too, not only to the log (`--expose-errors`).
+    pub expose_errors: bool,
     /// The graph's name and description.
     pub root: String,
     /// The function this process runs (`None` for the root function).
@@ -47,6 +49,7 @@ impl Context {
     pub fn new(root: impl Into<String>) -> Self {
         Context {
             verbose: false,
+            expose_errors: false,
             root: root.into(),
             current_function: None,
             params: HashMap::new(),

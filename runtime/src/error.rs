@@ -15,42 +15,65 @@ pub struct StepError {
     pub kind: &'static str,
     /// What went wrong.
     pub message: String,
+    /// For a 405: the methods allowed, sent as the `Allow` header.
+    pub allow: Option<&'static str>,
 }
 
 impl StepError {
     /// A failure of the step itself: 500.
     pub fn new(message: impl Into<String>) -> Self {
-        StepError { status: 500, kind: "step", message: message.into() }
+        StepError { status: 500, kind: "step", message: message.into(), allow: None }
     }
 
     /// Malformed input: 400.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        StepError { status: 400, kind: "bad_request", message: message.into() }
+        StepError { status: 400, kind: "bad_request", message: message.into(), allow: None }
     }
 
     /// Unknown route or model: 404.
     pub fn not_found(message: impl Into<String>) -> Self {
-        StepError { status: 404, kind: "not_found", message: message.into() }
+        StepError { status: 404, kind: "not_found", message: message.into(), allow: None }
     }
 
-    /// Wrong method: 405.
-    pub fn method_not_allowed(message: impl Into<String>) -> Self {
-        StepError { status: 405, kind: "method_not_allowed", message: message.into() }
+    /// Wrong method: 405, with the methods `allow`ed (`"POST"`, `"GET, HEAD"`).
+    pub fn method_not_allowed(message: impl Into<String>, allow: &'static str) -> Self {
+        StepError { status: 405, kind: "method_not_allowed", message: message.into(), allow: Some(allow) }
+    }
+
+    /// A service the step needs is unavailable: 503 (the caller may retry).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        StepError { status: 503, kind: "unavailable", message: message.into(), allow: None }
+    }
+
+    /// What the caller of a failed request is told. A 4xx is about the caller's own request and
+    /// says what was wrong; a 5xx says which step failed and where to look, and its cause (a
+    /// panic's text, an upstream's body, a broker's error) goes only to the log, under the same
+    /// event id, unless `expose` (for development). Credentials in URLs never show.
+    pub fn public_message(&self, step: &str, expose: bool) -> String {
+        if self.status < 500 || expose {
+            return redact_credentials(&self.message).into_owned();
+        }
+        match self.kind {
+            "remote" => format!("the upstream behind step `{step}` failed; the cause is logged under this id"),
+            "timeout" => format!("step `{step}` ran past its deadline"),
+            "unavailable" => format!("a service step `{step}` needs is unavailable; retry later"),
+            _ => format!("step `{step}` failed; the cause is logged under this id"),
+        }
     }
 
     /// Model input that fails validation: 422.
     pub fn invalid_input(message: impl Into<String>) -> Self {
-        StepError { status: 422, kind: "validation", message: message.into() }
+        StepError { status: 422, kind: "validation", message: message.into(), allow: None }
     }
 
     /// A remote step's non-2xx answer: 502.
     pub fn bad_gateway(message: impl Into<String>) -> Self {
-        StepError { status: 502, kind: "remote", message: message.into() }
+        StepError { status: 502, kind: "remote", message: message.into(), allow: None }
     }
 
     /// A deadline passed: 504.
     pub fn timeout(message: impl Into<String>) -> Self {
-        StepError { status: 504, kind: "timeout", message: message.into() }
+        StepError { status: 504, kind: "timeout", message: message.into(), allow: None }
     }
 
     /// A step panicked: 500, and the process keeps serving.
@@ -60,8 +83,41 @@ impl StepError {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a step panicked".to_string());
-        StepError { status: 500, kind: "panic", message: format!("step panicked: {text}") }
+        StepError { status: 500, kind: "panic", message: format!("step panicked: {text}"), allow: None }
     }
+}
+
+/// `text` with the password of every URL in it (`redis://:secret@host`, `https://user:pw@h/`)
+/// replaced by `***`: what a log line, an error body or an error-stream record may show.
+pub fn redact_credentials(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("://") || !text.contains('@') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(scheme_end) = rest.find("://") {
+        let authority_start = scheme_end + 3;
+        out.push_str(&rest[..authority_start]);
+        rest = &rest[authority_start..];
+        let authority_end = rest
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '`' || c == '"' || c == '\'')
+            .unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.split_once(':') {
+                    Some((user, _password)) => out.push_str(&format!("{user}:***")),
+                    None => out.push_str("***"),
+                }
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &rest[authority_end..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 impl From<serde_json::Error> for StepError {
@@ -95,7 +151,7 @@ impl ErrorRecord {
             source: step.to_string(),
             event_id: event.id.text(),
             body: event.body.clone(),
-            message: error.message.clone(),
+            message: redact_credentials(&error.message).into_owned(),
             time: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
         }
     }

@@ -37,6 +37,9 @@ pub struct Options {
     /// When set, stream queues and the error stream write here instead of Redis: one function
     /// run alone under the mock server, or `graphc test`.
     pub memory_streams: Option<Arc<MemoryStreams>>,
+    /// A 5xx failure's cause goes to the caller too, not only to the log (`--expose-errors`;
+    /// `graphc test` sets it, so that test blocks can look at causes).
+    pub expose_errors: bool,
 }
 
 impl Options {
@@ -146,7 +149,7 @@ impl Launch {
                 "function {} consuming {} at {} as {}",
                 source.group,
                 source.queue.streams().join(", "),
-                source.queue.url,
+                crate::error::redact_credentials(&source.queue.url),
                 self.consume.consumer
             );
             consume_with_stats(handler, source, self.consume, stats, shutdown_signal()).await
@@ -212,7 +215,7 @@ pub fn context(graph: &str, defaults: Vec<(&str, Value)>, options: &Options) -> 
     for (function, url) in &options.endpoints {
         context = context.with_endpoint(function.clone(), url.clone());
     }
-    match &options.secrets_file {
+    let mut context = match &options.secrets_file {
         // The command line checks that the file reads before building; a file that has gone
         // since is logged, and the environment still answers.
         Some(file) if std::fs::metadata(file).is_ok() => context.with_secrets_file(file).unwrap_or_else(|error| {
@@ -224,7 +227,9 @@ pub fn context(graph: &str, defaults: Vec<(&str, Value)>, options: &Options) -> 
             context
         }
         None => context,
-    }
+    };
+    context.expose_errors = options.expose_errors;
+    context
 }
 
 /// One expectation of a test block: its source text and its check.

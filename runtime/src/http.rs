@@ -1,7 +1,10 @@
-//! The HTTP server: any pipeline behind axum, with a body size limit (413), a request deadline
-//! (504), a concurrency limit (503 when no slot frees up before the deadline), JSON errors,
-//! `x-event-id` on every response, Prometheus metrics at `/metrics`, and a graceful shutdown
-//! that finishes accepted requests and drains background work.
+//! The HTTP server: any pipeline behind axum on hyper's HTTP/1 connections, hardened for
+//! traffic it does not control: a header-read timeout (which also closes idle keep-alive
+//! connections), header count and size limits, a cap on open connections (beyond it new ones
+//! are closed at once and the open ones keep being served), a body size limit (413), a request
+//! deadline that covers reading the body (504), a concurrency limit (503 with `Retry-After`),
+//! JSON errors, `x-event-id` on every response, Prometheus metrics at `/metrics`, and a graceful
+//! shutdown, bounded in time, that finishes accepted requests and drains background work.
 
 use crate::error::StepError;
 use crate::event::Event;
@@ -33,10 +36,24 @@ pub struct ServeOptions {
     pub addr: SocketAddr,
     /// The largest request body, in bytes; larger ones are answered 413.
     pub body_limit: usize,
-    /// How long a request may take, waiting for a slot included; then 504.
+    /// How long a request may take, from its headers to its answer (reading the body
+    /// included); then 504.
     pub deadline: Duration,
-    /// Requests processed at once; others wait for a slot until the deadline, then 503.
+    /// Requests processed at once; beyond it, 503 with `Retry-After`.
     pub concurrency: usize,
+    /// How long a client may take to send a request's headers; a keep-alive connection with no
+    /// new request for this long is closed too.
+    pub header_timeout: Duration,
+    /// Open connections at most; beyond it, new connections are closed at once.
+    pub max_connections: usize,
+    /// Headers in a request at most (more: 431).
+    pub max_headers: usize,
+    /// The largest request head (request line and headers), in bytes (larger: 431).
+    pub max_header_bytes: usize,
+    /// How long shutdown may wait for requests in flight and background work.
+    pub shutdown_timeout: Duration,
+    /// Log one line per request (method, path, status, time, event id) at `info`.
+    pub access_log: bool,
 }
 
 impl Default for ServeOptions {
@@ -46,15 +63,23 @@ impl Default for ServeOptions {
             body_limit: 1 << 20,
             deadline: Duration::from_secs(30),
             concurrency: 1024,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_headers: 100,
+            max_header_bytes: 64 * 1024,
+            shutdown_timeout: Duration::from_secs(30),
+            access_log: false,
         }
     }
 }
 
-/// Request counters by status class, and the request latency histogram.
+/// Request counters by status class, the request latency histogram, and connections refused
+/// at the cap.
 #[derive(Default)]
 pub struct Metrics {
     by_class: [AtomicU64; 5],
     requests: Histogram,
+    refused: AtomicU64,
 }
 
 impl Metrics {
@@ -80,6 +105,8 @@ impl Metrics {
         }
         out.push_str("# HELP graphc_request_errors_total Requests answered with a 4xx or 5xx status.\n# TYPE graphc_request_errors_total counter\n");
         out.push_str(&format!("graphc_request_errors_total {}\n", self.requests.errors()));
+        out.push_str("# HELP graphc_connections_refused_total Connections closed at once: the open-connection cap was reached.\n# TYPE graphc_connections_refused_total counter\n");
+        out.push_str(&format!("graphc_connections_refused_total {}\n", self.refused.load(Ordering::Relaxed)));
         out.push_str("# HELP graphc_request_duration_seconds Time to answer a request.\n# TYPE graphc_request_duration_seconds histogram\n");
         self.requests.render(&mut out, "graphc_request_duration", "");
         out
@@ -99,7 +126,8 @@ pub async fn bind(options: &ServeOptions) -> std::io::Result<TcpListener> {
 }
 
 /// Serves `handler` on `listener` until `shutdown` resolves; then stops accepting, finishes the
-/// requests already accepted, and drains the pipeline's background work.
+/// requests already accepted and drains the pipeline's background work, for at most the
+/// shutdown timeout (connections still open then are dropped).
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: H,
@@ -110,12 +138,55 @@ pub async fn serve<H: Handler>(
     let server = Arc::new(Server {
         handler,
         slots: Semaphore::new(options.concurrency.max(1)),
-        options,
+        options: options.clone(),
         metrics: Metrics::default(),
     });
     let app = axum::Router::new().fallback(answer::<H>).with_state(Arc::clone(&server));
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
-    server.handler.drain().await;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(options.header_timeout)
+        .max_headers(options.max_headers)
+        .max_buf_size(options.max_header_bytes.max(8192))
+        .keep_alive(true);
+    let connections = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of file descriptors, or a connection reset before it was accepted: the
+                // server goes on; a short pause lets descriptors free up.
+                Err(error) => {
+                    tracing::warn!("cannot accept a connection: {error}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Beyond the cap the connection is closed at once: the open ones keep being served.
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            server.metrics.refused.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let deadline = tokio::time::Instant::now() + options.shutdown_timeout;
+    if tokio::time::timeout_at(deadline, graceful.shutdown()).await.is_err() {
+        tracing::warn!("shutdown: connections still open after {:?} are dropped", options.shutdown_timeout);
+    }
+    if tokio::time::timeout_at(deadline, server.handler.drain()).await.is_err() {
+        tracing::warn!("shutdown: background work still running after {:?} is abandoned", options.shutdown_timeout);
+    }
     Ok(())
 }
 
@@ -147,68 +218,135 @@ async fn answer<H: Handler>(
     request: axum::extract::Request,
 ) -> axum::response::Response {
     let started = Instant::now();
+    // A scrape is not a request the metrics count.
+    if request.uri().path() == "/metrics" {
+        return into_http(metrics_answer(&server, request.method()));
+    }
+    let access = server.options.access_log.then(|| (request.method().clone(), request.uri().path().to_string()));
     let response = respond(&server, request).await;
-    server.metrics.observe(response.status, started.elapsed());
+    let elapsed = started.elapsed();
+    server.metrics.observe(response.status, elapsed);
+    if let Some((method, path)) = access {
+        let id = response.event_id.as_ref().map(EventId::text).unwrap_or_default();
+        tracing::info!(target: "access", %method, path, status = response.status, ms = elapsed.as_secs_f64() * 1000.0, event_id = id, "request");
+    }
     into_http(response)
 }
 
+fn metrics_answer<H>(server: &Server<H>, method: &axum::http::Method) -> Response {
+    match method.as_str() {
+        "GET" | "HEAD" => Response::new(
+            200,
+            "text/plain; version=0.0.4",
+            server.metrics.render() + &crate::metrics::render() + &process_metrics(),
+        ),
+        _ => error(StepError::method_not_allowed("/metrics takes GET or HEAD", "GET, HEAD"), &EventId::fresh()),
+    }
+}
+
+/// Methods no pipeline takes: answered 405 before anything runs.
+const NOT_EVENTS: &[&str] = &["OPTIONS", "TRACE", "CONNECT"];
+
 async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
-    if parts.uri.path() == "/metrics" && parts.method == axum::http::Method::GET {
-        return Response::new(200, "text/plain; version=0.0.4", server.metrics.render() + &crate::metrics::render());
-    }
     let header = |name: &HeaderName| parts.headers.get(name).and_then(|value| value.to_str().ok());
     let id = header(&X_EVENT_ID)
         .filter(|id| !id.is_empty())
         .map_or_else(EventId::fresh, |id| EventId::Given(id.to_string()));
+    if NOT_EVENTS.contains(&parts.method.as_str()) {
+        let message = format!("{} is not a method the graph takes", parts.method);
+        return error(StepError::method_not_allowed(message, "GET, HEAD, POST, PUT, PATCH, DELETE"), &id);
+    }
     let limit = server.options.body_limit;
     let too_large = || StepError {
         status: 413,
         kind: "too_large",
         message: format!("the body is over the limit of {limit} bytes"),
+        allow: None,
     };
     if header(&header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok()).is_some_and(|length| length > limit) {
         return error(too_large(), &id);
     }
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => bytes,
-        Err(failure) if failure.to_string().contains("length limit") => return error(too_large(), &id),
-        Err(failure) => return error(StepError::bad_request(format!("the body could not be read: {failure}")), &id),
+    // Beyond the concurrency limit the caller is told to come back, at once.
+    let Ok(_slot) = server.slots.try_acquire() else {
+        let message = format!("{} requests are in flight already", server.options.concurrency);
+        return error(StepError::unavailable(message), &id);
     };
+    let deadline = server.options.deadline;
     let content_type = header(&header::CONTENT_TYPE).map(str::to_string);
-    let body = match parse_body(&bytes, content_type.as_deref()) {
-        Ok(body) => body,
-        Err(failure) => return error(failure, &id),
-    };
-    let mut event = Event::new(body);
-    event.id = id.clone();
-    event.path = Cow::Owned(header(&X_EVENT_PATH).map_or_else(|| parts.uri.path().to_string(), str::to_string));
-    event.method = match parts.method.as_str() {
+    let path = header(&X_EVENT_PATH).map_or_else(|| parts.uri.path().to_string(), str::to_string);
+    let key = header(&X_EVENT_KEY).map(str::to_string);
+    let method = match parts.method.as_str() {
         "GET" => Cow::Borrowed("GET"),
         "POST" => Cow::Borrowed("POST"),
         other => Cow::Owned(other.to_string()),
     };
-    event.content_type = content_type;
-    if let Some(key) = header(&X_EVENT_KEY) {
-        event.key = key.to_string();
-    }
     // Moved, not copied: the event owns the request's headers from here on.
-    event.headers = parts.headers;
+    let headers = parts.headers;
+    // The deadline covers reading the body: a slow body cannot hold the request past it.
     let handled = async {
-        let _slot = server.slots.acquire().await;
+        let bytes = match axum::body::to_bytes(body, limit).await {
+            Ok(bytes) => bytes,
+            Err(failure) if failure.to_string().contains("length limit") => return error(too_large(), &id),
+            Err(failure) => {
+                return error(StepError::bad_request(format!("the body could not be read: {failure}")), &id);
+            }
+        };
+        let body = match parse_body(&bytes, content_type.as_deref()) {
+            Ok(body) => body,
+            Err(failure) => return error(failure, &id),
+        };
+        let mut event = Event::new(body);
+        event.id = id.clone();
+        event.path = Cow::Owned(path);
+        event.method = method;
+        event.content_type = content_type;
+        if let Some(key) = key {
+            event.key = key;
+        }
+        event.headers = headers;
         server.handler.handle(event).await
     };
-    match tokio::time::timeout(server.options.deadline, handled).await {
+    match tokio::time::timeout(deadline, handled).await {
         Ok(response) => response,
-        Err(_) => error(
-            StepError::timeout(format!("the request took longer than its deadline of {:?}", server.options.deadline)),
-            &id,
-        ),
+        Err(_) => error(StepError::timeout(format!("the request took longer than its deadline of {deadline:?}")), &id),
     }
 }
 
+/// The process's own gauges, read from /proc where there is one: resident memory, open file
+/// descriptors and CPU seconds, as Prometheus' process collector names them.
+fn process_metrics() -> String {
+    let mut out = String::new();
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return out };
+    if let Some(kb) = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    {
+        out.push_str("# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\n");
+        out.push_str(&format!("process_resident_memory_bytes {}\n", kb * 1024));
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        out.push_str("# HELP process_open_fds Open file descriptors.\n# TYPE process_open_fds gauge\n");
+        out.push_str(&format!("process_open_fds {}\n", fds.count()));
+    }
+    // Fields 14 and 15 of /proc/self/stat: user and system time in clock ticks (100 a second).
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat")
+        && let Some(after_name) = stat.rfind(')').and_then(|end| stat.get(end + 2..))
+    {
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks = |index: usize| fields.get(index).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+        out.push_str(
+            "# HELP process_cpu_seconds_total User and system CPU time.\n# TYPE process_cpu_seconds_total counter\n",
+        );
+        out.push_str(&format!("process_cpu_seconds_total {}\n", (ticks(11) + ticks(12)) / 100.0));
+    }
+    out
+}
+
+/// An answer about the request itself: its messages are the server's own, never a cause.
 fn error(error: StepError, id: &EventId) -> Response {
-    error_response("request", &error, id)
+    error_response("request", &error, id, true)
 }
 
 fn into_http(response: Response) -> axum::response::Response {

@@ -15,6 +15,7 @@ pub mod event;
 pub mod expr;
 pub mod generated;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod mock;
 pub mod model;

@@ -80,7 +80,7 @@ pub trait Model: Send + Sync + 'static {
 
     /// Explains a prediction; models that cannot are answered `405`.
     fn explain(&self, _features: &Features) -> Result<Value, StepError> {
-        Err(StepError::method_not_allowed("this model does not explain its predictions"))
+        Err(StepError::method_not_allowed("this model does not explain its predictions", ""))
     }
 
     /// Values per input row, when the model knows.
@@ -262,7 +262,7 @@ impl Model for SmartcoreModel {
             Estimator::LinearRegression(m) => Ok(
                 json!({ "coefficients": matrix_rows(m.coefficients()), "intercept": m.intercept(), "rows": features.rows }),
             ),
-            _ => Err(StepError::method_not_allowed("this model does not explain its predictions")),
+            _ => Err(StepError::method_not_allowed("this model does not explain its predictions", "")),
         }
     }
 }

@@ -37,8 +37,8 @@ impl Request {
         };
         let id = header("x-event-id").filter(|id| !id.is_empty()).map_or_else(EventId::fresh, EventId::Given);
         let content_type = header("content-type");
-        let body =
-            parse_body(&self.body, content_type.as_deref()).map_err(|error| error_response("request", &error, &id))?;
+        let body = parse_body(&self.body, content_type.as_deref())
+            .map_err(|error| error_response("request", &error, &id, true))?;
         let path = header("x-event-path").unwrap_or(self.path);
         let method = if self.method.is_empty() { "POST".to_string() } else { self.method.to_ascii_uppercase() };
         let mut event = Event::new(body);

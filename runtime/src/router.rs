@@ -110,8 +110,8 @@ impl Router {
     fn server_answer(&self, event: &Event) -> Option<Result<Value, StepError>> {
         let path = event.path.trim_end_matches('/');
         let get_only = |value: Value| {
-            if event.method != "GET" {
-                return Err(StepError::method_not_allowed(format!("{} is GET only", event.path)));
+            if !matches!(&*event.method, "GET" | "HEAD") {
+                return Err(StepError::method_not_allowed(format!("{} takes GET or HEAD", event.path), "GET, HEAD"));
             }
             Ok(value)
         };
@@ -150,7 +150,7 @@ impl Router {
                 event.path, self.prefix
             )));
         };
-        let is_get = event.method == "GET";
+        let is_get = matches!(&*event.method, "GET" | "HEAD");
         let operation = match op.as_deref() {
             None if is_get => Operation::Metadata,
             None | Some("infer") | Some("predict") => Operation::Infer,
@@ -162,14 +162,15 @@ impl Router {
                 )));
             }
         };
-        match (&operation, is_get) {
-            (Operation::Infer | Operation::Explain, true) => {
-                return Err(StepError::method_not_allowed("inference takes POST"));
+        match (&operation, &*event.method) {
+            (Operation::Infer | Operation::Explain, "POST")
+            | (Operation::Ready | Operation::Metadata, "GET" | "HEAD") => {}
+            (Operation::Infer | Operation::Explain, _) => {
+                return Err(StepError::method_not_allowed("inference takes POST", "POST"));
             }
-            (Operation::Ready | Operation::Metadata, false) => {
-                return Err(StepError::method_not_allowed("ready and metadata take GET"));
+            (Operation::Ready | Operation::Metadata, _) => {
+                return Err(StepError::method_not_allowed("ready and metadata take GET or HEAD", "GET, HEAD"));
             }
-            _ => {}
         }
         let target = match model {
             None if self.is_voting() => None,
@@ -208,7 +209,10 @@ impl Router {
             Operation::Metadata => Ok(self.metadata(target, &name)),
             Operation::Explain => {
                 let Some(Route::Model(model)) = target.and_then(|i| self.routes.get(i)).map(|(_, route)| route) else {
-                    return Err(StepError::method_not_allowed(format!("`{name}` does not explain its predictions")));
+                    return Err(StepError::method_not_allowed(
+                        format!("`{name}` does not explain its predictions"),
+                        "",
+                    ));
                 };
                 let body = model.preprocess(event.body.clone())?;
                 let (features, _) = read_inputs(&body)?;

@@ -112,8 +112,8 @@ impl Run {
     /// An unhandled failure: logged, and answered with its status and a JSON error if the
     /// caller still waits.
     pub fn fail(&self, step: &str, error: &StepError) {
-        tracing::error!(event_id = %self.0.id, step, status = error.status, kind = error.kind, "unhandled failure: {}", error.message);
-        self.reply(error_response(step, error, &self.0.id));
+        log_failure(&self.0.id, step, error);
+        self.reply(error_response(step, error, &self.0.id, self.0.context.expose_errors));
     }
 
     /// Records a failure in the error stream, if there is one.
@@ -181,8 +181,8 @@ impl<'c> SyncRun<'c> {
 
     /// An unhandled failure.
     pub fn fail(&mut self, step: &str, error: &StepError) {
-        tracing::error!(event_id = %self.id, step, status = error.status, kind = error.kind, "unhandled failure: {}", error.message);
-        let response = error_response(step, error, &self.id);
+        log_failure(&self.id, step, error);
+        let response = error_response(step, error, &self.id, self.context.expose_errors);
         self.reply(response);
     }
 
@@ -205,9 +205,27 @@ fn record(context: &Context, step: &str, event: &Event, error: &StepError) {
     }
 }
 
-/// `{"error", "id", "step"}` with the failure's status.
-pub fn error_response(step: &str, error: &StepError, id: &EventId) -> Response {
-    let mut response = Response::json(error.status, &json!({ "error": error.message, "id": id.text(), "step": step }));
+/// An unhandled failure, with its cause, in the log: one line with the event id, step, status
+/// and cause (credentials in URLs redacted), at most a few a second for each step so that a
+/// flood of failing requests cannot flood the log.
+fn log_failure(id: &EventId, step: &str, error: &StepError) {
+    if crate::logging::allow(step) {
+        let cause = crate::error::redact_credentials(&error.message);
+        tracing::error!(event_id = %id, step, status = error.status, kind = error.kind, "unhandled failure: {cause}");
+    }
+}
+
+/// `{"error", "id", "step"}` with the failure's status: the cause of a 5xx only when `expose`
+/// (see [`StepError::public_message`]); `Allow` on a 405, `Retry-After` on a 503.
+pub fn error_response(step: &str, error: &StepError, id: &EventId, expose: bool) -> Response {
+    let message = error.public_message(step, expose);
+    let mut response = Response::json(error.status, &json!({ "error": message, "id": id.text(), "step": step }));
+    if let Some(allow) = error.allow {
+        response.headers.push(("allow".to_string(), allow.to_string()));
+    }
+    if error.status == 503 {
+        response.headers.push(("retry-after".to_string(), "1".to_string()));
+    }
     response.event_id = Some(id.clone());
     response
 }

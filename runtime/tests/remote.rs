@@ -79,6 +79,22 @@ fn pipeline(
     AsyncPipeline::new(node, Context::new("remote").with_endpoint("echoer", "placeholder"), true)
 }
 
+/// The same pipeline with causes exposed to the caller (`--expose-errors`).
+fn exposing(remote: Remote) -> Arc<AsyncPipeline<RemoteNode<End>>> {
+    let node = RemoteNode {
+        name: "call",
+        remote,
+        input_path: None,
+        result_path: None,
+        next: End,
+        respond: true,
+        catcher: NoCatcher,
+    };
+    let mut context = Context::new("remote");
+    context.expose_errors = true;
+    AsyncPipeline::new(node, context, true)
+}
+
 async fn send<H: Handler>(handler: &H, body: Value) -> (u16, Value) {
     let event = Event::new(body).with_id("ev-1").with_path("/orders/7");
     let response = handler.handle(event).await;
@@ -135,6 +151,13 @@ async fn a_non_2xx_answer_is_502_with_the_status_and_text() {
         json!({}),
     )
     .await;
+    assert_eq!(status, 502);
+    // The upstream's answer is the cause: in the log, not in the caller's body...
+    let error = body["error"].as_str().unwrap();
+    assert!(!error.contains("the remote says no") && error.contains("call"), "{error}");
+    // ...unless causes are exposed.
+    let refuse = Remote::new(Target::Url(format!("{base}/refuse")), "POST").retries(2, Duration::from_millis(1));
+    let (status, body) = send(&exposing(refuse), json!({})).await;
     assert_eq!(status, 502);
     let error = body["error"].as_str().unwrap();
     assert!(error.contains("400") && error.contains("the remote says no"), "{error}");

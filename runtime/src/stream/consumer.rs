@@ -210,6 +210,7 @@ impl<H: Handler> Consumer<H> {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(error) => {
                     ConsumerStats::add(&self.stats.redis_errors, 1);
+                    let error = crate::error::redact_credentials(&error.to_string()).into_owned();
                     tracing::warn!(group = %self.source.group, "stream read failed, retrying in {backoff:?}: {error}");
                     eprintln!("{}: Redis unavailable, retrying in {backoff:?}: {error}", self.source.group);
                     tokio::select! {

@@ -167,14 +167,15 @@ pub fn connection(url: &str) -> Result<ConnectionManager, String> {
 /// A connection of its own, for blocking reads: a blocked XREADGROUP would hold up every
 /// other command on a shared connection. `timeout` must be longer than the blocking time.
 pub(crate) fn open(url: &str, timeout: Duration) -> Result<ConnectionManager, String> {
-    let client = redis::Client::open(url).map_err(|error| format!("bad Redis URL `{url}`: {error}"))?;
+    let shown = crate::error::redact_credentials(url);
+    let client = redis::Client::open(url).map_err(|error| format!("bad Redis URL `{shown}`: {error}"))?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(timeout))
         .set_number_of_retries(1)
         .set_max_delay(Duration::from_millis(500));
     ConnectionManager::new_lazy_with_config(client, config)
-        .map_err(|error| format!("cannot use Redis at `{url}`: {error}"))
+        .map_err(|error| format!("cannot use Redis at `{shown}`: {error}"))
 }
 
 /// In-memory streams: where stream queues write when one function runs alone under the mock

@@ -49,7 +49,8 @@ impl StreamWriter {
                 Err(error) if attempt >= self.attempts => {
                     return Err(unavailable(format!(
                         "queue `{}` could not write to stream `{stream}` at {}: {error}",
-                        self.queue.name, self.queue.url
+                        self.queue.name,
+                        crate::error::redact_credentials(&self.queue.url)
                     )));
                 }
                 Err(_) => {
@@ -63,7 +64,7 @@ impl StreamWriter {
 }
 
 fn unavailable(message: impl Into<String>) -> StepError {
-    StepError { status: 503, kind: "unavailable", message: message.into() }
+    StepError::unavailable(message)
 }
 
 impl Node for StreamWriter {

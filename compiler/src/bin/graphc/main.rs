@@ -73,7 +73,7 @@ enum Command {
         handlers: Option<PathBuf>,
     },
     /// Build a graph (reusing earlier builds) and serve it over HTTP, or run one of its functions.
-    Serve(Box<ServeArgs>),
+    Serve(ServeArgs),
     /// Draw a graph as Graphviz DOT or Mermaid.
     Graph {
         /// The .graph file.
@@ -84,58 +84,25 @@ enum Command {
     },
 }
 
-/// `graphc serve`'s flags (boxed: they outweigh every other command's).
+/// `graphc serve`'s own flags; every other flag is the server's, passed to the built binary as
+/// written, so that `graphc serve` and the binary take one flag set (the binary's: run
+/// README's Operations section).
 #[derive(clap::Args)]
 struct ServeArgs {
     /// The .graph file.
     file: PathBuf,
-    /// The address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: String,
-    /// The port to listen on.
-    #[arg(long, default_value_t = 8080)]
-    port: u16,
-    /// A parameter's value, NAME=JSON (repeatable); also GRAPHC_PARAM_<NAME> variables.
-    #[arg(long = "param", value_name = "NAME=VALUE")]
-    params: Vec<String>,
-    /// A file of NAME=value secrets, read after the environment.
-    #[arg(long)]
-    secrets_file: Option<PathBuf>,
     /// A crate (its directory) holding the Rust handlers the graph names.
     #[arg(long)]
     handlers: Option<PathBuf>,
-    /// The largest request body, in bytes (larger: 413).
-    #[arg(long)]
-    body_limit: Option<usize>,
-    /// The request deadline in milliseconds (then 504).
-    #[arg(long)]
-    deadline_ms: Option<u64>,
-    /// Requests processed at once.
-    #[arg(long)]
-    concurrency: Option<usize>,
-    /// Run one function of a distributed graph: the root serves HTTP, a child function
-    /// consumes its stream. Without it, the whole graph runs in this process.
-    #[arg(long)]
-    function: Option<String>,
-    /// The Redis server for every stream queue and the error stream, in place of the
-    /// graph's (also GRAPHC_REDIS_URL).
-    #[arg(long, value_name = "URL")]
-    redis: Option<String>,
-    /// A child function's consumer name in its group (default: host and process id).
-    #[arg(long)]
-    consumer: Option<String>,
-    /// Records a consumer reads and processes at once.
-    #[arg(long)]
-    batch: Option<usize>,
-    /// Take over records another consumer has left pending this long (milliseconds).
-    #[arg(long)]
-    claim_idle_ms: Option<u64>,
-    /// A child function's port for /metrics and /v2/health/{live,ready}.
-    #[arg(long)]
-    metrics_port: Option<u16>,
     /// Build without optimisations (faster to build, slower to serve).
     #[arg(long)]
     debug: bool,
+    /// The server's flags: --host, --port, --param NAME=JSON, --secrets-file, --body-limit,
+    /// --deadline-ms, --concurrency, --header-timeout-ms, --max-connections, --max-headers,
+    /// --max-header-bytes, --shutdown-timeout-ms, --expose-errors, --log-level, --log-format,
+    /// --access-log, --function, --redis, --consumer, --batch, --claim-idle-ms, --metrics-port.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "SERVER FLAGS")]
+    server: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -178,57 +145,26 @@ fn main() -> ExitCode {
             ),
         },
         Command::Test { file, junit, handlers } => test(&file, junit.as_deref(), handlers.as_deref()),
-        Command::Serve(serve) => {
-            let ServeArgs {
-                file,
-                host,
-                port,
-                params,
-                secrets_file,
-                handlers,
-                body_limit,
-                deadline_ms,
-                concurrency,
-                function,
-                redis,
-                consumer,
-                batch,
-                claim_idle_ms,
-                metrics_port,
-                debug,
-            } = *serve;
+        Command::Serve(ServeArgs { file, mut handlers, mut debug, server }) => {
+            // `--handlers` and `--debug` are graphc's wherever they stand; the rest is the server's.
+            let mut passed = Vec::new();
+            let mut rest = server.into_iter();
+            while let Some(arg) = rest.next() {
+                match arg.as_str() {
+                    "--debug" => debug = true,
+                    "--handlers" => handlers = rest.next().map(PathBuf::from),
+                    other => match other.strip_prefix("--handlers=") {
+                        Some(dir) => handlers = Some(PathBuf::from(dir)),
+                        None => passed.push(arg),
+                    },
+                }
+            }
             let binary = match build(&file, handlers.as_deref(), !debug) {
                 Ok(binary) => binary,
                 Err(code) => return code,
             };
             let mut command = std::process::Command::new(binary);
-            command.arg("serve").arg("--base").arg(graph_dir(&file)).args([
-                "--host",
-                &host,
-                "--port",
-                &port.to_string(),
-            ]);
-            for param in &params {
-                command.args(["--param", param]);
-            }
-            if let Some(file) = &secrets_file {
-                command.arg("--secrets-file").arg(file);
-            }
-            for (flag, value) in [
-                ("--body-limit", body_limit.map(|v| v.to_string())),
-                ("--deadline-ms", deadline_ms.map(|v| v.to_string())),
-                ("--concurrency", concurrency.map(|v| v.to_string())),
-                ("--function", function),
-                ("--redis", redis),
-                ("--consumer", consumer),
-                ("--batch", batch.map(|v| v.to_string())),
-                ("--claim-idle-ms", claim_idle_ms.map(|v| v.to_string())),
-                ("--metrics-port", metrics_port.map(|v| v.to_string())),
-            ] {
-                if let Some(value) = value {
-                    command.args([flag, &value]);
-                }
-            }
+            command.arg("serve").arg("--base").arg(graph_dir(&file)).args(passed);
             exec(command)
         }
     }
