@@ -68,6 +68,9 @@ fn many_diagnostics(steps: usize) -> String {
     text
 }
 
+/// Makes a graph of a shape with N steps.
+type Shape = fn(usize) -> String;
+
 fn check_and_print(text: &str) -> usize {
     match graphc::check_source(text) {
         Ok(checked) => checked.graph.nodes.len(),
@@ -78,7 +81,7 @@ fn check_and_print(text: &str) -> usize {
 }
 
 fn check(c: &mut Criterion) {
-    let shapes: [(&str, fn(usize) -> String); 4] =
+    let shapes: [(&str, Shape); 4] =
         [("chain", generated_flow), ("fan_out", fan_out), ("lattice", lattice), ("many_diagnostics", many_diagnostics)];
     for (shape, make) in shapes {
         let mut group = c.benchmark_group(format!("check_{shape}"));

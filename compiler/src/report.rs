@@ -154,13 +154,22 @@ fn to_json(file_name: &str, lines: &LineIndex<'_>, diagnostic: &Diagnostic) -> s
     let place = |span: Span| {
         let start = lines.position(span.start);
         let end = lines.position(span.end);
-        serde_json::json!({
-            "byte_start": span.start, "byte_end": span.end,
-            "line_start": start.line, "line_end": end.line,
-            "column_start": start.column_chars, "column_end": end.column_chars,
-            "column_start_bytes": start.column_bytes, "column_end_bytes": end.column_bytes,
-            "column_start_utf16": start.column_utf16, "column_end_utf16": end.column_utf16,
-        })
+        let mut place = serde_json::Map::new();
+        for (key, value) in [
+            ("byte_start", span.start),
+            ("byte_end", span.end),
+            ("line_start", start.line),
+            ("line_end", end.line),
+            ("column_start", start.column_chars),
+            ("column_end", end.column_chars),
+            ("column_start_bytes", start.column_bytes),
+            ("column_end_bytes", end.column_bytes),
+            ("column_start_utf16", start.column_utf16),
+            ("column_end_utf16", end.column_utf16),
+        ] {
+            place.insert(key.to_string(), serde_json::Value::from(value));
+        }
+        place
     };
     let spans: Vec<serde_json::Value> = diagnostic
         .labels
@@ -168,15 +177,15 @@ fn to_json(file_name: &str, lines: &LineIndex<'_>, diagnostic: &Diagnostic) -> s
         .enumerate()
         .map(|(index, label)| {
             let mut span = place(label.span);
-            span["is_primary"] = serde_json::Value::Bool(index == 0);
-            span["label"] = serde_json::Value::String(label.message.clone());
-            span
+            span.insert("is_primary".to_string(), serde_json::Value::Bool(index == 0));
+            span.insert("label".to_string(), serde_json::Value::String(label.message.clone()));
+            serde_json::Value::Object(span)
         })
         .collect();
     let suggestion = diagnostic.suggestion().map(|(span, replacement)| {
         let mut at = place(span);
-        at["replacement"] = serde_json::Value::String(replacement);
-        at
+        at.insert("replacement".to_string(), serde_json::Value::String(replacement));
+        serde_json::Value::Object(at)
     });
     serde_json::json!({
         "file": file_name,

@@ -414,7 +414,10 @@ fn a_failure_is_logged_with_its_id_and_no_credentials_and_its_cause_stays_out_of
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("answer");
     assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
-    assert!(!answer.contains("hunter2") && !answer.contains("127.0.0.1:1"), "the cause stays out of the body: {answer}");
+    assert!(
+        !answer.contains("hunter2") && !answer.contains("127.0.0.1:1"),
+        "the cause stays out of the body: {answer}"
+    );
     // The log line: JSON, with the event id, the step and the cause, the password redacted.
     let logged = loop {
         line.clear();

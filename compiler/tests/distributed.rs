@@ -341,7 +341,9 @@ async fn a_consumer_killed_halfway_loses_nothing() {
     let (_replacement, _) = Function::start("enricher", &redis, &["--consumer", "enricher-2"]);
     let (lost, duplicates) = settle(&redis, &accepted, "enricher killed");
     assert!(lost.is_empty(), "lost: {lost:?}");
-    assert!(duplicates <= 1_000, "at-least-once, but not wholesale redelivery: {duplicates}");
+    // The replacement runs again what the killed enricher had done but not acknowledged; the
+    // scorer knows those event ids already and acknowledges them without running again.
+    assert_eq!(duplicates, 0, "no event is processed twice downstream");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,7 @@ const USAGE: &str = "usage:
                [--shutdown-timeout-ms MS] [--expose-errors]
                [--log-level LEVEL] [--log-format text|json] [--access-log]
                [--function NAME [--redis URL] [--consumer NAME] [--batch N] [--claim-idle-ms MS]
-                [--metrics-port PORT]]
+                [--metrics-port PORT] [--dedupe-window-ms MS]]
   BINARY test  [--base DIR] [--junit PATH]
 Without --function (or with --function '*') the whole graph runs in this process, its stream queues
 as memory queues; with it, the root function serves HTTP and a child function consumes its stream
@@ -223,6 +223,11 @@ fn run_serve<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(
                     flags,
                     "claim-every-ms",
                     defaults.claim_every.as_millis() as u64,
+                )?),
+                dedupe_window: Duration::from_millis(number(
+                    flags,
+                    "dedupe-window-ms",
+                    defaults.dedupe_window.as_millis() as u64,
                 )?),
                 ..defaults
             })

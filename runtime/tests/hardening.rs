@@ -34,7 +34,10 @@ async fn start<H: Handler>(handler: H, options: ServeOptions) -> Running {
     Running { addr, stop: Some(stop), task }
 }
 
-fn echo() -> SyncPipeline<StepNode<Body<fn(Value) -> Value>, End>> {
+/// A pipeline that answers with its body.
+type Echo = SyncPipeline<StepNode<Body<fn(Value) -> Value>, End>>;
+
+fn echo() -> Echo {
     let step: Body<fn(Value) -> Value> = Body(|body| body);
     SyncPipeline::new(StepNode::new("echo", step, End), Context::new("g"))
 }

@@ -25,6 +25,10 @@ pub struct ConsumeOptions {
     pub claim_idle: Duration,
     /// How often to look for such records.
     pub claim_every: Duration,
+    /// For this long after an event id was processed, a record with the same id is
+    /// acknowledged without being processed again: a retry after an ambiguous 503, or a record
+    /// an upstream consumer wrote twice. Zero turns it off.
+    pub dedupe_window: Duration,
 }
 
 impl Default for ConsumeOptions {
@@ -36,6 +40,7 @@ impl Default for ConsumeOptions {
             block: Duration::from_millis(500),
             claim_idle: Duration::from_secs(30),
             claim_every: Duration::from_secs(5),
+            dedupe_window: Duration::from_secs(600),
         }
     }
 }
@@ -49,6 +54,7 @@ pub struct ConsumerStats {
     claimed: AtomicU64,
     unreadable: AtomicU64,
     redis_errors: AtomicU64,
+    duplicates: AtomicU64,
     ready: AtomicBool,
 }
 
@@ -89,6 +95,11 @@ impl ConsumerStats {
                 "graphc_stream_redis_errors_total",
                 "Failed rounds with Redis (retried with backoff).",
                 &self.redis_errors,
+            ),
+            (
+                "graphc_stream_records_duplicate_total",
+                "Records of an event processed already within the dedupe window (acknowledged, not run).",
+                &self.duplicates,
             ),
         ] {
             let value = counter.load(Ordering::Relaxed);
@@ -210,6 +221,13 @@ impl<H: Handler> Consumer<H> {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(error) => {
                     ConsumerStats::add(&self.stats.redis_errors, 1);
+                    // The stream or the group may be gone (deleted, or Redis restarted without
+                    // persistence): the next round makes them again (XGROUP CREATE ... MKSTREAM
+                    // leaves existing ones alone).
+                    ready = false;
+                    if error.code() == Some("NOGROUP") {
+                        own_pending = None;
+                    }
                     let error = crate::error::redact_credentials(&error.to_string()).into_owned();
                     tracing::warn!(group = %self.source.group, "stream read failed, retrying in {backoff:?}: {error}");
                     eprintln!("{}: Redis unavailable, retrying in {backoff:?}: {error}", self.source.group);
@@ -315,13 +333,43 @@ impl<H: Handler> Consumer<H> {
         Ok(())
     }
 
-    /// Runs a batch concurrently, then acknowledges what finished.
+    /// The key that marks an event id as processed by this function.
+    fn seen_key(&self, id: &str) -> String {
+        format!("graphc:seen:{}:{id}", self.source.group)
+    }
+
+    /// Which of these event ids this function processed within the dedupe window.
+    async fn seen(&self, ids: &[Option<String>]) -> Result<Vec<bool>, redis::RedisError> {
+        let keys: Vec<String> = ids.iter().flatten().map(|id| self.seen_key(id)).collect();
+        if self.options.dedupe_window.is_zero() || keys.is_empty() {
+            return Ok(vec![false; ids.len()]);
+        }
+        let found: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut self.commands.clone()).await?;
+        let mut found = found.into_iter();
+        Ok(ids.iter().map(|id| id.is_some() && found.next().flatten().is_some()).collect())
+    }
+
+    /// Runs a batch concurrently, then acknowledges what finished; an event processed already
+    /// within the dedupe window is acknowledged without running again, and each event is marked
+    /// processed as soon as it is.
     async fn process(&self, entries: Vec<Entry>) -> Result<(), redis::RedisError> {
         if entries.is_empty() {
             return Ok(());
         }
         ConsumerStats::add(&self.stats.read, entries.len());
-        let runs = entries.into_iter().map(|(stream, id, fields)| async move {
+        let ids: Vec<Option<String>> = entries
+            .iter()
+            .map(|(_, _, fields)| {
+                fields.iter().find(|(key, _)| key == "id").and_then(|(_, value)| String::from_utf8(value.clone()).ok())
+            })
+            .collect();
+        let seen = self.seen(&ids).await?;
+        let window = self.options.dedupe_window.as_millis() as u64;
+        let runs = entries.into_iter().zip(ids).zip(seen).map(|(((stream, id, fields), event_id), seen)| async move {
+            if seen {
+                ConsumerStats::add(&self.stats.duplicates, 1);
+                return (stream, id, true);
+            }
             let done = match event_from_record(&fields) {
                 Ok(event) => {
                     let response = self.handler.handle(event).await;
@@ -337,6 +385,23 @@ impl<H: Handler> Consumer<H> {
                     true
                 }
             };
+            if done
+                && window > 0
+                && let Some(event_id) = &event_id
+            {
+                // Marked at once, so that a consumer killed before its acknowledgement leaves
+                // the smallest window for a second run; a failed mark only risks a duplicate.
+                let marked = redis::cmd("SET")
+                    .arg(self.seen_key(event_id))
+                    .arg(1)
+                    .arg("PX")
+                    .arg(window)
+                    .query_async::<()>(&mut self.commands.clone())
+                    .await;
+                if let Err(error) = marked {
+                    tracing::warn!(event_id = %event_id, "cannot mark the event processed: {error}");
+                }
+            }
             (stream, id, done)
         });
         let outcomes = futures_join_all(runs).await;
