@@ -218,3 +218,31 @@ async fn a_5xx_shows_neither_its_cause_nor_credentials_unless_exposed() {
     assert!(exposed.contains("secret cause") && !exposed.contains("hunter2"), "{exposed}");
     assert!(exposed.contains("redis://:***@10.0.0.9:6379"), "{exposed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_probes_are_answered_by_the_server_not_turned_into_events() {
+    // A flow that takes every event (as a distributed root writes each into its stream).
+    #[derive(Clone, Default)]
+    struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    impl Node for Counting {
+        async fn push(&self, _event: &mut Event, _run: &run::Run) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let seen = Counting::default();
+    let server =
+        start(AsyncPipeline::answered_at_end(seen.clone(), Context::new("root")), ServeOptions::default()).await;
+    let client = reqwest::Client::new();
+    for (path, body) in [("/v2/health/live", json!({"live": true})), ("/v2/health/ready", json!({"ready": true}))] {
+        let answer = client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+        assert_eq!(answer.json::<Value>().await.unwrap(), body, "{path}");
+        assert_eq!(client.head(server.url(path)).send().await.unwrap().status(), 200, "HEAD {path}");
+    }
+    assert_eq!(seen.0.load(std::sync::atomic::Ordering::SeqCst), 0, "no probe became an event");
+    let event = client.post(server.url("/")).json(&json!({"n": 1})).send().await.unwrap();
+    assert_eq!(event.status(), 202);
+    assert_eq!(seen.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let _ = server.stop.map(|stop| stop.send(()));
+    let _ = server.task.await;
+}
