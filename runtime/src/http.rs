@@ -74,19 +74,28 @@ impl Default for ServeOptions {
     }
 }
 
-/// Request counters by status class, the request latency histogram, and connections refused
+/// Request counters by status code, the request latency histogram, and connections refused
 /// at the cap.
-#[derive(Default)]
 pub struct Metrics {
-    by_class: [AtomicU64; 5],
+    /// One counter per status code from 100 to 599: lock-free on the request path.
+    by_code: Vec<AtomicU64>,
     requests: Histogram,
     refused: AtomicU64,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            by_code: (100..600).map(|_| AtomicU64::new(0)).collect(),
+            requests: Histogram::default(),
+            refused: AtomicU64::new(0),
+        }
+    }
+}
+
 impl Metrics {
     fn observe(&self, status: u16, elapsed: Duration) {
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
-        if let Some(counter) = self.by_class.get(class) {
+        if let Some(counter) = self.by_code.get(usize::from(status.clamp(100, 599)) - 100) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
         self.requests.observe(elapsed, status >= 400);
@@ -95,14 +104,14 @@ impl Metrics {
     /// The request metrics in Prometheus' text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::from(
-            "# HELP graphc_requests_total Requests answered, by status class.\n# TYPE graphc_requests_total counter\n",
+            "# HELP graphc_requests_total Requests answered, by status code (and class).\n# TYPE graphc_requests_total counter\n",
         );
-        for (index, counter) in self.by_class.iter().enumerate() {
-            out.push_str(&format!(
-                "graphc_requests_total{{class=\"{}xx\"}} {}\n",
-                index + 1,
-                counter.load(Ordering::Relaxed)
-            ));
+        for (index, counter) in self.by_code.iter().enumerate() {
+            let count = counter.load(Ordering::Relaxed);
+            if count > 0 {
+                let code = index + 100;
+                out.push_str(&format!("graphc_requests_total{{code=\"{code}\",class=\"{}xx\"}} {count}\n", code / 100));
+            }
         }
         out.push_str("# HELP graphc_request_errors_total Requests answered with a 4xx or 5xx status.\n# TYPE graphc_request_errors_total counter\n");
         out.push_str(&format!("graphc_request_errors_total {}\n", self.requests.errors()));

@@ -152,7 +152,8 @@ fn run_step<S: Step>(
     let result = catch_unwind(AssertUnwindSafe(|| step.process(event, context)))
         .unwrap_or_else(|payload| Err(StepError::panicked(&*payload)));
     if let Some(started) = started {
-        meter.step(name, started.elapsed(), result.is_err());
+        // A caller's mistake (a 4xx, such as an unknown model) is not the step's error.
+        meter.step(name, started.elapsed(), result.as_ref().is_err_and(|error| error.status >= 500));
     }
     result
 }

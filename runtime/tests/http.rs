@@ -240,14 +240,15 @@ async fn metrics_count_requests_in_prometheus_text() {
     post(&server.url("/v2/models/model1/infer"), "application/json", r#"{"inputs": [[5.1, 3.5, 1.4, 0.2]]}"#).await;
     post(&server.url("/v2/models/nope/infer"), "application/json", "{}").await;
     let text = client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("graphc_requests_total{class=\"2xx\"} 1"), "{text}");
-    assert!(text.contains("graphc_requests_total{class=\"4xx\"} 1"), "{text}");
+    assert!(text.contains("graphc_requests_total{code=\"200\",class=\"2xx\"} 1"), "{text}");
+    assert!(text.contains("graphc_requests_total{code=\"404\",class=\"4xx\"} 1"), "{text}");
     assert!(text.contains("graphc_request_errors_total 1"), "{text}");
     assert!(text.contains("graphc_request_duration_seconds_count 2"), "{text}");
     // Per step and per route, too (the registry is process-wide, so other tests may add to it).
     assert!(text.contains("graphc_step_duration_seconds_count{step=\"router\"}"), "{text}");
     assert!(text.contains("graphc_route_duration_seconds_bucket{route=\"model1\",le=\"+Inf\"}"), "{text}");
-    assert!(text.contains("graphc_step_errors_total{step=\"router\"}"), "{text}");
+    // The unknown model is the caller's mistake, not the router's error.
+    assert!(text.contains("graphc_step_errors_total{step=\"router\"} 0"), "{text}");
     server.stop().await;
 }
 
