@@ -62,6 +62,9 @@ pub struct Router {
     mode: Mode,
 }
 
+/// The operations a model path may end with.
+const OPERATIONS: &[&str] = &["infer", "predict", "explain", "ready"];
+
 /// What a request asks a router to do.
 #[derive(Debug, PartialEq)]
 enum Operation {
@@ -73,8 +76,8 @@ enum Operation {
 
 /// The form of an inference request, mirrored in its response.
 enum Form {
-    /// MLRun's `{"inputs": [[...], ...]}`.
-    Loose,
+    /// MLRun's `{"inputs": [[...], ...]}`; the request's `id`, if any, is echoed.
+    Loose { request_id: Option<Value> },
     /// OIP tensors; the request's id and tensor name are echoed.
     Tensor { request_id: Option<Value> },
 }
@@ -88,6 +91,25 @@ impl Router {
 
     fn names(&self) -> Vec<&str> {
         self.routes.iter().map(|(name, _)| name.as_str()).collect()
+    }
+
+    /// `GET /v2/models`: the routes; an ensemble is a model too (first, as it is the default),
+    /// with its weights, as MLRun's VotingEnsemble lists itself.
+    fn model_list(&self) -> Value {
+        match &self.mode {
+            Mode::Ensemble { weights, .. } => {
+                let mut models = vec![self.name.as_str()];
+                models.extend(self.names());
+                let weights: Map<String, Value> = self
+                    .names()
+                    .into_iter()
+                    .zip(weights)
+                    .map(|(name, weight)| (name.to_string(), json!(weight)))
+                    .collect();
+                json!({ "models": models, "weights": { self.name.clone(): weights } })
+            }
+            _ => json!({ "models": self.names() }),
+        }
     }
 
     fn find(&self, name: &str) -> Option<usize> {
@@ -121,7 +143,7 @@ impl Router {
             "/v2" => {
                 Some(get_only(json!({ "name": self.name, "version": env!("CARGO_PKG_VERSION"), "extensions": [] })))
             }
-            _ if path == self.prefix => Some(get_only(json!({ "models": self.names() }))),
+            _ if path == self.prefix => Some(get_only(self.model_list())),
             _ => None,
         }
     }
@@ -136,6 +158,11 @@ impl Router {
         } else if let Some(rest) = path.strip_prefix(&self.prefix).and_then(|rest| rest.strip_prefix('/')) {
             let segments: Vec<&str> = rest.split('/').collect();
             match segments.as_slice() {
+                // `/v2/models/infer`: an operation on the default model (the ensemble itself,
+                // or the first route), unless a route has that name.
+                [op] if OPERATIONS.contains(op) && self.find(op).is_none() => {
+                    (body_key("model"), None, Some(op.to_string()))
+                }
                 [model] => (Some(model.to_string()), None, None),
                 [model, op] => (Some(model.to_string()), None, Some(op.to_string())),
                 [model, "versions", version] => (Some(model.to_string()), Some(version.to_string()), None),
@@ -223,19 +250,33 @@ impl Router {
         }
     }
 
+    /// What infer takes and returns, as it does: the output is named `predict`, as in infer's
+    /// tensor answers, with the datatype infer returns (a vote's for an ensemble).
     fn metadata(&self, target: Option<usize>, name: &str) -> Value {
-        let model = target.and_then(|i| self.routes.get(i)).and_then(|(_, route)| match route {
-            Route::Model(model) => Some(model),
-            Route::Step(_) => None,
-        });
-        let width = model.and_then(|m| m.input_width()).map_or(json!(-1), Value::from);
-        let datatype = model.map_or("BYTES", |m| m.output_datatype());
+        let model_of = |index: usize| {
+            self.routes.get(index).and_then(|(_, route)| match route {
+                Route::Model(model) => Some(model),
+                Route::Step(_) => None,
+            })
+        };
+        let (width, datatype) = match (target, &self.mode) {
+            (Some(index), _) => {
+                let model = model_of(index);
+                (model.and_then(|m| m.input_width()), model.map_or("BYTES", |m| m.output_datatype()))
+            }
+            (None, Mode::Ensemble { regression, .. }) => {
+                let width = (0..self.routes.len()).find_map(|index| model_of(index).and_then(|m| m.input_width()));
+                (width, if *regression { "FP64" } else { "INT64" })
+            }
+            (None, _) => (None, "BYTES"),
+        };
+        let width = width.map_or(json!(-1), Value::from);
         json!({
             "name": name,
             "versions": [],
             "platform": "graphc",
-            "inputs": [{ "name": "inputs", "datatype": "FP64", "shape": [-1, width] }],
-            "outputs": [{ "name": "outputs", "datatype": datatype, "shape": [-1] }],
+            "inputs": [{ "name": "inputs", "datatype": "FP32", "shape": [-1, width] }],
+            "outputs": [{ "name": "predict", "datatype": datatype, "shape": [-1] }],
         })
     }
 
@@ -268,7 +309,7 @@ impl Router {
             }
             (None, Mode::Ensemble { regression, weights }) => {
                 let results = self.run_all(event, context)?;
-                let mut form = Form::Loose;
+                let mut form = Form::Loose { request_id: None };
                 let mut predictions = Vec::with_capacity(results.len());
                 for result in results {
                     let RouteResult::Predictions(outputs, route_form) = result else {
@@ -387,7 +428,7 @@ fn read_inputs(body: &Value) -> Result<(Features, Form), StepError> {
             } else {
                 (items.len(), columns.unwrap_or(0))
             };
-            Ok((Features { values, rows, columns }, Form::Loose))
+            Ok((Features { values, rows, columns }, Form::Loose { request_id: body.get("id").cloned() }))
         }
     }
 }
@@ -459,7 +500,11 @@ fn respond(
     datatype: &str,
 ) -> Value {
     let mut answer = match form {
-        Form::Loose => json!({ "id": event.id.text(), "model_name": name, "outputs": outputs }),
+        Form::Loose { request_id } => json!({
+            "id": request_id.unwrap_or_else(|| Value::String(event.id.text())),
+            "model_name": name,
+            "outputs": outputs,
+        }),
         Form::Tensor { request_id } => json!({
             "id": request_id.unwrap_or_else(|| Value::String(event.id.text())),
             "model_name": name,

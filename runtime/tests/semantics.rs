@@ -591,6 +591,38 @@ fn an_ensemble_runs_every_route_and_answers_as_the_router() {
         json!([2]),
         "a route is still addressable"
     );
+    // `/v2/models/infer` is the default model: the ensemble.
+    let default = server.test("/v2/models/infer", json!({ "inputs": [[0]] })).json_body();
+    assert_eq!((default["model_name"].clone(), default["outputs"].clone()), (json!("vote"), json!([1])));
+    // The list shows the ensemble, first, with its weights.
+    assert_eq!(
+        server.request("GET", "/v2/models").send().json_body(),
+        json!({ "models": ["vote", "a", "b", "c"], "weights": { "vote": { "a": 0.6, "b": 0.2, "c": 0.2 } } })
+    );
+    // Its metadata says what infer returns: a class per row, named as infer names it.
+    let metadata = server.request("GET", "/v2/models/vote").send().json_body();
+    assert_eq!(metadata["outputs"], json!([{ "name": "predict", "datatype": "INT64", "shape": [-1] }]));
+}
+
+#[test]
+fn metadata_names_the_output_infer_returns_and_a_loose_id_is_echoed() {
+    let server = sum_router();
+    let metadata = server.request("GET", "/v2/models/m").send().json_body();
+    let tensor = server
+        .test(
+            "/v2/models/m/infer",
+            json!({ "inputs": [{ "name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2] }] }),
+        )
+        .json_body();
+    assert_eq!(
+        metadata["outputs"][0]["name"], tensor["outputs"][0]["name"],
+        "a client reads the output metadata names"
+    );
+    assert_eq!(metadata["outputs"][0]["datatype"], tensor["outputs"][0]["datatype"]);
+    assert_eq!(metadata["inputs"][0]["shape"], json!([-1, 2]));
+    // MLRun's loose body may carry its own id, and gets it back.
+    let loose = server.test("/v2/models/m/infer", json!({ "id": "mine", "inputs": [[1, 2]] })).json_body();
+    assert_eq!(loose["id"], "mine");
 }
 
 #[test]
