@@ -351,25 +351,41 @@ fn a_handler_path_naming_no_given_crate_is_a_diagnostic_at_the_path() {
     assert!(!stderr.contains("== building"), "refused before cargo runs: {stderr}");
 }
 
-#[test]
-fn graphc_serve_answers_over_http_and_stops_on_sigterm() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let mut server = Command::new(env!("CARGO_BIN_EXE_graphc"))
-        .args(["serve", "examples/iris/iris.graph", "--port", "0", "--debug"])
+/// A `graphc serve` running, once it listens.
+struct Served {
+    child: std::process::Child,
+    stderr: std::io::BufReader<std::process::ChildStderr>,
+    addr: String,
+}
+
+/// Starts `graphc serve ARGS` and waits for its "serving GRAPH on" line.
+fn serve(graph: &str, args: &[&str]) -> Served {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_graphc"))
+        .arg("serve")
+        .args(args)
         .current_dir(workspace())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .expect("graphc serve starts");
-    let mut stderr = BufReader::new(server.stderr.take().expect("stderr"));
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
     let mut line = String::new();
+    let prefix = format!("serving {graph} on http://");
     let addr = loop {
         line.clear();
         assert!(stderr.read_line(&mut line).expect("reads") > 0, "the server exited before listening");
-        if let Some(addr) = line.trim().strip_prefix("serving iris on http://") {
+        if let Some(addr) = line.trim().strip_prefix(prefix.as_str()) {
             break addr.to_string();
         }
     };
+    Served { child, stderr, addr }
+}
+
+#[test]
+fn graphc_serve_answers_over_http_and_stops_on_sigterm() {
+    use std::io::{Read, Write};
+    let Served { child: mut server, addr, .. } = serve("iris", &["examples/iris/iris.graph", "--port", "0", "--debug"]);
     let body = r#"{"inputs": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}"#;
     let mut stream = std::net::TcpStream::connect(&addr).expect("connects");
     write!(stream, "POST /v2/models/model1/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-event-id: cli-1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).expect("sends");
@@ -386,29 +402,16 @@ fn graphc_serve_answers_over_http_and_stops_on_sigterm() {
 
 #[test]
 fn a_failure_is_logged_with_its_id_and_no_credentials_and_its_cause_stays_out_of_the_body() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufRead, Read, Write};
     let file = workspace().join("target/graphc-logged.graph");
     std::fs::write(
         &file,
         "graph logged { topology = flow; step call = $remote(url = \"http://user:hunter2@127.0.0.1:1/score\", timeout_ms = 500) { respond; } }",
     )
     .expect("write");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_graphc"))
-        .args(["serve", "target/graphc-logged.graph", "--port", "0", "--debug", "--log-format", "json"])
-        .current_dir(workspace())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("graphc serve starts");
-    let mut stderr = BufReader::new(server.stderr.take().expect("stderr"));
+    let Served { child: mut server, mut stderr, addr } =
+        serve("logged", &["target/graphc-logged.graph", "--port", "0", "--debug", "--log-format", "json"]);
     let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert!(stderr.read_line(&mut line).expect("reads") > 0, "the server exited before listening");
-        if let Some(addr) = line.trim().strip_prefix("serving logged on http://") {
-            break addr.to_string();
-        }
-    };
     let mut stream = std::net::TcpStream::connect(&addr).expect("connects");
     write!(stream, "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-event-id: logged-1\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}").expect("sends");
     let mut answer = String::new();

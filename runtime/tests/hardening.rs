@@ -3,36 +3,16 @@
 //! shutdown with a request half sent, methods a path does not take, the concurrency limit, and
 //! causes and credentials that must not reach the caller.
 
-use graphc_runtime::http::{ServeOptions, bind, serve};
+mod common;
+
+use common::start;
+use graphc_runtime::http::ServeOptions;
 use graphc_runtime::*;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-struct Running {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Running {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-async fn start<H: Handler>(handler: H, options: ServeOptions) -> Running {
-    let listener =
-        bind(&ServeOptions { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..options.clone() }).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, handler, options, async move {
-        let _ = stopped.await;
-    }));
-    Running { addr, stop: Some(stop), task }
-}
 
 /// A pipeline that answers with its body.
 type Echo = SyncPipeline<StepNode<Body<fn(Value) -> Value>, End>>;
@@ -68,8 +48,7 @@ async fn thousands_of_half_open_connections_do_not_stop_a_good_request() {
     assert_eq!(answer.status(), 200);
     assert!(started.elapsed() < Duration::from_secs(1), "answered in {:?} under the flood", started.elapsed());
     drop(idle);
-    let _ = server.stop.map(|stop| stop.send(()));
-    let _ = server.task.await;
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,8 +73,7 @@ async fn a_client_that_trickles_its_headers_is_cut_off_at_the_header_timeout() {
     }
     let closed_after = closed_after.expect("the connection was closed");
     assert!(closed_after < Duration::from_secs(3), "cut off after {closed_after:?}");
-    let _ = server.stop.map(|stop| stop.send(()));
-    let _ = server.task.await;
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,8 +89,7 @@ async fn shutdown_ends_in_time_with_a_half_sent_request_and_answers_every_comple
     ));
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = Instant::now();
-    let _ = server.stop.map(|stop| stop.send(()));
-    server.task.await.unwrap().unwrap();
+    server.stop().await;
     assert!(started.elapsed() < Duration::from_secs(3), "shut down in {:?}", started.elapsed());
     assert_eq!(complete.await.unwrap(), Some(200), "the complete request was answered");
     drop(half);
@@ -162,8 +139,7 @@ async fn methods_a_path_does_not_take_are_405_with_allow() {
     };
     assert_eq!(count(&first), count(&second), "scrapes are not counted");
     assert!(first.contains("process_resident_memory_bytes") && first.contains("process_open_fds"), "{first}");
-    let _ = server.stop.map(|stop| stop.send(()));
-    let _ = server.task.await;
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,8 +160,7 @@ async fn beyond_the_concurrency_limit_the_answer_is_503_with_retry_after() {
     assert_eq!(refused.status(), 503);
     assert_eq!(refused.headers().get("retry-after").map(|v| v.to_str().unwrap()), Some("1"));
     assert_eq!(busy.await.unwrap().unwrap().status(), 200);
-    let _ = server.stop.map(|stop| stop.send(()));
-    let _ = server.task.await;
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,8 +179,7 @@ async fn a_5xx_shows_neither_its_cause_nor_credentials_unless_exposed() {
         let answer = reqwest::Client::new().post(server.url("/")).json(&json!(1)).send().await.unwrap();
         let status = answer.status().as_u16();
         let body = answer.text().await.unwrap();
-        let _ = server.stop.map(|stop| stop.send(()));
-        let _ = server.task.await;
+        server.stop().await;
         let records: Vec<String> = errors.records().iter().map(|r| r.to_json().to_string()).collect();
         (status, body, records)
     };
@@ -243,6 +217,5 @@ async fn health_probes_are_answered_by_the_server_not_turned_into_events() {
     let event = client.post(server.url("/")).json(&json!({"n": 1})).send().await.unwrap();
     assert_eq!(event.status(), 202);
     assert_eq!(seen.0.load(std::sync::atomic::Ordering::SeqCst), 1);
-    let _ = server.stop.map(|stop| stop.send(()));
-    let _ = server.task.await;
+    server.stop().await;
 }

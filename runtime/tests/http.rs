@@ -2,46 +2,18 @@
 //! corpus after which the server still serves, a panicking step, deadlines, metrics, and a
 //! shutdown under load that loses no accepted request.
 
-use graphc_runtime::http::{ServeOptions, bind, serve};
+mod common;
+
+use common::start;
+use graphc_runtime::http::ServeOptions;
 use graphc_runtime::model::{Model, ModelKind, SmartcoreModel};
 use graphc_runtime::router::{Mode, Route, Router};
 use graphc_runtime::*;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-
-struct Running {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Running {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task.await.unwrap().unwrap();
-    }
-}
-
-async fn start<H: Handler>(handler: H, options: ServeOptions) -> Running {
-    let listener =
-        bind(&ServeOptions { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..options.clone() }).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, handler, options, async move {
-        let _ = stopped.await;
-    }));
-    Running { addr, stop: Some(stop), task }
-}
 
 fn iris_router() -> SyncPipeline<StepNode<Router, End>> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/iris/models/logistic_regression.json");

@@ -73,59 +73,7 @@ impl Checker<'_> {
 
     /// Reports each cycle once, with a label at every step on it.
     fn check_cycles(&mut self) -> bool {
-        #[derive(Clone, Copy, PartialEq)]
-        enum Mark {
-            New,
-            OnStack,
-            Done,
-        }
-        let count = self.graph.nodes.len();
-        let mut marks = vec![Mark::New; count];
-        let mut cycles: Vec<Vec<NodeId>> = Vec::new();
-        for root in self.graph.node_ids() {
-            if marks.get(root.index()) != Some(&Mark::New) {
-                continue;
-            }
-            // Iterative DFS: the stack holds (node, next child index).
-            let mut stack: Vec<(NodeId, usize)> = vec![(root, 0)];
-            if let Some(mark) = marks.get_mut(root.index()) {
-                *mark = Mark::OnStack;
-            }
-            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
-                let child = self.node(node).children.get(*next).copied();
-                *next += 1;
-                match child {
-                    None => {
-                        if let Some(mark) = marks.get_mut(node.index()) {
-                            *mark = Mark::Done;
-                        }
-                        stack.pop();
-                    }
-                    Some(child) => match marks.get(child.index()) {
-                        Some(Mark::New) => {
-                            if let Some(mark) = marks.get_mut(child.index()) {
-                                *mark = Mark::OnStack;
-                            }
-                            stack.push((child, 0));
-                        }
-                        Some(Mark::OnStack) => {
-                            let start = stack.iter().position(|(n, _)| *n == child).unwrap_or(0);
-                            let cycle: Vec<NodeId> = stack.iter().skip(start).map(|(n, _)| *n).collect();
-                            let mut key = cycle.clone();
-                            key.sort();
-                            if !cycles.iter().any(|c| {
-                                let mut other = c.clone();
-                                other.sort();
-                                other == key
-                            }) {
-                                cycles.push(cycle);
-                            }
-                        }
-                        _ => {}
-                    },
-                }
-            }
-        }
+        let cycles = super::find_cycles(self.graph.nodes.len(), |id| self.node(id).children.clone());
         for cycle in &cycles {
             self.report_cycle(cycle);
         }

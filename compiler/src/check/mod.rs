@@ -78,6 +78,60 @@ pub fn check_model_files(graph: &ir::Graph, find: impl Fn(&str) -> Result<(), St
     found
 }
 
+/// Every cycle among `count` nodes whose edges `successors` gives, each once (whatever node it
+/// was entered at), found by one iterative depth-first walk: no recursion on user input.
+fn find_cycles(count: usize, successors: impl Fn(NodeId) -> Vec<NodeId>) -> Vec<Vec<NodeId>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnStack,
+        Done,
+    }
+    let mut marks = vec![Mark::New; count];
+    let mut cycles: Vec<Vec<NodeId>> = Vec::new();
+    let mut seen: std::collections::HashSet<Vec<NodeId>> = std::collections::HashSet::new();
+    for root in (0..count).map(|index| NodeId(index as u32)) {
+        if marks.get(root.index()) != Some(&Mark::New) {
+            continue;
+        }
+        // The stack holds (node, its successors, the next one to visit).
+        let mut stack: Vec<(NodeId, Vec<NodeId>, usize)> = vec![(root, successors(root), 0)];
+        if let Some(mark) = marks.get_mut(root.index()) {
+            *mark = Mark::OnStack;
+        }
+        while let Some((node, next_nodes, next)) = stack.last_mut() {
+            let successor = next_nodes.get(*next).copied();
+            *next += 1;
+            let Some(successor) = successor else {
+                if let Some(mark) = marks.get_mut(node.index()) {
+                    *mark = Mark::Done;
+                }
+                stack.pop();
+                continue;
+            };
+            match marks.get(successor.index()) {
+                Some(Mark::New) => {
+                    if let Some(mark) = marks.get_mut(successor.index()) {
+                        *mark = Mark::OnStack;
+                    }
+                    stack.push((successor, successors(successor), 0));
+                }
+                Some(Mark::OnStack) => {
+                    let start = stack.iter().position(|(n, _, _)| *n == successor).unwrap_or(0);
+                    let cycle: Vec<NodeId> = stack.iter().skip(start).map(|(n, _, _)| *n).collect();
+                    let mut key = cycle.clone();
+                    key.sort();
+                    if seen.insert(key) {
+                        cycles.push(cycle);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    cycles
+}
+
 /// Where things were written, for labels; parallel to `graph.nodes`.
 #[derive(Default)]
 struct NodeSyntax<'a> {

@@ -100,48 +100,10 @@ impl Checker<'_> {
     /// A failure goes to the node's catcher and on through what follows it; if that path leads
     /// back to the node, one failure would run forever. Reports each loop once.
     fn check_handler_loops(&mut self) -> bool {
-        #[derive(Clone, Copy, PartialEq)]
-        enum Mark {
-            New,
-            OnStack,
-            Done,
-        }
-        let mut marks = vec![Mark::New; self.graph.nodes.len()];
-        let mut loops: Vec<Vec<NodeId>> = Vec::new();
-        for root in self.graph.node_ids() {
-            if marks.get(root.index()) != Some(&Mark::New) {
-                continue;
-            }
-            let mut stack: Vec<(NodeId, usize)> = vec![(root, 0)];
-            if let Some(mark) = marks.get_mut(root.index()) {
-                *mark = Mark::OnStack;
-            }
-            while let Some(&mut (id, ref mut next)) = stack.last_mut() {
-                let node = self.node(id);
-                let successor = node.children.iter().copied().chain(node.catcher).nth(*next);
-                *next += 1;
-                let Some(successor) = successor else {
-                    if let Some(mark) = marks.get_mut(id.index()) {
-                        *mark = Mark::Done;
-                    }
-                    stack.pop();
-                    continue;
-                };
-                match marks.get(successor.index()) {
-                    Some(Mark::New) => {
-                        if let Some(mark) = marks.get_mut(successor.index()) {
-                            *mark = Mark::OnStack;
-                        }
-                        stack.push((successor, 0));
-                    }
-                    Some(Mark::OnStack) => {
-                        let start = stack.iter().position(|(n, _)| *n == successor).unwrap_or(0);
-                        loops.push(stack.iter().skip(start).map(|(n, _)| *n).collect());
-                    }
-                    _ => {}
-                }
-            }
-        }
+        let loops = super::find_cycles(self.graph.nodes.len(), |id| {
+            let node = self.node(id);
+            node.children.iter().copied().chain(node.catcher).collect()
+        });
         for cycle in &loops {
             let names: Vec<&str> = cycle.iter().map(|&id| self.node(id).name.as_str()).collect();
             let path = names.iter().chain(names.first()).copied().collect::<Vec<_>>().join(" -> ");
