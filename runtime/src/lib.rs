@@ -60,7 +60,7 @@ pub mod __private {
     pub use crate::remote::{Remote, RemoteNode, Target};
     pub use crate::router::{Mode, Route, Router};
     pub use crate::step::{
-        Batch, Body, Choice, Extend, Filter, FlatMap, FullEvent, MapStep, Step, Typed, WithPaths, body_step,
+        Batch, Body, Checked, Choice, Extend, Filter, FlatMap, FullEvent, MapStep, Step, Typed, WithPaths, body_step,
         full_event_step, typed_step,
     };
     pub use crate::stream::SetKey;

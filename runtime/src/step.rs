@@ -395,35 +395,66 @@ impl Step for Batch {
     }
 }
 
+/// A user's handler whose bounds were checked where generated code named it: `call` was made
+/// there, for its type. The step's own `Step` impl asks nothing more of the handler, so a
+/// handler of the wrong type is one error, at its path, and the pipeline around it raises no
+/// second one.
+pub struct Checked<F> {
+    function: F,
+    call: fn(&F, &mut Event, &Context) -> Result<Flow, StepError>,
+}
+
+impl<F: Send + Sync + 'static> Step for Checked<F> {
+    #[inline]
+    fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
+        (self.call)(&self.function, event, context)
+    }
+}
+
 /// Wraps a body function, with its bounds checked where generated code names it, so that a
-/// handler of the wrong type is reported at the handler's own path. The adapters return
-/// `impl Step`: when the bounds fail, rustc reports it here once, and the pipeline built around
-/// the step raises no second error.
-pub fn body_step<F, R>(function: F) -> impl Step
+/// handler of the wrong type is reported at the handler's own path, once.
+pub fn body_step<F, R>(function: F) -> Checked<F>
 where
     F: Fn(Value) -> R + Send + Sync + 'static,
     R: BodyOutput,
 {
-    Body(function)
+    Checked {
+        function,
+        call: |function, event, _context| {
+            let body = std::mem::take(&mut event.body);
+            function(body).into_flow(event)
+        },
+    }
 }
 
 /// Wraps a full-event function, with its bounds checked where generated code names it.
-pub fn full_event_step<F, R>(function: F) -> impl Step
+pub fn full_event_step<F, R>(function: F) -> Checked<F>
 where
     F: Fn(&mut Event, &Context) -> R + Send + Sync + 'static,
     R: EventOutput,
 {
-    FullEvent(function)
+    Checked { function, call: |function, event, context| function(event, context).into_flow() }
 }
 
 /// Wraps a typed function `fn(In) -> Result<Out, E>` over the graph's records, with its bounds
 /// checked where generated code names it.
-pub fn typed_step<In, Out, F, E>(function: F) -> impl Step
+pub fn typed_step<In, Out, F, E>(function: F) -> Checked<F>
 where
     F: Fn(In) -> Result<Out, E> + Send + Sync + 'static,
     In: DeserializeOwned + 'static,
     Out: Serialize + 'static,
     E: Into<StepError>,
 {
-    Typed::<_, In, Out>::new(move |input: In, _context: &Context| function(input))
+    Checked {
+        function,
+        call: |function, event, _context| {
+            let input = In::deserialize(std::mem::take(&mut event.body)).map_err(|error| {
+                StepError::invalid_input(format!("the body does not fit the step's input type: {error}"))
+            })?;
+            let output = function(input).map_err(Into::into)?;
+            event.body = serde_json::to_value(output)
+                .map_err(|error| StepError::new(format!("cannot write the step's output: {error}")))?;
+            Ok(Flow::Next)
+        },
+    }
 }
