@@ -45,6 +45,15 @@ impl<'a> Checker<'a> {
     /// Declares every name first, so that references may come before declarations.
     fn declare_names(&mut self) {
         let mut seen: HashMap<(&str, &str), Span> = HashMap::new();
+        // One node per step, router or queue: room for exactly those, not twice as many.
+        let declared = self
+            .ast
+            .items
+            .iter()
+            .filter(|item| matches!(item, Item::Step(_) | Item::Router(_) | Item::Queue(_)))
+            .count();
+        self.graph.nodes.reserve_exact(declared);
+        self.syntax.reserve_exact(declared);
         for item in &self.ast.items {
             let (namespace, ident) = match item {
                 Item::Step(step) => ("step", &step.name),

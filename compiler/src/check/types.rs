@@ -593,8 +593,8 @@ impl Checker<'_> {
                 (ir::Expr::Binary(*op, Box::new(left_expr), Box::new(right_expr)), ty)
             }
             ExprKind::Object(entries) => {
-                let mut out: Vec<(String, ir::Expr)> = Vec::new();
-                let mut shape: Vec<(String, Type)> = Vec::new();
+                let mut out: Vec<(String, ir::Expr)> = Vec::with_capacity(entries.len());
+                let mut shape: Vec<(String, Type)> = Vec::with_capacity(entries.len());
                 for (key, value) in entries {
                     if out.iter().any(|(k, _)| *k == key.value) {
                         self.report(

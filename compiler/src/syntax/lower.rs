@@ -68,6 +68,13 @@ impl GraphLowerer {
     }
 }
 
+/// A vector without spare room: a collected vector of one or two elements would keep room for
+/// four, and a large graph holds hundreds of thousands of them.
+fn exact<T>(mut items: Vec<T>) -> Vec<T> {
+    items.shrink_to_fit();
+    items
+}
+
 fn internal(span: Span) -> Diagnostic {
     Diagnostic::error(Code::Syntax, "internal error: the parse tree has an unexpected shape", span, "here")
         .with_help("this is a bug in graphc; please report it with this file")
@@ -353,7 +360,8 @@ impl Lowerer {
                 let name = parts.pop().map(|p| self.ident(p));
                 Ok(Arg { name, value: self.expr(value)? })
             })
-            .collect()
+            .collect::<Lowered<Vec<_>>>()
+            .map(exact)
     }
 
     fn call(&self, pair: Pair<'_, Rule>) -> Lowered<Call> {
@@ -495,7 +503,7 @@ impl Lowerer {
             Rule::string => ExprKind::Str(self.string(pair).value),
             Rule::name => ExprKind::Name(self.ident(expect_next(&mut children(pair), span)?)),
             Rule::call => ExprKind::Call(self.call(pair)?),
-            Rule::array => ExprKind::Array(children(pair).map(|item| self.expr(item)).collect::<Lowered<_>>()?),
+            Rule::array => ExprKind::Array(exact(children(pair).map(|item| self.expr(item)).collect::<Lowered<_>>()?)),
             Rule::object => ExprKind::Object(
                 children(pair)
                     .map(|entry| {
@@ -508,7 +516,8 @@ impl Lowerer {
                         };
                         Ok((key, self.expr(expect_next(&mut parts, entry_span)?)?))
                     })
-                    .collect::<Lowered<_>>()?,
+                    .collect::<Lowered<_>>()
+                    .map(exact)?,
             ),
             Rule::expr => return self.expr(pair),
             _ => return Err(internal(span)),
