@@ -480,3 +480,39 @@ fn every_code_is_documented_and_shown_by_a_fail_fixture() {
         }
     }
 }
+
+#[test]
+fn graphc_run_answers_a_file_of_events_in_order_and_exits_1_on_a_failure() {
+    let dir = workspace().join("target/graphc-batch");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("batch.graph"),
+        "graph batch_run { topology = flow; step double = map({ n: body.n * 2 }) { respond; } }",
+    )
+    .expect("write");
+    let input: String = (0..500).map(|n| format!("{{\"n\": {n}}}\n")).collect::<String>() + "{\"n\": \"x\"}\n";
+    std::fs::write(dir.join("events.jsonl"), input).expect("write");
+    let output = graphc(&[
+        "run",
+        "target/graphc-batch/batch.graph",
+        "--input",
+        "target/graphc-batch/events.jsonl",
+        "--output",
+        "target/graphc-batch/answers.jsonl",
+        "--errors",
+        "target/graphc-batch/errors.jsonl",
+        "--debug",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "an event failed: {stderr}");
+    assert!(stderr.contains("501 events: 500 succeeded, 1 failed"), "{stderr}");
+    let answers = std::fs::read_to_string(dir.join("answers.jsonl")).expect("answers");
+    let answers: Vec<serde_json::Value> = answers.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(answers.len(), 501);
+    for (n, answer) in answers.iter().take(500).enumerate() {
+        assert_eq!(answer["body"]["n"], 2 * n as i64, "in input order");
+    }
+    let errors = std::fs::read_to_string(dir.join("errors.jsonl")).expect("errors");
+    let failure: serde_json::Value = serde_json::from_str(errors.trim()).expect("one failure");
+    assert_eq!((failure["line"].clone(), failure["status"].clone()), (serde_json::json!(501), serde_json::json!(422)));
+}

@@ -21,6 +21,8 @@ const USAGE: &str = "usage:
                [--function NAME [--redis URL] [--consumer NAME] [--batch N] [--claim-idle-ms MS]
                 [--metrics-port PORT] [--dedupe-window-ms MS]]
   BINARY test  [--base DIR] [--junit PATH]
+  BINARY run   [--base DIR] [--input PATH|-] [--output PATH|-] [--errors PATH] [--concurrency N]
+               [--param NAME=JSON]... [--secrets-file PATH] [--redis URL] [--log-level LEVEL]
 Without --function (or with --function '*') the whole graph runs in this process, its stream queues
 as memory queues; with it, the root function serves HTTP and a child function consumes its stream
 (with --metrics-port, a child also serves /metrics and /v2/health/{live,ready} on --host).
@@ -28,6 +30,10 @@ Defaults: body limit 1 MiB, deadline 30000 ms (reading the body included), concu
 with Retry-After), header timeout 10000 ms (also closes idle keep-alive connections), 10000
 connections (more are closed at once), 100 headers in 64 KiB, shutdown within 30000 ms, log level
 info (RUST_LOG wins), text logs. --expose-errors sends a 5xx's cause to the caller, not only to the log.
+`run` sends each line of --input (JSON Lines: a body, or an event with `body`, `id`, `key`, `path`,
+`method`, `headers`) through the whole graph, --concurrency (64) at once, writes one answer per
+line to --output in input order, each failure to --errors, a summary to standard error, and exits
+1 if any event failed.
 Parameters also come from GRAPHC_PARAM_<NAME> variables; secrets from the environment or --secrets-file;
 the Redis server from GRAPHC_REDIS_URL.";
 
@@ -59,6 +65,8 @@ const SERVE_FLAGS: &[&str] = &[
     "metrics-port",
 ];
 const TEST_FLAGS: &[&str] = &["base", "junit"];
+const RUN_FLAGS: &[&str] =
+    &["base", "input", "output", "errors", "concurrency", "param", "secrets-file", "redis", "log-level"];
 const SWITCHES: &[&str] = &["expose-errors", "access-log"];
 
 /// Starts one function of a graph: the generated `run`.
@@ -75,6 +83,7 @@ where
         Ok((command, flags)) => match command.as_str() {
             "serve" => run_serve(name, build, run_function, &flags),
             "test" => run_test(build, tests, name, &flags),
+            "run" => run_batch(build, &flags),
             _ => usage(),
         },
         Err(message) => {
@@ -96,6 +105,7 @@ fn parse(args: &[String]) -> Result<(String, Flags), String> {
     let known = match command.as_str() {
         "serve" => SERVE_FLAGS,
         "test" => TEST_FLAGS,
+        "run" => RUN_FLAGS,
         other => return Err(format!("unknown command `{other}`")),
     };
     let mut flags = Vec::new();
@@ -272,6 +282,74 @@ fn run_serve<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn run_batch<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(build: B, flags: &Flags) -> ExitCode {
+    crate::logging::init(flag(flags, "log-level").unwrap_or("warn"), crate::logging::LogFormat::Text);
+    let fail = |message: String| {
+        eprintln!("error: {message}");
+        ExitCode::from(2)
+    };
+    let options = match options(flags) {
+        Ok(options) => options,
+        Err(message) => return fail(message),
+    };
+    let concurrency = match number(flags, "concurrency", crate::batch::BatchOptions::default().concurrency) {
+        Ok(concurrency) => concurrency,
+        Err(message) => return fail(message),
+    };
+    let input_path = flag(flags, "input").unwrap_or("-");
+    // A file's lines are counted first, for the time left; standard input is read as it comes.
+    let (input, total): (Box<dyn std::io::BufRead>, Option<usize>) = if input_path == "-" {
+        (Box::new(std::io::BufReader::new(std::io::stdin())), None)
+    } else {
+        match std::fs::read_to_string(input_path) {
+            Ok(text) => {
+                let total = text.lines().count();
+                (Box::new(std::io::Cursor::new(text)), Some(total))
+            }
+            Err(error) => return fail(format!("cannot read {input_path}: {error}")),
+        }
+    };
+    let output: Box<dyn std::io::Write> = match flag(flags, "output").unwrap_or("-") {
+        "-" => Box::new(std::io::BufWriter::new(std::io::stdout())),
+        path => match std::fs::File::create(path) {
+            Ok(file) => Box::new(std::io::BufWriter::new(file)),
+            Err(error) => return fail(format!("cannot write {path}: {error}")),
+        },
+    };
+    let errors: Box<dyn std::io::Write> = match flag(flags, "errors") {
+        None => Box::new(std::io::sink()),
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Box::new(std::io::BufWriter::new(file)),
+            Err(error) => return fail(format!("cannot write {path}: {error}")),
+        },
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(format!("cannot start the runtime: {error}")),
+    };
+    use std::io::IsTerminal;
+    let batch = crate::batch::BatchOptions { concurrency, progress: std::io::stderr().is_terminal() };
+    let started = std::time::Instant::now();
+    let summary = runtime.block_on(async {
+        let handler = std::sync::Arc::new(build(&options).map_err(|error| error.to_string())?);
+        crate::batch::run(handler, input, total, output, errors, &batch).await.map_err(|error| error.to_string())
+    });
+    match summary {
+        Ok(summary) => {
+            let seconds = started.elapsed().as_secs_f64();
+            eprintln!(
+                "{} events: {} succeeded, {} failed in {seconds:.2} s ({:.0} events/s)",
+                summary.events,
+                summary.succeeded,
+                summary.failed,
+                summary.events as f64 / seconds.max(1e-9)
+            );
+            if summary.failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+        }
+        Err(message) => fail(message),
     }
 }
 

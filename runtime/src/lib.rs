@@ -8,6 +8,7 @@
 //! ([`model`]) are steps. [`MockServer`] drives any pipeline in-process.
 #![deny(missing_docs)]
 
+pub mod batch;
 pub mod cli;
 pub mod context;
 pub mod error;

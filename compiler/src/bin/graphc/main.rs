@@ -74,6 +74,9 @@ enum Command {
     },
     /// Build a graph (reusing earlier builds) and serve it over HTTP, or run one of its functions.
     Serve(ServeArgs),
+    /// Build a graph and run it over a file of events (JSON Lines), as a batch job: answers in
+    /// input order, failures to --errors, a summary, exit 1 if any event failed.
+    Run(RunArgs),
     /// Draw a graph as Graphviz DOT or Mermaid.
     Graph {
         /// The .graph file.
@@ -103,6 +106,35 @@ struct ServeArgs {
     /// --access-log, --function, --redis, --consumer, --batch, --claim-idle-ms, --metrics-port.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "SERVER FLAGS")]
     server: Vec<String>,
+}
+
+/// `graphc run`'s flags.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The .graph file.
+    file: PathBuf,
+    /// The events, one JSON body or event (`{"body", "id", "key", "path", "method", "headers"}`)
+    /// per line; `-` for standard input.
+    #[arg(long, default_value = "-")]
+    input: String,
+    /// Where the answers go, one per line in input order; `-` for standard output.
+    #[arg(long, default_value = "-")]
+    output: String,
+    /// Where failures go, one per line with the input line's number.
+    #[arg(long)]
+    errors: Option<PathBuf>,
+    /// Events processed at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// A parameter's value, NAME=JSON (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// A crate (its directory) holding the Rust handlers the graph names.
+    #[arg(long)]
+    handlers: Option<PathBuf>,
+    /// Build without optimisations.
+    #[arg(long)]
+    debug: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -145,6 +177,29 @@ fn main() -> ExitCode {
             ),
         },
         Command::Test { file, junit, handlers } => test(&file, junit.as_deref(), handlers.as_deref()),
+        Command::Run(run) => {
+            let binary = match build(&run.file, run.handlers.as_deref(), !run.debug) {
+                Ok(binary) => binary,
+                Err(code) => return code,
+            };
+            let mut command = std::process::Command::new(binary);
+            command.arg("run").arg("--base").arg(graph_dir(&run.file));
+            command.args([
+                "--input",
+                &run.input,
+                "--output",
+                &run.output,
+                "--concurrency",
+                &run.concurrency.to_string(),
+            ]);
+            if let Some(errors) = &run.errors {
+                command.arg("--errors").arg(errors);
+            }
+            for param in &run.params {
+                command.args(["--param", param]);
+            }
+            exec(command)
+        }
         Command::Serve(ServeArgs { file, mut handlers, mut debug, server }) => {
             // `--handlers` and `--debug` are graphc's wherever they stand; the rest is the server's.
             let mut passed = Vec::new();
