@@ -417,3 +417,38 @@ async fn a_consumer_restarted_under_its_own_name_finishes_its_own_records_first(
     let (lost, _) = settle(&redis, &accepted, "restarted under its own name");
     assert!(lost.is_empty(), "lost: {lost:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_whose_stream_and_group_are_deleted_makes_them_again_and_goes_on() {
+    let redis = Redis::start("nogroup");
+    let (_root, address) = Function::start("distributed", &redis, &[]);
+    let (_enricher, probes) = Function::start("enricher", &redis, &["--metrics-port", "0"]);
+    let (_scorer, _) = Function::start("scorer", &redis, &[]);
+    let root = address.expect("the root listens");
+    let probes = probes.expect("the enricher serves its probes");
+    let (mut accepted, _) = send(&root, 0, 500, None).await;
+    // Deleting the streams takes their consumer groups with them: the enricher's next read
+    // fails with NOGROUP.
+    let mut connection = redis.connection();
+    let _: () = redis::cmd("DEL").arg("incoming:0").arg("incoming:1").query(&mut connection).expect("DEL");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let ready = reqwest::get(format!("http://{probes}/v2/health/ready")).await.expect("probe").status();
+    assert_eq!(ready, 200, "ready again once the group is made again");
+    let (more, refused) = send(&root, 500, 1_000, None).await;
+    assert_eq!(refused, 0);
+    // What was in the deleted streams and not yet read is gone with them; what comes after
+    // the deletion all arrives.
+    let arrived = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let arrived = redis.arrived();
+            if more.iter().all(|id| arrived.contains_key(id)) || Instant::now() > deadline {
+                break arrived;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let lost: Vec<&String> = more.iter().filter(|id| !arrived.contains_key(*id)).collect();
+    assert!(lost.is_empty(), "events sent after the deletion were lost: {lost:?}");
+    accepted.extend(more);
+}
