@@ -184,7 +184,7 @@ pub enum Type {
     Object,
     /// A JSON object whose fields are known: what an object literal builds (`map({ ... })`,
     /// `extend`), in the order written.
-    Shape(Vec<(String, Type)>),
+    Shape(std::sync::Arc<[(String, Type)]>),
     /// `null`
     Null,
     /// `bool`

@@ -84,7 +84,7 @@ impl Checker<'_> {
     /// The fields of a known object or a record.
     fn fields_of(&self, ty: &Type) -> Option<Vec<(String, Type)>> {
         match ty {
-            Type::Shape(fields) => Some(fields.clone()),
+            Type::Shape(fields) => Some(fields.to_vec()),
             Type::Record(id) => Some(self.record_fields(*id).to_vec()),
             _ => None,
         }
@@ -213,7 +213,7 @@ impl Checker<'_> {
                                 None => fields.push((name, ty)),
                             }
                         }
-                        Type::Shape(fields)
+                        Type::Shape(fields.into())
                     }
                     _ => Type::Object,
                 };
@@ -346,8 +346,8 @@ impl Checker<'_> {
         for segment in path {
             current = match current {
                 Type::Json | Type::Object => Type::Json,
-                Type::Shape(fields) => match fields.into_iter().find(|(name, _)| name == segment) {
-                    Some((_, ty)) => ty,
+                Type::Shape(fields) => match fields.iter().find(|(name, _)| name == segment) {
+                    Some((_, ty)) => ty.clone(),
                     None => return Err(format!("the body has no field `{segment}`")),
                 },
                 Type::Optional(inner) => match *inner {
@@ -611,7 +611,7 @@ impl Checker<'_> {
                     out.push((key.value.clone(), expr));
                     shape.push((key.value.clone(), ty));
                 }
-                (ir::Expr::Object(out), Type::Shape(shape))
+                (ir::Expr::Object(out), Type::Shape(shape.into()))
             }
             ExprKind::Array(items) => {
                 let typed: Vec<(ir::Expr, Type)> = items.iter().map(|item| self.expr(item, scope)).collect();

@@ -195,10 +195,12 @@ impl Lowerer {
                 Item::Queue(Box::new(QueueDecl { name, engine, options, span }))
             }
             Rule::wiring => {
-                let stages = inner
-                    .filter(|p| p.as_rule() == Rule::wire_stage)
-                    .map(|stage| children(stage).map(|p| self.ident(p)).collect())
-                    .collect();
+                let stages = exact(
+                    inner
+                        .filter(|p| p.as_rule() == Rule::wire_stage)
+                        .map(|stage| exact(children(stage).map(|p| self.ident(p)).collect()))
+                        .collect(),
+                );
                 Item::Wiring(Wiring { stages, span })
             }
             Rule::test_decl => Item::Test(Box::new(self.test(inner, span)?)),
