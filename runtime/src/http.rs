@@ -16,7 +16,6 @@ use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use serde_json::json;
 use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -263,15 +262,6 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
     let id = header(&X_EVENT_ID)
         .filter(|id| !id.is_empty())
         .map_or_else(EventId::fresh, |id| EventId::Given(id.to_string()));
-    // The health probes are the server's, whatever the graph: a flow (a distributed root that
-    // writes every event into its stream, too) does not turn them into events.
-    if matches!(parts.method.as_str(), "GET" | "HEAD") {
-        match parts.uri.path().trim_end_matches('/') {
-            "/v2/health/live" => return probe(json!({ "live": true }), &id),
-            "/v2/health/ready" => return probe(json!({ "ready": true }), &id),
-            _ => {}
-        }
-    }
     if NOT_EVENTS.contains(&parts.method.as_str()) {
         let message = format!("{} is not a method the graph takes", parts.method);
         return error(StepError::method_not_allowed(message, "GET, HEAD, POST, PUT, PATCH, DELETE"), &id);
@@ -361,12 +351,6 @@ fn process_metrics() -> String {
         out.push_str(&format!("process_cpu_seconds_total {}\n", (ticks(11) + ticks(12)) / 100.0));
     }
     out
-}
-
-fn probe(body: serde_json::Value, id: &EventId) -> Response {
-    let mut response = Response::json(200, &body);
-    response.event_id = Some(id.clone());
-    response
 }
 
 /// An answer about the request itself: its messages are the server's own, never a cause.

@@ -79,6 +79,25 @@ pub fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Value, Ste
     }
 }
 
+/// The Open Inference Protocol's server-level paths, answered by every pipeline whatever its
+/// graph (so over HTTP and under the mock alike): `GET /v2/health/live`, `/v2/health/ready` and
+/// the server metadata `/v2`. A flow, or a distributed root that writes every event into its
+/// stream, does not turn them into events.
+fn server_answer(context: &Context, event: &Event) -> Option<Response> {
+    if !matches!(&*event.method, "GET" | "HEAD") {
+        return None;
+    }
+    let body = match event.path.trim_end_matches('/') {
+        "/v2/health/live" => serde_json::json!({ "live": true }),
+        "/v2/health/ready" => serde_json::json!({ "ready": true }),
+        "/v2" => serde_json::json!({ "name": context.root, "version": env!("CARGO_PKG_VERSION"), "extensions": [] }),
+        _ => return None,
+    };
+    let mut response = Response::json(200, &body);
+    response.event_id = Some(event.id.clone());
+    Some(response)
+}
+
 /// Something that answers events: a pipeline on either executor.
 pub trait Handler: Send + Sync + 'static {
     /// Processes one event and returns the caller's answer.
@@ -101,6 +120,9 @@ impl<N: SyncNode> SyncPipeline<N> {
 
     /// Processes one event.
     pub fn process(&self, mut event: Event) -> Response {
+        if let Some(answer) = server_answer(&self.context, &event) {
+            return answer;
+        }
         let mut run = SyncRun::new(event.id.clone(), &self.context);
         self.root.push_sync(&mut event, &mut run);
         run.into_response()
@@ -157,6 +179,9 @@ impl<N: Node> AsyncPipeline<N> {
     /// Processes one event. The caller is answered as soon as the responder has run; work after
     /// it goes on in the background only when it is still running by then.
     pub async fn process(self: &Arc<Self>, event: Event) -> Response {
+        if let Some(answer) = server_answer(&self.context, &event) {
+            return answer;
+        }
         let (sender, mut receiver) = oneshot::channel();
         let (id, context, tracker) = (event.id.clone(), Arc::clone(&self.context), Arc::clone(&self.tracker));
         let run = if self.at_end {

@@ -194,7 +194,7 @@ async fn a_5xx_shows_neither_its_cause_nor_credentials_unless_exposed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_probes_are_answered_by_the_server_not_turned_into_events() {
+async fn health_probes_and_server_metadata_are_answered_not_turned_into_events() {
     // A flow that takes every event (as a distributed root writes each into its stream).
     #[derive(Clone, Default)]
     struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
@@ -207,7 +207,10 @@ async fn health_probes_are_answered_by_the_server_not_turned_into_events() {
     let server =
         start(AsyncPipeline::answered_at_end(seen.clone(), Context::new("root")), ServeOptions::default()).await;
     let client = reqwest::Client::new();
-    for (path, body) in [("/v2/health/live", json!({"live": true})), ("/v2/health/ready", json!({"ready": true}))] {
+    let metadata = json!({"name": "root", "version": env!("CARGO_PKG_VERSION"), "extensions": []});
+    for (path, body) in
+        [("/v2/health/live", json!({"live": true})), ("/v2/health/ready", json!({"ready": true})), ("/v2", metadata)]
+    {
         let answer = client.get(server.url(path)).send().await.unwrap();
         assert_eq!(answer.status(), 200, "{path}");
         assert_eq!(answer.json::<Value>().await.unwrap(), body, "{path}");
@@ -217,5 +220,30 @@ async fn health_probes_are_answered_by_the_server_not_turned_into_events() {
     let event = client.post(server.url("/")).json(&json!({"n": 1})).send().await.unwrap();
     assert_eq!(event.status(), 202);
     assert_eq!(seen.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed_and_oversized_heads_are_431() {
+    let options =
+        ServeOptions { header_timeout: Duration::from_millis(500), max_headers: 20, ..ServeOptions::default() };
+    let server = start(echo(), options).await;
+    // A complete request on a keep-alive connection, then nothing: closed after the timeout.
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
+        .await
+        .unwrap();
+    let mut buffer = [0u8; 1024];
+    let read = stream.read(&mut buffer).await.unwrap();
+    assert!(String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 200"));
+    let started = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the idle connection was closed: {closed:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "closed after {:?}", started.elapsed());
+    // More headers than allowed: 431.
+    let headers: String = (0..40).map(|n| format!("x-h{n}: v\r\n")).collect();
+    let request = format!("POST / HTTP/1.1\r\nhost: x\r\n{headers}content-length: 2\r\nconnection: close\r\n\r\n{{}}");
+    assert_eq!(raw(server.addr, &request).await, Some(431));
     server.stop().await;
 }
