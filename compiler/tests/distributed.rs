@@ -431,9 +431,17 @@ async fn a_consumer_whose_stream_and_group_are_deleted_makes_them_again_and_goes
     // fails with NOGROUP.
     let mut connection = redis.connection();
     let _: () = redis::cmd("DEL").arg("incoming:0").arg("incoming:1").query(&mut connection).expect("DEL");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let ready = reqwest::get(format!("http://{probes}/v2/health/ready")).await.expect("probe").status();
-    assert_eq!(ready, 200, "ready again once the group is made again");
+    // Not ready while the group is missing, then ready again once it is made again.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    loop {
+        let ready = reqwest::get(format!("http://{probes}/v2/health/ready")).await.expect("probe").status();
+        if ready == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the enricher never became ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (more, refused) = send(&root, 500, 1_000, None).await;
     assert_eq!(refused, 0);
     // What was in the deleted streams and not yet read is gone with them; what comes after
