@@ -70,17 +70,28 @@ pub fn event_from_line(line: &str) -> Result<Event, String> {
     Ok(event)
 }
 
-/// One answer line: the event's id, its status and its body (JSON, or the text).
-fn answer_line(response: &Response) -> Value {
+/// Writes one answer line, `{"id", "status", "body"}`: a JSON body is written as it came, any
+/// other as a string.
+fn write_answer(output: &mut impl Write, response: &Response) -> std::io::Result<()> {
     let id = response.event_id.as_ref().map(EventId::text).unwrap_or_default();
-    let body = serde_json::from_slice::<Value>(&response.body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&response.body).into_owned()));
-    json!({ "id": id, "status": response.status, "body": body })
+    write!(output, "{{\"id\":{},\"status\":{},\"body\":", Value::String(id), response.status)?;
+    if response.content_type.starts_with("application/json")
+        && serde_json::from_slice::<serde::de::IgnoredAny>(&response.body).is_ok()
+    {
+        output.write_all(&response.body)?;
+    } else {
+        write!(output, "{}", Value::String(String::from_utf8_lossy(&response.body).into_owned()))?;
+    }
+    writeln!(output, "}}")
 }
 
-/// Runs every line of `input` through `handler`, at most `options.concurrency` at once, writing
-/// one answer line per event to `output` in input order, and one line per failure (with its
-/// 1-based input line) to `errors`. Background work is drained before the summary is returned.
+/// Lines handed to one task: a task per event would cost more than a small step does.
+const CHUNK: usize = 32;
+
+/// Runs every line of `input` through `handler`, at most `options.concurrency` events at once,
+/// writing one answer line per event to `output` in input order, and one line per failure (with
+/// its 1-based input line) to `errors`. Background work is drained before the summary is
+/// returned.
 pub async fn run<H: Handler>(
     handler: Arc<H>,
     input: impl BufRead,
@@ -92,68 +103,88 @@ pub async fn run<H: Handler>(
     let started = Instant::now();
     let mut summary = Summary::default();
     let mut in_flight = tokio::task::JoinSet::new();
-    // Answers that finished before an earlier line's: held until they can be written in order.
-    let mut ready: BTreeMap<usize, Result<Response, String>> = BTreeMap::new();
-    let mut next_to_write = 0usize;
+    // Chunks that finished before an earlier one: held until they can be written in order.
+    let mut ready: BTreeMap<usize, Vec<Result<Response, String>>> = BTreeMap::new();
+    let (mut next_chunk, mut next_to_write, mut written) = (0usize, 0usize, 0usize);
     let mut last_progress = Instant::now();
-    let mut lines = input.lines().enumerate();
+    let mut lines = input.lines();
     let mut exhausted = false;
+    // Each chunk's events run one after another in their task; chunks run concurrently.
+    let chunks_in_flight = options.concurrency.max(1);
     loop {
-        while !exhausted && in_flight.len() < options.concurrency.max(1) {
-            match lines.next() {
-                Some((index, line)) => {
-                    let line = line?;
-                    summary.events += 1;
-                    let handler = Arc::clone(&handler);
-                    in_flight.spawn(async move {
-                        let answer = match event_from_line(&line) {
-                            Ok(event) => Ok(handler.handle(event).await),
-                            Err(reason) => Err(reason),
-                        };
-                        (index, answer)
+        while !exhausted && in_flight.len() < chunks_in_flight {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            for line in lines.by_ref().take(CHUNK) {
+                chunk.push(line?);
+            }
+            if chunk.len() < CHUNK {
+                exhausted = true;
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            summary.events += chunk.len();
+            let handler = Arc::clone(&handler);
+            let index = next_chunk;
+            next_chunk += 1;
+            in_flight.spawn(async move {
+                let mut answers = Vec::with_capacity(chunk.len());
+                for line in chunk {
+                    answers.push(match event_from_line(&line) {
+                        Ok(event) => Ok(handler.handle(event).await),
+                        Err(reason) => Err(reason),
                     });
                 }
-                None => exhausted = true,
-            }
+                (index, answers)
+            });
         }
         let Some(joined) = in_flight.join_next().await else { break };
-        let (index, answer) = joined.map_err(std::io::Error::other)?;
-        ready.insert(index, answer);
-        while let Some(answer) = ready.remove(&next_to_write) {
-            let line = next_to_write + 1;
-            match &answer {
-                Ok(response) => {
-                    let answered = answer_line(response);
-                    writeln!(output, "{answered}")?;
-                    if response.status < 400 {
-                        summary.succeeded += 1;
-                    } else {
+        let (index, answers) = joined.map_err(std::io::Error::other)?;
+        ready.insert(index, answers);
+        while let Some(answers) = ready.remove(&next_to_write) {
+            for answer in answers {
+                written += 1;
+                match &answer {
+                    Ok(response) => {
+                        write_answer(&mut output, response)?;
+                        if response.status < 400 {
+                            summary.succeeded += 1;
+                        } else {
+                            summary.failed += 1;
+                            let id = response.event_id.as_ref().map(EventId::text).unwrap_or_default();
+                            let body = serde_json::from_slice::<Value>(&response.body).unwrap_or_else(|_| {
+                                Value::String(String::from_utf8_lossy(&response.body).into_owned())
+                            });
+                            writeln!(
+                                errors,
+                                "{}",
+                                json!({ "line": written, "id": id, "status": response.status, "error": body })
+                            )?;
+                        }
+                    }
+                    Err(reason) => {
                         summary.failed += 1;
                         writeln!(
-                            errors,
+                            output,
                             "{}",
-                            json!({ "line": line, "id": answered["id"], "status": response.status, "error": answered["body"] })
+                            json!({ "id": Value::Null, "status": 400, "body": { "error": reason } })
                         )?;
+                        writeln!(errors, "{}", json!({ "line": written, "status": 400, "error": reason }))?;
                     }
-                }
-                Err(reason) => {
-                    summary.failed += 1;
-                    writeln!(output, "{}", json!({ "id": Value::Null, "status": 400, "body": { "error": reason } }))?;
-                    writeln!(errors, "{}", json!({ "line": line, "status": 400, "error": reason }))?;
                 }
             }
             next_to_write += 1;
         }
         if options.progress && last_progress.elapsed() >= Duration::from_millis(200) {
             last_progress = Instant::now();
-            eprint!("\r{}", progress(next_to_write, total, started.elapsed()));
+            eprint!("\r{}", progress(written, total, started.elapsed()));
         }
     }
     handler.drain().await;
     output.flush()?;
     errors.flush()?;
     if options.progress {
-        eprintln!("\r{}", progress(next_to_write, total, started.elapsed()));
+        eprintln!("\r{}", progress(written, total, started.elapsed()));
     }
     Ok(summary)
 }
