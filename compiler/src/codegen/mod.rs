@@ -98,7 +98,14 @@ pub fn ident(name: &str, span: proc_macro2::Span) -> Ident {
 
 /// Generates the module for a checked graph.
 pub fn generate(graph: &Graph, options: &CodegenOptions<'_>) -> Result<TokenStream, Vec<Diagnostic>> {
-    let mut generator = Generator { graph, options, diagnostics: Vec::new(), scope: None, depth: Vec::new() };
+    // Error handlers and nodes with several parents are bound once, behind an `Arc`.
+    let mut shared: Vec<bool> = graph.nodes.iter().map(|node| node.parents.len() > 1).collect();
+    for catcher in graph.nodes.iter().filter_map(|node| node.catcher) {
+        if let Some(slot) = shared.get_mut(catcher.index()) {
+            *slot = true;
+        }
+    }
+    let mut generator = Generator { graph, options, diagnostics: Vec::new(), scope: None, depth: Vec::new(), shared };
     let tokens = generator.module();
     if generator.diagnostics.is_empty() { Ok(tokens) } else { Err(generator.diagnostics) }
 }
@@ -111,6 +118,8 @@ struct Generator<'g> {
     scope: Option<&'g ir::Function>,
     /// How deeply each bound node's type nests other nodes' types (see `MAX_DEPTH`).
     depth: Vec<usize>,
+    /// Which nodes are bound behind an `Arc` (see `is_shared`).
+    shared: Vec<bool>,
 }
 
 /// How deeply node types may nest before one is erased behind a box. A node's type holds the
@@ -323,7 +332,7 @@ impl Generator<'_> {
 
     /// Error handlers and nodes with several parents are bound once, behind an `Arc`.
     fn is_shared(&self, id: NodeId) -> bool {
-        self.graph.node(id).parents.len() > 1 || self.graph.nodes.iter().any(|node| node.catcher == Some(id))
+        self.shared.get(id.index()).copied().unwrap_or(false)
     }
 
     fn depth_of(&self, id: NodeId) -> usize {
