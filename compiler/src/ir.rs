@@ -5,6 +5,12 @@
 
 use crate::source::Span;
 
+/// A node's neighbours: most nodes have few, and those are kept inline (no allocation).
+pub type Edges = smallvec::SmallVec<[NodeId; 4]>;
+
+/// A name's text: stored inline up to 24 bytes, so that most names cost no allocation.
+pub type Name = compact_str::CompactString;
+
 macro_rules! declare_id {
     ($($(#[$meta:meta])* $name:ident;)*) => {$(
         $(#[$meta])*
@@ -184,7 +190,7 @@ pub enum Type {
     Object,
     /// A JSON object whose fields are known: what an object literal builds (`map({ ... })`,
     /// `extend`), in the order written.
-    Shape(std::sync::Arc<[(String, Type)]>),
+    Shape(std::sync::Arc<[(Name, Type)]>),
     /// `null`
     Null,
     /// `bool`
@@ -218,7 +224,7 @@ pub enum Placement {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
     /// Name.
-    pub name: String,
+    pub name: Name,
     /// Where the name is declared.
     pub span: Span,
     /// Where its implementation (the handler's path, the built-in) is written.
@@ -232,9 +238,9 @@ pub struct Node {
     /// Receives and returns the whole event.
     pub full_event: bool,
     /// Dotted path of its input within the body.
-    pub input_path: Option<Vec<String>>,
+    pub input_path: Option<Box<[String]>>,
     /// Dotted path where its result is written.
-    pub result_path: Option<Vec<String>>,
+    pub result_path: Option<Box<[String]>>,
     /// Where it runs.
     pub placement: Placement,
     /// Marked `respond` in the source (the checker's input; back ends read `answers`).
@@ -250,9 +256,9 @@ pub struct Node {
     /// handler, so that a failing handler is an unhandled failure rather than a loop).
     pub catcher: Option<NodeId>,
     /// Steps it runs after, in a stable order.
-    pub parents: Vec<NodeId>,
+    pub parents: Edges,
     /// Steps that run after it, in a stable order.
-    pub children: Vec<NodeId>,
+    pub children: Edges,
 }
 
 /// What a node does.
@@ -262,8 +268,8 @@ pub enum NodeKind {
     Function(String),
     /// A Rust type built once with named arguments.
     Construct(String, Vec<(String, Expr)>),
-    /// An HTTP call.
-    Remote(Remote),
+    /// An HTTP call. The larger kinds are boxed so that every node is not as large as they are.
+    Remote(Box<Remote>),
     /// Merge an object into the body.
     Extend(Expr),
     /// Replace the body.
@@ -282,12 +288,22 @@ pub enum NodeKind {
         timeout_ms: Option<u64>,
     },
     /// A router with routes.
-    Router(Router),
+    Router(Box<Router>),
     /// A queue.
-    Queue(Queue),
+    Queue(Box<Queue>),
 }
 
 impl NodeKind {
+    /// A queue backed by a stream, where functions split.
+    pub fn is_stream_queue(&self) -> bool {
+        matches!(self, NodeKind::Queue(queue) if matches!(**queue, Queue::Stream { .. }))
+    }
+
+    /// A queue in memory.
+    pub fn is_memory_queue(&self) -> bool {
+        matches!(self, NodeKind::Queue(queue) if matches!(**queue, Queue::Memory { .. }))
+    }
+
     /// A short name for the kind, for diagrams and messages.
     pub fn describe(&self) -> &'static str {
         match self {
@@ -506,15 +522,15 @@ pub enum Expr {
     /// The step's input.
     Body,
     /// A graph parameter.
-    Param(String),
+    Param(Name),
     /// `event.id`, `event.key`, `event.path`, `event.method`, `event.time`.
-    EventField(String),
+    EventField(Name),
     /// `status` in a test.
     Status,
     /// `headers` in a test.
     Headers,
     /// `e.field`
-    Field(Box<Expr>, String),
+    Field(Box<Expr>, Name),
     /// `e[i]`
     Index(Box<Expr>, Box<Expr>),
     /// `-e`, `!e`
@@ -522,7 +538,7 @@ pub enum Expr {
     /// `a op b`
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
     /// `{k: v}`
-    Object(Vec<(String, Expr)>),
+    Object(Vec<(Name, Expr)>),
     /// `[a, b]`
     Array(Vec<Expr>),
     /// `len(e)`

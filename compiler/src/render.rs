@@ -30,7 +30,7 @@ pub fn to_dot(graph: &Graph) -> String {
                 out.push_str("  }\n");
             }
             NodeKind::Queue(queue) => {
-                let detail = match queue {
+                let detail = match &**queue {
                     Queue::Memory { capacity } => format!("memory, {capacity}"),
                     Queue::Stream { stream, .. } => format!("stream {stream}"),
                 };
@@ -119,7 +119,7 @@ fn placed(node: &crate::ir::Node) -> String {
     match &node.placement {
         Placement::Child(function) => format!("{}\n@{function}", node.name),
         Placement::Any => format!("{}\n@*", node.name),
-        Placement::Root => node.name.clone(),
+        Placement::Root => node.name.to_string(),
     }
 }
 

@@ -35,7 +35,7 @@ pub fn render_human(file_name: &str, text: &str, diagnostics: &[Diagnostic], sty
     let source = Arc::new(IndexedSource::new(file_name, text));
     let mut out = String::new();
     for diagnostic in diagnostics {
-        if diagnostic.labels.iter().any(|label| source.line_length_at(label.span.start) > LONGEST_DRAWN_LINE) {
+        if diagnostic.labels.iter().any(|label| source.line_length_at(label.span.start_byte()) > LONGEST_DRAWN_LINE) {
             out.push_str(&render_without_snippet(&source, diagnostic));
             out.push('\n');
             continue;
@@ -52,7 +52,7 @@ pub fn render_human(file_name: &str, text: &str, diagnostics: &[Diagnostic], sty
 fn render_without_snippet(source: &IndexedSource, diagnostic: &Diagnostic) -> String {
     let mut out = format!("{}\n\n  × {}\n", diagnostic.code, diagnostic.message);
     for label in &diagnostic.labels {
-        let (line, column) = source.lines.line_column(label.span.start);
+        let (line, column) = source.lines.line_column(label.span.start_byte());
         out.push_str(&format!("   ╭─[{}:{line}:{column}]\n", source.name));
         let text = source.text.get(label.span.range()).unwrap_or_default();
         let shown: String = text.chars().take(80).collect();
@@ -61,7 +61,7 @@ fn render_without_snippet(source: &IndexedSource, diagnostic: &Diagnostic) -> St
     }
     out.push_str(&format!(
         "   ╰──── (the line is too long to show: {} characters)\n",
-        source.line_length_at(diagnostic.primary_span().start)
+        source.line_length_at(diagnostic.primary_span().start_byte())
     ));
     if let Some(help) = &diagnostic.help {
         out.push_str(&format!("  help: {help}\n"));
@@ -152,12 +152,12 @@ pub fn to_json_lines(file_name: &str, text: &str, diagnostics: &[Diagnostic]) ->
 
 fn to_json(file_name: &str, lines: &LineIndex<'_>, diagnostic: &Diagnostic) -> serde_json::Value {
     let place = |span: Span| {
-        let start = lines.position(span.start);
-        let end = lines.position(span.end);
+        let start = lines.position(span.start_byte());
+        let end = lines.position(span.end_byte());
         let mut place = serde_json::Map::new();
         for (key, value) in [
-            ("byte_start", span.start),
-            ("byte_end", span.end),
+            ("byte_start", span.start_byte()),
+            ("byte_end", span.end_byte()),
             ("line_start", start.line),
             ("line_end", end.line),
             ("column_start", start.column_chars),

@@ -5,27 +5,47 @@ use std::ops::Range;
 /// A byte range in the source text handed to the compiler.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Span {
-    /// First byte.
-    pub start: usize,
+    /// First byte. Offsets are 32-bit because a span sits in every AST and IR node: sources
+    /// are limited to 4 GiB (`syntax::parse` says so), and a 100,000-step graph is 16 bytes per
+    /// span smaller.
+    pub start: u32,
     /// One past the last byte.
-    pub end: usize,
+    pub end: u32,
 }
 
 impl Span {
     /// A span from `start` to `end` (bytes).
     pub fn new(start: usize, end: usize) -> Self {
-        Span { start, end }
+        Span { start: offset(start), end: offset(end) }
+    }
+
+    /// First byte, as an index into the text.
+    pub fn start_byte(self) -> usize {
+        self.start as usize
+    }
+
+    /// One past the last byte, as an index into the text.
+    pub fn end_byte(self) -> usize {
+        self.end as usize
     }
 
     /// The smallest span covering both.
     pub fn to(self, other: Span) -> Span {
-        Span::new(self.start.min(other.start), self.end.max(other.end))
+        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
     }
 
     /// The byte range, for slicing and for miette.
     pub fn range(self) -> Range<usize> {
-        self.start..self.end
+        self.start_byte()..self.end_byte()
     }
+}
+
+/// The largest source `syntax::parse` accepts, in bytes: spans count in 32 bits.
+pub const MAX_SOURCE_BYTES: usize = u32::MAX as usize;
+
+/// A byte offset in 32 bits; the parser refuses longer sources, so this never saturates there.
+fn offset(byte: usize) -> u32 {
+    u32::try_from(byte).unwrap_or(u32::MAX)
 }
 
 impl std::fmt::Debug for Span {
@@ -42,7 +62,7 @@ impl From<pest::Span<'_>> for Span {
 
 impl From<Span> for miette::SourceSpan {
     fn from(span: Span) -> Self {
-        (span.start, span.end - span.start).into()
+        (span.start_byte(), span.end_byte() - span.start_byte()).into()
     }
 }
 

@@ -13,7 +13,7 @@ fn checked(text: &str) -> Graph {
 }
 
 fn names(graph: &Graph, ids: &[graphc::ir::NodeId]) -> Vec<String> {
-    ids.iter().map(|&id| graph.node(id).name.clone()).collect()
+    ids.iter().map(|&id| graph.node(id).name.to_string()).collect()
 }
 
 fn node<'g>(graph: &'g Graph, name: &str) -> &'g graphc::ir::Node {
@@ -93,9 +93,8 @@ fn stream_queues_split_functions_and_star_runs_anywhere() {
     );
     assert_eq!(node(&graph, "b").placement, Placement::Child("w".into()));
     assert_eq!(node(&graph, "c").placement, Placement::Any);
-    let NodeKind::Queue(graphc::ir::Queue::Stream { url, stream, shards, key }) = &node(&graph, "q").kind else {
-        panic!("a stream")
-    };
+    let NodeKind::Queue(queue) = &node(&graph, "q").kind else { panic!("a queue") };
+    let graphc::ir::Queue::Stream { url, stream, shards, key } = &**queue else { panic!("a stream") };
     assert_eq!((url.as_str(), stream.as_str(), *shards), ("redis://h:1", "s", 3));
     assert!(matches!(key, Some(graphc::ir::Expr::Field(..))), "{key:?}");
 }
@@ -206,7 +205,7 @@ fn the_split_into_functions_is_in_the_ir() {
     let functions: Vec<(&str, Vec<String>, Option<String>)> = graph
         .functions
         .iter()
-        .map(|f| (f.name.as_str(), names(&graph, &f.entries), f.reads.map(|q| graph.node(q).name.clone())))
+        .map(|f| (f.name.as_str(), names(&graph, &f.entries), f.reads.map(|q| graph.node(q).name.to_string())))
         .collect();
     assert_eq!(
         functions,

@@ -20,8 +20,8 @@ fn assert_spans_in_bounds(text: &str, diagnostics: &[Diagnostic]) {
     for diagnostic in diagnostics {
         for label in &diagnostic.labels {
             assert!(label.span.start <= label.span.end, "{}: reversed span {:?}", diagnostic.message, label.span);
-            assert!(label.span.end <= text.len(), "{}: span {:?} past the end", diagnostic.message, label.span);
-            assert!(text.is_char_boundary(label.span.start) && text.is_char_boundary(label.span.end));
+            assert!(label.span.end_byte() <= text.len(), "{}: span {:?} past the end", diagnostic.message, label.span);
+            assert!(text.is_char_boundary(label.span.start_byte()) && text.is_char_boundary(label.span.end_byte()));
         }
     }
 }

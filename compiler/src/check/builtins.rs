@@ -19,7 +19,7 @@ impl<'a> Checker<'a> {
                 let args = args
                     .iter()
                     .filter_map(|arg| match &arg.name {
-                        Some(name) => Some((name.name.clone(), self.constant(&arg.value, None))),
+                        Some(name) => Some((name.name.to_string(), self.constant(&arg.value, None))),
                         None => {
                             self.report(
                                 Diagnostic::error(
@@ -36,9 +36,9 @@ impl<'a> Checker<'a> {
                     .collect();
                 NodeKind::Construct(path.to_string(), args)
             }
-            StepImpl::Remote(args, span) => {
-                self.remote(args, *span).map_or(NodeKind::Function(String::new()), NodeKind::Remote)
-            }
+            StepImpl::Remote(args, span) => self
+                .remote(args, *span)
+                .map_or(NodeKind::Function(String::new()), |remote| NodeKind::Remote(Box::new(remote))),
             StepImpl::Choice(..) => NodeKind::Choice(Vec::new()),
             StepImpl::Call(call) => self.builtin_step(call, in_route),
         }
@@ -480,7 +480,7 @@ impl<'a> Checker<'a> {
     }
 
     fn remote(&mut self, args: &'a [Arg], span: Span) -> Option<ir::Remote> {
-        let call = Call { name: ast::Ident { name: "$remote".to_string(), span }, args: args.to_vec(), span };
+        let call = Call { name: ast::Ident { name: "$remote".into(), span }, args: args.to_vec(), span };
         let named =
             self.named_args(&call, &["url", "function", "method", "headers", "timeout_ms", "retries", "backoff_ms"]);
         let get = |key: &str| named.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
@@ -503,7 +503,7 @@ impl<'a> Checker<'a> {
                 }
             },
             (None, Some(function)) => match &function.kind {
-                ExprKind::Name(name) => ir::RemoteTarget::Function(name.name.clone()),
+                ExprKind::Name(name) => ir::RemoteTarget::Function(name.name.to_string()),
                 ExprKind::Str(name) => ir::RemoteTarget::Function(name.clone()),
                 _ => {
                     self.report(
@@ -546,7 +546,7 @@ impl<'a> Checker<'a> {
         };
         let method = match get("method") {
             Some(ast::Expr { kind: ExprKind::Str(m), .. }) => m.to_ascii_uppercase(),
-            Some(ast::Expr { kind: ExprKind::Name(m), .. }) => m.name.to_ascii_uppercase(),
+            Some(ast::Expr { kind: ExprKind::Name(m), .. }) => m.name.to_ascii_uppercase().into_string(),
             Some(other) => {
                 self.report(
                     Diagnostic::error(Code::InvalidValue, "`method` takes an HTTP method", other.span, "here")

@@ -3,7 +3,7 @@
 
 use super::Checker;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::ir::{Engine, NodeId, NodeKind, Placement, Queue, Topology};
+use crate::ir::{Engine, NodeId, NodeKind, Placement, Topology};
 use std::collections::BTreeMap;
 
 impl Checker<'_> {
@@ -73,7 +73,7 @@ impl Checker<'_> {
 
     /// Reports each cycle once, with a label at every step on it.
     fn check_cycles(&mut self) -> bool {
-        let cycles = super::find_cycles(self.graph.nodes.len(), |id| self.node(id).children.clone());
+        let cycles = super::find_cycles(self.graph.nodes.len(), |id| self.node(id).children.to_vec());
         for cycle in &cycles {
             self.report_cycle(cycle);
         }
@@ -256,7 +256,7 @@ impl Checker<'_> {
                 _ => None,
             });
             let stream = self.graph.nodes.iter().find_map(|node| {
-                matches!(node.kind, NodeKind::Queue(Queue::Stream { .. })).then_some((
+                node.kind.is_stream_queue().then_some((
                     node.span,
                     "stream queues need",
                     "a stream queue is declared here",
@@ -273,9 +273,9 @@ impl Checker<'_> {
         }
         let mut readers: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
         for parent in self.graph.node_ids().collect::<Vec<_>>() {
-            let is_stream = matches!(self.node(parent).kind, NodeKind::Queue(Queue::Stream { .. }));
+            let is_stream = self.node(parent).kind.is_stream_queue();
             for child in self.node(parent).children.clone() {
-                if matches!(self.node(child).kind, NodeKind::Queue(Queue::Stream { .. })) {
+                if self.node(child).kind.is_stream_queue() {
                     continue; // any function may write to a stream
                 }
                 let (from, to) = (self.placement_of(parent), self.placement_of(child));
@@ -317,7 +317,7 @@ impl Checker<'_> {
         // wired wrongly get their own errors).
         for item in &self.ast.items {
             if let crate::syntax::ast::Item::Function(name) = item
-                && !self.graph.nodes.iter().any(|node| node.placement == Placement::Child(name.name.clone()))
+                && !self.graph.nodes.iter().any(|node| node.placement == Placement::Child(name.name.to_string()))
             {
                 self.report(
                     Diagnostic::warning(
@@ -361,7 +361,7 @@ impl Checker<'_> {
     /// A memory queue runs where its producers run; other nodes where they are placed.
     fn placement_of(&self, id: NodeId) -> Placement {
         let node = self.node(id);
-        if matches!(node.kind, NodeKind::Queue(Queue::Memory { .. }))
+        if node.kind.is_memory_queue()
             && let Some(&parent) = node.parents.first()
         {
             return self.placement_of(parent);

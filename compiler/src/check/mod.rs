@@ -181,7 +181,7 @@ impl<'a> Checker<'a> {
         Checker {
             ast,
             graph: ir::Graph {
-                name: ast.name.name.clone(),
+                name: ast.name.name.to_string(),
                 description: None,
                 topology: ir::Topology::Router,
                 engine: ir::Engine::Async,
@@ -290,8 +290,8 @@ impl<'a> Checker<'a> {
     }
 
     fn remove_edge(&mut self, parent: NodeId, child: NodeId) {
-        self.node_mut(parent).children.retain(|&c| c != child);
-        self.node_mut(child).parents.retain(|&p| p != parent);
+        self.node_mut(parent).children.retain(|c| *c != child);
+        self.node_mut(child).parents.retain(|p| *p != parent);
         self.edge_spans.remove(&(parent, child));
     }
 

@@ -88,7 +88,7 @@ impl Checker<'_> {
                 return;
             }
         }
-        if !leading_anchor && path.segments.first() == Some(&self.ast.name.name) {
+        if !leading_anchor && path.segments.first() == Some(&self.ast.name.name.to_string()) {
             self.report(
                 Diagnostic::error(
                     Code::ReservedName,

@@ -5,7 +5,7 @@
 
 use super::Checker;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::ir::{Answer, Engine, Function, NodeId, NodeKind, Placement, Queue, Topology};
+use crate::ir::{Answer, Engine, Function, NodeId, NodeKind, Placement, Topology};
 use std::collections::BTreeSet;
 
 impl Checker<'_> {
@@ -266,7 +266,7 @@ fn expected_status(expect: &crate::syntax::ast::Expr) -> Option<i64> {
 }
 
 fn is_stream(node: &crate::ir::Node) -> bool {
-    matches!(node.kind, NodeKind::Queue(Queue::Stream { .. }))
+    node.kind.is_stream_queue()
 }
 
 /// A stream queue nothing in the graph reads: its records are the graph's output.

@@ -92,10 +92,10 @@ impl<'a> Checker<'a> {
                     self.graph.nodes.push(placeholder_node(&ident.name, ident.span));
                     self.syntax.push(NodeSyntax { options, ..NodeSyntax::default() });
                 }
-                Item::Secret(secret) => self.graph.secrets.push(secret.name.clone()),
-                Item::Function(function) => self.functions.push(function.name.clone()),
+                Item::Secret(secret) => self.graph.secrets.push(secret.name.to_string()),
+                Item::Function(function) => self.functions.push(function.name.to_string()),
                 Item::Record(record) => self.graph.records.push(ir::Record {
-                    name: record.name.name.clone(),
+                    name: record.name.name.to_string(),
                     fields: Vec::new(),
                     span: record.span,
                 }),
@@ -201,7 +201,7 @@ impl<'a> Checker<'a> {
                 }
                 seen.push(name);
                 let ty = self.resolve_type(ty);
-                fields.push((name.name.clone(), ty));
+                fields.push((name.name.to_string(), ty));
             }
             if let Some(slot) = self.graph.records.get_mut(index) {
                 slot.fields = fields;
@@ -217,7 +217,7 @@ impl<'a> Checker<'a> {
             }
             let ty = self.resolve_type(&param.ty);
             let default = param.default.as_ref().map(|default| self.constant(default, Some(&ty)));
-            self.graph.params.push(ir::Param { name: param.name.name.clone(), ty, default });
+            self.graph.params.push(ir::Param { name: param.name.name.to_string(), ty, default });
         }
     }
 
@@ -270,7 +270,7 @@ impl<'a> Checker<'a> {
             }
             let kind = self.route_kind(route);
             routes.push(ir::Route {
-                name: route.name.name.clone(),
+                name: route.name.name.to_string(),
                 span: route.name.span,
                 impl_span: route.implementation.span(),
                 kind,
@@ -300,7 +300,7 @@ impl<'a> Checker<'a> {
             );
         }
         let kind = self.router_kind(router, &options, &routes);
-        self.node_mut(id).kind = NodeKind::Router(ir::Router { kind, url_prefix, routes });
+        self.node_mut(id).kind = NodeKind::Router(Box::new(ir::Router { kind, url_prefix, routes }));
     }
 
     fn resolve_queue(&mut self, queue: &'a ast::QueueDecl) {
@@ -314,7 +314,7 @@ impl<'a> Checker<'a> {
             "stream" => ir::Queue::Stream { url: String::new(), stream: String::new(), shards: 1, key: None },
             _ => ir::Queue::Memory { capacity: 64 },
         });
-        self.node_mut(id).kind = NodeKind::Queue(kind);
+        self.node_mut(id).kind = NodeKind::Queue(Box::new(kind));
         // The key is an expression over the event: typed with the steps' expressions.
         if queue.engine.name.name == "stream" {
             self.syntax_mut(id).queue_key = queue
@@ -342,8 +342,8 @@ impl<'a> Checker<'a> {
             match opt.key.name.as_str() {
                 "full_event" => self.node_mut(id).full_event = self.flag(opt),
                 "respond" => self.node_mut(id).respond = self.flag(opt),
-                "input_path" => self.node_mut(id).input_path = self.dotted_path(opt),
-                "result_path" => self.node_mut(id).result_path = self.dotted_path(opt),
+                "input_path" => self.node_mut(id).input_path = self.dotted_path(opt).map(Vec::into_boxed_slice),
+                "result_path" => self.node_mut(id).result_path = self.dotted_path(opt).map(Vec::into_boxed_slice),
                 "function" => self.node_mut(id).placement = self.placement(opt),
                 _ => {} // wiring and routing options are read later
             }
@@ -354,8 +354,8 @@ impl<'a> Checker<'a> {
         match &opt.value {
             Some(OptValue::Star(_)) => Placement::Any,
             Some(OptValue::Expr(ast::Expr { kind: ExprKind::Name(name), .. })) => {
-                if self.functions.contains(&name.name) {
-                    return Placement::Child(name.name.clone());
+                if self.functions.iter().any(|function| *function == name.name) {
+                    return Placement::Child(name.name.to_string());
                 }
                 let help = did_you_mean(&name.name, self.functions.iter().map(String::as_str))
                     .unwrap_or_else(|| format!("declare it with `function {};`", name.name));
@@ -712,9 +712,9 @@ impl<'a> Checker<'a> {
     }
 }
 
-fn placeholder_node(name: &str, span: Span) -> ir::Node {
+fn placeholder_node(name: &ir::Name, span: Span) -> ir::Node {
     ir::Node {
-        name: name.to_string(),
+        name: name.clone(),
         span,
         impl_span: span,
         kind: NodeKind::Function(String::new()),
@@ -728,8 +728,8 @@ fn placeholder_node(name: &str, span: Span) -> ir::Node {
         answers: false,
         on_error: None,
         catcher: None,
-        parents: Vec::new(),
-        children: Vec::new(),
+        parents: ir::Edges::new(),
+        children: ir::Edges::new(),
     }
 }
 

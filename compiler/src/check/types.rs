@@ -82,10 +82,12 @@ impl Checker<'_> {
     }
 
     /// The fields of a known object or a record.
-    fn fields_of(&self, ty: &Type) -> Option<Vec<(String, Type)>> {
+    fn fields_of(&self, ty: &Type) -> Option<Vec<(ir::Name, Type)>> {
         match ty {
             Type::Shape(fields) => Some(fields.to_vec()),
-            Type::Record(id) => Some(self.record_fields(*id).to_vec()),
+            Type::Record(id) => {
+                Some(self.record_fields(*id).iter().map(|(name, ty)| (name.as_str().into(), ty.clone())).collect())
+            }
             _ => None,
         }
     }
@@ -258,7 +260,8 @@ impl Checker<'_> {
                 }
                 (value_in.clone(), value_in.clone(), NodeKind::Choice(checked))
             }
-            (NodeKind::Queue(ir::Queue::Stream { url, stream, shards, .. }), _) => {
+            (NodeKind::Queue(queue), _) if matches!(*queue, ir::Queue::Stream { .. }) => {
+                let ir::Queue::Stream { url, stream, shards, .. } = *queue else { unreachable!("matched above") };
                 let key = self.syntax_of(id).queue_key.map(|key| {
                     let (expr, ty) = self.expr(key, Scope::Step(value_in));
                     if matches!(
@@ -281,7 +284,7 @@ impl Checker<'_> {
                     }
                     expr
                 });
-                let kind = NodeKind::Queue(ir::Queue::Stream { url, stream, shards, key });
+                let kind = NodeKind::Queue(Box::new(ir::Queue::Stream { url, stream, shards, key }));
                 (value_in.clone(), value_in.clone(), kind)
             }
             (NodeKind::Batch { .. }, _) | (NodeKind::Queue(_), _) => {
@@ -474,7 +477,8 @@ impl Checker<'_> {
                     .with_help("write one test per request"),
                 );
             }
-            let method = request.method.as_ref().map_or("POST".to_string(), |m| m.name.to_ascii_uppercase());
+            let method =
+                request.method.as_ref().map_or("POST".to_string(), |m| m.name.to_ascii_uppercase().into_string());
             if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"].contains(&method.as_str()) {
                 let span = request.method.as_ref().map_or(request.span, |m| m.span);
                 self.report(
@@ -530,7 +534,7 @@ impl Checker<'_> {
                 );
             }
             self.graph.tests.push(ir::Test {
-                name: test.name.name.clone(),
+                name: test.name.name.to_string(),
                 method,
                 path: request.path.value.clone(),
                 headers,
@@ -593,8 +597,8 @@ impl Checker<'_> {
                 (ir::Expr::Binary(*op, Box::new(left_expr), Box::new(right_expr)), ty)
             }
             ExprKind::Object(entries) => {
-                let mut out: Vec<(String, ir::Expr)> = Vec::with_capacity(entries.len());
-                let mut shape: Vec<(String, Type)> = Vec::with_capacity(entries.len());
+                let mut out: Vec<(ir::Name, ir::Expr)> = Vec::with_capacity(entries.len());
+                let mut shape: Vec<(ir::Name, Type)> = Vec::with_capacity(entries.len());
                 for (key, value) in entries {
                     if out.iter().any(|(k, _)| *k == key.value) {
                         self.report(
@@ -608,8 +612,8 @@ impl Checker<'_> {
                         );
                     }
                     let (expr, ty) = self.expr(value, scope);
-                    out.push((key.value.clone(), expr));
-                    shape.push((key.value.clone(), ty));
+                    out.push((key.value.as_str().into(), expr));
+                    shape.push((key.value.as_str().into(), ty));
                 }
                 (ir::Expr::Object(out), Type::Shape(shape.into()))
             }
@@ -661,7 +665,7 @@ impl Checker<'_> {
         if let ExprKind::Name(root) = &base.kind {
             if root.name == "param" {
                 return match self.graph.params.iter().find(|p| p.name == field.name) {
-                    Some(param) => (ir::Expr::Param(param.name.clone()), param.ty.clone()),
+                    Some(param) => (ir::Expr::Param(param.name.as_str().into()), param.ty.clone()),
                     None => {
                         let help = did_you_mean(&field.name, self.graph.params.iter().map(|p| p.name.as_str()))
                             .unwrap_or_else(|| format!("declare it with `param {}: <type> = <default>;`", field.name));

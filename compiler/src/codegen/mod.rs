@@ -386,12 +386,16 @@ impl Generator<'_> {
                     ::core::result::Result::Ok(#pipeline)
                 }
             });
-            let start = match function.reads.map(|queue| graph.node(queue)) {
-                Some(ir::Node {
-                    name: queue,
-                    kind: NodeKind::Queue(Queue::Stream { url, stream, shards, .. }),
-                    ..
-                }) => {
+            let reads = function.reads.map(|queue| graph.node(queue));
+            let stream = reads.and_then(|node| match &node.kind {
+                NodeKind::Queue(queue) => match &**queue {
+                    Queue::Stream { url, stream, shards, .. } => Some((&node.name, url, stream, shards)),
+                    Queue::Memory { .. } => None,
+                },
+                _ => None,
+            });
+            let start = match stream {
+                Some((queue, url, stream, shards)) => {
                     let queue = Literal::string(queue);
                     let (url, stream, shards) = (Literal::string(url), Literal::string(stream), *shards);
                     quote!(launch.consume(handler, #rt::stream_source(options, #name, #queue, #url, #stream, #shards)))
@@ -498,14 +502,14 @@ impl Generator<'_> {
         let children: Vec<NodeId> = match &node.kind {
             // A choice's outlets are in arm order, whatever order the edges were written in.
             NodeKind::Choice(arms) => arms.iter().map(|(_, outlet)| *outlet).collect(),
-            _ => node.children.clone(),
+            _ => node.children.to_vec(),
         };
         let (next, next_depth) = self.fan_out(&children, is_choice);
         let (catcher, catcher_depth) = self.catcher(id);
         let depth = 1 + next_depth.max(catcher_depth);
         if let NodeKind::Queue(queue) = &node.kind {
             let inner = self.queue(node, queue, next);
-            return match queue {
+            return match &**queue {
                 // The key is computed as the event enters the queue, in one process or many.
                 Queue::Stream { key: Some(key), .. } => {
                     let name = Literal::string(&node.name);

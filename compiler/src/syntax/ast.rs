@@ -2,11 +2,13 @@
 
 use crate::source::Span;
 
+pub use crate::ir::Name;
+
 /// A name as written, with where.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ident {
-    /// The text.
-    pub name: String,
+    /// The text, inline when short (as names are).
+    pub name: Name,
     /// Where it stands.
     pub span: Span,
 }
@@ -326,8 +328,8 @@ pub enum ExprKind {
     Object(Vec<(StrLit, Expr)>),
     /// `[a, b]`
     Array(Vec<Expr>),
-    /// `f(args)`
-    Call(Call),
+    /// `f(args)`, boxed: it is the largest form and the rarest inside expressions.
+    Call(Box<Call>),
 }
 
 /// The operators are the IR's: the AST and the checked graph share one vocabulary.

@@ -40,7 +40,7 @@ impl GraphLowerer {
         };
         let span = lowerer.span(&head);
         let mut parts = head.into_inner();
-        let start = parts.next().map_or(span.start, |keyword| lowerer.span(&keyword).start);
+        let start = parts.next().map_or(span.start_byte(), |keyword| lowerer.span(&keyword).start_byte());
         let name = parts
             .find(|pair| pair.as_rule() == Rule::ident)
             .map(|pair| lowerer.ident(pair))
@@ -64,7 +64,7 @@ impl GraphLowerer {
         if !diagnostics.is_empty() {
             return Err(diagnostics);
         }
-        Ok(Graph { name: self.name, items: self.items, span: Span::new(self.start, end) })
+        Ok(Graph { name: self.name, items: exact(self.items), span: Span::new(self.start, end) })
     }
 }
 
@@ -129,7 +129,7 @@ impl Lowerer {
     }
 
     fn ident(&self, pair: Pair<'_, Rule>) -> Ident {
-        Ident { name: pair.as_str().to_string(), span: self.span(&pair) }
+        Ident { name: pair.as_str().into(), span: self.span(&pair) }
     }
 
     fn rust_path(&self, pair: Pair<'_, Rule>) -> RustPath {
@@ -386,7 +386,7 @@ impl Lowerer {
         match unescape(pair.as_str()) {
             Ok(value) => StrLit { value, span },
             Err(bad) => {
-                let at = Span::new(span.start + bad.start, span.start + bad.end);
+                let at = Span::new(span.start_byte() + bad.start, span.start_byte() + bad.end);
                 self.diagnostics.borrow_mut().push(
                     Diagnostic::error(Code::InvalidLiteral, bad.message, at, "this escape")
                         .with_help("escapes are Rust's: \\n \\r \\t \\\\ \\0 \\\" \\' \\x41 \\u{1F600}; or write a raw string r\"...\""),
@@ -438,8 +438,10 @@ impl Lowerer {
                 let span = operand.span.to(self.span(&op));
                 match op.as_rule() {
                     Rule::field => {
-                        let field =
-                            children(op).next().map(|p| self.ident(p)).unwrap_or(Ident { name: String::new(), span });
+                        let field = children(op)
+                            .next()
+                            .map(|p| self.ident(p))
+                            .unwrap_or(Ident { name: Default::default(), span });
                         Expr { kind: ExprKind::Field(Box::new(operand), field), span }
                     }
                     _ => {
@@ -504,7 +506,7 @@ impl Lowerer {
             },
             Rule::string => ExprKind::Str(self.string(pair).value),
             Rule::name => ExprKind::Name(self.ident(expect_next(&mut children(pair), span)?)),
-            Rule::call => ExprKind::Call(self.call(pair)?),
+            Rule::call => ExprKind::Call(Box::new(self.call(pair)?)),
             Rule::array => ExprKind::Array(exact(children(pair).map(|item| self.expr(item)).collect::<Lowered<_>>()?)),
             Rule::object => ExprKind::Object(
                 children(pair)

@@ -20,6 +20,12 @@ use grammar::{GraphParser, Rule};
 /// lowered before the next is parsed, so that memory follows the largest item, not the file;
 /// on a syntax error the whole file is parsed again for pest's error at the right place.
 pub fn parse(text: &str) -> Result<ast::Graph, Vec<Diagnostic>> {
+    if text.len() > crate::source::MAX_SOURCE_BYTES {
+        return Err(vec![
+            Diagnostic::error(Code::Syntax, "the file is larger than 4 GiB", Span::default(), "this file")
+                .with_help("split the graph into several files, one per function, joined by stream queues"),
+        ]);
+    }
     lex(text)?;
     let whole_file_error = || {
         let error = match GraphParser::parse(Rule::file, text) {
