@@ -78,6 +78,8 @@ codes! {
     RouteKind => "route_kind", "A route that runs something other than a model, `fn` or `new` step.";
     ResponderOnChildFunction => "responder_on_child_function", "A step on a child function marked `respond`: only the root answers the caller.";
     StarAfterStream => "star_after_stream", "A step right after a stream queue with `function = *`: no function would read the stream.";
+    InvalidTrigger => "invalid_trigger", "A trigger whose source, schedule, time zone or answers stream is invalid.";
+    TriggerReadsOwnStream => "trigger_reads_own_stream", "A stream trigger reading a stream the graph's own queues carry.";
 }
 
 impl fmt::Display for Code {

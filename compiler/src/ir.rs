@@ -66,6 +66,74 @@ pub struct Graph {
     pub error_stream: Option<ErrorStream>,
     /// Test blocks for `graphc test`.
     pub tests: Vec<Test>,
+    /// What feeds the root function besides HTTP.
+    pub triggers: Vec<Trigger>,
+}
+
+/// A trigger of the root function: events from a stream or a schedule, run by the same
+/// pipeline as HTTP requests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trigger {
+    /// Its name.
+    pub name: String,
+    /// Where it is declared.
+    pub span: Span,
+    /// Where its events come from.
+    pub source: TriggerSource,
+    /// The stream each event's answer is written to; without it answers are dropped (failures
+    /// still go to the error stream).
+    pub answers: Option<StreamTarget>,
+}
+
+/// Where a trigger's events come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TriggerSource {
+    /// Records of a Redis stream, read by a consumer group.
+    Stream {
+        /// The server.
+        url: String,
+        /// The stream (with `shards`, the streams `NAME:0` … `NAME:N-1`).
+        stream: String,
+        /// Shards.
+        shards: u32,
+        /// The consumer group.
+        group: String,
+    },
+    /// Events made on a schedule.
+    Schedule {
+        /// When.
+        when: Schedule,
+        /// Each event's body: a constant (parameters allowed).
+        body: Expr,
+        /// A firing may start while the previous run is going.
+        overlap: bool,
+    },
+}
+
+/// When a schedule trigger fires.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Schedule {
+    /// A cron expression (checked) read in an IANA time zone.
+    Cron {
+        /// The expression: 5 fields, or 6 with seconds first.
+        expression: String,
+        /// The time zone, e.g. `UTC` or `Europe/Paris`.
+        timezone: String,
+    },
+    /// A fixed interval.
+    Every {
+        /// Milliseconds between firings.
+        ms: u64,
+    },
+}
+
+/// A Redis stream written to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamTarget {
+    /// The server.
+    pub url: String,
+    /// The stream.
+    pub stream: String,
 }
 
 impl Graph {

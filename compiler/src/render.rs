@@ -1,7 +1,7 @@
 //! Diagrams of a checked graph, as MLRun's plot draws them: Graphviz DOT and Mermaid. They
 //! print the IR: the error edges are the catchers the checker resolved, as codegen wires them.
 
-use crate::ir::{Graph, NodeId, NodeKind, Placement, Queue};
+use crate::ir::{Graph, NodeId, NodeKind, Placement, Queue, Schedule, Trigger, TriggerSource};
 use std::fmt::Write;
 
 /// Graphviz DOT: a start node, tasks as ellipses, routers as clusters with their routes, queues
@@ -45,6 +45,11 @@ pub fn to_dot(graph: &Graph) -> String {
                 let _ = writeln!(out, "  {} [label={}, shape=ellipse];", quote(&node.name), quote(&placed(node)));
             }
         }
+    }
+    for trigger in &graph.triggers {
+        let id = quote(&format!("_trigger_{}", trigger.name));
+        let _ = writeln!(out, "  {id} [label={}, shape=house];", quote(&trigger_label(trigger)));
+        let _ = writeln!(out, "  {id} -> \"_start\";");
     }
     for id in graph.entry_nodes() {
         let _ = writeln!(out, "  \"_start\" -> {}{};", quote(&graph.node(id).name), cluster_head(graph, id));
@@ -99,6 +104,10 @@ pub fn to_mermaid(graph: &Graph) -> String {
             }
         }
     }
+    for (index, trigger) in graph.triggers.iter().enumerate() {
+        let label = mermaid_text(&trigger_label(trigger)).replace('\n', "<br/>");
+        let _ = writeln!(out, "  _t{index}>\"{label}\"] --> _start");
+    }
     for id in graph.entry_nodes() {
         let _ = writeln!(out, "  _start --> {}", id_of(id));
     }
@@ -112,6 +121,18 @@ pub fn to_mermaid(graph: &Graph) -> String {
         }
     }
     out
+}
+
+/// A trigger's label: its name and where its events come from.
+fn trigger_label(trigger: &Trigger) -> String {
+    let source = match &trigger.source {
+        TriggerSource::Stream { stream, .. } => format!("stream {stream}"),
+        TriggerSource::Schedule { when: Schedule::Cron { expression, timezone }, .. } => {
+            format!("cron {expression} {timezone}")
+        }
+        TriggerSource::Schedule { when: Schedule::Every { ms }, .. } => format!("every {ms} ms"),
+    };
+    format!("{}\n({source})", trigger.name)
 }
 
 /// A step's label: its name, and the child function it runs on, if any.

@@ -3,7 +3,7 @@
 //! Generated `main`s call [`main`] and nothing else.
 
 use crate::generated::{Launch, Launched, Options, StartError, TestCase, junit, report, run_tests};
-use crate::http::{ServeOptions, bind, serve, shutdown_signal};
+use crate::http::ServeOptions;
 use crate::mock::MockServer;
 use crate::pipeline::Handler;
 use crate::stream::{ConsumeOptions, MemoryStreams};
@@ -63,6 +63,7 @@ const SERVE_FLAGS: &[&str] = &[
     "claim-idle-ms",
     "claim-every-ms",
     "metrics-port",
+    "dedupe-window-ms",
 ];
 const TEST_FLAGS: &[&str] = &["base", "junit"];
 const RUN_FLAGS: &[&str] =
@@ -81,7 +82,7 @@ where
     let args: Vec<String> = std::env::args().skip(1).collect();
     match parse(&args) {
         Ok((command, flags)) => match command.as_str() {
-            "serve" => run_serve(name, build, run_function, &flags),
+            "serve" => run_serve(name, run_function, &flags),
             "test" => run_test(build, tests, name, &flags),
             "run" => run_batch(build, &flags),
             _ => usage(),
@@ -168,12 +169,7 @@ fn number<T: std::str::FromStr>(flags: &Flags, name: &str, default: T) -> Result
     flag(flags, name).map_or(Ok(default), |v| v.parse().map_err(|_| format!("--{name} takes a number, not `{v}`")))
 }
 
-fn run_serve<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(
-    name: &str,
-    build: B,
-    run_function: RunFunction,
-    flags: &Flags,
-) -> ExitCode {
+fn run_serve(name: &str, run_function: RunFunction, flags: &Flags) -> ExitCode {
     let settings = (|| -> Result<(Options, ServeOptions), String> {
         let host = flag(flags, "host").unwrap_or("127.0.0.1");
         let port: u16 = number(flags, "port", 8080)?;
@@ -217,66 +213,42 @@ fn run_serve<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(
             return ExitCode::FAILURE;
         }
     };
-    // `--function '*'` is the whole graph in this process, as without the flag.
-    if let Some(function) = flag(flags, "function").filter(|function| *function != "*") {
-        let defaults = ConsumeOptions::default();
-        let consume = (|| -> Result<ConsumeOptions, String> {
-            Ok(ConsumeOptions {
-                consumer: flag(flags, "consumer").map_or(defaults.consumer.clone(), str::to_string),
-                batch: number(flags, "batch", defaults.batch)?.max(1),
-                claim_idle: Duration::from_millis(number(
-                    flags,
-                    "claim-idle-ms",
-                    defaults.claim_idle.as_millis() as u64,
-                )?),
-                claim_every: Duration::from_millis(number(
-                    flags,
-                    "claim-every-ms",
-                    defaults.claim_every.as_millis() as u64,
-                )?),
-                dedupe_window: Duration::from_millis(number(
-                    flags,
-                    "dedupe-window-ms",
-                    defaults.dedupe_window.as_millis() as u64,
-                )?),
-                ..defaults
-            })
-        })();
-        let consume = match consume {
-            Ok(consume) => consume,
-            Err(message) => {
-                eprintln!("error: {message}");
-                return usage();
-            }
+    let defaults = ConsumeOptions::default();
+    let consume = (|| -> Result<ConsumeOptions, String> {
+        let millis = |name: &str, default: Duration| -> Result<Duration, String> {
+            Ok(Duration::from_millis(number(flags, name, default.as_millis() as u64)?))
         };
+        Ok(ConsumeOptions {
+            consumer: flag(flags, "consumer").map_or(defaults.consumer.clone(), str::to_string),
+            batch: number(flags, "batch", defaults.batch)?.max(1),
+            claim_idle: millis("claim-idle-ms", defaults.claim_idle)?,
+            claim_every: millis("claim-every-ms", defaults.claim_every)?,
+            dedupe_window: millis("dedupe-window-ms", defaults.dedupe_window)?,
+            ..defaults.clone()
+        })
+    })();
+    let consume = match consume {
+        Ok(consume) => consume,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return usage();
+        }
+    };
+    let probes = match flag(flags, "metrics-port").map(|port| port.parse::<u16>()) {
+        None => None,
+        Some(Ok(port)) => Some(std::net::SocketAddr::new(serve_options.addr.ip(), port)),
+        Some(Err(_)) => {
+            eprintln!("error: --metrics-port takes a port number");
+            return usage();
+        }
+    };
+    // Without `--function` (or with `--function '*'`) the whole graph runs in this process.
+    let function = flag(flags, "function").unwrap_or("*");
+    if function != "*" {
         eprintln!("{name}: function {function}");
-        let probes = match flag(flags, "metrics-port").map(|port| port.parse::<u16>()) {
-            None => None,
-            Some(Ok(port)) => Some(std::net::SocketAddr::new(serve_options.addr.ip(), port)),
-            Some(Err(_)) => {
-                eprintln!("error: --metrics-port takes a port number");
-                return usage();
-            }
-        };
-        let launch = Launch { serve: serve_options, consume, probes };
-        return match runtime.block_on(run_function(function, &options, launch)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
-                eprintln!("error: {message}");
-                ExitCode::FAILURE
-            }
-        };
     }
-    let result = runtime.block_on(async {
-        // Models load before the socket opens: a model that does not load stops start-up.
-        let handler = build(&options).map_err(|error| error.to_string())?;
-        let listener =
-            bind(&serve_options).await.map_err(|error| format!("cannot listen on {}: {error}", serve_options.addr))?;
-        let addr = listener.local_addr().map_err(|error| error.to_string())?;
-        eprintln!("serving {name} on http://{addr}");
-        serve(listener, handler, serve_options, shutdown_signal()).await.map_err(|error| error.to_string())
-    });
-    match result {
+    let launch = Launch { graph: name.to_string(), serve: serve_options, consume, probes };
+    match runtime.block_on(run_function(function, &options, launch)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -386,4 +358,26 @@ fn run_test<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(
         return ExitCode::from(2);
     }
     if outcomes.iter().any(|o| o.failure.is_some()) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every flag the usage text shows is one its command takes: the usage is what users read.
+    #[test]
+    fn every_flag_in_the_usage_is_accepted() {
+        let mut command = "serve";
+        for line in USAGE.lines().take_while(|line| !line.starts_with("Without")) {
+            if let Some(rest) = line.trim_start().strip_prefix("BINARY ") {
+                command = rest.split_whitespace().next().unwrap_or_default();
+            }
+            for flag in line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).filter(|w| w.starts_with("--")) {
+                let value = if SWITCHES.contains(&&flag[2..]) { None } else { Some("1".to_string()) };
+                let args: Vec<String> =
+                    [Some(command.to_string()), Some(flag.to_string()), value].into_iter().flatten().collect();
+                assert!(parse(&args).is_ok(), "`{command} {flag}` is in the usage but refused: {:?}", parse(&args));
+            }
+        }
+    }
 }

@@ -13,6 +13,7 @@ use crate::stream::{
     ConsumeOptions, ConsumerStats, MemoryStreams, RedisErrorStream, Sink, StreamQueue, StreamSource, StreamWriter,
     consume_with_stats,
 };
+use crate::trigger::{ScheduleTrigger, SharedHandler, StreamTrigger, Trigger, When};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::future::Future;
@@ -93,6 +94,47 @@ pub fn stream_source(
     }
 }
 
+/// A stream trigger of the root: its group is the graph's name unless the graph names one.
+#[allow(clippy::too_many_arguments, reason = "generated code passes the trigger as the graph declares it")]
+pub fn stream_trigger(
+    options: &Options,
+    name: &str,
+    url: &str,
+    stream: &str,
+    shards: u32,
+    group: &str,
+    answers: Option<(&str, &str)>,
+) -> Trigger {
+    Trigger::Stream(StreamTrigger {
+        name: name.to_string(),
+        source: StreamSource {
+            queue: StreamQueue::new(name, url, stream, shards).on_server(options.redis_url.as_deref()),
+            group: group.to_string(),
+        },
+        answers: answers.map(|(url, stream)| stream_writer(options, name, url, stream, 1)),
+    })
+}
+
+/// A schedule trigger of the root.
+pub fn schedule_trigger(
+    options: &Options,
+    name: &str,
+    when: Result<When, String>,
+    body: Value,
+    overlap: bool,
+    answers: Option<(&str, &str)>,
+) -> Result<Trigger, StartError> {
+    let when = when.map_err(|reason| StartError::Trigger { trigger: name.to_string(), reason })?;
+    Ok(Trigger::Schedule(ScheduleTrigger {
+        name: name.to_string(),
+        when,
+        body,
+        overlap,
+        answers: answers.map(|(url, stream)| stream_writer(options, name, url, stream, 1)),
+        stats: Arc::default(),
+    }))
+}
+
 /// The graph's error stream: Redis (`redis` gives the URL and stream) unless the options keep
 /// streams in memory; in memory when the graph says `error_stream = memory`.
 pub fn error_stream(options: &Options, redis: Option<(&str, &str)>) -> Arc<dyn ErrorStream> {
@@ -113,6 +155,8 @@ pub type Launched = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 /// settings for a child function.
 #[derive(Clone, Debug, Default)]
 pub struct Launch {
+    /// The graph's name, for what the process prints.
+    pub graph: String,
     /// The root function's server.
     pub serve: ServeOptions,
     /// A child function's consumer.
@@ -122,14 +166,21 @@ pub struct Launch {
 }
 
 impl Launch {
-    /// Serves the root function over HTTP until SIGINT or SIGTERM.
-    pub fn serve<H: Handler>(self, handler: H) -> Launched {
+    /// Serves the root function over HTTP, and runs its triggers, until SIGINT or SIGTERM; one
+    /// pipeline takes both.
+    pub fn serve<H: Handler>(self, handler: H, triggers: Vec<Trigger>) -> Launched {
         Box::pin(async move {
             let listener =
                 bind(&self.serve).await.map_err(|error| format!("cannot listen on {}: {error}", self.serve.addr))?;
             let addr = listener.local_addr().map_err(|error| error.to_string())?;
-            eprintln!("serving on http://{addr}");
-            serve(listener, handler, self.serve, shutdown_signal()).await.map_err(|error| error.to_string())
+            eprintln!("serving {} on http://{addr}", self.graph);
+            let handler = SharedHandler::new(handler);
+            let triggered =
+                tokio::spawn(crate::trigger::run(handler.clone(), triggers, self.consume.clone(), shutdown_signal()));
+            let served =
+                serve(listener, handler, self.serve, shutdown_signal()).await.map_err(|error| error.to_string());
+            let triggered = triggered.await.map_err(|error| format!("the triggers stopped: {error}")).and_then(|r| r);
+            served.and(triggered)
         })
     }
 
@@ -174,6 +225,14 @@ pub enum StartError {
     /// A model did not load.
     #[error(transparent)]
     Model(#[from] LoadError),
+    /// A trigger could not be set up.
+    #[error("cannot set up trigger `{trigger}`: {reason}")]
+    Trigger {
+        /// The trigger.
+        trigger: String,
+        /// Why.
+        reason: String,
+    },
     /// A `new` step's arguments did not build it.
     #[error("cannot build step `{step}`: {reason}")]
     Step {

@@ -27,6 +27,7 @@ pub mod router;
 pub mod run;
 pub mod step;
 pub mod stream;
+pub mod trigger;
 
 pub use context::Context;
 pub use error::{ErrorRecord, ErrorStream, MemoryErrorStream, StepError};
@@ -51,7 +52,7 @@ pub mod __private {
     pub use crate::expr;
     pub use crate::generated::{
         Expectation, Launch, Launched, Options, StartError, TestCase, construct, context, error_stream, in_memory,
-        load_model, stream_source, stream_writer,
+        load_model, schedule_trigger, stream_source, stream_trigger, stream_writer,
     };
     pub use crate::mock::MockServer;
     pub use crate::model::{Model, ModelKind, SmartcoreModel};
@@ -65,6 +66,7 @@ pub mod __private {
         full_event_step, typed_step,
     };
     pub use crate::stream::SetKey;
+    pub use crate::trigger::{Trigger, When};
     pub use serde;
     pub use serde_json;
     pub use serde_json::{Map, Value, json};

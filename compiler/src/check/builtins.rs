@@ -403,58 +403,8 @@ impl<'a> Checker<'a> {
                     );
                     return None;
                 };
-                let ExprKind::Str(url) = &url_expr.kind else {
-                    self.report(
-                        Diagnostic::error(
-                            Code::InvalidQueue,
-                            "`url` takes a string",
-                            url_expr.span,
-                            "expected a redis:// URL",
-                        )
-                        .with_help("write `url = \"redis://127.0.0.1:6379/events\"`"),
-                    );
-                    return None;
-                };
-                let (server, mut stream) = match super::resolve::split_redis_url(url) {
-                    Ok(parts) => parts,
-                    Err(reason) => {
-                        self.report(
-                            Diagnostic::error(
-                                Code::InvalidQueue,
-                                format!("invalid stream URL: {reason}"),
-                                url_expr.span,
-                                "here",
-                            )
-                            .with_help("Redis Streams URLs look like redis://host:port/stream"),
-                        );
-                        return None;
-                    }
-                };
-                if let Some((_, name)) = args.iter().find(|(k, _)| *k == "stream") {
-                    match &name.kind {
-                        ExprKind::Str(name) if !name.is_empty() => stream = name.clone(),
-                        _ => self.report(
-                            Diagnostic::error(
-                                Code::InvalidQueue,
-                                "`stream` takes a non-empty string",
-                                name.span,
-                                "here",
-                            )
-                            .with_help("write `stream = \"events\"`, or put the stream's name in the URL's path"),
-                        ),
-                    }
-                }
-                if stream.is_empty() {
-                    self.report(
-                        Diagnostic::error(
-                            Code::InvalidQueue,
-                            "the stream queue names no stream",
-                            url_expr.span,
-                            "no stream after the host",
-                        )
-                        .with_help("end the URL with the stream's name: redis://host:port/events"),
-                    );
-                }
+                let stream_arg = args.iter().find(|(k, _)| *k == "stream").map(|(_, value)| *value);
+                let (server, stream) = self.redis_stream(url_expr, stream_arg, Code::InvalidQueue, "stream queue")?;
                 let shards = match args.iter().find(|(k, _)| *k == "shards") {
                     Some((_, value)) => self.positive_int(value, "shards").unwrap_or(1),
                     None => 1,
@@ -575,6 +525,54 @@ impl<'a> Checker<'a> {
         Some(ir::Remote { target, method, headers, timeout_ms, retries, backoff_ms })
     }
 
+    /// A Redis stream named by a `url` argument (`redis://host:port/stream`) and, optionally, a
+    /// `stream` argument that overrides the URL's path: the server's URL and the stream.
+    pub(super) fn redis_stream(
+        &mut self,
+        url_expr: &ast::Expr,
+        stream_arg: Option<&ast::Expr>,
+        code: Code,
+        what: &str,
+    ) -> Option<(String, String)> {
+        let ExprKind::Str(url) = &url_expr.kind else {
+            self.report(
+                Diagnostic::error(code, "`url` takes a string", url_expr.span, "expected a redis:// URL")
+                    .with_help("write `url = \"redis://127.0.0.1:6379/events\"`"),
+            );
+            return None;
+        };
+        let (server, mut stream) = match super::resolve::split_redis_url(url) {
+            Ok(parts) => parts,
+            Err(reason) => {
+                self.report(
+                    Diagnostic::error(code, format!("invalid stream URL: {reason}"), url_expr.span, "here")
+                        .with_help("Redis Streams URLs look like redis://host:port/stream"),
+                );
+                return None;
+            }
+        };
+        if let Some(name) = stream_arg {
+            match &name.kind {
+                ExprKind::Str(name) if !name.is_empty() => stream = name.clone(),
+                _ => {
+                    self.report(
+                        Diagnostic::error(code, "`stream` takes a non-empty string", name.span, "here")
+                            .with_help("write `stream = \"events\"`, or put the stream's name in the URL's path"),
+                    );
+                    return None;
+                }
+            }
+        }
+        if stream.is_empty() {
+            self.report(
+                Diagnostic::error(code, format!("the {what} names no stream"), url_expr.span, "no stream after the host")
+                    .with_help("end the URL with the stream's name: redis://host:port/events"),
+            );
+            return None;
+        }
+        Some((server, stream))
+    }
+
     /// Named arguments, reporting positional, unknown and repeated ones.
     pub(super) fn named_args<'c, 'k>(&mut self, call: &'c Call, known: &[&'k str]) -> Vec<(&'k str, &'c ast::Expr)> {
         let mut out: Vec<(&'k str, &'c ast::Expr)> = Vec::new();
@@ -634,7 +632,7 @@ impl<'a> Checker<'a> {
         out
     }
 
-    fn positive_int(&mut self, expr: &ast::Expr, what: &str) -> Option<i64> {
+    pub(super) fn positive_int(&mut self, expr: &ast::Expr, what: &str) -> Option<i64> {
         match expr.kind {
             ExprKind::Int(n) if n > 0 => Some(n),
             _ => {

@@ -9,6 +9,7 @@ mod graph;
 mod names;
 mod plan;
 mod resolve;
+mod triggers;
 mod types;
 
 use crate::diagnostic::{self, Diagnostic};
@@ -38,6 +39,7 @@ pub fn check(graph: &ast::Graph) -> Result<Checked, Vec<Diagnostic>> {
     checker.check_tests();
     if acyclic && !checker.diagnostics.iter().any(Diagnostic::is_error) {
         checker.plan();
+        checker.check_triggers();
     }
     let Checker { graph, mut diagnostics, .. } = checker;
     diagnostic::sort(&mut diagnostics);
@@ -195,6 +197,7 @@ impl<'a> Checker<'a> {
                 on_error: None,
                 error_stream: None,
                 tests: Vec::new(),
+                triggers: Vec::new(),
             },
             syntax: Vec::new(),
             names: HashMap::new(),

@@ -36,6 +36,7 @@ impl<'a> Checker<'a> {
                 Item::Step(step) => self.resolve_step(step),
                 Item::Router(router) => self.resolve_router(router),
                 Item::Queue(queue) => self.resolve_queue(queue),
+                Item::Trigger(trigger) => self.resolve_trigger(trigger),
                 _ => {}
             }
         }
@@ -64,6 +65,7 @@ impl<'a> Checker<'a> {
                 Item::Function(function) => ("function", function),
                 Item::Record(record) => ("record", &record.name),
                 Item::Test(test) => ("test", &test.name),
+                Item::Trigger(trigger) => ("trigger", &trigger.name),
                 Item::Setting(_) | Item::Wiring(_) => continue,
             };
             if let Some(&first) = seen.get(&(namespace, ident.name.as_str())) {

@@ -696,7 +696,9 @@ impl Checker<'_> {
                         .with_help(help),
                     );
                 }
-                return (ir::Expr::EventField(field.name.clone()), Type::Str);
+                // `event.time` is seconds since the epoch, as the runtime gives it; the others are text.
+                let ty = if field.name == "time" { Type::Float } else { Type::Str };
+                return (ir::Expr::EventField(field.name.clone()), ty);
             }
         }
         let (base_expr, base_ty) = self.expr(base, scope);

@@ -163,6 +163,7 @@ impl Generator<'_> {
             }
         };
         let pipeline = self.pipeline();
+        let triggers = self.triggers();
         let functions = self.functions();
         let tests = self.tests();
         let engine = match self.graph.engine {
@@ -190,6 +191,8 @@ impl Generator<'_> {
                 }
 
                 #pipeline
+
+                #triggers
 
                 #functions
 
@@ -349,11 +352,12 @@ impl Generator<'_> {
                 /// The graph's functions: the root, which serves HTTP.
                 pub const FUNCTIONS: &[&::core::primitive::str] = &[#graph_name];
 
-                /// Runs one function of the graph (here only the root, which serves HTTP).
+                /// Runs one function of the graph (here only the root, which serves HTTP and runs
+                /// the triggers); `*` is the whole graph, the same here.
                 pub fn run(function: &::core::primitive::str, options: &#rt::Options, launch: #rt::Launch) -> #rt::Launched {
                     match function {
-                        #graph_name => match pipeline(options) {
-                            ::core::result::Result::Ok(handler) => launch.serve(handler),
+                        #graph_name | "*" => match pipeline(options).and_then(|handler| ::core::result::Result::Ok((handler, triggers(options)?))) {
+                            ::core::result::Result::Ok((handler, triggers)) => launch.serve(handler, triggers),
                             ::core::result::Result::Err(error) => launch.failed(error),
                         },
                         other => launch.unknown(other, FUNCTIONS),
@@ -400,7 +404,10 @@ impl Generator<'_> {
                     let (url, stream, shards) = (Literal::string(url), Literal::string(stream), *shards);
                     quote!(launch.consume(handler, #rt::stream_source(options, #name, #queue, #url, #stream, #shards)))
                 }
-                _ => quote!(launch.serve(handler)),
+                _ => quote!(match triggers(options) {
+                    ::core::result::Result::Ok(triggers) => launch.serve(handler, triggers),
+                    ::core::result::Result::Err(error) => launch.failed(error),
+                }),
             };
             arms.push(quote! {
                 #name => match #builder(options) {
@@ -415,13 +422,59 @@ impl Generator<'_> {
 
             #(#builders)*
 
-            /// Runs one function of the graph: the root serves HTTP; a child function consumes
-            /// its stream.
+            /// Runs one function of the graph: the root serves HTTP and runs the triggers; a
+            /// child function consumes its stream; `*` is the whole graph in this process.
             pub fn run(function: &::core::primitive::str, options: &#rt::Options, launch: #rt::Launch) -> #rt::Launched {
                 match function {
+                    "*" => match pipeline(options).and_then(|handler| ::core::result::Result::Ok((handler, triggers(options)?))) {
+                        ::core::result::Result::Ok((handler, triggers)) => launch.serve(handler, triggers),
+                        ::core::result::Result::Err(error) => launch.failed(error),
+                    },
                     #(#arms)*
                     other => launch.unknown(other, FUNCTIONS),
                 }
+            }
+        }
+    }
+
+    /// `triggers`: the root's stream and schedule triggers, as the graph declares them.
+    fn triggers(&self) -> TokenStream {
+        let rt = rt();
+        let answers = |answers: &Option<ir::StreamTarget>| match answers {
+            Some(target) => {
+                let (url, stream) = (Literal::string(&target.url), Literal::string(&target.stream));
+                quote!(::core::option::Option::Some((#url, #stream)))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        let triggers = self.graph.triggers.iter().map(|trigger| {
+            let name = Literal::string(&trigger.name);
+            let answers = answers(&trigger.answers);
+            match &trigger.source {
+                ir::TriggerSource::Stream { url, stream, shards, group } => {
+                    let (url, stream, group) = (Literal::string(url), Literal::string(stream), Literal::string(group));
+                    quote!(#rt::stream_trigger(options, #name, #url, #stream, #shards, #group, #answers))
+                }
+                ir::TriggerSource::Schedule { when, body, overlap } => {
+                    let when = match when {
+                        ir::Schedule::Cron { expression, timezone } => {
+                            let (expression, timezone) = (Literal::string(expression), Literal::string(timezone));
+                            quote!(#rt::When::cron(#expression, #timezone))
+                        }
+                        ir::Schedule::Every { ms } => {
+                            quote!(::core::result::Result::Ok(#rt::When::Every(::std::time::Duration::from_millis(#ms))))
+                        }
+                    };
+                    let body = expr::value(body, Scope::Build);
+                    quote!(#rt::schedule_trigger(options, #name, #when, (|| -> ::core::result::Result<#rt::Value, #rt::StepError> { ::core::result::Result::Ok(#body) })().unwrap_or_default(), #overlap, #answers)?)
+                }
+            }
+        });
+        quote! {
+            /// The root's triggers besides HTTP: streams it consumes and schedules it fires on.
+            pub fn triggers(options: &#rt::Options) -> ::core::result::Result<::std::vec::Vec<#rt::Trigger>, #rt::StartError> {
+                let context = context(options);
+                ::core::result::Result::Ok(::std::vec![#(#triggers),*])
             }
         }
     }

@@ -48,6 +48,8 @@ pub enum Item {
     Wiring(Wiring),
     /// `test NAME { ... }`
     Test(Box<TestDecl>),
+    /// `trigger NAME = stream(...);` or `schedule(...)`
+    Trigger(Box<TriggerDecl>),
 }
 
 /// `key = value` or a bare flag `key`.
@@ -231,6 +233,17 @@ pub struct RouteDecl {
     pub name: Ident,
     /// What it runs.
     pub implementation: StepImpl,
+    /// The whole declaration.
+    pub span: Span,
+}
+
+/// `trigger NAME = stream(...);` or `trigger NAME = schedule(...);`
+#[derive(Clone, Debug, PartialEq)]
+pub struct TriggerDecl {
+    /// The trigger's name.
+    pub name: Ident,
+    /// Its kind and arguments.
+    pub source: Call,
     /// The whole declaration.
     pub span: Span,
 }

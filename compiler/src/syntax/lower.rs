@@ -102,6 +102,7 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_route
             | Rule::kw_queue
             | Rule::kw_test
+            | Rule::kw_trigger
             | Rule::kw_request
             | Rule::kw_expect
             | Rule::kw_choice
@@ -204,6 +205,12 @@ impl Lowerer {
                 Item::Wiring(Wiring { stages, span })
             }
             Rule::test_decl => Item::Test(Box::new(self.test(inner, span)?)),
+            Rule::trigger_decl => {
+                let name = self.ident(expect_next(&mut inner, span)?);
+                self.expression_parts.set(0);
+                let source = self.call(expect_next(&mut inner, span)?)?;
+                Item::Trigger(Box::new(TriggerDecl { name, source, span }))
+            }
             _ => return Err(internal(span)),
         })
     }

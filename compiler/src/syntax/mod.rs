@@ -427,6 +427,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::kw_route => "`route`",
         Rule::kw_queue => "`queue`",
         Rule::kw_test => "`test`",
+        Rule::kw_trigger => "`trigger`",
         Rule::kw_request => "`request`",
         Rule::kw_expect => "`expect`",
         Rule::kw_choice => "`choice`",
@@ -436,7 +437,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::param_decl | Rule::secret_decl | Rule::function_decl | Rule::record_decl | Rule::step_decl => {
             "a declaration"
         }
-        Rule::router_decl | Rule::queue_decl | Rule::test_decl => "a declaration",
+        Rule::router_decl | Rule::queue_decl | Rule::test_decl | Rule::trigger_decl => "a declaration",
         Rule::setting | Rule::router_option | Rule::option => "an option",
         Rule::wiring => "a wiring statement (`a -> b;`)",
         Rule::route_decl => "`route`",

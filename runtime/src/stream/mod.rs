@@ -110,7 +110,9 @@ pub fn record_fields(event: &Event) -> Vec<(&'static str, String)> {
 }
 
 /// An event from a stream record's fields. A record written by another producer may leave out
-/// any field; a body that is not JSON is taken as a string.
+/// any field; a body that is not JSON is taken as a string. A record without a `body` field is
+/// a plain field map (`XADD orders * user 7 amount 3.5`, as other systems write): its body is
+/// the object of its fields, each value a string.
 pub fn event_from_record(fields: &[(String, Vec<u8>)]) -> Result<Event, String> {
     let field = |name: &str| fields.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_slice());
     let text = |name: &str| -> Result<Option<String>, String> {
@@ -119,7 +121,12 @@ pub fn event_from_record(fields: &[(String, Vec<u8>)]) -> Result<Event, String> 
             .transpose()
     };
     let body = match field("body") {
-        None => Value::Null,
+        None => Value::Object(
+            fields
+                .iter()
+                .map(|(name, value)| (name.clone(), Value::String(String::from_utf8_lossy(value).into_owned())))
+                .collect(),
+        ),
         Some(bytes) => {
             serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
         }

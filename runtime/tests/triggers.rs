@@ -1,0 +1,248 @@
+//! Triggers at run time: schedules fire on time and do not overlap unless asked; a stream
+//! trigger consumes records other producers wrote (plain field maps, as `redis-cli XADD` writes
+//! them), loses none, acknowledges all, and keeps each answer.
+
+use graphc_runtime::stream::{ConsumeOptions, Sink, StreamQueue, StreamSource, StreamWriter};
+use graphc_runtime::trigger::{self, ScheduleStats, ScheduleTrigger, SharedHandler, StreamTrigger, Trigger, When};
+use graphc_runtime::{Event, Handler, Response};
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Counts events, remembers them, and takes `work` per event.
+#[derive(Default)]
+struct Recorder {
+    events: Mutex<Vec<Event>>,
+    running: AtomicUsize,
+    most_at_once: AtomicUsize,
+    work: Duration,
+}
+
+impl Handler for Recorder {
+    async fn handle(&self, event: Event) -> Response {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_at_once.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(self.work).await;
+        let answer = json!({ "seen": event.body.clone() });
+        self.events.lock().unwrap().push(event);
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        Response::json(200, &answer)
+    }
+
+    async fn drain(&self) {}
+}
+
+fn schedule(when: When, overlap: bool, stats: &Arc<ScheduleStats>) -> Trigger {
+    Trigger::Schedule(ScheduleTrigger {
+        name: "tick".to_string(),
+        when,
+        body: json!({ "kind": "tick" }),
+        overlap,
+        answers: None,
+        stats: Arc::clone(stats),
+    })
+}
+
+#[tokio::test]
+async fn an_interval_schedule_fires_on_time_with_its_body_and_firing_time() {
+    let recorder = Arc::new(Recorder::default());
+    let stats = Arc::new(ScheduleStats::default());
+    let handler = SharedHandler::new(ArcHandler(Arc::clone(&recorder)));
+    let started = SystemTime::now();
+    let triggers = vec![schedule(When::Every(Duration::from_millis(50)), false, &stats)];
+    trigger::run(handler, triggers, ConsumeOptions::default(), tokio::time::sleep(Duration::from_millis(530)))
+        .await
+        .unwrap();
+    let events = recorder.events.lock().unwrap();
+    // Ten firings in 530 ms at 50 ms; a loaded machine may wake late and fire fewer, never more.
+    assert!((6..=10).contains(&events.len()), "{} firings", events.len());
+    assert_eq!(stats.fired(), events.len() as u64);
+    assert_eq!(stats.skipped(), 0);
+    let mut previous = started;
+    for event in events.iter() {
+        assert_eq!(event.body, json!({ "kind": "tick" }));
+        assert_eq!(event.headers.get(trigger::TRIGGER_HEADER).unwrap(), "tick");
+        assert!(event.time > previous, "each firing is later than the one before, and carries its time");
+        previous = event.time;
+    }
+}
+
+#[tokio::test]
+async fn a_firing_is_skipped_while_the_previous_run_is_going_unless_overlap_is_asked() {
+    for overlap in [false, true] {
+        let recorder = Arc::new(Recorder { work: Duration::from_millis(120), ..Recorder::default() });
+        let stats = Arc::new(ScheduleStats::default());
+        let handler = SharedHandler::new(ArcHandler(Arc::clone(&recorder)));
+        let triggers = vec![schedule(When::Every(Duration::from_millis(30)), overlap, &stats)];
+        trigger::run(handler, triggers, ConsumeOptions::default(), tokio::time::sleep(Duration::from_millis(400)))
+            .await
+            .unwrap();
+        let most = recorder.most_at_once.load(Ordering::SeqCst);
+        if overlap {
+            assert!(most > 1, "overlapping runs were asked for: at most {most} at once");
+            assert_eq!(stats.skipped(), 0);
+        } else {
+            assert_eq!(most, 1, "one run at a time");
+            assert!(stats.skipped() > 0, "firings during a run are skipped");
+        }
+        // Runs in flight at shutdown finish before `run` returns.
+        assert_eq!(recorder.running.load(Ordering::SeqCst), 0);
+        assert_eq!(recorder.events.lock().unwrap().len() as u64, stats.fired());
+    }
+}
+
+#[test]
+fn cron_schedules_follow_the_time_zone() {
+    // 02:30 in Paris is 00:30 UTC in summer (CEST) and 01:30 UTC in winter (CET).
+    let when = When::cron("30 2 * * *", "Europe/Paris").unwrap();
+    let summer: SystemTime = chrono::DateTime::parse_from_rfc3339("2026-07-01T12:00:00Z").unwrap().into();
+    let next: chrono::DateTime<chrono::Utc> = when.next_after(summer).unwrap().into();
+    assert_eq!(next.to_rfc3339(), "2026-07-02T00:30:00+00:00");
+    let winter: SystemTime = chrono::DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z").unwrap().into();
+    let next: chrono::DateTime<chrono::Utc> = when.next_after(winter).unwrap().into();
+    assert_eq!(next.to_rfc3339(), "2026-12-02T01:30:00+00:00");
+    // POSIX weekdays: 1-5 is Monday to Friday. 2026-11-27 is a Friday.
+    let weekdays = When::cron("0 9 * * 1-5", "UTC").unwrap();
+    let friday_noon: SystemTime = chrono::DateTime::parse_from_rfc3339("2026-11-27T12:00:00Z").unwrap().into();
+    let next: chrono::DateTime<chrono::Utc> = weekdays.next_after(friday_noon).unwrap().into();
+    assert_eq!(next.to_rfc3339(), "2026-11-30T09:00:00+00:00", "the next weekday is Monday");
+    assert!(When::cron("61 * * * *", "UTC").is_err());
+    assert!(When::cron("* * * * *", "Mars/Olympus").is_err());
+}
+
+/// A `Recorder` shared with the test, as a handler.
+struct ArcHandler(Arc<Recorder>);
+
+impl Handler for ArcHandler {
+    fn handle(&self, event: Event) -> impl std::future::Future<Output = Response> + Send {
+        self.0.handle(event)
+    }
+
+    fn drain(&self) -> impl std::future::Future<Output = ()> + Send {
+        self.0.drain()
+    }
+}
+
+/// A redis-server of this test's own on a free port.
+struct Redis {
+    port: u16,
+    process: Child,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let process = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (the README's test command installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { port, process }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_trigger_consumes_ten_thousand_plain_records_losing_none() {
+    let redis = Redis::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    // Written as another system would (`XADD incoming * order N amount A`), before and while
+    // the trigger runs, over two shards.
+    const RECORDS: usize = 10_000;
+    let write = |connection: redis::aio::MultiplexedConnection, from: usize, to: usize| async move {
+        let mut connection = connection;
+        for chunk in (from..to).collect::<Vec<_>>().chunks(500) {
+            let mut pipe = redis::pipe();
+            for &n in chunk {
+                pipe.cmd("XADD").arg(format!("incoming:{}", n % 2)).arg("*").arg("order").arg(n).arg("amount").arg("3.5");
+            }
+            pipe.query_async::<()>(&mut connection).await.unwrap();
+        }
+    };
+    write(connection.clone(), 0, RECORDS / 2).await;
+    let recorder = Arc::new(Recorder::default());
+    let handler = SharedHandler::new(ArcHandler(Arc::clone(&recorder)));
+    let answers = StreamWriter::new(StreamQueue::new("orders", &redis.url(), "scores", 1), Sink::Redis);
+    let triggers = vec![Trigger::Stream(StreamTrigger {
+        name: "orders".to_string(),
+        source: StreamSource { queue: StreamQueue::new("orders", &redis.url(), "incoming", 2), group: "scoring".into() },
+        answers: Some(answers),
+    })];
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let consume = ConsumeOptions { block: Duration::from_millis(100), ..ConsumeOptions::default() };
+    let running = tokio::spawn(trigger::run(handler, triggers, consume, async move {
+        let _ = stopped.await;
+    }));
+    write(connection.clone(), RECORDS / 2, RECORDS).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while recorder.events.lock().unwrap().len() < RECORDS {
+        assert!(Instant::now() < deadline, "only {} of {RECORDS} records processed", recorder.events.lock().unwrap().len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every answer written: wait for the last acknowledgements, then stop.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut pending = 0;
+        for shard in ["incoming:0", "incoming:1"] {
+            // XPENDING's summary starts with the number of records pending in the group.
+            let summary: redis::Value =
+                redis::cmd("XPENDING").arg(shard).arg("scoring").query_async(&mut connection).await.unwrap();
+            if let redis::Value::Array(items) = summary
+                && let Some(redis::Value::Int(count)) = items.first()
+            {
+                pending += *count;
+            }
+        }
+        if pending == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{pending} records still pending");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+    let events = recorder.events.lock().unwrap();
+    let mut orders: Vec<u64> =
+        events.iter().map(|event| event.body["order"].as_str().unwrap().parse::<u64>().unwrap()).collect();
+    orders.sort_unstable();
+    orders.dedup();
+    assert_eq!(orders.len(), RECORDS, "each record once, none lost");
+    assert_eq!(events[0].body["amount"], json!("3.5"), "a plain record's fields are the body, as strings");
+    assert_eq!(events[0].headers.get(trigger::TRIGGER_HEADER).unwrap(), "orders");
+    let answered: usize = redis::cmd("XLEN").arg("scores").query_async(&mut connection).await.unwrap();
+    assert_eq!(answered, RECORDS, "every answer kept");
+    // XRANGE: [[entry id, [field, value, ...]]].
+    let first: redis::Value =
+        redis::cmd("XRANGE").arg("scores").arg("-").arg("+").arg("COUNT").arg(1).query_async(&mut connection).await.unwrap();
+    let fields = match first {
+        redis::Value::Array(entries) => match entries.into_iter().next() {
+            Some(redis::Value::Array(mut entry)) => entry.pop().unwrap(),
+            other => panic!("an entry: {other:?}"),
+        },
+        other => panic!("entries: {other:?}"),
+    };
+    let fields: Vec<String> = redis::from_redis_value(fields).unwrap();
+    let field = |name: &str| fields.iter().position(|f| f == name).map(|i| fields[i + 1].clone()).unwrap();
+    let body: Value = serde_json::from_str(&field("body")).unwrap();
+    assert!(body["seen"]["order"].is_string(), "the answer is the pipeline's: {body}");
+    let headers = field("headers");
+    assert!(headers.contains("\"x-graphc-status\":\"200\""), "{headers}");
+}
