@@ -516,3 +516,78 @@ fn graphc_run_answers_a_file_of_events_in_order_and_exits_1_on_a_failure() {
     let failure: serde_json::Value = serde_json::from_str(errors.trim()).expect("one failure");
     assert_eq!((failure["line"].clone(), failure["status"].clone()), (serde_json::json!(501), serde_json::json!(422)));
 }
+
+/// The README's trigger example, as a user runs it: `graphc serve` consumes a record that
+/// `redis-cli XADD` wrote and keeps the answer in the answers stream, while serving HTTP. The
+/// server's standard error is closed once it listens (`..` drops the reader), as when a log
+/// collector goes away: logging must not stop it.
+#[test]
+fn a_served_graph_answers_records_of_its_stream_trigger() {
+    use std::io::{Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+    let mut redis = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (the README's test command installs it)");
+    let redis_url = format!("redis://127.0.0.1:{port}");
+    let client = redis::Client::open(redis_url.as_str()).expect("a client");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut connection = loop {
+        match client.get_connection() {
+            Ok(connection) => break connection,
+            Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(error) => panic!("redis-server did not start: {error}"),
+        }
+    };
+    let Served { child: mut server, addr, .. } =
+        serve("orders", &["examples/triggers/orders.graph", "--port", "0", "--debug", "--redis", &redis_url]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let _: String = redis::cmd("XADD")
+        .arg("incoming-orders")
+        .arg("*")
+        .arg("order")
+        .arg("7")
+        .arg("amount")
+        .arg("250")
+        .query(&mut connection)
+        .expect("XADD");
+    let answer = loop {
+        let entries: redis::Value =
+            redis::cmd("XRANGE").arg("order-scores").arg("-").arg("+").query(&mut connection).expect("XRANGE");
+        if let redis::Value::Array(entries) = entries
+            && let Some(redis::Value::Array(entry)) = entries.into_iter().next()
+        {
+            let fields: Vec<String> = redis::from_redis_value(entry[1].clone()).expect("fields");
+            let body = fields.iter().position(|f| f == "body").map(|i| fields[i + 1].clone()).expect("a body");
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "no answer in order-scores");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&answer).expect("JSON"),
+        serde_json::json!({"order": "7", "amount": "250", "desk": "eu-1", "via": "/"})
+    );
+    // The record was acknowledged, and HTTP is served by the same process.
+    // (The answer is written before the acknowledgement, so this may take a moment.)
+    loop {
+        let pending: redis::Value =
+            redis::cmd("XPENDING").arg("incoming-orders").arg("orders").query(&mut connection).expect("XPENDING");
+        if matches!(&pending, redis::Value::Array(items) if items.first() == Some(&redis::Value::Int(0))) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still pending: {pending:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connects");
+    let body = r#"{"order":"8","amount":"1"}"#;
+    write!(stream, "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).expect("sends");
+    let mut http = String::new();
+    stream.read_to_string(&mut http).expect("answer");
+    assert!(http.starts_with("HTTP/1.1 200") && http.contains(r#""order":"8""#), "{http}");
+    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    assert!(server.wait().expect("exits").success(), "a graceful stop exits 0");
+    let _ = redis.kill();
+    let _ = redis.wait();
+}

@@ -141,7 +141,8 @@ impl Function {
         let mut line = String::new();
         // The root prints where it listens; a child function, what it consumes.
         while stderr.read_line(&mut line).expect("reads") > 0 {
-            if let Some((_, at)) = line.trim().strip_prefix("serving ").and_then(|rest| rest.split_once(" on http://")) {
+            if let Some((_, at)) = line.trim().strip_prefix("serving ").and_then(|rest| rest.split_once(" on http://"))
+            {
                 address = Some(at.to_string());
                 break;
             }

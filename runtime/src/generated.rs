@@ -175,12 +175,27 @@ impl Launch {
             let addr = listener.local_addr().map_err(|error| error.to_string())?;
             eprintln!("serving {} on http://{addr}", self.graph);
             let handler = SharedHandler::new(handler);
-            let triggered =
+            let has_triggers = !triggers.is_empty();
+            let mut triggered =
                 tokio::spawn(crate::trigger::run(handler.clone(), triggers, self.consume.clone(), shutdown_signal()));
-            let served =
-                serve(listener, handler, self.serve, shutdown_signal()).await.map_err(|error| error.to_string());
-            let triggered = triggered.await.map_err(|error| format!("the triggers stopped: {error}")).and_then(|r| r);
-            served.and(triggered)
+            let serving = serve(listener, handler, self.serve, shutdown_signal());
+            tokio::pin!(serving);
+            let joined = |finished: Result<Result<(), String>, tokio::task::JoinError>| {
+                finished.map_err(|error| format!("the triggers stopped: {error}")).and_then(|result| result)
+            };
+            tokio::select! {
+                served = &mut serving => {
+                    let served = served.map_err(|error| error.to_string());
+                    served.and(joined(triggered.await))
+                }
+                // Triggers end before the server only when one failed (or there are none):
+                // then the process stops, so that a supervisor restarts it.
+                finished = &mut triggered => match joined(finished) {
+                    Ok(()) if !has_triggers => serving.await.map_err(|error| error.to_string()),
+                    Ok(()) => Err("the triggers stopped".to_string()),
+                    Err(message) => Err(message),
+                },
+            }
         })
     }
 

@@ -195,7 +195,7 @@ pub async fn run<H: Handler>(
         shutdown.await;
         let _ = stop.send(true);
     });
-    let mut tasks = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
     for trigger in triggers {
         let mut stopped = stopped.clone();
         let until_stopped = async move {
@@ -208,18 +208,19 @@ pub async fn run<H: Handler>(
                     trigger: trigger.name.as_str().into(),
                     answers: trigger.answers.map(Arc::new),
                 };
-                eprintln!(
-                    "trigger {} consuming {} at {} as group {}",
-                    trigger.name,
-                    trigger.source.queue.streams().join(", "),
-                    crate::error::redact_credentials(&trigger.source.queue.url),
-                    trigger.source.group
+                // Logged, not printed: a closed standard error must not stop a trigger.
+                tracing::info!(
+                    trigger = %trigger.name,
+                    streams = %trigger.source.queue.streams().join(", "),
+                    server = %crate::error::redact_credentials(&trigger.source.queue.url),
+                    group = %trigger.source.group,
+                    "consuming"
                 );
                 let stats = Arc::new(ConsumerStats::default());
                 let options = consume.clone();
-                tasks.push(tokio::spawn(async move {
+                tasks.spawn(async move {
                     consume_with_stats(triggered, trigger.source, options, stats, until_stopped).await
-                }));
+                });
             }
             Trigger::Schedule(trigger) => {
                 let triggered = Triggered {
@@ -229,19 +230,20 @@ pub async fn run<H: Handler>(
                 };
                 let schedule =
                     Schedule { when: trigger.when, body: trigger.body, overlap: trigger.overlap, stats: trigger.stats };
-                tasks.push(tokio::spawn(schedule.run(triggered, until_stopped)));
+                tasks.spawn(schedule.run(triggered, until_stopped));
             }
         }
     }
-    let mut result = Ok(());
-    for task in tasks {
-        match task.await {
+    // The first trigger to fail stops the others and is the answer: a root that silently lost
+    // a trigger would look healthy while its stream piles up.
+    while let Some(finished) = tasks.join_next().await {
+        match finished {
             Ok(Ok(())) => {}
-            Ok(Err(message)) => result = Err(message),
-            Err(error) => result = Err(format!("a trigger stopped: {error}")),
+            Ok(Err(message)) => return Err(message),
+            Err(error) => return Err(format!("a trigger stopped: {error}")),
         }
     }
-    result
+    Ok(())
 }
 
 struct Schedule {
@@ -260,7 +262,10 @@ impl Schedule {
         let mut last = SystemTime::now();
         loop {
             let Some(next) = self.when.next_after(last) else {
+                // (A cron expression limited to past years.) The trigger idles; it does not
+                // end, which would stop the root.
                 tracing::warn!(trigger = %handler.trigger, "the schedule has no further firing");
+                (&mut stopped).await;
                 break;
             };
             let wait = next.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);

@@ -172,7 +172,13 @@ async fn a_stream_trigger_consumes_ten_thousand_plain_records_losing_none() {
         for chunk in (from..to).collect::<Vec<_>>().chunks(500) {
             let mut pipe = redis::pipe();
             for &n in chunk {
-                pipe.cmd("XADD").arg(format!("incoming:{}", n % 2)).arg("*").arg("order").arg(n).arg("amount").arg("3.5");
+                pipe.cmd("XADD")
+                    .arg(format!("incoming:{}", n % 2))
+                    .arg("*")
+                    .arg("order")
+                    .arg(n)
+                    .arg("amount")
+                    .arg("3.5");
             }
             pipe.query_async::<()>(&mut connection).await.unwrap();
         }
@@ -183,7 +189,10 @@ async fn a_stream_trigger_consumes_ten_thousand_plain_records_losing_none() {
     let answers = StreamWriter::new(StreamQueue::new("orders", &redis.url(), "scores", 1), Sink::Redis);
     let triggers = vec![Trigger::Stream(StreamTrigger {
         name: "orders".to_string(),
-        source: StreamSource { queue: StreamQueue::new("orders", &redis.url(), "incoming", 2), group: "scoring".into() },
+        source: StreamSource {
+            queue: StreamQueue::new("orders", &redis.url(), "incoming", 2),
+            group: "scoring".into(),
+        },
         answers: Some(answers),
     })];
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -194,7 +203,11 @@ async fn a_stream_trigger_consumes_ten_thousand_plain_records_losing_none() {
     write(connection.clone(), RECORDS / 2, RECORDS).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while recorder.events.lock().unwrap().len() < RECORDS {
-        assert!(Instant::now() < deadline, "only {} of {RECORDS} records processed", recorder.events.lock().unwrap().len());
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {RECORDS} records processed",
+            recorder.events.lock().unwrap().len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Every answer written: wait for the last acknowledgements, then stop.
@@ -219,19 +232,29 @@ async fn a_stream_trigger_consumes_ten_thousand_plain_records_losing_none() {
     }
     let _ = stop.send(());
     running.await.unwrap().unwrap();
-    let events = recorder.events.lock().unwrap();
-    let mut orders: Vec<u64> =
-        events.iter().map(|event| event.body["order"].as_str().unwrap().parse::<u64>().unwrap()).collect();
-    orders.sort_unstable();
-    orders.dedup();
-    assert_eq!(orders.len(), RECORDS, "each record once, none lost");
-    assert_eq!(events[0].body["amount"], json!("3.5"), "a plain record's fields are the body, as strings");
-    assert_eq!(events[0].headers.get(trigger::TRIGGER_HEADER).unwrap(), "orders");
+    {
+        let events = recorder.events.lock().unwrap();
+        assert_eq!(events.len(), RECORDS, "each record processed once");
+        let mut orders: Vec<u64> =
+            events.iter().map(|event| event.body["order"].as_str().unwrap().parse::<u64>().unwrap()).collect();
+        orders.sort_unstable();
+        orders.dedup();
+        assert_eq!(orders.len(), RECORDS, "none lost");
+        assert_eq!(events[0].body["amount"], json!("3.5"), "a plain record's fields are the body, as strings");
+        assert_eq!(events[0].headers.get(trigger::TRIGGER_HEADER).unwrap(), "orders");
+    }
     let answered: usize = redis::cmd("XLEN").arg("scores").query_async(&mut connection).await.unwrap();
     assert_eq!(answered, RECORDS, "every answer kept");
     // XRANGE: [[entry id, [field, value, ...]]].
-    let first: redis::Value =
-        redis::cmd("XRANGE").arg("scores").arg("-").arg("+").arg("COUNT").arg(1).query_async(&mut connection).await.unwrap();
+    let first: redis::Value = redis::cmd("XRANGE")
+        .arg("scores")
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
     let fields = match first {
         redis::Value::Array(entries) => match entries.into_iter().next() {
             Some(redis::Value::Array(mut entry)) => entry.pop().unwrap(),

@@ -565,8 +565,13 @@ impl<'a> Checker<'a> {
         }
         if stream.is_empty() {
             self.report(
-                Diagnostic::error(code, format!("the {what} names no stream"), url_expr.span, "no stream after the host")
-                    .with_help("end the URL with the stream's name: redis://host:port/events"),
+                Diagnostic::error(
+                    code,
+                    format!("the {what} names no stream"),
+                    url_expr.span,
+                    "no stream after the host",
+                )
+                .with_help("end the URL with the stream's name: redis://host:port/events"),
             );
             return None;
         }

@@ -88,8 +88,10 @@ impl<'a> Checker<'a> {
             None => "UTC".to_string(),
             Some(ast::Expr { kind: ExprKind::Str(zone), span }) => {
                 if zone.parse::<chrono_tz::Tz>().is_err() {
-                    let help = did_you_mean(zone, chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()))
-                        .unwrap_or_else(|| "time zones are IANA names: `UTC`, `Europe/Paris`, `America/New_York`".into());
+                    let help =
+                        did_you_mean(zone, chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())).unwrap_or_else(|| {
+                            "time zones are IANA names: `UTC`, `Europe/Paris`, `America/New_York`".into()
+                        });
                     self.report(
                         Diagnostic::error(Code::InvalidTrigger, format!("unknown time zone `{zone}`"), *span, "here")
                             .with_help(help),
@@ -137,8 +139,13 @@ impl<'a> Checker<'a> {
             }
             (None, None) => {
                 self.report(
-                    Diagnostic::error(Code::MissingArgument, "a schedule needs `cron` or `every_ms`", call.span, "no schedule")
-                        .with_help("write `schedule(cron = \"0 * * * *\")` (hourly) or `schedule(every_ms = 60000)`"),
+                    Diagnostic::error(
+                        Code::MissingArgument,
+                        "a schedule needs `cron` or `every_ms`",
+                        call.span,
+                        "no schedule",
+                    )
+                    .with_help("write `schedule(cron = \"0 * * * *\")` (hourly) or `schedule(every_ms = 60000)`"),
                 );
                 return None;
             }
@@ -175,16 +182,16 @@ impl<'a> Checker<'a> {
             Ok(cron) => {
                 // A fixed instant, not the clock: the same text checks the same way every day.
                 let start = chrono::DateTime::from_timestamp(946_684_800, 0).unwrap_or_default();
-                cron.find_next_occurrence(&start, false).is_err().then(|| "this cron expression never fires".to_string())
+                cron.find_next_occurrence(&start, false)
+                    .is_err()
+                    .then(|| "this cron expression never fires".to_string())
             }
         };
         if let Some(message) = problem {
-            self.report(
-                Diagnostic::error(Code::InvalidTrigger, message, expr.span, "here").with_help(
-                    "cron takes 5 fields (minute hour day-of-month month day-of-week; 0 or 7 is Sunday), \
+            self.report(Diagnostic::error(Code::InvalidTrigger, message, expr.span, "here").with_help(
+                "cron takes 5 fields (minute hour day-of-month month day-of-week; 0 or 7 is Sunday), \
                      or 6 with seconds first: `0 9 * * 1-5` is 9:00 on weekdays",
-                ),
-            );
+            ));
             return None;
         }
         Some(expression.clone())
@@ -207,12 +214,17 @@ impl<'a> Checker<'a> {
                 self.report(
                     Diagnostic::error(
                         Code::TriggerReadsOwnStream,
-                        format!("trigger `{}` reads the stream `{stream}`, which queue `{}` carries", trigger.name, queue.name),
+                        format!(
+                            "trigger `{}` reads the stream `{stream}`, which queue `{}` carries",
+                            trigger.name, queue.name
+                        ),
                         trigger.span,
                         "reads the graph's own stream",
                     )
                     .with_label(queue.span, "this queue writes it")
-                    .with_help("a trigger reads what other systems write: give the queue or the trigger another stream"),
+                    .with_help(
+                        "a trigger reads what other systems write: give the queue or the trigger another stream",
+                    ),
                 );
             }
             if trigger.answers.is_some() && self.graph.answer == Answer::Accepted {

@@ -230,7 +230,6 @@ impl<H: Handler> Consumer<H> {
                     }
                     let error = crate::error::redact_credentials(&error.to_string()).into_owned();
                     tracing::warn!(group = %self.source.group, "stream read failed, retrying in {backoff:?}: {error}");
-                    eprintln!("{}: Redis unavailable, retrying in {backoff:?}: {error}", self.source.group);
                     tokio::select! {
                         biased;
                         () = &mut shutdown => return Ok(()),
