@@ -276,7 +276,7 @@ impl Router {
             "versions": [],
             "platform": "graphc",
             "inputs": [{ "name": "inputs", "datatype": "FP32", "shape": [-1, width] }],
-            "outputs": [{ "name": "predict", "datatype": datatype, "shape": [-1] }],
+            "outputs": [{ "name": OUTPUT_NAME, "datatype": datatype, "shape": [-1] }],
         })
     }
 
@@ -433,45 +433,132 @@ fn read_inputs(body: &Value) -> Result<(Features, Form), StepError> {
     }
 }
 
+/// The numeric datatypes of the protocol, which a model of numbers takes.
+const NUMERIC_DATATYPES: &[&str] =
+    &["FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"];
+
+/// The name of a model route's one output, as infer returns it and metadata lists it.
+const OUTPUT_NAME: &str = "predict";
+
+/// OIP tensors: every input tensor, each `[rows]` or `[rows, columns]`, side by side (row `i`
+/// of the features is row `i` of each tensor, in order). BOOL is read as 0 and 1; BYTES and
+/// other types a model of numbers cannot take are refused (422). Requested `outputs` must name
+/// outputs the model has (400 otherwise).
 fn read_tensor(body: &Value, items: &[Value]) -> Result<(Features, Form), StepError> {
-    let tensor = items.first().unwrap_or(&Value::Null);
-    let field =
-        |key: &str| tensor.get(key).ok_or_else(|| StepError::invalid_input(format!("the input tensor has no `{key}`")));
-    field("name")?;
+    let mut tensors = Vec::with_capacity(items.len());
+    for (index, tensor) in items.iter().enumerate() {
+        tensors.push(read_one_tensor(index, tensor)?);
+    }
+    let rows = tensors.first().map_or(0, |tensor| tensor.rows);
+    if let Some(other) = tensors.iter().find(|tensor| tensor.rows != rows) {
+        return Err(StepError::invalid_input(format!(
+            "input `{}` has {} rows, but input `{}` has {rows}: inputs are read side by side, row by row",
+            other.name,
+            other.rows,
+            tensors.first().map_or("", |tensor| tensor.name.as_str())
+        )));
+    }
+    let columns: usize = tensors.iter().map(|tensor| tensor.columns).sum();
+    let values = if tensors.len() == 1 {
+        tensors.pop().map(|tensor| tensor.values).unwrap_or_default()
+    } else {
+        let mut values = Vec::with_capacity(rows * columns);
+        for row in 0..rows {
+            for tensor in &tensors {
+                values.extend_from_slice(
+                    tensor.values.get(row * tensor.columns..(row + 1) * tensor.columns).unwrap_or(&[]),
+                );
+            }
+        }
+        values
+    };
+    if let Some(requested) = body.get("outputs") {
+        let requested = requested
+            .as_array()
+            .ok_or_else(|| StepError::bad_request("`outputs` must be an array of {\"name\": ...} objects"))?;
+        for output in requested {
+            let name = output.get("name").and_then(Value::as_str).unwrap_or_default();
+            if name != OUTPUT_NAME {
+                return Err(StepError::bad_request(format!(
+                    "unknown output `{name}`: this model's output is `{OUTPUT_NAME}`"
+                )));
+            }
+        }
+    }
+    Ok((Features { values, rows, columns }, Form::Tensor { request_id: body.get("id").cloned() }))
+}
+
+/// One input tensor, read.
+struct InputTensor {
+    name: String,
+    rows: usize,
+    columns: usize,
+    values: Vec<f64>,
+}
+
+fn read_one_tensor(index: usize, tensor: &Value) -> Result<InputTensor, StepError> {
+    let field = |key: &str| {
+        tensor.get(key).ok_or_else(|| StepError::invalid_input(format!("input tensor {index} has no `{key}`")))
+    };
+    let name = field("name")?
+        .as_str()
+        .ok_or_else(|| StepError::invalid_input(format!("input tensor {index}'s `name` must be a string")))?
+        .to_string();
     let shape: Vec<usize> = field("shape")?
         .as_array()
-        .ok_or_else(|| StepError::invalid_input("`shape` must be an array of sizes"))?
+        .ok_or_else(|| StepError::invalid_input(format!("`shape` of input `{name}` must be an array of sizes")))?
         .iter()
         .map(|d| {
-            d.as_u64()
-                .map(|d| d as usize)
-                .ok_or_else(|| StepError::invalid_input("`shape` holds a size that is not a whole number"))
+            d.as_u64().map(|d| d as usize).ok_or_else(|| {
+                StepError::invalid_input(format!("`shape` of input `{name}` holds a size that is not a whole number"))
+            })
         })
         .collect::<Result<_, _>>()?;
     let datatype = field("datatype")?.as_str().unwrap_or("");
-    if !matches!(
-        datatype,
-        "FP16" | "FP32" | "FP64" | "INT8" | "INT16" | "INT32" | "INT64" | "UINT8" | "UINT16" | "UINT32" | "UINT64"
-    ) {
-        return Err(StepError::invalid_input(format!(
-            "datatype `{datatype}` is not numeric; send FP32, FP64 or an integer type"
-        )));
+    let mut values = Vec::new();
+    match datatype {
+        "BOOL" => flatten_bools(field("data")?, &mut values)?,
+        _ if NUMERIC_DATATYPES.contains(&datatype) => flatten(field("data")?, &mut values)?,
+        "BYTES" => {
+            return Err(StepError::invalid_input(format!(
+                "input `{name}` is BYTES, but this model takes numbers: send FP32, FP64, an integer type or BOOL"
+            )));
+        }
+        other => {
+            return Err(StepError::invalid_input(format!(
+                "input `{name}` has the datatype `{other}`, which the protocol does not define: use BOOL, BYTES, \
+                 FP16, FP32, FP64, INT8..INT64 or UINT8..UINT64"
+            )));
+        }
     }
-    let mut data = Vec::new();
-    flatten(field("data")?, &mut data)?;
     let (rows, columns) = match shape.as_slice() {
         [columns] => (1, *columns),
         [rows, columns] => (*rows, *columns),
-        _ => return Err(StepError::invalid_input(format!("shape {shape:?} must have one or two dimensions"))),
+        _ => {
+            return Err(StepError::invalid_input(format!(
+                "shape {shape:?} of input `{name}` must have one or two dimensions"
+            )));
+        }
     };
-    if rows.checked_mul(columns) != Some(data.len()) {
+    if rows.checked_mul(columns) != Some(values.len()) {
         return Err(StepError::invalid_input(format!(
-            "shape {shape:?} expects {} values, but `data` has {}",
+            "shape {shape:?} of input `{name}` expects {} values, but `data` has {}",
             rows.saturating_mul(columns),
-            data.len()
+            values.len()
         )));
     }
-    Ok((Features { values: data, rows, columns }, Form::Tensor { request_id: body.get("id").cloned() }))
+    Ok(InputTensor { name, rows, columns, values })
+}
+
+fn flatten_bools(value: &Value, out: &mut Vec<f64>) -> Result<(), StepError> {
+    match value {
+        Value::Array(items) => items.iter().try_for_each(|item| flatten_bools(item, out)),
+        Value::Bool(flag) => {
+            out.push(f64::from(u8::from(*flag)));
+            Ok(())
+        }
+        other => Err(StepError::invalid_input(format!("a BOOL tensor holds `{other}`, not true or false"))),
+    }
 }
 
 fn flatten(value: &Value, out: &mut Vec<f64>) -> Result<(), StepError> {
@@ -508,7 +595,7 @@ fn respond(
         Form::Tensor { request_id } => json!({
             "id": request_id.unwrap_or_else(|| Value::String(event.id.text())),
             "model_name": name,
-            "outputs": [{ "name": "predict", "shape": [rows], "datatype": datatype, "data": outputs }],
+            "outputs": [{ "name": OUTPUT_NAME, "shape": [rows], "datatype": datatype, "data": outputs }],
         }),
     };
     if let (Some(version), Some(fields)) = (version, answer.as_object_mut()) {

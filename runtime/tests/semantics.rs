@@ -524,6 +524,45 @@ fn an_oip_tensor_request_gets_oip_tensors_back() {
 }
 
 #[test]
+fn several_input_tensors_are_read_side_by_side_and_bools_as_numbers() {
+    let server = sum_router();
+    // Row i of the features is row i of `a` then row i of `b`: [1, 2] and [9, 9].
+    let split = json!({ "inputs": [
+        { "name": "a", "shape": [2, 1], "datatype": "FP32", "data": [1, 9] },
+        { "name": "b", "shape": [2, 1], "datatype": "INT64", "data": [[2], [9]] }
+    ] });
+    let answer = server.test("/v2/models/m/infer", split).json_body();
+    assert_eq!(answer["outputs"][0]["data"], json!([0, 1]), "{answer}");
+    let flags = json!({ "inputs": [{ "name": "x", "shape": [1, 2], "datatype": "BOOL", "data": [true, false] }] });
+    assert_eq!(server.test("/v2/models/m/infer", flags).json_body()["outputs"][0]["data"], json!([0]));
+    let uneven = json!({ "inputs": [
+        { "name": "a", "shape": [2, 1], "datatype": "FP32", "data": [1, 9] },
+        { "name": "b", "shape": [1, 1], "datatype": "FP32", "data": [2] }
+    ] });
+    let refused = server.test("/v2/models/m/infer", uneven);
+    assert_eq!(refused.status, 422);
+    assert!(refused.json_body()["error"].as_str().unwrap().contains("rows"), "{:?}", refused.json_body());
+    let bytes = json!({ "inputs": [{ "name": "x", "shape": [1, 2], "datatype": "BYTES", "data": ["a", "b"] }] });
+    assert_eq!(server.test("/v2/models/m/infer", bytes).status, 422);
+}
+
+#[test]
+fn requested_outputs_are_honoured_and_unknown_ones_are_a_bad_request() {
+    let server = sum_router();
+    let inputs = json!([{ "name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2] }]);
+    let named = server.test("/v2/models/m/infer", json!({ "inputs": inputs, "outputs": [{ "name": "predict" }] }));
+    assert_eq!(named.status, 200);
+    assert_eq!(named.json_body()["outputs"][0]["name"], "predict");
+    let unknown =
+        server.test("/v2/models/m/infer", json!({ "inputs": inputs, "outputs": [{ "name": "probabilities" }] }));
+    assert_eq!(unknown.status, 400);
+    assert!(unknown.json_body()["error"].as_str().unwrap().contains("`predict`"), "{:?}", unknown.json_body());
+    // What infer returns is what the metadata says.
+    let metadata = server.request("GET", "/v2/models/m").send().json_body();
+    assert_eq!(metadata["outputs"][0]["name"], named.json_body()["outputs"][0]["name"]);
+}
+
+#[test]
 fn shape_mismatches_and_missing_inputs_answer_422_saying_what_was_expected() {
     let server = sum_router();
     let mismatch = server.test(
