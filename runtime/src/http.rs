@@ -283,6 +283,11 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
     };
     let deadline = server.options.deadline;
     let content_type = header(&header::CONTENT_TYPE).map(str::to_string);
+    let encoding = match ContentEncoding::of(header(&header::CONTENT_ENCODING)) {
+        Ok(encoding) => encoding,
+        Err(failure) => return error(failure, &id),
+    };
+    let gzip_answer = header(&header::ACCEPT_ENCODING).is_some_and(accepts_gzip);
     let path = header(&X_EVENT_PATH).map_or_else(|| parts.uri.path().to_string(), str::to_string);
     let key = header(&X_EVENT_KEY).map(str::to_string);
     let method = match parts.method.as_str() {
@@ -301,6 +306,10 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
                 return error(StepError::bad_request(format!("the body could not be read: {failure}")), &id);
             }
         };
+        let bytes = match encoding.decode(bytes, limit) {
+            Ok(bytes) => bytes,
+            Err(failure) => return error(failure, &id),
+        };
         let body = match parse_body(&bytes, content_type.as_deref()) {
             Ok(body) => body,
             Err(failure) => return error(failure, &id),
@@ -314,7 +323,8 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
             event.key = key;
         }
         event.headers = headers;
-        server.handler.handle(event).await
+        let response = server.handler.handle(event).await;
+        if gzip_answer { compress(response) } else { response }
     };
     match tokio::time::timeout(deadline, handled).await {
         Ok(response) => response,
@@ -351,6 +361,92 @@ fn process_metrics() -> String {
         out.push_str(&format!("process_cpu_seconds_total {}\n", (ticks(11) + ticks(12)) / 100.0));
     }
     out
+}
+
+/// How a request body is encoded (`Content-Encoding`).
+enum ContentEncoding {
+    Identity,
+    Gzip,
+    /// HTTP's `deflate`: the zlib format.
+    Deflate,
+}
+
+impl ContentEncoding {
+    fn of(header: Option<&str>) -> Result<ContentEncoding, StepError> {
+        match header.map(|value| value.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("" | "identity") => Ok(ContentEncoding::Identity),
+            Some("gzip" | "x-gzip") => Ok(ContentEncoding::Gzip),
+            Some("deflate") => Ok(ContentEncoding::Deflate),
+            Some(other) => Err(StepError {
+                status: 415,
+                kind: "unsupported_encoding",
+                message: format!(
+                    "the body's encoding `{other}` is not one the server reads: send gzip, deflate or none"
+                ),
+                allow: None,
+            }),
+        }
+    }
+
+    /// The body as sent, decompressed: no more than `limit` bytes once decompressed (413
+    /// beyond, so that a small compressed body cannot expand without bound), 400 if it is not
+    /// what its encoding says.
+    fn decode(&self, bytes: Bytes, limit: usize) -> Result<Bytes, StepError> {
+        use std::io::Read;
+        let reader: Box<dyn Read + '_> = match self {
+            ContentEncoding::Identity => return Ok(bytes),
+            ContentEncoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&bytes[..])),
+            ContentEncoding::Deflate => Box::new(flate2::read::ZlibDecoder::new(&bytes[..])),
+        };
+        let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(limit));
+        reader.take(limit as u64 + 1).read_to_end(&mut out).map_err(|failure| {
+            StepError::bad_request(format!("the body is not valid for its Content-Encoding: {failure}"))
+        })?;
+        if out.len() > limit {
+            return Err(StepError {
+                status: 413,
+                kind: "too_large",
+                message: format!("the body is over the limit of {limit} bytes once decompressed"),
+                allow: None,
+            });
+        }
+        Ok(Bytes::from(out))
+    }
+}
+
+/// Whether an `Accept-Encoding` header takes gzip (`gzip`, `x-gzip` or `*`, with a non-zero `q`).
+fn accepts_gzip(header: &str) -> bool {
+    header.split(',').any(|item| {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or_default().trim();
+        let q = parts
+            .filter_map(|param| param.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        matches!(coding.to_ascii_lowercase().as_str(), "gzip" | "x-gzip" | "*") && q > 0.0
+    })
+}
+
+/// Answers smaller than this go as they are: compressing them costs more than it saves.
+const COMPRESS_FROM_BYTES: usize = 1024;
+
+/// The answer gzip-compressed, for a caller that takes gzip, when it is large enough to gain.
+fn compress(mut response: Response) -> Response {
+    use std::io::Write;
+    if response.body.len() < COMPRESS_FROM_BYTES {
+        return response;
+    }
+    let mut encoder =
+        flate2::write::GzEncoder::new(Vec::with_capacity(response.body.len() / 4), flate2::Compression::fast());
+    if encoder.write_all(&response.body).is_err() {
+        return response;
+    }
+    if let Ok(compressed) = encoder.finish() {
+        response.body = compressed;
+        response.headers.push(("content-encoding".to_string(), "gzip".to_string()));
+        response.headers.push(("vary".to_string(), "accept-encoding".to_string()));
+    }
+    response
 }
 
 /// An answer about the request itself: its messages are the server's own, never a cause.

@@ -257,3 +257,60 @@ async fn a_shutdown_under_load_loses_no_accepted_request() {
     assert!(answered > 0, "requests were in flight when the shutdown began");
     assert_eq!(processed.load(Ordering::SeqCst), answered, "every answered request was processed, none half-way");
 }
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_bodies_are_read_and_large_answers_compressed_for_callers_that_ask() {
+    use std::io::{Read, Write};
+    let server = start(iris_router(), ServeOptions { body_limit: 64 * 1024, ..ServeOptions::default() }).await;
+    let infer = server.url("/v2/models/model1/infer");
+    let rows = vec![json!([5.1, 3.5, 1.4, 0.2]); 500];
+    let request = json!({ "inputs": rows }).to_string();
+    let send = |encoding: &'static str, body: Vec<u8>, accept: Option<&'static str>| {
+        let mut builder =
+            client().post(&infer).header("content-type", "application/json").header("content-encoding", encoding);
+        if let Some(accept) = accept {
+            builder = builder.header("accept-encoding", accept);
+        }
+        async move {
+            let response = builder.body(body).send().await.unwrap();
+            let status = response.status().as_u16();
+            let encoded = response.headers().get("content-encoding").map(|v| v.to_str().unwrap().to_string());
+            (status, encoded, response.bytes().await.unwrap().to_vec())
+        }
+    };
+    // gzip in, gzip out when asked: the same answer as plain JSON.
+    let (status, encoded, body) = send("gzip", gzip(request.as_bytes()), Some("br;q=1.0, gzip;q=0.8")).await;
+    assert_eq!((status, encoded.as_deref()), (200, Some("gzip")));
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&body[..]).read_to_string(&mut text).unwrap();
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["outputs"].as_array().unwrap().len(), 500);
+    // deflate (zlib) in, plain out when not asked.
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    zlib.write_all(request.as_bytes()).unwrap();
+    let (status, encoded, body) = send("deflate", zlib.finish().unwrap(), None).await;
+    assert_eq!((status, encoded), (200, None));
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["outputs"], answer["outputs"]);
+    // gzip;q=0 is a refusal.
+    let (_, encoded, _) = send("gzip", gzip(request.as_bytes()), Some("gzip;q=0")).await;
+    assert_eq!(encoded, None);
+    // Not what it says it is: 400. An encoding the server does not read: 415.
+    assert_eq!(send("gzip", request.clone().into_bytes(), None).await.0, 400);
+    assert_eq!(send("br", request.clone().into_bytes(), None).await.0, 415);
+    // A small body that expands past the limit is refused (413) without being held whole.
+    let bomb = gzip(&vec![b' '; 10 * 1024 * 1024]);
+    assert!(bomb.len() < 64 * 1024);
+    let (status, _, body) = send("gzip", bomb, None).await;
+    assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
+    // The server still serves.
+    let (status, _, _) = send("identity", request.into_bytes(), None).await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
