@@ -459,12 +459,25 @@ pub enum Vote {
 pub struct Route {
     /// Name, as in `/v2/models/{name}`.
     pub name: String,
+    /// Version, as in `/v2/models/{name}/versions/{version}`.
+    pub version: Option<String>,
     /// Where the name is declared.
     pub span: Span,
     /// Where what it runs is written.
     pub impl_span: Span,
     /// A model or a step.
     pub kind: RouteKind,
+}
+
+impl Route {
+    /// The route's key, as MLRun writes it and the runtime's router reads it: `name`, or
+    /// `name:version`.
+    pub fn key(&self) -> String {
+        match &self.version {
+            Some(version) => format!("{}:{version}", self.name),
+            None => self.name.clone(),
+        }
+    }
 }
 
 /// What a route runs.

@@ -23,8 +23,8 @@ pub fn to_dot(graph: &Graph) -> String {
                 );
                 let _ = writeln!(out, "    {} [label={}, shape=doubleoctagon];", quote(&node.name), quote(&node.name));
                 for route in &router.routes {
-                    let route_id = format!("{}/{}", node.name, route.name);
-                    let _ = writeln!(out, "    {} [label={}, shape=ellipse];", quote(&route_id), quote(&route.name));
+                    let route_id = format!("{}/{}", node.name, route.key());
+                    let _ = writeln!(out, "    {} [label={}, shape=ellipse];", quote(&route_id), quote(&route.key()));
                     let _ = writeln!(out, "    {} -> {};", quote(&node.name), quote(&route_id));
                 }
                 out.push_str("  }\n");
@@ -91,7 +91,7 @@ pub fn to_mermaid(graph: &Graph) -> String {
                 let _ = writeln!(out, "  subgraph {}_cluster [\"{name}\"]", id_of(id));
                 let _ = writeln!(out, "    {}{{{{\"{name}\"}}}}", id_of(id));
                 for (index, route) in router.routes.iter().enumerate() {
-                    let _ = writeln!(out, "    {}_r{index}([\"{}\"])", id_of(id), mermaid_text(&route.name));
+                    let _ = writeln!(out, "    {}_r{index}([\"{}\"])", id_of(id), mermaid_text(&route.key()));
                     let _ = writeln!(out, "    {} --> {}_r{index}", id_of(id), id_of(id));
                 }
                 out.push_str("  end\n");

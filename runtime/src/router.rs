@@ -112,8 +112,48 @@ impl Router {
         }
     }
 
-    fn find(&self, name: &str) -> Option<usize> {
-        self.routes.iter().position(|(route, _)| route == name)
+    /// Whether some route serves the model `name` (any version).
+    fn has_model(&self, name: &str) -> bool {
+        self.routes.iter().any(|(key, _)| key == name || split_key(key).0 == name)
+    }
+
+    /// The route of model `name` at `version`: a route key `name:version`, as MLRun writes them
+    /// (a key given whole, `m3:v1`, names its route). Without a version, the model's route
+    /// without one, else the one declared last. A version the model does not have is 404.
+    fn find(&self, name: &str, version: Option<&str>) -> Result<usize, StepError> {
+        if version.is_none()
+            && let Some(index) = self.routes.iter().position(|(key, _)| key == name)
+        {
+            return Ok(index);
+        }
+        let versions: Vec<(usize, Option<&str>)> = self
+            .routes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, (key, _))| {
+                let (model, version) = split_key(key);
+                (model == name).then_some((index, version))
+            })
+            .collect();
+        let Some(&(last, _)) = versions.last() else {
+            return Err(self.unknown_model(name));
+        };
+        match version {
+            None => Ok(versions.iter().find(|(_, version)| version.is_none()).map_or(last, |(index, _)| *index)),
+            Some(wanted) => {
+                versions.iter().find(|(_, version)| *version == Some(wanted)).map(|(index, _)| *index).ok_or_else(
+                    || {
+                        let known: Vec<&str> = versions.iter().filter_map(|(_, version)| *version).collect();
+                        let known = if known.is_empty() {
+                            "it has no versions".to_string()
+                        } else {
+                            format!("its versions: {}", known.join(", "))
+                        };
+                        StepError::not_found(format!("model `{name}` has no version `{wanted}`; {known}"))
+                    },
+                )
+            }
+        }
     }
 
     fn is_voting(&self) -> bool {
@@ -160,7 +200,7 @@ impl Router {
             match segments.as_slice() {
                 // `/v2/models/infer`: an operation on the default model (the ensemble itself,
                 // or the first route), unless a route has that name.
-                [op] if OPERATIONS.contains(op) && self.find(op).is_none() => {
+                [op] if OPERATIONS.contains(op) && !self.has_model(op) => {
                     (body_key("model"), None, Some(op.to_string()))
                 }
                 [model] => (Some(model.to_string()), None, None),
@@ -203,7 +243,7 @@ impl Router {
             None if self.is_voting() => None,
             None => Some(0),
             Some(name) if self.is_voting() && name == self.name => None,
-            Some(name) => Some(self.find(&name).ok_or_else(|| self.unknown_model(&name))?),
+            Some(name) => Some(self.find(&name, version.as_deref())?),
         };
         if self.routes.is_empty() {
             return Err(StepError::not_found("this router has no routes"));
@@ -211,8 +251,9 @@ impl Router {
         Ok((target, version, operation))
     }
 
-    fn route_name(&self, target: Option<usize>) -> &str {
-        target.and_then(|i| self.routes.get(i)).map_or(self.name.as_str(), |(name, _)| name.as_str())
+    /// The model name and version a target answers as: its route key split at `:`.
+    fn route_name(&self, target: Option<usize>) -> (&str, Option<&str>) {
+        target.and_then(|i| self.routes.get(i)).map_or((self.name.as_str(), None), |(key, _)| split_key(key))
     }
 
     fn answer(&self, event: &mut Event, context: &Context) -> Result<Value, StepError> {
@@ -230,7 +271,10 @@ impl Router {
             }
             target = Some(index);
         }
-        let name = self.route_name(target).to_string();
+        let (name, route_version) = self.route_name(target);
+        // The version answered is the route's own, or what the path asked of a versionless one.
+        let version = route_version.map(str::to_string).or(version);
+        let name = name.to_string();
         match operation {
             Operation::Ready => Ok(json!({ "name": name, "ready": true })),
             Operation::Metadata => Ok(self.metadata(target, &name)),
@@ -271,9 +315,16 @@ impl Router {
             (None, _) => (None, "BYTES"),
         };
         let width = width.map_or(json!(-1), Value::from);
+        let versions: Vec<&str> = self
+            .routes
+            .iter()
+            .map(|(key, _)| split_key(key))
+            .filter(|(model, _)| *model == name)
+            .filter_map(|(_, v)| v)
+            .collect();
         json!({
             "name": name,
-            "versions": [],
+            "versions": versions,
             "platform": "graphc",
             "inputs": [{ "name": "inputs", "datatype": "FP32", "shape": [-1, width] }],
             "outputs": [{ "name": OUTPUT_NAME, "datatype": datatype, "shape": [-1] }],
@@ -430,6 +481,14 @@ fn read_inputs(body: &Value) -> Result<(Features, Form), StepError> {
             };
             Ok((Features { values, rows, columns }, Form::Loose { request_id: body.get("id").cloned() }))
         }
+    }
+}
+
+/// A route key split into its model name and version: `m3:v1` is version `v1` of `m3`.
+fn split_key(key: &str) -> (&str, Option<&str>) {
+    match key.split_once(':') {
+        Some((model, version)) => (model, Some(version)),
+        None => (key, None),
     }
 }
 

@@ -451,7 +451,8 @@ fn model_router_paths_list_route_and_answer_health() {
     assert_eq!(server.request("GET", "/v2/models").send().json_body(), json!({ "models": ["a", "b"] }));
     assert_eq!(server.test("/v2/models/b/infer", json!(1)).json_body()["route"], "b");
     assert_eq!(server.test("/v2/models/b", json!(1)).json_body()["route"], "b", "op defaults to infer");
-    assert_eq!(server.test("/v2/models/b/versions/3/predict", json!(1)).json_body()["route"], "b");
+    // A route without versions has none to pick: asking for one is 404, not an echo.
+    assert_eq!(server.test("/v2/models/b/versions/3/predict", json!(1)).status, 404);
     assert_eq!(server.test("/", json!(1)).json_body()["route"], "a", "/ goes to the first route");
     assert_eq!(server.test("/", json!({ "model": "b" })).json_body()["route"], "b", "the body's `model` key picks");
     assert_eq!(server.request("GET", "/v2/models/a/ready").send().json_body(), json!({ "name": "a", "ready": true }));
@@ -460,6 +461,35 @@ fn model_router_paths_list_route_and_answer_health() {
     assert_eq!(server.request("GET", "/v2/health/ready").send().json_body(), json!({ "ready": true }));
     // The server's metadata names the graph: the server it is.
     assert_eq!(server.request("GET", "/v2").send().json_body()["name"], ctx().root);
+}
+
+#[test]
+fn versions_of_a_model_are_routes_and_unknown_versions_are_404() {
+    let router = Router::new(
+        "router",
+        "/v2/models",
+        vec![("m:v1".into(), echo_route("m v1")), ("m:v2".into(), echo_route("m v2")), ("n".into(), echo_route("n"))],
+        Mode::Model,
+    );
+    let server = router_server(router);
+    assert_eq!(server.test("/v2/models/m/versions/v1/infer", json!(1)).json_body()["route"], "m v1");
+    assert_eq!(server.test("/v2/models/m/versions/v2/infer", json!(1)).json_body()["route"], "m v2");
+    assert_eq!(server.test("/v2/models/m/infer", json!(1)).json_body()["route"], "m v2", "the last declared");
+    assert_eq!(server.test("/", json!({ "model": "m:v1" })).json_body()["route"], "m v1", "a key given whole");
+    let unknown = server.test("/v2/models/m/versions/v9/infer", json!(1));
+    assert_eq!(unknown.status, 404);
+    assert!(
+        unknown.json_body()["error"].as_str().unwrap().contains("its versions: v1, v2"),
+        "{:?}",
+        unknown.json_body()
+    );
+    let metadata = server.request("GET", "/v2/models/m/versions/v1").send().json_body();
+    assert_eq!(metadata["name"], "m");
+    assert_eq!(metadata["versions"], json!(["v1", "v2"]));
+    let ready = server.request("GET", "/v2/models/m/versions/v2/ready").send();
+    assert_eq!((ready.status, ready.json_body()["name"].clone()), (200, json!("m")));
+    assert_eq!(server.request("GET", "/v2/models/m/versions/v3/ready").send().status, 404);
+    assert_eq!(server.request("GET", "/v2/models").send().json_body(), json!({ "models": ["m:v1", "m:v2", "n"] }));
 }
 
 #[test]
@@ -505,7 +535,9 @@ fn sum_router() -> MockServer<SyncPipeline<StepNode<Router, End>>> {
 
 #[test]
 fn a_loose_request_gets_a_loose_answer() {
-    let answer = sum_router()
+    let model: Arc<dyn model::Model> = Arc::new(SumModel { regressor: false, width: 2 });
+    let versioned = Router::new("router", "/v2/models", vec![("m:v1".into(), Route::Model(model))], Mode::Model);
+    let answer = router_server(versioned)
         .request("POST", "/v2/models/m/versions/v1/infer")
         .event_id("e1")
         .json(&json!({ "inputs": [[1, 2], [9, 9]] }))

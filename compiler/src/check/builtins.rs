@@ -348,14 +348,15 @@ impl<'a> Checker<'a> {
                 );
                 valid = false;
             }
-            match routes.iter().position(|r| r.name == key.value) {
+            match routes.iter().position(|r| r.key() == key.value) {
                 Some(index) => {
                     if let Some(slot) = weights.get_mut(index) {
                         *slot = number;
                     }
                 }
                 None => {
-                    let help = did_you_mean(&key.value, routes.iter().map(|r| r.name.as_str()))
+                    let keys: Vec<String> = routes.iter().map(ir::Route::key).collect();
+                    let help = did_you_mean(&key.value, keys.iter().map(String::as_str))
                         .unwrap_or_else(|| "weights name the router's routes".to_string());
                     self.report(
                         Diagnostic::error(

@@ -256,23 +256,31 @@ impl<'a> Checker<'a> {
         };
         let mut routes: Vec<ir::Route> = Vec::new();
         for route in &router.routes {
-            if let Some(first) = routes.iter().find(|r| r.name == route.name.name) {
+            let version = route.version.as_ref().map(|version| version.name.to_string());
+            if let Some(first) = routes.iter().find(|r| r.name == route.name.name && r.version == version) {
                 let first = first.span;
+                let named = match &version {
+                    Some(version) => format!("`{}:{version}`", route.name.name),
+                    None => format!("`{}`", route.name.name),
+                };
                 self.report(
                     Diagnostic::error(
                         Code::DuplicateName,
-                        format!("router `{}` has two routes named `{}`", router.name.name, route.name.name),
+                        format!("router `{}` has two routes named {named}", router.name.name),
                         route.name.span,
                         "declared again here",
                     )
                     .with_label(first, "first declared here")
-                    .with_help("a route's name is its path (`/v2/models/NAME`): give each route its own"),
+                    .with_help(
+                        "a route's name is its path (`/v2/models/NAME`): give each route its own, or versions (`route m:v2 = ...`)",
+                    ),
                 );
                 continue;
             }
             let kind = self.route_kind(route);
             routes.push(ir::Route {
                 name: route.name.name.to_string(),
+                version,
                 span: route.name.span,
                 impl_span: route.implementation.span(),
                 kind,

@@ -705,7 +705,7 @@ impl Generator<'_> {
         let prefix = Literal::string(&router.url_prefix);
         let mut routes = Vec::new();
         for route in &router.routes {
-            let route_name = Literal::string(&route.name);
+            let route_name = Literal::string(&route.key());
             let built = match &route.kind {
                 RouteKind::Model(model) => {
                     let path = Literal::string(&model.model_path);

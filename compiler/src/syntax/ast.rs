@@ -229,8 +229,10 @@ pub enum RouterKindAst {
 /// `route NAME = IMPL;`
 #[derive(Clone, Debug, PartialEq)]
 pub struct RouteDecl {
-    /// The route's name.
+    /// The route's name: the model's, in `/v2/models/{name}`.
     pub name: Ident,
+    /// Its version, in `/v2/models/{name}/versions/{version}`.
+    pub version: Option<Ident>,
     /// What it runs.
     pub implementation: StepImpl,
     /// The whole declaration.

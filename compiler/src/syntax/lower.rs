@@ -282,10 +282,14 @@ impl Lowerer {
             let item_span = self.span(&item);
             match item.as_rule() {
                 Rule::route_decl => {
-                    let mut parts = children(item).filter(|p| !is_keyword(p.as_rule()));
+                    let mut parts = children(item).filter(|p| !is_keyword(p.as_rule())).peekable();
                     let name = self.ident(parts.next().ok_or_else(|| internal(item_span))?);
+                    let version = match parts.next_if(|p| p.as_rule() == Rule::route_version) {
+                        Some(version) => Some(self.ident(children(version).next().ok_or_else(|| internal(item_span))?)),
+                        None => None,
+                    };
                     let implementation = self.step_impl(parts.next().ok_or_else(|| internal(item_span))?)?;
-                    routes.push(RouteDecl { name, implementation, span: item_span });
+                    routes.push(RouteDecl { name, version, implementation, span: item_span });
                 }
                 _ => options.push(self.option(expect_next(&mut children(item), item_span)?)?),
             }

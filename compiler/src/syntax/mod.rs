@@ -428,6 +428,8 @@ fn describe(rule: Rule) -> &'static str {
         Rule::kw_queue => "`queue`",
         Rule::kw_test => "`test`",
         Rule::kw_trigger => "`trigger`",
+        Rule::route_version => "a route version (`:v1`)",
+        Rule::version_text => "a version (letters, digits, `_`)",
         Rule::kw_request => "`request`",
         Rule::kw_expect => "`expect`",
         Rule::kw_choice => "`choice`",
