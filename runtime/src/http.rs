@@ -288,6 +288,14 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
         Err(failure) => return error(failure, &id),
     };
     let gzip_answer = header(&header::ACCEPT_ENCODING).is_some_and(accepts_gzip);
+    let binary_head = match header(&BINARY_HEAD_LENGTH).map(str::parse::<usize>) {
+        None => None,
+        Some(Ok(length)) => Some(length),
+        Some(Err(_)) => {
+            let message = format!("{} must be a number of bytes", crate::binary::HEADER_LENGTH);
+            return error(StepError::bad_request(message), &id);
+        }
+    };
     let path = header(&X_EVENT_PATH).map_or_else(|| parts.uri.path().to_string(), str::to_string);
     let key = header(&X_EVENT_KEY).map(str::to_string);
     let method = match parts.method.as_str() {
@@ -310,10 +318,16 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
             Ok(bytes) => bytes,
             Err(failure) => return error(failure, &id),
         };
-        let body = match parse_body(&bytes, content_type.as_deref()) {
+        // A binary request is read into the JSON request it stands for.
+        let parsed = match binary_head {
+            Some(length) => crate::binary::read_request(&bytes, length),
+            None => parse_body(&bytes, content_type.as_deref()),
+        };
+        let body = match parsed {
             Ok(body) => body,
             Err(failure) => return error(failure, &id),
         };
+        let binary_answer = crate::binary::wants_binary(&body);
         let mut event = Event::new(body);
         event.id = id.clone();
         event.path = Cow::Owned(path);
@@ -323,7 +337,10 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
             event.key = key;
         }
         event.headers = headers;
-        let response = server.handler.handle(event).await;
+        let mut response = server.handler.handle(event).await;
+        if binary_answer {
+            response = binary_outputs(response);
+        }
         if gzip_answer { compress(response) } else { response }
     };
     match tokio::time::timeout(deadline, handled).await {
@@ -425,6 +442,23 @@ fn accepts_gzip(header: &str) -> bool {
             .unwrap_or(1.0);
         matches!(coding.to_ascii_lowercase().as_str(), "gzip" | "x-gzip" | "*") && q > 0.0
     })
+}
+
+/// The header of the binary tensor extension: the length of the JSON head.
+static BINARY_HEAD_LENGTH: HeaderName = HeaderName::from_static(crate::binary::HEADER_LENGTH);
+
+/// A successful JSON answer with tensor outputs, written with binary outputs as asked.
+fn binary_outputs(mut response: Response) -> Response {
+    if response.status != 200 {
+        return response;
+    }
+    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(&response.body) else { return response };
+    if let Some((body, head_length)) = crate::binary::write_answer(&answer) {
+        response.body = body;
+        response.content_type = Cow::Borrowed("application/octet-stream");
+        response.headers.push((crate::binary::HEADER_LENGTH.to_string(), head_length.to_string()));
+    }
+    response
 }
 
 /// Answers smaller than this go as they are: compressing them costs more than it saves.

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod batch;
+pub mod binary;
 pub mod cli;
 pub mod context;
 pub mod error;

@@ -314,3 +314,53 @@ async fn compressed_bodies_are_read_and_large_answers_compressed_for_callers_tha
     assert_eq!(status, 200);
     server.stop().await;
 }
+
+/// What tritonclient's `InferInput.set_data_from_numpy` sends by default: a JSON head, then
+/// the tensor's raw little-endian bytes; and, with `InferRequestedOutput(binary_data=True)`,
+/// the output comes back the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_tensors_go_both_ways_as_tritonclient_sends_them() {
+    let server = start(iris_router(), ServeOptions::default()).await;
+    let infer = server.url("/v2/models/model1/infer");
+    let rows: [[f32; 4]; 2] = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]];
+    let data: Vec<u8> = rows.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+    let head = json!({
+        "inputs": [{ "name": "x", "shape": [2, 4], "datatype": "FP32", "parameters": { "binary_data_size": data.len() } }],
+        "outputs": [{ "name": "predict", "parameters": { "binary_data": true } }]
+    })
+    .to_string();
+    let send = |head: String, data: Vec<u8>| {
+        let length = head.len();
+        let mut body = head.into_bytes();
+        body.extend_from_slice(&data);
+        client()
+            .post(&infer)
+            .header("content-type", "application/octet-stream")
+            .header("inference-header-content-length", length.to_string())
+            .body(body)
+            .send()
+    };
+    let response = send(head.clone(), data.clone()).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let head_length: usize = response.headers()["inference-header-content-length"].to_str().unwrap().parse().unwrap();
+    assert_eq!(response.headers()["content-type"], "application/octet-stream");
+    let body = response.bytes().await.unwrap();
+    let answer: Value = serde_json::from_slice(&body[..head_length]).unwrap();
+    let output = &answer["outputs"][0];
+    assert_eq!((output["name"].clone(), output["datatype"].clone()), (json!("predict"), json!("INT64")));
+    assert_eq!(output["parameters"]["binary_data_size"], json!(16));
+    let classes: Vec<i64> =
+        body[head_length..].chunks_exact(8).map(|chunk| i64::from_le_bytes(chunk.try_into().unwrap())).collect();
+    assert_eq!(classes, vec![0, 2], "the same classes as the JSON form");
+    // Without the binary output asked for, the answer is JSON.
+    let json_head = head.replace(r#","outputs":[{"name":"predict","parameters":{"binary_data":true}}]"#, "");
+    let response = send(json_head, data.clone()).await.unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap()["outputs"][0]["data"], json!([0, 2]));
+    // Data that does not match what the head says is 400, not a crash.
+    let response = send(head.clone(), data[..10].to_vec()).await.unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let mut extra = data.clone();
+    extra.push(0);
+    assert_eq!(send(head, extra).await.unwrap().status().as_u16(), 400);
+    server.stop().await;
+}
