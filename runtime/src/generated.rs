@@ -7,12 +7,13 @@ use crate::error::{ErrorStream, MemoryErrorStream};
 use crate::event::Response;
 use crate::http::{ServeOptions, bind, serve, serve_probes, shutdown_signal};
 use crate::mock::MockServer;
-use crate::model::{LoadError, ModelKind, SmartcoreModel};
+use crate::model::LoadError;
+#[cfg(feature = "models")]
+use crate::model::{ModelKind, SmartcoreModel};
 use crate::pipeline::Handler;
-use crate::stream::{
-    ConsumeOptions, ConsumerStats, MemoryStreams, RedisErrorStream, Sink, StreamQueue, StreamSource, StreamWriter,
-    consume_with_stats,
-};
+use crate::stream::{ConsumeOptions, ConsumerStats, MemoryStreams, Sink, StreamQueue, StreamSource, StreamWriter};
+#[cfg(feature = "streams")]
+use crate::stream::{RedisErrorStream, consume_with_stats};
 use crate::trigger::{ScheduleTrigger, SharedHandler, StreamTrigger, Trigger, When};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -140,9 +141,17 @@ pub fn schedule_trigger(
 pub fn error_stream(options: &Options, redis: Option<(&str, &str)>) -> Arc<dyn ErrorStream> {
     match (&options.memory_streams, redis) {
         (Some(streams), _) => Arc::clone(streams) as Arc<dyn ErrorStream>,
+        #[cfg(feature = "streams")]
         (None, Some((url, stream))) => {
             let url = options.redis_url.as_deref().unwrap_or(url);
             Arc::new(RedisErrorStream::new(url, stream))
+        }
+        #[cfg(not(feature = "streams"))]
+        (None, Some(_)) => {
+            tracing::error!(
+                "the error stream is on Redis, but this build has no Redis client: failures are kept in memory"
+            );
+            Arc::new(MemoryErrorStream::new())
         }
         (None, None) => Arc::new(MemoryErrorStream::new()),
     }
@@ -218,7 +227,13 @@ impl Launch {
                 crate::error::redact_credentials(&source.queue.url),
                 self.consume.consumer
             );
-            consume_with_stats(handler, source, self.consume, stats, shutdown_signal()).await
+            #[cfg(feature = "streams")]
+            return consume_with_stats(handler, source, self.consume, stats, shutdown_signal()).await;
+            #[cfg(not(feature = "streams"))]
+            {
+                let _ = (handler, stats);
+                Err("this build has no Redis client (graphc-runtime's `streams` feature)".to_string())
+            }
         })
     }
 
@@ -259,6 +274,7 @@ pub enum StartError {
 }
 
 /// Loads a model route's file, relative to the graph's directory.
+#[cfg(feature = "models")]
 pub fn load_model(
     options: &Options,
     route: &str,

@@ -23,6 +23,7 @@ pub mod mock;
 pub mod model;
 pub mod node;
 pub mod pipeline;
+#[cfg(feature = "remote")]
 pub mod remote;
 pub mod router;
 pub mod run;
@@ -51,15 +52,20 @@ pub mod __private {
     pub use crate::error::StepError;
     pub use crate::event::{Event, Response};
     pub use crate::expr;
+    #[cfg(feature = "models")]
+    pub use crate::generated::load_model;
     pub use crate::generated::{
         Expectation, Launch, Launched, Options, StartError, TestCase, construct, context, error_stream, in_memory,
-        load_model, schedule_trigger, stream_source, stream_trigger, stream_writer,
+        schedule_trigger, stream_source, stream_trigger, stream_writer,
     };
     pub use crate::mock::MockServer;
-    pub use crate::model::{Model, ModelKind, SmartcoreModel};
+    #[cfg(feature = "models")]
+    pub use crate::model::SmartcoreModel;
+    pub use crate::model::{Model, ModelKind};
     pub use crate::node::SyncNode;
     pub use crate::node::{Boxed, BoxedSync, CatchWith, End, Fork, MemoryQueue, NoCatcher, Outlets, Shared, StepNode};
     pub use crate::pipeline::{AsyncPipeline, Handler, SyncPipeline};
+    #[cfg(feature = "remote")]
     pub use crate::remote::{Remote, RemoteNode, Target};
     pub use crate::router::{Mode, Route, Router};
     pub use crate::step::{

@@ -4,7 +4,9 @@
 
 use crate::event::{Event, HeaderValue, Response};
 use crate::pipeline::Handler;
-use crate::stream::{ConsumeOptions, ConsumerStats, StreamSource, StreamWriter, consume_with_stats};
+use crate::stream::{ConsumeOptions, StreamSource, StreamWriter};
+#[cfg(feature = "streams")]
+use crate::stream::{ConsumerStats, consume_with_stats};
 use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
@@ -51,6 +53,7 @@ pub struct ScheduleTrigger {
 #[derive(Clone, Debug)]
 pub enum When {
     /// At the times a cron expression names, in a time zone.
+    #[cfg(feature = "schedule")]
     Cron {
         /// The parsed expression.
         cron: Box<croner::Cron>,
@@ -63,6 +66,7 @@ pub enum When {
 
 impl When {
     /// A cron expression (5 fields, or 6 with seconds first) read in the IANA time zone `zone`.
+    #[cfg(feature = "schedule")]
     pub fn cron(expression: &str, zone: &str) -> Result<When, String> {
         let cron: croner::Cron =
             expression.parse().map_err(|error| format!("invalid cron expression `{expression}`: {error}"))?;
@@ -70,10 +74,19 @@ impl When {
         Ok(When::Cron { cron: Box::new(cron), zone })
     }
 
+    /// Without the `schedule` feature, a cron schedule cannot be set up.
+    #[cfg(not(feature = "schedule"))]
+    pub fn cron(expression: &str, _zone: &str) -> Result<When, String> {
+        Err(format!(
+            "cron schedule `{expression}`: this build has no cron support (graphc-runtime's `schedule` feature)"
+        ))
+    }
+
     /// The next firing strictly after `after`, if the schedule has one.
     pub fn next_after(&self, after: SystemTime) -> Option<SystemTime> {
         match self {
             When::Every(interval) => after.checked_add(*interval),
+            #[cfg(feature = "schedule")]
             When::Cron { cron, zone } => {
                 let after: chrono::DateTime<chrono::Utc> = after.into();
                 let next = cron.find_next_occurrence(&after.with_timezone(zone), false).ok()?;
@@ -216,10 +229,16 @@ pub async fn run<H: Handler>(
                     group = %trigger.source.group,
                     "consuming"
                 );
-                let stats = Arc::new(ConsumerStats::default());
                 let options = consume.clone();
+                #[cfg(feature = "streams")]
                 tasks.spawn(async move {
+                    let stats = Arc::new(ConsumerStats::default());
                     consume_with_stats(triggered, trigger.source, options, stats, until_stopped).await
+                });
+                #[cfg(not(feature = "streams"))]
+                tasks.spawn(async move {
+                    let _ = (triggered, options, until_stopped);
+                    Err("a stream trigger needs a Redis client (graphc-runtime's `streams` feature)".to_string())
                 });
             }
             Trigger::Schedule(trigger) => {

@@ -17,6 +17,41 @@ use expr::Scope;
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
+/// The graphc-runtime features the generated code of `graph` uses: a crate built for one graph
+/// compiles no more of the runtime than that (`models`: smartcore routes; `remote`: `$remote`
+/// steps; `streams`: stream queues, stream triggers, answers streams and a Redis error stream;
+/// `schedule`: cron schedules). The HTTP server, the executors and memory queues need none.
+pub fn runtime_features(graph: &Graph) -> Vec<&'static str> {
+    let routes = || {
+        graph.nodes.iter().filter_map(|node| match &node.kind {
+            NodeKind::Router(router) => Some(router.routes.iter()),
+            _ => None,
+        })
+    };
+    let kinds = || {
+        graph.nodes.iter().map(|node| &node.kind).chain(routes().flatten().filter_map(|route| match &route.kind {
+            ir::RouteKind::Step(kind) => Some(&**kind),
+            ir::RouteKind::Model(_) => None,
+        }))
+    };
+    let models = routes().flatten().any(|route| matches!(route.kind, ir::RouteKind::Model(_)));
+    let remote = kinds().any(|kind| matches!(kind, NodeKind::Remote(_)));
+    let streams = graph.nodes.iter().any(|node| node.kind.is_stream_queue())
+        || matches!(graph.error_stream, Some(ir::ErrorStream::Stream { .. }))
+        || graph
+            .triggers
+            .iter()
+            .any(|trigger| trigger.answers.is_some() || matches!(trigger.source, ir::TriggerSource::Stream { .. }));
+    let schedule = graph
+        .triggers
+        .iter()
+        .any(|trigger| matches!(trigger.source, ir::TriggerSource::Schedule { when: ir::Schedule::Cron { .. }, .. }));
+    [("models", models), ("remote", remote), ("streams", streams), ("schedule", schedule)]
+        .into_iter()
+        .filter_map(|(feature, used)| used.then_some(feature))
+        .collect()
+}
+
 /// The handler paths that no crate resolves, where the generated module stands at the root of
 /// a crate whose only other item is the handler crate `handlers` (as `graphc build` writes it):
 /// a relative path must start with that crate's name. One diagnostic per path, at the path.

@@ -1,12 +1,20 @@
 //! The consumer loop a child function runs: its group, batches processed concurrently,
 //! acknowledgement after the steps, records of stopped consumers taken over, and its counters.
 
-use super::{StreamQueue, connection, event_from_record, open};
+use super::StreamQueue;
+#[cfg(feature = "streams")]
+use super::{connection, event_from_record, open};
+#[cfg(feature = "streams")]
 use crate::pipeline::Handler;
+#[cfg(feature = "streams")]
 use redis::Value as Reply;
+#[cfg(feature = "streams")]
 use redis::aio::ConnectionManager;
+#[cfg(feature = "streams")]
 use std::collections::BTreeMap;
+#[cfg(feature = "streams")]
 use std::future::Future;
+#[cfg(feature = "streams")]
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -69,6 +77,7 @@ impl ConsumerStats {
         self.acknowledged.load(Ordering::Relaxed)
     }
 
+    #[cfg(feature = "streams")]
     fn add(counter: &AtomicU64, count: usize) {
         counter.fetch_add(count as u64, Ordering::Relaxed);
     }
@@ -120,12 +129,15 @@ pub struct StreamSource {
     pub group: String,
 }
 
+#[cfg(feature = "streams")]
 /// A record's fields, as Redis returns them.
 type Fields = Vec<(String, Vec<u8>)>;
 
+#[cfg(feature = "streams")]
 /// A record read: its stream, its entry id, its fields.
 type Entry = (String, String, Fields);
 
+#[cfg(feature = "streams")]
 /// Reads `source` with `handler` until `shutdown` resolves: every record is processed by the
 /// function's steps and acknowledged once they have finished. A record whose processing failed
 /// for want of a stream (`503`) stays pending and is retried; other failures were answered to
@@ -140,6 +152,7 @@ pub async fn consume<H: Handler>(
     consume_with_stats(handler, source, options, Arc::default(), shutdown).await
 }
 
+#[cfg(feature = "streams")]
 /// [`consume`], counting what it does in `stats`.
 pub async fn consume_with_stats<H: Handler>(
     handler: H,
@@ -157,6 +170,7 @@ pub async fn consume_with_stats<H: Handler>(
     result
 }
 
+#[cfg(feature = "streams")]
 impl<H: Handler> Consumer<H> {
     /// Groups first; then this consumer's own pending records (left by an earlier run under the
     /// same name); then new records, with a look for abandoned ones every `claim_every`. Only a
@@ -242,6 +256,7 @@ impl<H: Handler> Consumer<H> {
     }
 }
 
+#[cfg(feature = "streams")]
 struct Consumer<H> {
     handler: H,
     source: StreamSource,
@@ -252,6 +267,7 @@ struct Consumer<H> {
     stats: Arc<ConsumerStats>,
 }
 
+#[cfg(feature = "streams")]
 impl<H: Handler> Consumer<H> {
     async fn create_groups(&self) -> Result<(), redis::RedisError> {
         for stream in &self.streams {
@@ -423,6 +439,7 @@ impl<H: Handler> Consumer<H> {
     }
 }
 
+#[cfg(feature = "streams")]
 /// Awaits every future, concurrently, on the current task.
 async fn futures_join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     let mut pending: Vec<_> = futures.into_iter().map(|future| Some(Box::pin(future))).collect();
@@ -446,6 +463,7 @@ async fn futures_join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Ve
     outputs.into_iter().flatten().collect()
 }
 
+#[cfg(feature = "streams")]
 fn items(reply: Reply) -> Vec<Reply> {
     match reply {
         Reply::Array(items) | Reply::Set(items) => items,
@@ -454,6 +472,7 @@ fn items(reply: Reply) -> Vec<Reply> {
     }
 }
 
+#[cfg(feature = "streams")]
 /// `[[name, value], ...]` (RESP2) or a map (RESP3), as pairs.
 fn pairs(reply: Reply) -> Vec<(Reply, Reply)> {
     match reply {
@@ -468,6 +487,7 @@ fn pairs(reply: Reply) -> Vec<(Reply, Reply)> {
     }
 }
 
+#[cfg(feature = "streams")]
 fn text(reply: &Reply) -> String {
     match reply {
         Reply::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
@@ -477,6 +497,7 @@ fn text(reply: &Reply) -> String {
     }
 }
 
+#[cfg(feature = "streams")]
 /// `[id, [field, value, ...]]`; a pending record deleted meanwhile (`[id, nil]`) is skipped.
 fn entry_of(entry: Reply) -> Option<(String, Fields)> {
     let mut parts = items(entry).into_iter();

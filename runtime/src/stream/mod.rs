@@ -8,19 +8,27 @@
 //! trims a stream: an unread record is never removed.
 
 mod consumer;
+#[cfg(feature = "streams")]
 mod errors;
 mod writer;
 
-pub use consumer::{ConsumeOptions, ConsumerStats, StreamSource, consume, consume_with_stats};
+pub use consumer::{ConsumeOptions, ConsumerStats, StreamSource};
+#[cfg(feature = "streams")]
+pub use consumer::{consume, consume_with_stats};
+#[cfg(feature = "streams")]
 pub use errors::RedisErrorStream;
 pub use writer::{SetKey, StreamWriter};
 
 use crate::error::{ErrorRecord, ErrorStream};
 use crate::event::{Event, EventId, HeaderName, HeaderValue};
+#[cfg(feature = "streams")]
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock};
+#[cfg(feature = "streams")]
+use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
+#[cfg(feature = "streams")]
 use std::time::Duration;
 
 /// Where a stream queue lives: a Redis server, a stream name, and how many shards.
@@ -157,6 +165,7 @@ pub fn event_from_record(fields: &[(String, Vec<u8>)]) -> Result<Event, String> 
     Ok(event)
 }
 
+#[cfg(feature = "streams")]
 /// A connection to the Redis server at `url`, shared by everything in the process that talks to
 /// it. It connects on first use and reconnects after the server went away.
 pub fn connection(url: &str) -> Result<ConnectionManager, String> {
@@ -171,6 +180,7 @@ pub fn connection(url: &str) -> Result<ConnectionManager, String> {
     Ok(connection)
 }
 
+#[cfg(feature = "streams")]
 /// A connection of its own, for blocking reads: a blocked XREADGROUP would hold up every
 /// other command on a shared connection. `timeout` must be longer than the blocking time.
 pub(crate) fn open(url: &str, timeout: Duration) -> Result<ConnectionManager, String> {

@@ -1,12 +1,15 @@
 //! The writing side of a stream queue, and the node that sets an event's key on the way in.
 
-use super::{Sink, StreamQueue, connection, record_fields};
+use super::{Sink, StreamQueue};
+#[cfg(feature = "streams")]
+use super::{connection, record_fields};
 use crate::context::Context;
 use crate::error::StepError;
 use crate::event::Event;
 use crate::node::Node;
 use crate::run::Run;
 use serde_json::Value;
+#[cfg(feature = "streams")]
 use std::time::Duration;
 
 /// The writing side of a stream queue: the last node of its function's path. The event goes
@@ -16,6 +19,10 @@ use std::time::Duration;
 pub struct StreamWriter {
     queue: StreamQueue,
     sink: Sink,
+    #[cfg_attr(
+        not(feature = "streams"),
+        allow(dead_code, reason = "Redis writes are retried; memory ones never fail")
+    )]
     attempts: u32,
 }
 
@@ -28,13 +35,25 @@ impl StreamWriter {
     /// Writes one event; the stream entry's id on success.
     pub async fn write(&self, event: &Event) -> Result<String, StepError> {
         let stream = self.queue.stream_for(event);
-        let connection = match &self.sink {
+        match &self.sink {
             Sink::Memory(streams) => {
                 streams.append(stream, event.clone());
-                return Ok(String::new());
+                Ok(String::new())
             }
-            Sink::Redis => connection(&self.queue.url).map_err(unavailable)?,
-        };
+            #[cfg(feature = "streams")]
+            Sink::Redis => self.write_to_redis(stream, event).await,
+            #[cfg(not(feature = "streams"))]
+            Sink::Redis => Err(unavailable(format!(
+                "queue `{}` writes to Redis, but this build has no Redis client (graphc-runtime's `streams` feature)",
+                self.queue.name
+            ))),
+        }
+    }
+
+    /// XADD, retried with backoff: a Redis that is restarting is waited for, a little.
+    #[cfg(feature = "streams")]
+    async fn write_to_redis(&self, stream: String, event: &Event) -> Result<String, StepError> {
+        let connection = connection(&self.queue.url).map_err(unavailable)?;
         let mut command = redis::cmd("XADD");
         command.arg(&stream).arg("*");
         for (field, value) in record_fields(event) {

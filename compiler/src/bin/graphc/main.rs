@@ -314,12 +314,18 @@ fn build(path: &PathBuf, handlers: Option<&std::path::Path>, release: bool) -> R
         eprint!("{}", generated.render(&unresolved));
         return Err(ExitCode::FAILURE);
     }
-    let written =
-        project::write(generated.compiled.name(), &generated.file.text, handlers.as_deref(), crate_name.as_deref())
-            .map_err(|error| {
-                eprintln!("error: cannot write the project: {error}");
-                ExitCode::from(2)
-            })?;
+    let features = graphc::codegen::runtime_features(&generated.compiled.graph);
+    let written = project::write(
+        generated.compiled.name(),
+        &generated.file.text,
+        &features,
+        handlers.as_deref(),
+        crate_name.as_deref(),
+    )
+    .map_err(|error| {
+        eprintln!("error: cannot write the project: {error}");
+        ExitCode::from(2)
+    })?;
     // rustc reports one handler of the wrong type several times, at the handler's node and at
     // what is built around it (the nodes before it hold its type): shown once, at the first
     // graph line it maps to, and the follow-ons in the generated module only when nothing

@@ -32,11 +32,13 @@ pub fn handler_crate(dir: &Path) -> Result<String, String> {
     package_name(&text).ok_or_else(|| format!("no package name in {}", manifest.display()))
 }
 
-/// Writes the project for `graph_name` with the generated `module` text; `handlers` is the
-/// handler crate's folder and `crate_name` its package name.
+/// Writes the project for `graph_name` with the generated `module` text, building the runtime
+/// with only `features`; `handlers` is the handler crate's folder and `crate_name` its package
+/// name.
 pub fn write(
     graph_name: &str,
     module: &str,
+    features: &[&str],
     handlers: Option<&Path>,
     crate_name: Option<&str>,
 ) -> std::io::Result<Project> {
@@ -45,8 +47,12 @@ pub fn write(
     std::fs::create_dir_all(dir.join("src"))?;
     let binary = binary_name(graph_name);
     let runtime = std::fs::canonicalize(runtime_dir())?;
-    let mut dependencies =
-        format!("graphc-runtime = {{ path = {:?} }}\nserde_json = \"1\"\n", runtime.display().to_string());
+    let features: Vec<String> = features.iter().map(|feature| format!("{feature:?}")).collect();
+    let mut dependencies = format!(
+        "graphc-runtime = {{ path = {:?}, default-features = false, features = [{}] }}\nserde_json = \"1\"\n",
+        runtime.display().to_string(),
+        features.join(", ")
+    );
     let mut uses = String::new();
     if let (Some(handlers), Some(name)) = (handlers, crate_name) {
         let handlers = std::fs::canonicalize(handlers)?;
