@@ -423,6 +423,10 @@ pub struct Router {
     pub kind: RouterKind,
     /// Path prefix for model routes.
     pub url_prefix: String,
+    /// Path prefix of the health probes (`/live`, `/ready`).
+    pub health_prefix: String,
+    /// A parallel run merges its outputs into the event's body.
+    pub extend_event: bool,
     /// Routes in order; the first is the default.
     pub routes: Vec<Route>,
 }

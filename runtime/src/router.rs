@@ -60,6 +60,11 @@ pub struct Router {
     /// One per route, in the same order.
     meters: Vec<crate::metrics::Meter>,
     mode: Mode,
+    /// `{health_prefix}/live` and `/ready`, answered without a route.
+    health: [String; 2],
+    /// A parallel run merges its routes' outputs into the request's body (MLRun's
+    /// `extend_event`), not into a new object.
+    extend_event: bool,
 }
 
 /// The operations a model path may end with.
@@ -86,7 +91,28 @@ impl Router {
     /// A router named `name` (the ensemble's model name), serving `routes` under `prefix`.
     pub fn new(name: impl Into<String>, prefix: impl Into<String>, routes: Vec<(String, Route)>, mode: Mode) -> Self {
         let prefix = prefix.into().trim_end_matches('/').to_string();
-        Router { name: name.into(), prefix, meters: routes.iter().map(|_| Default::default()).collect(), routes, mode }
+        Router {
+            name: name.into(),
+            prefix,
+            meters: routes.iter().map(|_| Default::default()).collect(),
+            routes,
+            mode,
+            health: health_paths("/v2/health"),
+            extend_event: false,
+        }
+    }
+
+    /// Answers the health probes under `prefix` (`{prefix}/live`, `{prefix}/ready`) rather than
+    /// under `/v2/health`, as MLRun's `health_prefix`.
+    pub fn with_health_prefix(mut self, prefix: &str) -> Self {
+        self.health = health_paths(prefix);
+        self
+    }
+
+    /// A parallel run answers the request's body with its routes' outputs merged in.
+    pub fn with_extend_event(mut self) -> Self {
+        self.extend_event = true;
+        self
     }
 
     fn names(&self) -> Vec<&str> {
@@ -178,8 +204,8 @@ impl Router {
             Ok(value)
         };
         match path {
-            "/v2/health/live" => Some(get_only(json!({ "live": true }))),
-            "/v2/health/ready" => Some(get_only(json!({ "ready": true }))),
+            _ if path == self.health[0] => Some(get_only(json!({ "live": true }))),
+            _ if path == self.health[1] => Some(get_only(json!({ "ready": true }))),
             "/v2" => {
                 Some(get_only(json!({ "name": self.name, "version": env!("CARGO_PKG_VERSION"), "extensions": [] })))
             }
@@ -374,7 +400,10 @@ impl Router {
                 Ok(respond(event, name, version, outputs, form, 1, datatype))
             }
             (None, _) => {
-                let mut merged = Map::new();
+                let mut merged = match &event.body {
+                    Value::Object(fields) if self.extend_event => fields.clone(),
+                    _ => Map::new(),
+                };
                 for ((route, _), result) in self.routes.iter().zip(self.run_all(event, context)?) {
                     match result {
                         RouteResult::Output(Value::Object(fields)) => merged.extend(fields),
@@ -482,6 +511,11 @@ fn read_inputs(body: &Value) -> Result<(Features, Form), StepError> {
             Ok((Features { values, rows, columns }, Form::Loose { request_id: body.get("id").cloned() }))
         }
     }
+}
+
+fn health_paths(prefix: &str) -> [String; 2] {
+    let prefix = prefix.trim_end_matches('/');
+    [format!("{prefix}/live"), format!("{prefix}/ready")]
 }
 
 /// A route key split into its model name and version: `m3:v1` is version `v1` of `m3`.

@@ -704,8 +704,24 @@ fn parallel_run_merges_object_outputs() {
         ("y".into(), Route::Step(Arc::new(Body(|_: Value| json!({ "y": 2 }))))),
         ("z".into(), Route::Step(Arc::new(Body(|_: Value| json!(3))))),
     ];
-    let server = router_server(Router::new("all", "/v2/models", routes, Mode::Parallel));
-    assert_eq!(server.test("/", json!({})).json_body(), json!({ "x": 1, "y": 2, "z": 3 }));
+    let server = router_server(Router::new("all", "/v2/models", routes.clone(), Mode::Parallel));
+    assert_eq!(server.test("/", json!({ "kept": false })).json_body(), json!({ "x": 1, "y": 2, "z": 3 }));
+    // With `extend_event`, into the request's body, as MLRun's ParallelRun does.
+    let extending = router_server(Router::new("all", "/v2/models", routes, Mode::Parallel).with_extend_event());
+    assert_eq!(
+        extending.test("/", json!({ "kept": true, "x": 0 })).json_body(),
+        json!({ "kept": true, "x": 1, "y": 2, "z": 3 })
+    );
+}
+
+#[test]
+fn health_probes_answer_under_the_routers_health_prefix() {
+    let router = Router::new("router", "/v2/models", vec![("a".into(), echo_route("a"))], Mode::Model)
+        .with_health_prefix("/health/");
+    let server = router_server(router);
+    assert_eq!(server.request("GET", "/health/live").send().json_body(), json!({ "live": true }));
+    assert_eq!(server.request("GET", "/health/ready").send().json_body(), json!({ "ready": true }));
+    assert_eq!(server.request("POST", "/health/ready").send().status, 405);
 }
 
 #[test]

@@ -20,6 +20,8 @@ const ROUTER_OPTIONS: &[&str] = &[
     "respond",
     "on_error",
     "url_prefix",
+    "health_prefix",
+    "extend_event",
     "vote",
     "weights",
 ];
@@ -297,20 +299,40 @@ impl<'a> Checker<'a> {
                 .with_help("add a route: `route m1 = model(kind = logistic_regression, model_path = \"model.json\");`"),
             );
         }
-        let url_prefix = options
-            .iter()
-            .find(|o| o.key.name == "url_prefix")
-            .and_then(|o| self.string(o))
-            .unwrap_or_else(|| "/v2/models".to_string());
-        if !url_prefix.starts_with('/') {
-            let span = options.iter().find(|o| o.key.name == "url_prefix").map_or(router.span, |o| o.span);
+        let url_prefix = self.path_prefix(&options, "url_prefix", "/v2/models");
+        let health_prefix = self.path_prefix(&options, "health_prefix", "/v2/health");
+        let kind = self.router_kind(router, &options, &routes);
+        let extend_event = match options.iter().find(|o| o.key.name == "extend_event") {
+            None => false,
+            Some(opt) if kind == ir::RouterKind::Parallel => self.flag(opt),
+            Some(opt) => {
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        "`extend_event` applies only to a parallel router",
+                        opt.span,
+                        "this router does not merge outputs",
+                    )
+                    .with_help("declare the router with `= parallel`, or remove `extend_event`"),
+                );
+                false
+            }
+        };
+        self.node_mut(id).kind =
+            NodeKind::Router(Box::new(ir::Router { kind, url_prefix, health_prefix, extend_event, routes }));
+    }
+
+    /// A router's path option (`url_prefix`, `health_prefix`): a string starting with `/`.
+    fn path_prefix(&mut self, options: &[&'a Opt], key: &str, default: &str) -> String {
+        let Some(opt) = options.iter().find(|o| o.key.name == key) else { return default.to_string() };
+        let prefix = self.string(opt).unwrap_or_else(|| default.to_string());
+        if !prefix.starts_with('/') {
             self.report(
-                Diagnostic::error(Code::InvalidValue, "url_prefix must start with `/`", span, "here")
-                    .with_help(format!("write `url_prefix = \"/{url_prefix}\";`")),
+                Diagnostic::error(Code::InvalidValue, format!("{key} must start with `/`"), opt.span, "here")
+                    .with_help(format!("write `{key} = \"/{prefix}\";`")),
             );
         }
-        let kind = self.router_kind(router, &options, &routes);
-        self.node_mut(id).kind = NodeKind::Router(Box::new(ir::Router { kind, url_prefix, routes }));
+        prefix
     }
 
     fn resolve_queue(&mut self, queue: &'a ast::QueueDecl) {

@@ -738,6 +738,14 @@ impl Generator<'_> {
         let rt = rt();
         let name = Literal::string(&self.graph.node(id).name);
         let prefix = Literal::string(&router.url_prefix);
+        let mut settings = TokenStream::new();
+        if router.health_prefix != "/v2/health" {
+            let health = Literal::string(&router.health_prefix);
+            settings.extend(quote!(.with_health_prefix(#health)));
+        }
+        if router.extend_event {
+            settings.extend(quote!(.with_extend_event()));
+        }
         let mut routes = Vec::new();
         for route in &router.routes {
             let route_name = Literal::string(&route.key());
@@ -775,7 +783,7 @@ impl Generator<'_> {
                 quote!(#rt::Mode::Custom(#rt::Arc::new(<#path as ::core::default::Default>::default())))
             }
         };
-        quote!(#rt::Router::new(#name, #prefix, ::std::vec![#(#routes),*], #mode))
+        quote!(#rt::Router::new(#name, #prefix, ::std::vec![#(#routes),*], #mode)#settings)
     }
 
     /// What the checker should have made impossible: a graphc bug, reported as such.
