@@ -35,6 +35,11 @@ impl StepError {
         StepError { status: 404, kind: "not_found", message: message.into(), allow: None }
     }
 
+    /// A request body over the server's limit: 413.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        StepError { status: 413, kind: "too_large", message: message.into(), allow: None }
+    }
+
     /// Wrong method: 405, with the methods `allow`ed (`"POST"`, `"GET, HEAD"`).
     pub fn method_not_allowed(message: impl Into<String>, allow: &'static str) -> Self {
         StepError { status: 405, kind: "method_not_allowed", message: message.into(), allow: Some(allow) }

@@ -267,12 +267,7 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
         return error(StepError::method_not_allowed(message, "GET, HEAD, POST, PUT, PATCH, DELETE"), &id);
     }
     let limit = server.options.body_limit;
-    let too_large = || StepError {
-        status: 413,
-        kind: "too_large",
-        message: format!("the body is over the limit of {limit} bytes"),
-        allow: None,
-    };
+    let too_large = || StepError::too_large(format!("the body is over the limit of {limit} bytes"));
     if header(&header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok()).is_some_and(|length| length > limit) {
         return error(too_large(), &id);
     }
@@ -420,12 +415,7 @@ impl ContentEncoding {
             StepError::bad_request(format!("the body is not valid for its Content-Encoding: {failure}"))
         })?;
         if out.len() > limit {
-            return Err(StepError {
-                status: 413,
-                kind: "too_large",
-                message: format!("the body is over the limit of {limit} bytes once decompressed"),
-                allow: None,
-            });
+            return Err(StepError::too_large(format!("the body is over the limit of {limit} bytes once decompressed")));
         }
         Ok(Bytes::from(out))
     }

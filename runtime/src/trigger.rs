@@ -146,19 +146,37 @@ impl<H: Handler> Handler for SharedHandler<H> {
 struct Triggered<H> {
     handler: SharedHandler<H>,
     trigger: Arc<str>,
+    /// The trigger's name as a header value, made once, not per event.
+    header: Option<HeaderValue>,
     answers: Option<Arc<StreamWriter>>,
+}
+
+impl<H> Triggered<H> {
+    fn new(handler: &SharedHandler<H>, name: &str, answers: Option<StreamWriter>) -> Self {
+        Triggered {
+            handler: handler.clone(),
+            trigger: name.into(),
+            header: HeaderValue::from_str(name).ok(),
+            answers: answers.map(Arc::new),
+        }
+    }
 }
 
 impl<H> Clone for Triggered<H> {
     fn clone(&self) -> Self {
-        Triggered { handler: self.handler.clone(), trigger: Arc::clone(&self.trigger), answers: self.answers.clone() }
+        Triggered {
+            handler: self.handler.clone(),
+            trigger: Arc::clone(&self.trigger),
+            header: self.header.clone(),
+            answers: self.answers.clone(),
+        }
     }
 }
 
 impl<H: Handler> Handler for Triggered<H> {
     async fn handle(&self, mut event: Event) -> Response {
-        if let Ok(value) = HeaderValue::from_str(&self.trigger) {
-            event.headers.insert(TRIGGER_HEADER, value);
+        if let Some(value) = &self.header {
+            event.headers.insert(TRIGGER_HEADER, value.clone());
         }
         let id = event.id.clone();
         let key = event.key.clone();
@@ -169,8 +187,8 @@ impl<H: Handler> Handler for Triggered<H> {
             let mut answer = Event::new(body);
             answer.id = id;
             answer.key = key;
-            if let Ok(value) = HeaderValue::from_str(&self.trigger) {
-                answer.headers.insert(TRIGGER_HEADER, value);
+            if let Some(value) = &self.header {
+                answer.headers.insert(TRIGGER_HEADER, value.clone());
             }
             answer.headers.insert(STATUS_HEADER, HeaderValue::from(response.status));
             if let Err(error) = answers.write(&answer).await {
@@ -216,11 +234,7 @@ pub async fn run<H: Handler>(
         };
         match trigger {
             Trigger::Stream(trigger) => {
-                let triggered = Triggered {
-                    handler: handler.clone(),
-                    trigger: trigger.name.as_str().into(),
-                    answers: trigger.answers.map(Arc::new),
-                };
+                let triggered = Triggered::new(&handler, &trigger.name, trigger.answers);
                 // Logged, not printed: a closed standard error must not stop a trigger.
                 tracing::info!(
                     trigger = %trigger.name,
@@ -242,11 +256,7 @@ pub async fn run<H: Handler>(
                 });
             }
             Trigger::Schedule(trigger) => {
-                let triggered = Triggered {
-                    handler: handler.clone(),
-                    trigger: trigger.name.as_str().into(),
-                    answers: trigger.answers.map(Arc::new),
-                };
+                let triggered = Triggered::new(&handler, &trigger.name, trigger.answers);
                 let schedule =
                     Schedule { when: trigger.when, body: trigger.body, overlap: trigger.overlap, stats: trigger.stats };
                 tasks.spawn(schedule.run(triggered, until_stopped));

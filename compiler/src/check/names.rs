@@ -88,7 +88,7 @@ impl Checker<'_> {
                 return;
             }
         }
-        if !leading_anchor && path.segments.first() == Some(&self.ast.name.name.to_string()) {
+        if !leading_anchor && path.segments.first().map(String::as_str) == Some(self.ast.name.name.as_str()) {
             self.report(
                 Diagnostic::error(
                     Code::ReservedName,

@@ -260,40 +260,36 @@ impl Checker<'_> {
                 }
                 (value_in.clone(), value_in.clone(), NodeKind::Choice(checked))
             }
-            (NodeKind::Queue(queue), _) if matches!(*queue, ir::Queue::Stream { .. }) => {
-                let ir::Queue::Stream { url, stream, shards, .. } = *queue else { unreachable!("matched above") };
-                let key = self.syntax_of(id).queue_key.map(|key| {
-                    let (expr, ty) = self.expr(key, Scope::Step(value_in));
-                    if matches!(
-                        ty,
-                        Type::Null
-                            | Type::Object
-                            | Type::Shape(_)
-                            | Type::Array(_)
-                            | Type::Record(_)
-                            | Type::Optional(_)
-                    ) {
-                        self.expr_error(
-                            key.span,
-                            format!(
-                                "a queue's key must be a string, number or bool, but this is `{}`",
-                                self.type_name(&ty)
-                            ),
-                            "key by one field: `key = body.user_id`",
-                        );
-                    }
-                    expr
-                });
-                let kind = NodeKind::Queue(Box::new(ir::Queue::Stream { url, stream, shards, key }));
-                (value_in.clone(), value_in.clone(), kind)
+            (NodeKind::Queue(mut queue), _) => {
+                // The key is typed with the steps' expressions; a memory queue has none.
+                if let ir::Queue::Stream { key, .. } = &mut *queue {
+                    *key = self.syntax_of(id).queue_key.map(|key| {
+                        let (expr, ty) = self.expr(key, Scope::Step(value_in));
+                        if matches!(
+                            ty,
+                            Type::Null
+                                | Type::Object
+                                | Type::Shape(_)
+                                | Type::Array(_)
+                                | Type::Record(_)
+                                | Type::Optional(_)
+                        ) {
+                            self.expr_error(
+                                key.span,
+                                format!(
+                                    "a queue's key must be a string, number or bool, but this is `{}`",
+                                    self.type_name(&ty)
+                                ),
+                                "key by one field: `key = body.user_id`",
+                            );
+                        }
+                        expr
+                    });
+                }
+                (value_in.clone(), value_in.clone(), NodeKind::Queue(queue))
             }
-            (NodeKind::Batch { .. }, _) | (NodeKind::Queue(_), _) => {
-                let output = if matches!(self.node(id).kind, NodeKind::Batch { .. }) {
-                    Type::Array(Box::new(value_in.clone()))
-                } else {
-                    value_in.clone()
-                };
-                (value_in.clone(), output, self.node(id).kind.clone())
+            (NodeKind::Batch { .. }, _) => {
+                (value_in.clone(), Type::Array(Box::new(value_in.clone())), self.node(id).kind.clone())
             }
             (kind, _) => (Type::Json, Type::Json, kind),
         };
