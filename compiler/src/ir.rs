@@ -137,6 +137,28 @@ pub struct StreamTarget {
 }
 
 impl Graph {
+    /// A type as the language writes it: `int`, `[str]?`, a record's name, `{a: int}` for a
+    /// known object.
+    pub fn type_name(&self, ty: &Type) -> String {
+        match ty {
+            Type::Json => "json".to_string(),
+            Type::Object => "object".to_string(),
+            Type::Shape(fields) => {
+                let fields: Vec<String> =
+                    fields.iter().map(|(name, ty)| format!("{name}: {}", self.type_name(ty))).collect();
+                format!("{{{}}}", fields.join(", "))
+            }
+            Type::Null => "null".to_string(),
+            Type::Bool => "bool".to_string(),
+            Type::Int => "int".to_string(),
+            Type::Float => "float".to_string(),
+            Type::Str => "str".to_string(),
+            Type::Array(element) => format!("[{}]", self.type_name(element)),
+            Type::Optional(inner) => format!("{}?", self.type_name(inner)),
+            Type::Record(id) => self.records.get(id.index()).map_or_else(|| "record".to_string(), |r| r.name.clone()),
+        }
+    }
+
     /// The node with this id.
     pub fn node(&self, id: NodeId) -> &Node {
         #[allow(clippy::indexing_slicing, reason = "node ids are made only by the checker, as indexes into nodes")]

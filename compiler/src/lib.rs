@@ -13,6 +13,8 @@ pub mod builder;
 pub mod check;
 pub mod codegen;
 pub mod diagnostic;
+pub mod format;
+pub mod ide;
 pub mod ir;
 pub mod render;
 pub mod report;

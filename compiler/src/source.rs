@@ -143,6 +143,21 @@ impl<'a> LineIndex<'a> {
         self.line_starts.get(line).copied()
     }
 
+    /// The byte offset of a 0-based line and a 0-based column in UTF-16 code units (an LSP
+    /// position), clamped to the line's end and the text's.
+    pub fn offset(&self, line: usize, column_utf16: usize) -> usize {
+        let Some(start) = self.line_start(line) else { return self.text.len() };
+        let end = self.line_start(line + 1).map_or(self.text.len(), |next| next - 1);
+        let mut units = 0;
+        for (index, c) in self.text.get(start..end).unwrap_or_default().char_indices() {
+            if units >= column_utf16 {
+                return start + index;
+            }
+            units += c.len_utf16();
+        }
+        end
+    }
+
     /// The first line starting after `offset`.
     pub fn first_line_starting_after(&self, offset: usize) -> usize {
         self.line_starts.partition_point(|&start| start <= offset)

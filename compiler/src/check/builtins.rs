@@ -6,8 +6,10 @@ use crate::ir::{self, ModelKind, NodeKind};
 use crate::source::Span;
 use crate::syntax::ast::{self, Arg, Call, ExprKind, Opt, OptValue, StepImpl};
 
-const STEP_BUILTINS: &[&str] = &["extend", "map", "filter", "flat_map", "batch"];
-const EXPRESSION_BUILTINS: &[&str] = &["extend", "map", "filter", "flat_map"];
+use super::vocabulary::{
+    BATCH_ARGS, EXPRESSION_BUILTINS, MEMORY_QUEUE_ARGS, MODEL_ARGS, QUEUE_ENGINES, REMOTE_ARGS, ROUTER_KINDS,
+    STEP_BUILTINS, STREAM_QUEUE_ARGS,
+};
 
 impl<'a> Checker<'a> {
     /// The node kind of a step or route implementation. Built-ins with expressions get a
@@ -85,7 +87,7 @@ impl<'a> Checker<'a> {
             };
         }
         if name == "batch" {
-            let args = self.named_args(call, &["size", "timeout_ms"]);
+            let args = self.named_args(call, BATCH_ARGS);
             let size = args.iter().find(|(k, _)| *k == "size").and_then(|(_, e)| self.positive_int(e, "size"));
             let timeout_ms =
                 args.iter().find(|(k, _)| *k == "timeout_ms").and_then(|(_, e)| self.positive_int(e, "timeout_ms"));
@@ -139,7 +141,7 @@ impl<'a> Checker<'a> {
     /// `model(kind = K, model_path = "...")`: both required, nothing else.
     fn model(&mut self, route: &ast::RouteDecl, call: &'a Call) -> ir::Model {
         let before = self.diagnostics.len();
-        let args = self.named_args(call, &["kind", "model_path"]);
+        let args = self.named_args(call, MODEL_ARGS);
         // A misspelt argument is the mistake; that the right one is missing follows from it.
         let arguments_clean = self.diagnostics.len() == before;
         let kind_names = || ModelKind::ALL.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ");
@@ -269,7 +271,7 @@ impl<'a> Checker<'a> {
                 ir::RouterKind::Ensemble { vote, weights }
             }
             other => {
-                let help = did_you_mean(other, ["model", "ensemble", "parallel", "custom"])
+                let help = did_you_mean(other, ROUTER_KINDS.iter().copied())
                     .unwrap_or_else(|| "one of: model, ensemble, parallel, custom <path>".to_string());
                 self.report(
                     Diagnostic::error(
@@ -350,6 +352,14 @@ impl<'a> Checker<'a> {
             }
             match routes.iter().position(|r| r.key() == key.value) {
                 Some(index) => {
+                    // A key written as the bare name (not a string, not `name:version`) is a
+                    // reference to the route, renamed with it.
+                    if let Some(route) = routes.get(index)
+                        && route.version.is_none()
+                        && key.span.range().len() == key.value.len()
+                    {
+                        self.refer(key.span, route.span);
+                    }
                     if let Some(slot) = weights.get_mut(index) {
                         *slot = number;
                     }
@@ -388,7 +398,7 @@ impl<'a> Checker<'a> {
     pub(super) fn queue_kind(&mut self, engine: &'a Call) -> Option<ir::Queue> {
         match engine.name.name.as_str() {
             "memory" => {
-                let args = self.named_args(engine, &["capacity"]);
+                let args = self.named_args(engine, MEMORY_QUEUE_ARGS);
                 let capacity = match args.iter().find(|(k, _)| *k == "capacity") {
                     Some((_, value)) => self.positive_int(value, "capacity")?,
                     None => 64,
@@ -396,7 +406,7 @@ impl<'a> Checker<'a> {
                 Some(ir::Queue::Memory { capacity: capacity.min(u32::MAX as i64) as u32 })
             }
             "stream" => {
-                let args = self.named_args(engine, &["url", "stream", "shards", "key"]);
+                let args = self.named_args(engine, STREAM_QUEUE_ARGS);
                 let Some((_, url_expr)) = args.iter().find(|(k, _)| *k == "url") else {
                     self.report(
                         Diagnostic::error(Code::InvalidQueue, "a stream queue needs a url", engine.span, "no `url`")
@@ -413,7 +423,7 @@ impl<'a> Checker<'a> {
                 Some(ir::Queue::Stream { url: server, stream, shards: shards.min(u32::MAX as i64) as u32, key: None })
             }
             other => {
-                let help = did_you_mean(other, ["memory", "stream"]).unwrap_or_else(|| {
+                let help = did_you_mean(other, QUEUE_ENGINES.iter().copied()).unwrap_or_else(|| {
                     "a queue is `memory(capacity = N)` or `stream(url = \"redis://...\")`".to_string()
                 });
                 self.report(
@@ -432,8 +442,7 @@ impl<'a> Checker<'a> {
 
     fn remote(&mut self, args: &'a [Arg], span: Span) -> Option<ir::Remote> {
         let call = Call { name: ast::Ident { name: "$remote".into(), span }, args: args.to_vec(), span };
-        let named =
-            self.named_args(&call, &["url", "function", "method", "headers", "timeout_ms", "retries", "backoff_ms"]);
+        let named = self.named_args(&call, REMOTE_ARGS);
         let get = |key: &str| named.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
         let target = match (get("url"), get("function")) {
             (Some(url), None) => match &url.kind {

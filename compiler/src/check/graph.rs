@@ -61,7 +61,11 @@ impl Checker<'_> {
             if !matches!(node.kind, NodeKind::Router(_)) {
                 let d = Diagnostic::error(
                     Code::Topology,
-                    format!("`{}` is a {} step in a router topology", node.name, node.kind.describe()),
+                    {
+                        let kind = node.kind.describe();
+                        let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+                        format!("`{}` is {article} {kind} step in a router topology", node.name)
+                    },
                     node.span,
                     "only a router belongs here",
                 )

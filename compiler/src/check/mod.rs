@@ -11,6 +11,7 @@ mod plan;
 mod resolve;
 mod triggers;
 mod types;
+pub mod vocabulary;
 
 use crate::diagnostic::{self, Diagnostic};
 use crate::ir::{self, NodeId};
@@ -27,8 +28,33 @@ pub struct Checked {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// A name written where something declared is meant: a step in a chain, a handler, a child
+/// function, a record type, a parameter, a route's weight. Editors navigate by these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reference {
+    /// The name as used.
+    pub at: Span,
+    /// The declaration's name.
+    pub declared: Span,
+}
+
+/// What the checker decided about a graph, whether or not it passed: the outcome, and every
+/// reference it resolved (as far as it got).
+#[derive(Debug)]
+pub struct Analysis {
+    /// The checked graph, or every error found.
+    pub outcome: Result<Checked, Vec<Diagnostic>>,
+    /// The references resolved, in the order they were.
+    pub references: Vec<Reference>,
+}
+
 /// Checks a parsed graph. On failure, every error and warning found, sorted by position.
 pub fn check(graph: &ast::Graph) -> Result<Checked, Vec<Diagnostic>> {
+    analyze(graph).outcome
+}
+
+/// Checks a parsed graph and keeps the references it resolved, for editors.
+pub fn analyze(graph: &ast::Graph) -> Analysis {
     let mut checker = Checker::new(graph);
     checker.resolve();
     checker.check_names();
@@ -41,16 +67,17 @@ pub fn check(graph: &ast::Graph) -> Result<Checked, Vec<Diagnostic>> {
         checker.plan();
         checker.check_triggers();
     }
-    let Checker { graph, mut diagnostics, .. } = checker;
+    let Checker { graph, mut diagnostics, references, .. } = checker;
     diagnostic::sort(&mut diagnostics);
-    if diagnostics.iter().any(Diagnostic::is_error) {
+    let outcome = if diagnostics.iter().any(Diagnostic::is_error) {
         // The warnings are about the graph's shape (unreachable steps, no responder, an unused
         // function), which a graph with errors does not have yet: they would be follow-ons.
         diagnostics.retain(Diagnostic::is_error);
         Err(diagnostics)
     } else {
         Ok(Checked { graph, warnings: diagnostics })
-    }
+    };
+    Analysis { outcome, references }
 }
 
 /// The model files a checked graph names, each checked by `find` (which the caller gives: the
@@ -155,6 +182,14 @@ impl NodeSyntax<'_> {
     }
 }
 
+/// The top-level declarations that are not nodes.
+#[derive(Clone, Copy)]
+enum Declared {
+    Function,
+    Record,
+    Param,
+}
+
 struct Checker<'a> {
     ast: &'a ast::Graph,
     graph: ir::Graph,
@@ -176,6 +211,7 @@ struct Checker<'a> {
     topology_span: Option<Span>,
     engine_span: Option<Span>,
     diagnostics: Vec<Diagnostic>,
+    references: Vec<Reference>,
 }
 
 impl<'a> Checker<'a> {
@@ -215,11 +251,32 @@ impl<'a> Checker<'a> {
             topology_span: None,
             engine_span: None,
             diagnostics: Vec::new(),
+            references: Vec::new(),
         }
     }
 
     fn report(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
+    }
+
+    /// Records that the name at `at` means what is declared at `declared`.
+    fn refer(&mut self, at: Span, declared: Span) {
+        self.references.push(Reference { at, declared });
+    }
+
+    /// Where the child function, record or parameter `name` is declared.
+    fn declaration(&self, kind: Declared, name: &str) -> Option<Span> {
+        self.ast
+            .items
+            .iter()
+            .filter_map(|item| match (item, kind) {
+                (ast::Item::Function(function), Declared::Function) => Some(function),
+                (ast::Item::Record(record), Declared::Record) => Some(&record.name),
+                (ast::Item::Param(param), Declared::Param) => Some(&param.name),
+                _ => None,
+            })
+            .find(|ident| ident.name == name)
+            .map(|ident| ident.span)
     }
 
     fn node(&self, id: NodeId) -> &ir::Node {
@@ -249,7 +306,9 @@ impl<'a> Checker<'a> {
     /// of a router, when it is one, or with the closest name.
     fn resolve_node(&mut self, name: &ast::Ident, what: &str) -> Option<NodeId> {
         let found = self.node_id(&name.name);
-        if found.is_none() {
+        if let Some(id) = found {
+            self.refer(name.span, self.node(id).span);
+        } else {
             self.wiring_incomplete = true;
             let router_of_route = self.routers_of_routes.get(name.name.as_str()).copied();
             let d = match router_of_route {

@@ -10,7 +10,7 @@ use crate::source::Span;
 use crate::syntax::ast::{self, Item, RouterKindAst, StepImpl};
 
 /// The language's own type names, which a record cannot take.
-const BUILTIN_TYPES: &[&str] = &["int", "float", "str", "bool", "json"];
+use super::vocabulary::BUILTIN_TYPES;
 
 impl Checker<'_> {
     pub(super) fn check_names(&mut self) {

@@ -8,24 +8,7 @@ use crate::source::Span;
 use crate::syntax::ast::{self, ExprKind, Item, Opt, OptValue};
 use std::collections::HashMap;
 
-const GRAPH_SETTINGS: &[&str] = &["topology", "engine", "on_error", "error_stream", "description", "handlers"];
-const STEP_OPTIONS: &[&str] =
-    &["after", "before", "function", "full_event", "input_path", "result_path", "respond", "on_error"];
-const ROUTER_OPTIONS: &[&str] = &[
-    "after",
-    "before",
-    "function",
-    "input_path",
-    "result_path",
-    "respond",
-    "on_error",
-    "url_prefix",
-    "health_prefix",
-    "extend_event",
-    "vote",
-    "weights",
-];
-const QUEUE_OPTIONS: &[&str] = &["after", "before"];
+use super::vocabulary::{ENGINES, GRAPH_SETTINGS, QUEUE_OPTIONS, ROUTER_OPTIONS, STEP_OPTIONS, TOPOLOGIES};
 
 impl<'a> Checker<'a> {
     pub(super) fn resolve(&mut self) {
@@ -126,7 +109,7 @@ impl<'a> Checker<'a> {
             match opt.key.name.as_str() {
                 "topology" => {
                     self.topology_span = Some(opt.span);
-                    match self.word(opt, &["router", "flow"]) {
+                    match self.word(opt, TOPOLOGIES) {
                         Some("flow") => self.graph.topology = ir::Topology::Flow,
                         Some(_) => self.graph.topology = ir::Topology::Router,
                         None => self.topology_invalid = true,
@@ -134,7 +117,7 @@ impl<'a> Checker<'a> {
                 }
                 "engine" => {
                     self.engine_span = Some(opt.span);
-                    match self.word(opt, &["sync", "async"]) {
+                    match self.word(opt, ENGINES) {
                         Some("sync") => self.graph.engine = ir::Engine::Sync,
                         Some(_) => self.graph.engine = ir::Engine::Async,
                         None => {}
@@ -387,6 +370,9 @@ impl<'a> Checker<'a> {
             Some(OptValue::Star(_)) => Placement::Any,
             Some(OptValue::Expr(ast::Expr { kind: ExprKind::Name(name), .. })) => {
                 if self.functions.iter().any(|function| *function == name.name) {
+                    if let Some(declared) = self.declaration(super::Declared::Function, &name.name) {
+                        self.refer(name.span, declared);
+                    }
                     return Placement::Child(name.name.to_string());
                 }
                 let help = did_you_mean(&name.name, self.functions.iter().map(String::as_str))
@@ -553,6 +539,9 @@ impl<'a> Checker<'a> {
             return None;
         };
         let found = self.node_id(&name.name);
+        if let Some(id) = found {
+            self.refer(name.span, self.node(id).span);
+        }
         if let Some(queue) = found.filter(|&id| matches!(self.node(id).kind, NodeKind::Queue(_))) {
             self.report(
                 Diagnostic::error(

@@ -8,8 +8,7 @@ use crate::diagnostic::{Code, Diagnostic, did_you_mean};
 use crate::ir::{self, Answer, Schedule, StreamTarget, TriggerSource};
 use crate::syntax::ast::{self, ExprKind};
 
-const STREAM_ARGS: &[&str] = &["url", "stream", "shards", "group", "answers"];
-const SCHEDULE_ARGS: &[&str] = &["cron", "every_ms", "timezone", "body", "overlap", "answers"];
+use super::vocabulary::{SCHEDULE_TRIGGER_ARGS as SCHEDULE_ARGS, STREAM_TRIGGER_ARGS as STREAM_ARGS, TRIGGER_KINDS};
 
 impl<'a> Checker<'a> {
     /// Checks a trigger's arguments and adds it to the graph.
@@ -19,7 +18,7 @@ impl<'a> Checker<'a> {
             "stream" => self.stream_trigger(call),
             "schedule" => self.schedule_trigger(call),
             other => {
-                let help = did_you_mean(other, ["stream", "schedule"]).unwrap_or_else(|| {
+                let help = did_you_mean(other, TRIGGER_KINDS.iter().copied()).unwrap_or_else(|| {
                     "a trigger is `stream(url = \"redis://host:port/stream\")` or `schedule(cron = \"0 * * * *\")`; \
                      HTTP needs no trigger"
                         .to_string()

@@ -18,8 +18,7 @@ pub(super) enum Scope<'t> {
     Test,
 }
 
-const BUILTIN_TYPES: &[&str] = &["int", "float", "str", "bool", "json"];
-const EVENT_FIELDS: &[&str] = &["id", "key", "path", "method", "time"];
+use super::vocabulary::{BUILTIN_TYPES, EVENT_FIELDS, REQUEST_OPTIONS};
 
 impl Checker<'_> {
     pub(super) fn resolve_type(&mut self, ty: &ast::TypeExpr) -> Type {
@@ -33,7 +32,12 @@ impl Checker<'_> {
                 "bool" => Type::Bool,
                 "json" => Type::Json,
                 other => match self.graph.records.iter().position(|r| r.name == other) {
-                    Some(index) => Type::Record(RecordId(index as u32)),
+                    Some(index) => {
+                        if let Some(declared) = self.declaration(super::Declared::Record, other) {
+                            self.refer(name.span, declared);
+                        }
+                        Type::Record(RecordId(index as u32))
+                    }
                     None => {
                         let candidates: Vec<&str> = BUILTIN_TYPES
                             .iter()
@@ -60,25 +64,7 @@ impl Checker<'_> {
     }
 
     pub(super) fn type_name(&self, ty: &Type) -> String {
-        match ty {
-            Type::Json => "json".to_string(),
-            Type::Object => "object".to_string(),
-            Type::Shape(fields) => {
-                let fields: Vec<String> =
-                    fields.iter().map(|(name, ty)| format!("{name}: {}", self.type_name(ty))).collect();
-                format!("{{{}}}", fields.join(", "))
-            }
-            Type::Null => "null".to_string(),
-            Type::Bool => "bool".to_string(),
-            Type::Int => "int".to_string(),
-            Type::Float => "float".to_string(),
-            Type::Str => "str".to_string(),
-            Type::Array(element) => format!("[{}]", self.type_name(element)),
-            Type::Optional(inner) => format!("{}?", self.type_name(inner)),
-            Type::Record(id) => {
-                self.graph.records.get(id.index()).map_or_else(|| "record".to_string(), |r| r.name.clone())
-            }
-        }
+        self.graph.type_name(ty)
     }
 
     /// The fields of a known object or a record.
@@ -498,7 +484,7 @@ impl Checker<'_> {
                     ("headers", Some(ast::OptValue::Expr(expr))) => headers = self.string_map(expr),
                     ("event_id", _) => event_id = self.string(opt),
                     (key, _) => {
-                        let help = did_you_mean(key, ["body", "headers", "event_id"])
+                        let help = did_you_mean(key, REQUEST_OPTIONS.iter().copied())
                             .unwrap_or_else(|| "a request takes body, headers and event_id".to_string());
                         self.report(
                             Diagnostic::error(
@@ -660,8 +646,14 @@ impl Checker<'_> {
     fn field_expr(&mut self, base: &ast::Expr, field: &ast::Ident, scope: Scope<'_>) -> (ir::Expr, Type) {
         if let ExprKind::Name(root) = &base.kind {
             if root.name == "param" {
-                return match self.graph.params.iter().find(|p| p.name == field.name) {
-                    Some(param) => (ir::Expr::Param(param.name.as_str().into()), param.ty.clone()),
+                let found = self.graph.params.iter().find(|p| p.name == field.name).map(|p| p.ty.clone());
+                return match found {
+                    Some(ty) => {
+                        if let Some(declared) = self.declaration(super::Declared::Param, &field.name) {
+                            self.refer(field.span, declared);
+                        }
+                        (ir::Expr::Param(field.name.as_str().into()), ty)
+                    }
                     None => {
                         let help = did_you_mean(&field.name, self.graph.params.iter().map(|p| p.name.as_str()))
                             .unwrap_or_else(|| format!("declare it with `param {}: <type> = <default>;`", field.name));

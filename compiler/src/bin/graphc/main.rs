@@ -1,5 +1,7 @@
 //! The `graphc` command line: a thin shell of clap and IO around the compiler library.
 
+mod fmt;
+mod lsp;
 mod project;
 mod rustc;
 
@@ -77,6 +79,18 @@ enum Command {
     /// Build a graph and run it over a file of events (JSON Lines), as a batch job: answers in
     /// input order, failures to --errors, a summary, exit 1 if any event failed.
     Run(RunArgs),
+    /// Rewrite graphs in the canonical layout (comments kept); `-` or no file: standard input
+    /// to standard output. Folders are searched for `.graph` files.
+    Fmt {
+        /// The .graph files or folders.
+        files: Vec<PathBuf>,
+        /// Change nothing: print a diff of each file that is not formatted and exit 1.
+        #[arg(long)]
+        check: bool,
+    },
+    /// A language server over standard input and output, for editors (diagnostics, go to
+    /// definition, references, rename, hover, completion, outline, formatting).
+    Lsp,
     /// Draw a graph as Graphviz DOT or Mermaid.
     Graph {
         /// The .graph file.
@@ -166,6 +180,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { files, format } => check(&files, format),
         Command::Graph { file, format } => graph(&file, format),
+        Command::Fmt { files, check } => fmt::run(&files, check, &style()),
+        Command::Lsp => lsp::run(),
         Command::Build { file, emit, out, check, handlers, release } => match (emit, out) {
             (Some(Emit::Rust), out) => emit_rust(&file, out.as_deref(), check),
             (None, _) => build(&file, handlers.as_deref(), release).map_or_else(
