@@ -215,8 +215,13 @@ impl Analysis {
         let mut words = |words: &[&str], kind: CompletionKind, detail: &str| {
             out.extend(words.iter().map(|w| Completion { label: w.to_string(), kind, detail: detail.to_string() }));
         };
+        // A file being typed rarely parses: then the names come from its tokens.
+        let declarations: Vec<(SymbolKind, String)> = match &self.outline {
+            Some(_) => self.symbols().into_iter().map(|s| (s.kind, s.name.clone())).collect(),
+            None => declared_in(text),
+        };
         let declared = |kinds: &[SymbolKind]| -> Vec<String> {
-            self.symbols().into_iter().filter(|s| kinds.contains(&s.kind)).map(|s| s.name.clone()).collect()
+            declarations.iter().filter(|(kind, _)| kinds.contains(kind)).map(|(_, name)| name.clone()).collect()
         };
         match context {
             Context::Item => {
@@ -443,8 +448,8 @@ enum Context {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-enum Token {
-    Word(String),
+enum Token<'t> {
+    Word(&'t str),
     Punct(&'static str),
     Literal,
 }
@@ -452,7 +457,7 @@ enum Token {
 /// The tokens of `text`, comments and literals' contents skipped; good enough to see where the
 /// cursor is in a file being typed.
 #[allow(clippy::indexing_slicing, reason = "every offset is a char boundary found in the same string")]
-fn tokens(text: &str) -> Vec<Token> {
+fn tokens(text: &str) -> Vec<Token<'_>> {
     const PUNCTS: &[&str] =
         &["->", "=>", "::", "==", "!=", "<=", ">=", "{", "}", "(", ")", "[", "]", ";", ",", ":", "=", ".", "$"];
     let mut out = Vec::new();
@@ -478,7 +483,7 @@ fn tokens(text: &str) -> Vec<Token> {
             out.push(Token::Literal);
         } else if c == '_' || c.is_alphanumeric() {
             let end = rest.find(|ch: char| !(ch == '_' || ch.is_alphanumeric())).unwrap_or(rest.len());
-            out.push(Token::Word(rest[..end].to_string()));
+            out.push(Token::Word(&rest[..end]));
             rest = &rest[end..];
         } else if let Some(p) = PUNCTS.iter().find(|p| rest.starts_with(**p)) {
             out.push(Token::Punct(p));
@@ -488,6 +493,28 @@ fn tokens(text: &str) -> Vec<Token> {
         }
     }
     out
+}
+
+/// The names `text` declares, read from its tokens (`step NAME`, `queue NAME`, ...), in order.
+fn declared_in(text: &str) -> Vec<(SymbolKind, String)> {
+    let tokens = tokens(text);
+    let mut found = Vec::new();
+    for pair in tokens.windows(2) {
+        let [Token::Word(keyword), Token::Word(name)] = pair else { continue };
+        let kind = match *keyword {
+            "step" => SymbolKind::Step,
+            "router" => SymbolKind::Router,
+            "queue" => SymbolKind::Queue,
+            "function" => SymbolKind::Function,
+            "param" => SymbolKind::Param,
+            "record" => SymbolKind::Record,
+            _ => continue,
+        };
+        if !found.iter().any(|(k, n)| *k == kind && n == name) {
+            found.push((kind, name.to_string()));
+        }
+    }
+    found
 }
 
 /// Where the cursor stands, from the text before it.
@@ -513,7 +540,9 @@ fn completion_context(before: &str) -> Context {
                 // A closed block ends its statement: `step a = map(x) { respond; }`, `router {}`.
                 if close == "}"
                     && frames.last().is_some_and(|(open, _)| *open == "{")
-                    && statement.first().is_some_and(|t| matches!(t, Token::Word(w) if ["router", "test", "record", "step", "queue"].contains(&w.as_str())))
+                    && statement.first().is_some_and(
+                        |t| matches!(t, Token::Word(w) if ["router", "test", "record", "step", "queue"].contains(w)),
+                    )
                     && statement.contains(&Token::Literal)
                 {
                     statement.clear();
@@ -524,14 +553,16 @@ fn completion_context(before: &str) -> Context {
             other => statement.push(other),
         }
     }
-    let word = |t: Option<&Token>| match t {
-        Some(Token::Word(w)) => Some(w.clone()),
-        _ => None,
-    };
+    fn word<'t>(token: Option<&Token<'t>>) -> Option<&'t str> {
+        match token {
+            Some(Token::Word(w)) => Some(w),
+            _ => None,
+        }
+    }
     let last = statement.last().cloned();
     if last == Some(Token::Punct(".")) {
         let base = word(statement.iter().rev().nth(1));
-        return match base.as_deref() {
+        return match base {
             Some("param") => Context::Params,
             Some("event") => Context::Words(vocabulary::EVENT_FIELDS, "event field"),
             _ => Context::None,
@@ -544,9 +575,9 @@ fn completion_context(before: &str) -> Context {
         "(" => {
             // The call's name is the word before the bracket.
             let call = word(header.last());
-            let keyword = head.as_deref();
+            let keyword = head;
             if statement.is_empty() {
-                return match (call.as_deref(), keyword) {
+                return match (call, keyword) {
                     (Some("model"), _) => Context::Arguments(vocabulary::MODEL_ARGS, "model argument"),
                     (Some("batch"), _) => Context::Arguments(vocabulary::BATCH_ARGS, "batch argument"),
                     (Some("remote"), _) => Context::Arguments(vocabulary::REMOTE_ARGS, "$remote argument"),
@@ -563,7 +594,7 @@ fn completion_context(before: &str) -> Context {
                     _ => Context::None,
                 };
             }
-            if last == Some(Token::Punct("=")) && first.as_deref() == Some("kind") && call.as_deref() == Some("model") {
+            if last == Some(Token::Punct("=")) && first == Some("kind") && call == Some("model") {
                 return Context::ModelKinds;
             }
             Context::None
@@ -577,7 +608,7 @@ fn completion_context(before: &str) -> Context {
         }
         _ => {
             // Inside a block: the graph's, a router's, an options block, a test, a record.
-            let block = match head.as_deref() {
+            let block = match head {
                 Some("graph") => Block::Graph,
                 Some("router") => Block::Router,
                 Some("step") => Block::Options(vocabulary::STEP_OPTIONS, "step option"),
@@ -604,7 +635,7 @@ fn statement_context(block: Block, statement: &[Token]) -> Context {
     let words: Vec<Option<&str>> = statement
         .iter()
         .map(|t| match t {
-            Token::Word(w) => Some(w.as_str()),
+            Token::Word(w) => Some(*w),
             _ => None,
         })
         .collect();

@@ -591,3 +591,55 @@ fn a_served_graph_answers_records_of_its_stream_trigger() {
     let _ = redis.kill();
     let _ = redis.wait();
 }
+
+#[test]
+fn fmt_check_prints_a_diff_and_exits_1_then_fmt_rewrites_the_file() {
+    let dir = std::env::temp_dir().join(format!("graphc-fmt-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("nested")).expect("temp dir");
+    let loose = "graph g {   step a=map(body){respond;} // kept\n}\n";
+    let file = dir.join("nested/loose.graph");
+    std::fs::write(&file, loose).expect("write");
+    let folder = dir.display().to_string();
+
+    let check = graphc(&["fmt", "--check", &folder]);
+    let diff = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(1), "{diff}");
+    assert!(diff.contains("-graph g {   step a=map(body){respond;} // kept"), "{diff}");
+    assert!(diff.contains("+    step a = map(body) { respond; } // kept"), "{diff}");
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), loose, "--check changes nothing");
+
+    let rewrite = graphc(&["fmt", &folder]);
+    assert_eq!(rewrite.status.code(), Some(0), "{}", String::from_utf8_lossy(&rewrite.stderr));
+    let formatted = std::fs::read_to_string(&file).expect("read");
+    assert_eq!(formatted, "graph g {\n    step a = map(body) { respond; } // kept\n}\n");
+    assert_eq!(graphc(&["fmt", "--check", &folder]).status.code(), Some(0));
+
+    // A file that does not parse is left alone, with its diagnostic.
+    let broken = dir.join("broken.graph");
+    std::fs::write(&broken, "graph g { step a = ; }").expect("write");
+    let output = graphc(&["fmt", &broken.display().to_string()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("graphc::syntax"));
+    assert_eq!(std::fs::read_to_string(&broken).expect("read"), "graph g { step a = ; }");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn fmt_reads_standard_input_for_editors() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_graphc"))
+        .args(["fmt", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("graphc runs");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), b"graph g{step a=map(body);}").expect("write");
+    let output = child.wait_with_output().expect("graphc ends");
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "graph g {\n    step a = map(body);\n}\n");
+}
+
+#[test]
+fn the_examples_and_fixtures_pass_fmt_check() {
+    let output = graphc(&["fmt", "--check", "examples", "tests/fixtures/pass", "tests/fixtures/run"]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stdout));
+}
