@@ -637,7 +637,44 @@ impl<'a> Printer<'a> {
                 );
                 Doc::Seq(vec![text("choice "), arms])
             }
+            ast::StepImpl::UserModel(model) => {
+                // `model(` the type and its arguments, then the model's arguments `)`.
+                enum Part<'m> {
+                    Class(&'m ast::UserModel),
+                    Arg(&'m ast::Arg),
+                }
+                let parts: Vec<Part<'_>> =
+                    std::iter::once(Part::Class(model)).chain(model.args.iter().map(Part::Arg)).collect();
+                let list = self.comma_list(
+                    &parts,
+                    |part| match part {
+                        Part::Class(model) => model.class_span,
+                        Part::Arg(arg) => arg_span(arg),
+                    },
+                    |printer, part| match part {
+                        Part::Class(model) => {
+                            if model.class_args.is_empty() && !printer.has_comment_within(model.class_span) {
+                                return text(format!("new {}", model.path));
+                            }
+                            let args = printer.args(&model.class_args, model.class_span.end_byte().saturating_sub(1));
+                            Doc::Seq(vec![text(format!("new {}", model.path)), args])
+                        }
+                        Part::Arg(arg) => printer.arg(arg),
+                    },
+                    ("(", ")", false),
+                    model.span.end_byte().saturating_sub(1),
+                );
+                Doc::Seq(vec![text("model"), list])
+            }
             ast::StepImpl::Call(call) => self.call(call),
+        }
+    }
+
+    fn arg(&mut self, arg: &ast::Arg) -> Doc {
+        let value = self.expr(&arg.value, 0);
+        match &arg.name {
+            Some(name) => Doc::Seq(vec![text(format!("{} = ", name.name)), value]),
+            None => value,
         }
     }
 
@@ -659,19 +696,7 @@ impl<'a> Printer<'a> {
         {
             return Doc::Seq(vec![text("("), self.expr(value, 0), text(")")]);
         }
-        self.comma_list(
-            args,
-            |arg| arg.name.as_ref().map_or(arg.value.span, |name| name.span.to(arg.value.span)),
-            |printer, arg| {
-                let value = printer.expr(&arg.value, 0);
-                match &arg.name {
-                    Some(name) => Doc::Seq(vec![text(format!("{} = ", name.name)), value]),
-                    None => value,
-                }
-            },
-            ("(", ")", false),
-            close,
-        )
+        self.comma_list(args, arg_span, |printer, arg| printer.arg(arg), ("(", ")", false), close)
     }
 
     /// An expression, in brackets when it binds less tightly than `context` asks.
@@ -768,6 +793,10 @@ fn type_expr(ty: &ast::TypeExpr) -> Doc {
     let mut out = String::new();
     write(ty, &mut out);
     text(out)
+}
+
+fn arg_span(arg: &ast::Arg) -> Span {
+    arg.name.as_ref().map_or(arg.value.span, |name| name.span.to(arg.value.span))
 }
 
 fn item_span(item: &ast::Item) -> Span {

@@ -370,7 +370,10 @@ fn describe_route(graph: &ir::Graph, name_span: Span) -> Option<String> {
         let route = router.routes.iter().find(|route| route.span == name_span)?;
         let served = format!("{}/{}/infer", router.url_prefix.trim_end_matches('/'), route.name);
         let what = match &route.kind {
-            ir::RouteKind::Model(model) => format!("model `{}` from `{}`", model.kind.name(), model.model_path),
+            ir::RouteKind::Model(model) => match &model.model_path {
+                Some(path) => format!("model `{}` from `{path}`", model.describe()),
+                None => format!("model `{}`", model.describe()),
+            },
             _ => "a step".to_string(),
         };
         Some(format!("route of router `{}`: {what}  \nserved at `{served}`", node.name))

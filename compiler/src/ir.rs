@@ -509,19 +509,45 @@ impl Route {
 /// What a route runs.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RouteKind {
-    /// A smartcore model.
+    /// A model: smartcore's or a type of the user's.
     Model(Model),
     /// Any step.
     Step(Box<NodeKind>),
 }
 
-/// A smartcore model route.
+/// A model route: what it serves and the file it loads. Both kinds are loaded the same way at
+/// start-up (the runtime's `LoadModel`), smartcore's with the estimator as its one argument.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Model {
-    /// The estimator.
-    pub kind: ModelKind,
-    /// The serialized model, relative to the graph file.
-    pub model_path: String,
+    /// What the route serves.
+    pub source: ModelSource,
+    /// The file it loads, relative to the graph file; a model type of the user's may load none.
+    pub model_path: Option<String>,
+}
+
+/// What a model route serves.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelSource {
+    /// A smartcore estimator: `model(kind = ..., model_path = "...")`.
+    Smartcore(ModelKind),
+    /// A model type of the user's: `model(new path::Type(args), ...)`, its arguments checked
+    /// constants.
+    User {
+        /// The type's path, as written.
+        path: String,
+        /// Its arguments by name.
+        args: Vec<(String, Expr)>,
+    },
+}
+
+impl Model {
+    /// What it serves, in a few words: `logistic_regression` or the type's path.
+    pub fn describe(&self) -> String {
+        match &self.source {
+            ModelSource::Smartcore(kind) => kind.name().to_string(),
+            ModelSource::User { path, .. } => path.clone(),
+        }
+    }
 }
 
 macro_rules! model_kinds {

@@ -29,7 +29,7 @@ fn graph_files(folder: &str) -> Vec<String> {
 }
 
 fn examples() -> Vec<String> {
-    ["iris", "flow", "ensemble", "remote", "distributed"]
+    ["iris", "flow", "ensemble", "remote", "distributed", "churn"]
         .iter()
         .map(|name| format!("examples/{name}/{name}.graph"))
         .collect()
@@ -280,6 +280,13 @@ fn graphc_test_runs_the_examples_test_blocks() {
     let stdout = String::from_utf8_lossy(&flow.stdout);
     assert_eq!(flow.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&flow.stderr));
     assert!(stdout.ends_with("1 passed, 0 failed\n"), "{stdout}");
+
+    // A model type of the user's: loaded, then infer, parameters, versions, its own operation,
+    // explain and metadata, through the generated pipeline.
+    let churn = graphc(&["test", "examples/churn/churn.graph"]);
+    let stdout = String::from_utf8_lossy(&churn.stdout);
+    assert_eq!(churn.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&churn.stderr));
+    assert!(stdout.contains("test its_own_operation ... ok") && stdout.ends_with("9 passed, 0 failed\n"), "{stdout}");
 
     // Handlers of the wrong types: rustc's errors, each once, at the graph's lines.
     let wrong = graphc(&["build", "tests/fixtures/rustc/wrong_types.graph"]);

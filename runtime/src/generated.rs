@@ -7,9 +7,9 @@ use crate::error::{ErrorStream, MemoryErrorStream};
 use crate::event::Response;
 use crate::http::{ServeOptions, bind, serve, serve_probes, shutdown_signal};
 use crate::mock::MockServer;
-use crate::model::LoadError;
 #[cfg(feature = "models")]
-use crate::model::{ModelKind, SmartcoreModel};
+use crate::model::ModelKind;
+use crate::model::{LoadError, LoadModel};
 use crate::pipeline::Handler;
 use crate::stream::{ConsumeOptions, ConsumerStats, MemoryStreams, Sink, StreamQueue, StreamSource, StreamWriter};
 #[cfg(feature = "streams")]
@@ -273,15 +273,33 @@ pub enum StartError {
     },
 }
 
-/// Loads a model route's file, relative to the graph's directory.
-#[cfg(feature = "models")]
-pub fn load_model(
+/// Builds a model route, once: the model's arguments deserialised into the type's
+/// `LoadModel::Args`, its `model_path` relative to the graph's directory. smartcore's models and
+/// a user's types load alike; a type that is not a model is one rustc error, at its path.
+pub fn model_route<M: LoadModel>(
     options: &Options,
     route: &str,
-    model_path: &str,
-    kind: ModelKind,
-) -> Result<SmartcoreModel, StartError> {
-    Ok(SmartcoreModel::load(route, &options.base_dir.join(model_path), kind)?)
+    model_path: Option<&str>,
+    args: Map<String, Value>,
+) -> Result<crate::router::Route, StartError> {
+    let path = model_path.map(|path| options.base_dir.join(path));
+    let fail = |reason: String| LoadError {
+        route: route.to_string(),
+        path: path.as_ref().map_or_else(|| "(no model_path)".to_string(), |p| p.display().to_string()),
+        reason,
+    };
+    let args = serde_json::from_value::<M::Args>(Value::Object(args))
+        .map_err(|error| fail(format!("its arguments do not fit the model type: {error}")))?;
+    let model = M::load(path.as_deref(), args).map_err(fail)?;
+    Ok(crate::router::Route::Model(std::sync::Arc::new(model)))
+}
+
+/// A smartcore route's arguments: its estimator.
+#[cfg(feature = "models")]
+pub fn smartcore_args(kind: ModelKind) -> Map<String, Value> {
+    let mut args = Map::new();
+    args.insert("kind".to_string(), serde_json::to_value(kind).unwrap_or(Value::Null));
+    args
 }
 
 /// Builds a `new Type(args)` step: its arguments, as a JSON object, deserialised into the type.

@@ -52,8 +52,9 @@ pub mod __private {
     pub use crate::error::StepError;
     pub use crate::event::{Event, Response};
     pub use crate::expr;
+    pub use crate::generated::model_route;
     #[cfg(feature = "models")]
-    pub use crate::generated::load_model;
+    pub use crate::generated::smartcore_args;
     pub use crate::generated::{
         Expectation, Launch, Launched, Options, StartError, TestCase, construct, context, error_stream, in_memory,
         schedule_trigger, stream_source, stream_trigger, stream_writer,

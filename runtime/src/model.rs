@@ -1,9 +1,71 @@
-//! Models: the hooks a served model has, and (with the `models` feature) smartcore classifiers
-//! and regressors loaded from a file at start-up.
+//! Models: the contract a served model keeps (`Model`'s hooks, and `LoadModel` to build it from
+//! its route at start-up), and (with the `models` feature) smartcore's classifiers and
+//! regressors as implementations of it.
 
 use crate::error::StepError;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
+use std::path::Path;
+
+/// The name of a model's output when it does not name its own: what infer returns and the
+/// metadata lists.
+pub const DEFAULT_OUTPUT: &str = "predict";
+
+/// One input or output of a model, as the Open Inference Protocol's metadata lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TensorSpec {
+    /// Its name: an output's is the name infer answers with.
+    pub name: String,
+    /// An OIP datatype: `FP32`, `INT64`, `BYTES`, ...
+    pub datatype: String,
+    /// Its shape, `-1` for a size that varies (the rows).
+    pub shape: Vec<i64>,
+}
+
+impl TensorSpec {
+    /// A tensor of `datatype` with this shape.
+    pub fn new(name: impl Into<String>, datatype: impl Into<String>, shape: Vec<i64>) -> Self {
+        TensorSpec { name: name.into(), datatype: datatype.into(), shape }
+    }
+}
+
+/// A model built by its route at start-up: `route m = model(new my::Model(threshold = 0.5),
+/// model_path = "models/m.bin")`. The route's arguments are deserialised into `Args` (a struct
+/// deriving `Deserialize`, or `serde_json::Value`), and `model_path`, when the route gives one,
+/// is resolved against the graph's folder. A failure stops start-up with the route's name.
+///
+/// ```
+/// use graphc_runtime::model::{Features, LoadModel, Model};
+/// use graphc_runtime::StepError;
+/// use serde_json::Value;
+///
+/// /// Answers 1 for a row whose sum passes the threshold.
+/// struct Threshold { limit: f64 }
+///
+/// #[derive(serde::Deserialize)]
+/// struct Args { limit: f64 }
+///
+/// impl Model for Threshold {
+///     fn predict(&self, features: Features) -> Result<Vec<Value>, StepError> {
+///         Ok((0..features.rows).map(|i| Value::from(u8::from(features.row(i).iter().sum::<f64>() > self.limit))).collect())
+///     }
+/// }
+///
+/// impl LoadModel for Threshold {
+///     type Args = Args;
+///     fn load(_model_path: Option<&std::path::Path>, args: Args) -> Result<Self, String> {
+///         Ok(Threshold { limit: args.limit })
+///     }
+/// }
+/// ```
+pub trait LoadModel: Model + Sized {
+    /// The route's arguments.
+    type Args: DeserializeOwned;
+
+    /// Builds the model, once. `Err` says why, and start-up stops with it.
+    fn load(model_path: Option<&Path>, args: Self::Args) -> Result<Self, String>;
+}
 
 /// Rows of features, row-major: what a model predicts on.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,6 +122,34 @@ pub trait Model: Send + Sync + 'static {
 
     /// One output per input row.
     fn predict(&self, features: Features) -> Result<Vec<Value>, StepError>;
+
+    /// One output per input row, with the request's `parameters` (the Open Inference Protocol's
+    /// object of request-wide settings, empty when the request has none). By default, `predict`.
+    fn predict_with(&self, features: Features, parameters: &Map<String, Value>) -> Result<Vec<Value>, StepError> {
+        let _ = parameters;
+        self.predict(features)
+    }
+
+    /// A custom operation, MLRun's `op_<name>`: `POST /v2/models/{model}/{operation}` (or GET,
+    /// with a null body) runs it with the request's body and answers what it returns. `None`:
+    /// the model has no such operation (404).
+    fn operation(&self, operation: &str, body: Value) -> Option<Result<Value, StepError>> {
+        let _ = (operation, body);
+        None
+    }
+
+    /// The inputs, for the metadata endpoint. By default one FP32 tensor `inputs` of
+    /// `[-1, input_width]`.
+    fn inputs(&self) -> Vec<TensorSpec> {
+        let width = self.input_width().map_or(-1, |w| i64::try_from(w).unwrap_or(-1));
+        vec![TensorSpec::new("inputs", "FP32", vec![-1, width])]
+    }
+
+    /// The outputs, for the metadata endpoint; the first one's name is the name infer answers
+    /// with. By default one tensor `predict` of `[-1]` in `output_datatype`.
+    fn outputs(&self) -> Vec<TensorSpec> {
+        vec![TensorSpec::new(DEFAULT_OUTPUT, self.output_datatype(), vec![-1])]
+    }
 
     /// Adjusts the outputs before they are answered.
     fn postprocess(&self, outputs: Vec<Value>) -> Result<Vec<Value>, StepError> {
@@ -126,4 +216,4 @@ pub struct LoadError {
 #[cfg(feature = "models")]
 mod smartcore;
 #[cfg(feature = "models")]
-pub use smartcore::{Estimator, SmartcoreModel};
+pub use smartcore::{Estimator, SmartcoreArgs, SmartcoreModel};

@@ -4,7 +4,7 @@
 use crate::context::Context;
 use crate::error::StepError;
 use crate::event::Event;
-use crate::model::{Features, Model};
+use crate::model::{DEFAULT_OUTPUT, Features, Model, TensorSpec};
 use crate::step::{Flow, Step};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -77,6 +77,8 @@ enum Operation {
     Explain,
     Ready,
     Metadata,
+    /// A model's own operation (MLRun's `op_<name>`).
+    Custom(String),
 }
 
 /// The form of an inference request, mirrored in its response.
@@ -249,15 +251,15 @@ impl Router {
             None | Some("infer") | Some("predict") => Operation::Infer,
             Some("explain") => Operation::Explain,
             Some("ready") => Operation::Ready,
-            Some(other) => {
-                return Err(StepError::not_found(format!(
-                    "unknown operation `{other}`; use infer, predict, explain or ready"
-                )));
-            }
+            Some(other) => Operation::Custom(other.to_string()),
         };
         match (&operation, &*event.method) {
             (Operation::Infer | Operation::Explain, "POST")
-            | (Operation::Ready | Operation::Metadata, "GET" | "HEAD") => {}
+            | (Operation::Ready | Operation::Metadata, "GET" | "HEAD")
+            | (Operation::Custom(_), "POST" | "GET") => {}
+            (Operation::Custom(_), _) => {
+                return Err(StepError::method_not_allowed("an operation takes POST or GET", "POST, GET"));
+            }
             (Operation::Infer | Operation::Explain, _) => {
                 return Err(StepError::method_not_allowed("inference takes POST", "POST"));
             }
@@ -317,6 +319,19 @@ impl Router {
                 Ok(json!({ "id": event.id.text(), "model_name": name, "outputs": model.explain(&features)? }))
             }
             Operation::Infer => self.infer(event, context, target, &name, version),
+            Operation::Custom(operation) => {
+                let model = match target.and_then(|i| self.routes.get(i)).map(|(_, route)| route) {
+                    Some(Route::Model(model)) => Some(model),
+                    _ => None,
+                };
+                let body = if event.method.as_ref() == "GET" { Value::Null } else { std::mem::take(&mut event.body) };
+                match model.and_then(|model| model.operation(&operation, body)) {
+                    Some(answer) => answer,
+                    None => Err(StepError::not_found(format!(
+                        "unknown operation `{operation}` of `{name}`; use infer, predict, explain, ready, or an operation the model defines"
+                    ))),
+                }
+            }
         }
     }
 
@@ -329,18 +344,20 @@ impl Router {
                 Route::Step(_) => None,
             })
         };
-        let (width, datatype) = match (target, &self.mode) {
-            (Some(index), _) => {
-                let model = model_of(index);
-                (model.and_then(|m| m.input_width()), model.map_or("BYTES", |m| m.output_datatype()))
-            }
+        let any_width =
+            |width: Option<usize>| vec![TensorSpec::new("inputs", "FP32", vec![-1, width.map_or(-1, |w| w as i64)])];
+        let (inputs, outputs) = match (target, &self.mode) {
+            (Some(index), _) => match model_of(index) {
+                Some(model) => (model.inputs(), model.outputs()),
+                None => (any_width(None), vec![TensorSpec::new(DEFAULT_OUTPUT, "BYTES", vec![-1])]),
+            },
             (None, Mode::Ensemble { regression, .. }) => {
                 let width = (0..self.routes.len()).find_map(|index| model_of(index).and_then(|m| m.input_width()));
-                (width, if *regression { "FP64" } else { "INT64" })
+                let datatype = if *regression { "FP64" } else { "INT64" };
+                (any_width(width), vec![TensorSpec::new(DEFAULT_OUTPUT, datatype, vec![-1])])
             }
-            (None, _) => (None, "BYTES"),
+            (None, _) => (any_width(None), vec![TensorSpec::new(DEFAULT_OUTPUT, "BYTES", vec![-1])]),
         };
-        let width = width.map_or(json!(-1), Value::from);
         let versions: Vec<&str> = self
             .routes
             .iter()
@@ -352,8 +369,8 @@ impl Router {
             "name": name,
             "versions": versions,
             "platform": "graphc",
-            "inputs": [{ "name": "inputs", "datatype": "FP32", "shape": [-1, width] }],
-            "outputs": [{ "name": OUTPUT_NAME, "datatype": datatype, "shape": [-1] }],
+            "inputs": inputs,
+            "outputs": outputs,
         })
     }
 
@@ -374,7 +391,11 @@ impl Router {
                     Route::Model(model) => {
                         // The body moves into the model's hooks; the answer replaces it.
                         let (outputs, form, width) = predict(model.as_ref(), std::mem::take(&mut event.body))?;
-                        Ok(respond(event, name, version, outputs, form, width, model.output_datatype()))
+                        let output = model.outputs().into_iter().next();
+                        let (output_name, datatype) = output
+                            .as_ref()
+                            .map_or((DEFAULT_OUTPUT, "BYTES"), |o| (o.name.as_str(), o.datatype.as_str()));
+                        Ok(respond(event, name, version, outputs, form, width, (output_name, datatype)))
                     }
                 };
                 if let Some(started) = started
@@ -397,7 +418,7 @@ impl Router {
                 }
                 let outputs = vote(&predictions, weights, *regression)?;
                 let datatype = if *regression { "FP64" } else { "INT64" };
-                Ok(respond(event, name, version, outputs, form, 1, datatype))
+                Ok(respond(event, name, version, outputs, form, 1, (DEFAULT_OUTPUT, datatype)))
             }
             (None, _) => {
                 let mut merged = match &event.body {
@@ -456,13 +477,36 @@ fn step_output(step: &dyn Step, event: &Event, context: &Context) -> Result<Valu
     }
 }
 
-/// A model's hooks in order: preprocess, read inputs, validate, predict, postprocess.
+/// A model's hooks in order: preprocess, read inputs, validate, predict (with the request's
+/// `parameters`), postprocess. Requested `outputs` must name outputs the model has (400).
 fn predict(model: &dyn Model, body: Value) -> Result<(Vec<Value>, Form, usize), StepError> {
     let body = model.preprocess(body)?;
     let (features, form) = read_inputs(&body)?;
+    if let Some(requested) = body.get("outputs") {
+        let requested = requested
+            .as_array()
+            .ok_or_else(|| StepError::bad_request("`outputs` must be an array of {\"name\": ...} objects"))?;
+        let outputs = model.outputs();
+        for output in requested {
+            let name = output.get("name").and_then(Value::as_str).unwrap_or_default();
+            if !outputs.iter().any(|o| o.name == name) {
+                let names: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
+                return Err(StepError::bad_request(format!(
+                    "unknown output `{name}`: this model's outputs are {}",
+                    names.join(", ")
+                )));
+            }
+        }
+    }
     model.validate(&features)?;
     let rows = features.rows;
-    let outputs = model.postprocess(model.predict(features)?)?;
+    let no_parameters = Map::new();
+    let parameters = match body.get("parameters") {
+        None | Some(Value::Null) => &no_parameters,
+        Some(Value::Object(parameters)) => parameters,
+        Some(_) => return Err(StepError::bad_request("`parameters` must be an object")),
+    };
+    let outputs = model.postprocess(model.predict_with(features, parameters)?)?;
     if outputs.len() != rows {
         return Err(StepError::new(format!("the model gave {} outputs for {rows} rows", outputs.len())));
     }
@@ -530,13 +574,9 @@ fn split_key(key: &str) -> (&str, Option<&str>) {
 const NUMERIC_DATATYPES: &[&str] =
     &["FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"];
 
-/// The name of a model route's one output, as infer returns it and metadata lists it.
-const OUTPUT_NAME: &str = "predict";
-
 /// OIP tensors: every input tensor, each `[rows]` or `[rows, columns]`, side by side (row `i`
 /// of the features is row `i` of each tensor, in order). BOOL is read as 0 and 1; BYTES and
-/// other types a model of numbers cannot take are refused (422). Requested `outputs` must name
-/// outputs the model has (400 otherwise).
+/// other types a model of numbers cannot take are refused (422).
 fn read_tensor(body: &Value, items: &[Value]) -> Result<(Features, Form), StepError> {
     let mut tensors = Vec::with_capacity(items.len());
     for (index, tensor) in items.iter().enumerate() {
@@ -565,19 +605,6 @@ fn read_tensor(body: &Value, items: &[Value]) -> Result<(Features, Form), StepEr
         }
         values
     };
-    if let Some(requested) = body.get("outputs") {
-        let requested = requested
-            .as_array()
-            .ok_or_else(|| StepError::bad_request("`outputs` must be an array of {\"name\": ...} objects"))?;
-        for output in requested {
-            let name = output.get("name").and_then(Value::as_str).unwrap_or_default();
-            if name != OUTPUT_NAME {
-                return Err(StepError::bad_request(format!(
-                    "unknown output `{name}`: this model's output is `{OUTPUT_NAME}`"
-                )));
-            }
-        }
-    }
     Ok((Features { values, rows, columns }, Form::Tensor { request_id: body.get("id").cloned() }))
 }
 
@@ -677,7 +704,7 @@ fn respond(
     outputs: Vec<Value>,
     form: Form,
     rows: usize,
-    datatype: &str,
+    (output, datatype): (&str, &str),
 ) -> Value {
     let mut answer = match form {
         Form::Loose { request_id } => json!({
@@ -688,7 +715,7 @@ fn respond(
         Form::Tensor { request_id } => json!({
             "id": request_id.unwrap_or_else(|| Value::String(event.id.text())),
             "model_name": name,
-            "outputs": [{ "name": OUTPUT_NAME, "shape": [rows], "datatype": datatype, "data": outputs }],
+            "outputs": [{ "name": output, "shape": [rows], "datatype": datatype, "data": outputs }],
         }),
     };
     if let (Some(version), Some(fields)) = (version, answer.as_object_mut()) {

@@ -68,3 +68,73 @@ pub fn describe_f64(input: crate::run::std::f64) -> Result<crate::run::std::Stri
     let option = input.Option.map_or_else(|| "none".to_string(), |n| n.to_string());
     Ok(crate::run::std::String { name: format!("{}/{option}", input.usize) })
 }
+
+/// A model of the user's for the run fixtures: the sum of each row times a factor, as a number
+/// (a regressor), with preprocess, parameters and operations of its own.
+pub struct Summer {
+    factor: f64,
+    offset: f64,
+}
+
+/// `model(new crate::handlers::Summer(factor = 2.0), model_path = "models/offset.json")`.
+#[derive(Deserialize)]
+pub struct SummerArgs {
+    /// Multiplies each row's sum.
+    pub factor: f64,
+}
+
+impl graphc_runtime::model::LoadModel for Summer {
+    type Args = SummerArgs;
+
+    fn load(model_path: Option<&std::path::Path>, args: SummerArgs) -> Result<Self, String> {
+        // The file, when given, holds an offset added to every output.
+        let offset = match model_path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let value: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+                value.get("offset").and_then(Value::as_f64).ok_or("no `offset` in the file")?
+            }
+            None => 0.0,
+        };
+        Ok(Summer { factor: args.factor, offset })
+    }
+}
+
+impl graphc_runtime::model::Model for Summer {
+    /// `{"values": [..]}` is one row.
+    fn preprocess(&self, mut body: Value) -> Result<Value, StepError> {
+        if let Some(values) = body.get("values").cloned() {
+            body["inputs"] = json!([values]);
+        }
+        Ok(body)
+    }
+
+    fn predict(&self, features: graphc_runtime::model::Features) -> Result<Vec<Value>, StepError> {
+        Ok((0..features.rows).map(|i| json!(features.row(i).iter().sum::<f64>() * self.factor + self.offset)).collect())
+    }
+
+    /// Rounds to whole numbers when asked: `"parameters": {"round": true}`.
+    fn predict_with(
+        &self,
+        features: graphc_runtime::model::Features,
+        parameters: &serde_json::Map<String, Value>,
+    ) -> Result<Vec<Value>, StepError> {
+        let outputs = self.predict(features)?;
+        if parameters.get("round") == Some(&Value::Bool(true)) {
+            return Ok(outputs.into_iter().map(|v| json!(v.as_f64().unwrap_or_default().round())).collect());
+        }
+        Ok(outputs)
+    }
+
+    fn operation(&self, operation: &str, body: Value) -> Option<Result<Value, StepError>> {
+        match operation {
+            "factor" => Some(Ok(json!({ "factor": self.factor, "offset": self.offset }))),
+            "echo" => Some(Ok(body)),
+            _ => None,
+        }
+    }
+
+    fn is_regressor(&self) -> bool {
+        true
+    }
+}

@@ -8,7 +8,7 @@ use crate::syntax::ast::{self, Arg, Call, ExprKind, Opt, OptValue, StepImpl};
 
 use super::vocabulary::{
     BATCH_ARGS, EXPRESSION_BUILTINS, MEMORY_QUEUE_ARGS, MODEL_ARGS, QUEUE_ENGINES, REMOTE_ARGS, ROUTER_KINDS,
-    STEP_BUILTINS, STREAM_QUEUE_ARGS,
+    STEP_BUILTINS, STREAM_QUEUE_ARGS, USER_MODEL_ARGS,
 };
 
 impl<'a> Checker<'a> {
@@ -17,26 +17,18 @@ impl<'a> Checker<'a> {
     pub(super) fn step_kind(&mut self, implementation: &'a StepImpl, in_route: bool) -> NodeKind {
         match implementation {
             StepImpl::Function(path) => NodeKind::Function(path.to_string()),
-            StepImpl::Construct(path, args, _) => {
-                let args = args
-                    .iter()
-                    .filter_map(|arg| match &arg.name {
-                        Some(name) => Some((name.name.to_string(), self.constant(&arg.value, None))),
-                        None => {
-                            self.report(
-                                Diagnostic::error(
-                                    Code::InvalidValue,
-                                    "arguments of `new` are named",
-                                    arg.value.span,
-                                    "no name",
-                                )
-                                .with_help("write `new Type(name = value)`"),
-                            );
-                            None
-                        }
-                    })
-                    .collect();
-                NodeKind::Construct(path.to_string(), args)
+            StepImpl::Construct(path, args, _) => NodeKind::Construct(path.to_string(), self.construct_args(args)),
+            StepImpl::UserModel(model) => {
+                self.report(
+                    Diagnostic::error(
+                        Code::UnknownBuiltin,
+                        "`model(...)` is only a route of a router",
+                        model.span,
+                        "a model is served by a route",
+                    )
+                    .with_help("declare it in a router: `router models = model { route m = model(new ...); }`"),
+                );
+                NodeKind::Function(String::new())
             }
             StepImpl::Remote(args, span) => self
                 .remote(args, *span)
@@ -44,6 +36,27 @@ impl<'a> Checker<'a> {
             StepImpl::Choice(..) => NodeKind::Choice(Vec::new()),
             StepImpl::Call(call) => self.builtin_step(call, in_route),
         }
+    }
+
+    /// `new Type(name = value, ...)`'s arguments: named constants.
+    fn construct_args(&mut self, args: &[ast::Arg]) -> Vec<(String, ir::Expr)> {
+        args.iter()
+            .filter_map(|arg| match &arg.name {
+                Some(name) => Some((name.name.to_string(), self.constant(&arg.value, None))),
+                None => {
+                    self.report(
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            "arguments of `new` are named",
+                            arg.value.span,
+                            "no name",
+                        )
+                        .with_help("write `new Type(name = value)`"),
+                    );
+                    None
+                }
+            })
+            .collect()
     }
 
     fn builtin_step(&mut self, call: &'a Call, in_route: bool) -> NodeKind {
@@ -120,6 +133,7 @@ impl<'a> Checker<'a> {
     pub(super) fn route_kind(&mut self, route: &'a ast::RouteDecl) -> ir::RouteKind {
         match &route.implementation {
             StepImpl::Call(call) if call.name.name == "model" => ir::RouteKind::Model(self.model(route, call)),
+            StepImpl::UserModel(model) => ir::RouteKind::Model(self.user_model(model)),
             other => {
                 let kind = self.step_kind(other, true);
                 if !matches!(kind, NodeKind::Function(_) | NodeKind::Construct(..)) {
@@ -219,7 +233,49 @@ impl<'a> Checker<'a> {
                 .with_help("add `model_path = \"models/<file>.json\"`, relative to the graph file"),
             );
         }
-        ir::Model { kind: kind.unwrap_or(ModelKind::LogisticRegression), model_path: model_path.unwrap_or_default() }
+        ir::Model {
+            source: ir::ModelSource::Smartcore(kind.unwrap_or(ModelKind::LogisticRegression)),
+            model_path: Some(model_path.unwrap_or_default()),
+        }
+    }
+
+    /// `model(new path::Type(args), model_path = "...")`: the type's arguments are named
+    /// constants, as `new`'s; the model's are `model_path` (optional: a model may load nothing).
+    fn user_model(&mut self, model: &'a ast::UserModel) -> ir::Model {
+        let args = self.construct_args(&model.class_args);
+        let call = Call {
+            name: ast::Ident { name: "model".into(), span: model.span },
+            args: model.args.clone(),
+            span: model.span,
+        };
+        let mut model_path = None;
+        for (name, value) in self.named_args(&call, USER_MODEL_ARGS) {
+            if name == "kind" {
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        "a model type of yours takes no `kind`",
+                        value.span,
+                        "`kind` names a smartcore estimator",
+                    )
+                    .with_help("pass what your type needs as its own arguments: `model(new my::Model(threshold = 0.5), model_path = \"...\")`"),
+                );
+                continue;
+            }
+            match &value.kind {
+                ExprKind::Str(path) if !path.is_empty() => model_path = Some(path.clone()),
+                _ => self.report(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        "`model_path` takes a non-empty string",
+                        value.span,
+                        "expected a path",
+                    )
+                    .with_help("write `model_path = \"models/<file>\"`, relative to the graph file; or leave it out"),
+                ),
+            }
+        }
+        ir::Model { source: ir::ModelSource::User { path: model.path.to_string(), args }, model_path }
     }
 
     pub(super) fn router_kind(

@@ -88,12 +88,12 @@ pub fn check_model_files(graph: &ir::Graph, find: impl Fn(&str) -> Result<(), St
     for node in &graph.nodes {
         let ir::NodeKind::Router(router) = &node.kind else { continue };
         for route in &router.routes {
-            let ir::RouteKind::Model(model) = &route.kind else { continue };
-            if let Err(resolved) = find(&model.model_path) {
+            let ir::RouteKind::Model(ir::Model { model_path: Some(model_path), .. }) = &route.kind else { continue };
+            if let Err(resolved) = find(model_path) {
                 found.push(
                     Diagnostic::error(
                         diagnostic::Code::ModelNotFound,
-                        format!("model file `{}` of route `{}` does not exist", model.model_path, route.name),
+                        format!("model file `{model_path}` of route `{}` does not exist", route.name),
                         route.impl_span,
                         format!("looked for {resolved}"),
                     )

@@ -63,8 +63,10 @@ impl Checker<'_> {
     }
 
     fn handler_paths(&mut self, implementation: &StepImpl) {
-        if let StepImpl::Function(path) | StepImpl::Construct(path, ..) = implementation {
-            self.handler_path(path);
+        match implementation {
+            StepImpl::Function(path) | StepImpl::Construct(path, ..) => self.handler_path(path),
+            StepImpl::UserModel(model) => self.handler_path(&model.path),
+            _ => {}
         }
     }
 

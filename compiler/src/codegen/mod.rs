@@ -18,7 +18,7 @@ use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
 /// The graphc-runtime features the generated code of `graph` uses: a crate built for one graph
-/// compiles no more of the runtime than that (`models`: smartcore routes; `remote`: `$remote`
+/// compiles no more of the runtime than that (`models`: smartcore routes, not a user's models; `remote`: `$remote`
 /// steps; `streams`: stream queues, stream triggers, answers streams and a Redis error stream;
 /// `schedule`: cron schedules). The HTTP server, the executors and memory queues need none.
 pub fn runtime_features(graph: &Graph) -> Vec<&'static str> {
@@ -34,7 +34,9 @@ pub fn runtime_features(graph: &Graph) -> Vec<&'static str> {
             ir::RouteKind::Model(_) => None,
         }))
     };
-    let models = routes().flatten().any(|route| matches!(route.kind, ir::RouteKind::Model(_)));
+    let models = routes().flatten().any(|route| {
+        matches!(&route.kind, ir::RouteKind::Model(ir::Model { source: ir::ModelSource::Smartcore(_), .. }))
+    });
     let remote = kinds().any(|kind| matches!(kind, NodeKind::Remote(_)));
     let streams = graph.nodes.iter().any(|node| node.kind.is_stream_queue())
         || matches!(graph.error_stream, Some(ir::ErrorStream::Stream { .. }))
@@ -65,10 +67,16 @@ pub fn unresolved_handler_crates(graph: &Graph, handlers: Option<&str>) -> Vec<D
                     paths.push((path, node.impl_span));
                 }
                 for route in &router.routes {
-                    if let RouteKind::Step(kind) = &route.kind
-                        && let NodeKind::Function(path) | NodeKind::Construct(path, _) = kind.as_ref()
-                    {
-                        paths.push((path, route.impl_span));
+                    match &route.kind {
+                        RouteKind::Step(kind) => {
+                            if let NodeKind::Function(path) | NodeKind::Construct(path, _) = kind.as_ref() {
+                                paths.push((path, route.impl_span));
+                            }
+                        }
+                        RouteKind::Model(ir::Model { source: ir::ModelSource::User { path, .. }, .. }) => {
+                            paths.push((path, route.impl_span));
+                        }
+                        RouteKind::Model(_) => {}
                     }
                 }
             }
@@ -751,9 +759,30 @@ impl Generator<'_> {
             let route_name = Literal::string(&route.key());
             let built = match &route.kind {
                 RouteKind::Model(model) => {
-                    let path = Literal::string(&model.model_path);
-                    let kind = format_ident!("{}", model_kind_variant(model.kind));
-                    quote!(#rt::Route::Model(#rt::Arc::new(#rt::load_model(options, #route_name, #path, #rt::ModelKind::#kind)?)))
+                    let model_path = match &model.model_path {
+                        Some(path) => {
+                            let path = Literal::string(path);
+                            quote!(::std::option::Option::Some(#path))
+                        }
+                        None => quote!(::std::option::Option::None),
+                    };
+                    // Both kinds load through `LoadModel`: smartcore's takes its estimator as its
+                    // one argument; a user's type is named at the user's path, so that a type
+                    // that is not a model is rustc's error there.
+                    match &model.source {
+                        ir::ModelSource::Smartcore(kind) => {
+                            let kind = format_ident!("{}", model_kind_variant(*kind));
+                            quote!(#rt::model_route::<#rt::SmartcoreModel>(
+                                options, #route_name, #model_path, #rt::smartcore_args(#rt::ModelKind::#kind)
+                            )?)
+                        }
+                        ir::ModelSource::User { path, args } => {
+                            let span = self.user_span(route.impl_span);
+                            let (rt, path) = (rt_at(span), self.user_path(path, span));
+                            let args = object(args, Scope::Build);
+                            quote_spanned!(span => #rt::model_route::<#path>(options, #route_name, #model_path, #args)?)
+                        }
+                    }
                 }
                 RouteKind::Step(kind) => {
                     let span = self.user_span(route.impl_span);

@@ -143,8 +143,25 @@ pub enum StepImpl {
     Remote(Vec<Arg>, Span),
     /// `choice { cond => outlet, ... }`
     Choice(Vec<ChoiceArm>, Span),
+    /// `model(new path(args), model_path = "...")`: a model type of the user's, on a route.
+    UserModel(Box<UserModel>),
     /// A built-in: `extend(...)`, `map(...)`, `model(...)`, ...
     Call(Call),
+}
+
+/// `model(new path::Type(class args), model args)`
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserModel {
+    /// The model type.
+    pub path: RustPath,
+    /// The type's arguments, deserialised into its `LoadModel::Args` at start-up.
+    pub class_args: Vec<Arg>,
+    /// `new path(...)`.
+    pub class_span: Span,
+    /// The model's own arguments (`model_path`).
+    pub args: Vec<Arg>,
+    /// The whole `model(...)`.
+    pub span: Span,
 }
 
 impl StepImpl {
@@ -153,6 +170,7 @@ impl StepImpl {
         match self {
             StepImpl::Function(path) => path.span,
             StepImpl::Construct(_, _, span) | StepImpl::Remote(_, span) | StepImpl::Choice(_, span) => *span,
+            StepImpl::UserModel(model) => model.span,
             StepImpl::Call(call) => call.span,
         }
     }

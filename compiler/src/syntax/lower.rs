@@ -109,6 +109,7 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_custom
             | Rule::kw_fn
             | Rule::kw_new
+            | Rule::kw_model
     )
 }
 
@@ -250,6 +251,15 @@ impl Lowerer {
             Rule::choice_impl => {
                 let arms = inner.map(|arm| self.choice_arm(arm)).collect::<Lowered<_>>()?;
                 StepImpl::Choice(arms, impl_span)
+            }
+            Rule::model_impl => {
+                let class = inner.next().ok_or_else(|| internal(span))?;
+                let class_span = self.span(&class);
+                let mut class_parts = children(class).filter(|p| !is_keyword(p.as_rule()));
+                let path = self.rust_path(class_parts.next().ok_or_else(|| internal(span))?);
+                let class_args = class_parts.next().map(|p| self.args(p)).transpose()?.unwrap_or_default();
+                let args = inner.next().map(|p| self.args(p)).transpose()?.unwrap_or_default();
+                StepImpl::UserModel(Box::new(UserModel { path, class_args, class_span, args, span: impl_span }))
             }
             Rule::call => StepImpl::Call(self.call_parts(impl_span, children_of_call(inner))?),
             _ => return Err(internal(span)),

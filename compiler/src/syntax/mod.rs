@@ -436,6 +436,8 @@ fn describe(rule: Rule) -> &'static str {
         Rule::kw_custom => "`custom`",
         Rule::kw_fn => "`fn`",
         Rule::kw_new => "`new`",
+        Rule::kw_model => "`model`",
+        Rule::model_impl => "a model",
         Rule::param_decl | Rule::secret_decl | Rule::function_decl | Rule::record_decl | Rule::step_decl => {
             "a declaration"
         }

@@ -1,7 +1,7 @@
 //! smartcore estimators as served models (the `models` feature): the model file format, loading
 //! it at start-up, and predicting and explaining through the [`Model`] hooks.
 
-use super::{Features, LoadError, Model, ModelKind};
+use super::{Features, LoadError, LoadModel, Model, ModelKind};
 use crate::error::StepError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -104,6 +104,24 @@ fn classes(labels: Vec<u32>) -> Vec<Value> {
 
 fn numbers(values: Vec<f64>) -> Vec<Value> {
     values.into_iter().map(|v| json!(v)).collect()
+}
+
+/// A smartcore route's one argument: the estimator the file must hold.
+#[derive(Clone, Copy, Debug, Deserialize)]
+pub struct SmartcoreArgs {
+    /// The estimator.
+    pub kind: ModelKind,
+}
+
+/// smartcore's models keep the same contract as a user's: loaded from `model_path` with their
+/// kind as the argument.
+impl LoadModel for SmartcoreModel {
+    type Args = SmartcoreArgs;
+
+    fn load(model_path: Option<&Path>, args: SmartcoreArgs) -> Result<Self, String> {
+        let path = model_path.ok_or("a smartcore model needs a model_path")?;
+        SmartcoreModel::load("", path, args.kind).map_err(|error| error.reason)
+    }
 }
 
 impl Model for SmartcoreModel {
