@@ -490,7 +490,7 @@ fn predict(model: &dyn Model, body: Value) -> Result<(Vec<Value>, Form, usize), 
         for output in requested {
             let name = output.get("name").and_then(Value::as_str).unwrap_or_default();
             if !outputs.iter().any(|o| o.name == name) {
-                let names: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
+                let names: Vec<String> = outputs.iter().map(|o| format!("`{}`", o.name)).collect();
                 return Err(StepError::bad_request(format!(
                     "unknown output `{name}`: this model's outputs are {}",
                     names.join(", ")
