@@ -650,3 +650,55 @@ fn the_examples_and_fixtures_pass_fmt_check() {
     let output = graphc(&["fmt", "--check", "examples", "tests/fixtures/pass", "tests/fixtures/run"]);
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stdout));
 }
+
+/// The Python of a virtual environment with tritonclient: `GRAPHC_CLIENTS_PYTHON` (scripts/test
+/// makes one), else `target/clients-venv`, made here from PyPI when missing.
+fn clients_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("GRAPHC_CLIENTS_PYTHON") {
+        return PathBuf::from(python);
+    }
+    let venv = workspace().join("target/clients-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 runs");
+        assert!(made.success(), "python3 -m venv failed");
+        let installed = Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "tritonclient[grpc,http]"])
+            .status()
+            .expect("pip runs");
+        assert!(installed.success(), "pip install tritonclient failed");
+    }
+    python
+}
+
+#[test]
+fn tritonclient_speaks_to_a_served_graph_over_rest_and_grpc() {
+    use std::io::BufRead;
+    let python = clients_python();
+    let script = workspace().join("tests/clients/oip_clients.py");
+    // The iris graph (smartcore) and a model type of the user's (examples/churn).
+    for (graph, file, model, width) in
+        [("iris", "examples/iris/iris.graph", "model1", "4"), ("churn", "examples/churn/churn.graph", "churn", "3")]
+    {
+        let Served { child: mut server, mut stderr, addr } =
+            serve(graph, &[file, "--port", "0", "--grpc-port", "0", "--debug"]);
+        let mut line = String::new();
+        let prefix = format!("serving {graph} over gRPC on ");
+        let grpc = loop {
+            line.clear();
+            assert!(stderr.read_line(&mut line).expect("reads") > 0, "no gRPC server");
+            if let Some(addr) = line.trim().strip_prefix(prefix.as_str()) {
+                break addr.to_string();
+            }
+        };
+        let output = Command::new(&python).arg(&script).args([&addr, &grpc, model, width, "0"]).output().expect("runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.trim_end().ends_with("checks"),
+            "{graph}: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+        assert!(server.wait().expect("exits").success());
+    }
+}

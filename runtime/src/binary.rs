@@ -92,7 +92,7 @@ pub fn write_answer(answer: &Value) -> Option<(Vec<u8>, usize)> {
 }
 
 /// Little-endian values of `datatype` as JSON numbers (BYTES as strings).
-fn decode(datatype: &str, data: &[u8]) -> Result<Vec<Value>, String> {
+pub(crate) fn decode(datatype: &str, data: &[u8]) -> Result<Vec<Value>, String> {
     fn fixed<const N: usize>(data: &[u8], read: impl Fn([u8; N]) -> Value) -> Result<Vec<Value>, String> {
         if !data.len().is_multiple_of(N) {
             return Err(format!("{} bytes is not a whole number of {N}-byte values", data.len()));
@@ -129,7 +129,8 @@ fn decode(datatype: &str, data: &[u8]) -> Result<Vec<Value>, String> {
     }
 }
 
-fn encode(datatype: &str, values: &[Value], out: &mut Vec<u8>) -> Option<()> {
+/// JSON values as little-endian `datatype`; `None` for a value or a datatype that cannot be.
+pub(crate) fn encode(datatype: &str, values: &[Value], out: &mut Vec<u8>) -> Option<()> {
     for value in values {
         match datatype {
             "BOOL" => out.push(u8::from(value.as_bool()?)),

@@ -17,7 +17,7 @@ const USAGE: &str = "usage:
                [--body-limit BYTES] [--deadline-ms MS] [--concurrency N]
                [--header-timeout-ms MS] [--max-connections N] [--max-headers N] [--max-header-bytes BYTES]
                [--shutdown-timeout-ms MS] [--expose-errors]
-               [--log-level LEVEL] [--log-format text|json] [--access-log]
+               [--log-level LEVEL] [--log-format text|json] [--access-log] [--grpc-port PORT]
                [--function NAME [--redis URL] [--consumer NAME] [--batch N] [--claim-idle-ms MS]
                 [--metrics-port PORT] [--dedupe-window-ms MS]]
   BINARY test  [--base DIR] [--junit PATH]
@@ -30,6 +30,8 @@ Defaults: body limit 1 MiB, deadline 30000 ms (reading the body included), concu
 with Retry-After), header timeout 10000 ms (also closes idle keep-alive connections), 10000
 connections (more are closed at once), 100 headers in 64 KiB, shutdown within 30000 ms, log level
 info (RUST_LOG wins), text logs. --expose-errors sends a 5xx's cause to the caller, not only to the log.
+--grpc-port also serves the Open Inference Protocol's gRPC service (inference.GRPCInferenceService) on
+--host, running the same pipeline (binaries built with graphc-runtime's `grpc` feature).
 `run` sends each line of --input (JSON Lines: a body, or an event with `body`, `id`, `key`, `path`,
 `method`, `headers`) through the whole graph, --concurrency (64) at once, writes one answer per
 line to --output in input order, each failure to --errors, a summary to standard error, and exits
@@ -64,6 +66,7 @@ const SERVE_FLAGS: &[&str] = &[
     "claim-every-ms",
     "metrics-port",
     "dedupe-window-ms",
+    "grpc-port",
 ];
 const TEST_FLAGS: &[&str] = &["base", "junit"];
 const RUN_FLAGS: &[&str] =
@@ -247,7 +250,15 @@ fn run_serve(name: &str, run_function: RunFunction, flags: &Flags) -> ExitCode {
     if function != "*" {
         eprintln!("{name}: function {function}");
     }
-    let launch = Launch { graph: name.to_string(), serve: serve_options, consume, probes };
+    let grpc = match flag(flags, "grpc-port").map(|port| port.parse::<u16>()) {
+        None => None,
+        Some(Ok(port)) => Some(std::net::SocketAddr::new(serve_options.addr.ip(), port)),
+        Some(Err(_)) => {
+            eprintln!("error: --grpc-port takes a port number");
+            return usage();
+        }
+    };
+    let launch = Launch { graph: name.to_string(), serve: serve_options, consume, probes, grpc };
     match runtime.block_on(run_function(function, &options, launch)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

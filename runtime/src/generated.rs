@@ -172,6 +172,9 @@ pub struct Launch {
     pub consume: ConsumeOptions,
     /// Where a child function serves `/metrics` and its health probes (`--metrics-port`).
     pub probes: Option<std::net::SocketAddr>,
+    /// Where the root function also serves the Open Inference Protocol over gRPC
+    /// (`--grpc-port`; the `grpc` feature).
+    pub grpc: Option<std::net::SocketAddr>,
 }
 
 impl Launch {
@@ -184,6 +187,7 @@ impl Launch {
             let addr = listener.local_addr().map_err(|error| error.to_string())?;
             eprintln!("serving {} on http://{addr}", self.graph);
             let handler = SharedHandler::new(handler);
+            let grpc = self.grpc_server(handler.clone()).await?;
             let has_triggers = !triggers.is_empty();
             let mut triggered =
                 tokio::spawn(crate::trigger::run(handler.clone(), triggers, self.consume.clone(), shutdown_signal()));
@@ -192,7 +196,7 @@ impl Launch {
             let joined = |finished: Result<Result<(), String>, tokio::task::JoinError>| {
                 finished.map_err(|error| format!("the triggers stopped: {error}")).and_then(|result| result)
             };
-            tokio::select! {
+            let served = tokio::select! {
                 served = &mut serving => {
                     let served = served.map_err(|error| error.to_string());
                     served.and(joined(triggered.await))
@@ -204,8 +208,46 @@ impl Launch {
                     Ok(()) => Err("the triggers stopped".to_string()),
                     Err(message) => Err(message),
                 },
+            };
+            match grpc {
+                Some(grpc) => served.and(grpc.await.map_err(|error| format!("the gRPC server stopped: {error}"))?),
+                None => served,
             }
         })
+    }
+
+    /// Starts the gRPC server when `--grpc-port` asks for it, on the same pipeline as HTTP.
+    #[cfg(feature = "grpc")]
+    async fn grpc_server<H: Handler>(
+        &self,
+        handler: SharedHandler<H>,
+    ) -> Result<Option<tokio::task::JoinHandle<Result<(), String>>>, String> {
+        let Some(addr) = self.grpc else { return Ok(None) };
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|error| format!("cannot listen on {addr}: {error}"))?;
+        let local = listener.local_addr().map_err(|error| error.to_string())?;
+        eprintln!("serving {} over gRPC on {local}", self.graph);
+        let options = crate::grpc::GrpcOptions {
+            addr: local,
+            deadline: self.serve.deadline,
+            concurrency: self.serve.concurrency,
+            body_limit: self.serve.body_limit,
+        };
+        Ok(Some(tokio::spawn(crate::grpc::serve(listener, handler, options, shutdown_signal()))))
+    }
+
+    /// Without the `grpc` feature, `--grpc-port` is refused at start-up, saying how to build it in.
+    #[cfg(not(feature = "grpc"))]
+    async fn grpc_server<H: Handler>(
+        &self,
+        _handler: SharedHandler<H>,
+    ) -> Result<Option<tokio::task::JoinHandle<Result<(), String>>>, String> {
+        match self.grpc {
+            None => Ok(None),
+            Some(_) => Err("this binary was built without gRPC: `graphc serve FILE --grpc-port PORT` builds it in \
+                 (or enable graphc-runtime's `grpc` feature)"
+                .to_string()),
+        }
     }
 
     /// Consumes a child function's stream until SIGINT or SIGTERM.

@@ -16,6 +16,8 @@ pub mod error;
 pub mod event;
 pub mod expr;
 pub mod generated;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 pub mod http;
 pub mod logging;
 pub mod metrics;

@@ -117,7 +117,8 @@ struct ServeArgs {
     /// The server's flags: --host, --port, --param NAME=JSON, --secrets-file, --body-limit,
     /// --deadline-ms, --concurrency, --header-timeout-ms, --max-connections, --max-headers,
     /// --max-header-bytes, --shutdown-timeout-ms, --expose-errors, --log-level, --log-format,
-    /// --access-log, --function, --redis, --consumer, --batch, --claim-idle-ms, --metrics-port.
+    /// --access-log, --function, --redis, --consumer, --batch, --claim-idle-ms, --metrics-port,
+    /// --grpc-port (the Open Inference Protocol over gRPC, built in when given).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "SERVER FLAGS")]
     server: Vec<String>,
 }
@@ -184,7 +185,7 @@ fn main() -> ExitCode {
         Command::Lsp => lsp::run(),
         Command::Build { file, emit, out, check, handlers, release } => match (emit, out) {
             (Some(Emit::Rust), out) => emit_rust(&file, out.as_deref(), check),
-            (None, _) => build(&file, handlers.as_deref(), release).map_or_else(
+            (None, _) => build(&file, handlers.as_deref(), release, &[]).map_or_else(
                 |code| code,
                 |binary| {
                     println!("{}", binary.display());
@@ -194,7 +195,7 @@ fn main() -> ExitCode {
         },
         Command::Test { file, junit, handlers } => test(&file, junit.as_deref(), handlers.as_deref()),
         Command::Run(run) => {
-            let binary = match build(&run.file, run.handlers.as_deref(), !run.debug) {
+            let binary = match build(&run.file, run.handlers.as_deref(), !run.debug, &[]) {
                 Ok(binary) => binary,
                 Err(code) => return code,
             };
@@ -230,7 +231,10 @@ fn main() -> ExitCode {
                     },
                 }
             }
-            let binary = match build(&file, handlers.as_deref(), !debug) {
+            // `--grpc-port` needs the runtime's gRPC server, built in only when asked for.
+            let grpc = passed.iter().any(|arg| arg == "--grpc-port" || arg.starts_with("--grpc-port="));
+            let extra: &[&'static str] = if grpc { &["grpc"] } else { &[] };
+            let binary = match build(&file, handlers.as_deref(), !debug, extra) {
                 Ok(binary) => binary,
                 Err(code) => return code,
             };
@@ -312,7 +316,14 @@ fn emit_rust(path: &PathBuf, out: Option<&std::path::Path>, check: bool) -> Exit
 
 /// Generates, writes and builds a graph's project; rustc's errors in the generated module are
 /// shown at the graph's lines.
-fn build(path: &PathBuf, handlers: Option<&std::path::Path>, release: bool) -> Result<PathBuf, ExitCode> {
+/// Builds the graph's binary; `extra_features` are runtime features the command line asks for
+/// beyond what the graph uses (`grpc` for `serve --grpc-port`).
+fn build(
+    path: &PathBuf,
+    handlers: Option<&std::path::Path>,
+    release: bool,
+    extra_features: &[&'static str],
+) -> Result<PathBuf, ExitCode> {
     let generated = generate(path)?;
     // `--handlers` wins over the graph's `handlers = "..."`, which is relative to the graph.
     let handlers = handlers
@@ -330,7 +341,8 @@ fn build(path: &PathBuf, handlers: Option<&std::path::Path>, release: bool) -> R
         eprint!("{}", generated.render(&unresolved));
         return Err(ExitCode::FAILURE);
     }
-    let features = graphc::codegen::runtime_features(&generated.compiled.graph);
+    let mut features = graphc::codegen::runtime_features(&generated.compiled.graph);
+    features.extend(extra_features.iter().filter(|extra| !features.contains(extra)).collect::<Vec<_>>());
     let written = project::write(
         generated.compiled.name(),
         &generated.file.text,
@@ -405,7 +417,7 @@ fn exec(mut command: std::process::Command) -> ExitCode {
 }
 
 fn test(path: &PathBuf, junit: Option<&std::path::Path>, handlers: Option<&std::path::Path>) -> ExitCode {
-    let binary = match build(path, handlers, false) {
+    let binary = match build(path, handlers, false, &[]) {
         Ok(binary) => binary,
         Err(code) => return code,
     };
