@@ -651,7 +651,7 @@ fn the_examples_and_fixtures_pass_fmt_check() {
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stdout));
 }
 
-/// The Python of a virtual environment with tritonclient: `GRAPHC_CLIENTS_PYTHON` (scripts/test
+/// The Python of a virtual environment with tritonclient and kserve: `GRAPHC_CLIENTS_PYTHON` (scripts/test
 /// makes one), else `target/clients-venv`, made here from PyPI when missing.
 fn clients_python() -> PathBuf {
     if let Some(python) = std::env::var_os("GRAPHC_CLIENTS_PYTHON") {
@@ -663,16 +663,16 @@ fn clients_python() -> PathBuf {
         let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 runs");
         assert!(made.success(), "python3 -m venv failed");
         let installed = Command::new(&python)
-            .args(["-m", "pip", "install", "-q", "tritonclient[grpc,http]"])
+            .args(["-m", "pip", "install", "-q", "tritonclient[grpc,http]", "kserve"])
             .status()
             .expect("pip runs");
-        assert!(installed.success(), "pip install tritonclient failed");
+        assert!(installed.success(), "pip install tritonclient kserve failed");
     }
     python
 }
 
 #[test]
-fn tritonclient_speaks_to_a_served_graph_over_rest_and_grpc() {
+fn tritonclient_and_kserve_speak_to_a_served_graph_over_rest_and_grpc() {
     use std::io::BufRead;
     let python = clients_python();
     let script = workspace().join("tests/clients/oip_clients.py");
@@ -691,13 +691,19 @@ fn tritonclient_speaks_to_a_served_graph_over_rest_and_grpc() {
                 break addr.to_string();
             }
         };
-        let output = Command::new(&python).arg(&script).args([&addr, &grpc, model, width, "0"]).output().expect("runs");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success() && stdout.trim_end().ends_with("checks"),
-            "{graph}: {stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        for family in ["triton", "kserve"] {
+            let output = Command::new(&python)
+                .arg(&script)
+                .args([family, &addr, &grpc, model, width, "0"])
+                .output()
+                .expect("runs");
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success() && stdout.trim_end().ends_with("checks"),
+                "{graph}, {family}: {stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
         let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
         assert!(server.wait().expect("exits").success());
     }
