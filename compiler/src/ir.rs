@@ -523,6 +523,23 @@ pub struct Model {
     pub source: ModelSource,
     /// The file it loads, relative to the graph file; a model type of the user's may load none.
     pub model_path: Option<String>,
+    /// Dynamic batching of its predictions, when asked (`batch_size`).
+    pub batching: Option<Batching>,
+}
+
+/// `batch_size = N, batch_delay_ms = D` on a model route: concurrent requests predicted in one
+/// call of up to `max_rows` rows, waiting at most `max_delay_ms` to fill one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batching {
+    /// Rows per call at most.
+    pub max_rows: u32,
+    /// How long a batch may wait to fill, in milliseconds.
+    pub max_delay_ms: u64,
+}
+
+impl Batching {
+    /// The delay when a route gives a size and no delay.
+    pub const DEFAULT_DELAY_MS: u64 = 5;
 }
 
 /// What a model route serves.

@@ -358,9 +358,35 @@ fn a_handler_path_naming_no_given_crate_is_a_diagnostic_at_the_path() {
     assert!(!stderr.contains("== building"), "refused before cargo runs: {stderr}");
 }
 
+/// A child process that is killed when dropped: a failing test must not leave a server
+/// running, holding the test run's output open.
+struct KillOnDrop(std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// A `graphc serve` running, once it listens.
 struct Served {
-    child: std::process::Child,
+    child: KillOnDrop,
     stderr: std::io::BufReader<std::process::ChildStderr>,
     addr: String,
 }
@@ -386,7 +412,7 @@ fn serve(graph: &str, args: &[&str]) -> Served {
             break addr.to_string();
         }
     };
-    Served { child, stderr, addr }
+    Served { child: KillOnDrop(child), stderr, addr }
 }
 
 #[test]
@@ -532,11 +558,13 @@ fn graphc_run_answers_a_file_of_events_in_order_and_exits_1_on_a_failure() {
 fn a_served_graph_answers_records_of_its_stream_trigger() {
     use std::io::{Read, Write};
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
-    let mut redis = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server is installed (the README's test command installs it)");
+    let mut redis = KillOnDrop(
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (the README's test command installs it)"),
+    );
     let redis_url = format!("redis://127.0.0.1:{port}");
     let client = redis::Client::open(redis_url.as_str()).expect("a client");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -659,9 +687,18 @@ fn clients_python() -> PathBuf {
     }
     let venv = workspace().join("target/clients-venv");
     let python = venv.join("bin/python");
-    if !python.exists() {
-        let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 runs");
-        assert!(made.success(), "python3 -m venv failed");
+    let ready = || {
+        Command::new(&python)
+            .args(["-c", "import tritonclient.grpc, tritonclient.http, kserve"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    if !ready() {
+        if !python.exists() {
+            let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 runs");
+            assert!(made.success(), "python3 -m venv failed");
+        }
         let installed = Command::new(&python)
             .args(["-m", "pip", "install", "-q", "tritonclient[grpc,http]", "kserve"])
             .status()

@@ -189,8 +189,16 @@ impl Launch {
             let handler = SharedHandler::new(handler);
             let grpc = self.grpc_server(handler.clone()).await?;
             let has_triggers = !triggers.is_empty();
+            // Triggers that end because the process is stopping are not a failure, even when
+            // they end before the server has drained.
+            let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let signalled = Arc::clone(&stopping);
+            let trigger_shutdown = async move {
+                shutdown_signal().await;
+                signalled.store(true, std::sync::atomic::Ordering::SeqCst);
+            };
             let mut triggered =
-                tokio::spawn(crate::trigger::run(handler.clone(), triggers, self.consume.clone(), shutdown_signal()));
+                tokio::spawn(crate::trigger::run(handler.clone(), triggers, self.consume.clone(), trigger_shutdown));
             let serving = serve(listener, handler, self.serve, shutdown_signal());
             tokio::pin!(serving);
             let joined = |finished: Result<Result<(), String>, tokio::task::JoinError>| {
@@ -204,7 +212,9 @@ impl Launch {
                 // Triggers end before the server only when one failed (or there are none):
                 // then the process stops, so that a supervisor restarts it.
                 finished = &mut triggered => match joined(finished) {
-                    Ok(()) if !has_triggers => serving.await.map_err(|error| error.to_string()),
+                    Ok(()) if !has_triggers || stopping.load(std::sync::atomic::Ordering::SeqCst) => {
+                        serving.await.map_err(|error| error.to_string())
+                    }
                     Ok(()) => Err("the triggers stopped".to_string()),
                     Err(message) => Err(message),
                 },

@@ -213,6 +213,9 @@ pub struct LoadError {
     pub reason: String,
 }
 
+mod batching;
+pub use batching::Batched;
+
 #[cfg(feature = "models")]
 mod smartcore;
 #[cfg(feature = "models")]

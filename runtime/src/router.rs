@@ -81,6 +81,18 @@ enum Operation {
     Custom(String),
 }
 
+impl Route {
+    /// The route with its model's predictions batched: concurrent requests predicted in one
+    /// call of up to `max_rows` rows, waiting at most `max_delay` to fill one (a step route is
+    /// left as it is).
+    pub fn batched(self, max_rows: usize, max_delay: std::time::Duration) -> Route {
+        match self {
+            Route::Model(model) => Route::Model(Arc::new(crate::model::Batched::new(model, max_rows, max_delay))),
+            step => step,
+        }
+    }
+}
+
 /// The form of an inference request, mirrored in its response.
 enum Form {
     /// MLRun's `{"inputs": [[...], ...]}`; the request's `id`, if any, is echoed.

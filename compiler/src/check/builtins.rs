@@ -161,8 +161,10 @@ impl<'a> Checker<'a> {
         let kind_names = || ModelKind::ALL.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ");
         let mut kind = None;
         let mut model_path = None;
+        let batching = self.batching(&args, call.span);
         for (name, value) in args {
             match name {
+                "batch_size" | "batch_delay_ms" => {}
                 "kind" => match &value.kind {
                     ExprKind::Name(ident) => match ModelKind::ALL.iter().find(|(_, n)| *n == ident.name) {
                         Some((found, _)) => kind = Some(*found),
@@ -236,6 +238,7 @@ impl<'a> Checker<'a> {
         ir::Model {
             source: ir::ModelSource::Smartcore(kind.unwrap_or(ModelKind::LogisticRegression)),
             model_path: Some(model_path.unwrap_or_default()),
+            batching,
         }
     }
 
@@ -249,7 +252,12 @@ impl<'a> Checker<'a> {
             span: model.span,
         };
         let mut model_path = None;
-        for (name, value) in self.named_args(&call, USER_MODEL_ARGS) {
+        let model_args = self.named_args(&call, USER_MODEL_ARGS);
+        let batching = self.batching(&model_args, model.span);
+        for (name, value) in model_args {
+            if name == "batch_size" || name == "batch_delay_ms" {
+                continue;
+            }
             if name == "kind" {
                 self.report(
                     Diagnostic::error(
@@ -275,7 +283,42 @@ impl<'a> Checker<'a> {
                 ),
             }
         }
-        ir::Model { source: ir::ModelSource::User { path: model.path.to_string(), args }, model_path }
+        ir::Model { source: ir::ModelSource::User { path: model.path.to_string(), args }, model_path, batching }
+    }
+
+    /// `batch_size = N` (2 or more) turns batching on; `batch_delay_ms = D` (0 or more) bounds
+    /// the wait to fill a batch, and means nothing without a size.
+    fn batching(&mut self, args: &[(&str, &ast::Expr)], call: Span) -> Option<ir::Batching> {
+        let arg = |key: &str| args.iter().find(|(k, _)| *k == key).map(|(_, e)| *e);
+        let delay = arg("batch_delay_ms").and_then(|e| self.non_negative_int(e, "batch_delay_ms"));
+        let Some(size) = arg("batch_size") else {
+            if let Some(delay) = arg("batch_delay_ms") {
+                self.report(
+                    Diagnostic::error(
+                        Code::MissingArgument,
+                        "`batch_delay_ms` without `batch_size`",
+                        delay.span,
+                        "a delay for batches of no size",
+                    )
+                    .with_help("add `batch_size = 32` (the rows of one call), or remove the delay")
+                    .with_label(call, "this model"),
+                );
+            }
+            return None;
+        };
+        let rows = match size.kind {
+            ExprKind::Int(n) if n >= 2 => u32::try_from(n).ok(),
+            _ => None,
+        };
+        let Some(max_rows) = rows else {
+            self.report(
+                Diagnostic::error(Code::InvalidValue, "`batch_size` must be 2 or more", size.span, "here")
+                    .with_help("write `batch_size = 32`: the most rows one call of the model predicts"),
+            );
+            return None;
+        };
+        let max_delay_ms = delay.map_or(ir::Batching::DEFAULT_DELAY_MS, |d| d as u64);
+        Some(ir::Batching { max_rows, max_delay_ms })
     }
 
     pub(super) fn router_kind(

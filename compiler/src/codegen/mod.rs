@@ -769,7 +769,12 @@ impl Generator<'_> {
                     // Both kinds load through `LoadModel`: smartcore's takes its estimator as its
                     // one argument; a user's type is named at the user's path, so that a type
                     // that is not a model is rustc's error there.
-                    match &model.source {
+                    let batched = model.batching.map(|batching| {
+                        let rows = Literal::usize_unsuffixed(batching.max_rows as usize);
+                        let delay = Literal::u64_unsuffixed(batching.max_delay_ms);
+                        quote!(.batched(#rows, ::std::time::Duration::from_millis(#delay)))
+                    });
+                    let route = match &model.source {
                         ir::ModelSource::Smartcore(kind) => {
                             let kind = format_ident!("{}", model_kind_variant(*kind));
                             quote!(#rt::model_route::<#rt::SmartcoreModel>(
@@ -782,7 +787,8 @@ impl Generator<'_> {
                             let args = object(args, Scope::Build);
                             quote_spanned!(span => #rt::model_route::<#path>(options, #route_name, #model_path, #args)?)
                         }
-                    }
+                    };
+                    quote!(#route #batched)
                 }
                 RouteKind::Step(kind) => {
                     let span = self.user_span(route.impl_span);
