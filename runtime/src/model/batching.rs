@@ -14,6 +14,7 @@ use super::{Features, Model, TensorSpec};
 use crate::error::StepError;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -24,12 +25,19 @@ pub struct Batched {
     delay: Duration,
     state: Mutex<State>,
     changed: Condvar,
+    /// A call of the model is running. Outside the lock, so that a lone request takes the
+    /// model with one atomic operation and no lock.
+    busy: AtomicBool,
+    /// Requests in the queue (the queue's length, readable without the lock).
+    queued: AtomicUsize,
 }
+
+/// How often a leader looks again at a model it found busy, in case the call that held it ended
+/// between its look and its wait (the lone request's path does not take the lock to say so).
+const RECHECK: Duration = Duration::from_millis(1);
 
 #[derive(Default)]
 struct State {
-    /// A call of the model is running.
-    busy: bool,
     /// A queued request is leading the next batch.
     leading: bool,
     queue: Vec<Queued>,
@@ -47,7 +55,15 @@ impl Batched {
     /// Batches `model`'s predictions: up to `max_rows` rows per call, waiting at most `delay`
     /// to fill a batch.
     pub fn new(model: Arc<dyn Model>, max_rows: usize, delay: Duration) -> Self {
-        Batched { model, max_rows: max_rows.max(1), delay, state: Mutex::new(State::default()), changed: Condvar::new() }
+        Batched {
+            model,
+            max_rows: max_rows.max(1),
+            delay,
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            busy: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -56,6 +72,7 @@ impl Batched {
     }
 
     fn wait<'a>(&self, state: MutexGuard<'a, State>, timeout: Option<Duration>) -> MutexGuard<'a, State> {
+        // (`None` only for followers, whom the leader wakes under the lock.)
         match timeout {
             Some(timeout) => {
                 self.changed.wait_timeout(state, timeout).unwrap_or_else(std::sync::PoisonError::into_inner).0
@@ -65,18 +82,23 @@ impl Batched {
     }
 
     fn batch(&self, features: Features) -> Result<Vec<Value>, StepError> {
-        let mut state = self.lock();
-        if !state.busy && state.queue.is_empty() && !state.leading {
-            state.busy = true;
-            drop(state);
+        // Alone: the model is free and no one waits for it.
+        if self.queued.load(Ordering::Acquire) == 0
+            && self.busy.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        {
             let answer = self.model.predict(features);
-            self.lock().busy = false;
-            self.changed.notify_all();
+            self.busy.store(false, Ordering::Release);
+            if self.queued.load(Ordering::Acquire) > 0 {
+                let _state = self.lock();
+                self.changed.notify_all();
+            }
             return answer;
         }
+        let mut state = self.lock();
         let ticket = state.next_ticket;
         state.next_ticket += 1;
         state.queue.push(Queued { ticket, features });
+        self.queued.fetch_add(1, Ordering::AcqRel);
         let arrived = Instant::now();
         loop {
             if let Some(answer) = state.done.remove(&ticket) {
@@ -102,11 +124,17 @@ impl Batched {
             }
             let rows: usize = state.queue.iter().map(|q| q.features.rows).sum();
             let waited = arrived.elapsed();
-            if !state.busy && (rows >= self.max_rows || waited >= self.delay) {
+            if (rows >= self.max_rows || waited >= self.delay)
+                && self.busy.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok()
+            {
                 break;
             }
-            let timeout = if state.busy { None } else { Some(self.delay.saturating_sub(waited)) };
-            state = self.wait(state, timeout);
+            let timeout = if self.busy.load(Ordering::Acquire) {
+                RECHECK
+            } else {
+                self.delay.saturating_sub(waited).min(RECHECK).max(Duration::from_micros(50))
+            };
+            state = self.wait(state, Some(timeout));
         }
         // Whole requests, up to the batch size (at least one).
         let mut taken = Vec::new();
@@ -118,14 +146,14 @@ impl Batched {
             rows += next.features.rows;
             taken.push(state.queue.remove(0));
         }
-        state.busy = true;
+        self.queued.fetch_sub(taken.len(), Ordering::AcqRel);
         state.leading = false;
         drop(state);
         // Another queued request may lead the next batch while this one runs.
         self.changed.notify_all();
         let answers = self.run(taken);
         let mut state = self.lock();
-        state.busy = false;
+        self.busy.store(false, Ordering::Release);
         state.done.extend(answers);
         let own = state.done.remove(&ticket);
         drop(state);
