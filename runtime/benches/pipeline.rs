@@ -42,6 +42,28 @@ fn flow(c: &mut Criterion) {
     assert_eq!(sync.process(Event::new(input.clone())).json_body()["n"], 3);
     group.bench_function("graphc_sync", |b| b.iter(|| answered(sync.process(Event::new(black_box(input.clone()))))));
 
+    // The same flow with a graph-level error handler, as `on_error = catcher;` generates it:
+    // every step keeps what the handler would need, should it fail.
+    let catcher = || CatchWith(Arc::new(StepNode::new("catcher", Body(|body: Value| body), End).responding()));
+    let caught = SyncPipeline::new(
+        StepNode::new(
+            "s1",
+            Body(add_one),
+            StepNode::new(
+                "s2",
+                Body(add_one),
+                StepNode::new("s3", Body(add_one), End).responding().catching(catcher()),
+            )
+            .catching(catcher()),
+        )
+        .catching(catcher()),
+        Context::new("bench"),
+    );
+    assert_eq!(caught.process(Event::new(input.clone())).json_body()["n"], 3);
+    group.bench_function("graphc_sync_with_catcher", |b| {
+        b.iter(|| answered(caught.process(Event::new(black_box(input.clone())))))
+    });
+
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let chain = StepNode::new(
         "s1",
