@@ -337,6 +337,25 @@ impl<'a> Printer<'a> {
         Doc::Seq(vec![text("{"), Doc::Indent(block.parts), Doc::HardLine, text("}")])
     }
 
+    /// A `{ ... }` block of `entries` in source order, one per line, each printed by `print`;
+    /// `declaration` ends at the block's `}`.
+    fn block_of<T>(
+        &mut self,
+        mut entries: Vec<(Span, T)>,
+        declaration: Span,
+        mut print: impl FnMut(&mut Self, T) -> Doc,
+    ) -> Doc {
+        entries.sort_by_key(|(span, _)| *span);
+        let mut block = self.block();
+        for (span, entry) in entries {
+            self.block_line(&mut block, span.start_byte());
+            let doc = print(self, entry);
+            block.parts.push(doc);
+            self.block_line_end(&mut block, span.end_byte());
+        }
+        self.close_block(block, declaration.end_byte().saturating_sub(1))
+    }
+
     // -- lists --
 
     fn list(&self) -> List {
@@ -424,16 +443,8 @@ impl<'a> Printer<'a> {
             parts.push(Doc::HardLine);
         }
         parts.push(text(format!("graph {} ", graph.name.name)));
-        let mut block = self.block();
-        for item in &graph.items {
-            let span = item_span(item);
-            self.block_line(&mut block, span.start_byte());
-            let doc = self.item(item);
-            block.parts.push(doc);
-            self.block_line_end(&mut block, span.end_byte());
-        }
-        let close = graph.span.end_byte().saturating_sub(1);
-        parts.push(self.close_block(block, close));
+        let items = graph.items.iter().map(|item| (item_span(item), item)).collect();
+        parts.push(self.block_of(items, graph.span, |printer, item| printer.item(item)));
         // Comments after the graph.
         while let Some(comment) = self.comment_before(usize::MAX) {
             parts.push(Doc::HardLine);
@@ -519,28 +530,20 @@ impl<'a> Printer<'a> {
             Route(&'r ast::RouteDecl),
             Opt(&'r ast::Opt),
         }
-        let mut entries: Vec<(Span, Entry<'_>)> = router
+        let entries = router
             .routes
             .iter()
             .map(|route| (route.span, Entry::Route(route)))
             .chain(router.options.iter().map(|opt| (opt.span, Entry::Opt(opt))))
             .collect();
-        entries.sort_by_key(|(span, _)| *span);
-        let mut block = self.block();
-        for (span, entry) in entries {
-            self.block_line(&mut block, span.start_byte());
-            let doc = match entry {
-                Entry::Route(route) => {
-                    let version = route.version.as_ref().map(|v| format!(":{}", v.name)).unwrap_or_default();
-                    let implementation = self.implementation(&route.implementation);
-                    Doc::Seq(vec![text(format!("route {}{version} = ", route.name.name)), implementation, text(";")])
-                }
-                Entry::Opt(opt) => Doc::Seq(vec![self.opt(opt), text(";")]),
-            };
-            block.parts.push(doc);
-            self.block_line_end(&mut block, span.end_byte());
-        }
-        let body = self.close_block(block, router.span.end_byte().saturating_sub(1));
+        let body = self.block_of(entries, router.span, |printer, entry| match entry {
+            Entry::Route(route) => {
+                let version = route.version.as_ref().map(|v| format!(":{}", v.name)).unwrap_or_default();
+                let implementation = printer.implementation(&route.implementation);
+                Doc::Seq(vec![text(format!("route {}{version} = ", route.name.name)), implementation, text(";")])
+            }
+            Entry::Opt(opt) => Doc::Seq(vec![printer.opt(opt), text(";")]),
+        });
         Doc::Seq(vec![text(format!("router {} = {kind} ", router.name.name)), body])
     }
 
@@ -572,29 +575,21 @@ impl<'a> Printer<'a> {
             Request(&'t ast::Request),
             Expect(&'t ast::Expr),
         }
-        let mut entries: Vec<(Span, Entry<'_>)> = test
+        let entries = test
             .requests
             .iter()
             .map(|request| (request.span, Entry::Request(request)))
             .chain(test.expects.iter().map(|expect| (expect.span, Entry::Expect(expect))))
             .collect();
-        entries.sort_by_key(|(span, _)| *span);
-        let mut block = self.block();
-        for (span, entry) in entries {
-            self.block_line(&mut block, span.start_byte());
-            let doc = match entry {
-                Entry::Request(request) => {
-                    let method = request.method.as_ref().map(|m| format!("{} ", m.name)).unwrap_or_default();
-                    let head = text(format!("request {method}{}", self.slice(request.path.span)));
-                    let tail = self.options_tail(&request.options, request.span);
-                    Doc::Seq(vec![head, tail])
-                }
-                Entry::Expect(expect) => Doc::Seq(vec![text("expect "), self.expr(expect, 0), text(";")]),
-            };
-            block.parts.push(doc);
-            self.block_line_end(&mut block, span.end_byte());
-        }
-        let body = self.close_block(block, test.span.end_byte().saturating_sub(1));
+        let body = self.block_of(entries, test.span, |printer, entry| match entry {
+            Entry::Request(request) => {
+                let method = request.method.as_ref().map(|m| format!("{} ", m.name)).unwrap_or_default();
+                let head = text(format!("request {method}{}", printer.slice(request.path.span)));
+                let tail = printer.options_tail(&request.options, request.span);
+                Doc::Seq(vec![head, tail])
+            }
+            Entry::Expect(expect) => Doc::Seq(vec![text("expect "), printer.expr(expect, 0), text(";")]),
+        });
         Doc::Seq(vec![text(format!("test {} ", test.name.name)), body])
     }
 

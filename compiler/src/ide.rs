@@ -120,14 +120,17 @@ impl Analysis {
         out
     }
 
+    /// The name at `offset`: where it stands, and where what it names is declared.
+    fn name_at(&self, offset: usize) -> Option<Reference> {
+        self.references.iter().find(|r| contains(r.at, offset)).copied().or_else(|| {
+            let symbol = self.symbols().into_iter().find(|s| contains(s.name_span, offset))?;
+            Some(Reference { at: symbol.name_span, declared: symbol.name_span })
+        })
+    }
+
     /// The declaration of the name at `offset` (a use or the declaration itself).
     pub fn declaration_at(&self, offset: usize) -> Option<&Symbol> {
-        let declared = self
-            .references
-            .iter()
-            .find(|r| contains(r.at, offset))
-            .map(|r| r.declared)
-            .or_else(|| self.symbols().into_iter().find(|s| contains(s.name_span, offset)).map(|s| s.name_span))?;
+        let declared = self.name_at(offset)?.declared;
         self.symbols().into_iter().find(|s| s.name_span == declared)
     }
 
@@ -170,12 +173,7 @@ impl Analysis {
 
     /// What the name at `offset` is, as Markdown, and the span it is about.
     pub fn hover(&self, text: &str, offset: usize) -> Option<(Span, String)> {
-        let at = self
-            .references
-            .iter()
-            .find(|r| contains(r.at, offset))
-            .map(|r| r.at)
-            .or_else(|| self.symbols().into_iter().find(|s| contains(s.name_span, offset)).map(|s| s.name_span))?;
+        let at = self.name_at(offset)?.at;
         let symbol = self.declaration_at(offset)?;
         let mut out = format!("```graph\n{}\n```", first_line(text, symbol.span));
         if let Some(graph) = &self.graph {
@@ -253,6 +251,10 @@ impl Analysis {
             Context::Words(list, detail) => words(list, CompletionKind::Value, detail),
             Context::Arguments(list, detail) => words(list, CompletionKind::Property, detail),
             Context::Options(list, detail) => words(list, CompletionKind::Property, detail),
+            Context::RouterItems => {
+                words(&["route"], CompletionKind::Keyword, "a route");
+                words(vocabulary::ROUTER_OPTIONS, CompletionKind::Property, "router option");
+            }
             Context::ModelKinds => {
                 let kinds: Vec<&str> = ModelKind::ALL.iter().map(|(_, name)| *name).collect();
                 words(&kinds, CompletionKind::Value, "model kind");
@@ -441,6 +443,8 @@ enum Context {
     Arguments(&'static [&'static str], &'static str),
     /// An option in a block.
     Options(&'static [&'static str], &'static str),
+    /// A router's block: `route` or a router option.
+    RouterItems,
     /// `kind = ` in `model(...)`.
     ModelKinds,
     /// A type.
@@ -647,7 +651,7 @@ fn statement_context(block: Block, statement: &[Token]) -> Context {
     if statement.is_empty() {
         return match block {
             Block::Graph => Context::Item,
-            Block::Router => Context::Options(ROUTER_ITEMS, "route or router option"),
+            Block::Router => Context::RouterItems,
             Block::Options(list, detail) => Context::Options(list, detail),
             Block::Test => Context::Options(&["request", "expect"], "test statement"),
             Block::Record => Context::None,
@@ -679,23 +683,6 @@ fn statement_context(block: Block, statement: &[Token]) -> Context {
         _ => Context::None,
     }
 }
-
-/// What a router's block holds.
-const ROUTER_ITEMS: &[&str] = &[
-    "route",
-    "after",
-    "before",
-    "function",
-    "input_path",
-    "result_path",
-    "respond",
-    "on_error",
-    "url_prefix",
-    "health_prefix",
-    "extend_event",
-    "vote",
-    "weights",
-];
 
 #[cfg(test)]
 mod tests {
