@@ -70,7 +70,7 @@ pub fn describe_f64(input: crate::run::std::f64) -> Result<crate::run::std::Stri
 }
 
 /// A model of the user's for the run fixtures: the sum of each row times a factor, as a number
-/// (a regressor), with preprocess, parameters and operations of its own.
+/// (a regressor), with preprocess, parameters, postprocess and operations of its own.
 pub struct Summer {
     factor: f64,
     offset: f64,
@@ -124,6 +124,11 @@ impl graphc_runtime::model::Model for Summer {
             return Ok(outputs.into_iter().map(|v| json!(v.as_f64().unwrap_or_default().round())).collect());
         }
         Ok(outputs)
+    }
+
+    /// Negative outputs become 0, so that tests see the hook ran last.
+    fn postprocess(&self, outputs: Vec<Value>) -> Result<Vec<Value>, StepError> {
+        Ok(outputs.into_iter().map(|v| json!(v.as_f64().unwrap_or_default().max(0.0))).collect())
     }
 
     fn operation(&self, operation: &str, body: Value) -> Option<Result<Value, StepError>> {
