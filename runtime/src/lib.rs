@@ -42,7 +42,8 @@ pub use node::{
 };
 pub use pipeline::{AsyncPipeline, Handler, Request, SyncPipeline};
 pub use step::{
-    Batch, Body, BodyWithContext, Choice, Extend, Filter, FlatMap, Flow, FullEvent, MapStep, Step, Typed, WithPaths,
+    Batch, Body, BodyWithContext, Choice, Entry, Extend, Filter, FlatMap, Flow, FullEvent, MapStep, Step, Typed,
+    WithPaths,
 };
 
 pub use generated::{Options, StartError, TestCase, TestOutcome};

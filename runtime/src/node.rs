@@ -6,7 +6,7 @@ use crate::context::Context;
 use crate::error::StepError;
 use crate::event::{Event, EventError};
 use crate::run::{Run, SyncRun};
-use crate::step::{Flow, Step};
+use crate::step::{Entry, Flow, Step};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
@@ -164,9 +164,40 @@ fn failed(mut event: Event, name: &str, error: &StepError) -> Event {
     event
 }
 
-/// The event as it entered a step, kept only when a handler or the error stream will need it.
-pub(crate) fn entry_copy<C: Catcher>(event: &Event, context: &Context) -> Option<Event> {
-    (C::CATCHES || context.error_stream().is_some()).then(|| event.clone())
+/// What is kept of the event as it entered a step, for a handler or the error stream: nothing
+/// when neither will need it, else as much as the step may change when it fails.
+pub(crate) enum EntryCopy {
+    /// The step leaves the event as it was: the event itself is the entry.
+    Kept,
+    /// The step takes the body: the body as it entered.
+    Body(serde_json::Value),
+    /// The step may change anything.
+    Event(Event),
+}
+
+pub(crate) fn entry_copy<C: Catcher>(entry: Entry, event: &Event, context: &Context) -> Option<EntryCopy> {
+    (C::CATCHES || context.error_stream().is_some()).then(|| match entry {
+        Entry::Kept => EntryCopy::Kept,
+        Entry::Body => EntryCopy::Body(event.body.clone()),
+        Entry::Event => EntryCopy::Event(event.clone()),
+    })
+}
+
+impl EntryCopy {
+    /// The event as it entered the failed step, taken from what is left of it (the path stops
+    /// here; what stays behind keeps only the id).
+    pub(crate) fn into_entry(self, event: &mut Event) -> Event {
+        let mut take = || std::mem::replace(event, Event { id: event.id.clone(), ..Event::placeholder() });
+        match self {
+            EntryCopy::Event(entry) => entry,
+            EntryCopy::Kept => take(),
+            EntryCopy::Body(body) => {
+                let mut entry = take();
+                entry.body = body;
+                entry
+            }
+        }
+    }
 }
 
 /// A failure: recorded in the error stream, then given to the handler, or answered as
@@ -189,7 +220,7 @@ pub(crate) async fn fail_or_catch<C: Catcher>(
 
 impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
     async fn push(&self, event: &mut Event, run: &Run) {
-        let copy = entry_copy::<C>(event, run.context());
+        let copy = entry_copy::<C>(self.step.entry(), event, run.context());
         let result = run_step(self.name, &self.step, &self.meter, event, run.context());
         match result {
             Ok(Flow::Next) => {
@@ -209,14 +240,17 @@ impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
             }
             Ok(Flow::Outlet(outlet)) => self.next.push_to(outlet, event, run).await,
             Ok(Flow::Reply(response)) => run.reply(response),
-            Err(error) => fail_or_catch(self.name, copy, &error, &self.catcher, run).await,
+            Err(error) => {
+                let entry = copy.map(|copy| copy.into_entry(event));
+                fail_or_catch(self.name, entry, &error, &self.catcher, run).await;
+            }
         }
     }
 }
 
 impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
     fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
-        let copy = entry_copy::<C>(event, run.context());
+        let copy = entry_copy::<C>(self.step.entry(), event, run.context());
         let result = run_step(self.name, &self.step, &self.meter, event, run.context());
         match result {
             Ok(Flow::Next) => {
@@ -237,6 +271,7 @@ impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
             Ok(Flow::Outlet(outlet)) => self.next.push_sync_to(outlet, event, run),
             Ok(Flow::Reply(response)) => run.reply(response),
             Err(error) => {
+                let copy = copy.map(|copy| copy.into_entry(event));
                 if let Some(copy) = &copy {
                     run.record(self.name, copy, &error);
                 }

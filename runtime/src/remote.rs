@@ -7,6 +7,7 @@ use crate::error::StepError;
 use crate::event::Event;
 use crate::node::{Catcher, NoCatcher, Node, entry_copy, fail_or_catch};
 use crate::run::Run;
+use crate::step::Entry;
 use crate::step::{set_at, value_at};
 use serde_json::Value;
 use std::time::Duration;
@@ -156,7 +157,7 @@ fn split(path: &str) -> Vec<String> {
 
 impl<N: Node, C: Catcher> Node for RemoteNode<N, C> {
     async fn push(&self, event: &mut Event, run: &Run) {
-        let copy = entry_copy::<C>(event, run.context());
+        let copy = entry_copy::<C>(Entry::Event, event, run.context());
         let input = self.input_path.map(split);
         let sent = match &input {
             Some(path) => value_at(&event.body, path).cloned().unwrap_or(Value::Null),
@@ -185,7 +186,10 @@ impl<N: Node, C: Catcher> Node for RemoteNode<N, C> {
                 }
                 self.next.push(event, run).await;
             }
-            Err(error) => fail_or_catch(self.name, copy, &error, &self.catcher, run).await,
+            Err(error) => {
+                let entry = copy.map(|copy| copy.into_entry(event));
+                fail_or_catch(self.name, entry, &error, &self.catcher, run).await;
+            }
         }
     }
 }

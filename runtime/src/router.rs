@@ -774,4 +774,9 @@ impl Step for Router {
         event.body = self.answer(event, context)?;
         Ok(Flow::Next)
     }
+
+    /// A model route takes the body into its hooks.
+    fn entry(&self) -> crate::step::Entry {
+        crate::step::Entry::Body
+    }
 }

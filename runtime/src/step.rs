@@ -26,9 +26,26 @@ pub enum Flow {
     Reply(Response),
 }
 
+/// What a step may have changed of its event when it fails: what an error handler's copy of
+/// the event as it entered the step must keep (a handler gets that event: design/semantics.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// Nothing: a failing step leaves the event as it entered, and no copy is made.
+    Kept,
+    /// The body only (a body function takes it): the body is copied.
+    Body,
+    /// Anything (a full-event function): the whole event is copied.
+    Event,
+}
+
 /// One step of a graph. Steps are built once and called for every event, from many threads.
 /// A step changes the event in place, which keeps large events from being copied around.
 pub trait Step: Send + Sync + 'static {
+    /// What a failure of this step may have changed (by default, anything).
+    fn entry(&self) -> Entry {
+        Entry::Event
+    }
+
     /// Processes one event.
     fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError>;
 }
@@ -98,6 +115,10 @@ where
         let body = std::mem::take(&mut event.body);
         (self.0)(body).into_flow(event)
     }
+
+    fn entry(&self) -> Entry {
+        Entry::Body
+    }
 }
 
 /// A function of the body and the context.
@@ -111,6 +132,10 @@ where
     fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
         let body = std::mem::take(&mut event.body);
         (self.0)(body, context).into_flow(event)
+    }
+
+    fn entry(&self) -> Entry {
+        Entry::Body
     }
 }
 
@@ -188,6 +213,10 @@ where
             .map_err(|error| StepError::new(format!("cannot write the step's output: {error}")))?;
         Ok(Flow::Next)
     }
+
+    fn entry(&self) -> Entry {
+        Entry::Body
+    }
 }
 
 /// `input_path` and `result_path` around a step: it gets the value at the input path (`null`
@@ -231,6 +260,17 @@ impl<S: Step> Step for WithPaths<S> {
             }
         }
         Ok(flow)
+    }
+
+    /// The original body is put back when the step returns a failure, but not when it panics
+    /// (the unwinding skips it), and writing at a result path may have created objects on the
+    /// way before failing: the body is kept only around a step that keeps it.
+    fn entry(&self) -> Entry {
+        match (self.step.entry(), &self.result_path) {
+            (Entry::Event, _) => Entry::Event,
+            (Entry::Kept, None) => Entry::Kept,
+            _ => Entry::Body,
+        }
     }
 }
 
@@ -286,6 +326,11 @@ where
         body.extend(extra);
         Ok(Flow::Next)
     }
+
+    /// The expression is evaluated over the event before anything changes.
+    fn entry(&self) -> Entry {
+        Entry::Kept
+    }
 }
 
 /// `map(expr)`: replaces the body.
@@ -299,6 +344,10 @@ where
         event.body = (self.0)(event, context)?;
         Ok(Flow::Next)
     }
+
+    fn entry(&self) -> Entry {
+        Entry::Kept
+    }
 }
 
 /// `filter(condition)`: drops the event unless the condition holds.
@@ -310,6 +359,10 @@ where
 {
     fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
         Ok(if (self.0)(event, context)? { Flow::Next } else { Flow::Drop })
+    }
+
+    fn entry(&self) -> Entry {
+        Entry::Kept
     }
 }
 
@@ -324,6 +377,7 @@ where
         let Value::Array(items) = (self.0)(event, context)? else {
             return Err(StepError::invalid_input("flat_map: the expression is not an array"));
         };
+        // Nothing fails after this point.
         event.body = Value::Null;
         Ok(Flow::Many(
             items
@@ -336,6 +390,10 @@ where
                 .collect(),
         ))
     }
+
+    fn entry(&self) -> Entry {
+        Entry::Kept
+    }
 }
 
 /// `choice { ... }`: the index of the first arm whose condition holds, or `None` to drop.
@@ -347,6 +405,10 @@ where
 {
     fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
         Ok((self.0)(event, context)?.map_or(Flow::Drop, Flow::Outlet))
+    }
+
+    fn entry(&self) -> Entry {
+        Entry::Kept
     }
 }
 
@@ -402,12 +464,17 @@ impl Step for Batch {
 pub struct Checked<F> {
     function: F,
     call: fn(&F, &mut Event, &Context) -> Result<Flow, StepError>,
+    entry: Entry,
 }
 
 impl<F: Send + Sync + 'static> Step for Checked<F> {
     #[inline]
     fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
         (self.call)(&self.function, event, context)
+    }
+
+    fn entry(&self) -> Entry {
+        self.entry
     }
 }
 
@@ -424,6 +491,7 @@ where
             let body = std::mem::take(&mut event.body);
             function(body).into_flow(event)
         },
+        entry: Entry::Body,
     }
 }
 
@@ -433,7 +501,7 @@ where
     F: Fn(&mut Event, &Context) -> R + Send + Sync + 'static,
     R: EventOutput,
 {
-    Checked { function, call: |function, event, context| function(event, context).into_flow() }
+    Checked { function, call: |function, event, context| function(event, context).into_flow(), entry: Entry::Event }
 }
 
 /// Wraps a typed function `fn(In) -> Result<Out, E>` over the graph's records, with its bounds
@@ -456,5 +524,6 @@ where
                 .map_err(|error| StepError::new(format!("cannot write the step's output: {error}")))?;
             Ok(Flow::Next)
         },
+        entry: Entry::Body,
     }
 }

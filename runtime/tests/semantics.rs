@@ -828,3 +828,41 @@ fn an_event_id_reads_the_same_as_text_and_displayed() {
     let fresh = EventId::fresh().text();
     assert!(fresh.len() == 32 && fresh.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{fresh}");
 }
+
+/// The handler gets the event as it entered the failed step, whatever the step took or changed
+/// before failing, and whether it returned an error or panicked: each kind of step keeps only
+/// what it may change (nothing for built-ins, the body for body functions, the whole event for
+/// full-event functions).
+#[test]
+fn a_handler_gets_the_event_as_it_entered_whatever_the_step_did() {
+    fn caught<S: Step>(step: S) -> Value {
+        // The handler answers what it was given: the body, the key and the failed step.
+        let catcher = StepNode::new(
+            "catcher",
+            FullEvent(|event: &mut Event, _: &Context| {
+                event.body = json!({ "body": event.body.clone(), "key": event.key.clone(), "failed": event.origin_state.clone() });
+            }),
+            End,
+        )
+        .responding();
+        let graph = StepNode::new("bad", step, End).catching(CatchWith(Arc::new(catcher)));
+        let server = sync_server(graph);
+        server.request("POST", "/").header("x-event-key", "k1").json(&json!({ "n": 1 })).send().json_body()
+    }
+    let expected = json!({ "body": { "n": 1 }, "key": "k1", "failed": "bad" });
+    // A body function that fails, and one that panics, after taking the body.
+    assert_eq!(caught(Body(|_: Value| -> Result<Value, StepError> { Err(StepError::new("no")) })), expected);
+    assert_eq!(caught(Body(|_: Value| -> Value { panic!("a bug") })), expected);
+    // The same inside input and result paths.
+    let pathed = WithPaths::new("bad", Body(|_: Value| -> Value { panic!("a bug") }), Some("n"), Some("out"));
+    assert_eq!(caught(pathed), expected);
+    // A built-in whose expression fails leaves the event as it was.
+    assert_eq!(caught(MapStep(|_: &Event, _: &Context| Err(StepError::new("no")))), expected);
+    // A full-event function that changes the key and the body, then fails.
+    let full = FullEvent(|event: &mut Event, _: &Context| -> Result<(), StepError> {
+        event.key = "changed".into();
+        event.body = json!("changed");
+        Err(StepError::new("no"))
+    });
+    assert_eq!(caught(full), expected);
+}
