@@ -166,6 +166,10 @@ fn failed(mut event: Event, name: &str, error: &StepError) -> Event {
 
 /// What is kept of the event as it entered a step, for a handler or the error stream: nothing
 /// when neither will need it, else as much as the step may change when it fails.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "it lives on the stack for one step; boxing the event would allocate once per full-event step"
+)]
 pub(crate) enum EntryCopy {
     /// The step leaves the event as it was: the event itself is the entry.
     Kept,
