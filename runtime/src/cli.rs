@@ -237,11 +237,16 @@ fn run_serve(name: &str, run_function: RunFunction, flags: &Flags) -> ExitCode {
             return usage();
         }
     };
-    let probes = match flag(flags, "metrics-port").map(|port| port.parse::<u16>()) {
-        None => None,
-        Some(Ok(port)) => Some(std::net::SocketAddr::new(serve_options.addr.ip(), port)),
-        Some(Err(_)) => {
-            eprintln!("error: --metrics-port takes a port number");
+    // `--metrics-port` and `--grpc-port` listen on `--host`, beside the HTTP server.
+    let beside = |name: &str| match flag(flags, name).map(str::parse::<u16>) {
+        None => Ok(None),
+        Some(Ok(port)) => Ok(Some(SocketAddr::new(serve_options.addr.ip(), port))),
+        Some(Err(_)) => Err(format!("--{name} takes a port number")),
+    };
+    let (probes, grpc) = match (beside("metrics-port"), beside("grpc-port")) {
+        (Ok(probes), Ok(grpc)) => (probes, grpc),
+        (Err(message), _) | (_, Err(message)) => {
+            eprintln!("error: {message}");
             return usage();
         }
     };
@@ -250,14 +255,6 @@ fn run_serve(name: &str, run_function: RunFunction, flags: &Flags) -> ExitCode {
     if function != "*" {
         eprintln!("{name}: function {function}");
     }
-    let grpc = match flag(flags, "grpc-port").map(|port| port.parse::<u16>()) {
-        None => None,
-        Some(Ok(port)) => Some(std::net::SocketAddr::new(serve_options.addr.ip(), port)),
-        Some(Err(_)) => {
-            eprintln!("error: --grpc-port takes a port number");
-            return usage();
-        }
-    };
     let launch = Launch { graph: name.to_string(), serve: serve_options, consume, probes, grpc };
     match runtime.block_on(run_function(function, &options, launch)) {
         Ok(()) => ExitCode::SUCCESS,

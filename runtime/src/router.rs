@@ -59,6 +59,9 @@ pub struct Router {
     routes: Vec<(String, Route)>,
     /// One per route, in the same order.
     meters: Vec<crate::metrics::Meter>,
+    /// Each model route's answering output (its name and datatype), asked of the model once
+    /// rather than per request.
+    answers_with: Vec<Option<TensorSpec>>,
     mode: Mode,
     /// `{health_prefix}/live` and `/ready`, answered without a route.
     health: [String; 2],
@@ -109,6 +112,13 @@ impl Router {
             name: name.into(),
             prefix,
             meters: routes.iter().map(|_| Default::default()).collect(),
+            answers_with: routes
+                .iter()
+                .map(|(_, route)| match route {
+                    Route::Model(model) => model.outputs().into_iter().next(),
+                    Route::Step(_) => None,
+                })
+                .collect(),
             routes,
             mode,
             health: health_paths("/v2/health"),
@@ -403,9 +413,10 @@ impl Router {
                     Route::Model(model) => {
                         // The body moves into the model's hooks; the answer replaces it.
                         let (outputs, form, width) = predict(model.as_ref(), std::mem::take(&mut event.body))?;
-                        let output = model.outputs().into_iter().next();
-                        let (output_name, datatype) = output
-                            .as_ref()
+                        let (output_name, datatype) = self
+                            .answers_with
+                            .get(index)
+                            .and_then(Option::as_ref)
                             .map_or((DEFAULT_OUTPUT, "BYTES"), |o| (o.name.as_str(), o.datatype.as_str()));
                         Ok(respond(event, name, version, outputs, form, width, (output_name, datatype)))
                     }

@@ -183,7 +183,7 @@ impl NodeSyntax<'_> {
 }
 
 /// The top-level declarations that are not nodes.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Declared {
     Function,
     Record,
@@ -212,6 +212,9 @@ struct Checker<'a> {
     engine_span: Option<Span>,
     diagnostics: Vec<Diagnostic>,
     references: Vec<Reference>,
+    /// Where each child function, record and parameter is first declared, for references to
+    /// them: one lookup each, however many steps read a parameter.
+    declared: HashMap<(Declared, &'a str), Span>,
 }
 
 impl<'a> Checker<'a> {
@@ -252,6 +255,19 @@ impl<'a> Checker<'a> {
             engine_span: None,
             diagnostics: Vec::new(),
             references: Vec::new(),
+            declared: {
+                let mut declared = HashMap::new();
+                for item in &ast.items {
+                    let (kind, name) = match item {
+                        ast::Item::Function(function) => (Declared::Function, function),
+                        ast::Item::Record(record) => (Declared::Record, &record.name),
+                        ast::Item::Param(param) => (Declared::Param, &param.name),
+                        _ => continue,
+                    };
+                    declared.entry((kind, name.name.as_str())).or_insert(name.span);
+                }
+                declared
+            },
         }
     }
 
@@ -266,17 +282,7 @@ impl<'a> Checker<'a> {
 
     /// Where the child function, record or parameter `name` is declared.
     fn declaration(&self, kind: Declared, name: &str) -> Option<Span> {
-        self.ast
-            .items
-            .iter()
-            .filter_map(|item| match (item, kind) {
-                (ast::Item::Function(function), Declared::Function) => Some(function),
-                (ast::Item::Record(record), Declared::Record) => Some(&record.name),
-                (ast::Item::Param(param), Declared::Param) => Some(&param.name),
-                _ => None,
-            })
-            .find(|ident| ident.name == name)
-            .map(|ident| ident.span)
+        self.declared.get(&(kind, name)).copied()
     }
 
     fn node(&self, id: NodeId) -> &ir::Node {
