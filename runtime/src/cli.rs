@@ -199,7 +199,7 @@ fn run_serve(name: &str, run_function: RunFunction, flags: &Flags) -> ExitCode {
             "json" => crate::logging::LogFormat::Json,
             other => return Err(format!("--log-format takes text or json, not `{other}`")),
         };
-        crate::logging::init(flag(flags, "log-level").unwrap_or("info"), format);
+        crate::logging::init(flag(flags, "log-level").unwrap_or("info"), format)?;
         Ok((options(flags)?, serve))
     })();
     let (options, serve_options) = match settings {
@@ -266,11 +266,15 @@ fn run_serve(name: &str, run_function: RunFunction, flags: &Flags) -> ExitCode {
 }
 
 fn run_batch<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(build: B, flags: &Flags) -> ExitCode {
-    crate::logging::init(flag(flags, "log-level").unwrap_or("warn"), crate::logging::LogFormat::Text);
     let fail = |message: String| {
         eprintln!("error: {message}");
         ExitCode::from(2)
     };
+    if let Err(message) =
+        crate::logging::init(flag(flags, "log-level").unwrap_or("warn"), crate::logging::LogFormat::Text)
+    {
+        return fail(message);
+    }
     let options = match options(flags) {
         Ok(options) => options,
         Err(message) => return fail(message),

@@ -26,7 +26,9 @@ impl EventId {
     /// written into every answer, header and record).
     pub fn text(&self) -> String {
         match self {
-            EventId::Fresh(uuid) => uuid.simple().encode_lower(&mut uuid::Uuid::encode_buffer()).to_string(),
+            // `to_owned`, not `to_string`: the encoder gives `&mut str`, which `to_string` would
+            // format through `Display`.
+            EventId::Fresh(uuid) => uuid.simple().encode_lower(&mut uuid::Uuid::encode_buffer()).to_owned(),
             EventId::Given(id) => id.clone(),
         }
     }

@@ -20,21 +20,40 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the process's subscriber: `level` (an `EnvFilter` directive such as `info` or
-/// `graphc_runtime=debug`) unless `RUST_LOG` is set. Does nothing if one is installed already.
-pub fn init(level: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+/// Installs the process's subscriber: `RUST_LOG` when set, else `level`, each a list of
+/// `target=level` directives or a bare level (`info`, `warn,graphc_runtime=debug`). Does
+/// nothing if a subscriber is installed already. A filter that does not parse is an error, so a
+/// typo in `--log-level` is reported rather than silently logging nothing.
+///
+/// The filter is `tracing_subscriber`'s `Targets`, not `EnvFilter`: the same directives without
+/// span and field matching, and without the regex engine, which cost a generated crate about ten
+/// seconds of its cold build.
+pub fn init(level: &str, format: LogFormat) -> Result<(), String> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = log_filter(std::env::var("RUST_LOG").ok(), level)?;
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(|| LossyStderr)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal());
+    let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => registry.with(layer).try_init(),
+        LogFormat::Json => registry.with(layer.json().flatten_event(true)).try_init(),
     };
+    Ok(())
+}
+
+/// The filter from `RUST_LOG` when it is set and not blank, else from `level`.
+fn log_filter(rust_log: Option<String>, level: &str) -> Result<tracing_subscriber::filter::Targets, String> {
+    let (source, directives) = match rust_log {
+        Some(directives) if !directives.trim().is_empty() => ("RUST_LOG", directives),
+        _ => ("--log-level", level.to_string()),
+    };
+    directives.parse().map_err(|error| {
+        format!("{source} `{directives}` is not a log filter ({error}): write a level such as `info`, or `target=level` pairs")
+    })
 }
 
 /// Standard error that drops what it cannot write. A closed standard error (a log collector
@@ -88,5 +107,28 @@ pub fn allow(step: &str) -> bool {
     } else {
         window.suppressed += 1;
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing::Level;
+
+    #[test]
+    fn a_level_or_target_directives_filter_and_anything_else_is_an_error() {
+        let filter = log_filter(None, "warn,graphc_runtime=debug").expect("parses");
+        assert!(filter.would_enable("graphc_runtime::node", &Level::DEBUG));
+        assert!(!filter.would_enable("user_crate", &Level::INFO));
+        assert!(filter.would_enable("user_crate", &Level::WARN));
+        let from_env = log_filter(Some("trace".into()), "warn").expect("parses");
+        assert!(from_env.would_enable("anything", &Level::TRACE), "RUST_LOG wins over the flag");
+        assert!(log_filter(Some("  ".into()), "info").expect("parses").would_enable("x", &Level::INFO));
+        // As in env_logger, a bare word that is not a level names a target, at every level.
+        assert!(log_filter(None, "my_crate").expect("parses").would_enable("my_crate::x", &Level::TRACE));
+        let error = log_filter(None, "info,graphc=loud").expect_err("not a level");
+        assert!(error.contains("--log-level `info,graphc=loud` is not a log filter"), "{error}");
+        let error = log_filter(Some("x=verbose".into()), "info").expect_err("not a level");
+        assert!(error.starts_with("RUST_LOG `x=verbose`"), "{error}");
     }
 }

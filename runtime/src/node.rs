@@ -14,6 +14,11 @@ use tokio::sync::mpsc;
 
 /// A node on the tokio executor.
 pub trait Node: Send + Sync + 'static {
+    /// Whether pushing an event may wait (a remote call, a queue, a stream): false when every
+    /// node below is a step, so that the tokio executor runs the event to its end in place,
+    /// without a task or a boxed future. True unless a node says otherwise.
+    const WAITS: bool = true;
+
     /// Processes an event and passes it on.
     fn push(&self, event: &mut Event, run: &Run) -> impl Future<Output = ()> + Send;
 
@@ -46,6 +51,7 @@ pub trait SyncNode: Send + Sync + 'static {
 pub struct End;
 
 impl Node for End {
+    const WAITS: bool = false;
     async fn push(&self, _event: &mut Event, _run: &Run) {}
 }
 
@@ -59,6 +65,8 @@ impl SyncNode for End {
 pub trait Catcher: Send + Sync + 'static {
     /// False for `NoCatcher`: the event is then not copied before the step runs.
     const CATCHES: bool;
+    /// Whether handling a failure may wait (see [`Node::WAITS`]).
+    const WAITS: bool;
     /// Handles a failed event, with `origin_state` and `error` set.
     fn catch(&self, event: &mut Event, run: &Run) -> impl Future<Output = ()> + Send;
     /// The same, on the sync executor.
@@ -71,6 +79,7 @@ pub struct NoCatcher;
 
 impl Catcher for NoCatcher {
     const CATCHES: bool = false;
+    const WAITS: bool = false;
     async fn catch(&self, _event: &mut Event, _run: &Run) {}
     fn catch_sync(&self, _event: &mut Event, _run: &mut SyncRun<'_>) {}
 }
@@ -86,6 +95,7 @@ impl<N> Clone for CatchWith<N> {
 
 impl<N: Node + SyncNode> Catcher for CatchWith<N> {
     const CATCHES: bool = true;
+    const WAITS: bool = N::WAITS;
     async fn catch(&self, event: &mut Event, run: &Run) {
         self.0.push(event, run).await;
     }
@@ -139,7 +149,7 @@ impl<S, N, C> StepNode<S, N, C> {
 /// Runs a step, turning a panic into a failure so that the process keeps serving. The step runs
 /// inside a tracing span with its name and the event's id, so whatever it logs carries both
 /// (the context's logger); with no subscriber the span costs a flag check.
-#[inline]
+#[inline(always)]
 fn run_step<S: Step>(
     name: &'static str,
     step: &S,
@@ -147,7 +157,7 @@ fn run_step<S: Step>(
     event: &mut Event,
     context: &Context,
 ) -> Result<Flow, StepError> {
-    let _span = tracing::info_span!("step", step = name, event_id = %event.id).entered();
+    let _span = tracing::debug_span!("step", step = name, event_id = %event.id).entered();
     let started = crate::metrics::enabled().then(std::time::Instant::now);
     let result = catch_unwind(AssertUnwindSafe(|| step.process(event, context)))
         .unwrap_or_else(|payload| Err(StepError::panicked(&*payload)));
@@ -174,7 +184,7 @@ pub(crate) enum EntryCopy {
     /// The step leaves the event as it was: the event itself is the entry.
     Kept,
     /// The step takes the body: the body as it entered.
-    Body(serde_json::Value),
+    Body(BodySnapshot),
     /// The step may change anything.
     Event(Event),
 }
@@ -182,7 +192,7 @@ pub(crate) enum EntryCopy {
 pub(crate) fn entry_copy<C: Catcher>(entry: Entry, event: &Event, context: &Context) -> Option<EntryCopy> {
     (C::CATCHES || context.error_stream().is_some()).then(|| match entry {
         Entry::Kept => EntryCopy::Kept,
-        Entry::Body => EntryCopy::Body(event.body.clone()),
+        Entry::Body => EntryCopy::Body(BodySnapshot::of(&event.body)),
         Entry::Event => EntryCopy::Event(event.clone()),
     })
 }
@@ -195,11 +205,56 @@ impl EntryCopy {
         match self {
             EntryCopy::Event(entry) => entry,
             EntryCopy::Kept => take(),
-            EntryCopy::Body(body) => {
+            EntryCopy::Body(snapshot) => {
                 let mut entry = take();
-                entry.body = body;
+                entry.body = snapshot.restore();
                 entry
             }
+        }
+    }
+}
+
+/// The body as it entered a step, written as JSON into a buffer that the steps on a thread
+/// take in turn. A body function must own its input, so keeping the entry costs a copy per
+/// step; written out, that copy needs no allocation (a `Value` clone allocates every string
+/// and map node, and frees them again), and it is read back only when the step fails. JSON
+/// round-trips a `Value` exactly (numbers are integers or shortest-form floats).
+pub(crate) struct BodySnapshot(Vec<u8>);
+
+thread_local! {
+    static SNAPSHOT_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A buffer larger than this is not kept for the next step: one huge body should not pin its
+/// size in every thread.
+const SNAPSHOT_BUFFER_KEPT: usize = 256 * 1024;
+
+impl BodySnapshot {
+    #[inline(never)]
+    fn of(body: &serde_json::Value) -> Self {
+        let mut buffer = SNAPSHOT_BUFFER.with(std::cell::Cell::take);
+        buffer.clear();
+        // Writing a `Value` into memory cannot fail.
+        let _ = serde_json::to_writer(&mut buffer, body);
+        BodySnapshot(buffer)
+    }
+
+    fn restore(&self) -> serde_json::Value {
+        // Read without serde_json's nesting limit: whatever depth a step built, its entry comes
+        // back (on a stack that grows as deep as the body goes).
+        let mut reader = serde_json::Deserializer::from_slice(&self.0);
+        reader.disable_recursion_limit();
+        let reader = serde_stacker::Deserializer::new(&mut reader);
+        serde::Deserialize::deserialize(reader).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl Drop for BodySnapshot {
+    #[inline(never)]
+    fn drop(&mut self) {
+        let buffer = std::mem::take(&mut self.0);
+        if buffer.capacity() <= SNAPSHOT_BUFFER_KEPT {
+            SNAPSHOT_BUFFER.with(|slot| slot.set(buffer));
         }
     }
 }
@@ -223,18 +278,30 @@ pub(crate) async fn fail_or_catch<C: Catcher>(
 }
 
 impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
+    const WAITS: bool = N::WAITS || C::WAITS;
     async fn push(&self, event: &mut Event, run: &Run) {
         let copy = entry_copy::<C>(self.step.entry(), event, run.context());
         let result = run_step(self.name, &self.step, &self.meter, event, run.context());
-        match result {
-            Ok(Flow::Next) => {
+        let flow = match result {
+            Ok(flow) => {
+                // Released before the event goes on: what follows takes its own.
+                drop(copy);
+                flow
+            }
+            Err(error) => {
+                let entry = copy.map(|copy| copy.into_entry(event));
+                return fail_or_catch(self.name, entry, &error, &self.catcher, run).await;
+            }
+        };
+        match flow {
+            Flow::Next => {
                 if self.respond {
                     run.respond(&event.body);
                 }
                 self.next.push(event, run).await;
             }
-            Ok(Flow::Drop) => {}
-            Ok(Flow::Many(events)) => {
+            Flow::Drop => {}
+            Flow::Many(events) => {
                 for mut event in events {
                     if self.respond {
                         run.respond(&event.body);
@@ -242,12 +309,8 @@ impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
                     self.next.push(&mut event, run).await;
                 }
             }
-            Ok(Flow::Outlet(outlet)) => self.next.push_to(outlet, event, run).await,
-            Ok(Flow::Reply(response)) => run.reply(response),
-            Err(error) => {
-                let entry = copy.map(|copy| copy.into_entry(event));
-                fail_or_catch(self.name, entry, &error, &self.catcher, run).await;
-            }
+            Flow::Outlet(outlet) => self.next.push_to(outlet, event, run).await,
+            Flow::Reply(response) => run.reply(*response),
         }
     }
 }
@@ -256,15 +319,33 @@ impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
     fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
         let copy = entry_copy::<C>(self.step.entry(), event, run.context());
         let result = run_step(self.name, &self.step, &self.meter, event, run.context());
-        match result {
-            Ok(Flow::Next) => {
+        let flow = match result {
+            Ok(flow) => {
+                // Released before the event goes on: what follows takes its own.
+                drop(copy);
+                flow
+            }
+            Err(error) => {
+                let copy = copy.map(|copy| copy.into_entry(event));
+                if let Some(copy) = &copy {
+                    run.record(self.name, copy, &error);
+                }
+                // The same rule as `fail_or_catch`, on the sync executor.
+                return match copy {
+                    Some(copy) if C::CATCHES => self.catcher.catch_sync(&mut failed(copy, self.name, &error), run),
+                    _ => run.fail(self.name, &error),
+                };
+            }
+        };
+        match flow {
+            Flow::Next => {
                 if self.respond {
                     run.respond(&event.body);
                 }
                 self.next.push_sync(event, run);
             }
-            Ok(Flow::Drop) => {}
-            Ok(Flow::Many(events)) => {
+            Flow::Drop => {}
+            Flow::Many(events) => {
                 for mut event in events {
                     if self.respond {
                         run.respond(&event.body);
@@ -272,19 +353,8 @@ impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
                     self.next.push_sync(&mut event, run);
                 }
             }
-            Ok(Flow::Outlet(outlet)) => self.next.push_sync_to(outlet, event, run),
-            Ok(Flow::Reply(response)) => run.reply(response),
-            Err(error) => {
-                let copy = copy.map(|copy| copy.into_entry(event));
-                if let Some(copy) = &copy {
-                    run.record(self.name, copy, &error);
-                }
-                // The same rule as `fail_or_catch`, on the sync executor.
-                match copy {
-                    Some(copy) if C::CATCHES => self.catcher.catch_sync(&mut failed(copy, self.name, &error), run),
-                    _ => run.fail(self.name, &error),
-                }
-            }
+            Flow::Outlet(outlet) => self.next.push_sync_to(outlet, event, run),
+            Flow::Reply(response) => run.reply(*response),
         }
     }
 }
@@ -294,6 +364,7 @@ impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
 pub struct Fork<A, B>(pub A, pub B);
 
 impl<A: Node, B: Node> Node for Fork<A, B> {
+    const WAITS: bool = A::WAITS || B::WAITS;
     async fn push(&self, event: &mut Event, run: &Run) {
         let mut copy = event.clone();
         tokio::join!(self.0.push(event, run), self.1.push(&mut copy, run));
@@ -312,6 +383,7 @@ impl<A: Node, B: Node> Node for Fork<A, B> {
 pub struct Outlets<A, B>(pub A, pub B);
 
 impl<A: Node, B: Node> Node for Outlets<A, B> {
+    const WAITS: bool = A::WAITS || B::WAITS;
     async fn push(&self, event: &mut Event, run: &Run) {
         self.0.push(event, run).await;
     }
@@ -348,6 +420,7 @@ impl<N> Clone for Shared<N> {
 }
 
 impl<N: Node> Node for Shared<N> {
+    const WAITS: bool = N::WAITS;
     async fn push(&self, event: &mut Event, run: &Run) {
         self.0.push(event, run).await;
     }

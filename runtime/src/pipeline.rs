@@ -98,6 +98,10 @@ fn server_answer(context: &Context, event: &Event) -> Option<Response> {
     Some(response)
 }
 
+fn ended_unanswered() -> Response {
+    Response::json(500, &json!({ "error": "the pipeline ended without answering" }))
+}
+
 /// Something that answers events: a pipeline on either executor.
 pub trait Handler: Send + Sync + 'static {
     /// Processes one event and returns the caller's answer.
@@ -192,6 +196,15 @@ impl<N: Node> AsyncPipeline<N> {
         if !self.responds {
             run.reply(Response::json(202, &json!({ "id": event.id.text() })));
         }
+        if !N::WAITS {
+            // Every node below is a step: the event runs to its end here, in one poll, with no
+            // boxed future and no task; steps after the responder finish before the answer is
+            // returned, microseconds later, instead of in the background.
+            let mut event = event;
+            self.root.push(&mut event, &run).await;
+            drop(run);
+            return receiver.await.unwrap_or_else(|_| ended_unanswered());
+        }
         let pipeline = Arc::clone(self);
         let mut work = Some(Box::pin(async move {
             let mut event = event;
@@ -211,7 +224,7 @@ impl<N: Node> AsyncPipeline<N> {
         }
         // The run answers before it ends (a 204 at the latest), so the sender is never dropped
         // unanswered; a closed channel would be a bug, answered as one.
-        answer.unwrap_or_else(|_| Response::json(500, &json!({ "error": "the pipeline ended without answering" })))
+        answer.unwrap_or_else(|_| ended_unanswered())
     }
 
     /// Waits until every event has been fully processed.

@@ -181,6 +181,8 @@ impl<N: Node, C: Catcher> Node for RemoteNode<N, C> {
         };
         match result {
             Ok(()) => {
+                // Released before the event goes on: what follows takes its own.
+                drop(copy);
                 if self.respond {
                     run.respond(&event.body);
                 }

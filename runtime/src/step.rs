@@ -22,8 +22,9 @@ pub enum Flow {
     Many(Vec<Event>),
     /// Pass the event to one outlet, by index (choice).
     Outlet(usize),
-    /// Answer the caller with this response, sent as is, and stop this path.
-    Reply(Response),
+    /// Answer the caller with this response, sent as is, and stop this path. Boxed: it is rare,
+    /// and every step returns a `Flow`, so its size is moved around for every event.
+    Reply(Box<Response>),
 }
 
 /// What a step may have changed of its event when it fails: what an error handler's copy of
@@ -72,7 +73,7 @@ impl BodyOutput for Option<Value> {
 
 impl BodyOutput for Response {
     fn into_flow(self, _event: &mut Event) -> Result<Flow, StepError> {
-        Ok(Flow::Reply(self))
+        Ok(Flow::Reply(Box::new(self)))
     }
 }
 
@@ -204,8 +205,11 @@ where
     Out: Serialize + 'static,
     E: Into<StepError>,
 {
+    /// The input is read from the body in place, so the body is untouched until the output
+    /// replaces it: a failure (or a panic) leaves it as it entered, and an error handler needs
+    /// no copy of it.
     fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
-        let input = In::deserialize(std::mem::take(&mut event.body)).map_err(|error| {
+        let input = In::deserialize(&event.body).map_err(|error| {
             StepError::invalid_input(format!("the body does not fit the step's input type: {error}"))
         })?;
         let output = (self.function)(input, context).map_err(Into::into)?;
@@ -215,7 +219,7 @@ where
     }
 
     fn entry(&self) -> Entry {
-        Entry::Body
+        Entry::Kept
     }
 }
 

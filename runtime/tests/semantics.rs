@@ -865,4 +865,52 @@ fn a_handler_gets_the_event_as_it_entered_whatever_the_step_did() {
         Err(StepError::new("no"))
     });
     assert_eq!(caught(full), expected);
+    // A typed function reads its input in place: it fails, or panics, with the body untouched.
+    #[derive(serde::Deserialize, serde::Serialize)]
+    struct Input {
+        n: i64,
+    }
+    let typed_error = Typed::new(|_: Input, _: &Context| -> Result<Input, StepError> { Err(StepError::new("no")) });
+    assert_eq!(caught(typed_error), expected);
+    let typed_panic = Typed::new(|_: Input, _: &Context| -> Result<Input, StepError> { panic!("a bug") });
+    assert_eq!(caught(typed_panic), expected);
+}
+
+#[test]
+fn a_handler_gets_any_body_back_exactly_whatever_its_depth() {
+    // The entry of a body function is kept as JSON text and read back only on failure: floats,
+    // big integers, unicode, escapes and a nesting far deeper than a request may bring.
+    let mut deep = json!("bottom");
+    // Past serde_json's limit of 128 levels, which a parsed request never exceeds.
+    for level in 0..300 {
+        deep = json!({ "level": level, "inner": deep });
+    }
+    let body = json!({
+        "float": 0.1, "tiny": 5e-324, "big": u64::MAX, "negative": i64::MIN, "text": "é\"\n\u{1F600}",
+        "deep": deep, "list": [1, 2.5, null, true, {}], "empty": ""
+    });
+    let given = body.clone();
+    let failing = Body(move |_: Value| -> Value { panic!("a bug") });
+    // The step before builds the body, so the catcher's copy is of what a step made, not of a
+    // parsed request (which serde_json would refuse past 128 levels).
+    let graph = StepNode::new(
+        "make",
+        Body(move |_: Value| given.clone()),
+        StepNode::new("bad", failing, End)
+            .catching(CatchWith(Arc::new(StepNode::new("catcher", Body(|body: Value| body), End).responding()))),
+    );
+    let answer = SyncPipeline::new(graph, ctx()).process(Event::new(Value::Null));
+    let mut reader = serde_json::Deserializer::from_slice(&answer.body);
+    reader.disable_recursion_limit();
+    let answered: Value = serde::Deserialize::deserialize(&mut reader).expect("JSON");
+    assert!(answered == body, "the handler got another body");
+}
+
+#[test]
+fn graphs_of_steps_run_in_place_on_tokio_and_graphs_that_wait_do_not() {
+    type Steps = StepNode<Body<fn(Value) -> Value>, StepNode<Body<fn(Value) -> Value>, End>>;
+    const { assert!(!<Steps as Node>::WAITS) };
+    const { assert!(!<Outlets<Steps, Shared<Steps>> as Node>::WAITS) };
+    const { assert!(<StepNode<Body<fn(Value) -> Value>, MemoryQueue<End>> as Node>::WAITS) };
+    const { assert!(<Outlets<Steps, Boxed> as Node>::WAITS) };
 }

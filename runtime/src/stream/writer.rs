@@ -129,6 +129,7 @@ where
     F: Fn(&Event, &Context) -> Result<Value, StepError> + Send + Sync + 'static,
     N: Node,
 {
+    const WAITS: bool = N::WAITS;
     async fn push(&self, event: &mut Event, run: &Run) {
         match self.apply(event, run.context()) {
             Ok(()) => self.next.push(event, run).await,
