@@ -242,22 +242,24 @@ impl Router {
     /// the operation from the path, else from the body's `model` and `operation` keys.
     fn resolve(&self, event: &Event) -> Result<(Option<usize>, Option<String>, Operation), StepError> {
         let path = event.path.trim_end_matches('/');
-        let body_key = |key: &str| event.body.get(key).and_then(Value::as_str).map(str::to_string);
+        // Borrowed from the event: a request allocates nothing to find its route.
+        let body_key = |key: &str| event.body.get(key).and_then(Value::as_str);
         let (model, version, op) = if path.is_empty() {
             (body_key("model"), None, body_key("operation"))
         } else if let Some(rest) = path.strip_prefix(&self.prefix).and_then(|rest| rest.strip_prefix('/')) {
-            let segments: Vec<&str> = rest.split('/').collect();
-            match segments.as_slice() {
+            let mut split = rest.split('/');
+            let segments: [Option<&str>; 5] = std::array::from_fn(|_| split.next());
+            match segments {
                 // `/v2/models/infer`: an operation on the default model (the ensemble itself,
                 // or the first route), unless a route has that name.
-                [op] if OPERATIONS.contains(op) && !self.has_model(op) => {
-                    (body_key("model"), None, Some(op.to_string()))
+                [Some(op), None, ..] if OPERATIONS.contains(&op) && !self.has_model(op) => {
+                    (body_key("model"), None, Some(op))
                 }
-                [model] => (Some(model.to_string()), None, None),
-                [model, op] => (Some(model.to_string()), None, Some(op.to_string())),
-                [model, "versions", version] => (Some(model.to_string()), Some(version.to_string()), None),
-                [model, "versions", version, op] => {
-                    (Some(model.to_string()), Some(version.to_string()), Some(op.to_string()))
+                [Some(model), None, ..] => (Some(model), None, None),
+                [Some(model), Some(op), None, ..] => (Some(model), None, Some(op)),
+                [Some(model), Some("versions"), Some(version), None, _] => (Some(model), Some(version), None),
+                [Some(model), Some("versions"), Some(version), Some(op), None] => {
+                    (Some(model), Some(version), Some(op))
                 }
                 _ => return Err(StepError::not_found(format!("no route for path {}", event.path))),
             }
@@ -268,7 +270,7 @@ impl Router {
             )));
         };
         let is_get = matches!(&*event.method, "GET" | "HEAD");
-        let operation = match op.as_deref() {
+        let operation = match op {
             None if is_get => Operation::Metadata,
             None | Some("infer") | Some("predict") => Operation::Infer,
             Some("explain") => Operation::Explain,
@@ -293,12 +295,12 @@ impl Router {
             None if self.is_voting() => None,
             None => Some(0),
             Some(name) if self.is_voting() && name == self.name => None,
-            Some(name) => Some(self.find(&name, version.as_deref())?),
+            Some(name) => Some(self.find(name, version)?),
         };
         if self.routes.is_empty() {
             return Err(StepError::not_found("this router has no routes"));
         }
-        Ok((target, version, operation))
+        Ok((target, version.map(str::to_string), operation))
     }
 
     /// The model name and version a target answers as: its route key split at `:`.
@@ -324,7 +326,6 @@ impl Router {
         let (name, route_version) = self.route_name(target);
         // The version answered is the route's own, or what the path asked of a versionless one.
         let version = route_version.map(str::to_string).or(version);
-        let name = name.to_string();
         match operation {
             Operation::Ready => Ok(json!({ "name": name, "ready": true })),
             Operation::Metadata => Ok(self.metadata(target, &name)),
