@@ -328,7 +328,7 @@ impl Router {
         let version = route_version.map(str::to_string).or(version);
         match operation {
             Operation::Ready => Ok(json!({ "name": name, "ready": true })),
-            Operation::Metadata => Ok(self.metadata(target, &name)),
+            Operation::Metadata => Ok(self.metadata(target, name)),
             Operation::Explain => {
                 let Some(Route::Model(model)) = target.and_then(|i| self.routes.get(i)).map(|(_, route)| route) else {
                     return Err(StepError::method_not_allowed(
@@ -341,7 +341,7 @@ impl Router {
                 model.validate(&features)?;
                 Ok(json!({ "id": event.id.text(), "model_name": name, "outputs": model.explain(&features)? }))
             }
-            Operation::Infer => self.infer(event, context, target, &name, version),
+            Operation::Infer => self.infer(event, context, target, name, version),
             Operation::Custom(operation) => {
                 let model = match target.and_then(|i| self.routes.get(i)).map(|(_, route)| route) {
                     Some(Route::Model(model)) => Some(model),
