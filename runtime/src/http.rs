@@ -21,6 +21,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -154,9 +155,13 @@ pub async fn serve<H: Handler>(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(options.header_timeout)
-        .max_headers(options.max_headers)
         .max_buf_size(options.max_header_bytes.max(8192))
         .keep_alive(true);
+    // hyper's own limit is the same 100 headers, kept in a fixed array; a limit set explicitly,
+    // even to 100, makes it fill a vector of that many slots for every request it parses.
+    if options.max_headers != HYPER_MAX_HEADERS {
+        http.max_headers(options.max_headers);
+    }
     let connections = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -222,6 +227,9 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The number of headers hyper takes when not told otherwise.
+const HYPER_MAX_HEADERS: usize = 100;
+
 async fn answer<H: Handler>(
     State(server): State<Arc<Server<H>>>,
     request: axum::extract::Request,
@@ -232,7 +240,7 @@ async fn answer<H: Handler>(
         return into_http(metrics_answer(&server, request.method()));
     }
     let access = server.options.access_log.then(|| (request.method().clone(), request.uri().path().to_string()));
-    let response = respond(&server, request).await;
+    let response = respond(&server, request, started).await;
     let elapsed = started.elapsed();
     server.metrics.observe(response.status, elapsed);
     if let Some((method, path)) = access {
@@ -256,7 +264,8 @@ fn metrics_answer<H>(server: &Server<H>, method: &axum::http::Method) -> Respons
 /// Methods no pipeline takes: answered 405 before anything runs.
 const NOT_EVENTS: &[&str] = &["OPTIONS", "TRACE", "CONNECT"];
 
-async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request) -> Response {
+/// Answers one request that arrived at `started`.
+async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request, started: Instant) -> Response {
     let (parts, body) = request.into_parts();
     let header = |name: &HeaderName| parts.headers.get(name).and_then(|value| value.to_str().ok());
     let id = header(&X_EVENT_ID)
@@ -338,7 +347,13 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
         }
         if gzip_answer { compress(response) } else { response }
     };
-    match tokio::time::timeout(deadline, handled).await {
+    // Most requests are answered in their first poll (the body came with the head, and the graph
+    // never waits): those need no timer. Only a request that waits is put under its deadline.
+    let mut handled = std::pin::pin!(handled);
+    if let Poll::Ready(response) = std::future::poll_fn(|cx| Poll::Ready(handled.as_mut().poll(cx))).await {
+        return response;
+    }
+    match tokio::time::timeout_at(tokio::time::Instant::from_std(started + deadline), handled).await {
         Ok(response) => response,
         Err(_) => error(StepError::timeout(format!("the request took longer than its deadline of {deadline:?}")), &id),
     }

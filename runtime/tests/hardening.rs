@@ -246,4 +246,14 @@ async fn an_idle_keep_alive_connection_is_closed_and_oversized_heads_are_431() {
     let request = format!("POST / HTTP/1.1\r\nhost: x\r\n{headers}content-length: 2\r\nconnection: close\r\n\r\n{{}}");
     assert_eq!(raw(server.addr, &request).await, Some(431));
     server.stop().await;
+    // The default limit of 100 is hyper's own: 100 headers pass, 102 do not.
+    let server = start(echo(), ServeOptions::default()).await;
+    let request = |count: usize| {
+        let headers: String = (0..count).map(|n| format!("x-h{n}: v\r\n")).collect();
+        format!("POST / HTTP/1.1\r\nhost: x\r\n{headers}content-length: 2\r\nconnection: close\r\n\r\n{{}}")
+    };
+    // With host, content-length and connection: 97 + 3 = 100, and 99 + 3 = 102.
+    assert_eq!(raw(server.addr, &request(97)).await, Some(200));
+    assert_eq!(raw(server.addr, &request(99)).await, Some(431));
+    server.stop().await;
 }

@@ -172,6 +172,27 @@ async fn a_panicking_step_is_500_and_a_slow_one_hits_the_deadline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_trickles_in_past_the_deadline_is_504_counted_from_arrival() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let options = ServeOptions { deadline: Duration::from_millis(200), ..ServeOptions::default() };
+    let server = start(iris_router(), options).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let sent = std::time::Instant::now();
+    stream
+        .write_all(b"POST /v2/models/model1/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 40\r\nconnection: close\r\n\r\n{\"inputs\"")
+        .await
+        .unwrap();
+    // The rest of the body never comes: the request waits, so it is under its deadline.
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer)).await.unwrap().unwrap();
+    let waited = sent.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    assert!(answer.contains("deadline"), "{answer}");
+    assert!(waited >= Duration::from_millis(180) && waited < Duration::from_secs(2), "{waited:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steps_see_the_request_headers_path_and_method() {
     let step = FullEvent(|event: &mut Event, _: &Context| {
         event.body = json!({
