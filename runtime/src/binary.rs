@@ -58,12 +58,13 @@ pub fn read_request(bytes: &[u8], head_length: usize) -> Result<Value, StepError
 
 /// Whether a request asks for its outputs in binary.
 pub fn wants_binary(request: &Value) -> bool {
-    request.pointer("/parameters/binary_data_output").and_then(Value::as_bool) == Some(true)
-        || request.get("outputs").and_then(Value::as_array).is_some_and(|outputs| {
-            outputs
-                .iter()
-                .any(|output| output.pointer("/parameters/binary_data").and_then(Value::as_bool) == Some(true))
-        })
+    // Keys looked up directly: a JSON pointer would parse its text and allocate per request.
+    let parameter = |value: &Value, name: &str| value.get("parameters").and_then(|p| p.get(name)).and_then(Value::as_bool);
+    parameter(request, "binary_data_output") == Some(true)
+        || request
+            .get("outputs")
+            .and_then(Value::as_array)
+            .is_some_and(|outputs| outputs.iter().any(|output| parameter(output, "binary_data") == Some(true)))
 }
 
 /// An answer's outputs in binary: the JSON head (each output's `data` replaced by its
