@@ -5,7 +5,8 @@
 //! same number of writes in flight.
 //!
 //! `cargo run --release -p graphc-runtime --example stream_hop -- MODE URL STREAM N`
-//! with MODE one of produce-graphc, consume-graphc, produce-raw, consume-raw.
+//! with MODE one of produce-graphc, consume-graphc, consume-graphc-at-least-once, produce-raw,
+//! consume-raw.
 
 use graphc_runtime::stream::{
     ConsumeOptions, Sink, StreamQueue, StreamSource, StreamWriter, connection, consume, record_fields,
@@ -19,8 +20,11 @@ use std::time::{Duration, Instant};
 const IN_FLIGHT: usize = 64;
 const BATCH: usize = 64;
 
-fn event(n: usize) -> Event {
-    Event::new(json!({"n": n, "text": "an event of about the size a small JSON request has"})).with_id(format!("e{n}"))
+/// Event `n` of a run: ids differ from stream to stream, so that a consumer deduplicating by
+/// event id never takes one round's events for another's.
+fn event(stream: &str, n: usize) -> Event {
+    Event::new(json!({"n": n, "text": "an event of about the size a small JSON request has"}))
+        .with_id(format!("{stream}-e{n}"))
 }
 
 #[tokio::main]
@@ -34,9 +38,11 @@ async fn main() -> Result<(), String> {
     match mode.as_str() {
         "produce-graphc" => {
             let writer = Arc::new(StreamWriter::new(StreamQueue::new("hop", url, stream, 1), Sink::Redis));
+            let stream = stream.clone();
             produce(count, move |n| {
                 let writer = Arc::clone(&writer);
-                async move { writer.write(&event(n)).await.map(drop).map_err(|e| e.message) }
+                let event = event(&stream, n);
+                async move { writer.write(&event).await.map(drop).map_err(|e| e.message) }
             })
             .await?;
         }
@@ -48,7 +54,7 @@ async fn main() -> Result<(), String> {
                 async move {
                     let mut command = redis::cmd("XADD");
                     command.arg(&stream).arg("*");
-                    for (field, value) in record_fields(&event(n)) {
+                    for (field, value) in record_fields(&event(&stream, n)) {
                         command.arg(field).arg(value);
                     }
                     command.query_async::<String>(&mut connection).await.map(drop).map_err(|e| e.to_string())
@@ -56,7 +62,11 @@ async fn main() -> Result<(), String> {
             })
             .await?;
         }
-        "consume-graphc" => {
+        // graphc's default: each event id is marked processed (a SET with expiry) and a batch's
+        // ids are looked up (an MGET), so that a retried record is not run twice.
+        // `consume-graphc-at-least-once` turns that off (`--dedupe-window-ms 0`): the raw
+        // consumer's guarantee.
+        "consume-graphc" | "consume-graphc-at-least-once" => {
             let seen = Arc::new(AtomicUsize::new(0));
             let done = Arc::new(tokio::sync::Notify::new());
             let step = Extend({
@@ -70,7 +80,10 @@ async fn main() -> Result<(), String> {
             });
             let pipeline = AsyncPipeline::answered_at_end(StepNode::new("count", step, End), Context::new("hop"));
             let source = StreamSource { queue: StreamQueue::new("hop", url, stream, 1), group: "hop".to_string() };
-            let options = ConsumeOptions { consumer: "c1".to_string(), batch: BATCH, ..ConsumeOptions::default() };
+            let mut options = ConsumeOptions { consumer: "c1".to_string(), batch: BATCH, ..ConsumeOptions::default() };
+            if mode == "consume-graphc-at-least-once" {
+                options.dedupe_window = Duration::ZERO;
+            }
             consume(pipeline, source, options, async move { done.notified().await }).await?;
         }
         "consume-raw" => consume_raw(url, stream, count).await.map_err(|e| e.to_string())?,
