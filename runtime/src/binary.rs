@@ -59,7 +59,8 @@ pub fn read_request(bytes: &[u8], head_length: usize) -> Result<Value, StepError
 /// Whether a request asks for its outputs in binary.
 pub fn wants_binary(request: &Value) -> bool {
     // Keys looked up directly: a JSON pointer would parse its text and allocate per request.
-    let parameter = |value: &Value, name: &str| value.get("parameters").and_then(|p| p.get(name)).and_then(Value::as_bool);
+    let parameter =
+        |value: &Value, name: &str| value.get("parameters").and_then(|p| p.get(name)).and_then(Value::as_bool);
     parameter(request, "binary_data_output") == Some(true)
         || request
             .get("outputs")

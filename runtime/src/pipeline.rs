@@ -186,8 +186,20 @@ impl<N: Node> AsyncPipeline<N> {
         if let Some(answer) = server_answer(&self.context, &event) {
             return answer;
         }
-        let (sender, mut receiver) = oneshot::channel();
         let (id, context, tracker) = (event.id.clone(), Arc::clone(&self.context), Arc::clone(&self.tracker));
+        if !N::WAITS {
+            // Every node below is a step: the event runs to its end here, in one poll, with no
+            // channel, no boxed future and no task; steps after the responder finish before the
+            // answer is returned, microseconds later, instead of in the background.
+            let run = Run::in_place(id, context, tracker, self.at_end);
+            if !self.responds {
+                run.reply(Response::json(202, &json!({ "id": event.id.text() })));
+            }
+            let mut event = event;
+            self.root.push(&mut event, &run).await;
+            return run.take_answer();
+        }
+        let (sender, mut receiver) = oneshot::channel();
         let run = if self.at_end {
             Run::answered_at_end(id, context, tracker, sender)
         } else {
@@ -195,15 +207,6 @@ impl<N: Node> AsyncPipeline<N> {
         };
         if !self.responds {
             run.reply(Response::json(202, &json!({ "id": event.id.text() })));
-        }
-        if !N::WAITS {
-            // Every node below is a step: the event runs to its end here, in one poll, with no
-            // boxed future and no task; steps after the responder finish before the answer is
-            // returned, microseconds later, instead of in the background.
-            let mut event = event;
-            self.root.push(&mut event, &run).await;
-            drop(run);
-            return receiver.await.unwrap_or_else(|_| ended_unanswered());
         }
         let pipeline = Arc::clone(self);
         let mut work = Some(Box::pin(async move {

@@ -51,18 +51,48 @@ impl Tracker {
 pub struct Run(Arc<RunInner>);
 
 struct RunInner {
-    reply: Mutex<Option<oneshot::Sender<Response>>>,
+    reply: Mutex<Reply>,
     id: EventId,
     context: Arc<Context>,
     tracker: Arc<Tracker>,
     at_end: bool,
 }
 
+/// Where a run's answer goes.
+enum Reply {
+    /// To a caller waiting on this channel.
+    Channel(oneshot::Sender<Response>),
+    /// Into this slot, taken by the pipeline when the run is over: an event run in place, with
+    /// the caller still on the stack (see [`Run::in_place`]).
+    Slot(Option<Response>),
+    /// Already sent, or taken.
+    Given,
+}
+
 impl Run {
     /// A run for the event with this id, answering through `reply`.
     pub fn new(id: EventId, context: Arc<Context>, tracker: Arc<Tracker>, reply: oneshot::Sender<Response>) -> Self {
         tracker.enter();
-        Run(Arc::new(RunInner { reply: Mutex::new(Some(reply)), id, context, tracker, at_end: false }))
+        Run(Arc::new(RunInner { reply: Mutex::new(Reply::Channel(reply)), id, context, tracker, at_end: false }))
+    }
+
+    /// A run whose answer the pipeline takes with [`Run::take_answer`] once every node has
+    /// returned: for a graph that never waits, which runs each event to its end in one poll,
+    /// so no channel is needed between the nodes and the caller. `at_end` as in
+    /// [`Run::answered_at_end`].
+    pub(crate) fn in_place(id: EventId, context: Arc<Context>, tracker: Arc<Tracker>, at_end: bool) -> Self {
+        tracker.enter();
+        Run(Arc::new(RunInner { reply: Mutex::new(Reply::Slot(None)), id, context, tracker, at_end }))
+    }
+
+    /// The answer of a run made [`Run::in_place`], once its nodes have returned: what a node
+    /// answered, else what the end of the run answers (`204`, or `202` at the end).
+    pub(crate) fn take_answer(self) -> Response {
+        let given = self.0.reply.lock().ok().map(|mut slot| std::mem::replace(&mut *slot, Reply::Given));
+        match given {
+            Some(Reply::Slot(Some(response))) => response,
+            _ => end_answer(&self.0.id, self.0.at_end),
+        }
     }
 
     /// A run answered only when it ends: `202 {"id"}` once every path has finished, or the first
@@ -76,7 +106,7 @@ impl Run {
         reply: oneshot::Sender<Response>,
     ) -> Self {
         tracker.enter();
-        Run(Arc::new(RunInner { reply: Mutex::new(Some(reply)), id, context, tracker, at_end: true }))
+        Run(Arc::new(RunInner { reply: Mutex::new(Reply::Channel(reply)), id, context, tracker, at_end: true }))
     }
 
     /// The pipeline's context.
@@ -91,15 +121,22 @@ impl Run {
 
     /// Answers with what `make` builds, building it only if the caller still waits.
     fn reply_with(&self, make: impl FnOnce() -> Response) {
-        let sender = self.0.reply.lock().ok().and_then(|mut slot| slot.take());
-        if let Some(sender) = sender {
-            let _ = sender.send(with_event_id(make(), &self.0.id));
+        let Ok(mut reply) = self.0.reply.lock() else { return };
+        match &mut *reply {
+            Reply::Slot(slot @ None) => *slot = Some(with_event_id(make(), &self.0.id)),
+            Reply::Channel(_) => {
+                if let Reply::Channel(sender) = std::mem::replace(&mut *reply, Reply::Given) {
+                    drop(reply);
+                    let _ = sender.send(with_event_id(make(), &self.0.id));
+                }
+            }
+            Reply::Slot(Some(_)) | Reply::Given => {}
         }
     }
 
     /// True while the caller still waits.
     pub fn pending(&self) -> bool {
-        self.0.reply.lock().map(|slot| slot.is_some()).unwrap_or(false)
+        self.0.reply.lock().map(|reply| matches!(*reply, Reply::Channel(_) | Reply::Slot(None))).unwrap_or(false)
     }
 
     /// Answers with this body as JSON (status 200).
@@ -124,17 +161,23 @@ impl Run {
 
 impl Drop for RunInner {
     fn drop(&mut self) {
-        let sender = self.reply.get_mut().ok().and_then(Option::take);
-        if let Some(sender) = sender {
-            let end = if self.at_end {
-                Response::json(202, &json!({ "id": self.id.text() }))
-            } else {
-                Response::new(204, "application/json", Vec::new())
-            };
-            let _ = sender.send(with_event_id(end, &self.id));
+        let reply = self.reply.get_mut().ok().map(|reply| std::mem::replace(reply, Reply::Given));
+        if let Some(Reply::Channel(sender)) = reply {
+            let _ = sender.send(end_answer(&self.id, self.at_end));
         }
         self.tracker.leave();
     }
+}
+
+/// What a caller gets when a run ends with no answer given: `202 {"id"}` for a run answered at
+/// its end, else `204` (the event was dropped before the responder).
+fn end_answer(id: &EventId, at_end: bool) -> Response {
+    let end = if at_end {
+        Response::json(202, &json!({ "id": id.text() }))
+    } else {
+        Response::new(204, "application/json", Vec::new())
+    };
+    with_event_id(end, id)
 }
 
 /// An event's run on the sync executor: plain fields, one thread.

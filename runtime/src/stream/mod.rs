@@ -139,10 +139,11 @@ pub fn event_from_record(fields: &[(String, Vec<u8>)]) -> Result<Event, String> 
             serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
         }
     };
-    let mut event = Event::new(body);
-    if let Some(id) = text("id")?.filter(|id| !id.is_empty()) {
-        event.id = EventId::Given(id);
-    }
+    // A fresh id only for a record that carries none.
+    let mut event = match text("id")?.filter(|id| !id.is_empty()) {
+        Some(id) => Event { body, id: EventId::Given(id), time: std::time::SystemTime::now(), ..Event::placeholder() },
+        None => Event::new(body),
+    };
     event.key = text("key")?.unwrap_or_default();
     if let Some(path) = text("path")?.filter(|path| !path.is_empty()) {
         event.path = path.into();

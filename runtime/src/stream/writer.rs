@@ -24,12 +24,22 @@ pub struct StreamWriter {
         allow(dead_code, reason = "Redis writes are retried; memory ones never fail")
     )]
     attempts: u32,
+    /// The process's connection to the queue's Redis, found once rather than in the shared
+    /// table (a lock and a lookup by URL) for every event.
+    #[cfg(feature = "streams")]
+    connection: std::sync::OnceLock<redis::aio::ConnectionManager>,
 }
 
 impl StreamWriter {
     /// A writer for `queue` into `sink`.
     pub fn new(queue: StreamQueue, sink: Sink) -> Self {
-        StreamWriter { queue, sink, attempts: 4 }
+        StreamWriter {
+            queue,
+            sink,
+            attempts: 4,
+            #[cfg(feature = "streams")]
+            connection: std::sync::OnceLock::new(),
+        }
     }
 
     /// Writes one event; the stream entry's id on success.
@@ -53,7 +63,13 @@ impl StreamWriter {
     /// XADD, retried with backoff: a Redis that is restarting is waited for, a little.
     #[cfg(feature = "streams")]
     async fn write_to_redis(&self, stream: String, event: &Event) -> Result<String, StepError> {
-        let connection = connection(&self.queue.url).map_err(unavailable)?;
+        let connection = match self.connection.get() {
+            Some(connection) => connection,
+            None => {
+                let found = connection(&self.queue.url).map_err(unavailable)?;
+                self.connection.get_or_init(|| found)
+            }
+        };
         let mut command = redis::cmd("XADD");
         command.arg(&stream).arg("*");
         for (field, value) in record_fields(event) {
