@@ -173,8 +173,8 @@ impl Analysis {
 
     /// What the name at `offset` is, as Markdown, and the span it is about.
     pub fn hover(&self, text: &str, offset: usize) -> Option<(Span, String)> {
-        let at = self.name_at(offset)?.at;
-        let symbol = self.declaration_at(offset)?;
+        let Reference { at, declared } = self.name_at(offset)?;
+        let symbol = self.symbols().into_iter().find(|s| s.name_span == declared)?;
         let mut out = format!("```graph\n{}\n```", first_line(text, symbol.span));
         if let Some(graph) = &self.graph {
             let details = match symbol.kind {

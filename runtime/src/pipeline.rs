@@ -98,10 +98,6 @@ fn server_answer(context: &Context, event: &Event) -> Option<Response> {
     Some(response)
 }
 
-fn ended_unanswered() -> Response {
-    Response::json(500, &json!({ "error": "the pipeline ended without answering" }))
-}
-
 /// Something that answers events: a pipeline on either executor.
 pub trait Handler: Send + Sync + 'static {
     /// Processes one event and returns the caller's answer.
@@ -187,27 +183,29 @@ impl<N: Node> AsyncPipeline<N> {
             return answer;
         }
         let (id, context, tracker) = (event.id.clone(), Arc::clone(&self.context), Arc::clone(&self.tracker));
-        if !N::WAITS {
-            // Every node below is a step: the event runs to its end here, in one poll, with no
-            // channel, no boxed future and no task; steps after the responder finish before the
-            // answer is returned, microseconds later, instead of in the background.
-            let run = Run::in_place(id, context, tracker, self.at_end);
-            if !self.responds {
-                run.reply(Response::json(202, &json!({ "id": event.id.text() })));
-            }
-            let mut event = event;
-            self.root.push(&mut event, &run).await;
-            return run.take_answer();
-        }
-        let (sender, mut receiver) = oneshot::channel();
-        let run = if self.at_end {
-            Run::answered_at_end(id, context, tracker, sender)
+        // Every node below a graph that never waits is a step: the event runs to its end here,
+        // in one poll, answering into a slot, with no channel, no boxed future and no task; steps
+        // after the responder finish before the answer is returned, microseconds later, instead
+        // of in the background.
+        let (run, receiver) = if !N::WAITS {
+            (Run::in_place(id, context, tracker, self.at_end), None)
         } else {
-            Run::new(id, context, tracker, sender)
+            let (sender, receiver) = oneshot::channel();
+            let run = if self.at_end {
+                Run::answered_at_end(id, context, tracker, sender)
+            } else {
+                Run::new(id, context, tracker, sender)
+            };
+            (run, Some(receiver))
         };
         if !self.responds {
             run.reply(Response::json(202, &json!({ "id": event.id.text() })));
         }
+        let Some(mut receiver) = receiver else {
+            let mut event = event;
+            self.root.push(&mut event, &run).await;
+            return run.take_answer();
+        };
         let pipeline = Arc::clone(self);
         let mut work = Some(Box::pin(async move {
             let mut event = event;
@@ -227,7 +225,7 @@ impl<N: Node> AsyncPipeline<N> {
         }
         // The run answers before it ends (a 204 at the latest), so the sender is never dropped
         // unanswered; a closed channel would be a bug, answered as one.
-        answer.unwrap_or_else(|_| ended_unanswered())
+        answer.unwrap_or_else(|_| Response::json(500, &json!({ "error": "the pipeline ended without answering" })))
     }
 
     /// Waits until every event has been fully processed.

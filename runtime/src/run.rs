@@ -72,8 +72,7 @@ enum Reply {
 impl Run {
     /// A run for the event with this id, answering through `reply`.
     pub fn new(id: EventId, context: Arc<Context>, tracker: Arc<Tracker>, reply: oneshot::Sender<Response>) -> Self {
-        tracker.enter();
-        Run(Arc::new(RunInner { reply: Mutex::new(Reply::Channel(reply)), id, context, tracker, at_end: false }))
+        Run::start(Reply::Channel(reply), id, context, tracker, false)
     }
 
     /// A run whose answer the pipeline takes with [`Run::take_answer`] once every node has
@@ -81,8 +80,13 @@ impl Run {
     /// so no channel is needed between the nodes and the caller. `at_end` as in
     /// [`Run::answered_at_end`].
     pub(crate) fn in_place(id: EventId, context: Arc<Context>, tracker: Arc<Tracker>, at_end: bool) -> Self {
+        Run::start(Reply::Slot(None), id, context, tracker, at_end)
+    }
+
+    /// A run counted in flight by `tracker` until its last clone is dropped.
+    fn start(reply: Reply, id: EventId, context: Arc<Context>, tracker: Arc<Tracker>, at_end: bool) -> Self {
         tracker.enter();
-        Run(Arc::new(RunInner { reply: Mutex::new(Reply::Slot(None)), id, context, tracker, at_end }))
+        Run(Arc::new(RunInner { reply: Mutex::new(reply), id, context, tracker, at_end }))
     }
 
     /// The answer of a run made [`Run::in_place`], once its nodes have returned: what a node
@@ -105,8 +109,7 @@ impl Run {
         tracker: Arc<Tracker>,
         reply: oneshot::Sender<Response>,
     ) -> Self {
-        tracker.enter();
-        Run(Arc::new(RunInner { reply: Mutex::new(Reply::Channel(reply)), id, context, tracker, at_end: true }))
+        Run::start(Reply::Channel(reply), id, context, tracker, true)
     }
 
     /// The pipeline's context.
