@@ -127,7 +127,7 @@ fn infer(c: &mut Criterion) {
             headers: Vec::new(),
             body: body.to_vec(),
         };
-        pipeline.process(request.into_event().unwrap())
+        pipeline.process(request.into_event(usize::MAX).unwrap().event)
     };
     assert_eq!(send(&request).json_body()["outputs"], json!([0]));
     group.bench_function("graphc_sync", |b| b.iter(|| answered(send(black_box(&request)))));

@@ -153,13 +153,14 @@ pub struct Response {
 }
 
 impl Response {
-    /// A JSON response.
-    pub fn json(status: u16, body: &Value) -> Self {
+    /// A JSON response: a `Value`, or anything that serialises as JSON object keys allow.
+    pub fn json<T: serde::Serialize + ?Sized>(status: u16, body: &T) -> Self {
         Response {
             status,
             headers: Vec::new(),
             content_type: Cow::Borrowed("application/json"),
-            // Serialising a `Value` to memory cannot fail.
+            // Serialising to memory fails only for a map whose keys are not strings or numbers,
+            // which a `Value` never has.
             body: serde_json::to_vec(body).unwrap_or_default(),
             event_id: None,
         }

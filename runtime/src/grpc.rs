@@ -7,7 +7,8 @@
 
 use crate::binary;
 use crate::event::Response;
-use crate::pipeline::{Handler, Request};
+use crate::pipeline::Handler;
+use crate::request::{Incoming, Request};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -86,11 +87,14 @@ impl<H: Handler> Service<H> {
             headers: vec![("content-type".to_string(), "application/json".to_string())],
             body: body.map(|body| serde_json::to_vec(&body).unwrap_or_default()).unwrap_or_default(),
         };
-        let response = match request.into_event() {
-            Ok(event) => match tokio::time::timeout(self.options.deadline, self.handler.handle(event)).await {
-                Ok(response) => response,
-                Err(_) => return Err(Status::deadline_exceeded("the call took longer than the deadline")),
-            },
+        // The answer's form (binary outputs, gzip) is HTTP's: a call's answer is its JSON.
+        let response = match request.into_event(self.options.body_limit) {
+            Ok(Incoming { event, .. }) => {
+                match tokio::time::timeout(self.options.deadline, self.handler.handle(event)).await {
+                    Ok(response) => response,
+                    Err(_) => return Err(Status::deadline_exceeded("the call took longer than the deadline")),
+                }
+            }
             Err(response) => response,
         };
         answer(response)

@@ -7,10 +7,10 @@
 //! shutdown, bounded in time, that finishes accepted requests and drains background work.
 
 use crate::error::StepError;
-use crate::event::Event;
 use crate::event::{EventId, Response};
 use crate::metrics::Histogram;
-use crate::pipeline::{Handler, parse_body};
+use crate::pipeline::Handler;
+use crate::request::{Head, Incoming, X_EVENT_ID, too_large};
 use crate::run::error_response;
 use axum::body::Body;
 use axum::body::Bytes;
@@ -25,10 +25,6 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-
-const X_EVENT_ID: HeaderName = HeaderName::from_static("x-event-id");
-const X_EVENT_PATH: HeaderName = HeaderName::from_static("x-event-path");
-const X_EVENT_KEY: HeaderName = HeaderName::from_static("x-event-key");
 
 /// How the server runs.
 #[derive(Clone, Debug)]
@@ -261,130 +257,38 @@ fn metrics_answer<H>(server: &Server<H>, method: &axum::http::Method) -> Respons
     }
 }
 
-/// Methods no pipeline takes: answered 405 before anything runs.
-const NOT_EVENTS: &[&str] = &["OPTIONS", "TRACE", "CONNECT"];
-
-/// The request headers the server reads, found in one pass over the header map (about 4 headers
-/// in a typical request, against 8 hashed lookups); each is its first value, if that is text.
-struct ReadHeaders<'h> {
-    values: [Option<Option<&'h str>>; READ_HEADERS.len()],
-}
-
-/// What [`ReadHeaders`] keeps, in this order.
-static READ_HEADERS: [HeaderName; 8] = [
-    X_EVENT_ID,
-    header::CONTENT_LENGTH,
-    header::CONTENT_TYPE,
-    header::CONTENT_ENCODING,
-    header::ACCEPT_ENCODING,
-    HeaderName::from_static(crate::binary::HEADER_LENGTH),
-    X_EVENT_PATH,
-    X_EVENT_KEY,
-];
-
-impl<'h> ReadHeaders<'h> {
-    fn of(headers: &'h axum::http::HeaderMap) -> Self {
-        let mut values = [None; READ_HEADERS.len()];
-        for (name, value) in headers {
-            if let Some(index) = READ_HEADERS.iter().position(|read| read == name)
-                && values[index].is_none()
-            {
-                values[index] = Some(value.to_str().ok());
-            }
-        }
-        ReadHeaders { values }
-    }
-
-    /// The first value of `name`, one of [`READ_HEADERS`].
-    fn get(&self, name: &HeaderName) -> Option<&'h str> {
-        let index = READ_HEADERS.iter().position(|read| read == name)?;
-        self.values[index].flatten()
-    }
-}
-
 /// Answers one request that arrived at `started`.
 async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request, started: Instant) -> Response {
     let (parts, body) = request.into_parts();
-    let read = ReadHeaders::of(&parts.headers);
-    let header = |name: &HeaderName| read.get(name);
-    let id = header(&X_EVENT_ID)
-        .filter(|id| !id.is_empty())
-        .map_or_else(EventId::fresh, |id| EventId::Given(id.to_string()));
-    if NOT_EVENTS.contains(&parts.method.as_str()) {
-        let message = format!("{} is not a method the graph takes", parts.method);
-        return error(StepError::method_not_allowed(message, "GET, HEAD, POST, PUT, PATCH, DELETE"), &id);
-    }
+    let head = match Head::read(parts.method.as_str(), parts.uri.path(), &parts.headers) {
+        Ok(head) => head,
+        Err(answer) => return answer,
+    };
     let limit = server.options.body_limit;
-    let too_large = || StepError::too_large(format!("the body is over the limit of {limit} bytes"));
-    if header(&header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok()).is_some_and(|length| length > limit) {
-        return error(too_large(), &id);
+    if head.announces_over(limit) {
+        return head.error(too_large(limit));
     }
     // Beyond the concurrency limit the caller is told to come back, at once.
     let Ok(_slot) = server.slots.try_acquire() else {
         let message = format!("{} requests are in flight already", server.options.concurrency);
-        return error(StepError::unavailable(message), &id);
+        return head.error(StepError::unavailable(message));
     };
     let deadline = server.options.deadline;
-    let content_type = header(&header::CONTENT_TYPE).map(str::to_string);
-    let encoding = match ContentEncoding::of(header(&header::CONTENT_ENCODING)) {
-        Ok(encoding) => encoding,
-        Err(failure) => return error(failure, &id),
-    };
-    let gzip_answer = header(&header::ACCEPT_ENCODING).is_some_and(accepts_gzip);
-    let binary_head = match header(&BINARY_HEAD_LENGTH).map(str::parse::<usize>) {
-        None => None,
-        Some(Ok(length)) => Some(length),
-        Some(Err(_)) => {
-            let message = format!("{} must be a number of bytes", crate::binary::HEADER_LENGTH);
-            return error(StepError::bad_request(message), &id);
-        }
-    };
-    let path = header(&X_EVENT_PATH).map_or_else(|| parts.uri.path().to_string(), str::to_string);
-    let key = header(&X_EVENT_KEY).map(str::to_string);
-    let method = match parts.method.as_str() {
-        "GET" => Cow::Borrowed("GET"),
-        "POST" => Cow::Borrowed("POST"),
-        other => Cow::Owned(other.to_string()),
-    };
-    // Moved, not copied: the event owns the request's headers from here on.
-    let headers = parts.headers;
+    let id = head.id().clone();
     // The deadline covers reading the body: a slow body cannot hold the request past it.
     let handled = async {
         let bytes = match axum::body::to_bytes(body, limit).await {
             Ok(bytes) => bytes,
-            Err(failure) if failure.to_string().contains("length limit") => return error(too_large(), &id),
+            Err(failure) if failure.to_string().contains("length limit") => return head.error(too_large(limit)),
             Err(failure) => {
-                return error(StepError::bad_request(format!("the body could not be read: {failure}")), &id);
+                return head.error(StepError::bad_request(format!("the body could not be read: {failure}")));
             }
         };
-        let bytes = match encoding.decode(bytes, limit) {
-            Ok(bytes) => bytes,
-            Err(failure) => return error(failure, &id),
-        };
-        // A binary request is read into the JSON request it stands for.
-        let parsed = match binary_head {
-            Some(length) => crate::binary::read_request(&bytes, length),
-            None => parse_body(&bytes, content_type.as_deref()),
-        };
-        let body = match parsed {
-            Ok(body) => body,
-            Err(failure) => return error(failure, &id),
-        };
-        let binary_answer = crate::binary::wants_binary(&body);
-        let mut event = Event::new(body);
-        event.id = id.clone();
-        event.path = Cow::Owned(path);
-        event.method = method;
-        event.content_type = content_type;
-        if let Some(key) = key {
-            event.key = key;
+        // Moved, not copied: the event owns the request's headers from here on.
+        match head.into_event(parts.headers, bytes, limit) {
+            Ok(Incoming { event, form }) => form.apply(server.handler.handle(event).await),
+            Err(answer) => answer,
         }
-        event.headers = headers;
-        let mut response = server.handler.handle(event).await;
-        if binary_answer {
-            response = binary_outputs(response);
-        }
-        if gzip_answer { compress(response) } else { response }
     };
     // Most requests are answered in their first poll (the body came with the head, and the graph
     // never waits): those need no timer. Only a request that waits is put under its deadline.
@@ -427,104 +331,6 @@ fn process_metrics() -> String {
         out.push_str(&format!("process_cpu_seconds_total {}\n", (ticks(11) + ticks(12)) / 100.0));
     }
     out
-}
-
-/// How a request body is encoded (`Content-Encoding`).
-enum ContentEncoding {
-    Identity,
-    Gzip,
-    /// HTTP's `deflate`: the zlib format.
-    Deflate,
-}
-
-impl ContentEncoding {
-    fn of(header: Option<&str>) -> Result<ContentEncoding, StepError> {
-        match header.map(|value| value.trim().to_ascii_lowercase()).as_deref() {
-            None | Some("" | "identity") => Ok(ContentEncoding::Identity),
-            Some("gzip" | "x-gzip") => Ok(ContentEncoding::Gzip),
-            Some("deflate") => Ok(ContentEncoding::Deflate),
-            Some(other) => Err(StepError {
-                status: 415,
-                kind: "unsupported_encoding",
-                message: format!(
-                    "the body's encoding `{other}` is not one the server reads: send gzip, deflate or none"
-                ),
-                allow: None,
-            }),
-        }
-    }
-
-    /// The body as sent, decompressed: no more than `limit` bytes once decompressed (413
-    /// beyond, so that a small compressed body cannot expand without bound), 400 if it is not
-    /// what its encoding says.
-    fn decode(&self, bytes: Bytes, limit: usize) -> Result<Bytes, StepError> {
-        use std::io::Read;
-        let reader: Box<dyn Read + '_> = match self {
-            ContentEncoding::Identity => return Ok(bytes),
-            ContentEncoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&bytes[..])),
-            ContentEncoding::Deflate => Box::new(flate2::read::ZlibDecoder::new(&bytes[..])),
-        };
-        let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(limit));
-        reader.take(limit as u64 + 1).read_to_end(&mut out).map_err(|failure| {
-            StepError::bad_request(format!("the body is not valid for its Content-Encoding: {failure}"))
-        })?;
-        if out.len() > limit {
-            return Err(StepError::too_large(format!("the body is over the limit of {limit} bytes once decompressed")));
-        }
-        Ok(Bytes::from(out))
-    }
-}
-
-/// Whether an `Accept-Encoding` header takes gzip (`gzip`, `x-gzip` or `*`, with a non-zero `q`).
-fn accepts_gzip(header: &str) -> bool {
-    header.split(',').any(|item| {
-        let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or_default().trim();
-        let q = parts
-            .filter_map(|param| param.trim().strip_prefix("q="))
-            .find_map(|q| q.trim().parse::<f32>().ok())
-            .unwrap_or(1.0);
-        matches!(coding.to_ascii_lowercase().as_str(), "gzip" | "x-gzip" | "*") && q > 0.0
-    })
-}
-
-/// The header of the binary tensor extension: the length of the JSON head.
-static BINARY_HEAD_LENGTH: HeaderName = HeaderName::from_static(crate::binary::HEADER_LENGTH);
-
-/// A successful JSON answer with tensor outputs, written with binary outputs as asked.
-fn binary_outputs(mut response: Response) -> Response {
-    if response.status != 200 {
-        return response;
-    }
-    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(&response.body) else { return response };
-    if let Some((body, head_length)) = crate::binary::write_answer(&answer) {
-        response.body = body;
-        response.content_type = Cow::Borrowed("application/octet-stream");
-        response.headers.push((crate::binary::HEADER_LENGTH.to_string(), head_length.to_string()));
-    }
-    response
-}
-
-/// Answers smaller than this go as they are: compressing them costs more than it saves.
-const COMPRESS_FROM_BYTES: usize = 1024;
-
-/// The answer gzip-compressed, for a caller that takes gzip, when it is large enough to gain.
-fn compress(mut response: Response) -> Response {
-    use std::io::Write;
-    if response.body.len() < COMPRESS_FROM_BYTES {
-        return response;
-    }
-    let mut encoder =
-        flate2::write::GzEncoder::new(Vec::with_capacity(response.body.len() / 4), flate2::Compression::fast());
-    if encoder.write_all(&response.body).is_err() {
-        return response;
-    }
-    if let Ok(compressed) = encoder.finish() {
-        response.body = compressed;
-        response.headers.push(("content-encoding".to_string(), "gzip".to_string()));
-        response.headers.push(("vary".to_string(), "accept-encoding".to_string()));
-    }
-    response
 }
 
 /// An answer about the request itself: its messages are the server's own, never a cause.

@@ -27,6 +27,7 @@ pub mod node;
 pub mod pipeline;
 #[cfg(feature = "remote")]
 pub mod remote;
+pub mod request;
 pub mod router;
 pub mod run;
 pub mod step;
@@ -40,7 +41,8 @@ pub use mock::MockServer;
 pub use node::{
     Boxed, BoxedSync, CatchWith, End, Fork, MemoryQueue, NoCatcher, Node, Outlets, Shared, StepNode, SyncNode,
 };
-pub use pipeline::{AsyncPipeline, Handler, Request, SyncPipeline};
+pub use pipeline::{AsyncPipeline, Handler, SyncPipeline};
+pub use request::{AnswerForm, Incoming, Request};
 pub use step::{
     Batch, Body, BodyWithContext, Choice, Entry, Extend, Filter, FlatMap, Flow, FullEvent, MapStep, Step, Typed,
     WithPaths,

@@ -1,8 +1,10 @@
 //! The mock server: drive any pipeline in-process, with no network, and get exactly what HTTP
-//! would answer.
+//! would answer: a request becomes its event, and the answer takes its form, on the HTTP
+//! server's own path (`request`), under the server's default body limit.
 
 use crate::event::Response;
-use crate::pipeline::{Handler, Request};
+use crate::pipeline::Handler;
+use crate::request::{Incoming, Request};
 use serde_json::Value;
 
 /// Runs a pipeline in-process on its own single-threaded tokio runtime.
@@ -50,9 +52,10 @@ impl<H: Handler> MockServer<H> {
 
     /// Sends a request as HTTP would deliver it.
     pub fn send(&self, request: Request) -> Response {
+        let body_limit = crate::http::ServeOptions::default().body_limit;
         self.runtime.block_on(async {
-            match request.into_event() {
-                Ok(event) => self.handler.handle(event).await,
+            match request.into_event(body_limit) {
+                Ok(Incoming { event, form }) => form.apply(self.handler.handle(event).await),
                 Err(response) => response,
             }
         })

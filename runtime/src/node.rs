@@ -19,6 +19,9 @@ pub trait Node: Send + Sync + 'static {
     /// without a task or a boxed future. True unless a node says otherwise.
     const WAITS: bool = true;
 
+    /// True only for [`End`]: nothing after this node reads the event.
+    const ENDS: bool = false;
+
     /// Processes an event and passes it on.
     fn push(&self, event: &mut Event, run: &Run) -> impl Future<Output = ()> + Send;
 
@@ -34,6 +37,10 @@ pub trait Node: Send + Sync + 'static {
 
 /// A node on the sync executor: plain calls down one chain.
 pub trait SyncNode: Send + Sync + 'static {
+    /// True only for [`End`]: nothing after this node reads the event but the answer, which
+    /// the sync executor takes from the body that reaches the end.
+    const ENDS: bool = false;
+
     /// Processes an event and passes it on.
     fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>);
 
@@ -52,10 +59,12 @@ pub struct End;
 
 impl Node for End {
     const WAITS: bool = false;
+    const ENDS: bool = true;
     async fn push(&self, _event: &mut Event, _run: &Run) {}
 }
 
 impl SyncNode for End {
+    const ENDS: bool = true;
     fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
         run.finish(&event.body);
     }
@@ -158,11 +167,12 @@ fn run_step<S: Step>(
     meter: &crate::metrics::Meter,
     event: &mut Event,
     context: &Context,
+    last: bool,
 ) -> Result<Flow, StepError> {
     let _span = tracing::debug_span!("step", step = name, event_id = %event.id).entered();
     let started = crate::metrics::enabled().then(std::time::Instant::now);
-    let result = catch_unwind(AssertUnwindSafe(|| step.process(event, context)))
-        .unwrap_or_else(|payload| Err(StepError::panicked(&*payload)));
+    let process = || if last { step.process_last(event, context) } else { step.process(event, context) };
+    let result = catch_unwind(AssertUnwindSafe(process)).unwrap_or_else(|payload| Err(StepError::panicked(&*payload)));
     if let Some(started) = started {
         // A caller's mistake (a 4xx, such as an unknown model) is not the step's error.
         meter.step(name, started.elapsed(), result.as_ref().is_err_and(|error| error.status >= 500));
@@ -282,7 +292,10 @@ impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
     const WAITS: bool = N::WAITS || C::WAITS;
     async fn push(&self, event: &mut Event, run: &Run) {
         let copy = entry_copy::<C>(self.step.entry(), event, run.context());
-        let result = run_step(self.name, &self.step, &self.meter, event, run.context());
+        // The responder's output is only the answer when nothing follows it and the run takes
+        // a responder's answer (a run answered at its end does not).
+        let last = N::ENDS && self.respond && run.takes_responses();
+        let result = run_step(self.name, &self.step, &self.meter, event, run.context(), last);
         let flow = match result {
             Ok(flow) => {
                 // Released before the event goes on: what follows takes its own.
@@ -319,7 +332,8 @@ impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
 impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
     fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
         let copy = entry_copy::<C>(self.step.entry(), event, run.context());
-        let result = run_step(self.name, &self.step, &self.meter, event, run.context());
+        // On the sync executor the body that reaches the end answers, responder or not.
+        let result = run_step(self.name, &self.step, &self.meter, event, run.context(), N::ENDS);
         let flow = match result {
             Ok(flow) => {
                 // Released before the event goes on: what follows takes its own.

@@ -1,83 +1,15 @@
-//! Pipelines: a root node with its context, on the sync or the tokio executor, and the request
-//! an HTTP server or the mock server turns into an event.
+//! Pipelines: a root node with its context, on the sync or the tokio executor, and the
+//! `Handler` trait through which servers run them.
 
 use crate::context::Context;
-use crate::error::StepError;
-use crate::event::{Event, EventId, Response};
+use crate::event::{Event, Response};
 use crate::node::{Node, SyncNode};
-use crate::run::{Run, SyncRun, Tracker, error_response};
-use serde_json::{Value, json};
-use std::borrow::Cow;
+use crate::run::{Run, SyncRun, Tracker};
+use serde_json::json;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::oneshot;
-
-/// A request as it arrives over HTTP.
-#[derive(Clone, Debug, Default)]
-pub struct Request {
-    /// `GET`, `POST`, ...
-    pub method: String,
-    /// The path, without the query.
-    pub path: String,
-    /// Headers; names are matched without regard to case.
-    pub headers: Vec<(String, String)>,
-    /// The raw body.
-    pub body: Vec<u8>,
-}
-
-impl Request {
-    /// Turns the request into an event: the id from `x-event-id` (else fresh), the path from
-    /// `x-event-path` (else the request's), the key from `x-event-key`, and the body parsed as
-    /// JSON. A malformed body or an
-    /// unsupported content type is answered `400`.
-    pub fn into_event(self) -> Result<Event, Response> {
-        let header = |name: &str| {
-            self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.clone())
-        };
-        let id = header("x-event-id").filter(|id| !id.is_empty()).map_or_else(EventId::fresh, EventId::Given);
-        let content_type = header("content-type");
-        let body = parse_body(&self.body, content_type.as_deref())
-            .map_err(|error| error_response("request", &error, &id, true))?;
-        let path = header("x-event-path").unwrap_or(self.path);
-        let method = if self.method.is_empty() { "POST".to_string() } else { self.method.to_ascii_uppercase() };
-        let mut event = Event::new(body);
-        event.id = id;
-        event.path = Cow::Owned(if path.is_empty() { "/".to_string() } else { path });
-        event.method = Cow::Owned(method);
-        event.content_type = content_type;
-        event.key = header("x-event-key").unwrap_or_default();
-        for (name, value) in &self.headers {
-            event = event.with_header(name, value);
-        }
-        Ok(event)
-    }
-}
-
-/// A request body as JSON (or text for `text/plain`): a malformed body or an unsupported
-/// content type is a `400`.
-pub fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Value, StepError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Null);
-    }
-    let essence = content_type.map_or("", |ct| ct.split(';').next().unwrap_or("").trim());
-    let is = |name: &str| essence.eq_ignore_ascii_case(name);
-    let json = essence.is_empty()
-        || is("application/json")
-        || essence.get(essence.len().saturating_sub(5)..).is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json"));
-    if json {
-        serde_json::from_slice(bytes).map_err(|error| StepError::bad_request(format!("malformed JSON body: {error}")))
-    } else if is("text/plain") {
-        std::str::from_utf8(bytes)
-            .map(|text| Value::String(text.to_string()))
-            .map_err(|_| StepError::bad_request("the text body is not UTF-8"))
-    } else {
-        Err(StepError::bad_request(format!(
-            "unsupported content type `{}`: send application/json",
-            essence.to_ascii_lowercase()
-        )))
-    }
-}
 
 /// The Open Inference Protocol's server-level paths, answered by every pipeline whatever its
 /// graph (so over HTTP and under the mock alike): `GET /v2/health/live`, `/v2/health/ready` and

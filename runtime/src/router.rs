@@ -3,7 +3,7 @@
 
 use crate::context::Context;
 use crate::error::StepError;
-use crate::event::Event;
+use crate::event::{Event, Response};
 use crate::model::{DEFAULT_OUTPUT, Features, Model, TensorSpec};
 use crate::step::{Flow, Step};
 use serde_json::{Map, Value, json};
@@ -308,9 +308,9 @@ impl Router {
         target.and_then(|i| self.routes.get(i)).map_or((self.name.as_str(), None), |(key, _)| split_key(key))
     }
 
-    fn answer(&self, event: &mut Event, context: &Context) -> Result<Value, StepError> {
+    fn answer(&self, event: &mut Event, context: &Context) -> Result<Answer<'_>, StepError> {
         if let Some(answer) = self.server_answer(event) {
-            return answer;
+            return answer.map(Answer::Json);
         }
         let (mut target, version, operation) = self.resolve(event)?;
         if let (Mode::Custom(chooser), None | Some(0)) = (&self.mode, target) {
@@ -327,8 +327,8 @@ impl Router {
         // The version answered is the route's own, or what the path asked of a versionless one.
         let version = route_version.map(str::to_string).or(version);
         match operation {
-            Operation::Ready => Ok(json!({ "name": name, "ready": true })),
-            Operation::Metadata => Ok(self.metadata(target, name)),
+            Operation::Ready => Ok(Answer::Json(json!({ "name": name, "ready": true }))),
+            Operation::Metadata => Ok(Answer::Json(self.metadata(target, name))),
             Operation::Explain => {
                 let Some(Route::Model(model)) = target.and_then(|i| self.routes.get(i)).map(|(_, route)| route) else {
                     return Err(StepError::method_not_allowed(
@@ -339,7 +339,8 @@ impl Router {
                 let body = model.preprocess(event.body.clone())?;
                 let (features, _) = read_inputs(&body)?;
                 model.validate(&features)?;
-                Ok(json!({ "id": event.id.text(), "model_name": name, "outputs": model.explain(&features)? }))
+                let outputs = model.explain(&features)?;
+                Ok(Answer::Json(json!({ "id": event.id.text(), "model_name": name, "outputs": outputs })))
             }
             Operation::Infer => self.infer(event, context, target, name, version),
             Operation::Custom(operation) => {
@@ -349,7 +350,7 @@ impl Router {
                 };
                 let body = if event.method.as_ref() == "GET" { Value::Null } else { std::mem::take(&mut event.body) };
                 match model.and_then(|model| model.operation(&operation, body)) {
-                    Some(answer) => answer,
+                    Some(answer) => answer.map(Answer::Json),
                     None => Err(StepError::not_found(format!(
                         "unknown operation `{operation}` of `{name}`; use infer, predict, explain, ready, or an operation the model defines"
                     ))),
@@ -397,20 +398,20 @@ impl Router {
         })
     }
 
-    fn infer(
-        &self,
+    fn infer<'r>(
+        &'r self,
         event: &mut Event,
         context: &Context,
         target: Option<usize>,
-        name: &str,
+        name: &'r str,
         version: Option<String>,
-    ) -> Result<Value, StepError> {
+    ) -> Result<Answer<'r>, StepError> {
         match (target, &self.mode) {
             (Some(index), _) => {
                 let (route_name, route) = self.routes.get(index).ok_or_else(|| self.unknown_model(name))?;
                 let started = crate::metrics::enabled().then(std::time::Instant::now);
                 let answer = match route {
-                    Route::Step(step) => step_output(step.as_ref(), event, context),
+                    Route::Step(step) => step_output(step.as_ref(), event, context).map(Answer::Json),
                     Route::Model(model) => {
                         // The body moves into the model's hooks; the answer replaces it.
                         let (outputs, form, width) = predict(model.as_ref(), std::mem::take(&mut event.body))?;
@@ -460,7 +461,7 @@ impl Router {
                         }
                     }
                 }
-                Ok(Value::Object(merged))
+                Ok(Answer::Json(Value::Object(merged)))
             }
         }
     }
@@ -721,31 +722,93 @@ fn number(value: &Value, at: impl FnOnce() -> String) -> Result<f64, StepError> 
 }
 
 /// The response in the request's form.
-fn respond(
+fn respond<'r>(
     event: &Event,
-    name: &str,
+    name: &'r str,
     version: Option<String>,
     outputs: Vec<Value>,
     form: Form,
     rows: usize,
-    (output, datatype): (&str, &str),
-) -> Value {
-    let mut answer = match form {
-        Form::Loose { request_id } => json!({
-            "id": request_id.unwrap_or_else(|| Value::String(event.id.text())),
-            "model_name": name,
-            "outputs": outputs,
-        }),
-        Form::Tensor { request_id } => json!({
-            "id": request_id.unwrap_or_else(|| Value::String(event.id.text())),
-            "model_name": name,
-            "outputs": [{ "name": output, "shape": [rows], "datatype": datatype, "data": outputs }],
-        }),
+    (output, datatype): (&'r str, &'r str),
+) -> Answer<'r> {
+    let (request_id, outputs) = match form {
+        Form::Loose { request_id } => (request_id, Outputs::Loose(outputs)),
+        Form::Tensor { request_id } => {
+            (request_id, Outputs::Tensor([TensorOutput { data: outputs, datatype, name: output, shape: [rows] }]))
+        }
     };
-    if let (Some(version), Some(fields)) = (version, answer.as_object_mut()) {
-        fields.insert("model_version".to_string(), Value::String(version));
+    Answer::Infer(InferAnswer {
+        id: request_id.unwrap_or_else(|| Value::String(event.id.text())),
+        model_name: name,
+        model_version: version,
+        outputs,
+    })
+}
+
+/// What a router answers: a model's V2 answer kept in its parts, so that a router whose answer
+/// only goes to the caller writes it out without building a JSON tree to serialise and free;
+/// anything else already as JSON.
+enum Answer<'r> {
+    Infer(InferAnswer<'r>),
+    Json(Value),
+}
+
+impl Answer<'_> {
+    /// The answer as the event's body, for what follows the router.
+    fn into_body(self) -> Value {
+        match self {
+            Answer::Infer(answer) => answer.into_body(),
+            Answer::Json(body) => body,
+        }
     }
-    answer
+}
+
+/// A model's answer in the request's form. Its fields are declared in the order a JSON object
+/// of them prints (sorted), so that the bytes written from it and from [`InferAnswer::into_body`]
+/// are the same.
+#[derive(Clone, Debug, serde::Serialize)]
+struct InferAnswer<'r> {
+    id: Value,
+    model_name: &'r str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_version: Option<String>,
+    outputs: Outputs<'r>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(untagged)]
+enum Outputs<'r> {
+    /// One prediction per row, as MLRun answers `{"inputs": [...]}`.
+    Loose(Vec<Value>),
+    /// One output tensor, as the protocol answers tensors.
+    Tensor([TensorOutput<'r>; 1]),
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+struct TensorOutput<'r> {
+    data: Vec<Value>,
+    datatype: &'r str,
+    name: &'r str,
+    shape: [usize; 1],
+}
+
+impl InferAnswer<'_> {
+    fn into_body(self) -> Value {
+        let mut fields = Map::new();
+        fields.insert("id".to_string(), self.id);
+        fields.insert("model_name".to_string(), Value::String(self.model_name.to_string()));
+        if let Some(version) = self.model_version {
+            fields.insert("model_version".to_string(), Value::String(version));
+        }
+        let outputs = match self.outputs {
+            Outputs::Loose(outputs) => Value::Array(outputs),
+            Outputs::Tensor([TensorOutput { data, datatype, name, shape: [rows] }]) => {
+                json!([{ "name": name, "shape": [rows], "datatype": datatype, "data": data }])
+            }
+        };
+        fields.insert("outputs".to_string(), outputs);
+        Value::Object(fields)
+    }
 }
 
 /// Combines each route's predictions row by row: a weighted majority of classes (ties to the
@@ -783,8 +846,19 @@ pub fn vote(predictions: &[Vec<Value>], weights: &[f64], regression: bool) -> Re
 
 impl Step for Router {
     fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
-        event.body = self.answer(event, context)?;
+        event.body = self.answer(event, context)?.into_body();
         Ok(Flow::Next)
+    }
+
+    /// A model's answer goes to the caller as bytes, written from its parts.
+    fn process_last(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
+        match self.answer(event, context)? {
+            Answer::Infer(answer) => Ok(Flow::Reply(Box::new(Response::json(200, &answer)))),
+            Answer::Json(body) => {
+                event.body = body;
+                Ok(Flow::Next)
+            }
+        }
     }
 
     /// A model route takes the body into its hooks.

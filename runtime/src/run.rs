@@ -142,6 +142,11 @@ impl Run {
         self.0.reply.lock().map(|reply| matches!(*reply, Reply::Channel(_) | Reply::Slot(None))).unwrap_or(false)
     }
 
+    /// Whether a responder's output answers the caller: false for a run answered at its end.
+    pub fn takes_responses(&self) -> bool {
+        !self.0.at_end
+    }
+
     /// Answers with this body as JSON (status 200).
     pub fn respond(&self, body: &Value) {
         if !self.0.at_end {

@@ -49,6 +49,15 @@ pub trait Step: Send + Sync + 'static {
 
     /// Processes one event.
     fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError>;
+
+    /// Processes an event whose body, once this step is done, only answers the caller: the
+    /// step's output is the response and nothing after it reads the event. A step that can
+    /// write that answer straight to bytes returns it as [`Flow::Reply`] (200, JSON, the same
+    /// bytes its body would serialise to), with no JSON tree built only to be serialised and
+    /// freed; by default, [`Step::process`].
+    fn process_last(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError> {
+        self.process(event, context)
+    }
 }
 
 /// What a user's body function may return.

@@ -385,3 +385,88 @@ async fn binary_tensors_go_both_ways_as_tritonclient_sends_them() {
     assert_eq!(send(head, extra).await.unwrap().status().as_u16(), 400);
     server.stop().await;
 }
+
+/// The mock server (what `graphc test` drives) and the HTTP server answer every request the
+/// same way, byte for byte: one path from a request to its event and from the pipeline's answer
+/// to what the caller asked for (binary tensors, gzip, the errors of the request itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mock_server_answers_every_request_as_the_http_server_does() {
+    let server = start(iris_router(), ServeOptions::default()).await;
+    let mock = std::thread::spawn(|| MockServer::new(iris_router())).join().unwrap();
+    let rows: [[f32; 4]; 2] = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]];
+    let data: Vec<u8> = rows.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+    let head = json!({
+        "inputs": [{ "name": "x", "shape": [2, 4], "datatype": "FP32", "parameters": { "binary_data_size": data.len() } }],
+        "outputs": [{ "name": "predict", "parameters": { "binary_data": true } }]
+    })
+    .to_string();
+    let binary = [head.as_bytes(), &data].concat();
+    let many = json!({ "inputs": vec![json!([5.1, 3.5, 1.4, 0.2]); 500] }).to_string();
+    let head_length = head.len().to_string();
+    // Every request carries an id (so both answers name the same one) and JSON unless it says.
+    let request = |method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>| {
+        let mut headers: Vec<(String, String)> =
+            headers.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+        headers.push(("x-event-id".to_string(), "same".to_string()));
+        if !headers.iter().any(|(name, _)| name == "content-type") {
+            headers.push(("content-type".to_string(), "application/json".to_string()));
+        }
+        Request { method: method.to_string(), path: path.to_string(), headers, body }
+    };
+    let infer = "/v2/models/model1/infer";
+    let requests = [
+        request("POST", infer, &[], br#"{"inputs": [[5.1, 3.5, 1.4, 0.2]]}"#.to_vec()),
+        request("POST", infer, &[("inference-header-content-length", &head_length)], binary.clone()),
+        request("POST", infer, &[("inference-header-content-length", "twelve")], binary),
+        request("POST", infer, &[("content-encoding", "gzip")], gzip(many.as_bytes())),
+        request("POST", infer, &[("accept-encoding", "gzip")], many.clone().into_bytes()),
+        request("POST", infer, &[("content-encoding", "br")], many.clone().into_bytes()),
+        request("POST", infer, &[("content-encoding", "gzip")], gzip(&vec![b' '; 2 << 20])),
+        request("POST", infer, &[], b"{not json".to_vec()),
+        request("POST", infer, &[("content-type", "text/xml")], b"<a/>".to_vec()),
+        request("POST", "/", &[("x-event-path", infer)], many.into_bytes()),
+        request("POST", infer, &[("x-event-key", "k")], b"{}".to_vec()),
+        request("OPTIONS", infer, &[], Vec::new()),
+        request("GET", "/v2/models/model1", &[], Vec::new()),
+        request("DELETE", "/v2/models/model1", &[], Vec::new()),
+    ];
+    for request in requests {
+        let mut http =
+            client().request(request.method.parse().unwrap(), server.url(&request.path)).body(request.body.clone());
+        for (name, value) in &request.headers {
+            http = http.header(name, value);
+        }
+        let http = http.send().await.unwrap();
+        let header = |name: &str| http.headers().get(name).map(|v| v.to_str().unwrap().to_string());
+        let http_answer = (
+            http.status().as_u16(),
+            header("content-type"),
+            header("content-encoding"),
+            header("inference-header-content-length"),
+        );
+        let http_body = http.bytes().await.unwrap().to_vec();
+        let what = format!("{} {} {:?}", request.method, request.path, request.headers);
+        let mock_answer = tokio::task::block_in_place(|| mock.send(request));
+        let header = |name: &str| mock_answer.header(name).map(|v| v.to_string());
+        assert_eq!(
+            (
+                mock_answer.status,
+                header("content-type"),
+                header("content-encoding"),
+                header("inference-header-content-length")
+            ),
+            http_answer,
+            "{what}"
+        );
+        assert_eq!(String::from_utf8_lossy(&mock_answer.body), String::from_utf8_lossy(&http_body), "{what}");
+    }
+    // A body over the limit, announced: the HTTP server answers before reading it, and may close
+    // the connection under a client still sending, so only the mock's answer is compared here.
+    let over = tokio::task::block_in_place(|| mock.send(request("POST", infer, &[], vec![b' '; (1 << 20) + 1])));
+    assert_eq!(
+        (over.status, over.json_body()["error"].clone()),
+        (413, json!("the body is over the limit of 1048576 bytes"))
+    );
+    server.stop().await;
+    std::thread::spawn(move || drop(mock)).join().unwrap();
+}

@@ -545,6 +545,52 @@ fn a_loose_request_gets_a_loose_answer() {
     assert_eq!(answer.json_body(), json!({ "id": "e1", "model_name": "m", "outputs": [0, 1], "model_version": "v1" }));
 }
 
+/// A router whose answer only goes to the caller writes it straight to bytes; a step after the
+/// router gets it as JSON instead. Both give the caller the same bytes, on both executors, and a
+/// run answered at its end (a function that writes to a stream) still answers 202.
+#[test]
+fn a_routers_answer_is_the_same_whether_it_ends_its_path_or_a_step_follows_it() {
+    let router = || {
+        let model: Arc<dyn model::Model> = Arc::new(SumModel { regressor: false, width: 2 });
+        Router::new("router", "/v2/models", vec![("m:v1".into(), Route::Model(model))], Mode::Model)
+    };
+    let same = || Body(|body: Value| body);
+    let ends = || StepNode::new("router", router(), End).responding();
+    let followed = || StepNode::new("router", router(), StepNode::new("same", same(), End)).responding();
+    fn send<H: Handler>(server: &MockServer<H>, path: &str, body: &Value) -> Response {
+        server.request("POST", path).event_id("e1").json(body).send()
+    }
+    let (sync_ends, sync_followed) = (sync_server(ends()), sync_server(followed()));
+    let (tokio_ends, tokio_followed) = (async_server(ends(), true), async_server(followed(), true));
+    let requests = [
+        ("/v2/models/m/versions/v1/infer", json!({ "inputs": [[1, 2], [9, 9]] })),
+        (
+            "/v2/models/m/infer",
+            json!({ "id": "req-7", "inputs": [{ "name": "x", "shape": [2, 2], "datatype": "FP32", "data": [1, 2, 9, 9] }] }),
+        ),
+        (
+            "/v2/models/m/infer",
+            json!({ "inputs": [{ "name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2] }], "id": 7 }),
+        ),
+        ("/v2/models/m/infer", json!({ "inputs": [[1]] })),
+        ("/v2/models/m/ready", json!(null)),
+    ];
+    for (path, body) in &requests {
+        let expected = send(&sync_ends, path, body);
+        assert_eq!(send(&sync_followed, path, body), expected, "{path} {body}: sync, followed");
+        assert_eq!(send(&tokio_ends, path, body), expected, "{path} {body}: tokio, ends");
+        assert_eq!(send(&tokio_followed, path, body), expected, "{path} {body}: tokio, followed");
+    }
+    let versioned = send(&sync_ends, "/v2/models/m/versions/v1/infer", &requests[0].1);
+    assert_eq!(
+        std::str::from_utf8(&versioned.body).unwrap(),
+        r#"{"id":"e1","model_name":"m","model_version":"v1","outputs":[0,1]}"#
+    );
+    let at_end = MockServer::new(AsyncPipeline::answered_at_end(ends(), ctx()));
+    let answer = at_end.request("POST", "/v2/models/m/infer").event_id("e1").json(&requests[0].1).send();
+    assert_eq!((answer.status, answer.json_body()), (202, json!({ "id": "e1" })));
+}
+
 #[test]
 fn an_oip_tensor_request_gets_oip_tensors_back() {
     let request = json!({ "id": "req-7", "inputs": [{ "name": "x", "shape": [2, 2], "datatype": "FP32", "data": [1, 2, 9, 9] }] });

@@ -137,7 +137,10 @@ fn infer(c: &mut Criterion) {
     let by_hand = SyncPipeline::new(StepNode::new("router", router, End).responding(), Context::new("iris"));
     let generated = iris::pipeline(&Options::new(&root)).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    assert_eq!(runtime.block_on(generated.handle(request().into_event().unwrap())).json_body()["outputs"], json!([0]));
+    assert_eq!(
+        runtime.block_on(generated.handle(request().into_event(usize::MAX).unwrap().event)).json_body()["outputs"],
+        json!([0])
+    );
     let mut group = c.benchmark_group("generated_router_infer_1_row");
     for (name, which) in [("hand_composed", 0), ("generated", 1)] {
         group.bench_function(name, |b| {
@@ -145,7 +148,7 @@ fn infer(c: &mut Criterion) {
                 runtime.block_on(async {
                     let start = std::time::Instant::now();
                     for _ in 0..iterations {
-                        let event = request().into_event().unwrap();
+                        let event = request().into_event(usize::MAX).unwrap().event;
                         let response =
                             if which == 0 { by_hand.handle(event).await } else { generated.handle(event).await };
                         black_box(answered(response));
