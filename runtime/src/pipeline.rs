@@ -110,54 +110,69 @@ impl<N: Node> AsyncPipeline<N> {
 
     /// Processes one event. The caller is answered as soon as the responder has run; work after
     /// it goes on in the background only when it is still running by then.
-    pub async fn process(self: &Arc<Self>, event: Event) -> Response {
-        if let Some(answer) = server_answer(&self.context, &event) {
-            return answer;
+    ///
+    /// The future returned holds the event until it is first polled, then only what a graph that
+    /// waits needs (the caller's channel and the event's boxed work): servers move and box it,
+    /// and a graph's nested node futures are kilobytes, so they live elsewhere (see
+    /// [`Processing`]).
+    pub fn process(self: &Arc<Self>, event: Event) -> impl Future<Output = Response> + Send + '_ {
+        Processing::Start { pipeline: self, event: Some(event) }
+    }
+
+    /// The answer a server gives without running the graph (a health probe), or the run for
+    /// `event`: `reply` is its channel, unless it runs in place.
+    fn start(&self, event: &Event, reply: Option<oneshot::Sender<Response>>) -> Result<Run, Response> {
+        if let Some(answer) = server_answer(&self.context, event) {
+            return Err(answer);
         }
         let (id, context, tracker) = (event.id.clone(), Arc::clone(&self.context), Arc::clone(&self.tracker));
-        // Every node below a graph that never waits is a step: the event runs to its end here,
-        // in one poll, answering into a slot, with no channel, no boxed future and no task; steps
-        // after the responder finish before the answer is returned, microseconds later, instead
-        // of in the background.
-        let (run, receiver) = if !N::WAITS {
-            (Run::in_place(id, context, tracker, self.at_end), None)
-        } else {
-            let (sender, receiver) = oneshot::channel();
-            let run = if self.at_end {
-                Run::answered_at_end(id, context, tracker, sender)
-            } else {
-                Run::new(id, context, tracker, sender)
-            };
-            (run, Some(receiver))
+        let run = match reply {
+            None => Run::in_place(id, context, tracker, self.at_end),
+            Some(sender) if self.at_end => Run::answered_at_end(id, context, tracker, sender),
+            Some(sender) => Run::new(id, context, tracker, sender),
         };
         if !self.responds {
             run.reply(Response::json(202, &json!({ "id": event.id.text() })));
         }
-        let Some(mut receiver) = receiver else {
-            let mut event = event;
-            self.root.push(&mut event, &run).await;
-            return run.take_answer();
+        Ok(run)
+    }
+
+    /// Every node below a graph that never waits is a step: the event runs to its end here, in
+    /// one poll, with the nodes' futures on this stack, answering into a slot: no channel, no
+    /// boxed future and no task. Steps after the responder finish before the answer is
+    /// returned, microseconds later, instead of in the background.
+    fn process_in_place(&self, mut event: Event) -> Response {
+        let run = match self.start(&event, None) {
+            Ok(run) => run,
+            Err(answer) => return answer,
         };
+        let finished = {
+            let push = std::pin::pin!(self.root.push(&mut event, &run));
+            push.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())).is_ready()
+        };
+        if !finished {
+            // `WAITS` is decided from the node types; a node that says it never waits and does
+            // is a bug in that node, answered as one rather than waited for without a waker.
+            tracing::error!(event_id = %event.id, "a graph that never waits waited; its event was not finished");
+            let error = json!({ "error": "the pipeline waited where it never waits", "id": event.id.text() });
+            let mut answer = Response::json(500, &error);
+            answer.event_id = Some(event.id);
+            return answer;
+        }
+        run.take_answer()
+    }
+
+    /// A graph with a node that may wait: the caller's channel, and the event's work, boxed,
+    /// to poll until the caller is answered (then as a task of its own if it still has work).
+    fn start_waiting(self: &Arc<Self>, event: Event) -> Result<(oneshot::Receiver<Response>, Work), Response> {
+        let (sender, receiver) = oneshot::channel();
+        let run = self.start(&event, Some(sender))?;
         let pipeline = Arc::clone(self);
-        let mut work = Some(Box::pin(async move {
+        let work: Work = Box::pin(async move {
             let mut event = event;
             pipeline.root.push(&mut event, &run).await;
-        }));
-        let answer = std::future::poll_fn(|cx| {
-            if let Some(future) = work.as_mut()
-                && future.as_mut().poll(cx).is_ready()
-            {
-                work = None;
-            }
-            Pin::new(&mut receiver).poll(cx)
-        })
-        .await;
-        if let Some(rest) = work {
-            tokio::spawn(rest);
-        }
-        // The run answers before it ends (a 204 at the latest), so the sender is never dropped
-        // unanswered; a closed channel would be a bug, answered as one.
-        answer.unwrap_or_else(|_| Response::json(500, &json!({ "error": "the pipeline ended without answering" })))
+        });
+        Ok((receiver, work))
     }
 
     /// Waits until every event has been fully processed.
@@ -171,9 +186,69 @@ impl<N: Node> AsyncPipeline<N> {
     }
 }
 
+/// An event's work on a graph that waits.
+type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What [`AsyncPipeline::process`] returns.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the event waits here until the first poll takes it; boxing it would allocate per event"
+)]
+enum Processing<'p, N> {
+    /// Not polled yet; the event is taken when it is.
+    Start { pipeline: &'p Arc<AsyncPipeline<N>>, event: Option<Event> },
+    /// A graph that waits, until the caller is answered: the channel, and the event's work
+    /// while it runs.
+    Waiting { receiver: oneshot::Receiver<Response>, work: Option<Work> },
+    /// Answered.
+    Done,
+}
+
+impl<N: Node> Future for Processing<'_, N> {
+    type Output = Response;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Response> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if let Processing::Start { pipeline, event } = this {
+            let pipeline = *pipeline;
+            let event = event.take().expect("an event's processing is polled once it starts");
+            if !N::WAITS {
+                *this = Processing::Done;
+                return Poll::Ready(pipeline.process_in_place(event));
+            }
+            match pipeline.start_waiting(event) {
+                Ok((receiver, work)) => *this = Processing::Waiting { receiver, work: Some(work) },
+                Err(answer) => {
+                    *this = Processing::Done;
+                    return Poll::Ready(answer);
+                }
+            }
+        }
+        let Processing::Waiting { receiver, work } = this else {
+            panic!("an event's processing was polled after it answered");
+        };
+        if let Some(future) = work.as_mut()
+            && future.as_mut().poll(cx).is_ready()
+        {
+            *work = None;
+        }
+        let Poll::Ready(answer) = Pin::new(receiver).poll(cx) else { return Poll::Pending };
+        if let Some(rest) = work.take() {
+            tokio::spawn(rest);
+        }
+        *this = Processing::Done;
+        // The run answers before it ends (a 204 at the latest), so the sender is never dropped
+        // unanswered; a closed channel would be a bug, answered as one.
+        Poll::Ready(
+            answer.unwrap_or_else(|_| Response::json(500, &json!({ "error": "the pipeline ended without answering" }))),
+        )
+    }
+}
+
 impl<N: Node> Handler for Arc<AsyncPipeline<N>> {
-    async fn handle(&self, event: Event) -> Response {
-        self.process(event).await
+    fn handle(&self, event: Event) -> impl Future<Output = Response> + Send {
+        self.process(event)
     }
 
     async fn drain(&self) {

@@ -960,3 +960,22 @@ fn graphs_of_steps_run_in_place_on_tokio_and_graphs_that_wait_do_not() {
     const { assert!(<StepNode<Body<fn(Value) -> Value>, MemoryQueue<End>> as Node>::WAITS) };
     const { assert!(<Outlets<Steps, Boxed> as Node>::WAITS) };
 }
+
+/// What a server moves and boxes for each request is the event, not the graph's nested node
+/// futures: an event's processing holds the event until it is first polled, then only what a
+/// graph that waits needs.
+#[test]
+fn an_events_processing_future_holds_the_event_and_not_the_graph() {
+    let deep = || {
+        let leaf = StepNode::new("c", inc("n"), End).responding();
+        StepNode::new("a", inc("n"), Fork(StepNode::new("b", inc("n"), leaf), StepNode::new("d", inc("n"), End)))
+    };
+    let in_place = AsyncPipeline::new(deep(), ctx(), true);
+    let waits = AsyncPipeline::new(StepNode::new("q", inc("n"), MemoryQueue::new(4, deep())), ctx(), true);
+    let limit = std::mem::size_of::<Event>() + 2 * std::mem::size_of::<usize>();
+    assert!(std::mem::size_of_val(&in_place.process(Event::new(json!({})))) <= limit);
+    assert!(std::mem::size_of_val(&waits.process(Event::new(json!({})))) <= limit);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert_eq!(runtime.block_on(in_place.process(Event::new(json!({ "n": 0 })))).json_body()["n"], 3);
+    assert_eq!(runtime.block_on(waits.process(Event::new(json!({ "n": 0 })))).json_body()["n"], 4);
+}
