@@ -1,6 +1,6 @@
 //! The event that flows through a graph, and the response a caller gets.
 
-pub use axum::http::{HeaderMap, HeaderName, HeaderValue};
+pub use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt;

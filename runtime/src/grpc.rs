@@ -8,7 +8,7 @@
 use crate::binary;
 use crate::event::Response;
 use crate::pipeline::Handler;
-use crate::request::{Incoming, Request};
+use crate::request::{Request, RequestEvent};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -89,7 +89,7 @@ impl<H: Handler> Service<H> {
         };
         // The answer's form (binary outputs, gzip) is HTTP's: a call's answer is its JSON.
         let response = match request.into_event(self.options.body_limit) {
-            Ok(Incoming { event, .. }) => {
+            Ok(RequestEvent { event, .. }) => {
                 match tokio::time::timeout(self.options.deadline, self.handler.handle(event)).await {
                     Ok(response) => response,
                     Err(_) => return Err(Status::deadline_exceeded("the call took longer than the deadline")),

@@ -1,4 +1,4 @@
-//! The HTTP server: any pipeline behind axum on hyper's HTTP/1 connections, hardened for
+//! The HTTP server: any pipeline on hyper's HTTP/1 connections, hardened for
 //! traffic it does not control: a header-read timeout (which also closes idle keep-alive
 //! connections), header count and size limits, a cap on open connections (beyond it new ones
 //! are closed at once and the open ones keep being served), a body size limit (413), a request
@@ -10,13 +10,14 @@ use crate::error::StepError;
 use crate::event::{EventId, Response};
 use crate::metrics::Histogram;
 use crate::pipeline::Handler;
-use crate::request::{Head, Incoming, X_EVENT_ID, too_large};
+use crate::request::{Head, RequestEvent, X_EVENT_ID, too_large};
 use crate::run::error_response;
-use axum::body::Body;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode, header};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
 use std::borrow::Cow;
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -147,7 +148,14 @@ pub async fn serve<H: Handler>(
         options: options.clone(),
         metrics: Metrics::default(),
     });
-    let app = axum::Router::new().fallback(answer::<H>).with_state(Arc::clone(&server));
+    // No routing: every request is the graph's (the metrics and probes are answered inside).
+    let service = {
+        let server = Arc::clone(&server);
+        hyper::service::service_fn(move |request| {
+            let server = Arc::clone(&server);
+            async move { Ok::<_, Infallible>(answer(&server, request).await) }
+        })
+    };
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(options.header_timeout)
@@ -159,36 +167,7 @@ pub async fn serve<H: Handler>(
         http.max_headers(options.max_headers);
     }
     let connections = Arc::new(Semaphore::new(options.max_connections.max(1)));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                // Out of file descriptors, or a connection reset before it was accepted: the
-                // server goes on; a short pause lets descriptors free up.
-                Err(error) => {
-                    tracing::warn!("cannot accept a connection: {error}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // Beyond the cap the connection is closed at once: the open ones keep being served.
-        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
-            server.metrics.refused.fetch_add(1, Ordering::Relaxed);
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let connection = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
-        });
-    }
+    let graceful = accept(&listener, &http, service, &connections, Some(&server.metrics.refused), shutdown).await;
     drop(listener);
     let deadline = tokio::time::Instant::now() + options.shutdown_timeout;
     if tokio::time::timeout_at(deadline, graceful.shutdown()).await.is_err() {
@@ -226,17 +205,67 @@ pub async fn shutdown_signal() {
 /// The number of headers hyper takes when not told otherwise.
 const HYPER_MAX_HEADERS: usize = 100;
 
-async fn answer<H: Handler>(
-    State(server): State<Arc<Server<H>>>,
-    request: axum::extract::Request,
-) -> axum::response::Response {
+/// What the server answers: a body of known length, so that hyper writes its `Content-Length`.
+type HttpResponse = http::Response<Full<Bytes>>;
+
+/// Serves connections from `listener` with `service` until `shutdown` resolves, `connections`
+/// at most at once: beyond, a new connection is closed at once (counted in `refused`) and the
+/// open ones keep being served. Returns what waits for the open ones to finish.
+async fn accept<S>(
+    listener: &TcpListener,
+    http: &hyper::server::conn::http1::Builder,
+    service: S,
+    connections: &Arc<Semaphore>,
+    refused: Option<&AtomicU64>,
+    shutdown: impl Future<Output = ()>,
+) -> hyper_util::server::graceful::GracefulShutdown
+where
+    S: hyper::service::Service<http::Request<Incoming>, Response = HttpResponse, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of file descriptors, or a connection reset before it was accepted: the
+                // server goes on; a short pause lets descriptors free up.
+                Err(error) => {
+                    tracing::warn!("cannot accept a connection: {error}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => return graceful,
+        };
+        let Ok(permit) = Arc::clone(connections).try_acquire_owned() else {
+            if let Some(refused) = refused {
+                refused.fetch_add(1, Ordering::Relaxed);
+            }
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone()));
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+}
+
+async fn answer<H: Handler>(server: &Server<H>, request: http::Request<Incoming>) -> HttpResponse {
     let started = Instant::now();
     // A scrape is not a request the metrics count.
     if request.uri().path() == "/metrics" {
-        return into_http(metrics_answer(&server, request.method()));
+        return into_http(metrics_answer(server, request.method()));
     }
     let access = server.options.access_log.then(|| (request.method().clone(), request.uri().path().to_string()));
-    let response = respond(&server, request, started).await;
+    let response = respond(server, request, started).await;
     let elapsed = started.elapsed();
     server.metrics.observe(response.status, elapsed);
     if let Some((method, path)) = access {
@@ -246,7 +275,7 @@ async fn answer<H: Handler>(
     into_http(response)
 }
 
-fn metrics_answer<H>(server: &Server<H>, method: &axum::http::Method) -> Response {
+fn metrics_answer<H>(server: &Server<H>, method: &http::Method) -> Response {
     match method.as_str() {
         "GET" | "HEAD" => Response::new(
             200,
@@ -258,7 +287,7 @@ fn metrics_answer<H>(server: &Server<H>, method: &axum::http::Method) -> Respons
 }
 
 /// Answers one request that arrived at `started`.
-async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request, started: Instant) -> Response {
+async fn respond<H: Handler>(server: &Server<H>, request: http::Request<Incoming>, started: Instant) -> Response {
     let (parts, body) = request.into_parts();
     let head = match Head::read(parts.method.as_str(), parts.uri.path(), &parts.headers) {
         Ok(head) => head,
@@ -277,16 +306,16 @@ async fn respond<H: Handler>(server: &Server<H>, request: axum::extract::Request
     let id = head.id().clone();
     // The deadline covers reading the body: a slow body cannot hold the request past it.
     let handled = async {
-        let bytes = match axum::body::to_bytes(body, limit).await {
-            Ok(bytes) => bytes,
-            Err(failure) if failure.to_string().contains("length limit") => return head.error(too_large(limit)),
+        let bytes = match Limited::new(body, limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(failure) if failure.is::<LengthLimitError>() => return head.error(too_large(limit)),
             Err(failure) => {
                 return head.error(StepError::bad_request(format!("the body could not be read: {failure}")));
             }
         };
         // Moved, not copied: the event owns the request's headers from here on.
         match head.into_event(parts.headers, bytes, limit) {
-            Ok(Incoming { event, form }) => form.apply(server.handler.handle(event).await),
+            Ok(RequestEvent { event, form }) => form.apply(server.handler.handle(event).await),
             Err(answer) => answer,
         }
     };
@@ -338,9 +367,9 @@ fn error(error: StepError, id: &EventId) -> Response {
     error_response("request", &error, id, true)
 }
 
-fn into_http(response: Response) -> axum::response::Response {
+fn into_http(response: Response) -> HttpResponse {
     let Response { status, headers: extra, content_type, body, event_id } = response;
-    let mut http = axum::response::Response::new(Body::from(body));
+    let mut http = http::Response::new(Full::new(Bytes::from(body)));
     *http.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = http.headers_mut();
     let content_type = match content_type {
@@ -373,27 +402,27 @@ pub async fn serve_probes(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     crate::metrics::enable();
-    let probe = move |request: axum::extract::Request| {
-        let (stats, group) = (Arc::clone(&stats), group.clone());
-        async move {
-            let (status, content_type, body) = match (request.method().as_str(), request.uri().path()) {
-                ("GET", "/metrics") => {
-                    (200, "text/plain; version=0.0.4", stats.render(&group) + &crate::metrics::render())
-                }
-                ("GET", "/v2/health/live") => (200, "application/json", r#"{"live":true}"#.to_string()),
-                ("GET", "/v2/health/ready") if stats.ready() => {
-                    (200, "application/json", r#"{"ready":true}"#.to_string())
-                }
-                ("GET", "/v2/health/ready") => (503, "application/json", r#"{"ready":false}"#.to_string()),
-                _ => (
-                    404,
-                    "application/json",
-                    r#"{"error":"a child function serves /metrics and /v2/health/{live,ready}"}"#.to_string(),
-                ),
-            };
-            into_http(Response::new(status, content_type, body.into_bytes()))
-        }
+    let probe = move |request: http::Request<Incoming>| {
+        let (status, content_type, body) = match (request.method().as_str(), request.uri().path()) {
+            ("GET", "/metrics") => (200, "text/plain; version=0.0.4", stats.render(&group) + &crate::metrics::render()),
+            ("GET", "/v2/health/live") => (200, "application/json", r#"{"live":true}"#.to_string()),
+            ("GET", "/v2/health/ready") if stats.ready() => (200, "application/json", r#"{"ready":true}"#.to_string()),
+            ("GET", "/v2/health/ready") => (503, "application/json", r#"{"ready":false}"#.to_string()),
+            _ => (
+                404,
+                "application/json",
+                r#"{"error":"a child function serves /metrics and /v2/health/{live,ready}"}"#.to_string(),
+            ),
+        };
+        std::future::ready(Ok(into_http(Response::new(status, content_type, body.into_bytes()))))
     };
-    let app = axum::Router::new().fallback(probe);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let service = hyper::service::service_fn(probe);
+    let http = hyper::server::conn::http1::Builder::new();
+    // A probe answers at once; a few scrapers at a time are all it serves.
+    let connections = Arc::new(Semaphore::new(PROBE_CONNECTIONS));
+    accept(&listener, &http, service, &connections, None, shutdown).await.shutdown().await;
+    Ok(())
 }
+
+/// Open connections a child function's probe server takes at most.
+const PROBE_CONNECTIONS: usize = 64;

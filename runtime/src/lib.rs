@@ -42,7 +42,7 @@ pub use node::{
     Boxed, BoxedSync, CatchWith, End, Fork, MemoryQueue, NoCatcher, Node, Outlets, Shared, StepNode, SyncNode,
 };
 pub use pipeline::{AsyncPipeline, Handler, SyncPipeline};
-pub use request::{AnswerForm, Incoming, Request};
+pub use request::{AnswerForm, Request, RequestEvent};
 pub use step::{
     Batch, Body, BodyWithContext, Choice, Entry, Extend, Filter, FlatMap, Flow, FullEvent, MapStep, Step, Typed,
     WithPaths,

@@ -4,7 +4,7 @@
 
 use crate::event::Response;
 use crate::pipeline::Handler;
-use crate::request::{Incoming, Request};
+use crate::request::{Request, RequestEvent};
 use serde_json::Value;
 
 /// Runs a pipeline in-process on its own single-threaded tokio runtime.
@@ -55,7 +55,7 @@ impl<H: Handler> MockServer<H> {
         let body_limit = crate::http::ServeOptions::default().body_limit;
         self.runtime.block_on(async {
             match request.into_event(body_limit) {
-                Ok(Incoming { event, form }) => form.apply(self.handler.handle(event).await),
+                Ok(RequestEvent { event, form }) => form.apply(self.handler.handle(event).await),
                 Err(response) => response,
             }
         })

@@ -5,8 +5,8 @@
 use crate::error::StepError;
 use crate::event::{Event, EventId, Response};
 use crate::run::error_response;
-use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -36,7 +36,7 @@ impl Request {
     /// The request's event and the form of its answer, made as the HTTP server makes them once
     /// it has the body: see [`Head::read`] and [`Head::into_event`]. A body over `body_limit`
     /// bytes (as sent, or once decompressed) is `413`. What goes wrong is the answer to give.
-    pub fn into_event(self, body_limit: usize) -> Result<Incoming, Response> {
+    pub fn into_event(self, body_limit: usize) -> Result<RequestEvent, Response> {
         let mut headers = HeaderMap::with_capacity(self.headers.len());
         // A name or value HTTP does not allow could not have arrived over HTTP: left out.
         for (name, value) in &self.headers {
@@ -59,7 +59,7 @@ impl Request {
 
 /// An event made from a request, and the form its answer takes.
 #[derive(Debug)]
-pub struct Incoming {
+pub struct RequestEvent {
     /// The event the pipeline runs.
     pub event: Event,
     /// What the request asked of its answer.
@@ -160,7 +160,7 @@ impl Head {
     /// The event: the body decompressed (no more than `limit` bytes), read (binary tensors
     /// into the JSON request they stand for, else JSON, or text for `text/plain`), with the
     /// head's fields and the request's headers, moved in.
-    pub(crate) fn into_event(self, headers: HeaderMap, body: Bytes, limit: usize) -> Result<Incoming, Response> {
+    pub(crate) fn into_event(self, headers: HeaderMap, body: Bytes, limit: usize) -> Result<RequestEvent, Response> {
         if body.len() > limit {
             return Err(self.error(too_large(limit)));
         }
@@ -180,7 +180,7 @@ impl Head {
             event.key = key;
         }
         event.headers = headers;
-        Ok(Incoming { event, form })
+        Ok(RequestEvent { event, form })
     }
 }
 

@@ -92,7 +92,7 @@ pub fn record_fields(event: &Event) -> Vec<(&'static str, String)> {
     let mut headers = Map::new();
     for (name, value) in &event.headers {
         // The request's length says nothing about the record.
-        if name == axum::http::header::CONTENT_LENGTH {
+        if name == http::header::CONTENT_LENGTH {
             continue;
         }
         if let Ok(value) = value.to_str() {
