@@ -201,6 +201,14 @@ pub(crate) enum EntryCopy {
     Event(Event),
 }
 
+/// Drops an entry copy where it lies: moving it out to drop it would copy its few hundred bytes
+/// for every step, kept copy or not.
+fn release(copy: &mut Option<EntryCopy>) {
+    if copy.is_some() {
+        *copy = None;
+    }
+}
+
 pub(crate) fn entry_copy<C: Catcher>(entry: Entry, event: &Event, context: &Context) -> Option<EntryCopy> {
     (C::CATCHES || context.error_stream().is_some()).then(|| match entry {
         Entry::Kept => EntryCopy::Kept,
@@ -291,7 +299,7 @@ pub(crate) async fn fail_or_catch<C: Catcher>(
 impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
     const WAITS: bool = N::WAITS || C::WAITS;
     async fn push(&self, event: &mut Event, run: &Run) {
-        let copy = entry_copy::<C>(self.step.entry(), event, run.context());
+        let mut copy = entry_copy::<C>(self.step.entry(), event, run.context());
         // The responder's output is only the answer when nothing follows it and the run takes
         // a responder's answer (a run answered at its end does not).
         let last = N::ENDS && self.respond && run.takes_responses();
@@ -299,7 +307,7 @@ impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
         let flow = match result {
             Ok(flow) => {
                 // Released before the event goes on: what follows takes its own.
-                drop(copy);
+                release(&mut copy);
                 flow
             }
             Err(error) => {
@@ -331,13 +339,13 @@ impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
 
 impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
     fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
-        let copy = entry_copy::<C>(self.step.entry(), event, run.context());
+        let mut copy = entry_copy::<C>(self.step.entry(), event, run.context());
         // On the sync executor the body that reaches the end answers, responder or not.
         let result = run_step(self.name, &self.step, &self.meter, event, run.context(), N::ENDS);
         let flow = match result {
             Ok(flow) => {
                 // Released before the event goes on: what follows takes its own.
-                drop(copy);
+                release(&mut copy);
                 flow
             }
             Err(error) => {

@@ -125,11 +125,11 @@ impl<N: Node> AsyncPipeline<N> {
         if let Some(answer) = server_answer(&self.context, event) {
             return Err(answer);
         }
-        let (id, context, tracker) = (event.id.clone(), Arc::clone(&self.context), Arc::clone(&self.tracker));
+        let (id, context) = (event.id.clone(), Arc::clone(&self.context));
         let run = match reply {
-            None => Run::in_place(id, context, tracker, self.at_end),
-            Some(sender) if self.at_end => Run::answered_at_end(id, context, tracker, sender),
-            Some(sender) => Run::new(id, context, tracker, sender),
+            None => Run::in_place(id, context, self.at_end),
+            Some(sender) if self.at_end => Run::answered_at_end(id, context, Arc::clone(&self.tracker), sender),
+            Some(sender) => Run::new(id, context, Arc::clone(&self.tracker), sender),
         };
         if !self.responds {
             run.reply(Response::json(202, &json!({ "id": event.id.text() })));

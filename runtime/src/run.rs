@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, oneshot};
 
-/// Counts events still being processed, so that `wait_for_completion` can drain them.
+/// Counts events still being processed whose work may outlive the call that started them (not
+/// an event run in place), so that `wait_for_completion` can drain them.
 #[derive(Default)]
 pub struct Tracker {
     in_flight: AtomicUsize,
@@ -54,7 +55,9 @@ struct RunInner {
     reply: Mutex<Reply>,
     id: EventId,
     context: Arc<Context>,
-    tracker: Arc<Tracker>,
+    /// What counts the run in flight; none for a run in place, which ends before the call that
+    /// runs it returns, so that nothing waiting for background work needs to count it.
+    tracker: Option<Arc<Tracker>>,
     at_end: bool,
 }
 
@@ -72,20 +75,22 @@ enum Reply {
 impl Run {
     /// A run for the event with this id, answering through `reply`.
     pub fn new(id: EventId, context: Arc<Context>, tracker: Arc<Tracker>, reply: oneshot::Sender<Response>) -> Self {
-        Run::start(Reply::Channel(reply), id, context, tracker, false)
+        Run::start(Reply::Channel(reply), id, context, Some(tracker), false)
     }
 
     /// A run whose answer the pipeline takes with [`Run::take_answer`] once every node has
     /// returned: for a graph that never waits, which runs each event to its end in one poll,
     /// so no channel is needed between the nodes and the caller. `at_end` as in
     /// [`Run::answered_at_end`].
-    pub(crate) fn in_place(id: EventId, context: Arc<Context>, tracker: Arc<Tracker>, at_end: bool) -> Self {
-        Run::start(Reply::Slot(None), id, context, tracker, at_end)
+    pub(crate) fn in_place(id: EventId, context: Arc<Context>, at_end: bool) -> Self {
+        Run::start(Reply::Slot(None), id, context, None, at_end)
     }
 
-    /// A run counted in flight by `tracker` until its last clone is dropped.
-    fn start(reply: Reply, id: EventId, context: Arc<Context>, tracker: Arc<Tracker>, at_end: bool) -> Self {
-        tracker.enter();
+    /// A run counted in flight by `tracker`, if any, until its last clone is dropped.
+    fn start(reply: Reply, id: EventId, context: Arc<Context>, tracker: Option<Arc<Tracker>>, at_end: bool) -> Self {
+        if let Some(tracker) = &tracker {
+            tracker.enter();
+        }
         Run(Arc::new(RunInner { reply: Mutex::new(reply), id, context, tracker, at_end }))
     }
 
@@ -109,7 +114,7 @@ impl Run {
         tracker: Arc<Tracker>,
         reply: oneshot::Sender<Response>,
     ) -> Self {
-        Run::start(Reply::Channel(reply), id, context, tracker, true)
+        Run::start(Reply::Channel(reply), id, context, Some(tracker), true)
     }
 
     /// The pipeline's context.
@@ -173,7 +178,9 @@ impl Drop for RunInner {
         if let Some(Reply::Channel(sender)) = reply {
             let _ = sender.send(end_answer(&self.id, self.at_end));
         }
-        self.tracker.leave();
+        if let Some(tracker) = &self.tracker {
+            tracker.leave();
+        }
     }
 }
 
