@@ -336,13 +336,9 @@ async fn compressed_bodies_are_read_and_large_answers_compressed_for_callers_tha
     server.stop().await;
 }
 
-/// What tritonclient's `InferInput.set_data_from_numpy` sends by default: a JSON head, then
-/// the tensor's raw little-endian bytes; and, with `InferRequestedOutput(binary_data=True)`,
-/// the output comes back the same way.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn binary_tensors_go_both_ways_as_tritonclient_sends_them() {
-    let server = start(iris_router(), ServeOptions::default()).await;
-    let infer = server.url("/v2/models/model1/infer");
+/// Two iris rows as the binary tensor extension sends them: the JSON head, asking for the output
+/// in binary too, and the tensor's raw little-endian bytes.
+fn binary_request() -> (String, Vec<u8>) {
     let rows: [[f32; 4]; 2] = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]];
     let data: Vec<u8> = rows.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
     let head = json!({
@@ -350,6 +346,17 @@ async fn binary_tensors_go_both_ways_as_tritonclient_sends_them() {
         "outputs": [{ "name": "predict", "parameters": { "binary_data": true } }]
     })
     .to_string();
+    (head, data)
+}
+
+/// What tritonclient's `InferInput.set_data_from_numpy` sends by default: a JSON head, then
+/// the tensor's raw little-endian bytes; and, with `InferRequestedOutput(binary_data=True)`,
+/// the output comes back the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_tensors_go_both_ways_as_tritonclient_sends_them() {
+    let server = start(iris_router(), ServeOptions::default()).await;
+    let infer = server.url("/v2/models/model1/infer");
+    let (head, data) = binary_request();
     let send = |head: String, data: Vec<u8>| {
         let length = head.len();
         let mut body = head.into_bytes();
@@ -393,13 +400,7 @@ async fn binary_tensors_go_both_ways_as_tritonclient_sends_them() {
 async fn the_mock_server_answers_every_request_as_the_http_server_does() {
     let server = start(iris_router(), ServeOptions::default()).await;
     let mock = std::thread::spawn(|| MockServer::new(iris_router())).join().unwrap();
-    let rows: [[f32; 4]; 2] = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]];
-    let data: Vec<u8> = rows.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
-    let head = json!({
-        "inputs": [{ "name": "x", "shape": [2, 4], "datatype": "FP32", "parameters": { "binary_data_size": data.len() } }],
-        "outputs": [{ "name": "predict", "parameters": { "binary_data": true } }]
-    })
-    .to_string();
+    let (head, data) = binary_request();
     let binary = [head.as_bytes(), &data].concat();
     let many = json!({ "inputs": vec![json!([5.1, 3.5, 1.4, 0.2]); 500] }).to_string();
     let head_length = head.len().to_string();
