@@ -30,6 +30,7 @@ pub mod remote;
 pub mod request;
 pub mod router;
 pub mod run;
+mod snapshot;
 pub mod step;
 pub mod stream;
 pub mod trigger;

@@ -6,6 +6,7 @@ use crate::context::Context;
 use crate::error::StepError;
 use crate::event::{Event, EventError};
 use crate::run::{Run, SyncRun};
+use crate::snapshot::BodySnapshot;
 use crate::step::{Entry, Flow, Step};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -230,50 +231,6 @@ impl EntryCopy {
                 entry.body = snapshot.restore();
                 entry
             }
-        }
-    }
-}
-
-/// The body as it entered a step, written as JSON into a buffer that the steps on a thread
-/// take in turn. A body function must own its input, so keeping the entry costs a copy per
-/// step; written out, that copy needs no allocation (a `Value` clone allocates every string
-/// and map node, and frees them again), and it is read back only when the step fails. JSON
-/// round-trips a `Value` exactly (numbers are integers or shortest-form floats).
-pub(crate) struct BodySnapshot(Vec<u8>);
-
-thread_local! {
-    static SNAPSHOT_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-}
-
-/// A buffer larger than this is not kept for the next step: one huge body should not pin its
-/// size in every thread.
-const SNAPSHOT_BUFFER_KEPT: usize = 256 * 1024;
-
-impl BodySnapshot {
-    fn of(body: &serde_json::Value) -> Self {
-        let mut buffer = SNAPSHOT_BUFFER.with(std::cell::Cell::take);
-        buffer.clear();
-        // Writing a `Value` into memory cannot fail.
-        let _ = serde_json::to_writer(&mut buffer, body);
-        BodySnapshot(buffer)
-    }
-
-    fn restore(&self) -> serde_json::Value {
-        // Read without serde_json's nesting limit: whatever depth a step built, its entry comes
-        // back (on a stack that grows as deep as the body goes).
-        let mut reader = serde_json::Deserializer::from_slice(&self.0);
-        reader.disable_recursion_limit();
-        let reader = serde_stacker::Deserializer::new(&mut reader);
-        // It was written by `of` from a `Value`, so it reads back; `null` is unreachable.
-        serde::Deserialize::deserialize(reader).unwrap_or(serde_json::Value::Null)
-    }
-}
-
-impl Drop for BodySnapshot {
-    fn drop(&mut self) {
-        let buffer = std::mem::take(&mut self.0);
-        if buffer.capacity() <= SNAPSHOT_BUFFER_KEPT {
-            SNAPSHOT_BUFFER.with(|slot| slot.set(buffer));
         }
     }
 }

@@ -1,0 +1,258 @@
+//! A step's entry body kept for its error handler: written into a thread's reused buffer in a
+//! compact tagged form, and read back only when the step fails.
+//!
+//! A body function must own its input, so keeping the entry costs a copy per step. A `Value`
+//! clone allocates every string and map node and frees them again; JSON scans every string for
+//! escapes and formats every number. This form writes a tag byte per value, lengths and numbers
+//! as 8 little-endian bytes and strings' bytes as they are: the copy is a walk over the body and
+//! a few `memcpy`s into a buffer that, once warm, is never allocated again. It round-trips a
+//! `Value` exactly (integers as integers, floats bit for bit, maps in their order), at any depth.
+
+use serde_json::{Map, Number, Value};
+use std::cell::Cell;
+
+/// The body as it entered a step (see the module's comment).
+pub(crate) struct BodySnapshot(Vec<u8>);
+
+thread_local! {
+    static BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// A buffer larger than this is not kept for the next step: one huge body should not pin its
+/// size in every thread.
+const BUFFER_KEPT: usize = 256 * 1024;
+
+/// Below this much stack left, a nested array or map is walked on a new stack segment.
+const RED_ZONE: usize = 64 * 1024;
+/// The size of each new segment.
+const STACK_SEGMENT: usize = 1024 * 1024;
+
+const NULL: u8 = 0;
+const FALSE: u8 = 1;
+const TRUE: u8 = 2;
+const UNSIGNED: u8 = 3;
+const SIGNED: u8 = 4;
+const FLOAT: u8 = 5;
+const STRING: u8 = 6;
+const ARRAY: u8 = 7;
+const OBJECT: u8 = 8;
+
+impl BodySnapshot {
+    /// Keeps `body` as it is now.
+    pub(crate) fn of(body: &Value) -> Self {
+        let mut buffer = BUFFER.with(Cell::take);
+        buffer.clear();
+        write(body, &mut buffer);
+        BodySnapshot(buffer)
+    }
+
+    /// The body as it was kept.
+    pub(crate) fn restore(&self) -> Value {
+        let mut input = self.0.as_slice();
+        // `of` wrote it, so it reads back whole; `null` is unreachable.
+        read(&mut input).unwrap_or(Value::Null)
+    }
+}
+
+impl Drop for BodySnapshot {
+    fn drop(&mut self) {
+        let buffer = std::mem::take(&mut self.0);
+        if buffer.capacity() <= BUFFER_KEPT {
+            BUFFER.with(|slot| slot.set(buffer));
+        }
+    }
+}
+
+/// Walks one level of nesting on a stack that grows as deep as the body goes.
+fn nested<R>(walk: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, walk)
+}
+
+fn write(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.push(NULL),
+        Value::Bool(flag) => out.push(if *flag { TRUE } else { FALSE }),
+        Value::Number(number) => {
+            if let Some(unsigned) = number.as_u64() {
+                out.push(UNSIGNED);
+                out.extend_from_slice(&unsigned.to_le_bytes());
+            } else if let Some(signed) = number.as_i64() {
+                out.push(SIGNED);
+                out.extend_from_slice(&signed.to_le_bytes());
+            } else {
+                out.push(FLOAT);
+                out.extend_from_slice(&number.as_f64().unwrap_or_default().to_le_bytes());
+            }
+        }
+        Value::String(text) => {
+            out.push(STRING);
+            write_text(text, out);
+        }
+        Value::Array(items) => {
+            out.push(ARRAY);
+            write_length(items.len(), out);
+            nested(|| items.iter().for_each(|item| write(item, out)));
+        }
+        Value::Object(fields) => {
+            out.push(OBJECT);
+            write_length(fields.len(), out);
+            nested(|| {
+                for (key, field) in fields {
+                    write_text(key, out);
+                    write(field, out);
+                }
+            });
+        }
+    }
+}
+
+fn write_length(length: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(length as u64).to_le_bytes());
+}
+
+fn write_text(text: &str, out: &mut Vec<u8>) {
+    write_length(text.len(), out);
+    out.extend_from_slice(text.as_bytes());
+}
+
+fn read(input: &mut &[u8]) -> Option<Value> {
+    let (&tag, rest) = input.split_first()?;
+    *input = rest;
+    Some(match tag {
+        NULL => Value::Null,
+        FALSE => Value::Bool(false),
+        TRUE => Value::Bool(true),
+        UNSIGNED => Value::from(u64::from_le_bytes(read_word(input)?)),
+        SIGNED => Value::from(i64::from_le_bytes(read_word(input)?)),
+        FLOAT => Value::Number(Number::from_f64(f64::from_le_bytes(read_word(input)?))?),
+        STRING => Value::String(read_text(input)?),
+        ARRAY => {
+            let length = read_length(input)?;
+            Value::Array(nested(|| (0..length).map(|_| read(input)).collect::<Option<Vec<Value>>>())?)
+        }
+        OBJECT => {
+            let length = read_length(input)?;
+            let fields = nested(|| {
+                let mut fields = Map::new();
+                for _ in 0..length {
+                    let key = read_text(input)?;
+                    fields.insert(key, read(input)?);
+                }
+                Some(fields)
+            })?;
+            Value::Object(fields)
+        }
+        _ => return None,
+    })
+}
+
+fn read_word(input: &mut &[u8]) -> Option<[u8; 8]> {
+    let (word, rest) = input.split_first_chunk::<8>()?;
+    *input = rest;
+    Some(*word)
+}
+
+fn read_length(input: &mut &[u8]) -> Option<usize> {
+    usize::try_from(u64::from_le_bytes(read_word(input)?)).ok()
+}
+
+fn read_text(input: &mut &[u8]) -> Option<String> {
+    let length = read_length(input)?;
+    let (bytes, rest) = input.split_at_checked(length)?;
+    *input = rest;
+    String::from_utf8(bytes.to_vec()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BodySnapshot;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    fn any_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter("JSON numbers are finite", |f| f.is_finite()).prop_map(Value::from),
+            ".*".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(6, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::btree_map(".*", inner, 0..8)
+                    .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_body_comes_back_exactly(body in any_value()) {
+            let kept = BodySnapshot::of(&body);
+            let back = kept.restore();
+            // Floats bit for bit: `-0.0 == 0.0` would hide a lost sign.
+            prop_assert_eq!(serde_json::to_string(&back).unwrap(), serde_json::to_string(&body).unwrap());
+            prop_assert_eq!(back, body);
+        }
+    }
+
+    #[test]
+    fn snapshots_taken_in_turn_on_one_thread_each_keep_their_own_body() {
+        let first = BodySnapshot::of(&json!({ "a": [1, -2, 0.5, "x"] }));
+        let second = BodySnapshot::of(&json!("second"));
+        assert_eq!(first.restore(), json!({ "a": [1, -2, 0.5, "x"] }));
+        drop(first);
+        let third = BodySnapshot::of(&json!({ "deep": { "er": [[[]]] } }));
+        assert_eq!((second.restore(), third.restore()), (json!("second"), json!({ "deep": { "er": [[[]]] } })));
+    }
+
+    #[test]
+    fn a_body_far_deeper_than_the_stack_would_take_comes_back() {
+        let mut body = json!(u64::MAX);
+        for depth in 0..20_000 {
+            // Not `json!`, which would copy `body` through `to_value`, recursively.
+            body = if depth % 2 == 0 {
+                Value::Array(vec![body])
+            } else {
+                Value::Object(std::iter::once(("k".to_string(), body)).collect())
+            };
+        }
+        // A small stack: the walk grows it where it needs to. `Value`'s own comparison and drop
+        // recurse, so the test compares and drops level by level.
+        let same = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let back = BodySnapshot::of(&body).restore();
+                flatten(back) == flatten(body)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(same);
+    }
+
+    /// A value's nodes in order, each with its kind and scalar, without recursing.
+    fn flatten(value: Value) -> Vec<String> {
+        let mut nodes = Vec::new();
+        let mut pending = vec![value];
+        while let Some(value) = pending.pop() {
+            match value {
+                Value::Array(items) => {
+                    nodes.push(format!("array {}", items.len()));
+                    pending.extend(items.into_iter().rev());
+                }
+                Value::Object(fields) => {
+                    nodes.push(format!("object {}", fields.len()));
+                    for (key, field) in fields.into_iter().rev() {
+                        pending.push(field);
+                        nodes.push(format!("key {key}"));
+                    }
+                }
+                scalar => nodes.push(scalar.to_string()),
+            }
+        }
+        nodes
+    }
+}
