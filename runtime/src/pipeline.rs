@@ -113,8 +113,8 @@ impl<N: Node> AsyncPipeline<N> {
     ///
     /// The future returned holds the event until it is first polled, then only what a graph that
     /// waits needs (the caller's channel and the event's boxed work): servers move and box it,
-    /// and a graph's nested node futures are kilobytes, so they live elsewhere (see
-    /// [`Processing`]).
+    /// and a graph's nested node futures are kilobytes, so they live on the stack of the poll
+    /// that runs them.
     pub fn process(self: &Arc<Self>, event: Event) -> impl Future<Output = Response> + Send + '_ {
         Processing::Start { pipeline: self, event: Some(event) }
     }

@@ -34,8 +34,11 @@ pub struct Request {
 
 impl Request {
     /// The request's event and the form of its answer, made as the HTTP server makes them once
-    /// it has the body: see [`Head::read`] and [`Head::into_event`]. A body over `body_limit`
-    /// bytes (as sent, or once decompressed) is `413`. What goes wrong is the answer to give.
+    /// it has the body: the id from `x-event-id` (else fresh), the path from `x-event-path`
+    /// (else the request's), the key from `x-event-key`, the body decompressed and read as
+    /// JSON, text or binary tensors. A body over `body_limit` bytes (as sent, or once
+    /// decompressed) is `413`; a method no pipeline takes `405`, an encoding the server does not
+    /// read `415`, a body that is not what it says `400`. What goes wrong is the answer to give.
     pub fn into_event(self, body_limit: usize) -> Result<RequestEvent, Response> {
         let mut headers = HeaderMap::with_capacity(self.headers.len());
         // A name or value HTTP does not allow could not have arrived over HTTP: left out.
