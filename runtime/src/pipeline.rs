@@ -132,7 +132,7 @@ impl<N: Node> AsyncPipeline<N> {
             Some(sender) => Run::new(id, context, Arc::clone(&self.tracker), sender),
         };
         if !self.responds {
-            run.reply(Response::json(202, &json!({ "id": event.id.text() })));
+            run.reply(crate::run::accepted(&event.id));
         }
         Ok(run)
     }

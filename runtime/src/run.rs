@@ -187,12 +187,18 @@ impl Drop for RunInner {
 /// What a caller gets when a run ends with no answer given: `202 {"id"}` for a run answered at
 /// its end, else `204` (the event was dropped before the responder).
 fn end_answer(id: &EventId, at_end: bool) -> Response {
-    let end = if at_end {
-        Response::json(202, &json!({ "id": id.text() }))
-    } else {
-        Response::new(204, "application/json", Vec::new())
-    };
+    let end = if at_end { accepted(id) } else { Response::new(204, "application/json", Vec::new()) };
     with_event_id(end, id)
+}
+
+/// `202 {"id": ...}`: taken in, with no answer from the graph to wait for. Every event of a
+/// stream consumer ends with one, so it is written without building a JSON map first.
+pub(crate) fn accepted(id: &EventId) -> Response {
+    #[derive(serde::Serialize)]
+    struct Accepted<'i> {
+        id: &'i EventId,
+    }
+    Response::json(202, &Accepted { id })
 }
 
 /// An event's run on the sync executor: plain fields, one thread.

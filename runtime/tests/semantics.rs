@@ -278,6 +278,13 @@ fn with_no_responder_the_caller_gets_202_with_the_id_and_the_event_goes_on() {
     assert_eq!(response.json_body(), json!({ "id": "e-202" }));
     server.wait_for_completion();
     assert_eq!(sink.bodies(), vec![json!({ "n": 1 })]);
+    // An id the caller chose is written as JSON text, escapes and all; a fresh one as 32 hex digits.
+    let odd = r#"q"\x"#;
+    let response = server.request("POST", "/").event_id(odd).json(&json!({ "n": 0 })).send();
+    assert_eq!(response.json_body(), json!({ "id": odd }));
+    let fresh = server.test("/", json!({ "n": 0 }));
+    assert_eq!(fresh.json_body()["id"].as_str().map(str::len), Some(32));
+    assert_eq!(fresh.json_body()["id"].as_str(), fresh.header("x-event-id").as_deref());
 }
 
 #[test]

@@ -501,19 +501,31 @@ fn text(reply: &Reply) -> String {
 /// `[id, [field, value, ...]]`; a pending record deleted meanwhile (`[id, nil]`) is skipped.
 fn entry_of(entry: Reply) -> Option<(String, Fields)> {
     let mut parts = items(entry).into_iter();
-    let id = text(&parts.next()?);
-    let mut fields = Vec::new();
+    let id = into_text(parts.next()?);
     let flat = parts.next()?;
     if matches!(flat, Reply::Nil) {
         return None;
     }
     let mut flat = items(flat).into_iter();
+    let mut fields = Vec::with_capacity(flat.len() / 2);
     while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
         let value = match value {
             Reply::BulkString(bytes) => bytes,
-            other => text(&other).into_bytes(),
+            other => into_text(other).into_bytes(),
         };
-        fields.push((text(&name), value));
+        fields.push((into_text(name), value));
     }
     Some((id, fields))
+}
+
+#[cfg(feature = "streams")]
+/// A reply as text, its bytes moved rather than copied when they are UTF-8.
+fn into_text(reply: Reply) -> String {
+    match reply {
+        Reply::BulkString(bytes) => {
+            String::from_utf8(bytes).unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
+        }
+        Reply::SimpleString(text) => text,
+        other => text(&other),
+    }
 }
