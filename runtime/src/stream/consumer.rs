@@ -372,14 +372,16 @@ impl<H: Handler> Consumer<H> {
             return Ok(());
         }
         ConsumerStats::add(&self.stats.read, entries.len());
+        let window = self.options.dedupe_window.as_millis() as u64;
+        // Event ids only matter to deduplication.
         let ids: Vec<Option<String>> = entries
             .iter()
             .map(|(_, _, fields)| {
-                fields.iter().find(|(key, _)| key == "id").and_then(|(_, value)| String::from_utf8(value.clone()).ok())
+                let id = (window > 0).then(|| fields.iter().find(|(key, _)| key == "id")).flatten();
+                id.and_then(|(_, value)| String::from_utf8(value.clone()).ok())
             })
             .collect();
         let seen = self.seen(&ids).await?;
-        let window = self.options.dedupe_window.as_millis() as u64;
         let runs = entries.into_iter().zip(ids).zip(seen).map(|(((stream, id, fields), event_id), seen)| async move {
             if seen {
                 ConsumerStats::add(&self.stats.duplicates, 1);
