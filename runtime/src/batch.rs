@@ -47,10 +47,8 @@ pub fn event_from_line(line: &str) -> Result<Event, String> {
         return Ok(Event::new(value));
     }
     let text = |key: &str| fields.get(key).and_then(Value::as_str).map(str::to_string);
-    let mut event = Event::new(fields.get("body").cloned().unwrap_or(Value::Null));
-    if let Some(id) = text("id").filter(|id| !id.is_empty()) {
-        event.id = EventId::Given(id);
-    }
+    let id = text("id").filter(|id| !id.is_empty()).map_or_else(EventId::fresh, EventId::Given);
+    let mut event = Event::arrived(fields.get("body").cloned().unwrap_or(Value::Null), id);
     if let Some(key) = text("key") {
         event.key = key;
     }

@@ -93,7 +93,13 @@ pub struct Event {
 impl Event {
     /// A new event with this body, a fresh id, path `/` and method `POST`.
     pub fn new(body: Value) -> Self {
-        Event { body, id: EventId::fresh(), time: SystemTime::now(), ..Event::placeholder() }
+        Event::arrived(body, EventId::fresh())
+    }
+
+    /// An event arriving now with this body and id (a request's or a record's): no fresh id is
+    /// made only to be replaced.
+    pub fn arrived(body: Value, id: EventId) -> Self {
+        Event { body, id, time: SystemTime::now(), ..Event::placeholder() }
     }
 
     /// An empty event left behind where an event was moved out; costs no id and no clock read.

@@ -10,8 +10,7 @@ use crate::error::StepError;
 use crate::event::{EventId, Response};
 use crate::metrics::Histogram;
 use crate::pipeline::Handler;
-use crate::request::{Head, RequestEvent, X_EVENT_ID, too_large};
-use crate::run::error_response;
+use crate::request::{Head, RequestEvent, X_EVENT_ID, request_error, too_large};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -282,21 +281,18 @@ fn metrics_answer<H>(server: &Server<H>, method: &http::Method) -> Response {
             "text/plain; version=0.0.4",
             server.metrics.render() + &crate::metrics::render() + &process_metrics(),
         ),
-        _ => error(StepError::method_not_allowed("/metrics takes GET or HEAD", "GET, HEAD"), &EventId::fresh()),
+        _ => request_error(StepError::method_not_allowed("/metrics takes GET or HEAD", "GET, HEAD"), &EventId::fresh()),
     }
 }
 
 /// Answers one request that arrived at `started`.
 async fn respond<H: Handler>(server: &Server<H>, request: http::Request<Incoming>, started: Instant) -> Response {
     let (parts, body) = request.into_parts();
-    let head = match Head::read(parts.method.as_str(), parts.uri.path(), &parts.headers) {
+    let limit = server.options.body_limit;
+    let head = match Head::read(parts.method.as_str(), parts.uri.path(), &parts.headers, limit) {
         Ok(head) => head,
         Err(answer) => return answer,
     };
-    let limit = server.options.body_limit;
-    if head.announces_over(limit) {
-        return head.error(too_large(limit));
-    }
     // Beyond the concurrency limit the caller is told to come back, at once.
     let Ok(_slot) = server.slots.try_acquire() else {
         let message = format!("{} requests are in flight already", server.options.concurrency);
@@ -314,7 +310,7 @@ async fn respond<H: Handler>(server: &Server<H>, request: http::Request<Incoming
             }
         };
         // Moved, not copied: the event owns the request's headers from here on.
-        match head.into_event(parts.headers, bytes, limit) {
+        match head.into_event(parts.headers, bytes) {
             Ok(RequestEvent { event, form }) => form.apply(server.handler.handle(event).await),
             Err(answer) => answer,
         }
@@ -327,7 +323,9 @@ async fn respond<H: Handler>(server: &Server<H>, request: http::Request<Incoming
     }
     match tokio::time::timeout_at(tokio::time::Instant::from_std(started + deadline), handled).await {
         Ok(response) => response,
-        Err(_) => error(StepError::timeout(format!("the request took longer than its deadline of {deadline:?}")), &id),
+        Err(_) => {
+            request_error(StepError::timeout(format!("the request took longer than its deadline of {deadline:?}")), &id)
+        }
     }
 }
 
@@ -360,11 +358,6 @@ fn process_metrics() -> String {
         out.push_str(&format!("process_cpu_seconds_total {}\n", (ticks(11) + ticks(12)) / 100.0));
     }
     out
-}
-
-/// An answer about the request itself: its messages are the server's own, never a cause.
-fn error(error: StepError, id: &EventId) -> Response {
-    error_response("request", &error, id, true)
 }
 
 fn into_http(response: Response) -> HttpResponse {

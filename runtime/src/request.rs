@@ -49,14 +49,11 @@ impl Request {
             }
         }
         let method = if self.method.is_empty() { "POST".to_string() } else { self.method.to_ascii_uppercase() };
-        let head = Head::read(&method, &self.path, &headers)?;
+        let head = Head::read(&method, &self.path, &headers, body_limit)?;
         if Method::from_bytes(method.as_bytes()).is_err() {
             return Err(head.error(StepError::bad_request(format!("`{method}` is not an HTTP method"))));
         }
-        if head.announces_over(body_limit) {
-            return Err(head.error(too_large(body_limit)));
-        }
-        head.into_event(headers, Bytes::from(self.body), body_limit)
+        head.into_event(headers, Bytes::from(self.body))
     }
 }
 
@@ -95,7 +92,7 @@ pub(crate) struct Head {
     path: String,
     key: Option<String>,
     content_type: Option<String>,
-    content_length: Option<usize>,
+    body_limit: usize,
     encoding: ContentEncoding,
     binary_head: Option<usize>,
     gzip: bool,
@@ -105,14 +102,15 @@ impl Head {
     /// Reads a request's head: the id from `x-event-id` (else fresh), the path from
     /// `x-event-path` (else the request's), the key from `x-event-key`. A method no pipeline
     /// takes is `405`, a body encoding the server does not read `415`, a binary head length that
-    /// is not a number `400`.
-    pub(crate) fn read(method: &str, path: &str, headers: &HeaderMap) -> Result<Head, Response> {
+    /// is not a number `400`, a `Content-Length` over `body_limit` `413` (before the body is
+    /// read).
+    pub(crate) fn read(method: &str, path: &str, headers: &HeaderMap, body_limit: usize) -> Result<Head, Response> {
         let read = ReadHeaders::of(headers);
         let id = read
             .get(&X_EVENT_ID)
             .filter(|id| !id.is_empty())
             .map_or_else(EventId::fresh, |id| EventId::Given(id.to_string()));
-        let fail = |failure: StepError| error_response("request", &failure, &id, true);
+        let fail = |failure: StepError| request_error(failure, &id);
         if NOT_EVENTS.contains(&method) {
             let message = format!("{method} is not a method the graph takes");
             return Err(fail(StepError::method_not_allowed(message, "GET, HEAD, POST, PUT, PATCH, DELETE")));
@@ -126,6 +124,13 @@ impl Head {
                 return Err(fail(StepError::bad_request(message)));
             }
         };
+        if read
+            .get(&header::CONTENT_LENGTH)
+            .and_then(|length| length.parse::<usize>().ok())
+            .is_some_and(|length| length > body_limit)
+        {
+            return Err(fail(too_large(body_limit)));
+        }
         let path = read.get(&X_EVENT_PATH).unwrap_or(path);
         let method = match method {
             "GET" => Cow::Borrowed("GET"),
@@ -137,7 +142,7 @@ impl Head {
             path: if path.is_empty() { "/".to_string() } else { path.to_string() },
             key: read.get(&X_EVENT_KEY).map(str::to_string),
             content_type: read.get(&header::CONTENT_TYPE).map(str::to_string),
-            content_length: read.get(&header::CONTENT_LENGTH).and_then(|length| length.parse().ok()),
+            body_limit,
             encoding,
             binary_head,
             gzip: read.get(&header::ACCEPT_ENCODING).is_some_and(accepts_gzip),
@@ -150,20 +155,16 @@ impl Head {
         &self.id
     }
 
-    /// Whether the head announces a body over `limit` bytes (`Content-Length`).
-    pub(crate) fn announces_over(&self, limit: usize) -> bool {
-        self.content_length.is_some_and(|length| length > limit)
-    }
-
     /// The answer for a request that fails before it is an event: the server's own message.
     pub(crate) fn error(&self, failure: StepError) -> Response {
-        error_response("request", &failure, &self.id, true)
+        request_error(failure, &self.id)
     }
 
     /// The event: the body decompressed (no more than `limit` bytes), read (binary tensors
     /// into the JSON request they stand for, else JSON, or text for `text/plain`), with the
     /// head's fields and the request's headers, moved in.
-    pub(crate) fn into_event(self, headers: HeaderMap, body: Bytes, limit: usize) -> Result<RequestEvent, Response> {
+    pub(crate) fn into_event(self, headers: HeaderMap, body: Bytes) -> Result<RequestEvent, Response> {
+        let limit = self.body_limit;
         if body.len() > limit {
             return Err(self.error(too_large(limit)));
         }
@@ -174,8 +175,7 @@ impl Head {
         };
         let body = parsed.map_err(|failure| self.error(failure))?;
         let form = AnswerForm { binary: crate::binary::wants_binary(&body), gzip: self.gzip };
-        let mut event = Event::new(body);
-        event.id = self.id;
+        let mut event = Event::arrived(body, self.id);
         event.path = Cow::Owned(self.path);
         event.method = self.method;
         event.content_type = self.content_type;
@@ -185,6 +185,12 @@ impl Head {
         event.headers = headers;
         Ok(RequestEvent { event, form })
     }
+}
+
+/// An answer about the request itself, not the graph: its messages are the server's own, never
+/// a cause, so they are shown whatever the server's settings.
+pub(crate) fn request_error(failure: StepError, id: &EventId) -> Response {
+    error_response("request", &failure, id, true)
 }
 
 /// The failure of a body over the limit.

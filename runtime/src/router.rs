@@ -754,19 +754,21 @@ enum Answer<'r> {
 }
 
 impl Answer<'_> {
-    /// The answer as the event's body, for what follows the router.
+    /// The answer as the event's body, for what follows the router: a model's answer through
+    /// the same `Serialize` that writes it as bytes, so both say the same.
     fn into_body(self) -> Value {
         match self {
-            Answer::Infer(answer) => answer.into_body(),
+            // A struct of strings, numbers and JSON values always converts.
+            Answer::Infer(answer) => serde_json::to_value(&answer).unwrap_or(Value::Null),
             Answer::Json(body) => body,
         }
     }
 }
 
 /// A model's answer in the request's form. Its fields are declared in the order a JSON object
-/// of them prints (sorted), so that the bytes written from it and from [`InferAnswer::into_body`]
-/// are the same.
-#[derive(Clone, Debug, serde::Serialize)]
+/// of them prints (sorted), so that the bytes written from it and from the body made of it are
+/// the same.
+#[derive(serde::Serialize)]
 struct InferAnswer<'r> {
     id: Value,
     model_name: &'r str,
@@ -775,7 +777,7 @@ struct InferAnswer<'r> {
     outputs: Outputs<'r>,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(serde::Serialize)]
 #[serde(untagged)]
 enum Outputs<'r> {
     /// One prediction per row, as MLRun answers `{"inputs": [...]}`.
@@ -784,31 +786,12 @@ enum Outputs<'r> {
     Tensor([TensorOutput<'r>; 1]),
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(serde::Serialize)]
 struct TensorOutput<'r> {
     data: Vec<Value>,
     datatype: &'r str,
     name: &'r str,
     shape: [usize; 1],
-}
-
-impl InferAnswer<'_> {
-    fn into_body(self) -> Value {
-        let mut fields = Map::new();
-        fields.insert("id".to_string(), self.id);
-        fields.insert("model_name".to_string(), Value::String(self.model_name.to_string()));
-        if let Some(version) = self.model_version {
-            fields.insert("model_version".to_string(), Value::String(version));
-        }
-        let outputs = match self.outputs {
-            Outputs::Loose(outputs) => Value::Array(outputs),
-            Outputs::Tensor([TensorOutput { data, datatype, name, shape: [rows] }]) => {
-                json!([{ "name": name, "shape": [rows], "datatype": datatype, "data": data }])
-            }
-        };
-        fields.insert("outputs".to_string(), outputs);
-        Value::Object(fields)
-    }
 }
 
 /// Combines each route's predictions row by row: a weighted majority of classes (ties to the

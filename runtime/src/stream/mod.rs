@@ -140,10 +140,8 @@ pub fn event_from_record(fields: &[(String, Vec<u8>)]) -> Result<Event, String> 
         }
     };
     // A fresh id only for a record that carries none.
-    let mut event = match text("id")?.filter(|id| !id.is_empty()) {
-        Some(id) => Event { body, id: EventId::Given(id), time: std::time::SystemTime::now(), ..Event::placeholder() },
-        None => Event::new(body),
-    };
+    let id = text("id")?.filter(|id| !id.is_empty()).map_or_else(EventId::fresh, EventId::Given);
+    let mut event = Event::arrived(body, id);
     event.key = text("key")?.unwrap_or_default();
     if let Some(path) = text("path")?.filter(|path| !path.is_empty()) {
         event.path = path.into();
