@@ -68,51 +68,72 @@ fn nested<R>(walk: impl FnOnce() -> R) -> R {
     stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, walk)
 }
 
+/// How many levels the walk descends between looks at the stack: a look costs a thread-local
+/// read, more than writing a small value, and this many levels take a few kilobytes of a red
+/// zone of 64.
+const LEVELS_PER_STACK_CHECK: usize = 16;
+
 fn write(value: &Value, out: &mut Vec<u8>) {
+    write_value(value, out, 0);
+}
+
+/// A scalar is written where it is found; only arrays and maps are calls (a call costs more
+/// than writing a number).
+#[inline(always)]
+fn write_value(value: &Value, out: &mut Vec<u8>, depth: usize) {
     match value {
         Value::Null => out.push(NULL),
         Value::Bool(flag) => out.push(if *flag { TRUE } else { FALSE }),
         Value::Number(number) => {
             if let Some(unsigned) = number.as_u64() {
-                out.push(UNSIGNED);
-                out.extend_from_slice(&unsigned.to_le_bytes());
+                write_word(UNSIGNED, unsigned, out);
             } else if let Some(signed) = number.as_i64() {
-                out.push(SIGNED);
-                out.extend_from_slice(&signed.to_le_bytes());
+                write_word(SIGNED, signed as u64, out);
             } else {
-                out.push(FLOAT);
-                out.extend_from_slice(&number.as_f64().unwrap_or_default().to_le_bytes());
+                write_word(FLOAT, number.as_f64().unwrap_or_default().to_bits(), out);
             }
         }
         Value::String(text) => {
-            out.push(STRING);
-            write_text(text, out);
+            write_word(STRING, text.len() as u64, out);
+            out.extend_from_slice(text.as_bytes());
         }
-        Value::Array(items) => {
-            out.push(ARRAY);
-            write_length(items.len(), out);
-            nested(|| items.iter().for_each(|item| write(item, out)));
-        }
-        Value::Object(fields) => {
-            out.push(OBJECT);
-            write_length(fields.len(), out);
-            nested(|| {
-                for (key, field) in fields {
-                    write_text(key, out);
-                    write(field, out);
-                }
-            });
-        }
+        Value::Array(_) | Value::Object(_) => write_nested(value, out, depth + 1),
     }
 }
 
-fn write_length(length: usize, out: &mut Vec<u8>) {
-    out.extend_from_slice(&(length as u64).to_le_bytes());
+fn write_nested(value: &Value, out: &mut Vec<u8>, depth: usize) {
+    match value {
+        Value::Array(items) => {
+            write_word(ARRAY, items.len() as u64, out);
+            descend(depth, || items.iter().for_each(|item| write_value(item, out, depth)));
+        }
+        Value::Object(fields) => {
+            write_word(OBJECT, fields.len() as u64, out);
+            descend(depth, || {
+                for (key, field) in fields {
+                    out.extend_from_slice(&(key.len() as u64).to_le_bytes());
+                    out.extend_from_slice(key.as_bytes());
+                    write_value(field, out, depth);
+                }
+            });
+        }
+        scalar => write_value(scalar, out, depth),
+    }
 }
 
-fn write_text(text: &str, out: &mut Vec<u8>) {
-    write_length(text.len(), out);
-    out.extend_from_slice(text.as_bytes());
+/// Walks the level below `depth`, on a grown stack when it is time to look.
+#[inline(always)]
+fn descend(depth: usize, walk: impl FnOnce()) {
+    if depth.is_multiple_of(LEVELS_PER_STACK_CHECK) { nested(walk) } else { walk() }
+}
+
+/// A tag and a little-endian word in one copy of a fixed size, which compiles to two stores
+/// rather than a call to `memcpy`.
+#[inline(always)]
+fn write_word(tag: u8, word: u64, out: &mut Vec<u8>) {
+    let mut bytes = [tag; 9];
+    bytes[1..].copy_from_slice(&word.to_le_bytes());
+    out.extend_from_slice(&bytes);
 }
 
 fn read(input: &mut &[u8]) -> Option<Value> {
