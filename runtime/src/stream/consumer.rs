@@ -188,6 +188,8 @@ impl<H: Handler> Consumer<H> {
         // The first look is at start-up: a consumer that replaces a dead one takes over its
         // records as soon as they have been idle long enough.
         let mut next_claim = tokio::time::Instant::now();
+        // New records read while the previous batch was processed (see below).
+        let mut read_ahead: Option<Result<Vec<Entry>, redis::RedisError>> = None;
         loop {
             let round: Result<(), redis::RedisError> = async {
                 if !ready {
@@ -202,15 +204,16 @@ impl<H: Handler> Consumer<H> {
                 Ok(())
             }
             .await;
-            let entries = match round {
-                Ok(()) => {
+            let entries = match (round, read_ahead.take()) {
+                (Ok(()), Some(entries)) => entries,
+                (Ok(()), None) => {
                     tokio::select! {
                         biased;
                         () = &mut shutdown => return Ok(()),
                         entries = self.read(own_pending.as_ref().unwrap_or(&new_records)) => entries,
                     }
                 }
-                Err(error) => Err(error),
+                (Err(error), _) => Err(error),
             };
             let processed = match entries {
                 Ok(entries) => {
@@ -226,7 +229,27 @@ impl<H: Handler> Consumer<H> {
                             own_pending = None;
                         }
                     }
-                    self.process(entries).await
+                    if own_pending.is_some() || entries.is_empty() {
+                        self.process(entries).await
+                    } else {
+                        // While a batch of new records is processed and acknowledged, the next
+                        // one is read on the reading connection: its round trip to Redis
+                        // overlaps the batch's work instead of following it. Records read are
+                        // pending for this consumer until acknowledged, as they are once read
+                        // in any case; a shutdown cuts only the read, never the batch.
+                        let (processed, next) = tokio::join!(self.process(entries), async {
+                            tokio::select! {
+                                biased;
+                                () = &mut shutdown => None,
+                                next = self.read(&new_records) => Some(next),
+                            }
+                        });
+                        match next {
+                            Some(next) => read_ahead = Some(next),
+                            None => return Ok(()),
+                        }
+                        processed
+                    }
                 }
                 Err(error) => Err(error),
             };
