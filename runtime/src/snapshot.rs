@@ -42,7 +42,7 @@ impl BodySnapshot {
     pub(crate) fn of(body: &Value) -> Self {
         let mut buffer = BUFFER.with(Cell::take);
         buffer.clear();
-        write(body, &mut buffer);
+        write_value(body, &mut buffer, 0);
         BodySnapshot(buffer)
     }
 
@@ -73,10 +73,6 @@ fn nested<R>(walk: impl FnOnce() -> R) -> R {
 /// zone of 64.
 const LEVELS_PER_STACK_CHECK: usize = 16;
 
-fn write(value: &Value, out: &mut Vec<u8>) {
-    write_value(value, out, 0);
-}
-
 /// A scalar is written where it is found; only arrays and maps are calls (a call costs more
 /// than writing a number).
 #[inline(always)]
@@ -97,28 +93,25 @@ fn write_value(value: &Value, out: &mut Vec<u8>, depth: usize) {
             write_word(STRING, text.len() as u64, out);
             out.extend_from_slice(text.as_bytes());
         }
-        Value::Array(_) | Value::Object(_) => write_nested(value, out, depth + 1),
+        Value::Array(items) => write_array(items, out, depth + 1),
+        Value::Object(fields) => write_object(fields, out, depth + 1),
     }
 }
 
-fn write_nested(value: &Value, out: &mut Vec<u8>, depth: usize) {
-    match value {
-        Value::Array(items) => {
-            write_word(ARRAY, items.len() as u64, out);
-            descend(depth, || items.iter().for_each(|item| write_value(item, out, depth)));
+fn write_array(items: &[Value], out: &mut Vec<u8>, depth: usize) {
+    write_word(ARRAY, items.len() as u64, out);
+    descend(depth, || items.iter().for_each(|item| write_value(item, out, depth)));
+}
+
+fn write_object(fields: &Map<String, Value>, out: &mut Vec<u8>, depth: usize) {
+    write_word(OBJECT, fields.len() as u64, out);
+    descend(depth, || {
+        for (key, field) in fields {
+            out.extend_from_slice(&(key.len() as u64).to_le_bytes());
+            out.extend_from_slice(key.as_bytes());
+            write_value(field, out, depth);
         }
-        Value::Object(fields) => {
-            write_word(OBJECT, fields.len() as u64, out);
-            descend(depth, || {
-                for (key, field) in fields {
-                    out.extend_from_slice(&(key.len() as u64).to_le_bytes());
-                    out.extend_from_slice(key.as_bytes());
-                    write_value(field, out, depth);
-                }
-            });
-        }
-        scalar => write_value(scalar, out, depth),
-    }
+    });
 }
 
 /// Walks the level below `depth`, on a grown stack when it is time to look.

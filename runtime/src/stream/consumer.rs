@@ -204,16 +204,19 @@ impl<H: Handler> Consumer<H> {
                 Ok(())
             }
             .await;
-            let entries = match (round, read_ahead.take()) {
-                (Ok(()), Some(entries)) => entries,
-                (Ok(()), None) => {
-                    tokio::select! {
-                        biased;
-                        () = &mut shutdown => return Ok(()),
-                        entries = self.read(own_pending.as_ref().unwrap_or(&new_records)) => entries,
+            let entries = match round {
+                // A batch read ahead waits out a failed round: its records are this consumer's.
+                Ok(()) => match read_ahead.take() {
+                    Some(entries) => entries,
+                    None => {
+                        tokio::select! {
+                            biased;
+                            () = &mut shutdown => return Ok(()),
+                            entries = self.read(own_pending.as_ref().unwrap_or(&new_records)) => entries,
+                        }
                     }
-                }
-                (Err(error), _) => Err(error),
+                },
+                Err(error) => Err(error),
             };
             let processed = match entries {
                 Ok(entries) => {
