@@ -68,7 +68,12 @@ pub trait BodyOutput {
 
 impl BodyOutput for Value {
     fn into_flow(self, event: &mut Event) -> Result<Flow, StepError> {
-        event.body = self;
+        // Callers took the body out, leaving `null`: the check is inline, and only a body that
+        // was put back calls the out-of-line drop of a `Value`.
+        match std::mem::replace(&mut event.body, self) {
+            taken @ Value::Null => std::mem::forget(taken),
+            taken => drop(taken),
+        }
         Ok(Flow::Next)
     }
 }
