@@ -116,7 +116,7 @@ impl<N: Node> AsyncPipeline<N> {
     /// and a graph's nested node futures are kilobytes, so they live on the stack of the poll
     /// that runs them.
     pub fn process(self: &Arc<Self>, event: Event) -> impl Future<Output = Response> + Send + '_ {
-        Processing::Start { pipeline: self, event: Some(event) }
+        Processing::Start { pipeline: self, event }
     }
 
     /// The answer a server gives without running the graph (a health probe), or the run for
@@ -141,13 +141,13 @@ impl<N: Node> AsyncPipeline<N> {
     /// one poll, with the nodes' futures on this stack, answering into a slot: no channel, no
     /// boxed future and no task. Steps after the responder finish before the answer is
     /// returned, microseconds later, instead of in the background.
-    fn process_in_place(&self, mut event: Event) -> Response {
-        let run = match self.start(&event, None) {
+    fn process_in_place(&self, event: &mut Event) -> Response {
+        let run = match self.start(event, None) {
             Ok(run) => run,
             Err(answer) => return answer,
         };
         let finished = {
-            let push = std::pin::pin!(self.root.push(&mut event, &run));
+            let push = std::pin::pin!(self.root.push(event, &run));
             push.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())).is_ready()
         };
         if !finished {
@@ -156,7 +156,7 @@ impl<N: Node> AsyncPipeline<N> {
             tracing::error!(event_id = %event.id, "a graph that never waits waited; its event was not finished");
             let error = json!({ "error": "the pipeline waited where it never waits", "id": event.id.text() });
             let mut answer = Response::json(500, &error);
-            answer.event_id = Some(event.id);
+            answer.event_id = Some(event.id.clone());
             return answer;
         }
         run.take_answer()
@@ -195,8 +195,8 @@ type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
     reason = "the event waits here until the first poll takes it; boxing it would allocate per event"
 )]
 enum Processing<'p, N> {
-    /// Not polled yet; the event is taken when it is.
-    Start { pipeline: &'p Arc<AsyncPipeline<N>>, event: Option<Event> },
+    /// Not polled yet: a graph that never waits runs the event here; one that waits takes it.
+    Start { pipeline: &'p Arc<AsyncPipeline<N>>, event: Event },
     /// A graph that waits, until the caller is answered: the channel, and the event's work
     /// while it runs.
     Waiting { receiver: oneshot::Receiver<Response>, work: Option<Work> },
@@ -212,11 +212,14 @@ impl<N: Node> Future for Processing<'_, N> {
         let this = &mut *self;
         if let Processing::Start { pipeline, event } = this {
             let pipeline = *pipeline;
-            let event = event.take().expect("an event's processing is polled once it starts");
             if !N::WAITS {
+                // Run where it lies: the event is a few hundred bytes, and moving it out of the
+                // future costs a copy per event.
+                let answer = pipeline.process_in_place(event);
                 *this = Processing::Done;
-                return Poll::Ready(pipeline.process_in_place(event));
+                return Poll::Ready(answer);
             }
+            let event = std::mem::replace(event, Event::placeholder());
             match pipeline.start_waiting(event) {
                 Ok((receiver, work)) => *this = Processing::Waiting { receiver, work: Some(work) },
                 Err(answer) => {
