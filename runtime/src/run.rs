@@ -48,8 +48,32 @@ impl Tracker {
 /// An event's run on the tokio executor. Branches hold clones; when the last clone is dropped
 /// the run is over, and a caller still waiting is answered `204` (the event was dropped before
 /// reaching the responder), so no caller ever hangs.
-#[derive(Clone)]
-pub struct Run(Arc<RunInner>);
+pub struct Run(Held);
+
+/// Where a run's state lives.
+enum Held {
+    /// Shared with the branches and queue workers that hold clones of the run.
+    Shared(Arc<RunInner>),
+    /// On the stack of the call that runs the event in place (a graph that never waits): no
+    /// allocation per event, since nothing outlives that call.
+    InPlace(RunInner),
+}
+
+impl Clone for Run {
+    fn clone(&self) -> Self {
+        match &self.0 {
+            Held::Shared(inner) => Run(Held::Shared(Arc::clone(inner))),
+            // Only a node that waits (a queue) keeps a run, and a graph with such a node never
+            // runs in place. Should that ever change, the clone is a run of its own that answers
+            // no one, and the error is logged rather than the process stopped.
+            Held::InPlace(inner) => {
+                tracing::error!(event_id = %inner.id, "a run in place was kept by a node that waits");
+                debug_assert!(false, "a run in place was kept by a node that waits");
+                Run::start(Reply::Given, inner.id.clone(), Arc::clone(&inner.context), None, inner.at_end)
+            }
+        }
+    }
+}
 
 struct RunInner {
     reply: Mutex<Reply>,
@@ -83,7 +107,7 @@ impl Run {
     /// so no channel is needed between the nodes and the caller. `at_end` as in
     /// [`Run::answered_at_end`].
     pub(crate) fn in_place(id: EventId, context: Arc<Context>, at_end: bool) -> Self {
-        Run::start(Reply::Slot(None), id, context, None, at_end)
+        Run(Held::InPlace(RunInner { reply: Mutex::new(Reply::Slot(None)), id, context, tracker: None, at_end }))
     }
 
     /// A run counted in flight by `tracker`, if any, until its last clone is dropped.
@@ -91,16 +115,23 @@ impl Run {
         if let Some(tracker) = &tracker {
             tracker.enter();
         }
-        Run(Arc::new(RunInner { reply: Mutex::new(reply), id, context, tracker, at_end }))
+        Run(Held::Shared(Arc::new(RunInner { reply: Mutex::new(reply), id, context, tracker, at_end })))
+    }
+
+    fn inner(&self) -> &RunInner {
+        match &self.0 {
+            Held::Shared(inner) => inner,
+            Held::InPlace(inner) => inner,
+        }
     }
 
     /// The answer of a run made [`Run::in_place`], once its nodes have returned: what a node
     /// answered, else what the end of the run answers (`204`, or `202` at the end).
     pub(crate) fn take_answer(self) -> Response {
-        let given = self.0.reply.lock().ok().map(|mut slot| std::mem::replace(&mut *slot, Reply::Given));
+        let given = self.inner().reply.lock().ok().map(|mut slot| std::mem::replace(&mut *slot, Reply::Given));
         match given {
             Some(Reply::Slot(Some(response))) => response,
-            _ => end_answer(&self.0.id, self.0.at_end),
+            _ => end_answer(&self.inner().id, self.inner().at_end),
         }
     }
 
@@ -119,7 +150,7 @@ impl Run {
 
     /// The pipeline's context.
     pub fn context(&self) -> &Context {
-        &self.0.context
+        &self.inner().context
     }
 
     /// Answers the caller, unless someone already did.
@@ -129,13 +160,13 @@ impl Run {
 
     /// Answers with what `make` builds, building it only if the caller still waits.
     fn reply_with(&self, make: impl FnOnce() -> Response) {
-        let Ok(mut reply) = self.0.reply.lock() else { return };
+        let Ok(mut reply) = self.inner().reply.lock() else { return };
         match &mut *reply {
-            Reply::Slot(slot @ None) => *slot = Some(with_event_id(make(), &self.0.id)),
+            Reply::Slot(slot @ None) => *slot = Some(with_event_id(make(), &self.inner().id)),
             Reply::Channel(_) => {
                 if let Reply::Channel(sender) = std::mem::replace(&mut *reply, Reply::Given) {
                     drop(reply);
-                    let _ = sender.send(with_event_id(make(), &self.0.id));
+                    let _ = sender.send(with_event_id(make(), &self.inner().id));
                 }
             }
             Reply::Slot(Some(_)) | Reply::Given => {}
@@ -144,17 +175,17 @@ impl Run {
 
     /// True while the caller still waits.
     pub fn pending(&self) -> bool {
-        self.0.reply.lock().map(|reply| matches!(*reply, Reply::Channel(_) | Reply::Slot(None))).unwrap_or(false)
+        self.inner().reply.lock().map(|reply| matches!(*reply, Reply::Channel(_) | Reply::Slot(None))).unwrap_or(false)
     }
 
     /// Whether a responder's output answers the caller: false for a run answered at its end.
     pub fn takes_responses(&self) -> bool {
-        !self.0.at_end
+        !self.inner().at_end
     }
 
     /// Answers with this body as JSON (status 200).
     pub fn respond(&self, body: &Value) {
-        if !self.0.at_end {
+        if !self.inner().at_end {
             self.reply_with(|| Response::json(200, body));
         }
     }
@@ -162,8 +193,8 @@ impl Run {
     /// An unhandled failure: logged, and answered with its status and a JSON error if the
     /// caller still waits.
     pub fn fail(&self, step: &str, error: &StepError) {
-        log_failure(&self.0.id, step, error);
-        self.reply(error_response(step, error, &self.0.id, self.0.context.expose_errors));
+        log_failure(&self.inner().id, step, error);
+        self.reply(error_response(step, error, &self.inner().id, self.inner().context.expose_errors));
     }
 
     /// Records a failure in the error stream, if there is one.
