@@ -10,7 +10,7 @@ use quote::quote;
 
 /// Compiles a graph written inline into a module named after the graph:
 ///
-/// ```ignore
+/// ```
 /// graphc_macros::graph! {
 ///     graph doubler {
 ///         topology = flow;
@@ -18,7 +18,9 @@ use quote::quote;
 ///         step double = map(body * 2);
 ///     }
 /// }
+///
 /// let server = doubler::mock(&graphc_runtime::Options::default()).unwrap();
+/// assert_eq!(server.test("/", serde_json::json!(21)).json_body(), serde_json::json!(42));
 /// ```
 #[proc_macro]
 pub fn graph(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
