@@ -192,7 +192,7 @@ type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// What [`AsyncPipeline::process`] returns.
 #[allow(
     clippy::large_enum_variant,
-    reason = "the event waits here until the first poll takes it; boxing it would allocate per event"
+    reason = "the event waits here for the first poll, which runs it in place or takes it; boxing it would allocate per event"
 )]
 enum Processing<'p, N> {
     /// Not polled yet: a graph that never waits runs the event here; one that waits takes it.

@@ -128,10 +128,11 @@ impl Run {
     /// The answer of a run made [`Run::in_place`], once its nodes have returned: what a node
     /// answered, else what the end of the run answers (`204`, or `202` at the end).
     pub(crate) fn take_answer(self) -> Response {
-        let given = self.inner().reply.lock().ok().map(|mut slot| std::mem::replace(&mut *slot, Reply::Given));
+        let inner = self.inner();
+        let given = inner.reply.lock().ok().map(|mut slot| std::mem::replace(&mut *slot, Reply::Given));
         match given {
             Some(Reply::Slot(Some(response))) => response,
-            _ => end_answer(&self.inner().id, self.inner().at_end),
+            _ => end_answer(&inner.id, inner.at_end),
         }
     }
 
@@ -160,13 +161,14 @@ impl Run {
 
     /// Answers with what `make` builds, building it only if the caller still waits.
     fn reply_with(&self, make: impl FnOnce() -> Response) {
-        let Ok(mut reply) = self.inner().reply.lock() else { return };
+        let inner = self.inner();
+        let Ok(mut reply) = inner.reply.lock() else { return };
         match &mut *reply {
-            Reply::Slot(slot @ None) => *slot = Some(with_event_id(make(), &self.inner().id)),
+            Reply::Slot(slot @ None) => *slot = Some(with_event_id(make(), &inner.id)),
             Reply::Channel(_) => {
                 if let Reply::Channel(sender) = std::mem::replace(&mut *reply, Reply::Given) {
                     drop(reply);
-                    let _ = sender.send(with_event_id(make(), &self.inner().id));
+                    let _ = sender.send(with_event_id(make(), &inner.id));
                 }
             }
             Reply::Slot(Some(_)) | Reply::Given => {}
@@ -193,8 +195,9 @@ impl Run {
     /// An unhandled failure: logged, and answered with its status and a JSON error if the
     /// caller still waits.
     pub fn fail(&self, step: &str, error: &StepError) {
-        log_failure(&self.inner().id, step, error);
-        self.reply(error_response(step, error, &self.inner().id, self.inner().context.expose_errors));
+        let inner = self.inner();
+        log_failure(&inner.id, step, error);
+        self.reply(error_response(step, error, &inner.id, inner.context.expose_errors));
     }
 
     /// Records a failure in the error stream, if there is one.
