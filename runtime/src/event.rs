@@ -18,6 +18,7 @@ pub enum EventId {
 
 impl EventId {
     /// A new random id.
+    #[inline]
     pub fn fresh() -> Self {
         EventId::Fresh(uuid::Uuid::new_v4())
     }
@@ -74,7 +75,9 @@ pub struct Event {
     pub id: EventId,
     /// The record key; empty unless set by a step or a stream record.
     pub key: String,
-    /// Arrival time, unless a step sets it.
+    /// Arrival time, unless a step sets it. The pipeline that takes the event in stamps it,
+    /// and only when a step of its graph can read it (see [`crate::Step::reads_time`]): until
+    /// then it is `UNIX_EPOCH`, and a time set before is kept.
     pub time: SystemTime,
     /// The request path (default `/`).
     pub path: Cow<'static, str>,
@@ -92,17 +95,29 @@ pub struct Event {
 
 impl Event {
     /// A new event with this body, a fresh id, path `/` and method `POST`.
+    #[inline]
     pub fn new(body: Value) -> Self {
         Event::arrived(body, EventId::fresh())
     }
 
-    /// An event arriving now with this body and id (a request's or a record's): no fresh id is
-    /// made only to be replaced.
+    /// An event with this body and id (a request's or a record's): no fresh id is made only to
+    /// be replaced. Its time is stamped when a pipeline takes it in.
+    #[inline]
     pub fn arrived(body: Value, id: EventId) -> Self {
-        Event { body, id, time: SystemTime::now(), ..Event::placeholder() }
+        Event { body, id, ..Event::placeholder() }
+    }
+
+    /// Sets the time to now, unless it is already set: what a pipeline does as it takes in an
+    /// event that a step of its graph may ask the time of.
+    #[inline]
+    pub fn stamp_arrival(&mut self) {
+        if self.time == SystemTime::UNIX_EPOCH {
+            self.time = SystemTime::now();
+        }
     }
 
     /// An empty event left behind where an event was moved out; costs no id and no clock read.
+    #[inline]
     pub fn placeholder() -> Self {
         Event {
             body: Value::Null,

@@ -23,6 +23,12 @@ pub trait Node: Send + Sync + 'static {
     /// True only for [`End`]: nothing after this node reads the event.
     const ENDS: bool = false;
 
+    /// Whether a step here or after can read the event's arrival time (see
+    /// [`Step::reads_time`]); true unless a node says otherwise.
+    fn reads_time(&self) -> bool {
+        true
+    }
+
     /// Processes an event and passes it on.
     fn push(&self, event: &mut Event, run: &Run) -> impl Future<Output = ()> + Send;
 
@@ -41,6 +47,12 @@ pub trait SyncNode: Send + Sync + 'static {
     /// True only for [`End`]: nothing after this node reads the event but the answer, which
     /// the sync executor takes from the body that reaches the end.
     const ENDS: bool = false;
+
+    /// Whether a step here or after can read the event's arrival time (see
+    /// [`crate::Step::reads_time`]); true unless a node says otherwise.
+    fn reads_time(&self) -> bool {
+        true
+    }
 
     /// Processes an event and passes it on.
     fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>);
@@ -61,11 +73,17 @@ pub struct End;
 impl Node for End {
     const WAITS: bool = false;
     const ENDS: bool = true;
+    fn reads_time(&self) -> bool {
+        false
+    }
     async fn push(&self, _event: &mut Event, _run: &Run) {}
 }
 
 impl SyncNode for End {
     const ENDS: bool = true;
+    fn reads_time(&self) -> bool {
+        false
+    }
     fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
         run.finish(&event.body);
     }
@@ -77,6 +95,8 @@ pub trait Catcher: Send + Sync + 'static {
     const CATCHES: bool;
     /// Whether handling a failure may wait (see [`Node::WAITS`]).
     const WAITS: bool;
+    /// Whether the handler's path can read the event's arrival time.
+    fn reads_time(&self) -> bool;
     /// Handles a failed event, with `origin_state` and `error` set.
     fn catch(&self, event: &mut Event, run: &Run) -> impl Future<Output = ()> + Send;
     /// The same, on the sync executor.
@@ -90,6 +110,9 @@ pub struct NoCatcher;
 impl Catcher for NoCatcher {
     const CATCHES: bool = false;
     const WAITS: bool = false;
+    fn reads_time(&self) -> bool {
+        false
+    }
     async fn catch(&self, _event: &mut Event, _run: &Run) {}
     fn catch_sync(&self, _event: &mut Event, _run: &mut SyncRun<'_>) {}
 }
@@ -106,6 +129,9 @@ impl<N> Clone for CatchWith<N> {
 impl<N: Node + SyncNode> Catcher for CatchWith<N> {
     const CATCHES: bool = true;
     const WAITS: bool = N::WAITS;
+    fn reads_time(&self) -> bool {
+        Node::reads_time(&*self.0) || SyncNode::reads_time(&*self.0)
+    }
     async fn catch(&self, event: &mut Event, run: &Run) {
         self.0.push(event, run).await;
     }
@@ -170,7 +196,9 @@ fn run_step<S: Step>(
     context: &Context,
     last: bool,
 ) -> Result<Flow, StepError> {
-    let _span = tracing::debug_span!("step", step = name, event_id = %event.id).entered();
+    let debug = tracing::Level::DEBUG <= tracing::level_filters::STATIC_MAX_LEVEL
+        && tracing::Level::DEBUG <= tracing::level_filters::LevelFilter::current();
+    let _span = debug.then(|| tracing::debug_span!("step", step = name, event_id = %event.id).entered());
     let started = crate::metrics::enabled().then(std::time::Instant::now);
     let process = || if last { step.process_last(event, context) } else { step.process(event, context) };
     let result = catch_unwind(AssertUnwindSafe(process)).unwrap_or_else(|payload| Err(StepError::panicked(&*payload)));
@@ -202,6 +230,7 @@ pub(crate) enum EntryCopy {
 
 /// Drops an entry copy where it lies, before the event goes on: a body's copy gives its buffer
 /// back to the thread for the next step's.
+#[inline]
 fn release(copy: &mut Option<EntryCopy>) {
     if copy.is_some() {
         *copy = None;
@@ -253,6 +282,9 @@ pub(crate) async fn fail_or_catch<C: Catcher>(
 
 impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
     const WAITS: bool = N::WAITS || C::WAITS;
+    fn reads_time(&self) -> bool {
+        self.step.reads_time() || self.next.reads_time() || self.catcher.reads_time()
+    }
     async fn push(&self, event: &mut Event, run: &Run) {
         let mut copy = entry_copy::<C>(self.step.entry(), event, run.context());
         // The responder's output is only the answer when nothing follows it and the run takes
@@ -293,6 +325,9 @@ impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
 }
 
 impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
+    fn reads_time(&self) -> bool {
+        self.step.reads_time() || self.next.reads_time() || self.catcher.reads_time()
+    }
     fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
         let mut copy = entry_copy::<C>(self.step.entry(), event, run.context());
         // On the sync executor the body that reaches the end answers, responder or not.
@@ -343,6 +378,9 @@ pub struct Fork<A, B>(pub A, pub B);
 
 impl<A: Node, B: Node> Node for Fork<A, B> {
     const WAITS: bool = A::WAITS || B::WAITS;
+    fn reads_time(&self) -> bool {
+        self.0.reads_time() || self.1.reads_time()
+    }
     async fn push(&self, event: &mut Event, run: &Run) {
         let mut copy = event.clone();
         tokio::join!(self.0.push(event, run), self.1.push(&mut copy, run));
@@ -362,6 +400,9 @@ pub struct Outlets<A, B>(pub A, pub B);
 
 impl<A: Node, B: Node> Node for Outlets<A, B> {
     const WAITS: bool = A::WAITS || B::WAITS;
+    fn reads_time(&self) -> bool {
+        self.0.reads_time() || self.1.reads_time()
+    }
     async fn push(&self, event: &mut Event, run: &Run) {
         self.0.push(event, run).await;
     }
@@ -375,6 +416,9 @@ impl<A: Node, B: Node> Node for Outlets<A, B> {
 }
 
 impl<A: SyncNode, B: SyncNode> SyncNode for Outlets<A, B> {
+    fn reads_time(&self) -> bool {
+        self.0.reads_time() || self.1.reads_time()
+    }
     fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
         self.0.push_sync(event, run);
     }
@@ -399,12 +443,18 @@ impl<N> Clone for Shared<N> {
 
 impl<N: Node> Node for Shared<N> {
     const WAITS: bool = N::WAITS;
+    fn reads_time(&self) -> bool {
+        self.0.reads_time()
+    }
     async fn push(&self, event: &mut Event, run: &Run) {
         self.0.push(event, run).await;
     }
 }
 
 impl<N: SyncNode> SyncNode for Shared<N> {
+    fn reads_time(&self) -> bool {
+        self.0.reads_time()
+    }
     fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
         self.0.push_sync(event, run);
     }
@@ -440,6 +490,9 @@ impl<N: Node> MemoryQueue<N> {
 }
 
 impl<N: Node> Node for MemoryQueue<N> {
+    fn reads_time(&self) -> bool {
+        self.next.reads_time()
+    }
     async fn push(&self, event: &mut Event, run: &Run) {
         // The run travels with the event, so the caller's answer and the drain count follow it.
         let event = std::mem::replace(event, Event::placeholder());
@@ -465,12 +518,15 @@ const STACK_SEGMENT: usize = 4 * 1024 * 1024;
 /// event per boxed node, not per step. Since each node calls the next, a long chain recurses
 /// as deep as it is long: here, at every erased node, the stack grows on demand (`stacker`),
 /// so no length of chain overflows a thread's stack.
-pub struct Boxed(Box<dyn ErasedNode>);
+pub struct Boxed {
+    node: Box<dyn ErasedNode>,
+    reads_time: bool,
+}
 
 impl Boxed {
     /// Erases the type of `node` (and of everything after it).
     pub fn new<N: Node>(node: N) -> Self {
-        Boxed(Box::new(node))
+        Boxed { reads_time: node.reads_time(), node: Box::new(node) }
     }
 }
 
@@ -495,22 +551,28 @@ async fn with_stack(mut future: BoxFuture<'_>) {
 }
 
 impl Node for Boxed {
+    fn reads_time(&self) -> bool {
+        self.reads_time
+    }
     async fn push(&self, event: &mut Event, run: &Run) {
-        with_stack(self.0.push_boxed(event, run)).await;
+        with_stack(self.node.push_boxed(event, run)).await;
     }
 
     async fn push_to(&self, outlet: usize, event: &mut Event, run: &Run) {
-        with_stack(self.0.push_to_boxed(outlet, event, run)).await;
+        with_stack(self.node.push_to_boxed(outlet, event, run)).await;
     }
 }
 
 /// A node behind a trait object, on the sync executor; see [`Boxed`].
-pub struct BoxedSync(Box<dyn ErasedSyncNode>);
+pub struct BoxedSync {
+    node: Box<dyn ErasedSyncNode>,
+    reads_time: bool,
+}
 
 impl BoxedSync {
     /// Erases the type of `node` (and of everything after it).
     pub fn new<N: SyncNode>(node: N) -> Self {
-        BoxedSync(Box::new(node))
+        BoxedSync { reads_time: node.reads_time(), node: Box::new(node) }
     }
 }
 
@@ -530,11 +592,14 @@ impl<N: SyncNode> ErasedSyncNode for N {
 }
 
 impl SyncNode for BoxedSync {
+    fn reads_time(&self) -> bool {
+        self.reads_time
+    }
     fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
-        stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || self.0.push_erased(event, run));
+        stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || self.node.push_erased(event, run));
     }
 
     fn push_sync_to(&self, outlet: usize, event: &mut Event, run: &mut SyncRun<'_>) {
-        stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || self.0.push_to_erased(outlet, event, run));
+        stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || self.node.push_to_erased(outlet, event, run));
     }
 }

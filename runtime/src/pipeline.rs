@@ -42,18 +42,23 @@ pub trait Handler: Send + Sync + 'static {
 pub struct SyncPipeline<N> {
     root: N,
     context: Arc<Context>,
+    /// Some step can read an event's time: each event is stamped as it comes in.
+    stamps_time: bool,
 }
 
 impl<N: SyncNode> SyncPipeline<N> {
     /// A pipeline from its root node.
     pub fn new(root: N, context: Context) -> Self {
-        SyncPipeline { root, context: Arc::new(context) }
+        SyncPipeline { stamps_time: root.reads_time(), root, context: Arc::new(context) }
     }
 
     /// Processes one event.
     pub fn process(&self, mut event: Event) -> Response {
         if let Some(answer) = server_answer(&self.context, &event) {
             return answer;
+        }
+        if self.stamps_time {
+            event.stamp_arrival();
         }
         let mut run = SyncRun::new(event.id.clone(), &self.context);
         self.root.push_sync(&mut event, &mut run);
@@ -81,6 +86,8 @@ pub struct AsyncPipeline<N> {
     responds: bool,
     at_end: bool,
     tracker: Arc<Tracker>,
+    /// Some step can read an event's time: each event is stamped as it comes in.
+    stamps_time: bool,
 }
 
 impl<N: Node> AsyncPipeline<N> {
@@ -88,11 +95,12 @@ impl<N: Node> AsyncPipeline<N> {
     /// does, callers are answered `202 {"id": ...}` at once and the event goes on.
     pub fn new(root: N, context: Context, responds: bool) -> Arc<Self> {
         Arc::new(AsyncPipeline {
-            root,
             context: Arc::new(context),
             responds,
             at_end: false,
             tracker: Arc::new(Tracker::default()),
+            stamps_time: root.reads_time(),
+            root,
         })
     }
 
@@ -100,11 +108,12 @@ impl<N: Node> AsyncPipeline<N> {
     /// [`Run::answered_at_end`]): what a function that writes to streams, or reads one, runs.
     pub fn answered_at_end(root: N, context: Context) -> Arc<Self> {
         Arc::new(AsyncPipeline {
-            root,
             context: Arc::new(context),
             responds: true,
             at_end: true,
             tracker: Arc::new(Tracker::default()),
+            stamps_time: root.reads_time(),
+            root,
         })
     }
 
@@ -212,6 +221,9 @@ impl<N: Node> Future for Processing<'_, N> {
         let this = &mut *self;
         if let Processing::Start { pipeline, event } = this {
             let pipeline = *pipeline;
+            if pipeline.stamps_time {
+                event.stamp_arrival();
+            }
             if !N::WAITS {
                 // Run where it lies: the event is a few hundred bytes, and moving it out of the
                 // future costs a copy per event.

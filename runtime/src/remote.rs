@@ -156,6 +156,10 @@ fn split(path: &str) -> Vec<String> {
 }
 
 impl<N: Node, C: Catcher> Node for RemoteNode<N, C> {
+    /// The call sends the body and headers, not the time.
+    fn reads_time(&self) -> bool {
+        self.next.reads_time() || self.catcher.reads_time()
+    }
     async fn push(&self, event: &mut Event, run: &Run) {
         let copy = entry_copy::<C>(Entry::Event, event, run.context());
         let input = self.input_path.map(split);

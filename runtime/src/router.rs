@@ -848,4 +848,10 @@ impl Step for Router {
     fn entry(&self) -> crate::step::Entry {
         crate::step::Entry::Body
     }
+
+    /// A model's hooks get the body only; a custom router and a step route get the event.
+    fn reads_time(&self) -> bool {
+        matches!(self.mode, Mode::Custom(_))
+            || self.routes.iter().any(|(_, route)| matches!(route, Route::Step(step) if step.reads_time()))
+    }
 }

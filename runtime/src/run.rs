@@ -244,11 +244,13 @@ pub struct SyncRun<'c> {
 
 impl<'c> SyncRun<'c> {
     /// A run for the event with this id.
+    #[inline]
     pub fn new(id: EventId, context: &'c Context) -> Self {
         SyncRun { context, id, answer: None }
     }
 
     /// The pipeline's context.
+    #[inline]
     pub fn context(&self) -> &Context {
         self.context
     }
@@ -259,6 +261,7 @@ impl<'c> SyncRun<'c> {
     }
 
     /// The responder's output, unless an answer is set.
+    #[inline]
     pub fn respond(&mut self, body: &Value) {
         if self.answer.is_none() {
             self.answer = Some(Response::json(200, body));
@@ -266,6 +269,7 @@ impl<'c> SyncRun<'c> {
     }
 
     /// The end of the chain: its body answers unless a responder did (the sync engine's rule).
+    #[inline]
     pub fn finish(&mut self, body: &Value) {
         self.respond(body);
     }
@@ -291,6 +295,7 @@ impl<'c> SyncRun<'c> {
 
     /// The caller's answer: the responder's body, an explicit response, or `204` when the event
     /// was dropped.
+    #[inline]
     pub fn into_response(self) -> Response {
         let response = self.answer.unwrap_or_else(|| Response::new(204, "application/json", Vec::new()));
         with_event_id(response, &self.id)
@@ -328,6 +333,7 @@ pub fn error_response(step: &str, error: &StepError, id: &EventId, expose: bool)
     response
 }
 
+#[inline]
 fn with_event_id(mut response: Response, id: &EventId) -> Response {
     if response.event_id.is_none() {
         response.event_id = Some(id.clone());

@@ -47,6 +47,13 @@ pub trait Step: Send + Sync + 'static {
         Entry::Event
     }
 
+    /// Whether this step can read the event's arrival time (it is given the whole event, or
+    /// evaluates expressions over it). When no step of a graph can, its pipeline reads no clock
+    /// per event; true unless a step says otherwise.
+    fn reads_time(&self) -> bool {
+        true
+    }
+
     /// Processes one event.
     fn process(&self, event: &mut Event, context: &Context) -> Result<Flow, StepError>;
 
@@ -67,6 +74,7 @@ pub trait BodyOutput {
 }
 
 impl BodyOutput for Value {
+    #[inline]
     fn into_flow(self, event: &mut Event) -> Result<Flow, StepError> {
         // Callers took the body out, leaving `null`: the check is inline, and only a body that
         // was put back calls the out-of-line drop of a `Value`.
@@ -80,6 +88,7 @@ impl BodyOutput for Value {
 
 /// `None` drops the event.
 impl BodyOutput for Option<Value> {
+    #[inline]
     fn into_flow(self, event: &mut Event) -> Result<Flow, StepError> {
         self.map_or(Ok(Flow::Drop), |body| body.into_flow(event))
     }
@@ -134,6 +143,10 @@ where
     fn entry(&self) -> Entry {
         Entry::Body
     }
+
+    fn reads_time(&self) -> bool {
+        false
+    }
 }
 
 /// A function of the body and the context.
@@ -151,6 +164,10 @@ where
 
     fn entry(&self) -> Entry {
         Entry::Body
+    }
+
+    fn reads_time(&self) -> bool {
+        false
     }
 }
 
@@ -235,6 +252,10 @@ where
     fn entry(&self) -> Entry {
         Entry::Kept
     }
+
+    fn reads_time(&self) -> bool {
+        false
+    }
 }
 
 /// `input_path` and `result_path` around a step: it gets the value at the input path (`null`
@@ -289,6 +310,10 @@ impl<S: Step> Step for WithPaths<S> {
             (Entry::Kept, None) => Entry::Kept,
             _ => Entry::Body,
         }
+    }
+
+    fn reads_time(&self) -> bool {
+        self.step.reads_time()
     }
 }
 
@@ -473,6 +498,11 @@ impl Step for Batch {
         }
         Ok(Flow::Drop)
     }
+
+    /// A batch carries its first event's time on; it reads none.
+    fn reads_time(&self) -> bool {
+        false
+    }
 }
 
 /// A user's handler whose bounds were checked where generated code named it: `call` was made
@@ -483,6 +513,8 @@ pub struct Checked<F> {
     function: F,
     call: fn(&F, &mut Event, &Context) -> Result<Flow, StepError>,
     entry: Entry,
+    /// Only a full-event handler is given the event's time.
+    reads_time: bool,
 }
 
 impl<F: Send + Sync + 'static> Step for Checked<F> {
@@ -493,6 +525,10 @@ impl<F: Send + Sync + 'static> Step for Checked<F> {
 
     fn entry(&self) -> Entry {
         self.entry
+    }
+
+    fn reads_time(&self) -> bool {
+        self.reads_time
     }
 }
 
@@ -510,6 +546,7 @@ where
             function(body).into_flow(event)
         },
         entry: Entry::Body,
+        reads_time: false,
     }
 }
 
@@ -519,7 +556,12 @@ where
     F: Fn(&mut Event, &Context) -> R + Send + Sync + 'static,
     R: EventOutput,
 {
-    Checked { function, call: |function, event, context| function(event, context).into_flow(), entry: Entry::Event }
+    Checked {
+        function,
+        call: |function, event, context| function(event, context).into_flow(),
+        entry: Entry::Event,
+        reads_time: true,
+    }
 }
 
 /// Wraps a typed function `fn(In) -> Result<Out, E>` over the graph's records, with its bounds
@@ -543,5 +585,6 @@ where
             Ok(Flow::Next)
         },
         entry: Entry::Body,
+        reads_time: false,
     }
 }

@@ -92,6 +92,67 @@ fn event_time_is_arrival_and_key_is_empty_until_set() {
     assert_eq!(server.test("/", json!({})).json_body(), json!({ "key": "", "fresh": true }));
 }
 
+/// A step that answers whether the event's time is its arrival: after `before`, not later than now.
+fn arrival_check(before: std::time::SystemTime) -> FullEvent<impl Fn(&mut Event, &Context) + Send + Sync + 'static> {
+    FullEvent(move |e: &mut Event, _: &Context| {
+        e.body = json!({ "arrival": e.time >= before && e.time <= std::time::SystemTime::now() })
+    })
+}
+
+#[test]
+fn event_time_is_arrival_wherever_the_step_that_reads_it_is() {
+    let before = std::time::SystemTime::now();
+    // After a body step, and on an error handler's path: either executor.
+    let after_a_body_step =
+        || StepNode::new("a", inc("n"), StepNode::new("time", arrival_check(before), End).responding());
+    assert_eq!(sync_server(after_a_body_step()).test("/", json!({})).json_body(), json!({ "arrival": true }));
+    assert_eq!(async_server(after_a_body_step(), true).test("/", json!({})).json_body(), json!({ "arrival": true }));
+    let handled = || {
+        let handler = CatchWith(Arc::new(StepNode::new("time", arrival_check(before), End).responding()));
+        StepNode::new("fails", fail_with("no"), End).catching(handler)
+    };
+    assert_eq!(sync_server(handled()).test("/", json!({})).json_body(), json!({ "arrival": true }));
+    assert_eq!(async_server(handled(), true).test("/", json!({})).json_body(), json!({ "arrival": true }));
+}
+
+#[test]
+fn a_time_set_before_the_pipeline_is_kept() {
+    let set = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let step = || {
+        FullEvent(|e: &mut Event, _: &Context| {
+            e.body = json!(e.time.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs())
+        })
+    };
+    let mut event = Event::new(json!({}));
+    event.time = set;
+    assert_eq!(
+        SyncPipeline::new(StepNode::new("t", step(), End), ctx()).process(event.clone()).json_body(),
+        json!(1_700_000_000)
+    );
+    let pipeline = AsyncPipeline::new(StepNode::new("t", step(), End).responding(), ctx(), true);
+    let answer = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(pipeline.process(event));
+    assert_eq!(answer.json_body(), json!(1_700_000_000));
+}
+
+#[test]
+fn a_graph_reads_the_clock_only_when_a_step_can_read_the_time() {
+    let body_only = StepNode::new("a", inc("n"), Fork(StepNode::new("b", inc("n"), End), Shared(Arc::new(End))));
+    assert!(!Node::reads_time(&body_only));
+    let models = Router::new("r", "", vec![("echo".into(), echo_route("e"))], Mode::Model);
+    assert!(!SyncNode::reads_time(&StepNode::new("r", models, End)));
+    // A full-event step anywhere, an expression step (it may name `event.time`), an error
+    // handler's path, or a router whose routes or chooser get the event.
+    let full = StepNode::new("a", inc("n"), StepNode::new("t", arrival_check(std::time::SystemTime::now()), End));
+    assert!(SyncNode::reads_time(&full));
+    assert!(SyncNode::reads_time(&StepNode::new("m", MapStep(|e: &Event, _: &Context| Ok(e.body.clone())), End)));
+    let handler = CatchWith(Arc::new(StepNode::new("t", arrival_check(std::time::SystemTime::now()), End)));
+    assert!(SyncNode::reads_time(&StepNode::new("a", inc("n"), End).catching(handler)));
+    let step_route = Route::Step(Arc::new(arrival_check(std::time::SystemTime::now())));
+    let router = Router::new("r", "", vec![("t".into(), step_route)], Mode::Model);
+    assert!(SyncNode::reads_time(&StepNode::new("r", router, End)));
+    assert!(SyncNode::reads_time(&BoxedSync::new(full)));
+}
+
 // ---- 2. Steps ----
 
 #[test]

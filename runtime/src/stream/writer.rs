@@ -103,6 +103,10 @@ fn unavailable(message: impl Into<String>) -> StepError {
 }
 
 impl Node for StreamWriter {
+    /// A record carries the body, key and headers, not the time.
+    fn reads_time(&self) -> bool {
+        false
+    }
     async fn push(&self, event: &mut Event, run: &Run) {
         if let Err(failure) = self.write(event).await {
             tracing::error!(event_id = %event.id, queue = %self.queue.name, "{}", failure.message);
