@@ -11,16 +11,28 @@
 use serde_json::{Map, Number, Value};
 use std::cell::Cell;
 
-/// The body as it entered a step (see the module's comment).
-pub(crate) struct BodySnapshot(Vec<u8>);
+/// The body as it entered a step (see the module's comment): the first `len` bytes of a buffer
+/// kept fully initialised, so that writes are plain stores at a position.
+pub(crate) struct BodySnapshot {
+    /// Always some; none only once dropped.
+    #[allow(clippy::box_collection, reason = "one word to hand back to the thread: see `BUFFER`")]
+    buffer: Option<Box<Vec<u8>>>,
+    len: usize,
+}
 
 thread_local! {
-    static BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// Boxed, so that it goes back and forth as one word: a `Vec`'s three words, stored by one
+    /// step and loaded by the next moments later, stall the load on a store not yet written.
+    #[allow(clippy::box_collection, reason = "one word, stored and loaded whole: see above")]
+    static BUFFER: Cell<Option<Box<Vec<u8>>>> = const { Cell::new(None) };
 }
 
 /// A buffer larger than this is not kept for the next step: one huge body should not pin its
 /// size in every thread.
 const BUFFER_KEPT: usize = 256 * 1024;
+
+/// The size a thread's buffer starts at: most bodies fit.
+const BUFFER_START: usize = 1024;
 
 /// Below this much stack left, a nested array or map is walked on a new stack segment.
 const RED_ZONE: usize = 64 * 1024;
@@ -40,15 +52,16 @@ const OBJECT: u8 = 8;
 impl BodySnapshot {
     /// Keeps `body` as it is now.
     pub(crate) fn of(body: &Value) -> Self {
-        let mut buffer = BUFFER.with(Cell::take);
-        buffer.clear();
-        write_value(body, &mut buffer, 0);
-        BodySnapshot(buffer)
+        let mut buffer = BUFFER.with(Cell::take).unwrap_or_default();
+        let mut out = Writer { buffer: &mut buffer, at: 0 };
+        out.value(body, 0);
+        let len = out.at;
+        BodySnapshot { buffer: Some(buffer), len }
     }
 
     /// The body as it was kept.
     pub(crate) fn restore(&self) -> Value {
-        let mut input = self.0.as_slice();
+        let mut input = self.buffer.as_deref().map_or(&[][..], |buffer| &buffer[..self.len]);
         // `of` wrote it, so it reads back whole; `null` is unreachable.
         read(&mut input).unwrap_or(Value::Null)
     }
@@ -56,8 +69,8 @@ impl BodySnapshot {
 
 impl Drop for BodySnapshot {
     fn drop(&mut self) {
-        let buffer = std::mem::take(&mut self.0);
-        if buffer.capacity() <= BUFFER_KEPT {
+        let buffer = self.buffer.take();
+        if buffer.as_ref().is_some_and(|buffer| buffer.len() <= BUFFER_KEPT) {
             BUFFER.with(|slot| slot.set(buffer));
         }
     }
@@ -73,60 +86,119 @@ fn nested<R>(walk: impl FnOnce() -> R) -> R {
 /// zone of 64.
 const LEVELS_PER_STACK_CHECK: usize = 16;
 
-/// A scalar is written where it is found; only arrays and maps are calls (a call costs more
-/// than writing a number).
-#[inline(always)]
-fn write_value(value: &Value, out: &mut Vec<u8>, depth: usize) {
-    match value {
-        Value::Null => out.push(NULL),
-        Value::Bool(flag) => out.push(if *flag { TRUE } else { FALSE }),
-        Value::Number(number) => {
-            if let Some(unsigned) = number.as_u64() {
-                write_word(UNSIGNED, unsigned, out);
-            } else if let Some(signed) = number.as_i64() {
-                write_word(SIGNED, signed as u64, out);
-            } else {
-                write_word(FLOAT, number.as_f64().unwrap_or_default().to_bits(), out);
-            }
+/// Writes at a position into a buffer whose bytes are all initialised: a write is a check of
+/// room and a few stores, with no length kept in memory, and a short string is two
+/// overlapping fixed-size copies rather than a call to `memcpy`.
+struct Writer<'b> {
+    buffer: &'b mut Vec<u8>,
+    at: usize,
+}
+
+impl Writer<'_> {
+    /// The next `size` bytes, growing the buffer if they are past its end.
+    #[inline(always)]
+    fn room(&mut self, size: usize) -> &mut [u8] {
+        let end = self.at + size;
+        if end > self.buffer.len() {
+            self.grow(end);
         }
-        Value::String(text) => {
-            write_word(STRING, text.len() as u64, out);
-            out.extend_from_slice(text.as_bytes());
-        }
-        Value::Array(items) => write_array(items, out, depth + 1),
-        Value::Object(fields) => write_object(fields, out, depth + 1),
+        let room = &mut self.buffer[self.at..end];
+        self.at = end;
+        room
     }
-}
 
-fn write_array(items: &[Value], out: &mut Vec<u8>, depth: usize) {
-    write_word(ARRAY, items.len() as u64, out);
-    descend(depth, || items.iter().for_each(|item| write_value(item, out, depth)));
-}
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, end: usize) {
+        let size = end.max(self.buffer.len() * 2).max(BUFFER_START);
+        self.buffer.resize(size, 0);
+    }
 
-fn write_object(fields: &Map<String, Value>, out: &mut Vec<u8>, depth: usize) {
-    write_word(OBJECT, fields.len() as u64, out);
-    descend(depth, || {
-        for (key, field) in fields {
-            out.extend_from_slice(&(key.len() as u64).to_le_bytes());
-            out.extend_from_slice(key.as_bytes());
-            write_value(field, out, depth);
+    #[inline(always)]
+    fn byte(&mut self, byte: u8) {
+        self.room(1)[0] = byte;
+    }
+
+    /// A tag and a little-endian word.
+    #[inline(always)]
+    fn word(&mut self, tag: u8, word: u64) {
+        let room = self.room(9);
+        room[0] = tag;
+        room[1..].copy_from_slice(&word.to_le_bytes());
+    }
+
+    /// A length and the bytes.
+    #[inline(always)]
+    fn text(&mut self, tag: Option<u8>, text: &str) {
+        let bytes = text.as_bytes();
+        match tag {
+            Some(tag) => self.word(tag, bytes.len() as u64),
+            None => self.room(8).copy_from_slice(&(bytes.len() as u64).to_le_bytes()),
         }
-    });
+        let room = self.room(bytes.len());
+        let size = bytes.len();
+        // The first and the last few bytes, which overlap, cover any length of the class.
+        match size {
+            0 => {}
+            1..=3 => {
+                room[0] = bytes[0];
+                room[size / 2] = bytes[size / 2];
+                room[size - 1] = bytes[size - 1];
+            }
+            4..=7 => {
+                room[..4].copy_from_slice(&bytes[..4]);
+                room[size - 4..].copy_from_slice(&bytes[size - 4..]);
+            }
+            8..=16 => {
+                room[..8].copy_from_slice(&bytes[..8]);
+                room[size - 8..].copy_from_slice(&bytes[size - 8..]);
+            }
+            _ => room.copy_from_slice(bytes),
+        }
+    }
+
+    /// A scalar is written where it is found; only arrays and maps are calls (a call costs
+    /// more than writing a number).
+    #[inline(always)]
+    fn value(&mut self, value: &Value, depth: usize) {
+        match value {
+            Value::Null => self.byte(NULL),
+            Value::Bool(flag) => self.byte(if *flag { TRUE } else { FALSE }),
+            Value::Number(number) => {
+                if let Some(unsigned) = number.as_u64() {
+                    self.word(UNSIGNED, unsigned);
+                } else if let Some(signed) = number.as_i64() {
+                    self.word(SIGNED, signed as u64);
+                } else {
+                    self.word(FLOAT, number.as_f64().unwrap_or_default().to_bits());
+                }
+            }
+            Value::String(text) => self.text(Some(STRING), text),
+            Value::Array(items) => self.array(items, depth + 1),
+            Value::Object(fields) => self.object(fields, depth + 1),
+        }
+    }
+
+    fn array(&mut self, items: &[Value], depth: usize) {
+        self.word(ARRAY, items.len() as u64);
+        descend(depth, || items.iter().for_each(|item| self.value(item, depth)));
+    }
+
+    fn object(&mut self, fields: &Map<String, Value>, depth: usize) {
+        self.word(OBJECT, fields.len() as u64);
+        descend(depth, || {
+            for (key, field) in fields {
+                self.text(None, key);
+                self.value(field, depth);
+            }
+        });
+    }
 }
 
 /// Walks the level below `depth`, on a grown stack when it is time to look.
 #[inline(always)]
 fn descend(depth: usize, walk: impl FnOnce()) {
     if depth.is_multiple_of(LEVELS_PER_STACK_CHECK) { nested(walk) } else { walk() }
-}
-
-/// A tag and a little-endian word in one copy of a fixed size, which compiles to two stores
-/// rather than a call to `memcpy`.
-#[inline(always)]
-fn write_word(tag: u8, word: u64, out: &mut Vec<u8>) {
-    let mut bytes = [tag; 9];
-    bytes[1..].copy_from_slice(&word.to_le_bytes());
-    out.extend_from_slice(&bytes);
 }
 
 fn read(input: &mut &[u8]) -> Option<Value> {
@@ -209,6 +281,16 @@ mod tests {
             // Floats bit for bit: `-0.0 == 0.0` would hide a lost sign.
             prop_assert_eq!(serde_json::to_string(&back).unwrap(), serde_json::to_string(&body).unwrap());
             prop_assert_eq!(back, body);
+        }
+    }
+
+    #[test]
+    fn strings_and_keys_of_every_short_length_come_back() {
+        // Each length class is copied its own way (see `Writer::text`): cover each boundary.
+        for length in 0..=40 {
+            let text: String = "aé😀".chars().cycle().take(length).collect();
+            let body = json!({ text.clone(): [text.clone(), { "k": text }] });
+            assert_eq!(BodySnapshot::of(&body).restore(), body, "length {length}");
         }
     }
 
