@@ -6,21 +6,24 @@
 use crate::error::StepError;
 use serde_json::{Number, Value};
 
-/// `value.field`; `null` when missing.
-pub fn field(value: &Value, name: &str) -> Value {
-    value.get(name).cloned().unwrap_or(Value::Null)
+/// `value.name`: read in place, `null` when missing.
+pub fn field<'v>(value: &'v Value, name: &str) -> &'v Value {
+    value.get(name).unwrap_or(&NULL)
 }
 
-/// `value[index]` for arrays (by integer) and objects (by string); `null` when missing.
-pub fn index(value: &Value, index: &Value) -> Value {
-    match (value, index) {
-        (Value::Array(items), Value::Number(n)) => {
-            n.as_u64().and_then(|i| items.get(i as usize)).cloned().unwrap_or(Value::Null)
-        }
-        (Value::Object(fields), Value::String(key)) => fields.get(key).cloned().unwrap_or(Value::Null),
-        _ => Value::Null,
-    }
+/// `value[index]` for arrays (by integer) and objects (by string), read in place; `null` when
+/// missing.
+pub fn index<'v>(value: &'v Value, index: &Value) -> &'v Value {
+    let found = match (value, index) {
+        (Value::Array(items), Value::Number(n)) => n.as_u64().and_then(|i| items.get(usize::try_from(i).ok()?)),
+        (Value::Object(fields), Value::String(key)) => fields.get(key),
+        _ => None,
+    };
+    found.unwrap_or(&NULL)
 }
+
+/// What a missing field or element reads as.
+static NULL: Value = Value::Null;
 
 /// `len(value)` for strings (characters), arrays and objects.
 pub fn len(value: &Value) -> Result<Value, StepError> {

@@ -1,6 +1,6 @@
 //! Generated pipelines against the same pipelines composed by hand from the runtime, in the
 //! same run: the flow of three body steps on both engines, and one V2 inference through the
-//! model router.
+//! model router. And the language's expressions against the same work written in Rust.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use graphc_runtime::model::{Model, ModelKind, SmartcoreModel};
@@ -45,6 +45,29 @@ graphc_macros::graph! {
             route model1 = model(kind = logistic_regression, model_path = "examples/iris/models/logistic_regression.json");
         }
     }
+}
+
+graphc_macros::graph! {
+    graph expressions {
+        topology = flow;
+        engine = sync;
+        step score = extend({ n: body.n + 1, size: len(body.features) });
+        step keep = filter(body.n > 0 && body.size > 0);
+        score -> keep;
+    }
+}
+
+/// `score` written in Rust.
+fn score_by_hand(mut body: Value) -> Value {
+    let size = body["features"].as_array().map_or(0, Vec::len);
+    body["n"] = json!(body["n"].as_i64().unwrap_or(0) + 1);
+    body["size"] = json!(size);
+    body
+}
+
+/// `keep` written in Rust.
+fn keep_by_hand(body: Value) -> Option<Value> {
+    (body["n"].as_i64().unwrap_or(0) > 0 && body["size"].as_i64().unwrap_or(0) > 0).then_some(body)
 }
 
 fn answered(response: Response) -> (String, Vec<u8>) {
@@ -161,5 +184,38 @@ fn infer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, flow, infer);
+/// Steps of the language's expressions over a body of 256 features: each reads a few fields,
+/// and the whole body goes on. Against the same steps written in Rust.
+fn expressions(c: &mut Criterion) {
+    let input = json!({ "n": 0, "features": (0..256).map(|i| f64::from(i) / 7.0).collect::<Vec<_>>() });
+    let by_hand = SyncPipeline::new(
+        StepNode::new("score", Body(score_by_hand), StepNode::new("keep", Body(keep_by_hand), End)),
+        Context::new("bench"),
+    );
+    let generated = expressions::pipeline(&Options::default()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let by_hand_answer = by_hand.process(Event::new(input.clone())).json_body();
+    assert_eq!(runtime.block_on(generated.handle(Event::new(input.clone()))).json_body(), by_hand_answer);
+    assert_eq!((by_hand_answer["n"].clone(), by_hand_answer["size"].clone()), (json!(1), json!(256)));
+    let mut group = c.benchmark_group("expressions_256_features");
+    for (name, which) in [("hand_written", 0), ("generated", 1)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| {
+                runtime.block_on(async {
+                    let start = std::time::Instant::now();
+                    for _ in 0..iterations {
+                        let event = Event::new(black_box(input.clone()));
+                        let response =
+                            if which == 0 { by_hand.handle(event).await } else { generated.handle(event).await };
+                        black_box(answered(response));
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, flow, infer, expressions);
 criterion_main!(benches);

@@ -20,6 +20,9 @@ pub(super) enum Scope {
 /// Tokens that evaluate to a `Value`, inside a function returning `Result<_, StepError>`.
 pub(super) fn value(expr: &Expr, scope: Scope) -> TokenStream {
     let rt = super::rt();
+    if let Some(place) = place(expr, scope) {
+        return quote!(::core::clone::Clone::clone(#place));
+    }
     match expr {
         Expr::Null => quote!(#rt::Value::Null),
         Expr::Bool(b) => quote!(#rt::Value::Bool(#b)),
@@ -35,13 +38,8 @@ pub(super) fn value(expr: &Expr, scope: Scope) -> TokenStream {
             let s = Literal::string(s);
             quote!(#rt::Value::String(::std::string::String::from(#s)))
         }
-        Expr::Body => match scope {
-            Scope::Step => quote!(event.body.clone()),
-            Scope::Test => quote!(body.clone()),
-            Scope::Build => quote!(#rt::Value::Null),
-        },
-        Expr::Status => quote!(status.clone()),
-        Expr::Headers => quote!(headers.clone()),
+        // Outside a step and a test there is no body to read.
+        Expr::Body | Expr::Status | Expr::Headers | Expr::Field(..) | Expr::Index(..) => quote!(#rt::Value::Null),
         Expr::Param(name) => {
             let name = Literal::string(name);
             match scope {
@@ -60,24 +58,15 @@ pub(super) fn value(expr: &Expr, scope: Scope) -> TokenStream {
                 quote!(#rt::Value::from(event.time.duration_since(::std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())))
             }
         },
-        Expr::Field(base, name) => {
-            let base = value(base, scope);
-            let name = Literal::string(name);
-            quote!(#rt::expr::field(&#base, #name))
+        Expr::Unary(UnaryOp::Not, inner) => {
+            let inner = operand(inner, scope);
+            quote!(#rt::expr::not(#inner)?)
         }
-        Expr::Index(base, index) => {
-            let (base, index) = (value(base, scope), value(index, scope));
-            quote!(#rt::expr::index(&#base, &#index))
+        Expr::Unary(UnaryOp::Neg, inner) => {
+            let inner = operand(inner, scope);
+            quote!(#rt::expr::neg(#inner)?)
         }
-        Expr::Unary(UnaryOp::Not, operand) => {
-            let operand = value(operand, scope);
-            quote!(#rt::expr::not(&#operand)?)
-        }
-        Expr::Unary(UnaryOp::Neg, operand) => {
-            let operand = value(operand, scope);
-            quote!(#rt::expr::neg(&#operand)?)
-        }
-        Expr::Binary(op, left, right) => binary(*op, &value(left, scope), &value(right, scope)),
+        Expr::Binary(op, left, right) => binary(*op, &operand(left, scope), &operand(right, scope)),
         Expr::Object(entries) => {
             let keys = entries.iter().map(|(key, _)| Literal::string(key));
             let values = entries.iter().map(|(_, v)| value(v, scope));
@@ -91,27 +80,58 @@ pub(super) fn value(expr: &Expr, scope: Scope) -> TokenStream {
             let items = items.iter().map(|item| value(item, scope));
             quote!(#rt::Value::Array(::std::vec![#(#items),*]))
         }
-        Expr::Len(operand) => {
-            let operand = value(operand, scope);
-            quote!(#rt::expr::len(&#operand)?)
+        Expr::Len(inner) => {
+            let inner = operand(inner, scope);
+            quote!(#rt::expr::len(#inner)?)
         }
     }
 }
 
+/// Tokens for a `&Value` where the expression names a place in what is in scope (the body, a
+/// field or an element of one, a test's status or headers): read where it lies, so that
+/// `body.n + 1` copies one number, not the whole body.
+fn place(expr: &Expr, scope: Scope) -> Option<TokenStream> {
+    let rt = super::rt();
+    match (expr, scope) {
+        (Expr::Body, Scope::Step) => Some(quote!(&event.body)),
+        (Expr::Body, Scope::Test) => Some(quote!(&body)),
+        (Expr::Status, Scope::Test) => Some(quote!(&status)),
+        (Expr::Headers, Scope::Test) => Some(quote!(&headers)),
+        (Expr::Field(base, name), Scope::Step | Scope::Test) => {
+            let (base, name) = (operand(base, scope), Literal::string(name));
+            Some(quote!(#rt::expr::field(#base, #name)))
+        }
+        (Expr::Index(base, index), Scope::Step | Scope::Test) => {
+            let (base, index) = (operand(base, scope), operand(index, scope));
+            Some(quote!(#rt::expr::index(#base, #index)))
+        }
+        _ => None,
+    }
+}
+
+/// Tokens for a `&Value`: a place read where it lies, else the value computed and borrowed.
+fn operand(expr: &Expr, scope: Scope) -> TokenStream {
+    place(expr, scope).unwrap_or_else(|| {
+        let value = value(expr, scope);
+        quote!(&#value)
+    })
+}
+
+/// `left` and `right` are `&Value` tokens (see [`operand`]).
 fn binary(op: BinaryOp, left: &TokenStream, right: &TokenStream) -> TokenStream {
     let rt = super::rt();
     match op {
-        BinaryOp::Or => quote!(#rt::Value::Bool(#rt::expr::truth(&#left)? || #rt::expr::truth(&#right)?)),
-        BinaryOp::And => quote!(#rt::Value::Bool(#rt::expr::truth(&#left)? && #rt::expr::truth(&#right)?)),
-        BinaryOp::Eq => quote!(#rt::Value::Bool(#rt::expr::equal(&#left, &#right))),
-        BinaryOp::Ne => quote!(#rt::Value::Bool(!#rt::expr::equal(&#left, &#right))),
+        BinaryOp::Or => quote!(#rt::Value::Bool(#rt::expr::truth(#left)? || #rt::expr::truth(#right)?)),
+        BinaryOp::And => quote!(#rt::Value::Bool(#rt::expr::truth(#left)? && #rt::expr::truth(#right)?)),
+        BinaryOp::Eq => quote!(#rt::Value::Bool(#rt::expr::equal(#left, #right))),
+        BinaryOp::Ne => quote!(#rt::Value::Bool(!#rt::expr::equal(#left, #right))),
         BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
             let symbol = op.symbol();
-            quote!(#rt::Value::Bool(#rt::expr::compare(#symbol, &#left, &#right)?))
+            quote!(#rt::Value::Bool(#rt::expr::compare(#symbol, #left, #right)?))
         }
         BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => {
             let symbol = Literal::character(op.symbol().chars().next().unwrap_or('+'));
-            quote!(#rt::expr::arithmetic(#symbol, &#left, &#right)?)
+            quote!(#rt::expr::arithmetic(#symbol, #left, #right)?)
         }
     }
 }
@@ -119,6 +139,6 @@ fn binary(op: BinaryOp, left: &TokenStream, right: &TokenStream) -> TokenStream 
 /// A condition: tokens that evaluate to a `bool`.
 pub(super) fn condition(expr: &Expr, scope: Scope) -> TokenStream {
     let rt = super::rt();
-    let value = value(expr, scope);
-    quote!(#rt::expr::truth(&#value)?)
+    let operand = operand(expr, scope);
+    quote!(#rt::expr::truth(#operand)?)
 }
