@@ -2,7 +2,8 @@
 //! same run: the flow of three body steps on both engines, and one V2 inference through the
 //! model router. And the language's expressions against the same work written in Rust.
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use graphc_runtime::model::{Model, ModelKind, SmartcoreModel};
 use graphc_runtime::router::{Mode, Route, Router};
 use graphc_runtime::*;
@@ -74,6 +75,32 @@ fn answered(response: Response) -> (String, Vec<u8>) {
     (response.header("x-event-id").map(|id| id.into_owned()).unwrap_or_default(), response.body)
 }
 
+/// Times two handlers answering the same events, one after the other, in one runtime (as a
+/// server runs them): `names[0]` is `first`'s case, `names[1]` is `second`'s.
+fn side_by_side<A: Handler, B: Handler>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    runtime: &tokio::runtime::Runtime,
+    names: [&str; 2],
+    (first, second): (&A, &B),
+    event: impl Fn() -> Event,
+) {
+    for (which, name) in names.into_iter().enumerate() {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| {
+                runtime.block_on(async {
+                    let start = std::time::Instant::now();
+                    for _ in 0..iterations {
+                        let response =
+                            if which == 0 { first.handle(event()).await } else { second.handle(event()).await };
+                        black_box(answered(response));
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+}
+
 fn flow(c: &mut Criterion) {
     let input = json!({ "n": 0, "name": "event" });
     let mut group = c.benchmark_group("generated_flow_3_steps");
@@ -88,28 +115,14 @@ fn flow(c: &mut Criterion) {
     let generated = flow_sync::pipeline(&Options::default()).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     assert_eq!(runtime.block_on(generated.handle(Event::new(input.clone()))).json_body()["n"], 3);
-    group.bench_function("generated_sync", |b| {
-        b.iter_custom(|iterations| {
-            runtime.block_on(async {
-                let start = std::time::Instant::now();
-                for _ in 0..iterations {
-                    black_box(answered(generated.handle(Event::new(black_box(input.clone()))).await));
-                }
-                start.elapsed()
-            })
-        })
-    });
-    group.bench_function("hand_composed_sync_via_handler", |b| {
-        b.iter_custom(|iterations| {
-            runtime.block_on(async {
-                let start = std::time::Instant::now();
-                for _ in 0..iterations {
-                    black_box(answered(by_hand.handle(Event::new(black_box(input.clone()))).await));
-                }
-                start.elapsed()
-            })
-        })
-    });
+    let event = || Event::new(black_box(input.clone()));
+    side_by_side(
+        &mut group,
+        &runtime,
+        ["generated_sync", "hand_composed_sync_via_handler"],
+        (&generated, &by_hand),
+        event,
+    );
 
     let by_hand = AsyncPipeline::new(
         StepNode::new(
@@ -121,22 +134,8 @@ fn flow(c: &mut Criterion) {
         true,
     );
     let generated = flow_async::pipeline(&Options::default()).unwrap();
-    for (name, handler) in [("hand_composed_tokio", 0), ("generated_tokio", 1)] {
-        group.bench_function(name, |b| {
-            b.iter_custom(|iterations| {
-                runtime.block_on(async {
-                    let start = std::time::Instant::now();
-                    for _ in 0..iterations {
-                        let event = Event::new(black_box(input.clone()));
-                        let response =
-                            if handler == 0 { by_hand.handle(event).await } else { generated.handle(event).await };
-                        black_box(answered(response));
-                    }
-                    start.elapsed()
-                })
-            })
-        });
-    }
+    let event = || Event::new(black_box(input.clone()));
+    side_by_side(&mut group, &runtime, ["hand_composed_tokio", "generated_tokio"], (&by_hand, &generated), event);
     group.finish();
 }
 
@@ -165,22 +164,8 @@ fn infer(c: &mut Criterion) {
         json!([0])
     );
     let mut group = c.benchmark_group("generated_router_infer_1_row");
-    for (name, which) in [("hand_composed", 0), ("generated", 1)] {
-        group.bench_function(name, |b| {
-            b.iter_custom(|iterations| {
-                runtime.block_on(async {
-                    let start = std::time::Instant::now();
-                    for _ in 0..iterations {
-                        let event = request().into_event(usize::MAX).unwrap().event;
-                        let response =
-                            if which == 0 { by_hand.handle(event).await } else { generated.handle(event).await };
-                        black_box(answered(response));
-                    }
-                    start.elapsed()
-                })
-            })
-        });
-    }
+    let event = || request().into_event(usize::MAX).unwrap().event;
+    side_by_side(&mut group, &runtime, ["hand_composed", "generated"], (&by_hand, &generated), event);
     group.finish();
 }
 
@@ -198,22 +183,8 @@ fn expressions(c: &mut Criterion) {
     assert_eq!(runtime.block_on(generated.handle(Event::new(input.clone()))).json_body(), by_hand_answer);
     assert_eq!((by_hand_answer["n"].clone(), by_hand_answer["size"].clone()), (json!(1), json!(256)));
     let mut group = c.benchmark_group("expressions_256_features");
-    for (name, which) in [("hand_written", 0), ("generated", 1)] {
-        group.bench_function(name, |b| {
-            b.iter_custom(|iterations| {
-                runtime.block_on(async {
-                    let start = std::time::Instant::now();
-                    for _ in 0..iterations {
-                        let event = Event::new(black_box(input.clone()));
-                        let response =
-                            if which == 0 { by_hand.handle(event).await } else { generated.handle(event).await };
-                        black_box(answered(response));
-                    }
-                    start.elapsed()
-                })
-            })
-        });
-    }
+    let event = || Event::new(black_box(input.clone()));
+    side_by_side(&mut group, &runtime, ["hand_written", "generated"], (&by_hand, &generated), event);
     group.finish();
 }
 
