@@ -131,33 +131,15 @@ impl Writer<'_> {
     /// A length (after a tag, if any) and the bytes, in one stretch of room.
     #[inline(always)]
     fn text(&mut self, tag: Option<u8>, text: &str) {
-        let bytes = text.as_bytes();
-        let size = bytes.len();
-        let length = (size as u64).to_le_bytes();
-        let room = match tag {
-            Some(tag) => {
-                let room = self.room(9 + size);
-                room[0] = tag;
-                room[1..9].copy_from_slice(&length);
-                &mut room[9..]
-            }
-            None => {
-                let room = self.room(8 + size);
-                room[..8].copy_from_slice(&length);
-                &mut room[8..]
-            }
-        };
-        copy_short(room, bytes);
+        let head = if tag.is_some() { 9 } else { 8 };
+        put_text(self.room(head + text.len()), tag, text);
     }
 
     /// A map's key, with room for `value` bytes after it: the room returned.
     #[inline(always)]
     fn key(&mut self, key: &str, value: usize) -> &mut [u8] {
-        let room = self.room(8 + key.len() + value);
-        let (length, rest) = room.split_at_mut(8);
-        length.copy_from_slice(&(key.len() as u64).to_le_bytes());
-        let (name, value) = rest.split_at_mut(key.len());
-        copy_short(name, key.as_bytes());
+        let (name, value) = self.room(8 + key.len() + value).split_at_mut(8 + key.len());
+        put_text(name, None, key);
         value
     }
 
@@ -197,13 +179,7 @@ impl Writer<'_> {
                         word[0] = tag;
                         word[1..].copy_from_slice(&bits.to_le_bytes());
                     }
-                    Value::String(text) => {
-                        let room = self.key(key, 9 + text.len());
-                        let (word, bytes) = room.split_at_mut(9);
-                        word[0] = STRING;
-                        word[1..].copy_from_slice(&(text.len() as u64).to_le_bytes());
-                        copy_short(bytes, text.as_bytes());
-                    }
+                    Value::String(text) => put_text(self.key(key, 9 + text.len()), Some(STRING), text),
                     _ => {
                         self.text(None, key);
                         self.value(field, depth);
@@ -224,6 +200,18 @@ fn number_word(number: &Number) -> (u8, u64) {
     } else {
         (FLOAT, number.as_f64().unwrap_or_default().to_bits())
     }
+}
+
+/// Writes `text` into `room`, which is exactly its size: the tag, if any, the length, the bytes.
+#[inline(always)]
+fn put_text(room: &mut [u8], tag: Option<u8>, text: &str) {
+    let (head, bytes) = room.split_at_mut(room.len() - text.len());
+    if let Some(tag) = tag {
+        head[0] = tag;
+    }
+    let at = head.len() - 8;
+    head[at..].copy_from_slice(&(text.len() as u64).to_le_bytes());
+    copy_short(bytes, text.as_bytes());
 }
 
 /// Copies `bytes` into `room`, of the same length: the first and the last few bytes, which
