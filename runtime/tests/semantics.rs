@@ -115,6 +115,23 @@ fn event_time_is_arrival_wherever_the_step_that_reads_it_is() {
     assert_eq!(async_server(handled(), true).test("/", json!({})).json_body(), json!({ "arrival": true }));
 }
 
+/// Makes two new events of its own from each event, as a user's step may.
+struct Split;
+
+impl Step for Split {
+    fn process(&self, _event: &mut Event, _context: &Context) -> Result<Flow, StepError> {
+        Ok(Flow::Many(vec![Event::new(json!(1)), Event::new(json!(2))]))
+    }
+}
+
+#[test]
+fn events_a_step_makes_arrived_when_the_event_they_came_from_did() {
+    let before = std::time::SystemTime::now();
+    let graph = || StepNode::new("split", Split, StepNode::new("time", arrival_check(before), End).responding());
+    assert_eq!(sync_server(graph()).test("/", json!({})).json_body(), json!({ "arrival": true }));
+    assert_eq!(async_server(graph(), true).test("/", json!({})).json_body(), json!({ "arrival": true }));
+}
+
 #[test]
 fn a_time_set_before_the_pipeline_is_kept() {
     let set = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
