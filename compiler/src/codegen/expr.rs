@@ -137,8 +137,47 @@ fn binary(op: BinaryOp, left: &TokenStream, right: &TokenStream) -> TokenStream 
 }
 
 /// A condition: tokens that evaluate to a `bool`.
+/// A comparison or a logical operator is the `bool` itself, with no `Value::Bool` made only to
+/// be read back.
 pub(super) fn condition(expr: &Expr, scope: Scope) -> TokenStream {
     let rt = super::rt();
-    let operand = operand(expr, scope);
-    quote!(#rt::expr::truth(#operand)?)
+    // Parentheses only where Rust's precedence differs from the tree: `||` under `&&`, and
+    // either under `!`.
+    let grouped = |expr: &Expr, around: &[BinaryOp]| {
+        let tokens = condition(expr, scope);
+        match expr {
+            Expr::Binary(op, ..) if around.contains(op) => quote!((#tokens)),
+            _ => tokens,
+        }
+    };
+    match expr {
+        Expr::Binary(BinaryOp::Or, left, right) => {
+            let (left, right) = (condition(left, scope), condition(right, scope));
+            quote!(#left || #right)
+        }
+        Expr::Binary(BinaryOp::And, left, right) => {
+            let (left, right) = (grouped(left, &[BinaryOp::Or]), grouped(right, &[BinaryOp::Or]));
+            quote!(#left && #right)
+        }
+        Expr::Binary(BinaryOp::Eq, left, right) => {
+            let (left, right) = (operand(left, scope), operand(right, scope));
+            quote!(#rt::expr::equal(#left, #right))
+        }
+        Expr::Binary(BinaryOp::Ne, left, right) => {
+            let (left, right) = (operand(left, scope), operand(right, scope));
+            quote!(!#rt::expr::equal(#left, #right))
+        }
+        Expr::Binary(op @ (BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge), left, right) => {
+            let (symbol, left, right) = (op.symbol(), operand(left, scope), operand(right, scope));
+            quote!(#rt::expr::compare(#symbol, #left, #right)?)
+        }
+        Expr::Unary(UnaryOp::Not, inner) => {
+            let inner = grouped(inner, &[BinaryOp::Or, BinaryOp::And]);
+            quote!(!#inner)
+        }
+        _ => {
+            let operand = operand(expr, scope);
+            quote!(#rt::expr::truth(#operand)?)
+        }
+    }
 }
