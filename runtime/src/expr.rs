@@ -40,11 +40,6 @@ pub fn truth(value: &Value) -> Result<bool, StepError> {
     value.as_bool().ok_or_else(|| StepError::invalid_input(format!("a condition is {}, not a bool", kind(value))))
 }
 
-/// `!value`
-pub fn not(value: &Value) -> Result<Value, StepError> {
-    Ok(Value::Bool(!truth(value)?))
-}
-
 /// `-value`
 pub fn neg(value: &Value) -> Result<Value, StepError> {
     match value.as_i64() {

@@ -58,15 +58,31 @@ pub(super) fn value(expr: &Expr, scope: Scope) -> TokenStream {
                 quote!(#rt::Value::from(event.time.duration_since(::std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())))
             }
         },
-        Expr::Unary(UnaryOp::Not, inner) => {
-            let inner = operand(inner, scope);
-            quote!(#rt::expr::not(#inner)?)
+        // A truth value: the condition, made a JSON bool.
+        Expr::Unary(UnaryOp::Not, _)
+        | Expr::Binary(
+            BinaryOp::Or
+            | BinaryOp::And
+            | BinaryOp::Eq
+            | BinaryOp::Ne
+            | BinaryOp::Lt
+            | BinaryOp::Le
+            | BinaryOp::Gt
+            | BinaryOp::Ge,
+            ..,
+        ) => {
+            let condition = condition(expr, scope);
+            quote!(#rt::Value::Bool(#condition))
         }
         Expr::Unary(UnaryOp::Neg, inner) => {
             let inner = operand(inner, scope);
             quote!(#rt::expr::neg(#inner)?)
         }
-        Expr::Binary(op, left, right) => binary(*op, &operand(left, scope), &operand(right, scope)),
+        Expr::Binary(op, left, right) => {
+            let symbol = Literal::character(op.symbol().chars().next().unwrap_or('+'));
+            let (left, right) = (operand(left, scope), operand(right, scope));
+            quote!(#rt::expr::arithmetic(#symbol, #left, #right)?)
+        }
         Expr::Object(entries) => {
             let keys = entries.iter().map(|(key, _)| Literal::string(key));
             let values = entries.iter().map(|(_, v)| value(v, scope));
@@ -115,25 +131,6 @@ fn operand(expr: &Expr, scope: Scope) -> TokenStream {
         let value = value(expr, scope);
         quote!(&#value)
     })
-}
-
-/// `left` and `right` are `&Value` tokens (see [`operand`]).
-fn binary(op: BinaryOp, left: &TokenStream, right: &TokenStream) -> TokenStream {
-    let rt = super::rt();
-    match op {
-        BinaryOp::Or => quote!(#rt::Value::Bool(#rt::expr::truth(#left)? || #rt::expr::truth(#right)?)),
-        BinaryOp::And => quote!(#rt::Value::Bool(#rt::expr::truth(#left)? && #rt::expr::truth(#right)?)),
-        BinaryOp::Eq => quote!(#rt::Value::Bool(#rt::expr::equal(#left, #right))),
-        BinaryOp::Ne => quote!(#rt::Value::Bool(!#rt::expr::equal(#left, #right))),
-        BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-            let symbol = op.symbol();
-            quote!(#rt::Value::Bool(#rt::expr::compare(#symbol, #left, #right)?))
-        }
-        BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => {
-            let symbol = Literal::character(op.symbol().chars().next().unwrap_or('+'));
-            quote!(#rt::expr::arithmetic(#symbol, #left, #right)?)
-        }
-    }
 }
 
 /// A condition: tokens that evaluate to a `bool`.
