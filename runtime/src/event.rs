@@ -116,6 +116,15 @@ impl Event {
         }
     }
 
+    /// Gives an event a step made from another that one's arrival time, unless it has a time:
+    /// it arrived when the event it came from did.
+    #[inline]
+    pub(crate) fn inherit_arrival(&mut self, arrived: SystemTime) {
+        if self.time == SystemTime::UNIX_EPOCH {
+            self.time = arrived;
+        }
+    }
+
     /// An empty event left behind where an event was moved out; costs no id and no clock read.
     #[inline]
     pub fn placeholder() -> Self {

@@ -215,15 +215,6 @@ fn failed(mut event: Event, name: &str, error: &StepError) -> Event {
     event
 }
 
-/// An event a step made from the one it was given (a batch, a flat map, a step's own) arrived
-/// when that one did, unless the step set its time.
-#[inline]
-fn inherit_time(event: &mut Event, arrived: std::time::SystemTime) {
-    if event.time == std::time::SystemTime::UNIX_EPOCH {
-        event.time = arrived;
-    }
-}
-
 /// What is kept of the event as it entered a step, for a handler or the error stream: nothing
 /// when neither will need it, else as much as the step may change when it fails.
 pub(crate) enum EntryCopy {
@@ -322,7 +313,7 @@ impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
             Flow::Many(events) => {
                 let arrived = event.time;
                 for mut event in events {
-                    inherit_time(&mut event, arrived);
+                    event.inherit_arrival(arrived);
                     if self.respond {
                         run.respond(&event.body);
                     }
@@ -372,7 +363,7 @@ impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
             Flow::Many(events) => {
                 let arrived = event.time;
                 for mut event in events {
-                    inherit_time(&mut event, arrived);
+                    event.inherit_arrival(arrived);
                     if self.respond {
                         run.respond(&event.body);
                     }

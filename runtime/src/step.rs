@@ -513,8 +513,6 @@ pub struct Checked<F> {
     function: F,
     call: fn(&F, &mut Event, &Context) -> Result<Flow, StepError>,
     entry: Entry,
-    /// Only a full-event handler is given the event's time.
-    reads_time: bool,
 }
 
 impl<F: Send + Sync + 'static> Step for Checked<F> {
@@ -527,8 +525,9 @@ impl<F: Send + Sync + 'static> Step for Checked<F> {
         self.entry
     }
 
+    /// Only a full-event handler is given the event, and with it its time.
     fn reads_time(&self) -> bool {
-        self.reads_time
+        self.entry == Entry::Event
     }
 }
 
@@ -546,7 +545,6 @@ where
             function(body).into_flow(event)
         },
         entry: Entry::Body,
-        reads_time: false,
     }
 }
 
@@ -556,12 +554,7 @@ where
     F: Fn(&mut Event, &Context) -> R + Send + Sync + 'static,
     R: EventOutput,
 {
-    Checked {
-        function,
-        call: |function, event, context| function(event, context).into_flow(),
-        entry: Entry::Event,
-        reads_time: true,
-    }
+    Checked { function, call: |function, event, context| function(event, context).into_flow(), entry: Entry::Event }
 }
 
 /// Wraps a typed function `fn(In) -> Result<Out, E>` over the graph's records, with its bounds
@@ -585,6 +578,5 @@ where
             Ok(Flow::Next)
         },
         entry: Entry::Body,
-        reads_time: false,
     }
 }

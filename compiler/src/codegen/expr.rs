@@ -40,14 +40,10 @@ pub(super) fn value(expr: &Expr, scope: Scope) -> TokenStream {
         }
         // Outside a step and a test there is no body to read.
         Expr::Body | Expr::Status | Expr::Headers | Expr::Field(..) | Expr::Index(..) => quote!(#rt::Value::Null),
+        // `context` is in scope wherever a parameter can be named.
         Expr::Param(name) => {
             let name = Literal::string(name);
-            match scope {
-                Scope::Step => quote!(context.get_param::<#rt::Value>(#name).unwrap_or(#rt::Value::Null)),
-                Scope::Build | Scope::Test => {
-                    quote!(context.get_param::<#rt::Value>(#name).unwrap_or(#rt::Value::Null))
-                }
-            }
+            quote!(context.get_param::<#rt::Value>(#name).unwrap_or(#rt::Value::Null))
         }
         Expr::EventField(field) => match field.as_str() {
             "id" => quote!(#rt::Value::String(event.id.to_string())),
@@ -133,9 +129,8 @@ fn operand(expr: &Expr, scope: Scope) -> TokenStream {
     })
 }
 
-/// A condition: tokens that evaluate to a `bool`.
-/// A comparison or a logical operator is the `bool` itself, with no `Value::Bool` made only to
-/// be read back.
+/// A condition: tokens that evaluate to a `bool`. A comparison or a logical operator is the
+/// `bool` itself, with no `Value::Bool` made only to be read back.
 pub(super) fn condition(expr: &Expr, scope: Scope) -> TokenStream {
     let rt = super::rt();
     // Parentheses only where Rust's precedence differs from the tree: `||` under `&&`, and
