@@ -104,7 +104,20 @@ impl Event {
     /// be replaced. Its time is stamped when a pipeline takes it in.
     #[inline]
     pub fn arrived(body: Value, id: EventId) -> Self {
-        Event { body, id, ..Event::placeholder() }
+        // Every field named: `..Event::placeholder()` would make a `null` body and an empty id
+        // only to drop them.
+        Event {
+            body,
+            id,
+            key: String::new(),
+            time: SystemTime::UNIX_EPOCH,
+            path: Cow::Borrowed("/"),
+            method: Cow::Borrowed("POST"),
+            headers: HeaderMap::new(),
+            content_type: None,
+            origin_state: None,
+            error: None,
+        }
     }
 
     /// Sets the time to now, unless it is already set: what a pipeline does as it takes in an
@@ -128,18 +141,7 @@ impl Event {
     /// An empty event left behind where an event was moved out; costs no id and no clock read.
     #[inline]
     pub fn placeholder() -> Self {
-        Event {
-            body: Value::Null,
-            id: EventId::Given(String::new()),
-            key: String::new(),
-            time: SystemTime::UNIX_EPOCH,
-            path: Cow::Borrowed("/"),
-            method: Cow::Borrowed("POST"),
-            headers: HeaderMap::new(),
-            content_type: None,
-            origin_state: None,
-            error: None,
-        }
+        Event::arrived(Value::Null, EventId::Given(String::new()))
     }
 
     /// Sets the path.

@@ -186,7 +186,7 @@ impl<S, N, C> StepNode<S, N, C> {
 /// inside a debug-level tracing span with its name and the event's id, so that at `debug`
 /// whatever it logs carries both; under the server's default `info` filter the span costs one
 /// comparison (an info span would be built, with its fields formatted, for every step of every
-/// request).
+/// request), and the span's path is out of line.
 #[inline(always)]
 fn run_step<S: Step>(
     name: &'static str,
@@ -198,7 +198,36 @@ fn run_step<S: Step>(
 ) -> Result<Flow, StepError> {
     let debug = tracing::Level::DEBUG <= tracing::level_filters::STATIC_MAX_LEVEL
         && tracing::Level::DEBUG <= tracing::level_filters::LevelFilter::current();
-    let _span = debug.then(|| tracing::debug_span!("step", step = name, event_id = %event.id).entered());
+    if debug {
+        return run_step_in_span(name, step, meter, event, context, last);
+    }
+    run_guarded(name, step, meter, event, context, last)
+}
+
+#[cold]
+#[inline(never)]
+fn run_step_in_span<S: Step>(
+    name: &'static str,
+    step: &S,
+    meter: &crate::metrics::Meter,
+    event: &mut Event,
+    context: &Context,
+    last: bool,
+) -> Result<Flow, StepError> {
+    let _span = tracing::debug_span!("step", step = name, event_id = %event.id).entered();
+    run_guarded(name, step, meter, event, context, last)
+}
+
+/// The step itself, under the panic guard, timed when metrics are on.
+#[inline(always)]
+fn run_guarded<S: Step>(
+    name: &'static str,
+    step: &S,
+    meter: &crate::metrics::Meter,
+    event: &mut Event,
+    context: &Context,
+    last: bool,
+) -> Result<Flow, StepError> {
     let started = crate::metrics::enabled().then(std::time::Instant::now);
     let process = || if last { step.process_last(event, context) } else { step.process(event, context) };
     let result = catch_unwind(AssertUnwindSafe(process)).unwrap_or_else(|payload| Err(StepError::panicked(&*payload)));
@@ -228,12 +257,13 @@ pub(crate) enum EntryCopy {
     Event(Box<Event>),
 }
 
-/// Drops an entry copy where it lies, before the event goes on: a body's copy gives its buffer
-/// back to the thread for the next step's.
+/// Drops an entry copy before the event goes on: a body's copy gives its buffer back to the
+/// thread for the next step's. Taken by value, so that nothing is left to drop (not even a
+/// `None`) when the step's scope ends.
 #[inline]
-fn release(copy: &mut Option<EntryCopy>) {
-    if copy.is_some() {
-        *copy = None;
+fn release(copy: Option<EntryCopy>) {
+    if let Some(copy) = copy {
+        drop(copy);
     }
 }
 
@@ -286,7 +316,7 @@ impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
         self.step.reads_time() || self.next.reads_time() || self.catcher.reads_time()
     }
     async fn push(&self, event: &mut Event, run: &Run) {
-        let mut copy = entry_copy::<C>(self.step.entry(), event, run.context());
+        let copy = entry_copy::<C>(self.step.entry(), event, run.context());
         // The responder's output is only the answer when nothing follows it and the run takes
         // a responder's answer (a run answered at its end does not).
         let last = N::ENDS && self.respond && run.takes_responses();
@@ -294,7 +324,7 @@ impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
         let flow = match result {
             Ok(flow) => {
                 // Released before the event goes on: what follows takes its own.
-                release(&mut copy);
+                release(copy);
                 flow
             }
             Err(error) => {
@@ -331,13 +361,13 @@ impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
         self.step.reads_time() || self.next.reads_time() || self.catcher.reads_time()
     }
     fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
-        let mut copy = entry_copy::<C>(self.step.entry(), event, run.context());
+        let copy = entry_copy::<C>(self.step.entry(), event, run.context());
         // On the sync executor the body that reaches the end answers, responder or not.
         let result = run_step(self.name, &self.step, &self.meter, event, run.context(), N::ENDS);
         let flow = match result {
             Ok(flow) => {
                 // Released before the event goes on: what follows takes its own.
-                release(&mut copy);
+                release(copy);
                 flow
             }
             Err(error) => {

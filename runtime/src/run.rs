@@ -297,8 +297,12 @@ impl<'c> SyncRun<'c> {
     /// was dropped.
     #[inline]
     pub fn into_response(self) -> Response {
-        let response = self.answer.unwrap_or_else(|| Response::new(204, "application/json", Vec::new()));
-        with_event_id(response, &self.id)
+        let mut response = self.answer.unwrap_or_else(|| Response::new(204, "application/json", Vec::new()));
+        // The run's own id, moved: `with_event_id` would clone it.
+        if response.event_id.is_none() {
+            response.event_id = Some(self.id);
+        }
+        response
     }
 }
 
