@@ -270,6 +270,10 @@ fn graphc_test_runs_the_examples_test_blocks() {
     assert!(stdout.contains("test setosa ... ok") && stdout.ends_with("2 passed, 0 failed\n"), "{stdout}");
     let xml = std::fs::read_to_string(&junit).expect("JUnit written");
     assert!(xml.contains("<testsuite name=\"iris\" tests=\"2\" failures=\"0\">"), "{xml}");
+    // A graph that serves a smartcore model builds the `num` crates it never calls unoptimised.
+    let manifest = |name: &str| std::fs::read_to_string(workspace().join(format!("target/graphc/{name}/Cargo.toml")));
+    let iris_manifest = manifest("iris").expect("the iris crate's manifest");
+    assert!(iris_manifest.contains("[profile.release.package.num-bigint]\nopt-level = 0"), "{iris_manifest}");
 
     let flow = graphc(&["test", "examples/flow/flow.graph", "--handlers", "examples/flow/handlers"]);
     let stdout = String::from_utf8_lossy(&flow.stdout);
@@ -317,6 +321,8 @@ fn graphc_test_runs_the_examples_test_blocks() {
             && stdout.ends_with("0 passed, 1 failed\n"),
         "{stdout}"
     );
+    let failing_manifest = manifest("failing").expect("the failing crate's manifest");
+    assert!(!failing_manifest.contains("[profile"), "no models, no profile for their crates: {failing_manifest}");
     let _ = std::fs::remove_file(junit);
 }
 
