@@ -356,6 +356,28 @@ impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
     }
 }
 
+/// The same rule as `fail_or_catch`, on the sync executor: out of line, so that a step's own
+/// path keeps only what a step that succeeds needs.
+#[cold]
+#[inline(never)]
+fn fail_or_catch_sync<C: Catcher>(
+    name: &'static str,
+    copy: Option<EntryCopy>,
+    error: &StepError,
+    catcher: &C,
+    event: &mut Event,
+    run: &mut SyncRun<'_>,
+) {
+    let copy = copy.map(|copy| copy.into_entry(event));
+    if let Some(copy) = &copy {
+        run.record(name, copy, error);
+    }
+    match copy {
+        Some(copy) if C::CATCHES => catcher.catch_sync(&mut failed(copy, name, error), run),
+        _ => run.fail(name, error),
+    }
+}
+
 impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
     fn reads_time(&self) -> bool {
         self.step.reads_time() || self.next.reads_time() || self.catcher.reads_time()
@@ -370,17 +392,7 @@ impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
                 release(copy);
                 flow
             }
-            Err(error) => {
-                let copy = copy.map(|copy| copy.into_entry(event));
-                if let Some(copy) = &copy {
-                    run.record(self.name, copy, &error);
-                }
-                // The same rule as `fail_or_catch`, on the sync executor.
-                return match copy {
-                    Some(copy) if C::CATCHES => self.catcher.catch_sync(&mut failed(copy, self.name, &error), run),
-                    _ => run.fail(self.name, &error),
-                };
-            }
+            Err(error) => return fail_or_catch_sync(self.name, copy, &error, &self.catcher, event, run),
         };
         match flow {
             Flow::Next => {
