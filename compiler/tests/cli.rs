@@ -279,6 +279,10 @@ fn graphc_test_runs_the_examples_test_blocks() {
     let stdout = String::from_utf8_lossy(&flow.stdout);
     assert_eq!(flow.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&flow.stderr));
     assert!(stdout.ends_with("1 passed, 0 failed\n"), "{stdout}");
+    // Models beside a handler crate of the user's, which may do its own arithmetic with them.
+    let flow_manifest = manifest("flow").expect("the flow crate's manifest");
+    assert!(flow_manifest.contains("features = [\"models\"]"), "{flow_manifest}");
+    assert!(!flow_manifest.contains("[profile"), "{flow_manifest}");
     // The graph says where its handler crate is (`handlers = "handlers";`): no flag needed.
     let flow = graphc(&["test", "examples/flow/flow.graph"]);
     let stdout = String::from_utf8_lossy(&flow.stdout);

@@ -34,8 +34,9 @@ pub fn handler_crate(dir: &Path) -> Result<String, String> {
 
 /// With the runtime's `models`: smartcore links the `num` crates' big integers, rationals and
 /// complex numbers, which serving a model never calls. Unoptimised, they compile in a quarter of
-/// the time (num-bigint: 3.1 s to 0.8 s of a cold build's CPU); the profile is only written when
-/// they are in the build, since cargo warns of a profile for a package it does not build.
+/// the time (num-bigint: 3.1 s to 0.8 s of a cold build's CPU). Written only when they are in
+/// the build (cargo warns of a profile for a package it does not build) and no handler crate is:
+/// a user's own code may do its arithmetic with them.
 const MODELS_PROFILE: &str = "\n[profile.release.package.num-bigint]\nopt-level = 0\n\n[profile.release.package.num-rational]\nopt-level = 0\n\n[profile.release.package.num-complex]\nopt-level = 0\n";
 
 /// Writes the project for `graph_name` with the generated `module` text, building the runtime
@@ -53,7 +54,7 @@ pub fn write(
     std::fs::create_dir_all(dir.join("src"))?;
     let binary = binary_name(graph_name);
     let runtime = std::fs::canonicalize(runtime_dir())?;
-    let profile = if features.contains(&"models") { MODELS_PROFILE } else { "" };
+    let profile = if features.contains(&"models") && handlers.is_none() { MODELS_PROFILE } else { "" };
     let features: Vec<String> = features.iter().map(|feature| format!("{feature:?}")).collect();
     let mut dependencies = format!(
         "graphc-runtime = {{ path = {:?}, default-features = false, features = [{}] }}\nserde_json = \"1\"\n",
