@@ -85,8 +85,8 @@ pub struct Event {
     pub method: Cow<'static, str>,
     /// Request headers (names match without regard to case; a name may repeat).
     pub headers: HeaderMap,
-    /// The request's content type.
-    pub content_type: Option<String>,
+    /// The request's content type (JSON's own is borrowed, not allocated per event).
+    pub content_type: Option<Cow<'static, str>>,
     /// On the error path: the name of the step that failed.
     pub origin_state: Option<String>,
     /// On the error path: why it failed (boxed: rare, and events are moved often).

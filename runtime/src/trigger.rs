@@ -314,7 +314,7 @@ impl Schedule {
             let mut event = Event::new(self.body.clone());
             event.time = next;
             event.method = "POST".into();
-            event.content_type = Some("application/json".to_string());
+            event.content_type = Some(std::borrow::Cow::Borrowed("application/json"));
             let handler = handler.clone();
             let running = Arc::clone(&running);
             running.fetch_add(1, Ordering::AcqRel);

@@ -22,7 +22,7 @@ fn an_event_survives_the_stream_record() {
     let fields = record_fields(&event);
     let names: Vec<&str> = fields.iter().map(|(name, _)| *name).collect();
     assert_eq!(names, ["id", "key", "path", "body", "headers"]);
-    let back = event_from_record(&as_read(fields)).unwrap();
+    let back = event_from_record(as_read(fields)).unwrap();
     assert_eq!(back.id.to_string(), "e-1");
     assert_eq!((back.key.as_str(), &*back.path), ("customer-7", "/orders"));
     assert_eq!(back.body, json!({"n": 1, "tags": ["a"]}));
@@ -33,15 +33,15 @@ fn an_event_survives_the_stream_record() {
 
 #[test]
 fn records_from_other_producers_may_leave_fields_out() {
-    let only_body = event_from_record(&[("body".to_string(), br#"{"x": 1}"#.to_vec())]).unwrap();
+    let only_body = event_from_record(vec![("body".to_string(), br#"{"x": 1}"#.to_vec())]).unwrap();
     assert_eq!(only_body.body, json!({"x": 1}));
     assert_eq!(only_body.id.to_string().len(), 32, "a fresh id");
     assert_eq!(&*only_body.path, "/");
-    let text = event_from_record(&[("body".to_string(), b"plain words".to_vec())]).unwrap();
+    let text = event_from_record(vec![("body".to_string(), b"plain words".to_vec())]).unwrap();
     assert_eq!(text.body, json!("plain words"));
-    let bad = event_from_record(&[("headers".to_string(), b"[1]".to_vec())]).unwrap_err();
+    let bad = event_from_record(vec![("headers".to_string(), b"[1]".to_vec())]).unwrap_err();
     assert!(bad.contains("headers"), "{bad}");
-    let not_utf8 = event_from_record(&[("id".to_string(), vec![0xff, 0xfe])]).unwrap_err();
+    let not_utf8 = event_from_record(vec![("id".to_string(), vec![0xff, 0xfe])]).unwrap_err();
     assert!(not_utf8.contains("UTF-8"), "{not_utf8}");
 }
 

@@ -134,8 +134,8 @@ pub struct StreamSource {
 type Fields = Vec<(String, Vec<u8>)>;
 
 #[cfg(feature = "streams")]
-/// A record read: its stream, its entry id, its fields.
-type Entry = (String, String, Fields);
+/// A record read: its stream (shared by the records of a read), its entry id, its fields.
+type Entry = (Arc<str>, String, Fields);
 
 #[cfg(feature = "streams")]
 /// Reads `source` with `handler` until `shutdown` resolves: every record is processed by the
@@ -224,7 +224,7 @@ impl<H: Handler> Consumer<H> {
                         // Past the last record each stream returned; when none returns any, the
                         // walk is over.
                         for (stream, id, _) in &entries {
-                            if let Some(index) = self.streams.iter().position(|s| s == stream) {
+                            if let Some(index) = self.streams.iter().position(|s| s.as_str() == &**stream) {
                                 cursors[index] = id.clone();
                             }
                         }
@@ -325,10 +325,10 @@ impl<H: Handler> Consumer<H> {
         let reply = command.query_async::<Reply>(&mut self.reads.clone()).await?;
         let mut entries = Vec::new();
         for (stream, stream_entries) in pairs(reply) {
-            let stream = text(&stream);
+            let stream: Arc<str> = text(&stream).into();
             for entry in items(stream_entries) {
                 if let Some((id, fields)) = entry_of(entry) {
-                    entries.push((stream.clone(), id, fields));
+                    entries.push((Arc::clone(&stream), id, fields));
                 }
             }
         }
@@ -338,6 +338,7 @@ impl<H: Handler> Consumer<H> {
     /// Takes over records another consumer left pending for longer than `claim_idle`.
     async fn claim(&self) -> Result<(), redis::RedisError> {
         for stream in &self.streams {
+            let name: Arc<str> = stream.as_str().into();
             let mut cursor = "0-0".to_string();
             loop {
                 let reply = redis::cmd("XAUTOCLAIM")
@@ -358,7 +359,7 @@ impl<H: Handler> Consumer<H> {
                     .unwrap_or_default()
                     .into_iter()
                     .filter_map(entry_of)
-                    .map(|(id, fields)| (stream.clone(), id, fields))
+                    .map(|(id, fields)| (Arc::clone(&name), id, fields))
                     .collect();
                 ConsumerStats::add(&self.stats.claimed, claimed.len());
                 if !claimed.is_empty() {
@@ -413,7 +414,7 @@ impl<H: Handler> Consumer<H> {
                 ConsumerStats::add(&self.stats.duplicates, 1);
                 return (stream, id, true);
             }
-            let done = match event_from_record(&fields) {
+            let done = match event_from_record(fields) {
                 Ok(event) => {
                     let response = self.handler.handle(event).await;
                     if response.status == 503 {
@@ -448,15 +449,15 @@ impl<H: Handler> Consumer<H> {
             (stream, id, done)
         });
         let outcomes = futures_join_all(runs).await;
-        let mut acks: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut acks: BTreeMap<&Arc<str>, Vec<&str>> = BTreeMap::new();
         for (stream, id, done) in &outcomes {
             if *done {
-                acks.entry(stream.as_str()).or_default().push(id.as_str());
+                acks.entry(stream).or_default().push(id.as_str());
             }
         }
         for (stream, ids) in acks {
             redis::cmd("XACK")
-                .arg(stream)
+                .arg(&**stream)
                 .arg(&self.source.group)
                 .arg(&ids)
                 .query_async::<()>(&mut self.commands.clone())

@@ -121,23 +121,27 @@ pub fn record_fields(event: &Event) -> Vec<(&'static str, String)> {
 /// any field; a body that is not JSON is taken as a string. A record without a `body` field is
 /// a plain field map (`XADD orders * user 7 amount 3.5`, as other systems write): its body is
 /// the object of its fields, each value a string.
-pub fn event_from_record(fields: &[(String, Vec<u8>)]) -> Result<Event, String> {
-    let field = |name: &str| fields.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_slice());
-    let text = |name: &str| -> Result<Option<String>, String> {
-        field(name)
-            .map(|bytes| String::from_utf8(bytes.to_vec()).map_err(|_| format!("the record's `{name}` is not UTF-8")))
-            .transpose()
-    };
-    let body = match field("body") {
+pub fn event_from_record(mut fields: Vec<(String, Vec<u8>)>) -> Result<Event, String> {
+    let body = match fields.iter().find(|(key, _)| key == "body") {
         None => Value::Object(
             fields
                 .iter()
                 .map(|(name, value)| (name.clone(), Value::String(String::from_utf8_lossy(value).into_owned())))
                 .collect(),
         ),
-        Some(bytes) => {
+        Some((_, bytes)) => {
             serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
         }
+    };
+    // The id, key and path are moved out of the record, not copied.
+    let mut text = |name: &str| -> Result<Option<String>, String> {
+        fields
+            .iter_mut()
+            .find(|(key, _)| key == name)
+            .map(|(_, bytes)| {
+                String::from_utf8(std::mem::take(bytes)).map_err(|_| format!("the record's `{name}` is not UTF-8"))
+            })
+            .transpose()
     };
     // A fresh id only for a record that carries none.
     let id = text("id")?.filter(|id| !id.is_empty()).map_or_else(EventId::fresh, EventId::Given);
@@ -146,7 +150,7 @@ pub fn event_from_record(fields: &[(String, Vec<u8>)]) -> Result<Event, String> 
     if let Some(path) = text("path")?.filter(|path| !path.is_empty()) {
         event.path = path.into();
     }
-    if let Some(headers) = field("headers") {
+    if let Some((_, headers)) = fields.iter().find(|(key, _)| key == "headers") {
         let headers: Map<String, Value> = serde_json::from_slice(headers)
             .map_err(|error| format!("the record's `headers` is not a JSON object: {error}"))?;
         for (name, value) in headers {
@@ -160,7 +164,7 @@ pub fn event_from_record(fields: &[(String, Vec<u8>)]) -> Result<Event, String> 
             }
         }
     }
-    event.content_type = Some("application/json".to_string());
+    event.content_type = Some(std::borrow::Cow::Borrowed("application/json"));
     Ok(event)
 }
 
