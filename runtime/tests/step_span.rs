@@ -49,12 +49,17 @@ fn logs_at(level: tracing::Level, run: impl FnOnce()) -> String {
     captured.text()
 }
 
+/// What one event with this id logs through a one-step sync pipeline at `level`.
+fn sync_logs(level: tracing::Level, id: &str) -> String {
+    let sync = SyncPipeline::new(StepNode::new("greet", logging_step(), End), Context::new("spans"));
+    logs_at(level, || {
+        sync.process(Event::new(json!({})).with_id(id));
+    })
+}
+
 #[test]
 fn at_debug_a_steps_log_names_the_step_and_the_event_on_both_executors() {
-    let sync = SyncPipeline::new(StepNode::new("greet", logging_step(), End), Context::new("spans"));
-    let logs = logs_at(tracing::Level::DEBUG, || {
-        sync.process(Event::new(json!({})).with_id("sync-event"));
-    });
+    let logs = sync_logs(tracing::Level::DEBUG, "sync-event");
     assert!(logs.contains("inside the step"), "{logs}");
     assert!(logs.contains("step{step=\"greet\" event_id=sync-event}"), "{logs}");
 
@@ -69,10 +74,7 @@ fn at_debug_a_steps_log_names_the_step_and_the_event_on_both_executors() {
 
 #[test]
 fn at_info_a_step_logs_without_a_span() {
-    let sync = SyncPipeline::new(StepNode::new("greet", logging_step(), End), Context::new("spans"));
-    let logs = logs_at(tracing::Level::INFO, || {
-        sync.process(Event::new(json!({})).with_id("quiet-event"));
-    });
+    let logs = sync_logs(tracing::Level::INFO, "quiet-event");
     assert!(logs.contains("inside the step"), "{logs}");
     assert!(!logs.contains("step{"), "{logs}");
 }
