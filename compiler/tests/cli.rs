@@ -755,3 +755,78 @@ fn tritonclient_and_kserve_speak_to_a_served_graph_over_rest_and_grpc() {
         assert!(server.wait().expect("exits").success());
     }
 }
+
+/// A folder holding a copy of the graphc binary and, when `server` is given, a stand-in
+/// `graphc-lsp` script beside it.
+fn graphc_alone(name: &str, server: Option<&str>) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("graphc-lsp-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::copy(env!("CARGO_BIN_EXE_graphc"), dir.join("graphc")).expect("copy graphc");
+    if let Some(script) = server {
+        let path = dir.join("graphc-lsp");
+        std::fs::write(&path, script).expect("write the stand-in");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("make it executable");
+    }
+    dir
+}
+
+/// Runs `program lsp` with `input` on its standard input.
+fn lsp_through(program: &Path, env: &[(&str, &str)], input: &str) -> Output {
+    use std::io::Write;
+    let mut command = Command::new(program);
+    command.arg("lsp").env_remove("GRAPHC_LSP").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("graphc runs");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    child.wait_with_output().expect("graphc exits")
+}
+
+/// Echoes its arguments' count and its input, and exits 3: what graphc hands over is visible.
+const STAND_IN: &str = "#!/bin/sh\necho \"stand-in with $# arguments\"\n/bin/cat\nexit 3\n";
+
+#[test]
+fn graphc_lsp_hands_its_input_output_and_exit_status_to_the_server_beside_it() {
+    let dir = graphc_alone("beside", Some(STAND_IN));
+    let out = lsp_through(&dir.join("graphc"), &[("PATH", "")], "Content-Length: 2\r\n\r\n{}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "stand-in with 0 arguments\nContent-Length: 2\r\n\r\n{}");
+    assert_eq!(out.status.code(), Some(3), "the server's status: {}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn graphc_lsp_runs_the_server_graphc_lsp_names() {
+    let dir = graphc_alone("named", None);
+    let other = dir.join("my-server");
+    std::fs::write(&other, STAND_IN).expect("write the stand-in");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).expect("executable");
+    }
+    let named = other.display().to_string();
+    let out = lsp_through(&dir.join("graphc"), &[("GRAPHC_LSP", &named)], "hello");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "stand-in with 0 arguments\nhello");
+    assert_eq!(out.status.code(), Some(3));
+
+    let missing = dir.join("no-such-server").display().to_string();
+    let out = lsp_through(&dir.join("graphc"), &[("GRAPHC_LSP", &missing)], "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot start the language server") && stderr.contains("no-such-server"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn graphc_lsp_without_a_server_says_how_to_install_it() {
+    let dir = graphc_alone("missing", None);
+    let out = lsp_through(&dir.join("graphc"), &[("PATH", "")], "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    let install = format!("cargo install --path {}", workspace().join("lsp").display());
+    assert!(stderr.contains("`graphc-lsp` is not installed") && stderr.contains(&install), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}

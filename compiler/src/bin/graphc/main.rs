@@ -88,8 +88,9 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// A language server over standard input and output, for editors (diagnostics, go to
-    /// definition, references, rename, hover, completion, outline, formatting).
+    /// The language server, over standard input and output, for editors (diagnostics, go to
+    /// definition, references, rename, hover, completion, outline, formatting): runs
+    /// `graphc-lsp`, from beside graphc, else from PATH (`GRAPHC_LSP` names another).
     Lsp,
     /// Draw a graph as Graphviz DOT or Mermaid.
     Graph {

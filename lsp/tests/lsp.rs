@@ -1,4 +1,4 @@
-//! `graphc lsp` driven over stdio by a client, as an editor drives it: initialize, didOpen,
+//! `graphc-lsp` driven over stdio by a client, as an editor drives it: initialize, didOpen,
 //! publishDiagnostics (codes, related places, quick fixes), didChange, definition, references,
 //! hover, completion, rename, outline, formatting, shutdown.
 
@@ -46,7 +46,7 @@ fn at(text: &str, needle: &str, nth: usize) -> Value {
 
 #[test]
 fn an_editor_session() {
-    let (mut client, initialized) = Client::start(env!("CARGO_BIN_EXE_graphc"));
+    let (mut client, initialized) = Client::start(env!("CARGO_BIN_EXE_graphc-lsp"));
     let capabilities = &initialized["capabilities"];
     for capability in [
         "definitionProvider",

@@ -10,7 +10,7 @@ use std::time::Duration;
 /// How long an answer may take before the test fails.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// A running `graphc lsp`.
+/// A running `graphc-lsp`.
 pub struct Client {
     child: Child,
     stdin: ChildStdin,
@@ -22,14 +22,13 @@ pub struct Client {
 
 impl Client {
     /// Starts the server and initializes it.
-    pub fn start(graphc: &str) -> (Client, Value) {
-        let mut child = Command::new(graphc)
-            .arg("lsp")
+    pub fn start(server: &str) -> (Client, Value) {
+        let mut child = Command::new(server)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("graphc lsp starts");
+            .expect("graphc-lsp starts");
         let stdin = child.stdin.take().expect("stdin");
         let stdout = child.stdout.take().expect("stdout");
         let (sender, messages) = std::sync::mpsc::channel();

@@ -1,4 +1,4 @@
-//! `graphc lsp` latency on a 10,000-step file: the time from `didChange` to the
+//! `graphc-lsp` latency on a 10,000-step file: the time from `didChange` to the
 //! `publishDiagnostics` it causes (a clean file and one with a mistake on every step), and of a
 //! hover and a completion, over stdio as an editor sees it. The baseline is the analysis the
 //! server must run anyway (`ide::analyze` in-process): the ratio is what the protocol costs.
@@ -9,14 +9,14 @@ use std::hint::black_box;
 
 #[path = "../tests/support/lsp_client.rs"]
 mod lsp_client;
-#[path = "support/shapes.rs"]
+#[path = "../../compiler/benches/support/shapes.rs"]
 #[allow(dead_code, reason = "the check benchmark's shapes; this one uses two")]
 mod shapes;
 
 const URI: &str = "file:///bench/large.graph";
 
 fn lsp(c: &mut Criterion) {
-    let (mut client, _) = lsp_client::Client::start(env!("CARGO_BIN_EXE_graphc"));
+    let (mut client, _) = lsp_client::Client::start(env!("CARGO_BIN_EXE_graphc-lsp"));
     let mut group = c.benchmark_group("lsp_10000_steps");
     group.sample_size(10);
     for (shape, text) in
