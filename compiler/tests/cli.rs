@@ -759,17 +759,20 @@ fn tritonclient_and_kserve_speak_to_a_served_graph_over_rest_and_grpc() {
 /// A folder holding a copy of the graphc binary and, when `server` is given, a stand-in
 /// `graphc-lsp` script beside it.
 fn graphc_alone(name: &str, server: Option<&str>) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!("graphc-lsp-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     std::fs::copy(env!("CARGO_BIN_EXE_graphc"), dir.join("graphc")).expect("copy graphc");
     if let Some(script) = server {
-        let path = dir.join("graphc-lsp");
-        std::fs::write(&path, script).expect("write the stand-in");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("make it executable");
+        write_script(&dir.join("graphc-lsp"), script);
     }
     dir
+}
+
+fn write_script(path: &Path, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, script).expect("write the stand-in");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("make it executable");
 }
 
 /// Runs `program lsp` with `input` on its standard input.
@@ -801,11 +804,7 @@ fn graphc_lsp_hands_its_input_output_and_exit_status_to_the_server_beside_it() {
 fn graphc_lsp_runs_the_server_graphc_lsp_names() {
     let dir = graphc_alone("named", None);
     let other = dir.join("my-server");
-    std::fs::write(&other, STAND_IN).expect("write the stand-in");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).expect("executable");
-    }
+    write_script(&other, STAND_IN);
     let named = other.display().to_string();
     let out = lsp_through(&dir.join("graphc"), &[("GRAPHC_LSP", &named)], "hello");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "stand-in with 0 arguments\nhello");
