@@ -1,5 +1,6 @@
 //! Guards on what the README's main job compiles from a cold start: dependency versions the lock
-//! file holds back because a newer one costs build time and gives graphc nothing
+//! file holds back because a newer one costs build time and gives graphc nothing, and the
+//! language server's dependencies kept out of the compiler
 //! (docs/PERFORMANCE.md, "Building a generated crate").
 
 /// The packages in the workspace's lock file, by name.
@@ -34,5 +35,23 @@ fn stack_growth_builds_without_an_archive_writer() {
         !packages.iter().any(|name| name == "ar_archive_writer"),
         "psm moved past 0.1.27: `cargo update -p psm --precise 0.1.27`, \
          or measure the cold build again and update docs/PERFORMANCE.md"
+    );
+}
+
+#[test]
+fn the_compiler_builds_without_the_language_servers_protocol() {
+    // lsp-types and lsp-server were 12 s of CPU in a cold build of graphc, the first half of the
+    // main job; the server is the `graphc-lsp` package, which `graphc lsp` runs.
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../compiler/Cargo.toml")).expect("the manifest");
+    let named: Vec<&str> = manifest
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter(|line| line.contains("lsp-types") || line.contains("lsp-server"))
+        .collect();
+    assert!(
+        named.is_empty(),
+        "graphc depends on {named:?}: the language server's dependencies belong to lsp/Cargo.toml; \
+         or measure the main job's cold start again (scripts/bench-cold-start) and update docs/PERFORMANCE.md"
     );
 }
