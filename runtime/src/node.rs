@@ -264,9 +264,7 @@ pub(crate) enum EntryCopy {
 /// `None`) when the step's scope ends.
 #[inline]
 fn release(copy: Option<EntryCopy>) {
-    if let Some(copy) = copy {
-        drop(copy);
-    }
+    drop(copy);
 }
 
 pub(crate) fn entry_copy<C: Catcher>(entry: Entry, event: &Event, context: &Context) -> Option<EntryCopy> {
