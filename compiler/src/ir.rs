@@ -383,7 +383,33 @@ pub enum NodeKind {
     Queue(Box<Queue>),
 }
 
+/// Where a step runs under the tokio executor (docs/architecture.md, "Where work runs").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepPlacement {
+    /// In the task that carries the event: a built-in, which takes microseconds and never blocks.
+    Worker,
+    /// On the blocking pool: user code (a handler, a `new` step, a router's models and steps),
+    /// which may compute, sleep or wait on I/O of its own.
+    BlockingPool,
+    /// Not a step: a queue, or a `$remote` call, which awaits without blocking.
+    Awaited,
+}
+
 impl NodeKind {
+    /// Where this node's step runs under the tokio executor.
+    pub fn placement(&self) -> StepPlacement {
+        match self {
+            NodeKind::Function(_) | NodeKind::Construct(..) | NodeKind::Router(_) => StepPlacement::BlockingPool,
+            NodeKind::Extend(_)
+            | NodeKind::Map(_)
+            | NodeKind::Filter(_)
+            | NodeKind::FlatMap(_)
+            | NodeKind::Choice(_)
+            | NodeKind::Batch { .. } => StepPlacement::Worker,
+            NodeKind::Remote(_) | NodeKind::Queue(_) => StepPlacement::Awaited,
+        }
+    }
+
     /// A queue backed by a stream, where functions split.
     pub fn is_stream_queue(&self) -> bool {
         matches!(self, NodeKind::Queue(queue) if matches!(**queue, Queue::Stream { .. }))
@@ -525,6 +551,17 @@ pub struct Model {
     pub model_path: Option<String>,
     /// Dynamic batching of its predictions, when asked (`batch_size`).
     pub batching: Option<Batching>,
+    /// Calls of the model at once (`instances`), each on a thread of the route's own; `None`:
+    /// as many as the blocking pool runs (a `Model` is `Sync`, so safe to call concurrently).
+    pub instances: Option<u32>,
+}
+
+impl Model {
+    /// Whether the route's calls go through a scheduler of their own: batched, or limited to a
+    /// number of instances.
+    pub fn scheduled(&self) -> bool {
+        self.batching.is_some() || self.instances.is_some()
+    }
 }
 
 /// `batch_size = N, batch_delay_ms = D` on a model route: concurrent requests predicted in one

@@ -16,20 +16,22 @@ const USAGE: &str = "usage:
   BINARY serve [--base DIR] [--host HOST] [--port PORT] [--param NAME=JSON]... [--secrets-file PATH]
                [--body-limit BYTES] [--deadline-ms MS] [--concurrency N]
                [--header-timeout-ms MS] [--max-connections N] [--max-headers N] [--max-header-bytes BYTES]
-               [--shutdown-timeout-ms MS] [--expose-errors]
+               [--shutdown-timeout-ms MS] [--blocking-threads N] [--expose-errors]
                [--log-level LEVEL] [--log-format text|json] [--access-log] [--grpc-port PORT]
                [--function NAME [--redis URL] [--consumer NAME] [--batch N] [--claim-idle-ms MS]
                 [--metrics-port PORT] [--dedupe-window-ms MS]]
   BINARY test  [--base DIR] [--junit PATH]
   BINARY run   [--base DIR] [--input PATH|-] [--output PATH|-] [--errors PATH] [--concurrency N]
-               [--param NAME=JSON]... [--secrets-file PATH] [--redis URL] [--log-level LEVEL]
+               [--blocking-threads N] [--param NAME=JSON]... [--secrets-file PATH] [--redis URL]
+               [--log-level LEVEL]
 Without --function (or with --function '*') the whole graph runs in this process, its stream queues
 as memory queues; with it, the root function serves HTTP and a child function consumes its stream
 (with --metrics-port, a child also serves /metrics and /v2/health/{live,ready} on --host).
 Defaults: body limit 1 MiB, deadline 30000 ms (reading the body included), concurrency 1024 (then 503
 with Retry-After), header timeout 10000 ms (also closes idle keep-alive connections), 10000
 connections (more are closed at once), 100 headers in 64 KiB, shutdown within 30000 ms, log level
-info (RUST_LOG wins), text logs. --expose-errors sends a 5xx's cause to the caller, not only to the log.
+info (RUST_LOG wins), text logs, 32 blocking threads (user handlers, `new` steps, routers and models
+run there, never on the threads that accept connections and answer probes). --expose-errors sends a 5xx's cause to the caller, not only to the log.
 --grpc-port also serves the Open Inference Protocol's gRPC service (inference.GRPCInferenceService) on
 --host, running the same pipeline (binaries built with graphc-runtime's `grpc` feature).
 `run` sends each line of --input (JSON Lines: a body, or an event with `body`, `id`, `key`, `path`,
@@ -54,6 +56,7 @@ const SERVE_FLAGS: &[&str] = &[
     "max-headers",
     "max-header-bytes",
     "shutdown-timeout-ms",
+    "blocking-threads",
     "expose-errors",
     "log-level",
     "log-format",
@@ -70,7 +73,7 @@ const SERVE_FLAGS: &[&str] = &[
 ];
 const TEST_FLAGS: &[&str] = &["base", "junit"];
 const RUN_FLAGS: &[&str] =
-    &["base", "input", "output", "errors", "concurrency", "param", "secrets-file", "redis", "log-level"];
+    &["base", "input", "output", "errors", "concurrency", "blocking-threads", "param", "secrets-file", "redis", "log-level"];
 const SWITCHES: &[&str] = &["expose-errors", "access-log"];
 
 /// Starts one function of a graph: the generated `run`.
@@ -172,6 +175,21 @@ fn number<T: std::str::FromStr>(flags: &Flags, name: &str, default: T) -> Result
     flag(flags, name).map_or(Ok(default), |v| v.parse().map_err(|_| format!("--{name} takes a number, not `{v}`")))
 }
 
+/// `--blocking-threads`: the size of the pool where user code runs (docs/architecture.md).
+fn blocking_threads(flags: &Flags) -> Result<usize, String> {
+    match number(flags, "blocking-threads", crate::pool::DEFAULT_SIZE)? {
+        0 => Err("--blocking-threads takes a number of threads of at least 1".to_string()),
+        threads => Ok(threads),
+    }
+}
+
+/// The tokio runtime, with the blocking pool sized: its threads are tokio's, so tokio may start
+/// that many besides its own (file reads and DNS among them).
+fn runtime(blocking_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    crate::pool::configure(blocking_threads);
+    tokio::runtime::Builder::new_multi_thread().max_blocking_threads(blocking_threads + 64).enable_all().build()
+}
+
 fn run_serve(name: &str, run_function: RunFunction, flags: &Flags) -> ExitCode {
     let settings = (|| -> Result<(Options, ServeOptions), String> {
         let host = flag(flags, "host").unwrap_or("127.0.0.1");
@@ -209,7 +227,7 @@ fn run_serve(name: &str, run_function: RunFunction, flags: &Flags) -> ExitCode {
             return usage();
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match blocking_threads(flags).and_then(|threads| runtime(threads).map_err(|e| e.to_string())) {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the runtime: {error}");
@@ -310,7 +328,10 @@ fn run_batch<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(build: B, fla
             Err(error) => return fail(format!("cannot write {path}: {error}")),
         },
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    if concurrency == 0 {
+        return fail("--concurrency takes a number of events of at least 1".to_string());
+    }
+    let runtime = match blocking_threads(flags).and_then(|threads| runtime(threads).map_err(|e| e.to_string())) {
         Ok(runtime) => runtime,
         Err(error) => return fail(format!("cannot start the runtime: {error}")),
     };

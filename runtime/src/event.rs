@@ -4,7 +4,7 @@ pub use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// An event's id: taken from the `x-event-id` header, or a fresh UUID v4 written as 32 lowercase
 /// hex characters (MLRun's form). A fresh id is formatted only when someone reads it.
@@ -91,6 +91,10 @@ pub struct Event {
     pub origin_state: Option<String>,
     /// On the error path: why it failed (boxed: rare, and events are moved often).
     pub error: Option<Box<EventError>>,
+    /// When the caller stops waiting (`--deadline-ms`, `x-request-timeout-ms`, gRPC's
+    /// `grpc-timeout`, or a stream record's own): what waits for a model or an upstream waits
+    /// until then at most. `None`: no deadline.
+    pub deadline: Option<Instant>,
 }
 
 impl Event {
@@ -117,6 +121,7 @@ impl Event {
             content_type: None,
             origin_state: None,
             error: None,
+            deadline: None,
         }
     }
 
@@ -136,6 +141,16 @@ impl Event {
         if self.time == SystemTime::UNIX_EPOCH {
             self.time = arrived;
         }
+    }
+
+    /// The time left until the deadline, if there is one (zero once it has passed).
+    pub fn time_left(&self) -> Option<Duration> {
+        self.deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// Shortens the deadline to `deadline`; a later one leaves it as it is.
+    pub fn limit_deadline(&mut self, deadline: Instant) {
+        self.deadline = Some(self.deadline.map_or(deadline, |current| current.min(deadline)));
     }
 
     /// An empty event left behind where an event was moved out; costs no id and no clock read.

@@ -78,6 +78,20 @@ pub async fn serve<H: Handler>(
 impl<H: Handler> Service<H> {
     /// Runs one request through the pipeline, within the deadline and the concurrency limit.
     async fn call(&self, method: &str, path: String, body: Option<Value>) -> Result<Value, Status> {
+        self.call_within(method, path, body, None).await
+    }
+
+    /// The same, within the caller's own timeout too (`grpc-timeout`), which may only shorten
+    /// the server's deadline.
+    async fn call_within(
+        &self,
+        method: &str,
+        path: String,
+        body: Option<Value>,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Value, Status> {
+        let deadline = timeout.map_or(self.options.deadline, |timeout| timeout.min(self.options.deadline));
+        let deadline_at = tokio::time::Instant::now() + deadline;
         let Ok(_slot) = self.slots.try_acquire() else {
             return Err(Status::unavailable(format!("{} calls are in flight already", self.options.concurrency)));
         };
@@ -89,8 +103,12 @@ impl<H: Handler> Service<H> {
         };
         // The answer's form (binary outputs, gzip) is HTTP's: a call's answer is its JSON.
         let response = match request.into_event(self.options.body_limit) {
-            Ok(RequestEvent { event, .. }) => {
-                match tokio::time::timeout(self.options.deadline, self.handler.handle(event)).await {
+            Ok(RequestEvent { mut event, .. }) => {
+                event.limit_deadline(deadline_at.into_std());
+                match tokio::time::timeout_at(deadline_at, self.handler.handle(event)).await {
+                    Ok(response) if response.status < 400 && tokio::time::Instant::now() > deadline_at => {
+                        return Err(Status::deadline_exceeded("the call took longer than the deadline"));
+                    }
                     Ok(response) => response,
                     Err(_) => return Err(Status::deadline_exceeded("the call took longer than the deadline")),
                 }
@@ -99,6 +117,25 @@ impl<H: Handler> Service<H> {
         };
         answer(response)
     }
+}
+
+/// gRPC's `grpc-timeout` header: up to 8 digits and a unit (`H`, `M`, `S`, `m`, `u`, `n`).
+fn grpc_timeout(text: &str) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
 }
 
 /// A REST answer as a call's result: the JSON body, or the status its HTTP code stands for.
@@ -211,10 +248,11 @@ impl<H: Handler> GrpcInferenceService for Service<H> {
         &self,
         request: tonic::Request<ModelInferRequest>,
     ) -> Result<tonic::Response<ModelInferResponse>, Status> {
+        let timeout = request.metadata().get("grpc-timeout").and_then(|value| grpc_timeout(value.to_str().ok()?));
         let request = request.into_inner();
         let path = model_path(&request.model_name, &request.model_version, "/infer")?;
         let body = infer_body(&request)?;
-        let answer = self.call("POST", path, Some(body)).await?;
+        let answer = self.call_within("POST", path, Some(body), timeout).await?;
         Ok(tonic::Response::new(infer_response(&request, &answer)?))
     }
 }

@@ -279,7 +279,7 @@ fn metrics_answer<H>(server: &Server<H>, method: &http::Method) -> Response {
         "GET" | "HEAD" => Response::new(
             200,
             "text/plain; version=0.0.4",
-            server.metrics.render() + &crate::metrics::render() + &process_metrics(),
+            server.metrics.render() + &crate::metrics::render() + &crate::pool::render() + &process_metrics(),
         ),
         _ => request_error(StepError::method_not_allowed("/metrics takes GET or HEAD", "GET, HEAD"), &EventId::fresh()),
     }
@@ -298,7 +298,11 @@ async fn respond<H: Handler>(server: &Server<H>, request: http::Request<Incoming
         let message = format!("{} requests are in flight already", server.options.concurrency);
         return head.error(StepError::unavailable(message));
     };
-    let deadline = server.options.deadline;
+    let deadline = match request_deadline(&parts.headers, server.options.deadline) {
+        Ok(deadline) => deadline,
+        Err(error) => return head.error(error),
+    };
+    let deadline_at = started + deadline;
     let id = head.id().clone();
     // The deadline covers reading the body: a slow body cannot hold the request past it.
     let handled = async {
@@ -311,22 +315,48 @@ async fn respond<H: Handler>(server: &Server<H>, request: http::Request<Incoming
         };
         // Moved, not copied: the event owns the request's headers from here on.
         match head.into_event(parts.headers, bytes) {
-            Ok(RequestEvent { event, form }) => form.apply(server.handler.handle(event).await),
+            Ok(RequestEvent { mut event, form }) => {
+                event.limit_deadline(deadline_at);
+                form.apply(server.handler.handle(event).await)
+            }
             Err(answer) => answer,
         }
     };
     // Most requests are answered in their first poll (the body came with the head, and the graph
-    // never waits): those need no timer. Only a request that waits is put under its deadline.
+    // never waits): those need no timer. Only a request that waits is put under its deadline:
+    // dropped there, its work is cancelled where it waits (for the pool, a model's queue, an
+    // upstream), and blocking work already running finishes in its thread, its result unused.
     let mut handled = std::pin::pin!(handled);
     if let Poll::Ready(response) = std::future::poll_fn(|cx| Poll::Ready(handled.as_mut().poll(cx))).await {
-        return response;
+        return late_answer(response, deadline_at, deadline, &id);
     }
-    match tokio::time::timeout_at(tokio::time::Instant::from_std(started + deadline), handled).await {
-        Ok(response) => response,
-        Err(_) => {
-            request_error(StepError::timeout(format!("the request took longer than its deadline of {deadline:?}")), &id)
-        }
+    match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline_at), handled).await {
+        Ok(response) => late_answer(response, deadline_at, deadline, &id),
+        Err(_) => past_deadline(deadline, &id),
     }
+}
+
+/// The request's deadline: the server's, or shorter when the caller asks with
+/// `x-request-timeout-ms` (a caller may not lengthen it).
+fn request_deadline(headers: &http::HeaderMap, server: Duration) -> Result<Duration, StepError> {
+    let Some(value) = headers.get(X_REQUEST_TIMEOUT_MS) else { return Ok(server) };
+    let millis = value.to_str().ok().and_then(|text| text.trim().parse::<u64>().ok()).ok_or_else(|| {
+        StepError::bad_request(format!("`{X_REQUEST_TIMEOUT_MS}` takes a whole number of milliseconds"))
+    })?;
+    Ok(server.min(Duration::from_millis(millis)))
+}
+
+/// The header with which a caller shortens its request's deadline.
+pub const X_REQUEST_TIMEOUT_MS: &str = "x-request-timeout-ms";
+
+fn past_deadline(deadline: Duration, id: &EventId) -> Response {
+    request_error(StepError::timeout(format!("the request took longer than its deadline of {deadline:?}")), id)
+}
+
+/// An answer that is ready only after the deadline (a step that blocked its poll) is a 504 all
+/// the same: a caller never gets a 200 later than it was promised an answer.
+fn late_answer(response: Response, deadline_at: Instant, deadline: Duration, id: &EventId) -> Response {
+    if response.status < 400 && Instant::now() > deadline_at { past_deadline(deadline, id) } else { response }
 }
 
 /// The process's own gauges, read from /proc where there is one: resident memory, open file

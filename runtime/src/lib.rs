@@ -25,6 +25,7 @@ pub mod mock;
 pub mod model;
 pub mod node;
 pub mod pipeline;
+pub mod pool;
 #[cfg(feature = "remote")]
 pub mod remote;
 pub mod request;
@@ -45,8 +46,8 @@ pub use node::{
 pub use pipeline::{AsyncPipeline, Handler, SyncPipeline};
 pub use request::{AnswerForm, Request, RequestEvent};
 pub use step::{
-    Batch, Body, BodyWithContext, Choice, Entry, Extend, Filter, FlatMap, Flow, FullEvent, MapStep, Step, Typed,
-    WithPaths,
+    Batch, Blocking, Body, BodyWithContext, Choice, Entry, Extend, Filter, FlatMap, Flow, FullEvent, MapStep, Placed,
+    Step, Typed, WithPaths,
 };
 
 pub use generated::{Options, StartError, TestCase, TestOutcome};
@@ -68,7 +69,7 @@ pub mod __private {
     pub use crate::mock::MockServer;
     #[cfg(feature = "models")]
     pub use crate::model::SmartcoreModel;
-    pub use crate::model::{Model, ModelKind};
+    pub use crate::model::{Model, ModelKind, Schedule};
     pub use crate::node::SyncNode;
     pub use crate::node::{Boxed, BoxedSync, CatchWith, End, Fork, MemoryQueue, NoCatcher, Outlets, Shared, StepNode};
     pub use crate::pipeline::{AsyncPipeline, Handler, SyncPipeline};
@@ -76,7 +77,7 @@ pub mod __private {
     pub use crate::remote::{Remote, RemoteNode, Target};
     pub use crate::router::{Mode, Route, Router};
     pub use crate::step::{
-        Batch, Body, Checked, Choice, Extend, Filter, FlatMap, FullEvent, MapStep, Step, Typed, WithPaths, body_step,
+        Batch, Blocking, Body, Checked, Choice, Extend, Filter, FlatMap, FullEvent, MapStep, Step, Typed, WithPaths, body_step,
         full_event_step, typed_step,
     };
     pub use crate::stream::SetKey;

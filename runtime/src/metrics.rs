@@ -66,6 +66,7 @@ impl Histogram {
 struct Registry {
     steps: RwLock<BTreeMap<&'static str, Arc<Histogram>>>,
     routes: RwLock<BTreeMap<String, Arc<Histogram>>>,
+    schedules: RwLock<BTreeMap<String, Arc<crate::trigger::ScheduleStats>>>,
 }
 
 fn registry() -> &'static Registry {
@@ -109,6 +110,13 @@ impl Meter {
     }
 }
 
+/// Shows a schedule trigger's firings, run and skipped, at `/metrics`.
+pub fn register_schedule(trigger: &str, stats: Arc<crate::trigger::ScheduleStats>) {
+    if let Ok(mut schedules) = registry().schedules.write() {
+        schedules.insert(trigger.to_string(), stats);
+    }
+}
+
 /// A step's histogram, if it has run with recording on.
 pub fn step(name: &str) -> Option<Arc<Histogram>> {
     registry().steps.read().ok()?.get(name).cloned()
@@ -140,6 +148,16 @@ pub fn render() -> String {
         out.push_str("# HELP graphc_route_duration_seconds Time in each route.\n# TYPE graphc_route_duration_seconds histogram\n");
         for (name, histogram) in routes.iter() {
             histogram.render(&mut out, "graphc_route_duration", &format!("route=\"{}\"", escape(name)));
+        }
+    }
+    if let Ok(schedules) = registry().schedules.read()
+        && !schedules.is_empty()
+    {
+        out.push_str("# HELP graphc_schedule_firings_total A schedule trigger's firings: run, or skipped because the previous run was still going (overlap = false).\n# TYPE graphc_schedule_firings_total counter\n");
+        for (name, stats) in schedules.iter() {
+            let name = escape(name);
+            out.push_str(&format!("graphc_schedule_firings_total{{trigger=\"{name}\",outcome=\"run\"}} {}\n", stats.fired()));
+            out.push_str(&format!("graphc_schedule_firings_total{{trigger=\"{name}\",outcome=\"skipped\"}} {}\n", stats.skipped()));
         }
     }
     out

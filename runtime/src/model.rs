@@ -130,6 +130,19 @@ pub trait Model: Send + Sync + 'static {
         self.predict(features)
     }
 
+    /// One output per input row, for a caller who waits until `deadline` at most: a model that
+    /// can bound its own work may use it. By default, `predict_with`; a route with batching or
+    /// instances answers 504 to a request whose deadline passes while it waits for the model.
+    fn predict_within(
+        &self,
+        features: Features,
+        parameters: &Map<String, Value>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Vec<Value>, StepError> {
+        let _ = deadline;
+        self.predict_with(features, parameters)
+    }
+
     /// A custom operation, MLRun's `op_<name>`: `POST /v2/models/{model}/{operation}` (or GET,
     /// with a null body) runs it with the request's body and answers what it returns. `None`:
     /// the model has no such operation (404).
@@ -214,7 +227,7 @@ pub struct LoadError {
 }
 
 mod batching;
-pub use batching::Batched;
+pub use batching::{Batched, Schedule};
 
 #[cfg(feature = "models")]
 mod smartcore;

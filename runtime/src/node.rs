@@ -7,7 +7,7 @@ use crate::error::StepError;
 use crate::event::{Event, EventError};
 use crate::run::{Run, SyncRun};
 use crate::snapshot::BodySnapshot;
-use crate::step::{Entry, Flow, Step};
+use crate::step::{Entry, Flow, Placed, Step};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
@@ -22,6 +22,11 @@ pub trait Node: Send + Sync + 'static {
 
     /// True only for [`End`]: nothing after this node reads the event.
     const ENDS: bool = false;
+
+    /// Whether a step here or below runs on the blocking pool (see [`crate::step::Blocking`]): a graph that
+    /// never waits but has such a step runs each event on the pool whole, in one hand-over,
+    /// rather than once per step. True unless a node says otherwise.
+    const BLOCKS: bool = true;
 
     /// Whether a step here or after can read the event's arrival time (see
     /// [`Step::reads_time`]); true unless a node says otherwise.
@@ -73,6 +78,7 @@ pub struct End;
 impl Node for End {
     const WAITS: bool = false;
     const ENDS: bool = true;
+    const BLOCKS: bool = false;
     fn reads_time(&self) -> bool {
         false
     }
@@ -95,6 +101,8 @@ pub trait Catcher: Send + Sync + 'static {
     const CATCHES: bool;
     /// Whether handling a failure may wait (see [`Node::WAITS`]).
     const WAITS: bool;
+    /// Whether the handler's path runs a step on the blocking pool (see [`Node::BLOCKS`]).
+    const BLOCKS: bool;
     /// Whether the handler's path can read the event's arrival time.
     fn reads_time(&self) -> bool;
     /// Handles a failed event, with `origin_state` and `error` set.
@@ -110,6 +118,7 @@ pub struct NoCatcher;
 impl Catcher for NoCatcher {
     const CATCHES: bool = false;
     const WAITS: bool = false;
+    const BLOCKS: bool = false;
     fn reads_time(&self) -> bool {
         false
     }
@@ -129,6 +138,7 @@ impl<N> Clone for CatchWith<N> {
 impl<N: Node + SyncNode> Catcher for CatchWith<N> {
     const CATCHES: bool = true;
     const WAITS: bool = N::WAITS;
+    const BLOCKS: bool = N::BLOCKS;
     fn reads_time(&self) -> bool {
         Node::reads_time(&*self.0) || SyncNode::reads_time(&*self.0)
     }
@@ -182,11 +192,8 @@ impl<S, N, C> StepNode<S, N, C> {
     }
 }
 
-/// Runs a step, turning a panic into a failure so that the process keeps serving. The step runs
-/// inside a debug-level tracing span with its name and the event's id, so that at `debug`
-/// whatever it logs carries both; under the server's default `info` filter the span costs one
-/// comparison (an info span would be built, with its fields formatted, for every step of every
-/// request), and the span's path is out of line.
+/// Runs a step, turning a panic into a failure so that the process keeps serving, timed when
+/// metrics are on.
 #[inline(always)]
 fn run_step<S: Step>(
     name: &'static str,
@@ -196,48 +203,96 @@ fn run_step<S: Step>(
     context: &Context,
     last: bool,
 ) -> Result<Flow, StepError> {
+    let started = crate::metrics::enabled().then(std::time::Instant::now);
+    let result = call_step(name, step, event, context, last);
+    if let Some(started) = started {
+        meter.step(name, started.elapsed(), counts_as_failure(&result));
+    }
+    result
+}
+
+/// A caller's mistake (a 4xx, such as an unknown model) is not the step's error.
+fn counts_as_failure(result: &Result<Flow, StepError>) -> bool {
+    result.as_ref().is_err_and(|error| error.status >= 500)
+}
+
+/// The step, under the panic guard. It runs inside a debug-level tracing span with its name and
+/// the event's id, so that at `debug` whatever it logs carries both; under the server's default
+/// `info` filter the span costs one comparison (an info span would be built, with its fields
+/// formatted, for every step of every request), and the span's path is out of line.
+#[inline(always)]
+fn call_step<S: Step>(
+    name: &'static str,
+    step: &S,
+    event: &mut Event,
+    context: &Context,
+    last: bool,
+) -> Result<Flow, StepError> {
     let debug = tracing::Level::DEBUG <= tracing::level_filters::STATIC_MAX_LEVEL
         && tracing::Level::DEBUG <= tracing::level_filters::LevelFilter::current();
     if debug {
-        return run_step_in_span(name, step, meter, event, context, last);
+        return call_step_in_span(name, step, event, context, last);
     }
-    run_guarded(name, step, meter, event, context, last)
+    call_guarded(step, event, context, last)
 }
 
-/// The same call inside the step's span. It repeats `run_step`'s parameters: passing it a closure
-/// over `run_guarded` instead made every step slower (a few instructions more, a larger frame).
+/// The same call inside the step's span. It repeats `call_step`'s parameters: passing it a
+/// closure over `call_guarded` instead made every step slower (a few instructions more, a larger
+/// frame).
 #[cold]
 #[inline(never)]
-fn run_step_in_span<S: Step>(
+fn call_step_in_span<S: Step>(
     name: &'static str,
     step: &S,
-    meter: &crate::metrics::Meter,
     event: &mut Event,
     context: &Context,
     last: bool,
 ) -> Result<Flow, StepError> {
     let _span = tracing::debug_span!("step", step = name, event_id = %event.id).entered();
-    run_guarded(name, step, meter, event, context, last)
+    call_guarded(step, event, context, last)
 }
 
-/// The step itself, under the panic guard, timed when metrics are on.
 #[inline(always)]
-fn run_guarded<S: Step>(
+fn call_guarded<S: Step>(step: &S, event: &mut Event, context: &Context, last: bool) -> Result<Flow, StepError> {
+    let process = || if last { step.process_last(event, context) } else { step.process(event, context) };
+    catch_unwind(AssertUnwindSafe(process)).unwrap_or_else(|payload| Err(StepError::panicked(&*payload)))
+}
+
+/// Runs a [`crate::step::Blocking`] step on the blocking pool: the event moves to a thread of the pool and
+/// back. Dropped while it waits for a thread (its caller's deadline passed), the step never
+/// runs; dropped while the step runs, the step finishes there and its result is thrown away.
+#[inline(never)]
+async fn offload<P: Placed>(
     name: &'static str,
-    step: &S,
+    placed: &P,
     meter: &crate::metrics::Meter,
     event: &mut Event,
-    context: &Context,
+    run: &Run,
     last: bool,
 ) -> Result<Flow, StepError> {
-    let started = crate::metrics::enabled().then(std::time::Instant::now);
-    let process = || if last { step.process_last(event, context) } else { step.process(event, context) };
-    let result = catch_unwind(AssertUnwindSafe(process)).unwrap_or_else(|payload| Err(StepError::panicked(&*payload)));
-    if let Some(started) = started {
-        // A caller's mistake (a 4xx, such as an unknown model) is not the step's error.
-        meter.step(name, started.elapsed(), result.as_ref().is_err_and(|error| error.status >= 500));
+    let Some(step) = placed.shared() else {
+        return run_step(name, placed.step(), meter, event, run.context(), last);
+    };
+    let step = Arc::clone(step);
+    let context = run.shared_context();
+    let mut moved = std::mem::replace(event, Event { id: event.id.clone(), ..Event::placeholder() });
+    let timed = crate::metrics::enabled();
+    let ran = crate::pool::run(move || {
+        let started = timed.then(std::time::Instant::now);
+        let result = call_step(name, &*step, &mut moved, &context, last);
+        (moved, result, started.map(|started| started.elapsed()))
+    })
+    .await;
+    match ran {
+        Ok((back, result, elapsed)) => {
+            *event = back;
+            if let Some(elapsed) = elapsed {
+                meter.step(name, elapsed, counts_as_failure(&result));
+            }
+            result
+        }
+        Err(error) => Err(StepError::unavailable(format!("step `{name}` could not run: {error}"))),
     }
-    result
 }
 
 fn failed(mut event: Event, name: &str, error: &StepError) -> Event {
@@ -310,17 +365,24 @@ pub(crate) async fn fail_or_catch<C: Catcher>(
     }
 }
 
-impl<S: Step, N: Node, C: Catcher> Node for StepNode<S, N, C> {
+impl<S: Placed, N: Node, C: Catcher> Node for StepNode<S, N, C> {
     const WAITS: bool = N::WAITS || C::WAITS;
+    const BLOCKS: bool = S::BLOCKING || N::BLOCKS || C::BLOCKS;
     fn reads_time(&self) -> bool {
-        self.step.reads_time() || self.next.reads_time() || self.catcher.reads_time()
+        self.step.step().reads_time() || self.next.reads_time() || self.catcher.reads_time()
     }
     async fn push(&self, event: &mut Event, run: &Run) {
-        let copy = entry_copy::<C>(self.step.entry(), event, run.context());
+        let copy = entry_copy::<C>(self.step.step().entry(), event, run.context());
         // The responder's output is only the answer when nothing follows it and the run takes
         // a responder's answer (a run answered at its end does not).
         let last = N::ENDS && self.respond && run.takes_responses();
-        let result = run_step(self.name, &self.step, &self.meter, event, run.context(), last);
+        // On a thread of the pool already (a graph that never waits runs whole events there),
+        // a blocking step runs in place too.
+        let result = if S::BLOCKING && !crate::pool::may_block_here() {
+            offload(self.name, &self.step, &self.meter, event, run, last).await
+        } else {
+            run_step(self.name, self.step.step(), &self.meter, event, run.context(), last)
+        };
         let flow = match result {
             Ok(flow) => {
                 // Released before the event goes on: what follows takes its own.
@@ -378,14 +440,14 @@ fn fail_or_catch_sync<C: Catcher>(
     }
 }
 
-impl<S: Step, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
+impl<S: Placed, N: SyncNode, C: Catcher> SyncNode for StepNode<S, N, C> {
     fn reads_time(&self) -> bool {
-        self.step.reads_time() || self.next.reads_time() || self.catcher.reads_time()
+        self.step.step().reads_time() || self.next.reads_time() || self.catcher.reads_time()
     }
     fn push_sync(&self, event: &mut Event, run: &mut SyncRun<'_>) {
-        let copy = entry_copy::<C>(self.step.entry(), event, run.context());
+        let copy = entry_copy::<C>(self.step.step().entry(), event, run.context());
         // On the sync executor the body that reaches the end answers, responder or not.
-        let result = run_step(self.name, &self.step, &self.meter, event, run.context(), N::ENDS);
+        let result = run_step(self.name, self.step.step(), &self.meter, event, run.context(), N::ENDS);
         let flow = match result {
             Ok(flow) => {
                 // Released before the event goes on: what follows takes its own.
@@ -424,6 +486,7 @@ pub struct Fork<A, B>(pub A, pub B);
 
 impl<A: Node, B: Node> Node for Fork<A, B> {
     const WAITS: bool = A::WAITS || B::WAITS;
+    const BLOCKS: bool = A::BLOCKS || B::BLOCKS;
     fn reads_time(&self) -> bool {
         self.0.reads_time() || self.1.reads_time()
     }
@@ -446,6 +509,7 @@ pub struct Outlets<A, B>(pub A, pub B);
 
 impl<A: Node, B: Node> Node for Outlets<A, B> {
     const WAITS: bool = A::WAITS || B::WAITS;
+    const BLOCKS: bool = A::BLOCKS || B::BLOCKS;
     fn reads_time(&self) -> bool {
         self.0.reads_time() || self.1.reads_time()
     }
@@ -489,6 +553,7 @@ impl<N> Clone for Shared<N> {
 
 impl<N: Node> Node for Shared<N> {
     const WAITS: bool = N::WAITS;
+    const BLOCKS: bool = N::BLOCKS;
     fn reads_time(&self) -> bool {
         self.0.reads_time()
     }

@@ -47,7 +47,8 @@ pub trait Handler: Send + Sync + 'static {
 
 /// A pipeline on the sync executor: one chain of plain calls on the caller's thread.
 pub struct SyncPipeline<N> {
-    root: N,
+    /// Shared, so that a server can send an event's whole run to the blocking pool.
+    root: Arc<N>,
     context: Arc<Context>,
     /// Some step can read an event's time: each event is stamped as it comes in.
     stamps_time: bool,
@@ -56,20 +57,15 @@ pub struct SyncPipeline<N> {
 impl<N: SyncNode> SyncPipeline<N> {
     /// A pipeline from its root node.
     pub fn new(root: N, context: Context) -> Self {
-        SyncPipeline { stamps_time: root.reads_time(), root, context: Arc::new(context) }
+        SyncPipeline { stamps_time: root.reads_time(), root: Arc::new(root), context: Arc::new(context) }
     }
 
-    /// Processes one event.
-    pub fn process(&self, mut event: Event) -> Response {
+    /// Processes one event, on this thread.
+    pub fn process(&self, event: Event) -> Response {
         if let Some(answer) = server_answer(&self.context, &event) {
             return answer;
         }
-        if self.stamps_time {
-            event.stamp_arrival();
-        }
-        let mut run = SyncRun::new(event.id.clone(), &self.context);
-        self.root.push_sync(&mut event, &mut run);
-        run.into_response()
+        run_sync(&*self.root, &self.context, self.stamps_time, event)
     }
 
     /// The pipeline's context.
@@ -78,12 +74,40 @@ impl<N: SyncNode> SyncPipeline<N> {
     }
 }
 
+fn run_sync<N: SyncNode>(root: &N, context: &Context, stamps_time: bool, mut event: Event) -> Response {
+    if stamps_time {
+        event.stamp_arrival();
+    }
+    let mut run = SyncRun::new(event.id.clone(), context);
+    root.push_sync(&mut event, &mut run);
+    run.into_response()
+}
+
+/// A server's events run on the blocking pool, whole: a sync graph's steps are plain calls of
+/// user code, which must not hold up the server's worker threads (health probes answer there).
 impl<N: SyncNode> Handler for SyncPipeline<N> {
     async fn handle(&self, event: Event) -> Response {
-        self.process(event)
+        if let Some(answer) = server_answer(&self.context, &event) {
+            return answer;
+        }
+        if crate::pool::may_block_here() {
+            return run_sync(&*self.root, &self.context, self.stamps_time, event);
+        }
+        let (root, context, stamps_time) = (Arc::clone(&self.root), Arc::clone(&self.context), self.stamps_time);
+        let id = event.id.clone();
+        crate::pool::run(move || run_sync(&*root, &context, stamps_time, event))
+            .await
+            .unwrap_or_else(|error| pool_failure(&id, &error))
     }
 
     async fn drain(&self) {}
+}
+
+/// The answer to an event the blocking pool could not run.
+fn pool_failure(id: &crate::event::EventId, error: &crate::pool::PoolError) -> Response {
+    let mut answer = Response::json(503, &json!({ "error": error.to_string(), "id": id.text() }));
+    answer.event_id = Some(id.clone());
+    answer
 }
 
 /// A pipeline on the tokio executor.
@@ -216,6 +240,8 @@ enum Processing<'p, N> {
     /// A graph that waits, until the caller is answered: the channel, and the event's work
     /// while it runs.
     Waiting { receiver: oneshot::Receiver<Response>, work: Option<Work> },
+    /// A graph that never waits but runs blocking steps: the event's whole run, on the pool.
+    Pooled(Pin<Box<dyn Future<Output = Response> + Send>>),
     /// Answered.
     Done,
 }
@@ -231,13 +257,37 @@ impl<N: Node> Future for Processing<'_, N> {
             if pipeline.stamps_time {
                 event.stamp_arrival();
             }
-            if !N::WAITS {
+            if !N::WAITS && (!N::BLOCKS || crate::pool::may_block_here()) {
                 // Run where it lies: the event is a few hundred bytes, and moving it out of the
                 // future costs a copy per event.
                 let answer = pipeline.process_in_place(event);
                 *this = Processing::Done;
                 return Poll::Ready(answer);
             }
+            if !N::WAITS {
+                // One hand-over to the pool for the whole event, not one per blocking step; the
+                // server's own paths answer here, without it.
+                if let Some(answer) = server_answer(&pipeline.context, event) {
+                    *this = Processing::Done;
+                    return Poll::Ready(answer);
+                }
+                let pipeline = Arc::clone(pipeline);
+                let mut event = std::mem::replace(event, Event::placeholder());
+                let id = event.id.clone();
+                *this = Processing::Pooled(Box::pin(async move {
+                    crate::pool::run(move || pipeline.process_in_place(&mut event))
+                        .await
+                        .unwrap_or_else(|error| pool_failure(&id, &error))
+                }));
+            }
+        }
+        if let Processing::Pooled(answer) = this {
+            let Poll::Ready(answer) = answer.as_mut().poll(cx) else { return Poll::Pending };
+            *this = Processing::Done;
+            return Poll::Ready(answer);
+        }
+        if let Processing::Start { pipeline, event } = this {
+            let pipeline = *pipeline;
             let event = std::mem::replace(event, Event::placeholder());
             match pipeline.start_waiting(event) {
                 Ok((receiver, work)) => *this = Processing::Waiting { receiver, work: Some(work) },

@@ -84,12 +84,22 @@ impl Remote {
             if attempt > 0 {
                 tokio::time::sleep(backoff(self.backoff, attempt)).await;
             }
+            // An attempt gets what is left of the caller's deadline, at most its own timeout: a
+            // call the caller no longer waits for is not made, nor retried.
+            let timeout = match event.time_left() {
+                Some(left) if left.is_zero() => {
+                    return Err(StepError::timeout(format!("the deadline passed before {url} was called")));
+                }
+                Some(left) => left.min(self.timeout),
+                None => self.timeout,
+            };
             let mut request = self
                 .client
                 .request(self.method.clone(), &url)
-                .timeout(self.timeout)
+                .timeout(timeout)
                 .header("x-event-id", event.id.text())
-                .header("x-event-path", event.path.as_ref());
+                .header("x-event-path", event.path.as_ref())
+                .header("x-request-timeout-ms", timeout.as_millis().to_string());
             for (name, value) in &self.headers {
                 request = request.header(name, value);
             }
@@ -114,7 +124,7 @@ impl Remote {
                     }
                 }
                 Err(error) if error.is_timeout() => {
-                    last = StepError::timeout(format!("{url} did not answer within {:?}", self.timeout))
+                    last = StepError::timeout(format!("{url} did not answer within {timeout:?}"))
                 }
                 Err(error) => last = StepError::bad_gateway(format!("{url}: {error}")),
             }

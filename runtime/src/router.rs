@@ -89,8 +89,14 @@ impl Route {
     /// call of up to `max_rows` rows, waiting at most `max_delay` to fill one (a step route is
     /// left as it is).
     pub fn batched(self, max_rows: usize, max_delay: std::time::Duration) -> Route {
+        self.scheduled(crate::model::Schedule { batch_size: max_rows, batch_delay: max_delay, instances: 1 })
+    }
+
+    /// The route with its model's calls scheduled: batched, and run by `instances` threads of
+    /// its own (see [`crate::model::Batched`]); a step route is left as it is.
+    pub fn scheduled(self, schedule: crate::model::Schedule) -> Route {
         match self {
-            Route::Model(model) => Route::Model(Arc::new(crate::model::Batched::new(model, max_rows, max_delay))),
+            Route::Model(model) => Route::Model(Arc::new(crate::model::Batched::scheduled(model, schedule))),
             step => step,
         }
     }
@@ -414,7 +420,8 @@ impl Router {
                     Route::Step(step) => step_output(step.as_ref(), event, context).map(Answer::Json),
                     Route::Model(model) => {
                         // The body moves into the model's hooks; the answer replaces it.
-                        let (outputs, form, width) = predict(model.as_ref(), std::mem::take(&mut event.body))?;
+                        let deadline = event.deadline;
+                        let (outputs, form, width) = predict(model.as_ref(), std::mem::take(&mut event.body), deadline)?;
                         let (output_name, datatype) = self
                             .answers_with
                             .get(index)
@@ -470,7 +477,7 @@ impl Router {
     fn run_all(&self, event: &Event, context: &Context) -> Result<Vec<RouteResult>, StepError> {
         let run = |route: &Route| -> Result<RouteResult, StepError> {
             match route {
-                Route::Model(model) => predict(model.as_ref(), event.body.clone())
+                Route::Model(model) => predict(model.as_ref(), event.body.clone(), event.deadline)
                     .map(|(outputs, form, _)| RouteResult::Predictions(outputs, form)),
                 Route::Step(step) => step_output(step.as_ref(), event, context).map(RouteResult::Output),
             }
@@ -504,7 +511,11 @@ fn step_output(step: &dyn Step, event: &Event, context: &Context) -> Result<Valu
 
 /// A model's hooks in order: preprocess, read inputs, validate, predict (with the request's
 /// `parameters`), postprocess. Requested `outputs` must name outputs the model has (400).
-fn predict(model: &dyn Model, body: Value) -> Result<(Vec<Value>, Form, usize), StepError> {
+fn predict(
+    model: &dyn Model,
+    body: Value,
+    deadline: Option<std::time::Instant>,
+) -> Result<(Vec<Value>, Form, usize), StepError> {
     let body = model.preprocess(body)?;
     let (features, form) = read_inputs(&body)?;
     if let Some(requested) = body.get("outputs") {
@@ -531,7 +542,7 @@ fn predict(model: &dyn Model, body: Value) -> Result<(Vec<Value>, Form, usize), 
         Some(Value::Object(parameters)) => parameters,
         Some(_) => return Err(StepError::bad_request("`parameters` must be an object")),
     };
-    let outputs = model.postprocess(model.predict_with(features, parameters)?)?;
+    let outputs = model.postprocess(model.predict_within(features, parameters, deadline)?)?;
     if outputs.len() != rows {
         return Err(StepError::new(format!("the model gave {} outputs for {rows} rows", outputs.len())));
     }

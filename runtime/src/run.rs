@@ -154,6 +154,11 @@ impl Run {
         &self.inner().context
     }
 
+    /// The graph's context, to send where the run's borrow does not reach (the blocking pool).
+    pub(crate) fn shared_context(&self) -> Arc<Context> {
+        Arc::clone(&self.inner().context)
+    }
+
     /// Answers the caller, unless someone already did.
     pub fn reply(&self, response: Response) {
         self.reply_with(|| response);

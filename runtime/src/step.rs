@@ -580,3 +580,54 @@ where
         entry: Entry::Body,
     }
 }
+
+/// Where a node's step runs on the tokio executor (docs/architecture.md, "Where work runs"): a
+/// plain step runs in the task that carries the event, which suits built-ins that take
+/// microseconds; a [`Blocking`] one runs on the blocking pool ([`crate::pool`]), so that user
+/// code that computes, sleeps or waits on I/O of its own never holds up a worker thread.
+pub trait Placed: Send + Sync + 'static {
+    /// The step.
+    type Step: Step;
+    /// Whether the step runs on the blocking pool.
+    const BLOCKING: bool;
+    /// The step, to call where it is.
+    fn step(&self) -> &Self::Step;
+    /// The step, to send to the pool: `None` for a step that runs in place.
+    fn shared(&self) -> Option<&std::sync::Arc<Self::Step>>;
+}
+
+impl<S: Step> Placed for S {
+    type Step = S;
+    const BLOCKING: bool = false;
+    #[inline(always)]
+    fn step(&self) -> &S {
+        self
+    }
+    fn shared(&self) -> Option<&std::sync::Arc<S>> {
+        None
+    }
+}
+
+/// A step that runs on the blocking pool under the tokio executor: what generated code wraps
+/// every user handler, `new` step and router in. Under the sync executor it runs in place, as
+/// every step does (the sync pipeline moves whole events to the pool instead).
+pub struct Blocking<S>(std::sync::Arc<S>);
+
+impl<S: Step> Blocking<S> {
+    /// Runs `step` on the blocking pool.
+    pub fn new(step: S) -> Self {
+        Blocking(std::sync::Arc::new(step))
+    }
+}
+
+impl<S: Step> Placed for Blocking<S> {
+    type Step = S;
+    const BLOCKING: bool = true;
+    #[inline(always)]
+    fn step(&self) -> &S {
+        &self.0
+    }
+    fn shared(&self) -> Option<&std::sync::Arc<S>> {
+        Some(&self.0)
+    }
+}

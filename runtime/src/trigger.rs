@@ -285,6 +285,7 @@ struct Schedule {
 impl Schedule {
     /// Fires until `stopped`; then waits for the runs in flight.
     async fn run<H: Handler>(self, handler: Triggered<H>, stopped: impl Future<Output = ()>) -> Result<(), String> {
+        crate::metrics::register_schedule(&handler.trigger, Arc::clone(&self.stats));
         let running = Arc::new(AtomicUsize::new(0));
         let mut runs = tokio::task::JoinSet::new();
         tokio::pin!(stopped);

@@ -162,9 +162,10 @@ impl<'a> Checker<'a> {
         let mut kind = None;
         let mut model_path = None;
         let batching = self.batching(&args, call.span);
+        let instances = self.instances(&args);
         for (name, value) in args {
             match name {
-                "batch_size" | "batch_delay_ms" => {}
+                "batch_size" | "batch_delay_ms" | "instances" => {}
                 "kind" => match &value.kind {
                     ExprKind::Name(ident) => match ModelKind::ALL.iter().find(|(_, n)| *n == ident.name) {
                         Some((found, _)) => kind = Some(*found),
@@ -239,6 +240,7 @@ impl<'a> Checker<'a> {
             source: ir::ModelSource::Smartcore(kind.unwrap_or(ModelKind::LogisticRegression)),
             model_path: Some(model_path.unwrap_or_default()),
             batching,
+            instances,
         }
     }
 
@@ -254,8 +256,9 @@ impl<'a> Checker<'a> {
         let mut model_path = None;
         let model_args = self.named_args(&call, USER_MODEL_ARGS);
         let batching = self.batching(&model_args, model.span);
+        let instances = self.instances(&model_args);
         for (name, value) in model_args {
-            if name == "batch_size" || name == "batch_delay_ms" {
+            if matches!(name, "batch_size" | "batch_delay_ms" | "instances") {
                 continue;
             }
             if name == "kind" {
@@ -283,7 +286,33 @@ impl<'a> Checker<'a> {
                 ),
             }
         }
-        ir::Model { source: ir::ModelSource::User { path: model.path.to_string(), args }, model_path, batching }
+        ir::Model {
+            source: ir::ModelSource::User { path: model.path.to_string(), args },
+            model_path,
+            batching,
+            instances,
+        }
+    }
+
+    /// `instances = N` (1 or more): calls of the model at once, as Triton's instance groups.
+    fn instances(&mut self, args: &[(&str, &ast::Expr)]) -> Option<u32> {
+        let (_, value) = args.iter().find(|(key, _)| *key == "instances")?;
+        match value.kind {
+            ExprKind::Int(n) if n >= 1 => u32::try_from(n).ok().or_else(|| {
+                self.report(
+                    Diagnostic::error(Code::InvalidValue, "`instances` is too large", value.span, "here")
+                        .with_help("a model's instances are threads: a few per core at most"),
+                );
+                None
+            }),
+            _ => {
+                self.report(
+                    Diagnostic::error(Code::InvalidValue, "`instances` must be 1 or more", value.span, "here")
+                        .with_help("write `instances = 2`: how many calls of the model may run at once"),
+                );
+                None
+            }
+        }
     }
 
     /// `batch_size = N` (2 or more) turns batching on; `batch_delay_ms = D` (0 or more) bounds

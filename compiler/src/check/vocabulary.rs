@@ -35,9 +35,9 @@ pub const EXPRESSION_BUILTINS: &[&str] = &["extend", "map", "filter", "flat_map"
 /// `batch(...)`'s arguments.
 pub const BATCH_ARGS: &[&str] = &["size", "timeout_ms"];
 /// `model(...)`'s arguments, on a route.
-pub const MODEL_ARGS: &[&str] = &["kind", "model_path", "batch_size", "batch_delay_ms"];
+pub const MODEL_ARGS: &[&str] = &["kind", "model_path", "batch_size", "batch_delay_ms", "instances"];
 /// `model(new Type(...), ...)`'s arguments after the type (`kind` is refused with its reason).
-pub const USER_MODEL_ARGS: &[&str] = &["model_path", "batch_size", "batch_delay_ms", "kind"];
+pub const USER_MODEL_ARGS: &[&str] = &["model_path", "batch_size", "batch_delay_ms", "instances", "kind"];
 /// `router NAME = KIND { ... }`
 pub const ROUTER_KINDS: &[&str] = &["model", "ensemble", "parallel", "custom"];
 /// `queue NAME = ENGINE(...)`

@@ -631,6 +631,11 @@ impl Generator<'_> {
         } else {
             step
         };
+        // The sync engine runs every step in place, its whole events on the pool.
+        let step = match node.kind.placement() {
+            ir::StepPlacement::BlockingPool if self.graph.engine == Engine::Async => quote!(#rt::Blocking::new(#step)),
+            _ => step,
+        };
         (quote!(#rt::StepNode::with(#name, #step, #next, #answers, #catcher)), depth)
     }
 
@@ -769,10 +774,15 @@ impl Generator<'_> {
                     // Both kinds load through `LoadModel`: smartcore's takes its estimator as its
                     // one argument; a user's type is named at the user's path, so that a type
                     // that is not a model is rustc's error there.
-                    let batched = model.batching.map(|batching| {
-                        let rows = Literal::usize_unsuffixed(batching.max_rows as usize);
-                        let delay = Literal::u64_unsuffixed(batching.max_delay_ms);
-                        quote!(.batched(#rows, ::std::time::Duration::from_millis(#delay)))
+                    let batched = model.scheduled().then(|| {
+                        let (rows, delay) = model.batching.map_or((1, 0), |b| (b.max_rows as usize, b.max_delay_ms));
+                        let (rows, delay) = (Literal::usize_unsuffixed(rows), Literal::u64_unsuffixed(delay));
+                        let instances = Literal::usize_unsuffixed(model.instances.unwrap_or(1) as usize);
+                        quote!(.scheduled(#rt::Schedule {
+                            batch_size: #rows,
+                            batch_delay: ::std::time::Duration::from_millis(#delay),
+                            instances: #instances,
+                        }))
                     });
                     let route = match &model.source {
                         ir::ModelSource::Smartcore(kind) => {

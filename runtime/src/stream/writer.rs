@@ -150,6 +150,7 @@ where
     N: Node,
 {
     const WAITS: bool = N::WAITS;
+    const BLOCKS: bool = N::BLOCKS;
     async fn push(&self, event: &mut Event, run: &Run) {
         match self.apply(event, run.context()) {
             Ok(()) => self.next.push(event, run).await,

@@ -117,7 +117,7 @@ struct ServeArgs {
     debug: bool,
     /// The server's flags: --host, --port, --param NAME=JSON, --secrets-file, --body-limit,
     /// --deadline-ms, --concurrency, --header-timeout-ms, --max-connections, --max-headers,
-    /// --max-header-bytes, --shutdown-timeout-ms, --expose-errors, --log-level, --log-format,
+    /// --max-header-bytes, --shutdown-timeout-ms, --blocking-threads, --expose-errors, --log-level, --log-format,
     /// --access-log, --function, --redis, --consumer, --batch, --claim-idle-ms, --metrics-port,
     /// --grpc-port (the Open Inference Protocol over gRPC, built in when given).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "SERVER FLAGS")]
@@ -140,8 +140,11 @@ struct RunArgs {
     #[arg(long)]
     errors: Option<PathBuf>,
     /// Events processed at once.
-    #[arg(long, default_value_t = 64)]
-    concurrency: usize,
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    concurrency: u64,
+    /// Threads that run the graph's handlers, `new` steps and models (the blocking pool).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    blocking_threads: u64,
     /// A parameter's value, NAME=JSON (repeatable).
     #[arg(long = "param", value_name = "NAME=VALUE")]
     params: Vec<String>,
@@ -209,6 +212,8 @@ fn main() -> ExitCode {
                 &run.output,
                 "--concurrency",
                 &run.concurrency.to_string(),
+                "--blocking-threads",
+                &run.blocking_threads.to_string(),
             ]);
             if let Some(errors) = &run.errors {
                 command.arg("--errors").arg(errors);
