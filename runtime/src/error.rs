@@ -81,6 +81,12 @@ impl StepError {
         StepError { status: 504, kind: "timeout", message: message.into(), allow: None }
     }
 
+    /// An event that arrived after its deadline (a stream record written with one): 504, kind
+    /// `deadline`; it is recorded in the error stream and not run.
+    pub fn deadline_passed(message: impl Into<String>) -> Self {
+        StepError { status: 504, kind: "deadline", message: message.into(), allow: None }
+    }
+
     /// A step panicked: 500, and the process keeps serving.
     pub fn panicked(payload: &(dyn std::any::Any + Send)) -> Self {
         let text = payload

@@ -103,6 +103,19 @@ impl<N: SyncNode> Handler for SyncPipeline<N> {
     async fn drain(&self) {}
 }
 
+/// An event whose deadline passed before it entered (a stream record that waited too long, or
+/// came from a caller that has given up) is not run: it goes to the error stream with kind
+/// `deadline`, and its answer is 504.
+fn past_deadline(context: &Context, event: &Event) -> Option<Response> {
+    let deadline = event.deadline?;
+    if deadline > std::time::Instant::now() {
+        return None;
+    }
+    let error = crate::error::StepError::deadline_passed("the event's deadline passed before it was run");
+    crate::run::record(context, "deadline", event, &error);
+    Some(crate::run::error_response("deadline", &error, &event.id, false))
+}
+
 /// The answer to an event the blocking pool could not run.
 fn pool_failure(id: &crate::event::EventId, error: &crate::pool::PoolError) -> Response {
     let mut answer = Response::json(503, &json!({ "error": error.to_string(), "id": id.text() }));
@@ -164,6 +177,9 @@ impl<N: Node> AsyncPipeline<N> {
     fn start(&self, event: &Event, reply: Option<oneshot::Sender<Response>>) -> Result<Run, Response> {
         if let Some(answer) = server_answer(&self.context, event) {
             return Err(answer);
+        }
+        if let Some(late) = past_deadline(&self.context, event) {
+            return Err(late);
         }
         let (id, context) = (event.id.clone(), Arc::clone(&self.context));
         let run = match reply {

@@ -311,7 +311,7 @@ impl<'c> SyncRun<'c> {
     }
 }
 
-fn record(context: &Context, step: &str, event: &Event, error: &StepError) {
+pub(crate) fn record(context: &Context, step: &str, event: &Event, error: &StepError) {
     if let Some(stream) = context.error_stream() {
         stream.append(ErrorRecord::new(context.function_name(), step, event, error));
     }

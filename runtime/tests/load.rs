@@ -289,3 +289,47 @@ async fn a_request_waiting_for_a_busy_model_leaves_at_its_deadline() {
     assert_eq!(first.await.unwrap(), 200);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_past_its_deadline_is_recorded_not_run() {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&ran);
+    let errors = Arc::new(MemoryErrorStream::new());
+    let context = Context::new("g").with_error_stream(Arc::clone(&errors) as Arc<dyn ErrorStream>);
+    let step = Blocking::new(Body(move |body: Value| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        body
+    }));
+    let pipeline = AsyncPipeline::new(StepNode::new("count", step, End).responding(), context, true);
+    // As a stream record written by a caller who stopped waiting before it was read.
+    let mut late = Event::new(json!({ "n": 1 }));
+    late.deadline = Some(Instant::now());
+    let answer = pipeline.process(late).await;
+    assert_eq!(answer.status, 504);
+    let mut on_time = Event::new(json!({ "n": 2 }));
+    on_time.deadline = Some(Instant::now() + Duration::from_secs(5));
+    assert_eq!(pipeline.process(on_time).await.json_body(), json!({ "n": 2 }));
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "the late event was not run");
+    let records = errors.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!((records[0].source.as_str(), records[0].body.clone()), ("deadline", json!({ "n": 1 })));
+    assert!(records[0].message.contains("deadline"), "{}", records[0].message);
+}
+
+#[test]
+fn a_deadline_crosses_a_stream_hop_in_its_envelope() {
+    let mut event = Event::new(json!({ "order": 42 }));
+    event.deadline = Some(Instant::now() + Duration::from_secs(10));
+    let fields: Vec<(String, Vec<u8>)> = graphc_runtime::stream::record_fields(&event)
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value.into_bytes()))
+        .collect();
+    let read = graphc_runtime::stream::event_from_record(fields).unwrap();
+    let left = read.time_left().expect("the deadline travelled with the record");
+    assert!(left > Duration::from_secs(8) && left <= Duration::from_secs(10), "{left:?}");
+    // A plain field map's fields are its body, a field named `deadline` too.
+    let plain = vec![("deadline".to_string(), b"1".to_vec()), ("amount".to_string(), b"3".to_vec())];
+    let read = graphc_runtime::stream::event_from_record(plain).unwrap();
+    assert_eq!(read.deadline, None);
+    assert_eq!(read.body, json!({ "deadline": "1", "amount": "3" }));
+}

@@ -108,13 +108,33 @@ pub fn record_fields(event: &Event) -> Vec<(&'static str, String)> {
             }
         }
     }
-    vec![
+    let mut fields = vec![
         ("id", event.id.text()),
         ("key", event.key.clone()),
         ("path", event.path.to_string()),
         ("body", event.body.to_string()),
         ("headers", Value::Object(headers).to_string()),
-    ]
+    ];
+    // The deadline crosses processes as wall-clock time: milliseconds since the Unix epoch.
+    if let Some(left) = event.time_left() {
+        let at = std::time::SystemTime::now() + left;
+        if let Ok(since_epoch) = at.duration_since(std::time::UNIX_EPOCH) {
+            fields.push(("deadline", since_epoch.as_millis().to_string()));
+        }
+    }
+    fields
+}
+
+/// A record's `deadline` (milliseconds since the Unix epoch) as an instant of this process.
+fn deadline_from_epoch_millis(text: &[u8]) -> Option<std::time::Instant> {
+    let millis: u64 = std::str::from_utf8(text).ok()?.trim().parse().ok()?;
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis);
+    let now = std::time::Instant::now();
+    Some(match at.duration_since(std::time::SystemTime::now()) {
+        Ok(left) => now + left,
+        // Passed already: now is as good as any earlier instant.
+        Err(_) => now,
+    })
 }
 
 /// An event from a stream record's fields. A record written by another producer may leave out
@@ -122,6 +142,7 @@ pub fn record_fields(event: &Event) -> Vec<(&'static str, String)> {
 /// a plain field map (`XADD orders * user 7 amount 3.5`, as other systems write): its body is
 /// the object of its fields, each value a string.
 pub fn event_from_record(mut fields: Vec<(String, Vec<u8>)>) -> Result<Event, String> {
+    let body_given = fields.iter().any(|(key, _)| key == "body");
     let body = match fields.iter().find(|(key, _)| key == "body") {
         None => Value::Object(
             fields
@@ -163,6 +184,13 @@ pub fn event_from_record(mut fields: Vec<(String, Vec<u8>)>) -> Result<Event, St
                 event.headers.append(name, value);
             }
         }
+    }
+    // Only an envelope (a record with a `body`) carries a deadline: a plain field map's fields
+    // are all its body's.
+    if body_given
+        && let Some((_, deadline)) = fields.iter().find(|(key, _)| key == "deadline")
+    {
+        event.deadline = deadline_from_epoch_millis(deadline);
     }
     event.content_type = Some(std::borrow::Cow::Borrowed("application/json"));
     Ok(event)
