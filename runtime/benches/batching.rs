@@ -1,7 +1,8 @@
 //! Dynamic batching against the same route unbatched, in the same run.
 //!
-//! `fixed_cost_c32`: a model whose every call costs 1 ms on one device (a lock held for the
-//! call, as one GPU serves one call at a time), 32 clients sending one-row requests at once; the
+//! `fixed_cost_c32` and `_c64`: a model whose every call costs 1 ms on one device (a lock held
+//! for the call, as one GPU serves one call at a time), 32 or 64 clients sending one-row
+//! requests at once; the
 //! result is the throughput ratio, and the p99 latency of each is printed. `iris_c1`: the iris
 //! logistic regression, one client: what batching costs a request that is alone.
 
@@ -34,13 +35,13 @@ fn server(route: Route) -> Arc<Server> {
     Arc::new(MockServer::new(SyncPipeline::new(StepNode::new("router", router, End).responding(), Context::new("g"))))
 }
 
-const CLIENTS: usize = 32;
 const REQUESTS: usize = 10;
 
-/// 32 clients, 10 requests each; every request's latency. A sample is one round's wall time.
-fn round(server: &Arc<Server>) -> Vec<Duration> {
-    let barrier = Arc::new(Barrier::new(CLIENTS));
-    let threads: Vec<_> = (0..CLIENTS)
+/// `clients` clients, 10 requests each; every request's latency. A sample is one round's wall
+/// time.
+fn round(server: &Arc<Server>, clients: usize) -> Vec<Duration> {
+    let barrier = Arc::new(Barrier::new(clients));
+    let threads: Vec<_> = (0..clients)
         .map(|client| {
             let (server, barrier) = (Arc::clone(server), Arc::clone(&barrier));
             std::thread::spawn(move || {
@@ -68,17 +69,19 @@ fn batching(c: &mut Criterion) {
     let mut group = c.benchmark_group("batching");
     group.sample_size(10);
     let device = || Route::Model(Arc::new(OneDevice(Mutex::new(()))));
-    for (name, server) in [
-        ("fixed_cost_c32/unbatched", server(device())),
-        ("fixed_cost_c32/batched_32_2ms", server(device().batched(32, Duration::from_millis(2)))),
+    for (name, clients, server) in [
+        ("fixed_cost_c32/unbatched", 32, server(device())),
+        ("fixed_cost_c32/batched_32_2ms", 32, server(device().batched(32, Duration::from_millis(2)))),
+        ("fixed_cost_c64/unbatched", 64, server(device())),
+        ("fixed_cost_c64/batched_32_2ms", 64, server(device().batched(32, Duration::from_millis(2)))),
     ] {
-        eprintln!("{name}: p99 {:?} over {} requests", p99(round(&server)), CLIENTS * REQUESTS);
+        eprintln!("{name}: p99 {:?} over {} requests", p99(round(&server, clients)), clients * REQUESTS);
         group.bench_function(name, |b| {
             b.iter_custom(|iterations| {
                 (0..iterations)
                     .map(|_| {
                         let started = Instant::now();
-                        round(&server);
+                        round(&server, clients);
                         started.elapsed()
                     })
                     .sum()

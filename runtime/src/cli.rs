@@ -72,8 +72,18 @@ const SERVE_FLAGS: &[&str] = &[
     "grpc-port",
 ];
 const TEST_FLAGS: &[&str] = &["base", "junit"];
-const RUN_FLAGS: &[&str] =
-    &["base", "input", "output", "errors", "concurrency", "blocking-threads", "param", "secrets-file", "redis", "log-level"];
+const RUN_FLAGS: &[&str] = &[
+    "base",
+    "input",
+    "output",
+    "errors",
+    "concurrency",
+    "blocking-threads",
+    "param",
+    "secrets-file",
+    "redis",
+    "log-level",
+];
 const SWITCHES: &[&str] = &["expose-errors", "access-log"];
 
 /// Starts one function of a graph: the generated `run`.

@@ -77,8 +77,8 @@ pub mod __private {
     pub use crate::remote::{Remote, RemoteNode, Target};
     pub use crate::router::{Mode, Route, Router};
     pub use crate::step::{
-        Batch, Blocking, Body, Checked, Choice, Extend, Filter, FlatMap, FullEvent, MapStep, Step, Typed, WithPaths, body_step,
-        full_event_step, typed_step,
+        Batch, Blocking, Body, Checked, Choice, Extend, Filter, FlatMap, FullEvent, MapStep, Step, Typed, WithPaths,
+        body_step, full_event_step, typed_step,
     };
     pub use crate::stream::SetKey;
     pub use crate::trigger::{Trigger, When};

@@ -156,8 +156,14 @@ pub fn render() -> String {
         out.push_str("# HELP graphc_schedule_firings_total A schedule trigger's firings: run, or skipped because the previous run was still going (overlap = false).\n# TYPE graphc_schedule_firings_total counter\n");
         for (name, stats) in schedules.iter() {
             let name = escape(name);
-            out.push_str(&format!("graphc_schedule_firings_total{{trigger=\"{name}\",outcome=\"run\"}} {}\n", stats.fired()));
-            out.push_str(&format!("graphc_schedule_firings_total{{trigger=\"{name}\",outcome=\"skipped\"}} {}\n", stats.skipped()));
+            out.push_str(&format!(
+                "graphc_schedule_firings_total{{trigger=\"{name}\",outcome=\"run\"}} {}\n",
+                stats.fired()
+            ));
+            out.push_str(&format!(
+                "graphc_schedule_firings_total{{trigger=\"{name}\",outcome=\"skipped\"}} {}\n",
+                stats.skipped()
+            ));
         }
     }
     out

@@ -421,7 +421,8 @@ impl Router {
                     Route::Model(model) => {
                         // The body moves into the model's hooks; the answer replaces it.
                         let deadline = event.deadline;
-                        let (outputs, form, width) = predict(model.as_ref(), std::mem::take(&mut event.body), deadline)?;
+                        let (outputs, form, width) =
+                            predict(model.as_ref(), std::mem::take(&mut event.body), deadline)?;
                         let (output_name, datatype) = self
                             .answers_with
                             .get(index)

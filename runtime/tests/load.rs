@@ -73,8 +73,7 @@ fn request(rng: &mut Rng, batch_size: u64) -> (Value, Expect) {
         1 => (json!({ "inputs": vec![vec![99.0, 0.0, 0.0]; rows] }), Expect::Status(422)),
         _ => {
             // Whole numbers: JSON carries them exactly (serde_json may round a decimal a bit).
-            let inputs: Vec<Vec<f64>> =
-                (0..rows).map(|_| (0..3).map(|_| rng.next(90) as f64).collect()).collect();
+            let inputs: Vec<Vec<f64>> = (0..rows).map(|_| (0..3).map(|_| rng.next(90) as f64).collect()).collect();
             let outputs = inputs.iter().map(|row| Affine::expected(row)).collect();
             (json!({ "inputs": inputs }), Expect::Outputs(outputs))
         }
@@ -94,7 +93,8 @@ async fn a_batched_route_answers_64_clients_each_with_its_own_rows() {
     let model = Arc::new(Affine::default());
     let schedule = Schedule { batch_size: BATCH_SIZE as usize, batch_delay: Duration::from_millis(2), instances: 1 };
     let batched = Arc::new(Batched::scheduled(Arc::clone(&model) as Arc<dyn Model>, schedule));
-    let server = start(router_pipeline(Route::Model(Arc::clone(&batched) as Arc<dyn Model>)), ServeOptions::default()).await;
+    let server =
+        start(router_pipeline(Route::Model(Arc::clone(&batched) as Arc<dyn Model>)), ServeOptions::default()).await;
     let url = server.url("/v2/models/m/infer");
     let client = reqwest::Client::new();
     let clients: Vec<_> = (0..CLIENTS)
@@ -252,10 +252,16 @@ async fn no_200_arrives_after_the_deadline() {
         .await
         .unwrap();
     assert_eq!(response.status(), 504, "a shortened deadline holds ({:?})", started.elapsed());
-    let response =
-        client.post(server.url("/")).header("x-request-timeout-ms", "60000").json(&json!({ "ms": 100 })).send().await.unwrap();
+    let response = client
+        .post(server.url("/"))
+        .header("x-request-timeout-ms", "60000")
+        .json(&json!({ "ms": 100 }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 504, "a caller cannot lengthen the server's deadline");
-    let response = client.post(server.url("/")).header("x-request-timeout-ms", "soon").json(&json!({})).send().await.unwrap();
+    let response =
+        client.post(server.url("/")).header("x-request-timeout-ms", "soon").json(&json!({})).send().await.unwrap();
     assert_eq!(response.status(), 400);
     server.stop().await;
 }

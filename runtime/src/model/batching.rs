@@ -88,8 +88,7 @@ impl Batched {
             instances: schedule.instances.max(1),
             batch_delay: schedule.batch_delay,
         };
-        let shared =
-            Arc::new(Shared { model, schedule, state: Mutex::new(State::default()), changed: Condvar::new() });
+        let shared = Arc::new(Shared { model, schedule, state: Mutex::new(State::default()), changed: Condvar::new() });
         for index in 0..schedule.instances {
             let instance = Arc::clone(&shared);
             let spawned =
@@ -275,7 +274,10 @@ fn expired() -> StepError {
 }
 
 /// Waits for a queued request's answer, until its deadline at most.
-fn wait_for(receiver: &Receiver<Result<Vec<Value>, StepError>>, deadline: Option<Instant>) -> Result<Vec<Value>, StepError> {
+fn wait_for(
+    receiver: &Receiver<Result<Vec<Value>, StepError>>,
+    deadline: Option<Instant>,
+) -> Result<Vec<Value>, StepError> {
     let stopped = || StepError::unavailable("the model's scheduler stopped before answering");
     match deadline {
         None => receiver.recv().unwrap_or_else(|_| Err(stopped())),
@@ -411,7 +413,10 @@ mod tests {
     fn arrival() -> impl Strategy<Value = Arrival> {
         (
             0u64..300,
-            prop::collection::vec(prop_oneof![8 => 0.0f64..5.0, 1 => Just(-1.0), 1 => Just(13.0), 1 => Just(7.0)], 1..10),
+            prop::collection::vec(
+                prop_oneof![8 => 0.0f64..5.0, 1 => Just(-1.0), 1 => Just(13.0), 1 => Just(7.0)],
+                1..10,
+            ),
             prop_oneof![3 => Just(None), 1 => (0u64..8).prop_map(Some)],
         )
             .prop_map(|(pause_us, rows, deadline_ms)| Arrival { pause_us, rows, deadline_ms })
@@ -478,7 +483,8 @@ mod tests {
     #[test]
     fn an_expired_request_leaves_the_queue_at_its_deadline() {
         let model = Arc::new(Summing { calls: AtomicUsize::new(0), cost: Duration::from_millis(200) });
-        let batched = Arc::new(Batched::scheduled(model, Schedule { batch_size: 4, batch_delay: Duration::ZERO, instances: 1 }));
+        let batched =
+            Arc::new(Batched::scheduled(model, Schedule { batch_size: 4, batch_delay: Duration::ZERO, instances: 1 }));
         let busy = {
             let batched = Arc::clone(&batched);
             std::thread::spawn(move || batched.predict(Features { values: vec![1.0], rows: 1, columns: 1 }))

@@ -187,9 +187,7 @@ pub fn event_from_record(mut fields: Vec<(String, Vec<u8>)>) -> Result<Event, St
     }
     // Only an envelope (a record with a `body`) carries a deadline: a plain field map's fields
     // are all its body's.
-    if body_given
-        && let Some((_, deadline)) = fields.iter().find(|(key, _)| key == "deadline")
-    {
+    if body_given && let Some((_, deadline)) = fields.iter().find(|(key, _)| key == "deadline") {
         event.deadline = deadline_from_epoch_millis(deadline);
     }
     event.content_type = Some(std::borrow::Cow::Borrowed("application/json"));
