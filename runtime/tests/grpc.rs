@@ -164,3 +164,44 @@ async fn errors_are_grpc_codes() {
     cut.raw_input_contents[0].truncate(5);
     assert_eq!(client.model_infer(cut).await.expect_err("cut").code(), Code::InvalidArgument);
 }
+
+/// 64 clients at once on a batched route over gRPC, each request with its own number of rows:
+/// every answer holds its own rows' classes, and the route still serves after the burst.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batched_route_answers_64_concurrent_callers_each_with_its_own_rows() {
+    let schedule =
+        graphc_runtime::model::Schedule { batch_size: 8, batch_delay: Duration::from_millis(2), instances: 1 };
+    let route = Route::Model(Arc::new(SumModel)).scheduled(schedule);
+    let router = Router::new("router", "/v2/models", vec![("b".into(), route)], Mode::Model);
+    let pipeline =
+        AsyncPipeline::new(StepNode::new("router", Blocking::new(router), End).responding(), Context::new("g"), true);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = GrpcOptions { addr, deadline: Duration::from_secs(10), concurrency: 128, body_limit: 4 << 20 };
+    tokio::spawn(serve(listener, pipeline, options, async move {
+        let _ = stopped.await;
+    }));
+    let client = GrpcInferenceServiceClient::connect(format!("http://{addr}")).await.expect("the client connects");
+    let callers: Vec<_> = (0..64u32)
+        .map(|caller| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                for call in 0..5u32 {
+                    let rows: Vec<[f32; 2]> = (0..1 + (caller * 7 + call * 3) % 16)
+                        .map(|r| [((caller + r) % 13) as f32, call as f32])
+                        .collect();
+                    let expected: Vec<i64> = rows.iter().map(|[a, b]| i64::from(a + b > 10.0)).collect();
+                    let answer = client.model_infer(raw_request("b", "", &rows)).await.expect("infer").into_inner();
+                    assert_eq!(int64s(&answer.raw_output_contents[0]), expected, "caller {caller}, call {call}");
+                }
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.await.expect("a caller");
+    }
+    let mut client = client;
+    let answer = client.model_infer(raw_request("b", "", &[[6.0, 6.0]])).await.expect("infer").into_inner();
+    assert_eq!(int64s(&answer.raw_output_contents[0]), [1]);
+}
