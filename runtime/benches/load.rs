@@ -99,7 +99,15 @@ fn probe_under_load(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("load");
     group.sample_size(50);
-    group.bench_function("probe/idle", |b| b.iter(|| runtime.block_on(probe(&client))));
+    let mut idle = Vec::new();
+    group.bench_function("probe/idle", |b| {
+        b.iter(|| {
+            let started = Instant::now();
+            runtime.block_on(probe(&client));
+            idle.push(started.elapsed());
+        })
+    });
+    print_p99("probe/idle", idle);
     // Keep the pool saturated for the whole measurement: 64 slow requests at a time, refilled.
     let saturating = runtime.spawn({
         let client = client.clone();
@@ -118,7 +126,18 @@ fn probe_under_load(c: &mut Criterion) {
             }
         }
     });
-    runtime.block_on(tokio::time::sleep(Duration::from_millis(100)));
+    let metrics = runtime.block_on(async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        client.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap()
+    });
+    let gauge =
+        |name: &str| metrics.lines().find_map(|line| line.strip_prefix(name)).map(str::trim).map(str::to_string);
+    eprintln!(
+        "probe/pool_saturated: {} of {} pool threads busy, {} calls waiting",
+        gauge("graphc_blocking_busy ").unwrap_or_default(),
+        gauge("graphc_blocking_threads ").unwrap_or_default(),
+        gauge("graphc_blocking_waiting ").unwrap_or_default()
+    );
     let mut latencies = Vec::new();
     group.bench_function("probe/pool_saturated", |b| {
         b.iter(|| {
@@ -127,12 +146,16 @@ fn probe_under_load(c: &mut Criterion) {
             latencies.push(started.elapsed());
         })
     });
-    latencies.sort();
-    if let Some(p99) = latencies.get(latencies.len() * 99 / 100) {
-        eprintln!("probe/pool_saturated: p99 {p99:?} over {} probes", latencies.len());
-    }
+    print_p99("probe/pool_saturated", latencies);
     saturating.abort();
     group.finish();
+}
+
+fn print_p99(case: &str, mut latencies: Vec<Duration>) {
+    latencies.sort();
+    if let Some(p99) = latencies.get(latencies.len() * 99 / 100) {
+        eprintln!("{case}: p99 {p99:?} over {} probes", latencies.len());
+    }
 }
 
 criterion_group!(benches, blocking_run, probe_under_load);

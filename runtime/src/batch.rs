@@ -83,13 +83,30 @@ fn write_answer(output: &mut impl Write, response: &Response) -> std::io::Result
     writeln!(output, "}}")
 }
 
-/// Lines handed to one task: a task per event would cost more than a small step does.
-const CHUNK: usize = 32;
+/// One line of input on its way to a worker: its place among the events (answers are written in
+/// this order) and its 1-based line in the file (failures name it).
+struct Work {
+    index: usize,
+    line_number: usize,
+    line: Result<String, String>,
+}
+
+/// What became of one line.
+enum Outcome {
+    Answered(Response),
+    /// Not an event (not UTF-8, not JSON): answered 400 with this reason, the graph not run.
+    Refused(String),
+}
 
 /// Runs every line of `input` through `handler`, at most `options.concurrency` events at once,
 /// writing one answer line per event to `output` in input order, and one line per failure (with
-/// its 1-based input line) to `errors`. Background work is drained before the summary is
-/// returned.
+/// its 1-based input line) to `errors`. Blank lines are skipped; a line that is not UTF-8 or not
+/// JSON fails alone. Background work is drained before the summary is returned.
+///
+/// `concurrency` workers each take the next line as soon as they are free, so a slow event holds
+/// one worker, not a batch of lines behind it. Answers that finish early wait for the ones before
+/// them, at most `window` events ahead of the oldest unwritten one, which bounds memory whatever one
+/// event does.
 pub async fn run<H: Handler>(
     handler: Arc<H>,
     input: impl BufRead,
@@ -99,84 +116,105 @@ pub async fn run<H: Handler>(
     options: &BatchOptions,
 ) -> std::io::Result<Summary> {
     let started = Instant::now();
+    let concurrency = options.concurrency.max(1);
+    let window = (concurrency * 64).max(1_024);
+    let (work_sender, work) = tokio::sync::mpsc::channel::<Work>((concurrency * 2).max(64));
+    let (answer_sender, mut answers) = tokio::sync::mpsc::unbounded_channel::<(usize, usize, Outcome)>();
+    let work = Arc::new(tokio::sync::Mutex::new(work));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (work, answer_sender, handler) = (Arc::clone(&work), answer_sender.clone(), Arc::clone(&handler));
+        workers.spawn(async move {
+            loop {
+                let Some(next) = work.lock().await.recv().await else { return };
+                let outcome = match next.line.and_then(|line| event_from_line(&line)) {
+                    Ok(event) => Outcome::Answered(handler.handle(event).await),
+                    Err(reason) => Outcome::Refused(reason),
+                };
+                if answer_sender.send((next.index, next.line_number, outcome)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    drop(answer_sender);
     let mut summary = Summary::default();
-    let mut in_flight = tokio::task::JoinSet::new();
-    // Chunks that finished before an earlier one: held until they can be written in order.
-    let mut ready: BTreeMap<usize, Vec<Result<Response, String>>> = BTreeMap::new();
-    let (mut next_chunk, mut next_to_write, mut written) = (0usize, 0usize, 0usize);
+    let mut work_sender = Some(work_sender);
+    let mut ready: BTreeMap<usize, (usize, Outcome)> = BTreeMap::new();
+    let (mut next_index, mut written, mut line_number) = (0usize, 0usize, 0usize);
     let mut last_progress = Instant::now();
-    let mut lines = input.lines();
     let mut exhausted = false;
-    // Each chunk's events run one after another in their task; chunks run concurrently.
-    let chunks_in_flight = options.concurrency.max(1);
+    let mut lines = input.split(b'\n');
     loop {
-        while !exhausted && in_flight.len() < chunks_in_flight {
-            let mut chunk = Vec::with_capacity(CHUNK);
-            for line in lines.by_ref().take(CHUNK) {
-                chunk.push(line?);
-            }
-            if chunk.len() < CHUNK {
+        while let Some(sender) = work_sender.as_ref().filter(|_| next_index - written < window) {
+            let Ok(permit) = sender.try_reserve() else { break };
+            let Some(bytes) = lines.next() else {
                 exhausted = true;
-            }
-            if chunk.is_empty() {
                 break;
-            }
-            summary.events += chunk.len();
-            let handler = Arc::clone(&handler);
-            let index = next_chunk;
-            next_chunk += 1;
-            in_flight.spawn(async move {
-                let mut answers = Vec::with_capacity(chunk.len());
-                for line in chunk {
-                    answers.push(match event_from_line(&line) {
-                        Ok(event) => Ok(handler.handle(event).await),
-                        Err(reason) => Err(reason),
-                    });
+            };
+            line_number += 1;
+            let line = match String::from_utf8(bytes?) {
+                Ok(mut line) => {
+                    if line.ends_with('\r') {
+                        line.pop();
+                    }
+                    if line_number == 1 && line.starts_with('\u{feff}') {
+                        line.remove(0);
+                    }
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    Ok(line)
                 }
-                (index, answers)
-            });
+                Err(error) => Err(format!("not UTF-8: {}", error.utf8_error())),
+            };
+            permit.send(Work { index: next_index, line_number, line });
+            next_index += 1;
         }
-        let Some(joined) = in_flight.join_next().await else { break };
-        let (index, answers) = joined.map_err(std::io::Error::other)?;
-        ready.insert(index, answers);
-        while let Some(answers) = ready.remove(&next_to_write) {
-            for answer in answers {
-                written += 1;
-                match &answer {
-                    Ok(response) => {
-                        write_answer(&mut output, response)?;
-                        if response.status < 400 {
-                            summary.succeeded += 1;
-                        } else {
-                            summary.failed += 1;
-                            let id = response.event_id.as_ref().map(EventId::text).unwrap_or_default();
-                            let body = serde_json::from_slice::<Value>(&response.body).unwrap_or_else(|_| {
-                                Value::String(String::from_utf8_lossy(&response.body).into_owned())
-                            });
-                            writeln!(
-                                errors,
-                                "{}",
-                                json!({ "line": written, "id": id, "status": response.status, "error": body })
-                            )?;
-                        }
-                    }
-                    Err(reason) => {
+        if exhausted {
+            // Closing the queue lets each worker end once it is empty.
+            work_sender = None;
+        }
+        if work_sender.is_none() && written == next_index {
+            break;
+        }
+        let Some((index, line, outcome)) = answers.recv().await else { break };
+        ready.insert(index, (line, outcome));
+        while let Some((line, outcome)) = ready.remove(&written) {
+            written += 1;
+            summary.events += 1;
+            match outcome {
+                Outcome::Answered(response) => {
+                    write_answer(&mut output, &response)?;
+                    if response.status < 400 {
+                        summary.succeeded += 1;
+                    } else {
                         summary.failed += 1;
+                        let id = response.event_id.as_ref().map(EventId::text).unwrap_or_default();
+                        let body = serde_json::from_slice::<Value>(&response.body)
+                            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&response.body).into_owned()));
                         writeln!(
-                            output,
+                            errors,
                             "{}",
-                            json!({ "id": Value::Null, "status": 400, "body": { "error": reason } })
+                            json!({ "line": line, "id": id, "status": response.status, "error": body })
                         )?;
-                        writeln!(errors, "{}", json!({ "line": written, "status": 400, "error": reason }))?;
                     }
                 }
+                Outcome::Refused(reason) => {
+                    summary.failed += 1;
+                    let error = json!({ "error": reason });
+                    writeln!(output, "{}", json!({ "id": Value::Null, "status": 400, "body": error }))?;
+                    writeln!(errors, "{}", json!({ "line": line, "status": 400, "error": error }))?;
+                }
             }
-            next_to_write += 1;
         }
         if options.progress && last_progress.elapsed() >= Duration::from_millis(200) {
             last_progress = Instant::now();
             eprint!("\r{}", progress(written, total, started.elapsed()));
         }
+    }
+    while let Some(joined) = workers.join_next().await {
+        joined.map_err(std::io::Error::other)?;
     }
     handler.drain().await;
     output.flush()?;

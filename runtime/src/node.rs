@@ -270,14 +270,14 @@ async fn offload<P: Placed>(
     run: &Run,
     last: bool,
 ) -> Result<Flow, StepError> {
-    let Some(step) = placed.shared() else {
+    let (Some(step), Some(cost)) = (placed.shared(), placed.cost()) else {
         return run_step(name, placed.step(), meter, event, run.context(), last);
     };
     let step = Arc::clone(step);
     let context = run.shared_context();
     let mut moved = std::mem::replace(event, Event { id: event.id.clone(), ..Event::placeholder() });
     let timed = crate::metrics::enabled();
-    let ran = crate::pool::run(move || {
+    let ran = crate::pool::run_measured(cost, move || {
         let started = timed.then(std::time::Instant::now);
         let result = call_step(name, &*step, &mut moved, &context, last);
         (moved, result, started.map(|started| started.elapsed()))
@@ -378,10 +378,14 @@ impl<S: Placed, N: Node, C: Catcher> Node for StepNode<S, N, C> {
         let last = N::ENDS && self.respond && run.takes_responses();
         // On a thread of the pool already (a graph that never waits runs whole events there),
         // a blocking step runs in place too.
-        let result = if S::BLOCKING && !crate::pool::may_block_here() {
-            offload(self.name, &self.step, &self.meter, event, run, last).await
-        } else {
-            run_step(self.name, self.step.step(), &self.meter, event, run.context(), last)
+        let result = match self.step.cost() {
+            Some(cost) if S::BLOCKING && !crate::pool::in_place(cost) => {
+                offload(self.name, &self.step, &self.meter, event, run, last).await
+            }
+            Some(cost) if S::BLOCKING && !crate::pool::may_block_here() => crate::pool::run_in_place(cost, || {
+                run_step(self.name, self.step.step(), &self.meter, event, run.context(), last)
+            }),
+            _ => run_step(self.name, self.step.step(), &self.meter, event, run.context(), last),
         };
         let flow = match result {
             Ok(flow) => {

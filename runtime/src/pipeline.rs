@@ -52,12 +52,19 @@ pub struct SyncPipeline<N> {
     context: Arc<Context>,
     /// Some step can read an event's time: each event is stamped as it comes in.
     stamps_time: bool,
+    /// What recent events cost, which decides whether a served one runs on the pool.
+    cost: crate::pool::CallCost,
 }
 
 impl<N: SyncNode> SyncPipeline<N> {
     /// A pipeline from its root node.
     pub fn new(root: N, context: Context) -> Self {
-        SyncPipeline { stamps_time: root.reads_time(), root: Arc::new(root), context: Arc::new(context) }
+        SyncPipeline {
+            stamps_time: root.reads_time(),
+            root: Arc::new(root),
+            context: Arc::new(context),
+            cost: crate::pool::CallCost::new(),
+        }
     }
 
     /// Processes one event, on this thread.
@@ -93,9 +100,14 @@ impl<N: SyncNode> Handler for SyncPipeline<N> {
         if crate::pool::may_block_here() {
             return run_sync(&*self.root, &self.context, self.stamps_time, event);
         }
+        if self.cost.runs_in_place() {
+            return crate::pool::run_in_place(&self.cost, || {
+                run_sync(&*self.root, &self.context, self.stamps_time, event)
+            });
+        }
         let (root, context, stamps_time) = (Arc::clone(&self.root), Arc::clone(&self.context), self.stamps_time);
         let id = event.id.clone();
-        crate::pool::run(move || run_sync(&*root, &context, stamps_time, event))
+        crate::pool::run_measured(&self.cost, move || run_sync(&*root, &context, stamps_time, event))
             .await
             .unwrap_or_else(|error| pool_failure(&id, &error))
     }
@@ -132,6 +144,9 @@ pub struct AsyncPipeline<N> {
     tracker: Arc<Tracker>,
     /// Some step can read an event's time: each event is stamped as it comes in.
     stamps_time: bool,
+    /// What recent events cost, for a graph that never waits but blocks: whether the next one
+    /// runs in place or on the pool.
+    cost: crate::pool::CallCost,
 }
 
 impl<N: Node> AsyncPipeline<N> {
@@ -144,6 +159,7 @@ impl<N: Node> AsyncPipeline<N> {
             at_end: false,
             tracker: Arc::new(Tracker::default()),
             stamps_time: root.reads_time(),
+            cost: crate::pool::CallCost::new(),
             root,
         })
     }
@@ -157,6 +173,7 @@ impl<N: Node> AsyncPipeline<N> {
             at_end: true,
             tracker: Arc::new(Tracker::default()),
             stamps_time: root.reads_time(),
+            cost: crate::pool::CallCost::new(),
             root,
         })
     }
@@ -280,6 +297,11 @@ impl<N: Node> Future for Processing<'_, N> {
                 *this = Processing::Done;
                 return Poll::Ready(answer);
             }
+            if !N::WAITS && pipeline.cost.runs_in_place() {
+                let answer = crate::pool::run_in_place(&pipeline.cost, || pipeline.process_in_place(event));
+                *this = Processing::Done;
+                return Poll::Ready(answer);
+            }
             if !N::WAITS {
                 // One hand-over to the pool for the whole event, not one per blocking step; the
                 // server's own paths answer here, without it.
@@ -291,9 +313,13 @@ impl<N: Node> Future for Processing<'_, N> {
                 let mut event = std::mem::replace(event, Event::placeholder());
                 let id = event.id.clone();
                 *this = Processing::Pooled(Box::pin(async move {
-                    crate::pool::run(move || pipeline.process_in_place(&mut event))
-                        .await
-                        .unwrap_or_else(|error| pool_failure(&id, &error))
+                    let cost = &pipeline.cost;
+                    crate::pool::run_measured(cost, {
+                        let pipeline = Arc::clone(&pipeline);
+                        move || pipeline.process_in_place(&mut event)
+                    })
+                    .await
+                    .unwrap_or_else(|error| pool_failure(&id, &error))
                 }));
             }
         }

@@ -4,14 +4,19 @@
 //! work runs").
 //!
 //! The pool is tokio's blocking threads behind a semaphore of `size` permits: at most `size`
-//! calls run at once, the rest wait in line, in order. A call whose caller goes away while it
+//! calls run at once, the rest wait in line, in order. Handing a call over costs two thread
+//! wake-ups (tens of microseconds on a virtual machine), more than a call of a decision tree or a
+//! small handler costs: work whose recent calls each took less than the in-place budget
+//! ([`CallCost`]) runs where it is instead, as Go's scheduler leaves a short system call on its
+//! thread. A call whose caller goes away while it
 //! waits in line (its deadline passed) leaves the line and never runs; a call that has started
 //! finishes in its thread and its result is thrown away, since a thread cannot be stopped from
 //! outside. Outside a tokio runtime (the sync executor called directly, a unit test) work runs
 //! on the caller's thread.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 /// The pool's size when the server is not told (`--blocking-threads`): enough for steps that
@@ -48,6 +53,111 @@ pub fn configure(size: usize) -> bool {
 /// The pool's size.
 pub fn size() -> usize {
     pool().size
+}
+
+/// Work whose recent calls each took less than this runs in place, not on the pool
+/// (`--blocking-inline-us`): below it a hand-over costs more than the call.
+pub const DEFAULT_IN_PLACE_BUDGET: Duration = Duration::from_micros(50);
+
+static IN_PLACE_BUDGET_NANOS: AtomicU64 = AtomicU64::new(DEFAULT_IN_PLACE_BUDGET.as_nanos() as u64);
+
+/// Sets the in-place budget: what `--blocking-inline-us` does. Zero sends every call to the pool.
+pub fn configure_in_place_budget(budget: Duration) {
+    IN_PLACE_BUDGET_NANOS.store(u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX - 1), Ordering::Relaxed);
+}
+
+/// What recent calls of one piece of blocking work (a step, or a whole event of a graph that
+/// never waits) cost, which decides where its next call runs. Work not measured yet goes to the
+/// pool. A call dearer than the estimate raises it at once, so work that turns slow leaves the
+/// worker after one call; cheaper calls lower it an eighth of the way each, so work that turns
+/// cheap comes back after a few dozen.
+#[derive(Debug)]
+pub struct CallCost {
+    nanos: AtomicU64,
+}
+
+impl Default for CallCost {
+    fn default() -> Self {
+        CallCost::new()
+    }
+}
+
+impl CallCost {
+    const UNMEASURED: u64 = u64::MAX;
+
+    /// Not measured yet: the first call goes to the pool.
+    pub const fn new() -> Self {
+        CallCost { nanos: AtomicU64::new(Self::UNMEASURED) }
+    }
+
+    /// Whether the next call should run where it is rather than on the pool.
+    #[inline]
+    pub fn runs_in_place(&self) -> bool {
+        let budget = IN_PLACE_BUDGET_NANOS.load(Ordering::Relaxed);
+        budget > 0 && self.nanos.load(Ordering::Relaxed) < budget
+    }
+
+    /// Counts one call that took `elapsed`.
+    pub fn record(&self, elapsed: Duration) {
+        let sample = u64::try_from(elapsed.as_nanos()).unwrap_or(Self::UNMEASURED - 1).min(Self::UNMEASURED - 1);
+        let _ = self.nanos.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |estimate| {
+            Some(if estimate == Self::UNMEASURED || sample >= estimate {
+                sample
+            } else {
+                estimate - (estimate - sample) / 8
+            })
+        });
+    }
+}
+
+/// Marks this thread as one where work may block until dropped: work run in place runs its
+/// blocking steps in place too, rather than handing each over.
+struct MayBlock(bool);
+
+impl MayBlock {
+    fn enter() -> Self {
+        MayBlock(ON_POOL.with(|on| on.replace(true)))
+    }
+}
+
+impl Drop for MayBlock {
+    fn drop(&mut self) {
+        let before = self.0;
+        ON_POOL.with(|on| on.set(before));
+    }
+}
+
+/// Runs `work` here (on a worker: `cost` says it is cheap) and counts what it cost.
+#[inline]
+pub fn run_in_place<T>(cost: &CallCost, work: impl FnOnce() -> T) -> T {
+    let _may_block = MayBlock::enter();
+    let started = Instant::now();
+    let result = work();
+    cost.record(started.elapsed());
+    result
+}
+
+/// Runs `work` on the pool, as [`run`] does, and counts what it cost there.
+pub async fn run_measured<T, W>(cost: &CallCost, work: W) -> Result<T, PoolError>
+where
+    T: Send + 'static,
+    W: FnOnce() -> T + Send + 'static,
+{
+    let (result, elapsed) = run(move || {
+        let started = Instant::now();
+        let result = work();
+        (result, started.elapsed())
+    })
+    .await?;
+    cost.record(elapsed);
+    Ok(result)
+}
+
+/// Where a call of work with this cost runs now: in place when it is cheap or when this thread
+/// may block anyway.
+#[inline]
+pub fn in_place(cost: &CallCost) -> bool {
+    may_block_here() || cost.runs_in_place()
 }
 
 /// Calls running on the pool now.
@@ -98,10 +208,8 @@ where
     drop(waiting);
     let handle = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        ON_POOL.with(|on| on.set(true));
-        let result = work();
-        ON_POOL.with(|on| on.set(false));
-        result
+        let _may_block = MayBlock::enter();
+        work()
     });
     handle.await.map_err(|error| if error.is_panic() { PoolError::Panicked } else { PoolError::ShuttingDown })
 }
@@ -158,5 +266,24 @@ mod tests {
         }
         assert!(most.load(Ordering::SeqCst) <= size(), "ran {} at once", most.load(Ordering::SeqCst));
         assert!(!may_block_here(), "a worker thread is not the pool");
+    }
+
+    #[test]
+    fn cheap_work_stays_in_place_and_work_that_turns_slow_leaves_after_one_call() {
+        let cost = CallCost::new();
+        assert!(!cost.runs_in_place(), "unmeasured work goes to the pool");
+        cost.record(Duration::from_micros(5));
+        assert!(cost.runs_in_place());
+        cost.record(Duration::from_millis(450));
+        assert!(!cost.runs_in_place(), "one slow call is enough to leave the worker");
+        let calls_back = (1..).find(|_| {
+            cost.record(Duration::from_micros(5));
+            cost.runs_in_place()
+        });
+        assert!(matches!(calls_back, Some(40..=80)), "back in place after {calls_back:?} cheap calls");
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let _on_a_worker = runtime.enter();
+        let inside = run_in_place(&cost, may_block_here);
+        assert!(inside && !may_block_here(), "work in place may block until it returns, and only then");
     }
 }

@@ -594,6 +594,10 @@ pub trait Placed: Send + Sync + 'static {
     fn step(&self) -> &Self::Step;
     /// The step, to send to the pool: `None` for a step that runs in place.
     fn shared(&self) -> Option<&std::sync::Arc<Self::Step>>;
+    /// What the step's recent calls cost, for a step that may run on the pool.
+    fn cost(&self) -> Option<&crate::pool::CallCost> {
+        None
+    }
 }
 
 impl<S: Step> Placed for S {
@@ -609,14 +613,18 @@ impl<S: Step> Placed for S {
 }
 
 /// A step that runs on the blocking pool under the tokio executor: what generated code wraps
-/// every user handler, `new` step and router in. Under the sync executor it runs in place, as
-/// every step does (the sync pipeline moves whole events to the pool instead).
-pub struct Blocking<S>(std::sync::Arc<S>);
+/// every user handler, `new` step and router in. A call that recent calls show to be cheaper than
+/// a hand-over runs in place ([`crate::pool::CallCost`]). Under the sync executor it runs in
+/// place, as every step does (the sync pipeline moves whole events to the pool instead).
+pub struct Blocking<S> {
+    step: std::sync::Arc<S>,
+    cost: crate::pool::CallCost,
+}
 
 impl<S: Step> Blocking<S> {
     /// Runs `step` on the blocking pool.
     pub fn new(step: S) -> Self {
-        Blocking(std::sync::Arc::new(step))
+        Blocking { step: std::sync::Arc::new(step), cost: crate::pool::CallCost::new() }
     }
 }
 
@@ -625,9 +633,12 @@ impl<S: Step> Placed for Blocking<S> {
     const BLOCKING: bool = true;
     #[inline(always)]
     fn step(&self) -> &S {
-        &self.0
+        &self.step
     }
     fn shared(&self) -> Option<&std::sync::Arc<S>> {
-        Some(&self.0)
+        Some(&self.step)
+    }
+    fn cost(&self) -> Option<&crate::pool::CallCost> {
+        Some(&self.cost)
     }
 }

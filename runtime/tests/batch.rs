@@ -66,3 +66,50 @@ async fn a_hundred_thousand_events_all_answered() {
     let last: Value = serde_json::from_str(String::from_utf8(output).unwrap().lines().last().unwrap()).unwrap();
     assert_eq!(last["body"]["n"], 99_999);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_line_fails_alone_with_its_line_number_and_blank_lines_are_skipped() {
+    let step: Body<fn(Value) -> Value> = Body(|body| body);
+    let handler = Arc::new(SyncPipeline::new(StepNode::new("echo", step, End), Context::new("batch")));
+    let mut input = b"\xEF\xBB\xBF{\"n\": 1}\r\n\n   \n{\"n\": 2}\n".to_vec();
+    input.extend_from_slice(b"{\"n\": \xFF}\n{oops\n{\"n\": 3}");
+    let (mut output, mut errors) = (Vec::new(), Vec::new());
+    let summary =
+        run(handler, input.as_slice(), None, &mut output, &mut errors, &BatchOptions::default()).await.unwrap();
+    assert_eq!((summary.events, summary.succeeded, summary.failed), (5, 3, 2));
+    let answers: Vec<Value> =
+        String::from_utf8(output).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let bodies: Vec<Value> = answers.iter().map(|answer| answer["body"]["n"].clone()).collect();
+    assert_eq!(bodies, [json!(1), json!(2), Value::Null, Value::Null, json!(3)]);
+    let failures: Vec<Value> =
+        String::from_utf8(errors).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(failures.len(), 2);
+    assert_eq!((failures[0]["line"].clone(), failures[1]["line"].clone()), (json!(5), json!(6)));
+    assert!(failures[0]["error"]["error"].as_str().unwrap().starts_with("not UTF-8"), "{}", failures[0]);
+    assert!(failures[1]["error"]["error"].as_str().unwrap().starts_with("not JSON"), "{}", failures[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_past_the_worker_count_runs_that_many_blocking_events_at_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static RUNNING: AtomicUsize = AtomicUsize::new(0);
+    static MOST: AtomicUsize = AtomicUsize::new(0);
+    fn slow(body: Value) -> Value {
+        let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+        MOST.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(20));
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+        body
+    }
+    let pipeline = AsyncPipeline::new(
+        StepNode::new("slow", Blocking::new(Body(slow)), End).responding(),
+        Context::new("batch"),
+        true,
+    );
+    let input: String = (0..160).map(|n| format!("{{\"n\": {n}}}\n")).collect();
+    let options = BatchOptions { concurrency: 16, progress: false };
+    let summary =
+        run(Arc::new(pipeline), input.as_bytes(), None, std::io::sink(), std::io::sink(), &options).await.unwrap();
+    assert_eq!(summary.succeeded, 160);
+    assert_eq!(MOST.load(Ordering::SeqCst), 16, "16 events ran at once on 2 workers, and never more");
+}
