@@ -83,12 +83,11 @@ fn write_answer(output: &mut impl Write, response: &Response) -> std::io::Result
     writeln!(output, "}}")
 }
 
-/// One line of input on its way to a worker: its place among the events (answers are written in
-/// this order) and its 1-based line in the file (failures name it).
+/// Lines on their way to a worker: the place of the first among the events (answers are written
+/// in this order), then each line with its 1-based line number in the file (failures name it).
 struct Work {
-    index: usize,
-    line_number: usize,
-    line: Result<String, String>,
+    first: usize,
+    lines: Vec<(usize, Result<String, String>)>,
 }
 
 /// What became of one line.
@@ -98,15 +97,20 @@ enum Outcome {
     Refused(String),
 }
 
+/// Lines handed to a worker at once: as many as take about this long, so that cheap events do
+/// not pay a hand-over each and a slow one holds no line behind it.
+const WORK_PER_HAND_OVER: Duration = Duration::from_micros(200);
+const MOST_LINES_PER_HAND_OVER: usize = 64;
+
 /// Runs every line of `input` through `handler`, at most `options.concurrency` events at once,
 /// writing one answer line per event to `output` in input order, and one line per failure (with
 /// its 1-based input line) to `errors`. Blank lines are skipped; a line that is not UTF-8 or not
 /// JSON fails alone. Background work is drained before the summary is returned.
 ///
-/// `concurrency` workers each take the next line as soon as they are free, so a slow event holds
-/// one worker, not a batch of lines behind it. Answers that finish early wait for the ones before
-/// them, at most `window` events ahead of the oldest unwritten one, which bounds memory whatever one
-/// event does.
+/// `concurrency` workers each take the next lines as soon as they are free: one line at a time
+/// while events are slow, a few dozen when they take microseconds (measured as they run). Answers
+/// that finish early wait for the ones before them, at most `window` events ahead of the oldest
+/// unwritten one, which bounds memory whatever one event does.
 pub async fn run<H: Handler>(
     handler: Arc<H>,
     input: impl BufRead,
@@ -118,20 +122,30 @@ pub async fn run<H: Handler>(
     let started = Instant::now();
     let concurrency = options.concurrency.max(1);
     let window = (concurrency * 64).max(1_024);
-    let (work_sender, work) = tokio::sync::mpsc::channel::<Work>((concurrency * 2).max(64));
-    let (answer_sender, mut answers) = tokio::sync::mpsc::unbounded_channel::<(usize, usize, Outcome)>();
+    let (work_sender, work) = tokio::sync::mpsc::channel::<Work>(concurrency * 2);
+    let (answer_sender, mut answers) = tokio::sync::mpsc::unbounded_channel::<(usize, Vec<(usize, Outcome)>)>();
     let work = Arc::new(tokio::sync::Mutex::new(work));
+    let cost = Arc::new(crate::pool::CallCost::new());
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
         let (work, answer_sender, handler) = (Arc::clone(&work), answer_sender.clone(), Arc::clone(&handler));
+        let cost = Arc::clone(&cost);
         workers.spawn(async move {
             loop {
                 let Some(next) = work.lock().await.recv().await else { return };
-                let outcome = match next.line.and_then(|line| event_from_line(&line)) {
-                    Ok(event) => Outcome::Answered(handler.handle(event).await),
-                    Err(reason) => Outcome::Refused(reason),
-                };
-                if answer_sender.send((next.index, next.line_number, outcome)).is_err() {
+                let began = Instant::now();
+                let mut outcomes = Vec::with_capacity(next.lines.len());
+                for (line_number, line) in next.lines {
+                    outcomes.push((
+                        line_number,
+                        match line.and_then(|line| event_from_line(&line)) {
+                            Ok(event) => Outcome::Answered(handler.handle(event).await),
+                            Err(reason) => Outcome::Refused(reason),
+                        },
+                    ));
+                }
+                cost.record(began.elapsed() / outcomes.len().max(1) as u32);
+                if answer_sender.send((next.first, outcomes)).is_err() {
                     return;
                 }
             }
@@ -140,7 +154,7 @@ pub async fn run<H: Handler>(
     drop(answer_sender);
     let mut summary = Summary::default();
     let mut work_sender = Some(work_sender);
-    let mut ready: BTreeMap<usize, (usize, Outcome)> = BTreeMap::new();
+    let mut ready: BTreeMap<usize, Vec<(usize, Outcome)>> = BTreeMap::new();
     let (mut next_index, mut written, mut line_number) = (0usize, 0usize, 0usize);
     let mut last_progress = Instant::now();
     let mut exhausted = false;
@@ -148,28 +162,43 @@ pub async fn run<H: Handler>(
     loop {
         while let Some(sender) = work_sender.as_ref().filter(|_| next_index - written < window) {
             let Ok(permit) = sender.try_reserve() else { break };
-            let Some(bytes) = lines.next() else {
-                exhausted = true;
+            let per_hand_over = cost.estimate().map_or(1, |each| {
+                (WORK_PER_HAND_OVER.as_nanos() / each.as_nanos().max(1)).clamp(1, MOST_LINES_PER_HAND_OVER as u128)
+                    as usize
+            });
+            let mut chunk = Vec::with_capacity(per_hand_over);
+            while chunk.len() < per_hand_over {
+                let Some(bytes) = lines.next() else {
+                    exhausted = true;
+                    break;
+                };
+                line_number += 1;
+                let line = match String::from_utf8(bytes?) {
+                    Ok(mut line) => {
+                        if line.ends_with('\r') {
+                            line.pop();
+                        }
+                        if line_number == 1 && line.starts_with('\u{feff}') {
+                            line.remove(0);
+                        }
+                        if line.trim().is_empty() {
+                            continue;
+                        }
+                        Ok(line)
+                    }
+                    Err(error) => Err(format!("not UTF-8: {}", error.utf8_error())),
+                };
+                chunk.push((line_number, line));
+            }
+            if chunk.is_empty() {
                 break;
-            };
-            line_number += 1;
-            let line = match String::from_utf8(bytes?) {
-                Ok(mut line) => {
-                    if line.ends_with('\r') {
-                        line.pop();
-                    }
-                    if line_number == 1 && line.starts_with('\u{feff}') {
-                        line.remove(0);
-                    }
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    Ok(line)
-                }
-                Err(error) => Err(format!("not UTF-8: {}", error.utf8_error())),
-            };
-            permit.send(Work { index: next_index, line_number, line });
-            next_index += 1;
+            }
+            let first = next_index;
+            next_index += chunk.len();
+            permit.send(Work { first, lines: chunk });
+            if exhausted {
+                break;
+            }
         }
         if exhausted {
             // Closing the queue lets each worker end once it is empty.
@@ -178,33 +207,36 @@ pub async fn run<H: Handler>(
         if work_sender.is_none() && written == next_index {
             break;
         }
-        let Some((index, line, outcome)) = answers.recv().await else { break };
-        ready.insert(index, (line, outcome));
-        while let Some((line, outcome)) = ready.remove(&written) {
-            written += 1;
-            summary.events += 1;
-            match outcome {
-                Outcome::Answered(response) => {
-                    write_answer(&mut output, &response)?;
-                    if response.status < 400 {
-                        summary.succeeded += 1;
-                    } else {
-                        summary.failed += 1;
-                        let id = response.event_id.as_ref().map(EventId::text).unwrap_or_default();
-                        let body = serde_json::from_slice::<Value>(&response.body)
-                            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&response.body).into_owned()));
-                        writeln!(
-                            errors,
-                            "{}",
-                            json!({ "line": line, "id": id, "status": response.status, "error": body })
-                        )?;
+        let Some((first, outcomes)) = answers.recv().await else { break };
+        ready.insert(first, outcomes);
+        while let Some(outcomes) = ready.remove(&written) {
+            for (line, outcome) in outcomes {
+                written += 1;
+                summary.events += 1;
+                match outcome {
+                    Outcome::Answered(response) => {
+                        write_answer(&mut output, &response)?;
+                        if response.status < 400 {
+                            summary.succeeded += 1;
+                        } else {
+                            summary.failed += 1;
+                            let id = response.event_id.as_ref().map(EventId::text).unwrap_or_default();
+                            let body = serde_json::from_slice::<Value>(&response.body).unwrap_or_else(|_| {
+                                Value::String(String::from_utf8_lossy(&response.body).into_owned())
+                            });
+                            writeln!(
+                                errors,
+                                "{}",
+                                json!({ "line": line, "id": id, "status": response.status, "error": body })
+                            )?;
+                        }
                     }
-                }
-                Outcome::Refused(reason) => {
-                    summary.failed += 1;
-                    let error = json!({ "error": reason });
-                    writeln!(output, "{}", json!({ "id": Value::Null, "status": 400, "body": error }))?;
-                    writeln!(errors, "{}", json!({ "line": line, "status": 400, "error": error }))?;
+                    Outcome::Refused(reason) => {
+                        summary.failed += 1;
+                        let error = json!({ "error": reason });
+                        writeln!(output, "{}", json!({ "id": Value::Null, "status": 400, "body": error }))?;
+                        writeln!(errors, "{}", json!({ "line": line, "status": 400, "error": error }))?;
+                    }
                 }
             }
         }

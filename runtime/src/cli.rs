@@ -16,13 +16,14 @@ const USAGE: &str = "usage:
   BINARY serve [--base DIR] [--host HOST] [--port PORT] [--param NAME=JSON]... [--secrets-file PATH]
                [--body-limit BYTES] [--deadline-ms MS] [--concurrency N]
                [--header-timeout-ms MS] [--max-connections N] [--max-headers N] [--max-header-bytes BYTES]
-               [--shutdown-timeout-ms MS] [--blocking-threads N] [--expose-errors]
+               [--shutdown-timeout-ms MS] [--blocking-threads N] [--blocking-inline-us US] [--expose-errors]
                [--log-level LEVEL] [--log-format text|json] [--access-log] [--grpc-port PORT]
                [--function NAME [--redis URL] [--consumer NAME] [--batch N] [--claim-idle-ms MS]
                 [--metrics-port PORT] [--dedupe-window-ms MS]]
   BINARY test  [--base DIR] [--junit PATH]
   BINARY run   [--base DIR] [--input PATH|-] [--output PATH|-] [--errors PATH] [--concurrency N]
-               [--blocking-threads N] [--param NAME=JSON]... [--secrets-file PATH] [--redis URL]
+               [--blocking-threads N] [--blocking-inline-us US] [--param NAME=JSON]... [--secrets-file PATH]
+               [--redis URL]
                [--log-level LEVEL]
 Without --function (or with --function '*') the whole graph runs in this process, its stream queues
 as memory queues; with it, the root function serves HTTP and a child function consumes its stream
@@ -31,7 +32,8 @@ Defaults: body limit 1 MiB, deadline 30000 ms (reading the body included), concu
 with Retry-After), header timeout 10000 ms (also closes idle keep-alive connections), 10000
 connections (more are closed at once), 100 headers in 64 KiB, shutdown within 30000 ms, log level
 info (RUST_LOG wins), text logs, 32 blocking threads (user handlers, `new` steps, routers and models
-run there, never on the threads that accept connections and answer probes). --expose-errors sends a 5xx's cause to the caller, not only to the log.
+run there, never on the threads that accept connections and answer probes, unless their recent calls
+each took under --blocking-inline-us, 50; 0 sends every call there). --expose-errors sends a 5xx's cause to the caller, not only to the log.
 --grpc-port also serves the Open Inference Protocol's gRPC service (inference.GRPCInferenceService) on
 --host, running the same pipeline (binaries built with graphc-runtime's `grpc` feature).
 `run` sends each line of --input (JSON Lines: a body, or an event with `body`, `id`, `key`, `path`,
@@ -57,6 +59,7 @@ const SERVE_FLAGS: &[&str] = &[
     "max-header-bytes",
     "shutdown-timeout-ms",
     "blocking-threads",
+    "blocking-inline-us",
     "expose-errors",
     "log-level",
     "log-format",
@@ -79,6 +82,7 @@ const RUN_FLAGS: &[&str] = &[
     "errors",
     "concurrency",
     "blocking-threads",
+    "blocking-inline-us",
     "param",
     "secrets-file",
     "redis",
@@ -185,19 +189,23 @@ fn number<T: std::str::FromStr>(flags: &Flags, name: &str, default: T) -> Result
     flag(flags, name).map_or(Ok(default), |v| v.parse().map_err(|_| format!("--{name} takes a number, not `{v}`")))
 }
 
-/// `--blocking-threads`: the size of the pool where user code runs (docs/architecture.md).
-fn blocking_threads(flags: &Flags) -> Result<usize, String> {
-    match number(flags, "blocking-threads", crate::pool::DEFAULT_SIZE)? {
-        0 => Err("--blocking-threads takes a number of threads of at least 1".to_string()),
-        threads => Ok(threads),
-    }
-}
-
-/// The tokio runtime, with the blocking pool sized: its threads are tokio's, so tokio may start
-/// that many besides its own (file reads and DNS among them).
-fn runtime(blocking_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    crate::pool::configure(blocking_threads);
-    tokio::runtime::Builder::new_multi_thread().max_blocking_threads(blocking_threads + 64).enable_all().build()
+/// The tokio runtime, with the blocking pool where user code runs (docs/architecture.md, "Where
+/// work runs") set from `--blocking-threads` and `--blocking-inline-us`. The pool's threads are
+/// tokio's, so tokio may start that many besides its own (file reads and DNS among them).
+fn runtime(flags: &Flags) -> Result<tokio::runtime::Runtime, String> {
+    let threads = match number(flags, "blocking-threads", crate::pool::DEFAULT_SIZE)? {
+        0 => return Err("--blocking-threads takes a number of threads of at least 1".to_string()),
+        threads => threads,
+    };
+    let default_budget = crate::pool::DEFAULT_IN_PLACE_BUDGET.as_micros() as u64;
+    let in_place_budget = Duration::from_micros(number(flags, "blocking-inline-us", default_budget)?);
+    crate::pool::configure(threads);
+    crate::pool::configure_in_place_budget(in_place_budget);
+    tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(threads + 64)
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the runtime: {error}"))
 }
 
 fn run_serve(name: &str, run_function: RunFunction, flags: &Flags) -> ExitCode {
@@ -237,10 +245,10 @@ fn run_serve(name: &str, run_function: RunFunction, flags: &Flags) -> ExitCode {
             return usage();
         }
     };
-    let runtime = match blocking_threads(flags).and_then(|threads| runtime(threads).map_err(|e| e.to_string())) {
+    let runtime = match runtime(flags) {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the runtime: {error}");
+            eprintln!("error: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -341,9 +349,9 @@ fn run_batch<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(build: B, fla
     if concurrency == 0 {
         return fail("--concurrency takes a number of events of at least 1".to_string());
     }
-    let runtime = match blocking_threads(flags).and_then(|threads| runtime(threads).map_err(|e| e.to_string())) {
+    let runtime = match runtime(flags) {
         Ok(runtime) => runtime,
-        Err(error) => return fail(format!("cannot start the runtime: {error}")),
+        Err(error) => return fail(error),
     };
     use std::io::IsTerminal;
     let batch = crate::batch::BatchOptions { concurrency, progress: std::io::stderr().is_terminal() };

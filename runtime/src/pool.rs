@@ -97,6 +97,12 @@ impl CallCost {
         budget > 0 && self.nanos.load(Ordering::Relaxed) < budget
     }
 
+    /// What a call costs now, once one is measured.
+    pub fn estimate(&self) -> Option<Duration> {
+        let nanos = self.nanos.load(Ordering::Relaxed);
+        (nanos != Self::UNMEASURED).then(|| Duration::from_nanos(nanos))
+    }
+
     /// Counts one call that took `elapsed`.
     pub fn record(&self, elapsed: Duration) {
         let sample = u64::try_from(elapsed.as_nanos()).unwrap_or(Self::UNMEASURED - 1).min(Self::UNMEASURED - 1);

@@ -133,8 +133,7 @@ impl Shared {
             state.running += 1;
             drop(state);
             let answer = call(&*self.model, features);
-            self.lock().running -= 1;
-            self.changed.notify_all();
+            self.finished_one();
             return answer;
         }
         let (answer, receiver) = sync_channel(1);
@@ -145,6 +144,19 @@ impl Shared {
         wait_for(&receiver, deadline)
     }
 
+    /// A call of the model ended: an instance waiting for a free slot may take the next batch.
+    /// Only a queue with requests in it has an instance to wake; a lone request on an idle
+    /// model wakes nobody (a wake-up costs more than its call of a small model).
+    fn finished_one(&self) {
+        let mut state = self.lock();
+        state.running -= 1;
+        let waiting = !state.queue.is_empty() || state.closed;
+        drop(state);
+        if waiting {
+            self.changed.notify_all();
+        }
+    }
+
     /// An instance: takes batches from the queue and predicts them until the route closes.
     fn serve(&self) {
         loop {
@@ -152,8 +164,7 @@ impl Shared {
             // A panic here (outside the model's own guarded calls) would be a scheduler bug:
             // its requests are answered with it, and the instance goes on.
             let guarded = catch_unwind(AssertUnwindSafe(|| self.run(batch)));
-            self.lock().running -= 1;
-            self.changed.notify_all();
+            self.finished_one();
             if let Err(payload) = guarded {
                 tracing::error!("a model instance recovered from a panic: {:?}", StepError::panicked(&*payload));
             }

@@ -117,7 +117,8 @@ struct ServeArgs {
     debug: bool,
     /// The server's flags: --host, --port, --param NAME=JSON, --secrets-file, --body-limit,
     /// --deadline-ms, --concurrency, --header-timeout-ms, --max-connections, --max-headers,
-    /// --max-header-bytes, --shutdown-timeout-ms, --blocking-threads, --expose-errors, --log-level, --log-format,
+    /// --max-header-bytes, --shutdown-timeout-ms, --blocking-threads, --blocking-inline-us, --expose-errors,
+    /// --log-level, --log-format,
     /// --access-log, --function, --redis, --consumer, --batch, --claim-idle-ms, --metrics-port,
     /// --grpc-port (the Open Inference Protocol over gRPC, built in when given).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "SERVER FLAGS")]
@@ -145,6 +146,10 @@ struct RunArgs {
     /// Threads that run the graph's handlers, `new` steps and models (the blocking pool).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     blocking_threads: u64,
+    /// Work whose recent calls each took under this many microseconds runs in place, not on the
+    /// blocking pool (a hand-over would cost more); 0 sends every call to the pool.
+    #[arg(long, default_value_t = 50)]
+    blocking_inline_us: u64,
     /// A parameter's value, NAME=JSON (repeatable).
     #[arg(long = "param", value_name = "NAME=VALUE")]
     params: Vec<String>,
@@ -214,6 +219,8 @@ fn main() -> ExitCode {
                 &run.concurrency.to_string(),
                 "--blocking-threads",
                 &run.blocking_threads.to_string(),
+                "--blocking-inline-us",
+                &run.blocking_inline_us.to_string(),
             ]);
             if let Some(errors) = &run.errors {
                 command.arg("--errors").arg(errors);
