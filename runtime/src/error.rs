@@ -150,6 +150,8 @@ pub struct ErrorRecord {
     pub body: Value,
     /// The message.
     pub message: String,
+    /// What kind of failure (the error's `kind`: `invalid_input`, `deadline`, `panic`, ...).
+    pub kind: &'static str,
     /// When, in seconds since the Unix epoch.
     pub time: f64,
 }
@@ -163,18 +165,20 @@ impl ErrorRecord {
             event_id: event.id.text(),
             body: event.body.clone(),
             message: redact_credentials(&error.message).into_owned(),
+            kind: error.kind,
             time: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
         }
     }
 
-    /// The record in semantics.md's format:
-    /// `{"function", "source", "event": {"id", "body"}, "message", "time"}`.
+    /// The record in semantics.md's format, with the failure's kind:
+    /// `{"function", "source", "event": {"id", "body"}, "message", "kind", "time"}`.
     pub fn to_json(&self) -> Value {
         json!({
             "function": self.function,
             "source": self.source,
             "event": { "id": self.event_id, "body": self.body },
             "message": self.message,
+            "kind": self.kind,
             "time": self.time,
         })
     }

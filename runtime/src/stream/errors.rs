@@ -59,6 +59,8 @@ async fn append_error(url: &str, stream: &str, record: &ErrorRecord) -> Result<(
         .arg(json!({ "id": record.event_id, "body": record.body }).to_string())
         .arg("message")
         .arg(&record.message)
+        .arg("kind")
+        .arg(record.kind)
         .arg("time")
         .arg(record.time)
         .query_async::<String>(&mut connection)
