@@ -147,7 +147,7 @@ impl Checker<'_> {
                         self.report(d);
                     }
                 }
-                let _ = declared_out;
+                self.check_declared_builtin(id, declared_out.span());
             } else {
                 self.infer_node(id, &value_in);
             }
@@ -165,6 +165,83 @@ impl Checker<'_> {
             if let Some(slot) = emitted.get_mut(id.index()) {
                 *slot = out;
             }
+        }
+    }
+
+    /// A step with a declared signature: a built-in's expression is typed against the declared
+    /// input and compiled, as an undeclared one is, and what it builds must be the declared
+    /// output. The step keeps its declared types: they are what its neighbours see.
+    fn check_declared_builtin(&mut self, id: NodeId, declared_out_span: Span) {
+        let (declared_in, declared_out) = (self.node(id).input.clone(), self.node(id).output.clone());
+        self.infer_node(id, &declared_in);
+        let inferred = std::mem::replace(&mut self.node_mut(id).output, declared_out.clone());
+        self.node_mut(id).input = declared_in;
+        let builds = match &self.node(id).kind {
+            NodeKind::Map(_) | NodeKind::Extend(_) | NodeKind::FlatMap(_) => "builds",
+            NodeKind::Filter(_) | NodeKind::Batch { .. } => "passes on",
+            _ => return,
+        };
+        let Some(difference) = self.output_difference(&inferred, &declared_out) else { return };
+        let expression = match self.syntax_of(id).implementation {
+            Some(StepImpl::Call(call)) => call.args.first().map_or(call.span, |arg| arg.value.span),
+            _ => self.node(id).impl_span,
+        };
+        let d = Diagnostic::error(
+            Code::ExprType,
+            format!(
+                "`{}` is declared to give `{}`, but it {builds} `{}`: {difference}",
+                self.node(id).name,
+                self.type_name(&declared_out),
+                self.type_name(&inferred)
+            ),
+            expression,
+            format!("this is `{}`", self.type_name(&inferred)),
+        )
+        .with_label(declared_out_span, format!("`{}` declared here", self.type_name(&declared_out)))
+        .with_help("make the expression build the declared type, or declare the output as `json`");
+        self.report(d);
+    }
+
+    /// Why a value of type `inferred` is not a `declared`, naming the field that differs; `None`
+    /// when it is one. An object built field by field must have every field of a record (an
+    /// optional one may be left out) with a type that fits.
+    fn output_difference(&self, inferred: &Type, declared: &Type) -> Option<String> {
+        let (path, found, wanted) = self.first_difference(inferred, declared)?;
+        let path = path.join(".");
+        Some(match found {
+            None => format!("it has no field `{path}`"),
+            Some(found) if path.is_empty() => {
+                format!("`{}` is not `{}`", self.type_name(&found), self.type_name(&wanted))
+            }
+            Some(found) => {
+                format!("field `{path}` is `{}`, not `{}`", self.type_name(&found), self.type_name(&wanted))
+            }
+        })
+    }
+
+    /// The first place where `inferred` does not fit `declared`: the path of fields to it, the
+    /// type found there (`None` for a missing field) and the type wanted.
+    fn first_difference(&self, inferred: &Type, declared: &Type) -> Option<(Vec<String>, Option<Type>, Type)> {
+        match (inferred, declared) {
+            (Type::Shape(fields), Type::Record(_) | Type::Shape(_)) => {
+                let wanted = self.fields_of(declared).unwrap_or_default();
+                wanted.into_iter().find_map(|(name, wanted_ty)| match fields.iter().find(|(field, _)| *field == name) {
+                    None if matches!(wanted_ty, Type::Optional(_) | Type::Json) => None,
+                    None => Some((vec![name.to_string()], None, wanted_ty)),
+                    Some((_, ty)) => self.first_difference(ty, &wanted_ty).map(|(mut path, found, wanted)| {
+                        path.insert(0, name.to_string());
+                        (path, found, wanted)
+                    }),
+                })
+            }
+            (Type::Array(inner), Type::Array(wanted)) if !assignable(inferred, declared) => self
+                .first_difference(inner, wanted)
+                .or_else(|| Some((Vec::new(), Some(inferred.clone()), declared.clone()))),
+            (from, Type::Optional(inner)) if !matches!(from, Type::Optional(_) | Type::Null) => {
+                self.first_difference(from, inner)
+            }
+            (from, to) if assignable(from, to) => None,
+            (from, to) => Some((Vec::new(), Some(from.clone()), to.clone())),
         }
     }
 
