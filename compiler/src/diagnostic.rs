@@ -79,6 +79,9 @@ codes! {
     ResponderOnChildFunction => "responder_on_child_function", "A step on a child function marked `respond`: only the root answers the caller.";
     StarAfterStream => "star_after_stream", "A step right after a stream queue with `function = *`: no function would read the stream.";
     InvalidTrigger => "invalid_trigger", "A trigger whose source, schedule, time zone or answers stream is invalid.";
+    UnknownHandlerItem => "unknown_handler_item", "A handler path that names no public function or type of the handler crate, or one of the wrong kind (checked by the CLI and build.rs).";
+    HandlerArguments => "handler_arguments", "A handler function that takes a number of arguments its step cannot give (checked by the CLI and build.rs).";
+    HandlerCrateNotFound => "handler_crate_not_found", "A handler crate folder that does not exist or has no Cargo.toml (checked by the CLI and build.rs).";
     TriggerReadsOwnStream => "trigger_reads_own_stream", "A stream trigger reading a stream the graph's own queues carry.";
 }
 

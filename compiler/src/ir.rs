@@ -55,7 +55,7 @@ pub struct Graph {
     pub answer: Answer,
     /// The folder of the crate holding the Rust handlers the graph names (`handlers = "...";`),
     /// relative to the graph's file.
-    pub handlers: Option<String>,
+    pub handlers: Option<HandlerFolder>,
     /// Declared record types.
     pub records: Vec<Record>,
     /// Every step, router and queue, in declaration order.
@@ -68,6 +68,15 @@ pub struct Graph {
     pub tests: Vec<Test>,
     /// What feeds the root function besides HTTP.
     pub triggers: Vec<Trigger>,
+}
+
+/// `handlers = "...";`: where the crate holding the graph's Rust handlers is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HandlerFolder {
+    /// The folder, relative to the graph's file.
+    pub path: String,
+    /// The setting, for diagnostics about the folder.
+    pub span: Span,
 }
 
 /// A trigger of the root function: events from a stream or a schedule, run by the same

@@ -4,8 +4,8 @@
 //! wiring, placement and types, to the checked [`ir::Graph`], with every decision the back ends
 //! need), then the back ends that only print the IR ([`codegen`], [`render`] for diagrams).
 //! [`compile`] runs it all; the CLI, build.rs and the `graph!` macro all go through it. The core
-//! (everything but [`builder`], the build.rs door, and the binary) does no IO and never panics
-//! on user input.
+//! (everything but [`builder`], the build.rs door, [`surroundings`], what a graph names on disk,
+//! and the binary) does no IO and never panics on user input.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 #![warn(missing_docs)]
 
@@ -20,6 +20,7 @@ pub mod render;
 pub mod report;
 pub mod rust_names;
 pub mod source;
+pub mod surroundings;
 pub mod syntax;
 pub mod tokens;
 

@@ -128,6 +128,68 @@ fn json_diagnostics_give_every_unit_and_the_suggestion() {
     assert_eq!(diagnostics[1]["file"], "no/such/file.graph");
 }
 
+/// Everything `graphc build` would find before rustc, `graphc check` finds: handler paths are
+/// followed into the handler crate's source (named by the graph or by `--handlers`).
+#[test]
+fn check_reads_the_handler_crate_and_reports_paths_that_name_nothing() {
+    let dir = workspace().join("target/graphc-check-handlers");
+    std::fs::create_dir_all(dir.join("handlers/src")).expect("dir");
+    std::fs::write(dir.join("handlers/Cargo.toml"), "[package]\nname = \"shop-handlers\"\n").expect("manifest");
+    std::fs::write(
+        dir.join("handlers/src/lib.rs"),
+        "pub mod orders;\npub fn stamp(event: &mut Event, context: &Context) {}\n",
+    )
+    .expect("lib");
+    std::fs::write(dir.join("handlers/src/orders.rs"), "pub fn parse(body: Value) -> Value { body }\n")
+        .expect("orders");
+    let graph =
+        |handlers: &str, steps: &str| format!("graph shop {{\n    {handlers}\n    topology = flow;\n{steps}}}\n");
+    let cases = [
+        (graph("handlers = \"handlers\";", "    step a = fn shop_handlers::orders::parse { respond; }\n"), None),
+        (
+            graph("handlers = \"handlers\";", "    step a = fn shop_handlers::orders::prase { respond; }\n"),
+            Some(("graphc::unknown_handler_item", 4, "did you mean `parse`?")),
+        ),
+        (
+            graph("handlers = \"handlers\";", "    step a = fn shop_handlers::stamp { respond; }\n"),
+            Some(("graphc::handler_arguments", 4, "full_event")),
+        ),
+        (
+            graph("handlers = \"nowhere\";", "    step a = fn shop_handlers::stamp { respond; }\n"),
+            Some(("graphc::handler_crate_not_found", 2, "relative to the graph's file")),
+        ),
+        (
+            graph("", "    step a = fn shop_handlers::orders::parse { respond; }\n"),
+            Some(("graphc::unknown_handler", 4, "--handlers DIR")),
+        ),
+    ];
+    for (index, (text, expected)) in cases.iter().enumerate() {
+        let file = format!("target/graphc-check-handlers/case{index}.graph");
+        std::fs::write(workspace().join(&file), text).expect("write");
+        let output = graphc(&["check", "--format", "json", &file]);
+        let diagnostics = json_lines(&output.stdout);
+        match expected {
+            None => assert_eq!(output.status.code(), Some(0), "{text}: {diagnostics:#?}"),
+            Some((code, line, help)) => {
+                assert_eq!(output.status.code(), Some(1), "{text}");
+                assert_eq!(diagnostics.len(), 1, "{text}: {diagnostics:#?}");
+                assert_eq!(diagnostics[0]["code"], *code, "{text}");
+                assert_eq!(diagnostics[0]["spans"][0]["line_start"], *line, "{text}");
+                let rendered = diagnostics[0].to_string();
+                assert!(rendered.contains(help), "{text}: {rendered}");
+            }
+        }
+    }
+    // `--handlers` names the crate when the graph does not.
+    let output = graphc(&[
+        "check",
+        "--handlers",
+        "target/graphc-check-handlers/handlers",
+        "target/graphc-check-handlers/case4.graph",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
 #[test]
 fn a_model_file_that_does_not_exist_is_reported_at_check_time_with_the_resolved_path() {
     let dir = workspace().join("target/graphc-missing-model");
@@ -510,6 +572,9 @@ fn every_code_is_documented_and_shown_by_a_fail_fixture() {
         "graphc::io",
         "graphc::rustc",
         "graphc::model_not_found",
+        "graphc::unknown_handler_item",
+        "graphc::handler_arguments",
+        "graphc::handler_crate_not_found",
         "graphc::internal",
     ];
     for code in graphc::Code::ALL {

@@ -70,9 +70,18 @@ struct Document {
 }
 
 impl Document {
-    fn new(text: String) -> Self {
+    /// A document's analysis: the compiler's, then, for a file on disk that checked, what
+    /// `graphc check` also reads beside it (model files, the handler crate), by the same code.
+    fn new(uri: &lsp::Uri, text: String) -> Self {
         let text: Arc<str> = text.into();
-        let analysis = ide::analyze(&text);
+        let mut analysis = ide::analyze(&text);
+        if let (Some(graph), Some(path)) = (&analysis.graph, file_path(uri)) {
+            let surroundings = graphc::surroundings::check(&path, graph, None);
+            if !surroundings.diagnostics.is_empty() {
+                analysis.diagnostics.extend(surroundings.diagnostics);
+                graphc::diagnostic::sort(&mut analysis.diagnostics);
+            }
+        }
         Document { lines: LineIndex::new_owned(text.clone()), text, analysis }
     }
 
@@ -88,6 +97,31 @@ impl Document {
     fn range(&self, span: Span) -> lsp::Range {
         lsp::Range { start: self.position(span.start_byte()), end: self.position(span.end_byte()) }
     }
+}
+
+/// The file a `file://` URI names, its percent-escapes decoded; `None` for any other URI.
+fn file_path(uri: &lsp::Uri) -> Option<std::path::PathBuf> {
+    let encoded = uri.as_str().strip_prefix("file://")?.as_bytes();
+    let mut bytes = Vec::with_capacity(encoded.len());
+    let mut rest = encoded;
+    while let Some((&byte, tail)) = rest.split_first() {
+        let escaped = (byte == b'%')
+            .then(|| tail.get(..2))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(decoded) => {
+                bytes.push(decoded);
+                rest = tail.get(2..).unwrap_or_default();
+            }
+            None => {
+                bytes.push(byte);
+                rest = tail;
+            }
+        }
+    }
+    String::from_utf8(bytes).ok().map(std::path::PathBuf::from)
 }
 
 fn to_u32(n: usize) -> u32 {
@@ -124,7 +158,7 @@ impl Server<'_> {
             lsp::notification::DidOpenTextDocument::METHOD => {
                 let params: lsp::DidOpenTextDocumentParams = serde_json::from_value(notification.params)?;
                 let uri = params.text_document.uri;
-                self.documents.insert(uri.clone(), Document::new(params.text_document.text));
+                self.documents.insert(uri.clone(), Document::new(&uri, params.text_document.text));
                 uri
             }
             lsp::notification::DidChangeTextDocument::METHOD => {
@@ -132,7 +166,7 @@ impl Server<'_> {
                 // Whole-document sync: the last change is the text.
                 let Some(change) = params.content_changes.into_iter().last() else { return Ok(()) };
                 let uri = params.text_document.uri;
-                self.documents.insert(uri.clone(), Document::new(change.text));
+                self.documents.insert(uri.clone(), Document::new(&uri, change.text));
                 uri
             }
             lsp::notification::DidCloseTextDocument::METHOD => {

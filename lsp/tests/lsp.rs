@@ -187,3 +187,34 @@ fn an_editor_session() {
 
     assert!(client.shutdown().success());
 }
+
+/// What `graphc check` reads beside a file, the editor shows too: a model file that is not
+/// there, and a handler path that names nothing in the handler crate.
+#[test]
+fn the_editor_shows_what_the_cli_finds_beside_the_file() {
+    let dir = std::env::temp_dir().join(format!("graphc lsp {}", std::process::id()));
+    std::fs::create_dir_all(dir.join("handlers/src")).expect("dir");
+    std::fs::write(dir.join("handlers/Cargo.toml"), "[package]\nname = \"my-handlers\"\n").expect("manifest");
+    std::fs::write(dir.join("handlers/src/lib.rs"), "pub fn parse(body: Value) -> Value { body }").expect("lib");
+    let text = "graph beside {
+    handlers = \"handlers\";
+    topology = flow;
+    step parse = fn my_handlers::prase;
+    router models = model { route m = model(kind = gaussian_nb, model_path = \"nowhere.json\"); }
+    parse -> models;
+}
+";
+    // A space in the folder's name: the URI escapes it, as editors do.
+    let uri = format!("file://{}/beside.graph", dir.display().to_string().replace(' ', "%20"));
+    let (mut client, _) = Client::start(env!("CARGO_BIN_EXE_graphc-lsp"));
+    client.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": uri, "languageId": "graph", "version": 1, "text": text } }),
+    );
+    let diagnostics: Vec<Value> = client.diagnostics(&uri).into_iter().filter(|d| d["severity"] == 1).collect();
+    let codes: Vec<&str> = diagnostics.iter().filter_map(|d| d["code"].as_str()).collect();
+    assert_eq!(codes, ["graphc::unknown_handler_item", "graphc::model_not_found"], "{diagnostics:#?}");
+    assert!(diagnostics[0]["message"].as_str().unwrap_or_default().contains("did you mean `parse`?"));
+    assert!(client.shutdown().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

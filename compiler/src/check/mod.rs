@@ -6,6 +6,7 @@
 
 mod builtins;
 mod graph;
+pub mod handler_crate;
 mod names;
 mod plan;
 mod resolve;

@@ -124,7 +124,10 @@ impl<'a> Checker<'a> {
                     }
                 }
                 "description" => self.graph.description = self.string(opt),
-                "handlers" => self.graph.handlers = self.string(opt),
+                "handlers" => {
+                    self.graph.handlers =
+                        self.string(opt).map(|path| ir::HandlerFolder { path, span: opt_value_span(opt) })
+                }
                 "error_stream" => self.graph.error_stream = self.error_stream(opt),
                 _ => {} // "on_error" needs the nodes; see resolve_wiring.
             }
@@ -767,4 +770,13 @@ pub(super) fn split_redis_url(url: &str) -> Result<(String, String), String> {
     }
     let scheme_len = url.len() - rest.len();
     Ok((format!("{}{host}", url.get(..scheme_len).unwrap_or("redis://")), stream.to_string()))
+}
+
+/// Where an option's value is written, or the option when it has none.
+fn opt_value_span(opt: &Opt) -> Span {
+    match &opt.value {
+        Some(OptValue::Expr(expr)) => expr.span,
+        Some(OptValue::Star(span)) => *span,
+        None => opt.span,
+    }
 }

@@ -54,64 +54,6 @@ pub fn runtime_features(graph: &Graph) -> Vec<&'static str> {
         .collect()
 }
 
-/// The handler paths that no crate resolves, where the generated module stands at the root of
-/// a crate whose only other item is the handler crate `handlers` (as `graphc build` writes it):
-/// a relative path must start with that crate's name. One diagnostic per path, at the path.
-pub fn unresolved_handler_crates(graph: &Graph, handlers: Option<&str>) -> Vec<Diagnostic> {
-    let mut paths: Vec<(&str, Span)> = Vec::new();
-    for node in &graph.nodes {
-        match &node.kind {
-            NodeKind::Function(path) | NodeKind::Construct(path, _) => paths.push((path, node.impl_span)),
-            NodeKind::Router(router) => {
-                if let RouterKind::Custom(path) = &router.kind {
-                    paths.push((path, node.impl_span));
-                }
-                for route in &router.routes {
-                    match &route.kind {
-                        RouteKind::Step(kind) => {
-                            if let NodeKind::Function(path) | NodeKind::Construct(path, _) = kind.as_ref() {
-                                paths.push((path, route.impl_span));
-                            }
-                        }
-                        RouteKind::Model(ir::Model { source: ir::ModelSource::User { path, .. }, .. }) => {
-                            paths.push((path, route.impl_span));
-                        }
-                        RouteKind::Model(_) => {}
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    let handlers = handlers.map(|name| name.replace('-', "_"));
-    paths
-        .into_iter()
-        .filter_map(|(path, span)| {
-            let first = path.split("::").next().unwrap_or_default();
-            if matches!(first, "" | "crate" | "self" | "super") || Some(first) == handlers.as_deref() {
-                return None;
-            }
-            let help = match &handlers {
-                Some(name) => format!(
-                    "the handler crate is `{name}`: write `{name}::...`, or `::{first}::...` for a dependency of it"
-                ),
-                None => format!(
-                    "give the crate that holds it: `handlers = \"path/to/{first}\";` in the graph (relative to the file), or `--handlers DIR`"
-                ),
-            };
-            Some(
-                Diagnostic::error(
-                    Code::UnknownHandler,
-                    format!("no crate `{first}` is given for the handler `{path}`"),
-                    span,
-                    format!("`{first}` names no crate this graph is built with"),
-                )
-                .with_help(help),
-            )
-        })
-        .collect()
-}
-
 /// How the code generator places user tokens.
 pub struct CodegenOptions<'a> {
     /// Maps a source span to the span user tokens should carry, so that rustc reports type

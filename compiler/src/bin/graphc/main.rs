@@ -42,6 +42,10 @@ enum Command {
         /// standard output.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+        /// A crate (its directory) holding the Rust handlers the graphs name: their paths are
+        /// checked against its source, as `graphc build` would build them.
+        #[arg(long)]
+        handlers: Option<PathBuf>,
     },
     /// Generate a graph's Rust module and build a binary for it under target/graphc/<name>/.
     Build {
@@ -188,12 +192,12 @@ fn main() -> ExitCode {
     };
     let _ = COLOR.set(color);
     match cli.command {
-        Command::Check { files, format } => check(&files, format),
+        Command::Check { files, format, handlers } => check(&files, format, handlers.as_deref()),
         Command::Graph { file, format } => graph(&file, format),
         Command::Fmt { files, check } => fmt::run(&files, check, &style()),
         Command::Lsp => lsp::run(),
         Command::Build { file, emit, out, check, handlers, release } => match (emit, out) {
-            (Some(Emit::Rust), out) => emit_rust(&file, out.as_deref(), check),
+            (Some(Emit::Rust), out) => emit_rust(&file, handlers.as_deref(), out.as_deref(), check),
             (None, _) => build(&file, handlers.as_deref(), release, &[]).map_or_else(
                 |code| code,
                 |binary| {
@@ -264,6 +268,8 @@ struct Generated {
     text: String,
     compiled: graphc::Compiled,
     file: graphc::codegen::GeneratedFile,
+    /// The handler crate it is built with, if any.
+    handlers: Option<graphc::surroundings::HandlerFolder>,
 }
 
 impl Generated {
@@ -272,8 +278,9 @@ impl Generated {
     }
 }
 
-/// The generated module of a file, or the exit code after printing why not.
-fn generate(path: &PathBuf) -> Result<Generated, ExitCode> {
+/// The generated module of a file, with what it names on disk checked (`handlers` is
+/// `--handlers`), or the exit code after printing why not.
+fn generate(path: &PathBuf, handlers: Option<&std::path::Path>) -> Result<Generated, ExitCode> {
     let text = read(path)?;
     let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
     let options = graphc::codegen::CodegenOptions { span_of: None };
@@ -284,9 +291,9 @@ fn generate(path: &PathBuf) -> Result<Generated, ExitCode> {
         eprint!("{}", render(&diagnostics));
         ExitCode::FAILURE
     })?;
-    let missing = missing_models(path, &compiled.graph);
-    if !missing.is_empty() {
-        eprint!("{}", render(&missing));
+    let surroundings = graphc::surroundings::check(path, &compiled.graph, handlers);
+    if !surroundings.diagnostics.is_empty() {
+        eprint!("{}", render(&surroundings.diagnostics));
         return Err(ExitCode::FAILURE);
     }
     if !compiled.warnings.is_empty() {
@@ -296,11 +303,16 @@ fn generate(path: &PathBuf) -> Result<Generated, ExitCode> {
         eprint!("{}", render(&[diagnostic]));
         ExitCode::from(3)
     })?;
-    Ok(Generated { path: path.clone(), text, compiled, file })
+    Ok(Generated { path: path.clone(), text, compiled, file, handlers: surroundings.handlers })
 }
 
-fn emit_rust(path: &PathBuf, out: Option<&std::path::Path>, check: bool) -> ExitCode {
-    let code = match generate(path) {
+fn emit_rust(
+    path: &PathBuf,
+    handlers: Option<&std::path::Path>,
+    out: Option<&std::path::Path>,
+    check: bool,
+) -> ExitCode {
+    let code = match generate(path, handlers) {
         Ok(generated) => generated.file.text,
         Err(exit) => return exit,
     };
@@ -337,36 +349,16 @@ fn build(
     release: bool,
     extra_features: &[&'static str],
 ) -> Result<PathBuf, ExitCode> {
-    let generated = generate(path)?;
-    // `--handlers` wins over the graph's `handlers = "..."`, which is relative to the graph.
-    let handlers = handlers
-        .map(PathBuf::from)
-        .or_else(|| generated.compiled.graph.handlers.as_ref().map(|dir| graph_dir(path).join(dir)));
-    let crate_name = match &handlers {
-        Some(dir) => Some(project::handler_crate(dir).map_err(|error| {
-            eprintln!("error: {error}");
-            ExitCode::from(2)
-        })?),
-        None => None,
-    };
-    let unresolved = graphc::codegen::unresolved_handler_crates(&generated.compiled.graph, crate_name.as_deref());
-    if !unresolved.is_empty() {
-        eprint!("{}", generated.render(&unresolved));
-        return Err(ExitCode::FAILURE);
-    }
+    let generated = generate(path, handlers)?;
+    let handlers = generated.handlers.as_ref().map(|folder| folder.dir.as_path());
+    let crate_name = generated.handlers.as_ref().map(|folder| folder.package.as_str());
     let mut features = graphc::codegen::runtime_features(&generated.compiled.graph);
     features.extend(extra_features.iter().filter(|extra| !features.contains(extra)).collect::<Vec<_>>());
-    let written = project::write(
-        generated.compiled.name(),
-        &generated.file.text,
-        &features,
-        handlers.as_deref(),
-        crate_name.as_deref(),
-    )
-    .map_err(|error| {
-        eprintln!("error: cannot write the project: {error}");
-        ExitCode::from(2)
-    })?;
+    let written = project::write(generated.compiled.name(), &generated.file.text, &features, handlers, crate_name)
+        .map_err(|error| {
+            eprintln!("error: cannot write the project: {error}");
+            ExitCode::from(2)
+        })?;
     // rustc reports one handler of the wrong type several times, at the handler's node and at
     // what is built around it (the nodes before it hold its type): shown once, at the first
     // graph line it maps to, and the follow-ons in the generated module only when nothing
@@ -392,15 +384,6 @@ fn build(
     result.map_err(|error| {
         eprintln!("error: {error}");
         ExitCode::FAILURE
-    })
-}
-
-/// Model files the graph names that do not exist beside it, as the runtime will look for them.
-fn missing_models(path: &std::path::Path, graph: &graphc::ir::Graph) -> Vec<graphc::Diagnostic> {
-    let dir = graph_dir(path);
-    graphc::check::check_model_files(graph, |model_path| {
-        let resolved = dir.join(model_path);
-        if resolved.is_file() { Ok(()) } else { Err(resolved.display().to_string()) }
     })
 }
 
@@ -461,7 +444,7 @@ fn style() -> Style {
     Style { color: COLOR.get().copied().unwrap_or(false), width }
 }
 
-fn check(files: &[PathBuf], format: Format) -> ExitCode {
+fn check(files: &[PathBuf], format: Format, handlers: Option<&std::path::Path>) -> ExitCode {
     let mut failed = false;
     for path in files {
         let name = path.display().to_string();
@@ -469,12 +452,12 @@ fn check(files: &[PathBuf], format: Format) -> ExitCode {
         let (text, diagnostics) = match std::fs::read_to_string(path) {
             Ok(text) => match graphc::check_source(&text) {
                 Ok(checked) => {
-                    let missing = missing_models(path, &checked.graph);
-                    if missing.is_empty() {
+                    let surroundings = graphc::surroundings::check(path, &checked.graph, handlers);
+                    if surroundings.diagnostics.is_empty() {
                         (text, checked.warnings)
                     } else {
                         failed = true;
-                        (text, missing)
+                        (text, surroundings.diagnostics)
                     }
                 }
                 Err(diagnostics) => {

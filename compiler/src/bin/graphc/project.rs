@@ -24,14 +24,6 @@ pub struct Project {
     pub binary: String,
 }
 
-/// The package name of the handler crate in `dir`.
-pub fn handler_crate(dir: &Path) -> Result<String, String> {
-    let manifest = dir.join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest)
-        .map_err(|error| format!("the handler crate {}: cannot read {}: {error}", dir.display(), manifest.display()))?;
-    package_name(&text).ok_or_else(|| format!("no package name in {}", manifest.display()))
-}
-
 /// With the runtime's `models`: smartcore links the `num` crates' big integers, rationals and
 /// complex numbers, which serving a model never calls. Unoptimised, they compile in a quarter of
 /// the time (num-bigint: 3.1 s to 0.8 s of a cold build's CPU). Written only when they are in
@@ -143,12 +135,4 @@ fn write_if_changed(path: &Path, text: &str) -> std::io::Result<()> {
         std::fs::write(path, text)?;
     }
     Ok(())
-}
-
-fn package_name(manifest: &str) -> Option<String> {
-    let package = manifest.split("[package]").nth(1)?;
-    package.lines().find_map(|line| {
-        let (key, value) = line.split_once('=')?;
-        (key.trim() == "name").then(|| value.trim().trim_matches('"').to_string())
-    })
 }

@@ -1,0 +1,96 @@
+//! What a graph's file names on disk, checked there: its model files and its handler crate (the
+//! folder, its package name, and the paths into its source). Besides [`crate::builder`], the one
+//! module of the library that reads files; `graphc check`, `graphc build` and the language
+//! server all call [`check`], so that each reports what the others do.
+
+use crate::check::handler_crate::{HandlerCrate, check_handler_paths};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::ir;
+use std::path::{Path, PathBuf};
+
+/// The handler crate a graph is built with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandlerFolder {
+    /// Its folder, as found (relative to the working directory or absolute).
+    pub dir: PathBuf,
+    /// Its package name, as in its Cargo.toml.
+    pub package: String,
+}
+
+/// What [`check`] found.
+#[derive(Debug, Default)]
+pub struct Surroundings {
+    /// The handler crate, when the graph or the command line names one and it exists.
+    pub handlers: Option<HandlerFolder>,
+    /// Every problem: missing model files, a missing handler crate, handler paths that name
+    /// nothing in it.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Checks what the checked `graph`, read from `graph_file`, names beside it. `handlers` is the
+/// handler crate's folder from the command line (`--handlers`), which wins over the graph's
+/// `handlers = "..."` (relative to the graph's file).
+pub fn check(graph_file: &Path, graph: &ir::Graph, handlers: Option<&Path>) -> Surroundings {
+    let dir = graph_dir(graph_file);
+    let mut diagnostics = crate::check::check_model_files(graph, |model_path| {
+        let resolved = dir.join(model_path);
+        if resolved.is_file() { Ok(()) } else { Err(resolved.display().to_string()) }
+    });
+    let (folder, span) = match (handlers, &graph.handlers) {
+        (Some(flag), _) => (Some(flag.to_path_buf()), None),
+        (None, Some(setting)) => (Some(dir.join(&setting.path)), Some(setting.span)),
+        (None, None) => (None, None),
+    };
+    let mut found = None;
+    if let Some(folder) = folder {
+        match package_name(&folder) {
+            Ok(package) => found = Some(HandlerFolder { dir: folder, package }),
+            Err(why) => diagnostics.push(
+                Diagnostic::error(
+                    Code::HandlerCrateNotFound,
+                    format!("the handler crate {} {why}", folder.display()),
+                    span.unwrap_or_default(),
+                    "the handler crate's folder",
+                )
+                .with_help(match span {
+                    Some(_) => {
+                        "`handlers` is relative to the graph's file: give the folder that holds the crate's Cargo.toml"
+                    }
+                    None => "`--handlers` takes the folder that holds the crate's Cargo.toml",
+                }),
+            ),
+        }
+    }
+    let handler_crate = found.as_ref().map(|folder| {
+        HandlerCrate::read(&folder.package, &mut |relative| std::fs::read_to_string(folder.dir.join(relative)).ok())
+    });
+    // Without a crate found (and a diagnostic for that), its paths would only repeat it.
+    if found.is_some() || (graph.handlers.is_none() && handlers.is_none()) {
+        diagnostics.extend(check_handler_paths(graph, handler_crate.as_ref()));
+    }
+    crate::diagnostic::sort(&mut diagnostics);
+    Surroundings { handlers: found, diagnostics }
+}
+
+/// The folder a graph's relative paths start from.
+pub fn graph_dir(graph_file: &Path) -> PathBuf {
+    graph_file.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
+/// The package name in a crate folder's Cargo.toml, or why there is none.
+fn package_name(folder: &Path) -> Result<String, String> {
+    if !folder.is_dir() {
+        return Err("does not exist".to_string());
+    }
+    let manifest = folder.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).map_err(|_| "has no Cargo.toml".to_string())?;
+    let package = text.split("[package]").nth(1).ok_or_else(|| "has no [package] in its Cargo.toml".to_string())?;
+    package
+        .lines()
+        .take_while(|line| !line.trim_start().starts_with('['))
+        .find_map(|line| {
+            let (key, value) = line.split_once('=')?;
+            (key.trim() == "name").then(|| value.trim().trim_matches('"').to_string())
+        })
+        .ok_or_else(|| "has no package name in its Cargo.toml".to_string())
+}
