@@ -205,12 +205,23 @@ impl miette::Diagnostic for Diagnostic {
     }
 }
 
-/// "did you mean" for a misspelt name: the closest candidate within a small edit distance.
+/// The longest name "did you mean" is looked for.
+pub const SUGGESTED_NAME_LENGTH: usize = 128;
+
+/// "did you mean" for a misspelt name: the closest candidate within a small edit distance. The
+/// distance costs the product of the two lengths, so it is measured only where it can help: for
+/// names people type (up to [`SUGGESTED_NAME_LENGTH`] characters), against candidates whose length
+/// differs by no more than the distance allowed.
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    let limit = (name.chars().count() / 3).max(1);
+    let length = name.chars().count();
+    if length > SUGGESTED_NAME_LENGTH {
+        return None;
+    }
+    let limit = (length / 3).max(1);
     candidates
         .into_iter()
         .filter(|candidate| *candidate != name)
+        .filter(|candidate| candidate.len() <= SUGGESTED_NAME_LENGTH * 4 && candidate.chars().count().abs_diff(length) <= limit)
         .map(|candidate| (strsim::damerau_levenshtein(name, candidate), candidate))
         .filter(|(distance, _)| *distance <= limit)
         .min()
@@ -220,4 +231,19 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
 /// Sorts diagnostics by position, errors before warnings at the same place.
 pub fn sort(diagnostics: &mut [Diagnostic]) {
     diagnostics.sort_by_key(|d| (d.primary_span(), d.level, d.code));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_you_mean_finds_close_names_and_skips_what_cannot_be_close() {
+        assert_eq!(did_you_mean("enrihc", ["parse", "enrich"]), Some("did you mean `enrich`?".to_string()));
+        assert_eq!(did_you_mean("ab", ["abcdefgh"]), None);
+        // Not measured at all (a distance between two 100,000-character names takes minutes).
+        let long = "x".repeat(100_000);
+        assert_eq!(did_you_mean(&long, [&"x".repeat(99_999), "x"]), None);
+        assert_eq!(did_you_mean("step", [long.as_str()]), None);
+    }
 }
