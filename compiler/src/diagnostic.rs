@@ -42,6 +42,7 @@ codes! {
     UnknownStep => "unknown_step", "A reference to a step, router or queue that is not declared.";
     UnknownFunction => "unknown_function", "A step placed on a child function that is not declared.";
     UnknownType => "unknown_type", "A type name that is neither built in nor a declared record.";
+    RecursiveRecord => "recursive_record", "A record that holds itself through fields that are always present.";
     UnknownParam => "unknown_param", "A parameter that the graph does not declare.";
     UnknownHandler => "unknown_handler", "An error handler that is not a declared step.";
     UnknownBuiltin => "unknown_builtin", "A step, queue or function name that is not built in.";

@@ -276,6 +276,9 @@ pub struct Record {
     pub name: String,
     /// Fields in order.
     pub fields: Vec<(String, Type)>,
+    /// The optional fields through which the record reaches itself: stored behind a `Box`, or
+    /// the Rust type would contain itself.
+    pub boxed: std::collections::BTreeSet<String>,
     /// Where it is declared.
     pub span: Span,
 }

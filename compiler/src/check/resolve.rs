@@ -84,6 +84,7 @@ impl<'a> Checker<'a> {
                 Item::Record(record) => self.graph.records.push(ir::Record {
                     name: record.name.name.to_string(),
                     fields: Vec::new(),
+                    boxed: Default::default(),
                     span: record.span,
                 }),
                 _ => {}
@@ -196,6 +197,81 @@ impl<'a> Checker<'a> {
             if let Some(slot) = self.graph.records.get_mut(index) {
                 slot.fields = fields;
             }
+        }
+        self.check_recursive_records();
+    }
+
+    /// A record that holds itself, directly or through other records: through an optional field
+    /// the field is boxed; through required fields only it would be infinitely large, and is
+    /// refused. (A list holds its elements on the heap already.)
+    fn check_recursive_records(&mut self) {
+        /// The record a field holds in place, and whether it may be absent.
+        fn held(ty: &Type) -> Option<(ir::RecordId, bool)> {
+            match ty {
+                Type::Record(id) => Some((*id, false)),
+                Type::Optional(inner) => held(inner).map(|(id, _)| (id, true)),
+                _ => None,
+            }
+        }
+        let records = &self.graph.records;
+        let reaches = |from: ir::RecordId, to: ir::RecordId, required_only: bool| {
+            let mut seen = vec![false; records.len()];
+            let mut stack = vec![from];
+            while let Some(id) = stack.pop() {
+                if id == to {
+                    return true;
+                }
+                if std::mem::replace(seen.get_mut(id.index()).unwrap_or(&mut true), true) {
+                    continue;
+                }
+                let fields = records.get(id.index()).map_or(&[][..], |r| r.fields.as_slice());
+                stack.extend(
+                    fields.iter().filter_map(|(_, ty)| held(ty)).filter(|(_, optional)| !*optional || !required_only).map(|(id, _)| id),
+                );
+            }
+            false
+        };
+        let mut boxed: Vec<(usize, String)> = Vec::new();
+        let mut infinite: Vec<(usize, String)> = Vec::new();
+        for (index, record) in records.iter().enumerate() {
+            let this = ir::RecordId(index as u32);
+            for (field, ty) in &record.fields {
+                let Some((held_id, optional)) = held(ty) else { continue };
+                if optional && reaches(held_id, this, false) {
+                    boxed.push((index, field.clone()));
+                } else if !optional && reaches(held_id, this, true) {
+                    infinite.push((index, field.clone()));
+                }
+            }
+        }
+        for (index, field) in boxed {
+            if let Some(record) = self.graph.records.get_mut(index) {
+                record.boxed.insert(field);
+            }
+        }
+        for (index, field) in infinite {
+            let Some(record) = self.graph.records.get(index) else { continue };
+            let span = self
+                .ast
+                .items
+                .iter()
+                .find_map(|item| match item {
+                    Item::Record(decl) if decl.span == record.span => {
+                        decl.fields.iter().find(|(name, _)| name.name == field).map(|(name, ty)| name.span.to(ty.span()))
+                    }
+                    _ => None,
+                })
+                .unwrap_or(record.span);
+            let name = record.name.clone();
+            self.report(
+                Diagnostic::error(
+                    Code::RecursiveRecord,
+                    format!("record `{name}` holds itself through `{field}`, so it would be infinitely large"),
+                    span,
+                    "always present, so never ending",
+                )
+                .with_help("make the field optional (`T?`), which may end the chain, or a list (`[T]`)"),
+            );
         }
     }
 

@@ -197,8 +197,15 @@ impl Generator<'_> {
         let records = self.graph.records.iter().map(|record| {
             let name = ident(&record.name, proc_macro2::Span::call_site());
             let fields = record.fields.iter().map(|(field, ty)| {
+                let boxed = record.boxed.contains(field);
                 let field = ident(field, proc_macro2::Span::call_site());
-                let ty = rust_type(self.graph, ty);
+                let ty = match ty {
+                    Type::Optional(inner) if boxed => {
+                        let inner = rust_type(self.graph, inner);
+                        quote!(::core::option::Option<::std::boxed::Box<#inner>>)
+                    }
+                    ty => rust_type(self.graph, ty),
+                };
                 quote!(pub #field: #ty)
             });
             quote! {
