@@ -222,7 +222,9 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
     candidates
         .into_iter()
         .filter(|candidate| *candidate != name)
-        .filter(|candidate| candidate.len() <= SUGGESTED_NAME_LENGTH * 4 && candidate.chars().count().abs_diff(length) <= limit)
+        .filter(|candidate| {
+            candidate.len() <= SUGGESTED_NAME_LENGTH * 4 && candidate.chars().count().abs_diff(length) <= limit
+        })
         .map(|candidate| (strsim::damerau_levenshtein(name, candidate), candidate))
         .filter(|(distance, _)| *distance <= limit)
         .min()

@@ -226,7 +226,11 @@ impl<'a> Checker<'a> {
                 }
                 let fields = records.get(id.index()).map_or(&[][..], |r| r.fields.as_slice());
                 stack.extend(
-                    fields.iter().filter_map(|(_, ty)| held(ty)).filter(|(_, optional)| !*optional || !required_only).map(|(id, _)| id),
+                    fields
+                        .iter()
+                        .filter_map(|(_, ty)| held(ty))
+                        .filter(|(_, optional)| !*optional || !required_only)
+                        .map(|(id, _)| id),
                 );
             }
             false
@@ -256,9 +260,11 @@ impl<'a> Checker<'a> {
                 .items
                 .iter()
                 .find_map(|item| match item {
-                    Item::Record(decl) if decl.span == record.span => {
-                        decl.fields.iter().find(|(name, _)| name.name == field).map(|(name, ty)| name.span.to(ty.span()))
-                    }
+                    Item::Record(decl) if decl.span == record.span => decl
+                        .fields
+                        .iter()
+                        .find(|(name, _)| name.name == field)
+                        .map(|(name, ty)| name.span.to(ty.span())),
                     _ => None,
                 })
                 .unwrap_or(record.span);

@@ -61,6 +61,23 @@ pub struct CodegenOptions<'a> {
     pub span_of: Option<&'a dyn Fn(Span) -> proc_macro2::Span>,
 }
 
+/// A choice's outlets, each once, in the order of the first arm that names it; and for each arm,
+/// the index of its outlet among them (several arms may name one target).
+fn choice_outlets(arms: &[(Option<ir::Expr>, NodeId)]) -> (Vec<NodeId>, Vec<usize>) {
+    let mut outlets: Vec<NodeId> = Vec::new();
+    let outlet_of_arm = arms
+        .iter()
+        .map(|(_, outlet)| match outlets.iter().position(|known| known == outlet) {
+            Some(index) => index,
+            None => {
+                outlets.push(*outlet);
+                outlets.len() - 1
+            }
+        })
+        .collect();
+    (outlets, outlet_of_arm)
+}
+
 /// The runtime's hidden module, by absolute path.
 fn rt() -> TokenStream {
     quote!(::graphc_runtime::__private)
@@ -546,7 +563,7 @@ impl Generator<'_> {
         let is_choice = matches!(node.kind, NodeKind::Choice(_));
         let children: Vec<NodeId> = match &node.kind {
             // A choice's outlets are in arm order, whatever order the edges were written in.
-            NodeKind::Choice(arms) => arms.iter().map(|(_, outlet)| *outlet).collect(),
+            NodeKind::Choice(arms) => choice_outlets(arms).0,
             _ => node.children.to_vec(),
         };
         let (next, next_depth) = self.fan_out(&children, is_choice);
@@ -602,8 +619,9 @@ impl Generator<'_> {
             NodeKind::FlatMap(e) => closure(quote!(#rt::FlatMap), expr::value(e, Scope::Step)),
             NodeKind::Filter(e) => closure(quote!(#rt::Filter), expr::condition(e, Scope::Step)),
             NodeKind::Choice(arms) => {
+                let outlet_of_arm = choice_outlets(arms).1;
                 let mut chain = quote!(::core::option::Option::None);
-                for (index, (condition, _)) in arms.iter().enumerate().rev() {
+                for ((condition, _), index) in arms.iter().zip(outlet_of_arm).rev() {
                     chain = match condition {
                         Some(condition) => {
                             let condition = expr::condition(condition, Scope::Step);
