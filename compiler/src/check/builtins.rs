@@ -41,7 +41,25 @@ impl<'a> Checker<'a> {
     /// `new Type(name = value, ...)`'s arguments: named constants.
     fn construct_args(&mut self, args: &[ast::Arg]) -> Vec<(String, ir::Expr)> {
         args.iter()
-            .filter_map(|arg| match &arg.name {
+            .enumerate()
+            .filter_map(|(index, arg)| match &arg.name {
+                Some(name)
+                    if args
+                        .iter()
+                        .take(index)
+                        .any(|earlier| earlier.name.as_ref().is_some_and(|e| e.name == name.name)) =>
+                {
+                    self.report(
+                        Diagnostic::error(
+                            Code::DuplicateSetting,
+                            format!("argument `{}` is given twice", name.name),
+                            name.span,
+                            "given again here",
+                        )
+                        .with_help("give each argument once; remove one of them"),
+                    );
+                    None
+                }
                 Some(name) => Some((name.name.to_string(), self.constant(&arg.value, None))),
                 None => {
                     self.report(
@@ -574,18 +592,30 @@ impl<'a> Checker<'a> {
         let get = |key: &str| named.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
         let target = match (get("url"), get("function")) {
             (Some(url), None) => match &url.kind {
-                ExprKind::Str(url) if url.starts_with("http://") || url.starts_with("https://") => {
-                    ir::RemoteTarget::Url(url.clone())
-                }
+                ExprKind::Str(text) => match super::values::check_url(text, &["http"]) {
+                    Ok(()) => ir::RemoteTarget::Url(text.clone()),
+                    Err(why) => {
+                        let help = if text.starts_with("https://") {
+                            "graphc's HTTP client has no TLS yet: call http://, or a TLS-terminating proxy beside the server"
+                        } else {
+                            "write `url = \"http://host:port/path\"`"
+                        };
+                        self.report(
+                            Diagnostic::error(
+                                Code::InvalidValue,
+                                format!("`$remote` cannot call this URL: {why}"),
+                                url.span,
+                                "here",
+                            )
+                            .with_help(help),
+                        );
+                        return None;
+                    }
+                },
                 _ => {
                     self.report(
-                        Diagnostic::error(
-                            Code::InvalidValue,
-                            "`url` takes an http:// or https:// URL",
-                            url.span,
-                            "here",
-                        )
-                        .with_help("write `url = \"http://host:port/path\"`"),
+                        Diagnostic::error(Code::InvalidValue, "`url` takes an http:// URL", url.span, "here")
+                            .with_help("write `url = \"http://host:port/path\"`"),
                     );
                     return None;
                 }
@@ -721,17 +751,6 @@ impl<'a> Checker<'a> {
         let mut out: Vec<(&'k str, &'c ast::Expr)> = Vec::new();
         for (name, value) in self.named_args_open(call) {
             match known.iter().find(|k| **k == name).copied() {
-                Some(_) if out.iter().any(|(k, _)| *k == name) => {
-                    self.report(
-                        Diagnostic::error(
-                            Code::DuplicateSetting,
-                            format!("argument `{name}` is given twice"),
-                            value.span,
-                            "given again here",
-                        )
-                        .with_help("give each argument once; remove one of them"),
-                    );
-                }
                 Some(known_name) => out.push((known_name, value)),
                 None => {
                     let help = did_you_mean(name, known.iter().copied())
@@ -757,9 +776,18 @@ impl<'a> Checker<'a> {
     }
 
     fn named_args_open<'c>(&mut self, call: &'c Call) -> Vec<(&'c str, &'c ast::Expr)> {
-        let mut out = Vec::new();
+        let mut out: Vec<(&'c str, &'c ast::Expr)> = Vec::new();
         for arg in &call.args {
             match &arg.name {
+                Some(name) if out.iter().any(|(given, _)| *given == name.name.as_str()) => self.report(
+                    Diagnostic::error(
+                        Code::DuplicateSetting,
+                        format!("argument `{}` is given twice", name.name),
+                        name.span,
+                        "given again here",
+                    )
+                    .with_help("give each argument once; remove one of them"),
+                ),
                 Some(name) => out.push((name.name.as_str(), &arg.value)),
                 None => self.report(
                     Diagnostic::error(
@@ -823,7 +851,24 @@ impl<'a> Checker<'a> {
         entries
             .iter()
             .filter_map(|(key, value)| match &value.kind {
-                ExprKind::Str(text) => Some((key.value.clone(), text.clone())),
+                ExprKind::Str(text) => {
+                    let problem = super::values::check_header_name(&key.value)
+                        .map_err(|why| (why, key.span))
+                        .and_then(|()| super::values::check_header_value(text).map_err(|why| (why, value.span)));
+                    if let Err((why, span)) = problem {
+                        self.report(
+                            Diagnostic::error(
+                                Code::InvalidValue,
+                                format!("not a valid HTTP header: {why}"),
+                                span,
+                                "here",
+                            )
+                            .with_help("header names are letters, digits and `-`; values are one line of text"),
+                        );
+                        return None;
+                    }
+                    Some((key.value.clone(), text.clone()))
+                }
                 _ => {
                     self.report(
                         Diagnostic::error(

@@ -12,6 +12,7 @@ mod plan;
 mod resolve;
 mod triggers;
 mod types;
+mod values;
 pub mod vocabulary;
 
 use crate::diagnostic::{self, Diagnostic};

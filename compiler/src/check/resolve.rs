@@ -846,10 +846,8 @@ pub(super) fn split_redis_url(url: &str) -> Result<(String, String), String> {
         return Err(format!("`{url}` asks for TLS (rediss://), which graphc does not support yet; use redis://"));
     }
     let rest = url.strip_prefix("redis://").ok_or_else(|| format!("`{url}` does not start with redis://"))?;
+    super::values::check_url(url, &["redis"])?;
     let (host, stream) = rest.split_once('/').unwrap_or((rest, ""));
-    if host.is_empty() {
-        return Err(format!("`{url}` names no host"));
-    }
     let scheme_len = url.len() - rest.len();
     Ok((format!("{}{host}", url.get(..scheme_len).unwrap_or("redis://")), stream.to_string()))
 }

@@ -200,6 +200,26 @@ impl<'a> Checker<'a> {
     /// graph's own queues carry (it would compete with the function that reads it, or read its
     /// own output), and keeping answers needs something that answers.
     pub(super) fn check_triggers(&mut self) {
+        // A schedule's body, typed again now that the start steps' types are known (it typed
+        // cleanly when it was resolved: this reports nothing twice).
+        let bodies: Vec<&'a ast::Expr> = self
+            .ast
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                ast::Item::Trigger(trigger) if trigger.source.name.name == "schedule" => trigger
+                    .source
+                    .args
+                    .iter()
+                    .find(|arg| arg.name.as_ref().is_some_and(|name| name.name == "body"))
+                    .map(|arg| &arg.value),
+                _ => None,
+            })
+            .collect();
+        for body in bodies {
+            let (_, ty) = self.expr(body, super::types::Scope::Constant);
+            self.check_entry_body(&ty, body.span, Code::InvalidTrigger, "this schedule's body");
+        }
         let triggers = std::mem::take(&mut self.graph.triggers);
         for trigger in &triggers {
             if let TriggerSource::Stream { stream, .. } = &trigger.source

@@ -245,6 +245,36 @@ impl Checker<'_> {
         }
     }
 
+    /// A body written in the graph (a test's request, a schedule's firing) against each start
+    /// step of a flow that declares its input: a body that cannot fit fails on every run.
+    pub(super) fn check_entry_body(&mut self, body: &Type, span: Span, code: Code, what: &str) {
+        if self.graph.topology != ir::Topology::Flow {
+            return;
+        }
+        for start in self.graph.start_nodes() {
+            let node = self.node(start);
+            if node.full_event || node.input_path.is_some() {
+                continue;
+            }
+            let Some((declared_in, _)) = self.syntax_of(start).signature else { continue };
+            let declared = node.input.clone();
+            let Some(difference) = self.output_difference(body, &declared) else { continue };
+            let d = Diagnostic::error(
+                code,
+                format!(
+                    "{what} does not fit `{}`, which takes `{}`: {difference}",
+                    self.node(start).name,
+                    self.type_name(&declared)
+                ),
+                span,
+                format!("this is `{}`", self.type_name(body)),
+            )
+            .with_label(declared_in.span(), format!("`{}` declared here", self.type_name(&declared)))
+            .with_help(format!("give a body of type `{}`", self.type_name(&declared)));
+            self.report(d);
+        }
+    }
+
     /// Built-in steps: their expressions are typed against what arrives; other nodes pass
     /// JSON or what arrives.
     fn infer_node(&mut self, id: NodeId, value_in: &Type) {
@@ -557,7 +587,11 @@ impl Checker<'_> {
             let mut event_id = None;
             for opt in options {
                 match (opt.key.name.as_str(), &opt.value) {
-                    ("body", Some(ast::OptValue::Expr(expr))) => body = Some(self.constant(expr, None)),
+                    ("body", Some(ast::OptValue::Expr(expr))) => {
+                        let (value, ty) = self.expr(expr, Scope::Constant);
+                        self.check_entry_body(&ty, expr.span, Code::InvalidTest, "this test's body");
+                        body = Some(value);
+                    }
                     ("headers", Some(ast::OptValue::Expr(expr))) => headers = self.string_map(expr),
                     ("event_id", _) => event_id = self.string(opt),
                     (key, _) => {
