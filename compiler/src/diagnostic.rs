@@ -83,7 +83,8 @@ codes! {
     UnknownHandlerItem => "unknown_handler_item", "A handler path that names no public function or type of the handler crate, or one of the wrong kind (checked by the CLI and build.rs).";
     HandlerArguments => "handler_arguments", "A handler function that takes a number of arguments its step cannot give (checked by the CLI and build.rs).";
     HandlerCrateNotFound => "handler_crate_not_found", "A handler crate folder that does not exist or has no Cargo.toml (checked by the CLI and build.rs).";
-    TriggerReadsOwnStream => "trigger_reads_own_stream", "A stream trigger reading a stream the graph's own queues carry.";
+    TriggerReadsOwnStream => "trigger_reads_own_stream", "A stream trigger reading a stream the graph itself writes: a queue's, a shard of one, the error stream, or answers.";
+    SharedStream => "shared_stream", "A queue's stream that something else in the graph also writes: another queue, a trigger's answers or the error stream.";
 }
 
 impl fmt::Display for Code {

@@ -220,32 +220,9 @@ impl<'a> Checker<'a> {
             let (_, ty) = self.expr(body, super::types::Scope::Constant);
             self.check_entry_body(&ty, body.span, Code::InvalidTrigger, "this schedule's body");
         }
+        self.check_stream_topology();
         let triggers = std::mem::take(&mut self.graph.triggers);
         for trigger in &triggers {
-            if let TriggerSource::Stream { stream, .. } = &trigger.source
-                && let Some(queue) = self.graph.nodes.iter().find(|node| match &node.kind {
-                    ir::NodeKind::Queue(queue) => {
-                        matches!(&**queue, ir::Queue::Stream { stream: carried, .. } if carried == stream)
-                    }
-                    _ => false,
-                })
-            {
-                self.report(
-                    Diagnostic::error(
-                        Code::TriggerReadsOwnStream,
-                        format!(
-                            "trigger `{}` reads the stream `{stream}`, which queue `{}` carries",
-                            trigger.name, queue.name
-                        ),
-                        trigger.span,
-                        "reads the graph's own stream",
-                    )
-                    .with_label(queue.span, "this queue writes it")
-                    .with_help(
-                        "a trigger reads what other systems write: give the queue or the trigger another stream",
-                    ),
-                );
-            }
             if trigger.answers.is_some() && self.graph.answer == Answer::Accepted {
                 self.report(
                     Diagnostic::error(
@@ -259,5 +236,107 @@ impl<'a> Checker<'a> {
             }
         }
         self.graph.triggers = triggers;
+    }
+
+    /// Every stream the graph reads and writes, as a whole: a trigger reads only what other
+    /// systems write (not a queue's stream or one of its shards, not the error stream, not the
+    /// answers of a trigger, its own included: each would read the graph's own output, again and
+    /// again), and a queue's stream is its own (no other queue, answers or error stream write
+    /// into it, or its function would read them as events).
+    fn check_stream_topology(&mut self) {
+        struct Written {
+            streams: Vec<(String, String)>,
+            /// Who writes, and how: `queue `q` carries`.
+            writes: String,
+            span: crate::source::Span,
+            is_queue: bool,
+        }
+        fn expand(url: &str, stream: &str, shards: u32) -> Vec<(String, String)> {
+            let url = url.trim_end_matches('/').to_string();
+            let mut streams = vec![(url.clone(), stream.to_string())];
+            if shards > 1 {
+                streams.extend((0..shards).map(|shard| (url.clone(), format!("{stream}:{shard}"))));
+            }
+            streams
+        }
+        let mut written: Vec<Written> = Vec::new();
+        for node in &self.graph.nodes {
+            if let ir::NodeKind::Queue(queue) = &node.kind
+                && let ir::Queue::Stream { url, stream, shards, .. } = &**queue
+            {
+                written.push(Written {
+                    streams: expand(url, stream, *shards),
+                    writes: format!("queue `{}` carries", node.name),
+                    span: node.span,
+                    is_queue: true,
+                });
+            }
+        }
+        for trigger in &self.graph.triggers {
+            if let Some(answers) = &trigger.answers {
+                written.push(Written {
+                    streams: expand(&answers.url, &answers.stream, 1),
+                    writes: format!("trigger `{}` writes its answers to", trigger.name),
+                    span: trigger.span,
+                    is_queue: false,
+                });
+            }
+        }
+        if let Some(ir::ErrorStream::Stream { url, stream }) = &self.graph.error_stream {
+            let span = self
+                .ast
+                .items
+                .iter()
+                .find_map(|item| match item {
+                    ast::Item::Setting(opt) if opt.key.name == "error_stream" => Some(opt.span),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            written.push(Written {
+                streams: expand(url, stream, 1),
+                writes: "the graph writes its failures to".to_string(),
+                span,
+                is_queue: false,
+            });
+        }
+        let shared = |a: &[(String, String)], b: &[(String, String)]| {
+            a.iter().find(|stream| b.contains(stream)).map(|(_, s)| s.clone())
+        };
+        let mut found = Vec::new();
+        for trigger in &self.graph.triggers {
+            let TriggerSource::Stream { url, stream, shards, .. } = &trigger.source else { continue };
+            let read = expand(url, stream, *shards);
+            for writer in &written {
+                let Some(stream) = shared(&read, &writer.streams) else { continue };
+                found.push(
+                    Diagnostic::error(
+                        Code::TriggerReadsOwnStream,
+                        format!("trigger `{}` reads `{stream}`, but {} `{stream}`", trigger.name, writer.writes),
+                        trigger.span,
+                        "reads the graph's own output",
+                    )
+                    .with_label(writer.span, format!("{} `{stream}`", writer.writes))
+                    .with_help("a trigger reads what other systems write: give one of them another stream"),
+                );
+            }
+        }
+        for (index, later) in written.iter().enumerate() {
+            for earlier in written.iter().take(index).filter(|earlier| earlier.is_queue || later.is_queue) {
+                let Some(stream) = shared(&later.streams, &earlier.streams) else { continue };
+                found.push(
+                    Diagnostic::error(
+                        Code::SharedStream,
+                        format!("{} `{stream}`, but {} `{stream}` too", later.writes, earlier.writes),
+                        later.span,
+                        format!("writes `{stream}`"),
+                    )
+                    .with_label(earlier.span, format!("{} `{stream}`", earlier.writes))
+                    .with_help("a queue's stream carries only that queue's events: give each its own stream"),
+                );
+            }
+        }
+        for diagnostic in found {
+            self.report(diagnostic);
+        }
     }
 }
