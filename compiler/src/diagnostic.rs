@@ -153,11 +153,21 @@ impl Diagnostic {
     }
 
     /// The replacement a "did you mean `x`?" help proposes for the primary place.
-    pub fn suggestion(&self) -> Option<(Span, String)> {
+    ///
+    /// `text` is the source the diagnostic is about: a name inside a string literal replaces
+    /// what is between the quotes, so that applying the suggestion keeps them.
+    pub fn suggestion(&self, text: &str) -> Option<(Span, String)> {
         let help = self.help.as_deref()?;
         let (_, rest) = help.split_once("did you mean `")?;
         let (name, _) = rest.split_once('`')?;
-        Some((self.primary_span(), name.to_string()))
+        let span = self.primary_span();
+        let written = text.get(span.start_byte()..span.end_byte()).unwrap_or_default();
+        let span = if written.len() >= 2 && written.starts_with('"') && written.ends_with('"') {
+            Span::new(span.start_byte() + 1, span.end_byte() - 1)
+        } else {
+            span
+        };
+        Some((span, name.to_string()))
     }
 
     /// The primary span.

@@ -144,13 +144,13 @@ pub fn to_json_lines(file_name: &str, text: &str, diagnostics: &[Diagnostic]) ->
     let lines = LineIndex::new(text);
     let mut out = String::new();
     for diagnostic in diagnostics {
-        out.push_str(&to_json(file_name, &lines, diagnostic).to_string());
+        out.push_str(&to_json(file_name, text, &lines, diagnostic).to_string());
         out.push('\n');
     }
     out
 }
 
-fn to_json(file_name: &str, lines: &LineIndex<'_>, diagnostic: &Diagnostic) -> serde_json::Value {
+fn to_json(file_name: &str, text: &str, lines: &LineIndex<'_>, diagnostic: &Diagnostic) -> serde_json::Value {
     let place = |span: Span| {
         let start = lines.position(span.start_byte());
         let end = lines.position(span.end_byte());
@@ -182,7 +182,7 @@ fn to_json(file_name: &str, lines: &LineIndex<'_>, diagnostic: &Diagnostic) -> s
             serde_json::Value::Object(span)
         })
         .collect();
-    let suggestion = diagnostic.suggestion().map(|(span, replacement)| {
+    let suggestion = diagnostic.suggestion(text).map(|(span, replacement)| {
         let mut at = place(span);
         at.insert("replacement".to_string(), serde_json::Value::String(replacement));
         serde_json::Value::Object(at)

@@ -285,7 +285,7 @@ impl Server<'_> {
                     .diagnostics
                     .iter()
                     .filter_map(|diagnostic| {
-                        let (span, replacement) = diagnostic.suggestion()?;
+                        let (span, replacement) = diagnostic.suggestion(&doc.text)?;
                         let overlaps = span.start_byte() <= wanted.end_byte() && wanted.start_byte() <= span.end_byte();
                         overlaps.then(|| {
                             let edit = lsp::TextEdit { range: doc.range(span), new_text: replacement.clone() };

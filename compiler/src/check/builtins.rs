@@ -789,15 +789,34 @@ impl<'a> Checker<'a> {
                     .with_help("give each argument once; remove one of them"),
                 ),
                 Some(name) => out.push((name.name.as_str(), &arg.value)),
-                None => self.report(
-                    Diagnostic::error(
-                        Code::InvalidValue,
-                        format!("arguments of `{}` are named", call.name.name),
-                        arg.value.span,
-                        "no name",
-                    )
-                    .with_help(format!("write `{}(name = value)`", call.name.name)),
-                ),
+                None => {
+                    // A URL given first without its name is the `url` it means: told once, and
+                    // taken as written so that no "needs a url" follows.
+                    let url = match &arg.value.kind {
+                        ExprKind::Str(text)
+                            if ["stream", "$remote"].contains(&call.name.name.as_str()) && text.contains("://") =>
+                        {
+                            Some(text)
+                        }
+                        _ => None,
+                    };
+                    let help = match url {
+                        Some(text) => format!("write `{}(url = \"{text}\")`", call.name.name),
+                        None => format!("write `{}(name = value)`", call.name.name),
+                    };
+                    self.report(
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            format!("arguments of `{}` are named", call.name.name),
+                            arg.value.span,
+                            "no name",
+                        )
+                        .with_help(help),
+                    );
+                    if url.is_some() && !out.iter().any(|(given, _)| *given == "url") {
+                        out.push(("url", &arg.value));
+                    }
+                }
             }
         }
         out

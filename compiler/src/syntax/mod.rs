@@ -368,6 +368,8 @@ fn syntax_error(text: &str, error: &pest::error::Error<Rule>) -> Diagnostic {
             // pest does not export its token type; a character range displays as `a..z`.
             if text.chars().count() == 4 && text.get(1..3) == Some("..") {
                 expected.push("a name".to_string());
+            } else if text.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                // pest's own rules (`BUILTIN_RULE`, `ANY`): no word of the language.
             } else if !text.trim().is_empty() && !["//", "/*", "_"].contains(&text.as_str()) {
                 expected.push(format!("`{text}`"));
             }
@@ -388,8 +390,52 @@ fn syntax_error(text: &str, error: &pest::error::Error<Rule>) -> Diagnostic {
     } else {
         format!("syntax error: expected {}", one_of(&expected))
     };
+    if let Some(slip) = common_slip(text, at, found) {
+        return slip;
+    }
     Diagnostic::error(Code::Syntax, message, span, label)
         .with_help("see docs/language.md for the grammar of every declaration")
+}
+
+/// The slips people make most, each told in its own words, at the token that is wrong.
+fn common_slip(text: &str, at: usize, found: &str) -> Option<Diagnostic> {
+    let line_start = text.get(..at).and_then(|before| before.rfind('\n')).map_or(0, |n| n + 1);
+    let before = text.get(line_start..at).unwrap_or_default().trim();
+    let span = Span::new(at, at + found.len());
+    if found == "=" && (before.starts_with("expect ") || before.contains(" expect ")) {
+        return Some(
+            Diagnostic::error(Code::Syntax, "syntax error: `expect` compares with `==`, not `=`", span, "write `==`")
+                .with_help("an expectation is a condition: `expect status == 200;`"),
+        );
+    }
+    if found == "{" && text.get(..at).is_some_and(|before| before.trim_end().ends_with('}')) {
+        return Some(
+            Diagnostic::error(Code::Syntax, "syntax error: a second option block", span, "another `{ ... }`")
+                .with_help("a declaration takes one option block: put every option in the first `{ ... }`"),
+        );
+    }
+    if found == "route" {
+        // `route NAME:VERSION = ...` with a version that is not a word: point at the version.
+        let statement = text.get(at..).unwrap_or_default();
+        let head = statement.split(['=', ';', '\n']).next().unwrap_or_default();
+        if let Some((_, version)) = head.split_once(':') {
+            let version = version.trim();
+            if !version.is_empty() && !version.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                let offset = head.find(version).unwrap_or(0);
+                let span = Span::new(at + offset, at + offset + version.len());
+                return Some(
+                    Diagnostic::error(
+                        Code::Syntax,
+                        format!("syntax error: `{version}` is not a route version"),
+                        span,
+                        "letters, digits and `_` only",
+                    )
+                    .with_help("write the version as a word: `route churn:v1_0 = ...`"),
+                );
+            }
+        }
+    }
+    None
 }
 
 /// The token at `at`, for the label: a word, or one character.
@@ -506,5 +552,26 @@ fn describe(rule: Rule) -> &'static str {
         | Rule::primary
         | Rule::literal => "more input",
         Rule::single_equals => "`=`",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_byte_order_mark_and_form_feeds_are_whitespace_as_in_rust() {
+        let text = "\u{feff}graph g {\u{c}\n    topology = flow;\u{c}\n    step a = map(body) { respond; }\n}\n";
+        assert!(parse(text).is_ok(), "{:?}", parse(text).err());
+    }
+
+    #[test]
+    fn syntax_errors_name_no_rule_of_the_grammar() {
+        let errors = parse("graph g { step a = map(body) { respond; } { respond; } }").err().unwrap_or_default();
+        let messages: Vec<&str> = errors.iter().map(|d| d.message.as_str()).collect();
+        assert!(messages.iter().all(|m| !m.contains("BUILTIN") && !m.contains("_RULE")), "{messages:?}");
+        assert_eq!(messages, ["syntax error: a second option block"]);
+        let errors = parse("graph g { step a = }").err().unwrap_or_default();
+        assert!(errors.iter().all(|d| !d.message.chars().any(|c| c.is_ascii_uppercase())), "{errors:?}");
     }
 }
