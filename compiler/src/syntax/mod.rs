@@ -370,7 +370,9 @@ fn syntax_error(text: &str, error: &pest::error::Error<Rule>) -> Diagnostic {
                 expected.push("a name".to_string());
             } else if text.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
                 // pest's own rules (`BUILTIN_RULE`, `ANY`): no word of the language.
-            } else if !text.trim().is_empty() && !["//", "/*", "_"].contains(&text.as_str()) {
+            } else if !text.chars().all(|c| c.is_whitespace() || c == '\u{feff}')
+                && !["//", "/*", "_"].contains(&text.as_str())
+            {
                 expected.push(format!("`{text}`"));
             }
         }
