@@ -70,6 +70,7 @@ codes! {
     Io => "io", "A file that cannot be read.";
     Rustc => "rustc", "rustc's error in the generated code, shown at the graph line it came from.";
     Internal => "internal", "Code generation failed on a graph the checker accepted: a graphc bug.";
+    NoStartStep => "no_start_step", "A flow that no step starts: every step follows a queue that nothing writes to.";
     Unreachable => "unreachable", "A step that no event can reach.";
     NoResponder => "no_responder", "A flow in which no step answers the caller.";
     UnusedFunction => "unused_function", "A child function that no step names, so it would run nothing.";

@@ -70,6 +70,10 @@ pub fn graph(name: &str, seed: u64, limits: Limits) -> String {
         // Keyword field names: the record becomes a struct with raw identifiers.
         out.push_str("    record Shape { fn: str, type: int, tags: [str], inner: float? }\n");
     }
+    if rng.chance(30) {
+        // A record that holds itself through an optional field and a list: boxed where it must be.
+        out.push_str("    record Tree { value: int, next: Tree?, kids: [Tree] }\n");
+    }
     if rng.chance(20) {
         out.push_str("    error_stream = memory;\n");
     }
@@ -142,6 +146,10 @@ fn step_impl(rng: &mut Rng, sync: bool, remote: bool, param: bool) -> (String, V
     let paths =
         |input: &str, result: &str| vec![format!("input_path = \"{input}\";"), format!("result_path = \"{result}\";")];
     match rng.below(choices) {
+        // A declared signature: the expression is compiled, as it is without one.
+        0 if rng.chance(50) => {
+            plain(&format!(": json -> json = map({{ a: body.a, n: body.n + 1{bonus}, turn: body.turn, k: body.k }})"))
+        }
         0 => plain(&format!("map({{ a: body.a, n: body.n + 1{bonus}, turn: body.turn, k: body.k }})")),
         1 => plain("extend({ tagged: true, path: event.path })"),
         2 => plain("filter(body.n < 100)"),
@@ -194,7 +202,7 @@ fn flow_topology(rng: &mut Rng, out: &mut String, size: usize, remote: bool, nam
         let kids = children(node);
         // A choice needs outlets; a memory queue passes events on (under sync, in place).
         if !kids.is_empty() && rng.chance(20) {
-            let arms: Vec<String> = kids
+            let mut arms: Vec<String> = kids
                 .iter()
                 .enumerate()
                 .map(|(index, kid)| match index + 1 == kids.len() {
@@ -202,16 +210,23 @@ fn flow_topology(rng: &mut Rng, out: &mut String, size: usize, remote: bool, nam
                     false => format!("body.n > {index} => s{kid}"),
                 })
                 .collect();
+            if rng.chance(40) {
+                // Several arms may name one target.
+                arms.insert(0, format!("body.k < 0 => s{}", kids[rng.below(kids.len())]));
+            }
             choices.push(node);
             out.push_str(&format!("    step s{node} = choice {{ {} }}{}\n", arms.join(", "), tail(&options)));
             continue;
         }
-        if !kids.is_empty() && options.is_empty() && rng.chance(10) {
+        // Not first: a flow starts with a step.
+        if node > 0 && !kids.is_empty() && options.is_empty() && rng.chance(10) {
             out.push_str(&format!("    queue s{node} = memory(capacity = {});\n", 1 + rng.below(64)));
         } else {
             let (implementation, mut own) = step_impl(rng, sync, remote, param);
             own.extend(options);
-            out.push_str(&format!("    step s{node} = {implementation}{}\n", tail(&own)));
+            // A signature comes before `=`: `step s0: json -> json = map(...)`.
+            let separator = if implementation.starts_with(':') { "" } else { " = " };
+            out.push_str(&format!("    step s{node}{separator}{implementation}{}\n", tail(&own)));
         }
         for kid in kids {
             out.push_str(&format!("    s{node} -> s{kid};\n"));

@@ -379,6 +379,19 @@ impl Checker<'_> {
         }
         let mut reached = vec![false; self.graph.nodes.len()];
         let mut work: Vec<NodeId> = self.graph.start_nodes();
+        if work.is_empty()
+            && let Some(first) = self.graph.nodes.first()
+        {
+            let d = Diagnostic::error(
+                Code::NoStartStep,
+                "no step starts the flow: every step follows a queue that nothing writes to",
+                first.span,
+                "events enter nowhere",
+            )
+            .with_help("start the flow with a step (`step accept = map(body);`) and wire the queue after it");
+            self.report(d);
+            return;
+        }
         work.extend(self.graph.catchers());
         while let Some(id) = work.pop() {
             match reached.get_mut(id.index()) {

@@ -235,11 +235,17 @@ impl Generator<'_> {
     }
 
     /// The order to bind nodes in: every node after its children and its error handler (the
-    /// checker has refused loops of handlers, so there is one).
+    /// checker has refused loops of handlers, so there is one). Only nodes an event can reach
+    /// are bound: an unreachable step (after a queue nothing writes to) would be built and never
+    /// used, and its closures would have no type to take.
     fn binding_order(&mut self) -> Vec<NodeId> {
         let mut order = Vec::new();
         let mut state = vec![Visit::New; self.graph.nodes.len()];
-        for id in self.graph.node_ids() {
+        let mut entries = self.graph.entry_nodes();
+        // Each function's own entries too: a child function's first steps are reached from the
+        // root only through its stream, and the root may be unreachable itself.
+        entries.extend(self.graph.functions.iter().flat_map(|function| function.entries.iter().copied()));
+        for id in entries {
             self.visit(id, &mut state, &mut order);
         }
         if let Some(scope) = self.scope {
