@@ -379,8 +379,10 @@ impl Checker<'_> {
         }
         let mut reached = vec![false; self.graph.nodes.len()];
         let mut work: Vec<NodeId> = self.graph.start_nodes();
+        let orphan_queue =
+            self.graph.nodes.iter().find(|node| node.parents.is_empty() && matches!(node.kind, NodeKind::Queue(_)));
         if work.is_empty()
-            && let Some(first) = self.graph.nodes.first()
+            && let Some(first) = orphan_queue
         {
             let d = Diagnostic::error(
                 Code::NoStartStep,
