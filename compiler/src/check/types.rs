@@ -96,8 +96,49 @@ impl Checker<'_> {
             )
             .with_help(format!("give a value of type `{}` here", self.type_name(expected)));
             self.report(d);
+        } else if let Some(expected) = expected {
+            // A list or object literal typed as a whole may hold an element of another type
+            // (`[1, "a"]` is a `[json]`): each element against what it must be.
+            self.check_literal_elements(expr, expected);
         }
         value
+    }
+
+    /// The elements of a list or object literal against the type the whole must have; the first
+    /// that does not fit is reported where it is written.
+    fn check_literal_elements(&mut self, expr: &ast::Expr, expected: &Type) {
+        let expected = match expected {
+            Type::Optional(inner) => inner.as_ref(),
+            other => other,
+        };
+        let items: Vec<(&ast::Expr, Type)> = match (&expr.kind, expected) {
+            (ExprKind::Array(items), Type::Array(element)) => items.iter().map(|item| (item, (**element).clone())).collect(),
+            (ExprKind::Object(entries), Type::Record(_) | Type::Shape(_)) => {
+                let fields = self.fields_of(expected).unwrap_or_default();
+                entries
+                    .iter()
+                    .filter_map(|(key, value)| {
+                        fields.iter().find(|(name, _)| name.as_str() == key.value).map(|(_, ty)| (value, ty.clone()))
+                    })
+                    .collect()
+            }
+            _ => return,
+        };
+        for (item, wanted) in items {
+            let (_, ty) = self.expr(item, Scope::Constant);
+            if !assignable(&ty, &wanted) {
+                let d = Diagnostic::error(
+                    Code::ExprType,
+                    format!("expected `{}`, found `{}`", self.type_name(&wanted), self.type_name(&ty)),
+                    item.span,
+                    format!("this is `{}`", self.type_name(&ty)),
+                )
+                .with_help(format!("every element here is a `{}`", self.type_name(&wanted)));
+                self.report(d);
+                return;
+            }
+            self.check_literal_elements(item, &wanted);
+        }
     }
 
     /// Walks the flow in order, giving each node its input and output types and its checked
