@@ -258,7 +258,9 @@ fn settle(redis: &Redis, accepted: &[String], case: &str) -> (Vec<String>, usize
 async fn ten_thousand_events_cross_three_processes_and_all_arrive() {
     let redis = Redis::start("all");
     let (_root, address) = Function::start("distributed", &redis, &[]);
-    let (_enricher, probes) = Function::start("enricher", &redis, &["--metrics-port", "0"]);
+    // No takeovers here (that is the next test's case): under a loaded machine a batch may stay
+    // pending past the default second, and its records would be counted twice below.
+    let (_enricher, probes) = Function::start("enricher", &redis, &["--metrics-port", "0", "--claim-idle-ms", "60000"]);
     let (_scorer, _) = Function::start("scorer", &redis, &[]);
     let root = address.expect("the root listens");
     let probes = probes.expect("the enricher serves its probes");

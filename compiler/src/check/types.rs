@@ -112,7 +112,9 @@ impl Checker<'_> {
             other => other,
         };
         let items: Vec<(&ast::Expr, Type)> = match (&expr.kind, expected) {
-            (ExprKind::Array(items), Type::Array(element)) => items.iter().map(|item| (item, (**element).clone())).collect(),
+            (ExprKind::Array(items), Type::Array(element)) => {
+                items.iter().map(|item| (item, (**element).clone())).collect()
+            }
             (ExprKind::Object(entries), Type::Record(_) | Type::Shape(_)) => {
                 let fields = self.fields_of(expected).unwrap_or_default();
                 entries
