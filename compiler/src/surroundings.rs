@@ -68,8 +68,38 @@ pub fn check(graph_file: &Path, graph: &ir::Graph, handlers: Option<&Path>) -> S
     if found.is_some() || (graph.handlers.is_none() && handlers.is_none()) {
         diagnostics.extend(check_handler_paths(graph, handler_crate.as_ref()));
     }
+    diagnostics.extend(schedules_that_have_ended(graph, chrono::Utc::now()));
     crate::diagnostic::sort(&mut diagnostics);
     Surroundings { handlers: found, diagnostics }
+}
+
+/// Cron schedules that will not fire again after `now`: a year field that has passed. The
+/// checker's own test (the expression parses and fires at some time) cannot read the clock; this
+/// one does, with the parser the runtime uses, so that the server never starts a schedule that
+/// would only log "no further firing".
+fn schedules_that_have_ended(graph: &ir::Graph, now: chrono::DateTime<chrono::Utc>) -> Vec<Diagnostic> {
+    graph
+        .triggers
+        .iter()
+        .filter_map(|trigger| match &trigger.source {
+            ir::TriggerSource::Schedule { when: ir::Schedule::Cron { expression, .. }, .. } => {
+                let cron = expression.parse::<croner::Cron>().ok()?;
+                cron.find_next_occurrence(&now, false).is_err().then(|| {
+                    Diagnostic::error(
+                        Code::InvalidTrigger,
+                        format!(
+                            "schedule `{}` will not fire again: `{expression}` has no time after now",
+                            trigger.name
+                        ),
+                        trigger.span,
+                        "its last firing has passed",
+                    )
+                    .with_help("a year field names years that have passed: widen it, or remove the trigger")
+                })
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// The folder a graph's relative paths start from.
@@ -93,4 +123,31 @@ fn package_name(folder: &Path) -> Result<String, String> {
             (key.trim() == "name").then(|| value.trim().trim_matches('"').to_string())
         })
         .ok_or_else(|| "has no package name in its Cargo.toml".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schedule_whose_years_have_passed_is_reported_and_one_that_fires_again_is_not() {
+        let text = "graph g {
+            topology = flow;
+            trigger ended = schedule(cron = \"0 0 0 1 1 * 2020\");
+            trigger later = schedule(cron = \"0 0 0 1 1 * 2040\");
+            trigger daily = schedule(cron = \"0 2 * * *\");
+            step a = map(body) { respond; }
+        }";
+        let checked = crate::check_source(text);
+        assert!(checked.is_ok(), "the graph checks: {checked:?}");
+        let Ok(checked) = checked else { return };
+        let now = chrono::DateTime::from_timestamp(1_893_456_000, 0).unwrap_or_default(); // 2030-01-01
+        let ended = schedules_that_have_ended(&checked.graph, now);
+        let messages: Vec<&str> = ended.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(
+            messages.first().is_some_and(|m| m.starts_with("schedule `ended` will not fire again")),
+            "{messages:?}"
+        );
+    }
 }
