@@ -49,15 +49,7 @@ impl<'a> Checker<'a> {
                         .take(index)
                         .any(|earlier| earlier.name.as_ref().is_some_and(|e| e.name == name.name)) =>
                 {
-                    self.report(
-                        Diagnostic::error(
-                            Code::DuplicateSetting,
-                            format!("argument `{}` is given twice", name.name),
-                            name.span,
-                            "given again here",
-                        )
-                        .with_help("give each argument once; remove one of them"),
-                    );
+                    self.report(argument_given_twice(name));
                     None
                 }
                 Some(name) => Some((name.name.to_string(), self.constant(&arg.value, None))),
@@ -779,15 +771,9 @@ impl<'a> Checker<'a> {
         let mut out: Vec<(&'c str, &'c ast::Expr)> = Vec::new();
         for arg in &call.args {
             match &arg.name {
-                Some(name) if out.iter().any(|(given, _)| *given == name.name.as_str()) => self.report(
-                    Diagnostic::error(
-                        Code::DuplicateSetting,
-                        format!("argument `{}` is given twice", name.name),
-                        name.span,
-                        "given again here",
-                    )
-                    .with_help("give each argument once; remove one of them"),
-                ),
+                Some(name) if out.iter().any(|(given, _)| *given == name.name.as_str()) => {
+                    self.report(argument_given_twice(name))
+                }
                 Some(name) => out.push((name.name.as_str(), &arg.value)),
                 None => {
                     // A URL given first without its name is the `url` it means: told once, and
@@ -903,6 +889,17 @@ impl<'a> Checker<'a> {
             })
             .collect()
     }
+}
+
+/// A named argument written a second time: which value would win is not the reader's guess.
+fn argument_given_twice(name: &ast::Ident) -> Diagnostic {
+    Diagnostic::error(
+        Code::DuplicateSetting,
+        format!("argument `{}` is given twice", name.name),
+        name.span,
+        "given again here",
+    )
+    .with_help("give each argument once; remove one of them")
 }
 
 fn normalised(weights: Vec<f64>) -> Vec<f64> {

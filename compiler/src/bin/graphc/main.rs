@@ -213,7 +213,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             let mut command = std::process::Command::new(binary);
-            command.arg("run").arg("--base").arg(graph_dir(&run.file));
+            command.arg("run").arg("--base").arg(graphc::surroundings::graph_dir(&run.file));
             command.args([
                 "--input",
                 &run.input,
@@ -256,7 +256,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             let mut command = std::process::Command::new(binary);
-            command.arg("serve").arg("--base").arg(graph_dir(&file)).args(passed);
+            command.arg("serve").arg("--base").arg(graphc::surroundings::graph_dir(&file)).args(passed);
             exec(command)
         }
     }
@@ -387,10 +387,6 @@ fn build(
     })
 }
 
-fn graph_dir(path: &std::path::Path) -> PathBuf {
-    path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), PathBuf::from)
-}
-
 /// Runs the built binary in the foreground: the server's signals go to it, and its exit code is
 /// graphc's.
 fn exec(mut command: std::process::Command) -> ExitCode {
@@ -418,7 +414,7 @@ fn test(path: &PathBuf, junit: Option<&std::path::Path>, handlers: Option<&std::
         Err(code) => return code,
     };
     let mut command = std::process::Command::new(binary);
-    command.arg("test").arg("--base").arg(graph_dir(path));
+    command.arg("test").arg("--base").arg(graphc::surroundings::graph_dir(path));
     if let Some(junit) = junit {
         command.arg("--junit").arg(junit);
     }
