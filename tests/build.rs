@@ -34,7 +34,7 @@ fn main() {
     // must answer one of the statuses the semantics allow.
     let random = (0..RANDOM_GRAPHS).map(|seed| {
         let name = format!("random_{seed}");
-        let text = random::graph(&name, seed, random::Limits { size: 1 + seed as usize % 10, remote: false });
+        let text = random::graph(&name, seed, random::Limits::new(1 + seed as usize % 10));
         (name, text)
     });
     for (name, text) in shapes.into_iter().map(|(name, text)| (name.to_string(), text)).chain(random) {

@@ -4,6 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+// The random graph generator of the fixture corpus (tests/src/random.rs), shared with tests/build.rs.
+#[path = "../../tests/src/random.rs"]
+#[allow(dead_code)]
+mod random;
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
@@ -428,6 +433,82 @@ fn a_handler_path_naming_no_given_crate_is_a_diagnostic_at_the_path() {
         "{stderr}"
     );
     assert!(!stderr.contains("== building"), "refused before cargo runs: {stderr}");
+}
+
+/// What a random graph names in its handler crate, one per kind of use: a body function, a
+/// fallible one, a type built from arguments, a full-event function.
+const HANDLER_USES: [&str; 4] = [
+    "fn fixture_handlers::echo",
+    "fn fixture_handlers::upper",
+    "new fixture_handlers::Scale",
+    "fn fixture_handlers::stamp { full_event",
+];
+
+#[test]
+fn random_graphs_that_check_with_their_handler_crate_build_and_pass_their_tests() {
+    // Files three folders down, as the generator's model paths (`../../../examples/...`) expect.
+    let dir = workspace().join("target/random-graphs/cli");
+    std::fs::create_dir_all(&dir).expect("a folder for the graphs");
+    let limits = |size| random::Limits { handler_crate: Some("fixture_handlers"), ..random::Limits::new(size) };
+    // The first seeds whose graphs, between them, name the crate in every way a graph can.
+    let mut chosen = Vec::new();
+    let mut covered = [false; HANDLER_USES.len()];
+    for seed in 0..2000u64 {
+        let name = format!("cli_random_{seed}");
+        let text = random::graph(&name, seed, limits(3 + seed as usize % 6));
+        let uses: Vec<usize> = (0..HANDLER_USES.len()).filter(|&i| text.contains(HANDLER_USES[i])).collect();
+        if uses.iter().any(|&i| !covered[i]) {
+            uses.iter().for_each(|&i| covered[i] = true);
+            chosen.push((name, text));
+        }
+        if covered.iter().all(|&c| c) {
+            break;
+        }
+    }
+    assert!(covered.iter().all(|&c| c) && chosen.len() <= 4, "{} graphs cover {covered:?}", chosen.len());
+    for (name, text) in &chosen {
+        let file = format!("target/random-graphs/cli/{name}.graph");
+        std::fs::write(workspace().join(&file), text).expect("write the graph");
+        let checked = graphc(&["check", &file, "--handlers", "tests/handlers"]);
+        let stderr = String::from_utf8_lossy(&checked.stderr);
+        assert_eq!(checked.status.code(), Some(0), "{text}\n{stderr}");
+        // What checks builds with rustc, and answers as its test block allows.
+        let tested = graphc(&["test", &file, "--handlers", "tests/handlers"]);
+        let stdout = String::from_utf8_lossy(&tested.stdout);
+        let stderr = String::from_utf8_lossy(&tested.stderr);
+        assert_eq!(tested.status.code(), Some(0), "{text}\n{stdout}\n{stderr}");
+        assert!(stdout.ends_with("1 passed, 0 failed\n"), "{text}\n{stdout}");
+    }
+    // The same graphs with one handler path wrong are refused by `check`, at the path, before
+    // any build: a misspelt function, a function where a type is needed, a full-event function
+    // given the body.
+    let mistakes = [
+        (
+            "fn fixture_handlers::echo",
+            "fn fixture_handlers::ehco",
+            "graphc::unknown_handler_item",
+            "did you mean `echo`",
+        ),
+        ("new fixture_handlers::Scale", "new fixture_handlers::echo", "graphc::unknown_handler_item", "is a function"),
+        (
+            "fn fixture_handlers::stamp { full_event;",
+            "fn fixture_handlers::stamp {",
+            "graphc::handler_arguments",
+            "takes 2 arguments",
+        ),
+    ];
+    for (right, wrong, code, says) in mistakes {
+        let (name, text) = chosen.iter().find(|(_, text)| text.contains(right)).expect("a graph that names it");
+        let file = format!("target/random-graphs/cli/{name}_wrong.graph");
+        std::fs::write(workspace().join(&file), text.replacen(right, wrong, 1)).expect("write the graph");
+        for command in ["check", "build"] {
+            let refused = graphc(&[command, &file, "--handlers", "tests/handlers"]);
+            let stderr = String::from_utf8_lossy(&refused.stderr);
+            assert_eq!(refused.status.code(), Some(1), "{command} {wrong}: {stderr}");
+            assert!(stderr.contains(code) && stderr.contains(says), "{command} {wrong}: {stderr}");
+            assert!(!stderr.contains("== building"), "refused before cargo runs: {stderr}");
+        }
+    }
 }
 
 /// A child process that is killed when dropped: a failing test must not leave a server

@@ -5,5 +5,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let seed = args.next().and_then(|a| a.parse().ok()).unwrap_or(0);
     let size = args.next().and_then(|a| a.parse().ok()).unwrap_or(6);
-    print!("{}", graphc_tests::random::graph("random", seed, graphc_tests::random::Limits { size, remote: true }));
+    print!(
+        "{}",
+        graphc_tests::random::graph(
+            "random",
+            seed,
+            graphc_tests::random::Limits { remote: true, ..graphc_tests::random::Limits::new(size) }
+        )
+    );
 }

@@ -1,60 +1,14 @@
 //! Rust handlers the run fixtures call by path, one of each kind a graph can name.
 
-use graphc_runtime::{Context, Event, Flow, Step, StepError};
+use graphc_runtime::StepError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// A body function.
-pub fn echo(body: Value) -> Value {
-    json!({ "echoed": body })
-}
-
-/// A fallible body function: upper-cases a string.
-pub fn upper(body: Value) -> Result<Value, StepError> {
-    body.as_str()
-        .map(|s| Value::String(s.to_uppercase()))
-        .ok_or_else(|| StepError::new("upper: the input is not a string"))
-}
-
-/// A full-event function.
-pub fn stamp(event: &mut Event, _context: &Context) {
-    event.body = json!({ "id": event.id.to_string(), "path": event.path.to_string() });
-}
-
-/// An error handler taking the full event: records what failed.
-pub fn record_failure(event: &mut Event, _context: &Context) {
-    event.body =
-        json!({ "failed_at": event.origin_state.clone(), "error": event.error.as_ref().map(|e| e.message.clone()) });
-}
-
-/// A step-level error handler's body function.
-pub fn fallback(_body: Value) -> Value {
-    json!({ "fallback": true, "failed_at": "scale" })
-}
+pub use fixture_handlers::{Scale, echo, fallback, record_failure, stamp, upper};
 
 /// A typed function over the record types the graph declares (generated in its module).
 pub fn price(order: crate::run::handlers::Order) -> Result<crate::run::handlers::Priced, StepError> {
     Ok(crate::run::handlers::Priced { id: order.id, total: order.qty as f64 * order.price })
-}
-
-/// A type built once from the graph's arguments (`new Scale(factor = ..., field = ...)`).
-#[derive(Deserialize)]
-pub struct Scale {
-    factor: f64,
-    field: String,
-}
-
-impl Step for Scale {
-    fn process(&self, event: &mut Event, _context: &Context) -> Result<Flow, StepError> {
-        let value = event.body[&self.field]
-            .as_f64()
-            .ok_or_else(|| StepError::new(format!("`{}` is not a number", self.field)))?;
-        if value < 0.0 {
-            return Err(StepError::new("negative totals cannot be scaled"));
-        }
-        event.body[&self.field] = json!(value * self.factor);
-        Ok(Flow::Next)
-    }
 }
 
 /// A typed handler named by a keyword (`fn crate::handlers::async` in a graph), over a record

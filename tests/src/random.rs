@@ -43,6 +43,16 @@ pub struct Limits {
     pub size: usize,
     /// `$remote` steps, which need a server to answer: only where the graph is not run.
     pub remote: bool,
+    /// The crate the graph's Rust handlers are in: `None` for `crate::handlers` (the test
+    /// crate's re-export), or a handler crate's name (`fixture_handlers`, built by the CLI).
+    pub handler_crate: Option<&'static str>,
+}
+
+impl Limits {
+    /// Graphs of `size` steps or routes, with no `$remote` steps, naming `crate::handlers`.
+    pub fn new(size: usize) -> Self {
+        Limits { size, remote: false, handler_crate: None }
+    }
 }
 
 /// The statuses a run of a random graph may answer, as design/semantics.md allows them for
@@ -87,7 +97,10 @@ pub fn graph(name: &str, seed: u64, limits: Limits) -> String {
     out.push_str(&format!(
         "    test answers {{\n        request POST \"{path}\" {{ body = {BODY}; }}\n        expect {allowed};\n    }}\n}}\n"
     ));
-    out
+    match limits.handler_crate {
+        Some(handler_crate) => out.replace("crate::handlers::", &format!("{handler_crate}::")),
+        None => out,
+    }
 }
 
 /// A router of a random kind; returns the name of its first route.

@@ -21,7 +21,7 @@ proptest! {
 
     #[test]
     fn a_random_graph_checks_generates_and_parses(seed in any::<u64>(), size in 1usize..14) {
-        let text = random::graph("random", seed, Limits { size, remote: true });
+        let text = random::graph("random", seed, Limits { remote: true, ..Limits::new(size) });
         let compiled = compile("random.graph", &text);
         let file = compiled.to_file("random.graph").unwrap_or_else(|d| panic!("{text}\n{}", d.message));
         prop_assert!(syn::parse_file(&file.text).is_ok());
@@ -35,7 +35,8 @@ proptest! {
 
 #[test]
 fn the_generator_covers_every_construct() {
-    let texts: Vec<String> = (0..300).map(|seed| random::graph("g", seed, Limits { size: 8, remote: true })).collect();
+    let texts: Vec<String> =
+        (0..300).map(|seed| random::graph("g", seed, Limits { remote: true, ..Limits::new(8) })).collect();
     for construct in [
         "topology = flow",
         "engine = sync",
