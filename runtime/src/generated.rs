@@ -5,7 +5,7 @@ use crate::context::Context;
 use crate::error::StepError;
 use crate::error::{ErrorStream, MemoryErrorStream};
 use crate::event::Response;
-use crate::http::{ServeOptions, bind, serve, serve_probes, shutdown_signal};
+use crate::http::{Connections, ServeOptions, bind, serve_probes, serve_sharing, shutdown_signal};
 use crate::mock::MockServer;
 #[cfg(feature = "models")]
 use crate::model::ModelKind;
@@ -187,7 +187,10 @@ impl Launch {
             let addr = listener.local_addr().map_err(|error| error.to_string())?;
             eprintln!("serving {} on http://{addr}", self.graph);
             let handler = SharedHandler::new(handler);
-            let grpc = self.grpc_server(handler.clone()).await?;
+            // One cap on open connections for both ports: a flood on one cannot use up the
+            // file descriptors the other needs.
+            let connections = Connections::new(self.serve.max_connections);
+            let grpc = self.grpc_server(handler.clone(), Arc::clone(&connections)).await?;
             let has_triggers = !triggers.is_empty();
             // Triggers that end because the process is stopping are not a failure, even when
             // they end before the server has drained.
@@ -199,7 +202,7 @@ impl Launch {
             };
             let mut triggered =
                 tokio::spawn(crate::trigger::run(handler.clone(), triggers, self.consume.clone(), trigger_shutdown));
-            let serving = serve(listener, handler, self.serve, shutdown_signal());
+            let serving = serve_sharing(listener, handler, self.serve, connections, shutdown_signal());
             tokio::pin!(serving);
             let joined = |finished: Result<Result<(), String>, tokio::task::JoinError>| {
                 finished.map_err(|error| format!("the triggers stopped: {error}")).and_then(|result| result)
@@ -220,7 +223,11 @@ impl Launch {
                 },
             };
             match grpc {
-                Some(grpc) => served.and(grpc.await.map_err(|error| format!("the gRPC server stopped: {error}"))?),
+                Some(grpc) => served.and(
+                    grpc.await
+                        .map_err(|error| format!("the gRPC server stopped: {error}"))?
+                        .map_err(|error| format!("the gRPC server stopped: {error}")),
+                ),
                 None => served,
             }
         })
@@ -231,19 +238,15 @@ impl Launch {
     async fn grpc_server<H: Handler>(
         &self,
         handler: SharedHandler<H>,
-    ) -> Result<Option<tokio::task::JoinHandle<Result<(), String>>>, String> {
+        connections: Arc<Connections>,
+    ) -> Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>, String> {
         let Some(addr) = self.grpc else { return Ok(None) };
         let listener =
             tokio::net::TcpListener::bind(addr).await.map_err(|error| format!("cannot listen on {addr}: {error}"))?;
         let local = listener.local_addr().map_err(|error| error.to_string())?;
         eprintln!("serving {} over gRPC on {local}", self.graph);
-        let options = crate::grpc::GrpcOptions {
-            addr: local,
-            deadline: self.serve.deadline,
-            concurrency: self.serve.concurrency,
-            body_limit: self.serve.body_limit,
-        };
-        Ok(Some(tokio::spawn(crate::grpc::serve(listener, handler, options, shutdown_signal()))))
+        let options = ServeOptions { addr: local, ..self.serve.clone() };
+        Ok(Some(tokio::spawn(crate::grpc::serve(listener, handler, options, connections, shutdown_signal()))))
     }
 
     /// Without the `grpc` feature, `--grpc-port` is refused at start-up, saying how to build it in.
@@ -251,7 +254,8 @@ impl Launch {
     async fn grpc_server<H: Handler>(
         &self,
         _handler: SharedHandler<H>,
-    ) -> Result<Option<tokio::task::JoinHandle<Result<(), String>>>, String> {
+        _connections: Arc<Connections>,
+    ) -> Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>, String> {
         match self.grpc {
             None => Ok(None),
             Some(_) => Err("this binary was built without gRPC: `graphc serve FILE --grpc-port PORT` builds it in \

@@ -1,19 +1,25 @@
-//! The Open Inference Protocol over gRPC (`inference.GRPCInferenceService`, the `grpc` feature):
-//! each call becomes the HTTP request it stands for (`ModelInfer` a `POST
-//! /v2/models/{m}[/versions/{v}]/infer` with the tensors as JSON), runs through the same
-//! pipeline as REST (one request-to-event path, `Request::into_event`), and the JSON answer is
-//! turned back into the call's reply: outputs as `raw_output_contents`, as Triton answers and
-//! tritonclient reads them. A REST error status becomes the matching gRPC code.
+//! The Open Inference Protocol over gRPC (`inference.GRPCInferenceService`, the `grpc` feature),
+//! on the server stack REST uses: the same connection loop and process-wide connection cap
+//! (`listen`), idle connections closed, shutdown bounded by `--shutdown-timeout-ms`, the
+//! request's size limited on the wire (RESOURCE_EXHAUSTED beyond it, as Triton answers). Each
+//! call becomes the event of the HTTP request it stands for (`ModelInfer` a `POST
+//! /v2/models/{m}[/versions/{v}]/infer`), its tensors read from the message straight into the
+//! body, and runs through the same pipeline as REST; the answer becomes the call's reply:
+//! outputs as `raw_output_contents`, as Triton answers and tritonclient reads them. A REST error
+//! status becomes the matching gRPC code, its message bounded.
 
 use crate::binary;
 use crate::event::Response;
+use crate::http::{Connections, ServeOptions};
+use crate::listen::{Activity, accept};
 use crate::pipeline::Handler;
-use crate::request::{Request, RequestEvent};
+use crate::request::decoded_event;
+use http::HeaderMap;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::Semaphore;
 use tonic::{Code, Status};
 
@@ -38,56 +44,112 @@ use proto::{
     ServerMetadataRequest, ServerMetadataResponse, ServerReadyRequest, ServerReadyResponse,
 };
 
-/// How the gRPC server runs its calls: the REST server's limits.
-#[derive(Clone, Debug)]
-pub struct GrpcOptions {
-    /// Where to listen.
-    pub addr: SocketAddr,
-    /// How long a call may take; then `DEADLINE_EXCEEDED`.
-    pub deadline: Duration,
-    /// Calls processed at once; beyond it, `UNAVAILABLE`.
-    pub concurrency: usize,
-    /// The largest request message, in bytes.
-    pub body_limit: usize,
-}
-
 /// The service over a graph's pipeline.
 pub struct Service<H> {
     handler: H,
     slots: Arc<Semaphore>,
-    options: GrpcOptions,
+    options: ServeOptions,
 }
 
-/// Serves the protocol's gRPC service on `listener` until `shutdown`.
+/// Serves the protocol's gRPC service on `listener` until `shutdown`, with the REST server's
+/// options (deadline, concurrency, body limit as the largest message, header timeout as the
+/// idle limit, shutdown timeout) and its open-connection cap, `connections`.
 pub async fn serve<H: Handler>(
     listener: tokio::net::TcpListener,
     handler: H,
-    options: GrpcOptions,
+    options: ServeOptions,
+    connections: Arc<Connections>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+) -> std::io::Result<()> {
     let limit = options.body_limit;
+    let idle = options.header_timeout;
+    let shutdown_timeout = options.shutdown_timeout;
+    let max_header_bytes = u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX);
+    let concurrency = u32::try_from(options.concurrency.max(1)).unwrap_or(u32::MAX);
     let service = Service { handler, slots: Arc::new(Semaphore::new(options.concurrency.max(1))), options };
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    tonic::transport::Server::builder()
-        .add_service(GrpcInferenceServiceServer::new(service).max_decoding_message_size(limit))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-        .map_err(|error| format!("the gRPC server stopped: {error}"))
+    let grpc = GrpcInferenceServiceServer::new(service).max_decoding_message_size(limit);
+    let mut http = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+    // Pings find peers that have gone; the idle limit closes those that stay and do nothing.
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(Some(idle))
+        .keep_alive_timeout(idle)
+        .max_header_list_size(max_header_bytes)
+        .max_concurrent_streams(concurrency);
+    let connect = |io, activity| http.serve_connection(io, Calls { grpc: grpc.clone(), activity, limit });
+    let accepted = accept(&listener, &connections, Some(idle), connect, shutdown).await;
+    drop(listener);
+    if !accepted.close(shutdown_timeout).await {
+        tracing::warn!("shutdown: gRPC connections still open after {shutdown_timeout:?} are dropped");
+    }
+    Ok(())
+}
+
+/// The service as one connection serves it: each call marks the connection busy while it runs,
+/// and a message over the size limit is answered as Triton answers it.
+#[derive(Clone)]
+struct Calls<S> {
+    grpc: S,
+    activity: Arc<Activity>,
+    limit: usize,
+}
+
+type Reply = http::Response<tonic::body::Body>;
+
+impl<S> hyper::service::Service<http::Request<hyper::body::Incoming>> for Calls<S>
+where
+    S: tower::Service<http::Request<hyper::body::Incoming>, Response = Reply, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Reply;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn std::future::Future<Output = Result<Reply, Infallible>> + Send>>;
+
+    fn call(&self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
+        use tower::ServiceExt;
+        let busy = self.activity.begin();
+        let call = self.grpc.clone().oneshot(request);
+        let limit = self.limit;
+        Box::pin(async move {
+            let reply = call.await?;
+            drop(busy);
+            Ok(size_status(reply, limit))
+        })
+    }
+}
+
+/// tonic answers a message over the limit OUT_OF_RANGE; gRPC's own servers and Triton answer
+/// RESOURCE_EXHAUSTED, which clients treat as "too large", not as a bad argument.
+fn size_status(mut reply: Reply, limit: usize) -> Reply {
+    let headers = reply.headers_mut();
+    let over = headers.get("grpc-status").is_some_and(|status| status == "11")
+        && headers.get("grpc-message").is_some_and(|message| {
+            message.to_str().is_ok_and(|message| message.contains("message%20length%20too%20large"))
+        });
+    if over {
+        let status = Status::resource_exhausted(format!("the request message is over the limit of {limit} bytes"));
+        headers.remove("grpc-message");
+        let _ = status.add_header(headers);
+    }
+    reply
 }
 
 impl<H: Handler> Service<H> {
     /// Runs one request through the pipeline, within the deadline and the concurrency limit.
-    async fn call(&self, method: &str, path: String, body: Option<Value>) -> Result<Value, Status> {
-        self.call_within(method, path, body, None).await
+    async fn call(&self, method: &str, path: String, headers: HeaderMap) -> Result<Value, Status> {
+        self.call_within(method, path, headers, Value::Null, None).await
     }
 
-    /// The same, within the caller's own timeout too (`grpc-timeout`), which may only shorten
-    /// the server's deadline.
+    /// The same, with a body, within the caller's own timeout too (`grpc-timeout`), which may
+    /// only shorten the server's deadline.
     async fn call_within(
         &self,
         method: &str,
         path: String,
-        body: Option<Value>,
+        mut headers: HeaderMap,
+        body: Value,
         timeout: Option<std::time::Duration>,
     ) -> Result<Value, Status> {
         let deadline = timeout.map_or(self.options.deadline, |timeout| timeout.min(self.options.deadline));
@@ -95,15 +157,14 @@ impl<H: Handler> Service<H> {
         let Ok(_slot) = self.slots.try_acquire() else {
             return Err(Status::unavailable(format!("{} calls are in flight already", self.options.concurrency)));
         };
-        let request = Request {
-            method: method.to_string(),
-            path,
-            headers: vec![("content-type".to_string(), "application/json".to_string())],
-            body: body.map(|body| serde_json::to_vec(&body).unwrap_or_default()).unwrap_or_default(),
-        };
+        // The body is JSON already: what the transport said of its bytes is not the event's.
+        for name in [http::header::CONTENT_TYPE, http::header::CONTENT_ENCODING, http::header::CONTENT_LENGTH] {
+            headers.remove(name);
+        }
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
         // The answer's form (binary outputs, gzip) is HTTP's: a call's answer is its JSON.
-        let response = match request.into_event(self.options.body_limit) {
-            Ok(RequestEvent { mut event, .. }) => {
+        let response = match decoded_event(method, &path, headers, body) {
+            Ok(mut event) => {
                 event.limit_deadline(deadline_at.into_std());
                 match tokio::time::timeout_at(deadline_at, self.handler.handle(event)).await {
                     Ok(response) if response.status < 400 && tokio::time::Instant::now() > deadline_at => {
@@ -145,6 +206,7 @@ fn answer(response: Response) -> Result<Value, Status> {
         return Ok(body);
     }
     let message = body.get("error").and_then(Value::as_str).map_or_else(|| body.to_string(), str::to_string);
+    let message = bounded(&message);
     let code = match response.status {
         400 | 415 | 422 => Code::InvalidArgument,
         404 => Code::NotFound,
@@ -155,6 +217,22 @@ fn answer(response: Response) -> Result<Value, Status> {
         _ => Code::Internal,
     };
     Err(Status::new(code, message))
+}
+
+/// The longest message a status carries: it travels in a header (`grpc-message`), and a name a
+/// caller sent, echoed whole, could be larger than the caller's own header limit.
+const MESSAGE_LIMIT: usize = 1024;
+
+/// `message`, cut at [`MESSAGE_LIMIT`] bytes (on a character boundary) and marked where it was.
+fn bounded(message: &str) -> String {
+    if message.len() <= MESSAGE_LIMIT {
+        return message.to_string();
+    }
+    let mut end = MESSAGE_LIMIT;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes in all)", message.get(..end).unwrap_or_default(), message.len())
 }
 
 /// `/v2/models/{name}` or `/v2/models/{name}/versions/{version}`, then `suffix`.
@@ -174,17 +252,18 @@ fn model_path(name: &str, version: &str, suffix: &str) -> Result<String, Status>
 impl<H: Handler> GrpcInferenceService for Service<H> {
     async fn server_live(
         &self,
-        _request: tonic::Request<ServerLiveRequest>,
+        request: tonic::Request<ServerLiveRequest>,
     ) -> Result<tonic::Response<ServerLiveResponse>, Status> {
-        let live = self.call("GET", "/v2/health/live".to_string(), None).await.is_ok();
+        let live = self.call("GET", "/v2/health/live".to_string(), request.into_parts().0.into_headers()).await.is_ok();
         Ok(tonic::Response::new(ServerLiveResponse { live }))
     }
 
     async fn server_ready(
         &self,
-        _request: tonic::Request<ServerReadyRequest>,
+        request: tonic::Request<ServerReadyRequest>,
     ) -> Result<tonic::Response<ServerReadyResponse>, Status> {
-        let ready = self.call("GET", "/v2/health/ready".to_string(), None).await.is_ok();
+        let ready =
+            self.call("GET", "/v2/health/ready".to_string(), request.into_parts().0.into_headers()).await.is_ok();
         Ok(tonic::Response::new(ServerReadyResponse { ready }))
     }
 
@@ -192,11 +271,11 @@ impl<H: Handler> GrpcInferenceService for Service<H> {
         &self,
         request: tonic::Request<ModelReadyRequest>,
     ) -> Result<tonic::Response<ModelReadyResponse>, Status> {
-        let request = request.into_inner();
+        let (metadata, _, request) = request.into_parts();
         let path = model_path(&request.name, &request.version, "/ready")?;
-        let ready = match self.call("GET", path, None).await {
+        // A model the server does not have is not ready, as Triton answers: not an error.
+        let ready = match self.call("GET", path, metadata.into_headers()).await {
             Ok(body) => body.get("ready").and_then(Value::as_bool).unwrap_or(true),
-            Err(status) if status.code() == Code::NotFound => return Err(status),
             Err(_) => false,
         };
         Ok(tonic::Response::new(ModelReadyResponse { ready }))
@@ -204,9 +283,9 @@ impl<H: Handler> GrpcInferenceService for Service<H> {
 
     async fn server_metadata(
         &self,
-        _request: tonic::Request<ServerMetadataRequest>,
+        request: tonic::Request<ServerMetadataRequest>,
     ) -> Result<tonic::Response<ServerMetadataResponse>, Status> {
-        let body = self.call("GET", "/v2".to_string(), None).await?;
+        let body = self.call("GET", "/v2".to_string(), request.into_parts().0.into_headers()).await?;
         Ok(tonic::Response::new(ServerMetadataResponse {
             name: text(&body, "name"),
             version: text(&body, "version"),
@@ -218,8 +297,8 @@ impl<H: Handler> GrpcInferenceService for Service<H> {
         &self,
         request: tonic::Request<ModelMetadataRequest>,
     ) -> Result<tonic::Response<ModelMetadataResponse>, Status> {
-        let request = request.into_inner();
-        let body = self.call("GET", model_path(&request.name, &request.version, "")?, None).await?;
+        let (metadata, _, request) = request.into_parts();
+        let body = self.call("GET", model_path(&request.name, &request.version, "")?, metadata.into_headers()).await?;
         let tensors = |key: &str| -> Vec<TensorMetadata> {
             body.get(key)
                 .and_then(Value::as_array)
@@ -249,10 +328,10 @@ impl<H: Handler> GrpcInferenceService for Service<H> {
         request: tonic::Request<ModelInferRequest>,
     ) -> Result<tonic::Response<ModelInferResponse>, Status> {
         let timeout = request.metadata().get("grpc-timeout").and_then(|value| grpc_timeout(value.to_str().ok()?));
-        let request = request.into_inner();
+        let (metadata, _, request) = request.into_parts();
         let path = model_path(&request.model_name, &request.model_version, "/infer")?;
         let body = infer_body(&request)?;
-        let answer = self.call_within("POST", path, Some(body), timeout).await?;
+        let answer = self.call_within("POST", path, metadata.into_headers(), body, timeout).await?;
         Ok(tonic::Response::new(infer_response(&request, &answer)?))
     }
 }

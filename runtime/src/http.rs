@@ -8,6 +8,8 @@
 
 use crate::error::StepError;
 use crate::event::{EventId, Response};
+pub use crate::listen::Connections;
+use crate::listen::accept;
 use crate::metrics::Histogram;
 use crate::pipeline::Handler;
 use crate::request::{Head, RequestEvent, X_EVENT_ID, request_error, too_large};
@@ -70,22 +72,16 @@ impl Default for ServeOptions {
     }
 }
 
-/// Request counters by status code, the request latency histogram, and connections refused
-/// at the cap.
+/// Request counters by status code, and the request latency histogram.
 pub struct Metrics {
     /// One counter per status code from 100 to 599: lock-free on the request path.
     by_code: Vec<AtomicU64>,
     requests: Histogram,
-    refused: AtomicU64,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
-            by_code: (100..600).map(|_| AtomicU64::new(0)).collect(),
-            requests: Histogram::default(),
-            refused: AtomicU64::new(0),
-        }
+        Metrics { by_code: (100..600).map(|_| AtomicU64::new(0)).collect(), requests: Histogram::default() }
     }
 }
 
@@ -111,8 +107,6 @@ impl Metrics {
         }
         out.push_str("# HELP graphc_request_errors_total Requests answered with a 4xx or 5xx status.\n# TYPE graphc_request_errors_total counter\n");
         out.push_str(&format!("graphc_request_errors_total {}\n", self.requests.errors()));
-        out.push_str("# HELP graphc_connections_refused_total Connections closed at once: the open-connection cap was reached.\n# TYPE graphc_connections_refused_total counter\n");
-        out.push_str(&format!("graphc_connections_refused_total {}\n", self.refused.load(Ordering::Relaxed)));
         out.push_str("# HELP graphc_request_duration_seconds Time to answer a request.\n# TYPE graphc_request_duration_seconds histogram\n");
         self.requests.render(&mut out, "graphc_request_duration", "");
         out
@@ -124,6 +118,7 @@ struct Server<H> {
     options: ServeOptions,
     slots: Semaphore,
     metrics: Metrics,
+    connections: Arc<Connections>,
 }
 
 /// Binds the listening socket (port 0 picks a free one).
@@ -140,12 +135,25 @@ pub async fn serve<H: Handler>(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let connections = Connections::new(options.max_connections);
+    serve_sharing(listener, handler, options, connections, shutdown).await
+}
+
+/// [`serve`], with the open-connection cap shared with the process's other ports (gRPC, probes).
+pub async fn serve_sharing<H: Handler>(
+    listener: TcpListener,
+    handler: H,
+    options: ServeOptions,
+    connections: Arc<Connections>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     crate::metrics::enable();
     let server = Arc::new(Server {
         handler,
         slots: Semaphore::new(options.concurrency.max(1)),
         options: options.clone(),
         metrics: Metrics::default(),
+        connections: Arc::clone(&connections),
     });
     // No routing: every request is the graph's (the metrics and probes are answered inside).
     let service = {
@@ -165,11 +173,12 @@ pub async fn serve<H: Handler>(
     if options.max_headers != HYPER_MAX_HEADERS {
         http.max_headers(options.max_headers);
     }
-    let connections = Arc::new(Semaphore::new(options.max_connections.max(1)));
-    let graceful = accept(&listener, &http, service, &connections, Some(&server.metrics.refused), shutdown).await;
+    // HTTP/1's header-read timeout closes idle keep-alive connections itself.
+    let accepted =
+        accept(&listener, &connections, None, |io, _| http.serve_connection(io, service.clone()), shutdown).await;
     drop(listener);
     let deadline = tokio::time::Instant::now() + options.shutdown_timeout;
-    if tokio::time::timeout_at(deadline, graceful.shutdown()).await.is_err() {
+    if !accepted.close(options.shutdown_timeout).await {
         tracing::warn!("shutdown: connections still open after {:?} are dropped", options.shutdown_timeout);
     }
     if tokio::time::timeout_at(deadline, server.handler.drain()).await.is_err() {
@@ -207,56 +216,6 @@ const HYPER_MAX_HEADERS: usize = 100;
 /// What the server answers: a body of known length, so that hyper writes its `Content-Length`.
 type HttpResponse = http::Response<Full<Bytes>>;
 
-/// Serves connections from `listener` with `service` until `shutdown` resolves, `connections`
-/// at most at once: beyond, a new connection is closed at once (counted in `refused`) and the
-/// open ones keep being served. Returns what waits for the open ones to finish.
-async fn accept<S>(
-    listener: &TcpListener,
-    http: &hyper::server::conn::http1::Builder,
-    service: S,
-    connections: &Arc<Semaphore>,
-    refused: Option<&AtomicU64>,
-    shutdown: impl Future<Output = ()>,
-) -> hyper_util::server::graceful::GracefulShutdown
-where
-    S: hyper::service::Service<http::Request<Incoming>, Response = HttpResponse, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                // Out of file descriptors, or a connection reset before it was accepted: the
-                // server goes on; a short pause lets descriptors free up.
-                Err(error) => {
-                    tracing::warn!("cannot accept a connection: {error}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => return graceful,
-        };
-        let Ok(permit) = Arc::clone(connections).try_acquire_owned() else {
-            if let Some(refused) = refused {
-                refused.fetch_add(1, Ordering::Relaxed);
-            }
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let connection = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone()));
-        tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
-        });
-    }
-}
-
 async fn answer<H: Handler>(server: &Server<H>, request: http::Request<Incoming>) -> HttpResponse {
     let started = Instant::now();
     // A scrape is not a request the metrics count.
@@ -279,7 +238,11 @@ fn metrics_answer<H>(server: &Server<H>, method: &http::Method) -> Response {
         "GET" | "HEAD" => Response::new(
             200,
             "text/plain; version=0.0.4",
-            server.metrics.render() + &crate::metrics::render() + &crate::pool::render() + &process_metrics(),
+            server.metrics.render()
+                + &server.connections.render()
+                + &crate::metrics::render()
+                + &crate::pool::render()
+                + &process_metrics(),
         ),
         _ => request_error(StepError::method_not_allowed("/metrics takes GET or HEAD", "GET, HEAD"), &EventId::fresh()),
     }
@@ -437,15 +400,22 @@ pub async fn serve_probes(
                 r#"{"error":"a child function serves /metrics and /v2/health/{live,ready}"}"#.to_string(),
             ),
         };
-        std::future::ready(Ok(into_http(Response::new(status, content_type, body.into_bytes()))))
+        std::future::ready(Ok::<_, Infallible>(into_http(Response::new(status, content_type, body.into_bytes()))))
     };
     let service = hyper::service::service_fn(probe);
-    let http = hyper::server::conn::http1::Builder::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(PROBE_HEADER_TIMEOUT);
     // A probe answers at once; a few scrapers at a time are all it serves.
-    let connections = Arc::new(Semaphore::new(PROBE_CONNECTIONS));
-    accept(&listener, &http, service, &connections, None, shutdown).await.shutdown().await;
+    let connections = Connections::new(PROBE_CONNECTIONS);
+    accept(&listener, &connections, None, |io, _| http.serve_connection(io, service.clone()), shutdown)
+        .await
+        .close(PROBE_HEADER_TIMEOUT)
+        .await;
     Ok(())
 }
 
 /// Open connections a child function's probe server takes at most.
 const PROBE_CONNECTIONS: usize = 64;
+
+/// How long a probe's scraper may take to send its request, or keep an idle connection.
+const PROBE_HEADER_TIMEOUT: Duration = Duration::from_secs(10);

@@ -19,6 +19,7 @@ pub mod generated;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 pub mod http;
+mod listen;
 pub mod logging;
 pub mod metrics;
 pub mod mock;

@@ -178,6 +178,11 @@ impl Head {
             None => parse_body(&bytes, self.content_type.as_deref()),
         };
         let body = parsed.map_err(|failure| self.error(failure))?;
+        Ok(self.with_body(headers, body))
+    }
+
+    /// The event, with a body that arrived already decoded.
+    fn with_body(self, headers: HeaderMap, body: Value) -> RequestEvent {
         let form = AnswerForm { binary: crate::binary::wants_binary(&body), gzip: self.gzip };
         let mut event = Event::arrived(body, self.id);
         event.path = Cow::Owned(self.path);
@@ -187,8 +192,17 @@ impl Head {
             event.key = key;
         }
         event.headers = headers;
-        Ok(RequestEvent { event, form })
+        RequestEvent { event, form }
     }
+}
+
+/// The event of a call whose body arrived already decoded, within the transport's own size
+/// limit (a gRPC message): its head read from `headers` as an HTTP request's is (`x-event-id`,
+/// `x-event-key`, ...), the body as given, with no bytes in between.
+#[cfg_attr(not(feature = "grpc"), allow(dead_code, reason = "only the gRPC service decodes its own bodies"))]
+pub(crate) fn decoded_event(method: &str, path: &str, headers: HeaderMap, body: Value) -> Result<Event, Response> {
+    let head = Head::read(method, path, &headers, usize::MAX)?;
+    Ok(head.with_body(headers, body).event)
 }
 
 /// An answer about the request itself, not the graph: its messages are the server's own, never

@@ -8,7 +8,8 @@ use graphc_runtime::grpc::proto::{
     InferParameter, InferTensorContents, ModelInferRequest, ModelMetadataRequest, ModelReadyRequest, ServerLiveRequest,
     ServerMetadataRequest, ServerReadyRequest, infer_parameter::ParameterChoice,
 };
-use graphc_runtime::grpc::{GrpcOptions, serve};
+use graphc_runtime::grpc::serve;
+use graphc_runtime::http::{Connections, ServeOptions};
 use graphc_runtime::model::{Features, Model};
 use graphc_runtime::router::{Mode, Route, Router};
 use graphc_runtime::*;
@@ -36,7 +37,8 @@ impl Model for SumModel {
     }
 }
 
-async fn start() -> (GrpcInferenceServiceClient<tonic::transport::Channel>, tokio::sync::oneshot::Sender<()>) {
+/// The graph every test serves: a router with the model `m` (and `m:v2`).
+fn summing_router() -> SyncPipeline<StepNode<Router, End>> {
     let model: Arc<dyn Model> = Arc::new(SumModel);
     let router = Router::new(
         "router",
@@ -44,16 +46,40 @@ async fn start() -> (GrpcInferenceServiceClient<tonic::transport::Channel>, toki
         vec![("m".into(), Route::Model(Arc::clone(&model))), ("m:v2".into(), Route::Model(model))],
         Mode::Model,
     );
-    let pipeline = SyncPipeline::new(StepNode::new("router", router, End).responding(), Context::new("g"));
+    SyncPipeline::new(StepNode::new("router", router, End).responding(), Context::new("g"))
+}
+
+/// A gRPC server on a free loopback port: its address, how to stop it, and its task.
+struct Served {
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn serve_with(options: ServeOptions, connections: Arc<Connections>) -> Served {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let options = GrpcOptions { addr, deadline: Duration::from_secs(5), concurrency: 64, body_limit: 4 << 20 };
-    tokio::spawn(serve(listener, pipeline, options, async move {
+    let options = ServeOptions { addr, ..options };
+    let task = tokio::spawn(serve(listener, summing_router(), options, connections, async move {
         let _ = stopped.await;
     }));
-    let client = GrpcInferenceServiceClient::connect(format!("http://{addr}")).await.expect("the client connects");
-    (client, stop)
+    Served { addr, stop, task }
+}
+
+async fn client(addr: std::net::SocketAddr) -> GrpcInferenceServiceClient<tonic::transport::Channel> {
+    GrpcInferenceServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("the client connects")
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20)
+}
+
+async fn start() -> (GrpcInferenceServiceClient<tonic::transport::Channel>, tokio::sync::oneshot::Sender<()>) {
+    let options =
+        ServeOptions { deadline: Duration::from_secs(5), concurrency: 64, body_limit: 4 << 20, ..Default::default() };
+    let served = serve_with(options, Connections::new(1000)).await;
+    (client(served.addr).await, served.stop)
 }
 
 fn fp32_rows(rows: &[[f32; 2]]) -> Vec<u8> {
@@ -89,8 +115,9 @@ async fn health_and_metadata() {
     assert_eq!(server.name, "g", "the server is the graph");
     let ready = client.model_ready(ModelReadyRequest { name: "m".into(), version: String::new() }).await;
     assert!(ready.expect("ready").into_inner().ready);
+    // A model the server does not have is not ready, as Triton answers: not an error.
     let unknown = client.model_ready(ModelReadyRequest { name: "nope".into(), version: String::new() }).await;
-    assert_eq!(unknown.expect_err("unknown").code(), Code::NotFound);
+    assert!(!unknown.expect("an answer").into_inner().ready);
     let metadata = client
         .model_metadata(ModelMetadataRequest { name: "m".into(), version: String::new() })
         .await
@@ -178,8 +205,14 @@ async fn a_batched_route_answers_64_concurrent_callers_each_with_its_own_rows() 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let options = GrpcOptions { addr, deadline: Duration::from_secs(10), concurrency: 128, body_limit: 4 << 20 };
-    tokio::spawn(serve(listener, pipeline, options, async move {
+    let options = ServeOptions {
+        addr,
+        deadline: Duration::from_secs(10),
+        concurrency: 128,
+        body_limit: 4 << 20,
+        ..Default::default()
+    };
+    tokio::spawn(serve(listener, pipeline, options, Connections::new(1000), async move {
         let _ = stopped.await;
     }));
     let client = GrpcInferenceServiceClient::connect(format!("http://{addr}")).await.expect("the client connects");
@@ -204,4 +237,148 @@ async fn a_batched_route_answers_64_concurrent_callers_each_with_its_own_rows() 
     let mut client = client;
     let answer = client.model_infer(raw_request("b", "", &[[6.0, 6.0]])).await.expect("infer").into_inner();
     assert_eq!(int64s(&answer.raw_output_contents[0]), [1]);
+}
+
+/// The start of every HTTP/2 connection, and an empty SETTINGS frame.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+/// Reads from `stream` until the server closes it; how long that took, or `None` within `limit`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut buffer = [0u8; 4096];
+    tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return started.elapsed(),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+/// Idle gRPC connections hold the process's one connection cap: while they do, the REST port
+/// refuses new connections too (no descriptors run out), and at the idle limit they are closed
+/// and REST answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_at_the_idle_limit_and_the_cap_is_the_processs() {
+    use tokio::io::AsyncWriteExt;
+    let options = ServeOptions { header_timeout: Duration::from_millis(700), ..Default::default() };
+    let connections = Connections::new(40);
+    let grpc = serve_with(options.clone(), Arc::clone(&connections)).await;
+    let rest_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let rest = rest_listener.local_addr().expect("addr");
+    let (_rest_stop, rest_stopped) = tokio::sync::oneshot::channel::<()>();
+    let shared = Arc::clone(&connections);
+    tokio::spawn(graphc_runtime::http::serve_sharing(rest_listener, summing_router(), options, shared, async move {
+        let _ = rest_stopped.await;
+    }));
+    let mut idle = Vec::new();
+    for _ in 0..40 {
+        let mut stream = tokio::net::TcpStream::connect(grpc.addr).await.expect("connect");
+        stream.write_all(PREFACE).await.expect("the preface");
+        idle.push(stream);
+    }
+    // Accepted (each holding one of the 40), one by one: wait until all are.
+    let started = std::time::Instant::now();
+    while connections.open() < 40 && started.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(connections.open(), 40);
+    let live = format!("http://{rest}/v2/health/live");
+    let refused = reqwest::Client::new().get(&live).send().await;
+    assert!(refused.is_err(), "the cap is full: {refused:?}");
+    assert!(connections.refused() >= 1);
+    for stream in &mut idle {
+        let closed = closed_within(stream, Duration::from_secs(5)).await;
+        assert!(closed.is_some(), "an idle connection was left open");
+    }
+    let answer = reqwest::Client::new().get(&live).send().await.expect("REST answers again");
+    assert_eq!(answer.status(), 200);
+    // A connection that keeps calling is not idle: calls 300 ms apart, over twice the limit.
+    let mut client = client(grpc.addr).await;
+    for _ in 0..5 {
+        client.server_live(ServerLiveRequest {}).await.expect("live");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Shutdown ends within `--shutdown-timeout-ms` whatever peers send: a bare preface, a stream
+/// left half open, a call in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_bounded_with_a_bare_preface_and_a_half_open_stream() {
+    use tokio::io::AsyncWriteExt;
+    let options = ServeOptions {
+        header_timeout: Duration::from_secs(60),
+        shutdown_timeout: Duration::from_millis(800),
+        ..Default::default()
+    };
+    let grpc = serve_with(options, Connections::new(100)).await;
+    let mut bare = tokio::net::TcpStream::connect(grpc.addr).await.expect("connect");
+    bare.write_all(&PREFACE[..10]).await.expect("half a preface");
+    let tcp = tokio::net::TcpStream::connect(grpc.addr).await.expect("connect");
+    let (sender, connection) = h2::client::handshake(tcp).await.expect("an HTTP/2 connection");
+    tokio::spawn(connection);
+    let mut sender = sender.ready().await.expect("ready");
+    let request = ::http::Request::post(format!("http://{}/inference.GRPCInferenceService/ModelInfer", grpc.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("a request");
+    let (_answer, mut half_open) = sender.send_request(request, false).expect("a stream");
+    half_open.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 100, 1, 2]), false).expect("part of a message");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let _ = grpc.stop.send(());
+    let stopped = tokio::time::timeout(Duration::from_secs(5), grpc.task).await;
+    assert!(stopped.is_ok(), "shutdown did not end");
+    assert!(started.elapsed() < Duration::from_secs(3), "shutdown took {:?}", started.elapsed());
+    drop(half_open);
+}
+
+/// The size limit is on the message's bytes as sent: a 320 KB tensor under a 400 KB limit is
+/// served whole; 480 KB is RESOURCE_EXHAUSTED. A 64 KB model name comes back cut short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_size_limit_is_on_the_wire_and_echoed_names_are_cut_short() {
+    let options = ServeOptions { body_limit: 400_000, ..Default::default() };
+    let grpc = serve_with(options, Connections::new(100)).await;
+    let mut client = client(grpc.addr).await;
+    let rows: Vec<[f32; 2]> = (0..40_000).map(|i| [(i % 13) as f32, 0.0]).collect();
+    let answer = client.model_infer(raw_request("m", "", &rows)).await.expect("served").into_inner();
+    let expected: Vec<i64> = rows.iter().map(|[a, _]| i64::from(*a > 10.0)).collect();
+    assert_eq!(int64s(&answer.raw_output_contents[0]), expected);
+    let rows: Vec<[f32; 2]> = (0..60_000).map(|_| [1.0, 2.0]).collect();
+    let over = client.model_infer(raw_request("m", "", &rows)).await.expect_err("over the limit");
+    assert_eq!(over.code(), Code::ResourceExhausted, "{over:?}");
+    assert!(over.message().contains("400000 bytes"), "{}", over.message());
+    let long = "n".repeat(64 * 1024);
+    let unknown = client.model_infer(raw_request(&long, "", &[[1.0, 2.0]])).await.expect_err("unknown");
+    assert_eq!(unknown.code(), Code::NotFound);
+    assert!(unknown.message().len() < 1200, "{} bytes echoed", unknown.message().len());
+    // The client and the server are still on speaking terms.
+    assert!(client.server_ready(ServerReadyRequest {}).await.expect("ready").into_inner().ready);
+}
+
+/// Frames that are not HTTP/2 close their own connection; other callers are served throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_close_their_connection_and_others_are_served() {
+    use tokio::io::AsyncWriteExt;
+    let grpc = serve_with(ServeOptions::default(), Connections::new(100)).await;
+    let mut client = client(grpc.addr).await;
+    let garbage: [&[u8]; 4] = [
+        b"GET / HTTP/1.1\r\nhost: x\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\xff\xff\xff\x00\x00\x00\x00\x00\x00",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x04\x01\x05\x00\x00\x00\x01\xde\xad\xbe\xef",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+    ];
+    for bytes in garbage {
+        let mut stream = tokio::net::TcpStream::connect(grpc.addr).await.expect("connect");
+        stream.write_all(bytes).await.expect("write");
+        let closed = closed_within(&mut stream, Duration::from_secs(5)).await;
+        assert!(closed.is_some(), "left open after {:?}", String::from_utf8_lossy(bytes));
+        let answer = client.model_infer(raw_request("m", "", &[[6.0, 6.0]])).await.expect("served").into_inner();
+        assert_eq!(int64s(&answer.raw_output_contents[0]), [1]);
+    }
 }
