@@ -142,6 +142,22 @@ impl Context {
         std::env::var(key).ok().or_else(|| self.secrets.file.get(key).cloned())
     }
 
+    /// `text` with the value of every secret the graph declares replaced by `***` (and
+    /// credentials in URLs, as [`crate::error::redact_credentials`]): what a log line may show.
+    /// Values shorter than four characters are left, since they would mark ordinary text.
+    pub fn redact<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        let mut redacted = crate::error::redact_credentials(text);
+        for name in self.secrets.allowed.iter().flatten() {
+            let value = std::env::var(name).ok().or_else(|| self.secrets.file.get(name).cloned());
+            if let Some(value) = value.filter(|value| value.len() >= 4)
+                && redacted.contains(value.as_str())
+            {
+                redacted = std::borrow::Cow::Owned(redacted.replace(value.as_str(), "***"));
+            }
+        }
+        redacted
+    }
+
     /// Reads an artifact from the store directory. `uri` is `store://relative/path` or a
     /// relative path; paths leaving the store are refused.
     pub fn get_store_resource(&self, uri: &str) -> Result<Vec<u8>, StepError> {

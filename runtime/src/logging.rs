@@ -1,15 +1,20 @@
 //! Logs: the subscriber a generated binary installs (`RUST_LOG` or `--log-level`, text or JSON
-//! lines, on standard error), and the rate limit that keeps a flood of failing requests from
-//! flooding the log: a few lines a second for each step, then one line saying how many were left
-//! out.
+//! lines, on standard error), the panic hook that replaces Rust's default one (a step's panic is
+//! logged once, as its event's failure; any other goes through tracing, throttled), and the rate
+//! limit that keeps a flood of failing requests from flooding the log: the first line of each
+//! cause is always written, repeats of one cause a few a second for each step, then one line
+//! saying how many were left out.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Lines a step may log per window before the rest are counted instead.
+/// Lines a step may log per window for one cause before the rest are counted instead.
 const LINES_PER_WINDOW: u32 = 10;
 const WINDOW: Duration = Duration::from_secs(1);
+/// Causes whose windows are kept; beyond, windows that have ended are forgotten.
+const WINDOWS_KEPT: usize = 4096;
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +47,42 @@ pub fn init(level: &str, format: LogFormat) -> Result<(), String> {
         LogFormat::Text => registry.with(layer).try_init(),
         LogFormat::Json => registry.with(layer.json().flatten_event(true)).try_init(),
     };
+    std::panic::set_hook(Box::new(log_panic));
     Ok(())
+}
+
+thread_local! {
+    /// How many guarded calls ([`guarded`]) this thread is inside.
+    static GUARDED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Runs user code, catching a panic: the panic hook then writes nothing, since the panic
+/// becomes the event's failure and is logged once as that (with its secrets redacted).
+#[inline(always)]
+pub(crate) fn guarded<T>(call: impl FnOnce() -> T) -> std::thread::Result<T> {
+    GUARDED.with(|depth| depth.set(depth.get() + 1));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call));
+    GUARDED.with(|depth| depth.set(depth.get().saturating_sub(1)));
+    result
+}
+
+/// The process's panic hook: a panic inside a guarded call is left to the failure it becomes;
+/// any other (a bug outside user code) is one `error` line, throttled like failures.
+fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
+    if GUARDED.with(Cell::get) > 0 {
+        return;
+    }
+    let payload = info.payload();
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with no message".to_string());
+    let text = crate::error::redact_credentials(&text).into_owned();
+    let location = info.location().map(ToString::to_string).unwrap_or_default();
+    if allow("panic", &text) {
+        tracing::error!(location, thread = std::thread::current().name().unwrap_or("unnamed"), "panic: {text}");
+    }
 }
 
 /// The filter from `RUST_LOG` when it is set and not blank, else from `level`.
@@ -84,18 +124,23 @@ fn windows() -> &'static Mutex<HashMap<String, Window>> {
     WINDOWS.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// Whether a failure of `step` may be logged now. When a new window opens after lines were
-/// left out, says how many.
-pub fn allow(step: &str) -> bool {
+/// Whether a failure of `step` with this `cause` may be logged now: always the first time a
+/// cause is seen in a window, then a few a second. When a new window opens after lines were left
+/// out, says how many.
+pub fn allow(step: &str, cause: &str) -> bool {
     let Ok(mut windows) = windows().lock() else { return true };
     let now = Instant::now();
-    let window = windows.entry(step.to_string()).or_insert_with(|| Window { started: now, logged: 0, suppressed: 0 });
+    if windows.len() >= WINDOWS_KEPT {
+        windows.retain(|_, window| now.duration_since(window.started) < WINDOW || window.suppressed > 0);
+    }
+    let key = format!("{step}\u{0}{cause}");
+    let window = windows.entry(key).or_insert_with(|| Window { started: now, logged: 0, suppressed: 0 });
     if now.duration_since(window.started) >= WINDOW {
         if window.suppressed > 0 {
             tracing::warn!(
                 step,
                 suppressed = window.suppressed,
-                "{} more failures of step `{step}` were not logged",
+                "{} more failures of step `{step}` with the same cause were not logged",
                 window.suppressed
             );
         }

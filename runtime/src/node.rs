@@ -9,7 +9,6 @@ use crate::run::{Run, SyncRun};
 use crate::snapshot::BodySnapshot;
 use crate::step::{Entry, Flow, Placed, Step};
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
@@ -255,7 +254,7 @@ fn call_step_in_span<S: Step>(
 #[inline(always)]
 fn call_guarded<S: Step>(step: &S, event: &mut Event, context: &Context, last: bool) -> Result<Flow, StepError> {
     let process = || if last { step.process_last(event, context) } else { step.process(event, context) };
-    catch_unwind(AssertUnwindSafe(process)).unwrap_or_else(|payload| Err(StepError::panicked(&*payload)))
+    crate::logging::guarded(process).unwrap_or_else(|payload| Err(StepError::panicked(&*payload)))
 }
 
 /// Runs a [`crate::step::Blocking`] step on the blocking pool: the event moves to a thread of the pool and

@@ -485,10 +485,12 @@ impl Router {
         };
         let Some(((_, first), rest)) = self.routes.split_first() else { return Ok(Vec::new()) };
         std::thread::scope(|scope| {
-            let handles: Vec<_> = rest.iter().map(|(_, route)| scope.spawn(|| run(route))).collect();
+            let handles: Vec<_> =
+                rest.iter().map(|(_, route)| scope.spawn(|| crate::logging::guarded(|| run(route)))).collect();
             let mut results = vec![run(first)?];
             for handle in handles {
-                results.push(handle.join().map_err(|payload| StepError::panicked(&*payload))??);
+                let joined = handle.join().and_then(|guarded| guarded);
+                results.push(joined.map_err(|payload| StepError::panicked(&*payload))??);
             }
             Ok(results)
         })

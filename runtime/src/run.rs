@@ -201,7 +201,7 @@ impl Run {
     /// caller still waits.
     pub fn fail(&self, step: &str, error: &StepError) {
         let inner = self.inner();
-        log_failure(&inner.id, step, error);
+        log_failure(&inner.id, step, error, &inner.context);
         self.reply(error_response(step, error, &inner.id, inner.context.expose_errors));
     }
 
@@ -288,7 +288,7 @@ impl<'c> SyncRun<'c> {
 
     /// An unhandled failure.
     pub fn fail(&mut self, step: &str, error: &StepError) {
-        log_failure(&self.id, step, error);
+        log_failure(&self.id, step, error, self.context);
         let response = error_response(step, error, &self.id, self.context.expose_errors);
         self.reply(response);
     }
@@ -317,12 +317,18 @@ pub(crate) fn record(context: &Context, step: &str, event: &Event, error: &StepE
     }
 }
 
-/// An unhandled failure, with its cause, in the log: one line with the event id, step, status
-/// and cause (credentials in URLs redacted), at most a few a second for each step so that a
-/// flood of failing requests cannot flood the log.
-fn log_failure(id: &EventId, step: &str, error: &StepError) {
-    if crate::logging::allow(step) {
-        let cause = crate::error::redact_credentials(&error.message);
+/// An unhandled failure, with its cause, in the log. A 5xx is one `error` line with the event
+/// id, step, status and cause (credentials and declared secrets redacted): the first of each
+/// cause always, repeats a few a second for each step, so that a flood cannot flood the log nor
+/// hide a new cause. A 4xx is the caller's own mistake, answered with its reason: a `debug`
+/// line, never counted against the step's lines.
+fn log_failure(id: &EventId, step: &str, error: &StepError, context: &Context) {
+    if error.status < 500 {
+        tracing::debug!(event_id = %id, step, status = error.status, kind = error.kind, "refused: {}", context.redact(&error.message));
+        return;
+    }
+    if crate::logging::allow(step, &error.message) {
+        let cause = context.redact(&error.message);
         tracing::error!(event_id = %id, step, status = error.status, kind = error.kind, "unhandled failure: {cause}");
     }
 }

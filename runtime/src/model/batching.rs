@@ -21,7 +21,6 @@ use super::{Features, Model, TensorSpec};
 use crate::error::StepError;
 use serde_json::{Map, Value};
 use std::collections::VecDeque;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -163,7 +162,7 @@ impl Shared {
             let Some(batch) = self.next_batch() else { return };
             // A panic here (outside the model's own guarded calls) would be a scheduler bug:
             // its requests are answered with it, and the instance goes on.
-            let guarded = catch_unwind(AssertUnwindSafe(|| self.run(batch)));
+            let guarded = crate::logging::guarded(|| self.run(batch));
             self.finished_one();
             if let Err(payload) = guarded {
                 tracing::error!("a model instance recovered from a panic: {:?}", StepError::panicked(&*payload));
@@ -236,7 +235,7 @@ impl Shared {
 /// One guarded call of the model: a panic is a failure, and an answer must have a row per row.
 fn call(model: &dyn Model, features: Features) -> Result<Vec<Value>, StepError> {
     let rows = features.rows;
-    let outputs = catch_unwind(AssertUnwindSafe(|| model.predict(features)))
+    let outputs = crate::logging::guarded(|| model.predict(features))
         .unwrap_or_else(|payload| Err(StepError::panicked(&*payload)))?;
     if outputs.len() != rows {
         return Err(StepError::new(format!("the model gave {} outputs for {rows} rows", outputs.len())));
@@ -340,7 +339,7 @@ impl Model for Batched {
         }
         state.running += 1;
         drop(state);
-        let answer = catch_unwind(AssertUnwindSafe(|| shared.model.predict_with(features, parameters)))
+        let answer = crate::logging::guarded(|| shared.model.predict_with(features, parameters))
             .unwrap_or_else(|payload| Err(StepError::panicked(&*payload)));
         shared.lock().running -= 1;
         shared.changed.notify_all();
