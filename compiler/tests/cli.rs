@@ -760,8 +760,37 @@ fn a_served_graph_answers_records_of_its_stream_trigger() {
         serde_json::from_str::<serde_json::Value>(&answer).expect("JSON"),
         serde_json::json!({"order": "7", "amount": "250", "desk": "eu-1", "via": "/"})
     );
-    // The record was acknowledged, and HTTP is served by the same process.
-    // (The answer is written before the acknowledgement, so this may take a moment.)
+    // Orders that have an `id` of their own (and a `headers` field that is not JSON): plain
+    // field maps, their fields all the body's. Two with the same id are two events, both answered.
+    for _ in 0..2 {
+        let _: String = redis::cmd("XADD")
+            .arg("incoming-orders")
+            .arg("*")
+            .arg("id")
+            .arg("42")
+            .arg("headers")
+            .arg("not json")
+            .arg("order")
+            .arg("9")
+            .query(&mut connection)
+            .expect("XADD");
+    }
+    let answers = loop {
+        let entries: Vec<(String, std::collections::HashMap<String, String>)> =
+            redis::cmd("XRANGE").arg("order-scores").arg("-").arg("+").query(&mut connection).expect("XRANGE");
+        if entries.len() >= 3 {
+            break entries;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} answers in order-scores", entries.len());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    for (_, fields) in &answers[1..] {
+        let body: serde_json::Value = serde_json::from_str(&fields["body"]).expect("JSON");
+        assert_eq!(body["order"], "9", "{body}");
+        assert_ne!(fields["id"], "42", "the event's id is its own, not the order's");
+    }
+    assert_ne!(answers[1].1["id"], answers[2].1["id"], "two records, two events");
+    // Every record was acknowledged, and HTTP is served by the same process.
     loop {
         let pending: redis::Value =
             redis::cmd("XPENDING").arg("incoming-orders").arg("orders").query(&mut connection).expect("XPENDING");

@@ -8,9 +8,7 @@
 //! with MODE one of produce-graphc, consume-graphc, consume-graphc-at-least-once, produce-raw,
 //! consume-raw.
 
-use graphc_runtime::stream::{
-    ConsumeOptions, Sink, StreamQueue, StreamSource, StreamWriter, connection, consume, record_fields,
-};
+use graphc_runtime::stream::{ConsumeOptions, Sink, StreamQueue, StreamSource, StreamWriter, connection, consume};
 use graphc_runtime::{AsyncPipeline, Context, End, Event, Extend, StepError, StepNode};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -54,7 +52,7 @@ async fn main() -> Result<(), String> {
                 async move {
                     let mut command = redis::cmd("XADD");
                     command.arg(&stream).arg("*");
-                    for (field, value) in record_fields(&event(&stream, n)) {
+                    for (field, value) in graphc_runtime::Envelope::of(&event(&stream, n)).record_fields() {
                         command.arg(field).arg(value);
                     }
                     command.query_async::<String>(&mut connection).await.map(drop).map_err(|e| e.to_string())

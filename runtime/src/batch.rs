@@ -37,35 +37,11 @@ pub struct Summary {
     pub failed: usize,
 }
 
-/// An input line as an event: a JSON object with a `body` and only event fields (`id`, `key`,
-/// `path`, `method`, `headers`) is an event; any other JSON value is a body.
+/// An input line as an event: a JSON envelope in its reserved form ([`crate::envelope`]: a
+/// `body` and only envelope fields) is an event; any other JSON value is a body, whole.
 pub fn event_from_line(line: &str) -> Result<Event, String> {
     let value: Value = serde_json::from_str(line).map_err(|error| format!("not JSON: {error}"))?;
-    const EVENT_FIELDS: &[&str] = &["body", "id", "key", "path", "method", "headers"];
-    let Value::Object(fields) = &value else { return Ok(Event::new(value)) };
-    if !fields.contains_key("body") || fields.keys().any(|key| !EVENT_FIELDS.contains(&key.as_str())) {
-        return Ok(Event::new(value));
-    }
-    let text = |key: &str| fields.get(key).and_then(Value::as_str).map(str::to_string);
-    let id = text("id").filter(|id| !id.is_empty()).map_or_else(EventId::fresh, EventId::Given);
-    let mut event = Event::arrived(fields.get("body").cloned().unwrap_or(Value::Null), id);
-    if let Some(key) = text("key") {
-        event.key = key;
-    }
-    if let Some(path) = text("path") {
-        event.path = path.into();
-    }
-    if let Some(method) = text("method") {
-        event.method = method.into();
-    }
-    if let Some(Value::Object(headers)) = fields.get("headers") {
-        for (name, value) in headers {
-            if let Some(value) = value.as_str() {
-                event = event.with_header(name, value);
-            }
-        }
-    }
-    Ok(event)
+    Ok(crate::envelope::Envelope::from_json(value).into_event())
 }
 
 /// Writes one answer line, `{"id", "status", "body"}`: a JSON body is written as it came, any

@@ -12,6 +12,7 @@ pub mod batch;
 pub mod binary;
 pub mod cli;
 pub mod context;
+pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod expr;
@@ -38,6 +39,7 @@ pub mod stream;
 pub mod trigger;
 
 pub use context::Context;
+pub use envelope::Envelope;
 pub use error::{ErrorRecord, ErrorStream, MemoryErrorStream, StepError};
 pub use event::{Event, EventError, EventId, Response};
 pub use mock::MockServer;

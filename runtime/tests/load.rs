@@ -326,16 +326,17 @@ async fn an_event_past_its_deadline_is_recorded_not_run() {
 fn a_deadline_crosses_a_stream_hop_in_its_envelope() {
     let mut event = Event::new(json!({ "order": 42 }));
     event.deadline = Some(Instant::now() + Duration::from_secs(10));
-    let fields: Vec<(String, Vec<u8>)> = graphc_runtime::stream::record_fields(&event)
+    let fields: Vec<(String, Vec<u8>)> = graphc_runtime::Envelope::of(&event)
+        .record_fields()
         .into_iter()
         .map(|(name, value)| (name.to_string(), value.into_bytes()))
         .collect();
-    let read = graphc_runtime::stream::event_from_record(fields).unwrap();
+    let read = graphc_runtime::Envelope::from_record(fields).into_event();
     let left = read.time_left().expect("the deadline travelled with the record");
     assert!(left > Duration::from_secs(8) && left <= Duration::from_secs(10), "{left:?}");
     // A plain field map's fields are its body, a field named `deadline` too.
     let plain = vec![("deadline".to_string(), b"1".to_vec()), ("amount".to_string(), b"3".to_vec())];
-    let read = graphc_runtime::stream::event_from_record(plain).unwrap();
+    let read = graphc_runtime::Envelope::from_record(plain).into_event();
     assert_eq!(read.deadline, None);
     assert_eq!(read.body, json!({ "deadline": "1", "amount": "3" }));
 }

@@ -1,12 +1,20 @@
 //! Stream records and shards, without a server: what an event becomes in a Redis stream and
 //! back, what other producers may write, and which shard a key lands on.
 
-use graphc_runtime::Event;
-use graphc_runtime::stream::{StreamQueue, event_from_record, record_fields};
+use graphc_runtime::stream::StreamQueue;
+use graphc_runtime::{Envelope, Event};
 use serde_json::json;
 
 fn as_read(fields: Vec<(&'static str, String)>) -> Vec<(String, Vec<u8>)> {
     fields.into_iter().map(|(name, value)| (name.to_string(), value.into_bytes())).collect()
+}
+
+fn record_fields(event: &Event) -> Vec<(&'static str, String)> {
+    Envelope::of(event).record_fields()
+}
+
+fn event_from_record(fields: Vec<(String, Vec<u8>)>) -> Event {
+    Envelope::from_record(fields).into_event()
 }
 
 #[test]
@@ -21,8 +29,8 @@ fn an_event_survives_the_stream_record() {
     event.key = "customer-7".to_string();
     let fields = record_fields(&event);
     let names: Vec<&str> = fields.iter().map(|(name, _)| *name).collect();
-    assert_eq!(names, ["id", "key", "path", "body", "headers"]);
-    let back = event_from_record(as_read(fields)).unwrap();
+    assert_eq!(names, ["id", "key", "path", "method", "body", "headers"]);
+    let back = event_from_record(as_read(fields));
     assert_eq!(back.id.to_string(), "e-1");
     assert_eq!((back.key.as_str(), &*back.path), ("customer-7", "/orders"));
     assert_eq!(back.body, json!({"n": 1, "tags": ["a"]}));
@@ -32,17 +40,26 @@ fn an_event_survives_the_stream_record() {
 }
 
 #[test]
-fn records_from_other_producers_may_leave_fields_out() {
-    let only_body = event_from_record(vec![("body".to_string(), br#"{"x": 1}"#.to_vec())]).unwrap();
+fn records_from_other_producers_may_leave_fields_out_and_plain_maps_are_bodies_whole() {
+    let only_body = event_from_record(vec![("body".to_string(), br#"{"x": 1}"#.to_vec())]);
     assert_eq!(only_body.body, json!({"x": 1}));
     assert_eq!(only_body.id.to_string().len(), 32, "a fresh id");
     assert_eq!(&*only_body.path, "/");
-    let text = event_from_record(vec![("body".to_string(), b"plain words".to_vec())]).unwrap();
+    let text = event_from_record(vec![("body".to_string(), b"plain words".to_vec())]);
     assert_eq!(text.body, json!("plain words"));
-    let bad = event_from_record(vec![("headers".to_string(), b"[1]".to_vec())]).unwrap_err();
-    assert!(bad.contains("headers"), "{bad}");
-    let not_utf8 = event_from_record(vec![("id".to_string(), vec![0xff, 0xfe])]).unwrap_err();
-    assert!(not_utf8.contains("UTF-8"), "{not_utf8}");
+    // An order with its own `id`, `key`, `path` and `headers`: all the body's, none the event's.
+    let order = event_from_record(as_read(vec![
+        ("id", "42".into()),
+        ("key", "k".into()),
+        ("path", "/x".into()),
+        ("headers", "not json".into()),
+        ("qty", "3".into()),
+    ]));
+    assert_eq!(order.body, json!({"id": "42", "key": "k", "path": "/x", "headers": "not json", "qty": "3"}));
+    assert_ne!(order.id.to_string(), "42");
+    // Bytes that are not UTF-8 are kept as text, not dropped with the record.
+    let not_utf8 = event_from_record(vec![("id".to_string(), vec![0xff, 0xfe])]);
+    assert_eq!(not_utf8.body["id"], "\u{fffd}\u{fffd}");
 }
 
 #[test]

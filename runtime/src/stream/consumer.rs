@@ -1,9 +1,18 @@
 //! The consumer loop a child function runs: its group, batches processed concurrently,
 //! acknowledgement after the steps, records of stopped consumers taken over, and its counters.
+//!
+//! Effects happen once: what a batch's events write to streams on the consumer's own Redis
+//! (the next queue, an output stream, a trigger's answers) is not written as the steps run but
+//! collected, and written in one transaction (MULTI/EXEC) with the marks that its events were
+//! processed and the acknowledgement of their records. A Redis restart or a killed consumer
+//! finds either all of a batch's effects or none of them; with none, the records are still
+//! pending and run again.
 
 use super::StreamQueue;
 #[cfg(feature = "streams")]
-use super::{connection, event_from_record, open};
+use super::{connection, open};
+#[cfg(feature = "streams")]
+use crate::envelope::Envelope;
 #[cfg(feature = "streams")]
 use crate::pipeline::Handler;
 #[cfg(feature = "streams")]
@@ -60,7 +69,6 @@ pub struct ConsumerStats {
     acknowledged: AtomicU64,
     retried: AtomicU64,
     claimed: AtomicU64,
-    unreadable: AtomicU64,
     redis_errors: AtomicU64,
     duplicates: AtomicU64,
     ready: AtomicBool,
@@ -95,11 +103,6 @@ impl ConsumerStats {
             ),
             ("graphc_stream_records_retried_total", "Records left pending for a retry (503).", &self.retried),
             ("graphc_stream_records_claimed_total", "Records taken over from stopped consumers.", &self.claimed),
-            (
-                "graphc_stream_records_unreadable_total",
-                "Records no event could be made of (logged, acknowledged).",
-                &self.unreadable,
-            ),
             (
                 "graphc_stream_redis_errors_total",
                 "Failed rounds with Redis (retried with backoff).",
@@ -282,6 +285,43 @@ impl<H: Handler> Consumer<H> {
     }
 }
 
+/// A stream record to write: the stream and the record's fields.
+#[cfg(feature = "streams")]
+type Write = (String, Vec<(&'static str, String)>);
+
+/// The writes of the records a consumer is processing, when they go to the Redis it reads.
+#[cfg(feature = "streams")]
+#[derive(Debug)]
+pub(crate) struct Deferred {
+    url: String,
+    writes: std::sync::Mutex<Vec<Write>>,
+}
+
+#[cfg(feature = "streams")]
+tokio::task_local! {
+    static DEFERRED: std::sync::Arc<Deferred>;
+}
+
+/// Keeps a record a writer would write for the consumer processing this event, when it goes to
+/// the consumer's own Redis (`url`); `Some` gives the fields back to write now.
+#[cfg(feature = "streams")]
+pub(crate) fn defer(
+    url: &str,
+    stream: &str,
+    fields: Vec<(&'static str, String)>,
+) -> Option<Vec<(&'static str, String)>> {
+    let mut fields = Some(fields);
+    let _ = DEFERRED.try_with(|deferred| {
+        if deferred.url == url
+            && let Ok(mut writes) = deferred.writes.lock()
+            && let Some(fields) = fields.take()
+        {
+            writes.push((stream.to_string(), fields));
+        }
+    });
+    fields
+}
+
 #[cfg(feature = "streams")]
 struct Consumer<H> {
     handler: H,
@@ -391,79 +431,78 @@ impl<H: Handler> Consumer<H> {
         Ok(ids.iter().map(|id| id.is_some() && found.next().flatten().is_some()).collect())
     }
 
-    /// Runs a batch concurrently, then acknowledges what finished; an event processed already
-    /// within the dedupe window is acknowledged without running again, and each event is marked
-    /// processed as soon as it is.
+    /// Runs a batch concurrently, then writes what its events wrote to streams, marks them
+    /// processed and acknowledges their records, in one transaction. An event processed already
+    /// within the dedupe window (or earlier in the batch) is acknowledged without running again;
+    /// one that failed with `503` is left pending, to run again.
     async fn process(&self, entries: Vec<Entry>) -> Result<(), redis::RedisError> {
         if entries.is_empty() {
             return Ok(());
         }
         ConsumerStats::add(&self.stats.read, entries.len());
         let window = self.options.dedupe_window.as_millis() as u64;
-        // Event ids only matter to deduplication.
-        let ids: Vec<Option<String>> = entries
+        let envelopes: Vec<(Arc<str>, String, Envelope)> =
+            entries.into_iter().map(|(stream, id, fields)| (stream, id, Envelope::from_record(fields))).collect();
+        // Only an envelope carries an event id; a plain field map's event gets a fresh one.
+        let ids: Vec<Option<String>> = envelopes
             .iter()
-            .map(|(_, _, fields)| {
-                let id = (window > 0).then(|| fields.iter().find(|(key, _)| key == "id")).flatten();
-                id.and_then(|(_, value)| String::from_utf8(value.clone()).ok())
-            })
+            .map(|(_, _, envelope)| envelope.id.clone().filter(|id| window > 0 && !id.is_empty()))
             .collect();
-        let seen = self.seen(&ids).await?;
-        let runs = entries.into_iter().zip(ids).zip(seen).map(|(((stream, id, fields), event_id), seen)| async move {
-            if seen {
-                ConsumerStats::add(&self.stats.duplicates, 1);
-                return (stream, id, true);
-            }
-            let done = match event_from_record(fields) {
-                Ok(event) => {
-                    let response = self.handler.handle(event).await;
-                    if response.status == 503 {
-                        ConsumerStats::add(&self.stats.retried, 1);
-                    }
-                    response.status != 503
-                }
-                Err(reason) => {
-                    ConsumerStats::add(&self.stats.unreadable, 1);
-                    // A record no event can be made of: logged and acknowledged, never retried.
-                    tracing::error!(stream = %stream, entry = %id, "unreadable record: {reason}");
-                    true
-                }
-            };
-            if done
-                && window > 0
-                && let Some(event_id) = &event_id
+        let mut seen = self.seen(&ids).await?;
+        // A record written twice upstream may arrive twice in one batch: it runs once.
+        let mut in_batch = std::collections::HashSet::new();
+        for (id, seen) in ids.iter().zip(seen.iter_mut()) {
+            if let Some(id) = id
+                && !in_batch.insert(id.as_str())
             {
-                // Marked at once, so that a consumer killed before its acknowledgement leaves
-                // the smallest window for a second run; a failed mark only risks a duplicate.
-                let marked = redis::cmd("SET")
-                    .arg(self.seen_key(event_id))
-                    .arg(1)
-                    .arg("PX")
-                    .arg(window)
-                    .query_async::<()>(&mut self.commands.clone())
-                    .await;
-                if let Err(error) = marked {
-                    tracing::warn!(event_id = %event_id, "cannot mark the event processed: {error}");
-                }
+                *seen = true;
             }
-            (stream, id, done)
+        }
+        let deferred = Arc::new(Deferred { url: self.source.queue.url.clone(), writes: Default::default() });
+        let runs = envelopes.into_iter().zip(seen).map(|((stream, id, envelope), seen)| {
+            let deferred = Arc::clone(&deferred);
+            async move {
+                if seen {
+                    ConsumerStats::add(&self.stats.duplicates, 1);
+                    return (stream, id, true);
+                }
+                let response = DEFERRED.scope(deferred, self.handler.handle(envelope.into_event())).await;
+                if response.status == 503 {
+                    ConsumerStats::add(&self.stats.retried, 1);
+                }
+                (stream, id, response.status != 503)
+            }
         });
         let outcomes = futures_join_all(runs).await;
+        let writes = deferred.writes.lock().map(|mut writes| std::mem::take(&mut *writes)).unwrap_or_default();
+        let mut transaction = redis::pipe();
+        transaction.atomic();
+        for (stream, fields) in &writes {
+            let command = transaction.cmd("XADD").arg(stream).arg("*");
+            for (field, value) in fields {
+                command.arg(*field).arg(value);
+            }
+            command.ignore();
+        }
+        if window > 0 {
+            for ((_, _, done), id) in outcomes.iter().zip(&ids) {
+                if let (true, Some(id)) = (done, id) {
+                    transaction.cmd("SET").arg(self.seen_key(id)).arg(1).arg("PX").arg(window).ignore();
+                }
+            }
+        }
         let mut acks: BTreeMap<&Arc<str>, Vec<&str>> = BTreeMap::new();
         for (stream, id, done) in &outcomes {
             if *done {
                 acks.entry(stream).or_default().push(id.as_str());
             }
         }
+        let acknowledged: usize = acks.values().map(Vec::len).sum();
         for (stream, ids) in acks {
-            redis::cmd("XACK")
-                .arg(&**stream)
-                .arg(&self.source.group)
-                .arg(&ids)
-                .query_async::<()>(&mut self.commands.clone())
-                .await?;
-            ConsumerStats::add(&self.stats.acknowledged, ids.len());
+            transaction.cmd("XACK").arg(&**stream).arg(&self.source.group).arg(&ids).ignore();
         }
+        transaction.query_async::<()>(&mut self.commands.clone()).await?;
+        ConsumerStats::add(&self.stats.acknowledged, acknowledged);
         Ok(())
     }
 }

@@ -3,9 +3,9 @@
 //! writing node is in `writer`, the consumer loop a child function runs in `consumer`, the
 //! error stream on Redis in `errors`.
 //!
-//! A record is one stream entry with the fields `id`, `key`, `path`, `body` (JSON) and
-//! `headers` (a JSON object); any may be missing when another producer wrote it. Nothing here
-//! trims a stream: an unread record is never removed.
+//! A record is one stream entry: an event's [`crate::envelope::Envelope`] as fields, or a plain
+//! field map another producer wrote (its fields all the body's). Nothing here trims a stream: an
+//! unread record is never removed.
 
 mod consumer;
 #[cfg(feature = "streams")]
@@ -20,10 +20,9 @@ pub use errors::RedisErrorStream;
 pub use writer::{SetKey, StreamWriter};
 
 use crate::error::{ErrorRecord, ErrorStream};
-use crate::event::{Event, EventId, HeaderName, HeaderValue};
+use crate::event::Event;
 #[cfg(feature = "streams")]
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 #[cfg(feature = "streams")]
 use std::sync::OnceLock;
@@ -85,113 +84,6 @@ impl StreamQueue {
             .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3));
         format!("{}:{}", self.stream, hash % u64::from(self.shards))
     }
-}
-
-/// An event as a stream record's fields.
-pub fn record_fields(event: &Event) -> Vec<(&'static str, String)> {
-    let mut headers = Map::new();
-    for (name, value) in &event.headers {
-        // The request's length says nothing about the record.
-        if name == http::header::CONTENT_LENGTH {
-            continue;
-        }
-        if let Ok(value) = value.to_str() {
-            match headers.get_mut(name.as_str()) {
-                // Repeated headers are combined, as HTTP allows.
-                Some(Value::String(earlier)) => {
-                    earlier.push_str(", ");
-                    earlier.push_str(value);
-                }
-                _ => {
-                    headers.insert(name.as_str().to_string(), Value::String(value.to_string()));
-                }
-            }
-        }
-    }
-    let mut fields = vec![
-        ("id", event.id.text()),
-        ("key", event.key.clone()),
-        ("path", event.path.to_string()),
-        ("body", event.body.to_string()),
-        ("headers", Value::Object(headers).to_string()),
-    ];
-    // The deadline crosses processes as wall-clock time: milliseconds since the Unix epoch.
-    if let Some(left) = event.time_left() {
-        let at = std::time::SystemTime::now() + left;
-        if let Ok(since_epoch) = at.duration_since(std::time::UNIX_EPOCH) {
-            fields.push(("deadline", since_epoch.as_millis().to_string()));
-        }
-    }
-    fields
-}
-
-/// A record's `deadline` (milliseconds since the Unix epoch) as an instant of this process.
-fn deadline_from_epoch_millis(text: &[u8]) -> Option<std::time::Instant> {
-    let millis: u64 = std::str::from_utf8(text).ok()?.trim().parse().ok()?;
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis);
-    let now = std::time::Instant::now();
-    Some(match at.duration_since(std::time::SystemTime::now()) {
-        Ok(left) => now + left,
-        // Passed already: now is as good as any earlier instant.
-        Err(_) => now,
-    })
-}
-
-/// An event from a stream record's fields. A record written by another producer may leave out
-/// any field; a body that is not JSON is taken as a string. A record without a `body` field is
-/// a plain field map (`XADD orders * user 7 amount 3.5`, as other systems write): its body is
-/// the object of its fields, each value a string.
-pub fn event_from_record(mut fields: Vec<(String, Vec<u8>)>) -> Result<Event, String> {
-    let body_given = fields.iter().any(|(key, _)| key == "body");
-    let body = match fields.iter().find(|(key, _)| key == "body") {
-        None => Value::Object(
-            fields
-                .iter()
-                .map(|(name, value)| (name.clone(), Value::String(String::from_utf8_lossy(value).into_owned())))
-                .collect(),
-        ),
-        Some((_, bytes)) => {
-            serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
-        }
-    };
-    // The id, key and path are moved out of the record, not copied.
-    let mut text = |name: &str| -> Result<Option<String>, String> {
-        fields
-            .iter_mut()
-            .find(|(key, _)| key == name)
-            .map(|(_, bytes)| {
-                String::from_utf8(std::mem::take(bytes)).map_err(|_| format!("the record's `{name}` is not UTF-8"))
-            })
-            .transpose()
-    };
-    // A fresh id only for a record that carries none.
-    let id = text("id")?.filter(|id| !id.is_empty()).map_or_else(EventId::fresh, EventId::Given);
-    let mut event = Event::arrived(body, id);
-    event.key = text("key")?.unwrap_or_default();
-    if let Some(path) = text("path")?.filter(|path| !path.is_empty()) {
-        event.path = path.into();
-    }
-    if let Some((_, headers)) = fields.iter().find(|(key, _)| key == "headers") {
-        let headers: Map<String, Value> = serde_json::from_slice(headers)
-            .map_err(|error| format!("the record's `headers` is not a JSON object: {error}"))?;
-        for (name, value) in headers {
-            let value = match value {
-                Value::String(text) => text,
-                other => other.to_string(),
-            };
-            if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str()))
-            {
-                event.headers.append(name, value);
-            }
-        }
-    }
-    // Only an envelope (a record with a `body`) carries a deadline: a plain field map's fields
-    // are all its body's.
-    if body_given && let Some((_, deadline)) = fields.iter().find(|(key, _)| key == "deadline") {
-        event.deadline = deadline_from_epoch_millis(deadline);
-    }
-    event.content_type = Some(std::borrow::Cow::Borrowed("application/json"));
-    Ok(event)
 }
 
 #[cfg(feature = "streams")]

@@ -1,8 +1,8 @@
 //! The writing side of a stream queue, and the node that sets an event's key on the way in.
 
-use super::{Sink, StreamQueue};
 #[cfg(feature = "streams")]
-use super::{connection, record_fields};
+use super::connection;
+use super::{Sink, StreamQueue};
 use crate::context::Context;
 use crate::error::StepError;
 use crate::event::Event;
@@ -70,9 +70,14 @@ impl StreamWriter {
                 self.connection.get_or_init(|| found)
             }
         };
+        let fields = crate::envelope::Envelope::of(event).record_fields();
+        // Read from the same Redis by a consumer: written with its acknowledgement, at once.
+        let Some(fields) = super::consumer::defer(&self.queue.url, &stream, fields) else {
+            return Ok(String::new());
+        };
         let mut command = redis::cmd("XADD");
         command.arg(&stream).arg("*");
-        for (field, value) in record_fields(event) {
+        for (field, value) in fields {
             command.arg(field).arg(value);
         }
         let mut delay = Duration::from_millis(50);
