@@ -169,9 +169,10 @@ pub trait Model: Send + Sync + 'static {
         Ok(outputs)
     }
 
-    /// Explains a prediction; models that cannot are answered `405`.
+    /// Explains a prediction; models that cannot are answered `404`: the model has no
+    /// explainer, whatever the method (a `405` would have to name methods that work).
     fn explain(&self, _features: &Features) -> Result<Value, StepError> {
-        Err(StepError::method_not_allowed("this model does not explain its predictions", ""))
+        Err(StepError::not_found("this model does not explain its predictions"))
     }
 
     /// Values per input row, when the model knows.

@@ -115,7 +115,20 @@ impl Head {
             let message = format!("{method} is not a method the graph takes");
             return Err(fail(StepError::method_not_allowed(message, "GET, HEAD, POST, PUT, PATCH, DELETE")));
         }
+        // `*` is OPTIONS' target alone; any other request names a path.
+        if !path.is_empty() && !path.starts_with('/') {
+            let message = format!("the request target `{}` is not a path", path.chars().take(64).collect::<String>());
+            return Err(fail(StepError::bad_request(message)));
+        }
         let encoding = ContentEncoding::of(read.get(&header::CONTENT_ENCODING)).map_err(fail)?;
+        // Two lengths for the JSON head cannot both be right.
+        let mut lengths = headers.get_all(&BINARY_HEAD_LENGTH).iter();
+        if let Some(first) = lengths.next()
+            && lengths.any(|other| other != first)
+        {
+            let message = format!("{} is given twice, with different values", crate::binary::HEADER_LENGTH);
+            return Err(fail(StepError::bad_request(message)));
+        }
         let binary_head = match read.get(&BINARY_HEAD_LENGTH).map(str::parse::<usize>) {
             None => None,
             Some(Ok(length)) => Some(length),
@@ -229,6 +242,15 @@ pub fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Value, Ste
         || essence.get(essence.len().saturating_sub(5)..).is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json"));
     if json {
         serde_json::from_slice(bytes).map_err(|error| StepError::bad_request(format!("malformed JSON body: {error}")))
+    } else if is("application/octet-stream") {
+        // tritonclient's asynchronous HTTP client sends a request with no binary tensors as
+        // JSON under this type, without the binary extension's header.
+        serde_json::from_slice(bytes).map_err(|_| {
+            StepError::bad_request(format!(
+                "an application/octet-stream body is binary tensors only with the {} header; without it, it must be JSON",
+                crate::binary::HEADER_LENGTH
+            ))
+        })
     } else if is("text/plain") {
         std::str::from_utf8(bytes)
             .map(|text| Value::String(text.to_string()))

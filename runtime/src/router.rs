@@ -6,7 +6,9 @@ use crate::error::StepError;
 use crate::event::{Event, Response};
 use crate::model::{DEFAULT_OUTPUT, Features, Model, TensorSpec};
 use crate::step::{Flow, Step};
+use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// What a route serves.
@@ -250,11 +252,20 @@ impl Router {
         let path = event.path.trim_end_matches('/');
         // Borrowed from the event: a request allocates nothing to find its route.
         let body_key = |key: &str| event.body.get(key).and_then(Value::as_str);
+        // Each segment percent-decoded on its own (`my%20model` is `my model`), so that an
+        // encoded `/` stays inside its segment; most paths have no `%` and borrow.
+        let decoded: [Option<Cow<'_, str>>; 5] = match path.strip_prefix(&self.prefix).and_then(|r| r.strip_prefix('/'))
+        {
+            Some(rest) => {
+                let mut split = rest.split('/').map(|segment| percent_decode_str(segment).decode_utf8_lossy());
+                std::array::from_fn(|_| split.next())
+            }
+            None => Default::default(),
+        };
         let (model, version, op) = if path.is_empty() {
             (body_key("model"), None, body_key("operation"))
-        } else if let Some(rest) = path.strip_prefix(&self.prefix).and_then(|rest| rest.strip_prefix('/')) {
-            let mut split = rest.split('/');
-            let segments: [Option<&str>; 5] = std::array::from_fn(|_| split.next());
+        } else if decoded[0].is_some() {
+            let segments: [Option<&str>; 5] = std::array::from_fn(|i| decoded[i].as_deref());
             match segments {
                 // `/v2/models/infer`: an operation on the default model (the ensemble itself,
                 // or the first route), unless a route has that name.
@@ -337,10 +348,7 @@ impl Router {
             Operation::Metadata => Ok(Answer::Json(self.metadata(target, name))),
             Operation::Explain => {
                 let Some(Route::Model(model)) = target.and_then(|i| self.routes.get(i)).map(|(_, route)| route) else {
-                    return Err(StepError::method_not_allowed(
-                        format!("`{name}` does not explain its predictions"),
-                        "",
-                    ));
+                    return Err(StepError::not_found(format!("`{name}` does not explain its predictions")));
                 };
                 let body = model.preprocess(event.body.clone())?;
                 let (features, _) = read_inputs(&body)?;

@@ -471,3 +471,49 @@ async fn the_mock_server_answers_every_request_as_the_http_server_does() {
     server.stop().await;
     std::thread::spawn(move || drop(mock)).join().unwrap();
 }
+
+/// The protocol's edges as clients meet them: tritonclient's asynchronous client sends JSON as
+/// `application/octet-stream`; a percent-encoded model name is the name; `GET *` is no event;
+/// two different binary head lengths are refused; a model with no explainer is 404, with no
+/// empty `Allow`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_edges_are_answered_as_clients_expect() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start(iris_router(), ServeOptions::default()).await;
+    let rows = r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}"#;
+    let (status, body, _) = post(&server.url("/v2/models/model1/infer"), "application/octet-stream", rows).await;
+    assert_eq!((status, &body["outputs"][0]["data"]), (200, &json!([0])), "{body}");
+    let (status, body, _) =
+        post(&server.url("/v2/models/model1/infer"), "application/octet-stream", "\u{1}\u{2}").await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("inference-header-content-length")), "{body}");
+    let (status, body, _) = post(&server.url("/v2/models/model%31/infer"), "application/json", rows).await;
+    assert_eq!((status, &body["model_name"]), (200, &json!("model1")), "{body}");
+    let ready = client().get(server.url("/v2/models/%6Dodel1/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    // An encoded `/` stays inside its segment: no model has that name.
+    let slash = client().get(server.url("/v2/models/model1%2Fready")).send().await.unwrap();
+    assert_eq!(slash.status(), 404);
+    let explain = client().post(server.url("/v2/models/model1/explain")).json(&json!({"inputs": [[1, 2, 3, 4]]}));
+    let explain = explain.send().await.unwrap();
+    assert_eq!(explain.status(), 200, "logistic regression explains itself");
+    let twice = client()
+        .post(server.url("/v2/models/model1/infer"))
+        .header("content-type", "application/octet-stream")
+        .header("inference-header-content-length", "10")
+        .header("inference-header-content-length", "12")
+        .body(rows)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), 400);
+    let body: Value = twice.json().await.unwrap();
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("twice")), "{body}");
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(b"GET * HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("is not a path"), "a JSON error says why: {answer}");
+    server.stop().await;
+}

@@ -163,7 +163,7 @@ impl Model for SmartcoreModel {
             Estimator::LinearRegression(m) => Ok(
                 json!({ "coefficients": matrix_rows(m.coefficients()), "intercept": m.intercept(), "rows": features.rows }),
             ),
-            _ => Err(StepError::method_not_allowed("this model does not explain its predictions", "")),
+            _ => Err(StepError::not_found("this model does not explain its predictions")),
         }
     }
 }
