@@ -233,6 +233,22 @@ async fn send(root: &str, from: usize, to: usize, pause_at: Option<(usize, Arc<A
 
 /// Waits until every accepted id has arrived (or a minute has passed); returns lost ids and
 /// duplicates, and prints both.
+/// The body of the record for `event_id` in the output stream.
+fn scored_record(connection: &mut redis::Connection, event_id: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let entries: Vec<(String, HashMap<String, String>)> =
+            redis::cmd("XRANGE").arg("scored").arg("-").arg("+").query(connection).expect("XRANGE");
+        if let Some((_, fields)) =
+            entries.iter().find(|(_, fields)| fields.get("id").map(String::as_str) == Some(event_id))
+        {
+            return serde_json::from_str(&fields["body"]).expect("JSON body");
+        }
+        assert!(Instant::now() < deadline, "no record for {event_id}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn settle(redis: &Redis, accepted: &[String], case: &str) -> (Vec<String>, usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let missing = |arrived: &HashMap<String, usize>| accepted.iter().filter(|id| !arrived.contains_key(*id)).count();
@@ -286,6 +302,16 @@ async fn ten_thousand_events_cross_three_processes_and_all_arrive() {
         .await
         .expect("answered");
     assert_eq!(bad.status(), 202);
+    // The request's id, key, method and path reach the scorer two streams later as they were sent.
+    let put = reqwest::Client::new()
+        .put(format!("http://{root}/orders"))
+        .header("x-event-id", "meta-1")
+        .header("x-event-key", "customer-7")
+        .json(&serde_json::json!({"n": 1, "text": "abc"}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(put.status(), 202);
     let (lost, _duplicates) = settle(&redis, &accepted, "all up");
     assert!(lost.is_empty(), "lost: {lost:?}");
     let errors: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
@@ -302,8 +328,8 @@ async fn ten_thousand_events_cross_three_processes_and_all_arrive() {
     assert!(record["message"].contains("len()"), "{record:?}");
     // The enricher's own metrics: what it read and acknowledged, and its step's histogram.
     let metrics = reqwest::get(format!("http://{probes}/metrics")).await.expect("metrics").text().await.expect("text");
-    assert!(metrics.contains("graphc_stream_records_acknowledged_total{group=\"enricher\"} 10001"), "{metrics}");
-    assert!(metrics.contains("graphc_step_duration_seconds_count{step=\"enrich\"} 10001"), "{metrics}");
+    assert!(metrics.contains("graphc_stream_records_acknowledged_total{group=\"enricher\"} 10002"), "{metrics}");
+    assert!(metrics.contains("graphc_step_duration_seconds_count{step=\"enrich\"} 10002"), "{metrics}");
     // Each record carries what the steps of every function made of it.
     let mut connection = redis.connection();
     let first: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
@@ -317,6 +343,12 @@ async fn ten_thousand_events_cross_three_processes_and_all_arrive() {
     let body: serde_json::Value = serde_json::from_str(&first[0].1["body"]).expect("JSON body");
     assert_eq!(body["enriched"], true);
     assert_eq!(body["score"], body["text"].as_str().map_or(0, str::len));
+    let meta = scored_record(&mut connection, "meta-1");
+    assert_eq!(
+        meta["seen"],
+        serde_json::json!({"id": "meta-1", "key": "customer-7", "method": "PUT", "path": "/orders"}),
+        "{meta}"
+    );
     // Both shards of `incoming` were used, and the enricher acknowledged everything it read.
     for shard in ["incoming:0", "incoming:1"] {
         let length: usize = redis::cmd("XLEN").arg(shard).query(&mut connection).expect("XLEN");

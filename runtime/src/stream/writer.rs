@@ -108,9 +108,11 @@ fn unavailable(message: impl Into<String>) -> StepError {
 }
 
 impl Node for StreamWriter {
-    /// A record carries the body, key and headers, not the time.
+    /// A record carries the event's arrival time to the functions after it, which may read it:
+    /// the event is stamped as it comes in, so that a step reading `event.time` downstream sees
+    /// the time the graph took the event in, as it does in one process.
     fn reads_time(&self) -> bool {
-        false
+        true
     }
     async fn push(&self, event: &mut Event, run: &Run) {
         if let Err(failure) = self.write(event).await {
