@@ -5,49 +5,193 @@ use serde_json::{Value, json};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A step failure. The status is what the caller gets when no handler catches it.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+/// What kind of failure a [`StepError`] is: the one place that decides its HTTP status, its
+/// gRPC code, its name on the wire (`kind` in error answers, records and logs) and whether the
+/// same request may succeed if retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A failure of the step itself: 500.
+    Step,
+    /// A step panicked: 500; the process keeps serving.
+    Panic,
+    /// Malformed input: 400.
+    BadRequest,
+    /// Unknown route or model: 404.
+    NotFound,
+    /// A method the path does not take: 405, with the methods it takes (the `Allow` header).
+    MethodNotAllowed {
+        /// The methods allowed, as the `Allow` header lists them (`"GET, HEAD"`).
+        allow: &'static str,
+    },
+    /// A body over the server's limit: 413.
+    TooLarge,
+    /// A body encoding the server does not read: 415.
+    UnsupportedEncoding,
+    /// Input that fails validation (a model's, a declared type's): 422.
+    Validation,
+    /// An upstream's failure (`$remote`): 502.
+    Remote,
+    /// A service the step needs is unavailable: 503.
+    Unavailable,
+    /// The request's deadline passed while it ran: 504.
+    Timeout,
+    /// An event that arrived after its deadline (a stream record written with one): 504; it
+    /// is recorded and not run.
+    Deadline,
+}
+
+impl ErrorKind {
+    /// The HTTP status a caller gets for an unhandled failure of this kind.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorKind::Step | ErrorKind::Panic => 500,
+            ErrorKind::BadRequest => 400,
+            ErrorKind::NotFound => 404,
+            ErrorKind::MethodNotAllowed { .. } => 405,
+            ErrorKind::TooLarge => 413,
+            ErrorKind::UnsupportedEncoding => 415,
+            ErrorKind::Validation => 422,
+            ErrorKind::Remote => 502,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::Timeout | ErrorKind::Deadline => 504,
+        }
+    }
+
+    /// The kind's name in error answers, error records and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Step => "step",
+            ErrorKind::Panic => "panic",
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::MethodNotAllowed { .. } => "method_not_allowed",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::UnsupportedEncoding => "unsupported_encoding",
+            ErrorKind::Validation => "validation",
+            ErrorKind::Remote => "remote",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Deadline => "deadline",
+        }
+    }
+
+    /// The gRPC status code of an unhandled failure of this kind (as `tonic::Code` numbers
+    /// them), as Triton answers.
+    pub fn grpc_code(self) -> i32 {
+        match self {
+            ErrorKind::BadRequest | ErrorKind::UnsupportedEncoding | ErrorKind::Validation => 3, // INVALID_ARGUMENT
+            ErrorKind::NotFound => 5,                                                            // NOT_FOUND
+            ErrorKind::MethodNotAllowed { .. } => 12,                                            // UNIMPLEMENTED
+            ErrorKind::TooLarge => 8,                                                            // RESOURCE_EXHAUSTED
+            ErrorKind::Unavailable => 14,                                                        // UNAVAILABLE
+            ErrorKind::Timeout | ErrorKind::Deadline => 4,                                       // DEADLINE_EXCEEDED
+            ErrorKind::Step | ErrorKind::Panic | ErrorKind::Remote => 13,                        // INTERNAL
+        }
+    }
+
+    /// Whether the same request may succeed later: the failure was of something the step
+    /// needed, not of the request (a stream consumer leaves such a record pending).
+    pub fn retryable(self) -> bool {
+        matches!(self, ErrorKind::Unavailable)
+    }
+
+    /// A 4xx: the caller's own request was wrong, and the answer says how.
+    pub fn is_callers(self) -> bool {
+        self.status() < 500
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ErrorKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// A step failure: its kind (which decides what the caller gets when no handler catches it),
+/// what went wrong, and what caused it, if another error did.
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct StepError {
-    /// The HTTP status for an unhandled failure.
-    pub status: u16,
-    /// A machine-readable kind.
-    pub kind: &'static str,
-    /// What went wrong.
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// What went wrong, in words.
     pub message: String,
-    /// For a 405: the methods allowed, sent as the `Allow` header.
-    pub allow: Option<&'static str>,
+    /// The error that caused it, for the log and for callers of the runtime.
+    #[source]
+    pub source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl PartialEq for StepError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
 }
 
 impl StepError {
+    /// A failure of this kind.
+    pub fn of(kind: ErrorKind, message: impl Into<String>) -> Self {
+        StepError { kind, message: message.into(), source: None }
+    }
+
     /// A failure of the step itself: 500.
     pub fn new(message: impl Into<String>) -> Self {
-        StepError { status: 500, kind: "step", message: message.into(), allow: None }
+        StepError::of(ErrorKind::Step, message)
+    }
+
+    /// A failure caused by another error, whose text is the message: 500.
+    pub fn caused_by(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StepError { kind: ErrorKind::Step, message: error.to_string(), source: Some(std::sync::Arc::new(error)) }
+    }
+
+    /// The same failure, caused by `source`.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(std::sync::Arc::new(source));
+        self
+    }
+
+    /// The HTTP status for an unhandled failure.
+    pub fn status(&self) -> u16 {
+        self.kind.status()
+    }
+
+    /// For a 405: the methods allowed, sent as the `Allow` header.
+    pub fn allow(&self) -> Option<&'static str> {
+        match self.kind {
+            ErrorKind::MethodNotAllowed { allow } => Some(allow),
+            _ => None,
+        }
     }
 
     /// Malformed input: 400.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        StepError { status: 400, kind: "bad_request", message: message.into(), allow: None }
+        StepError::of(ErrorKind::BadRequest, message)
     }
 
     /// Unknown route or model: 404.
     pub fn not_found(message: impl Into<String>) -> Self {
-        StepError { status: 404, kind: "not_found", message: message.into(), allow: None }
+        StepError::of(ErrorKind::NotFound, message)
     }
 
     /// A request body over the server's limit: 413.
     pub fn too_large(message: impl Into<String>) -> Self {
-        StepError { status: 413, kind: "too_large", message: message.into(), allow: None }
+        StepError::of(ErrorKind::TooLarge, message)
     }
 
     /// Wrong method: 405, with the methods `allow`ed (`"POST"`, `"GET, HEAD"`).
     pub fn method_not_allowed(message: impl Into<String>, allow: &'static str) -> Self {
-        StepError { status: 405, kind: "method_not_allowed", message: message.into(), allow: Some(allow) }
+        StepError::of(ErrorKind::MethodNotAllowed { allow }, message)
     }
 
     /// A service the step needs is unavailable: 503 (the caller may retry).
     pub fn unavailable(message: impl Into<String>) -> Self {
-        StepError { status: 503, kind: "unavailable", message: message.into(), allow: None }
+        StepError::of(ErrorKind::Unavailable, message)
     }
 
     /// What the caller of a failed request is told. A 4xx is about the caller's own request and
@@ -55,36 +199,36 @@ impl StepError {
     /// panic's text, an upstream's body, a broker's error) goes only to the log, under the same
     /// event id, unless `expose` (for development). Credentials in URLs never show.
     pub fn public_message(&self, step: &str, expose: bool) -> String {
-        if self.status < 500 || expose {
+        if self.kind.is_callers() || expose {
             return redact_credentials(&self.message).into_owned();
         }
         match self.kind {
-            "remote" => format!("the upstream behind step `{step}` failed; the cause is logged under this id"),
-            "timeout" => format!("step `{step}` ran past its deadline"),
-            "unavailable" => format!("a service step `{step}` needs is unavailable; retry later"),
+            ErrorKind::Remote => format!("the upstream behind step `{step}` failed; the cause is logged under this id"),
+            ErrorKind::Timeout => format!("step `{step}` ran past its deadline"),
+            ErrorKind::Unavailable => format!("a service step `{step}` needs is unavailable; retry later"),
             _ => format!("step `{step}` failed; the cause is logged under this id"),
         }
     }
 
     /// Model input that fails validation: 422.
     pub fn invalid_input(message: impl Into<String>) -> Self {
-        StepError { status: 422, kind: "validation", message: message.into(), allow: None }
+        StepError::of(ErrorKind::Validation, message)
     }
 
     /// A remote step's non-2xx answer: 502.
     pub fn bad_gateway(message: impl Into<String>) -> Self {
-        StepError { status: 502, kind: "remote", message: message.into(), allow: None }
+        StepError::of(ErrorKind::Remote, message)
     }
 
     /// A deadline passed: 504.
     pub fn timeout(message: impl Into<String>) -> Self {
-        StepError { status: 504, kind: "timeout", message: message.into(), allow: None }
+        StepError::of(ErrorKind::Timeout, message)
     }
 
     /// An event that arrived after its deadline (a stream record written with one): 504, kind
     /// `deadline`; it is recorded in the error stream and not run.
     pub fn deadline_passed(message: impl Into<String>) -> Self {
-        StepError { status: 504, kind: "deadline", message: message.into(), allow: None }
+        StepError::of(ErrorKind::Deadline, message)
     }
 
     /// A step panicked: 500, and the process keeps serving.
@@ -94,7 +238,7 @@ impl StepError {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a step panicked".to_string());
-        StepError { status: 500, kind: "panic", message: format!("step panicked: {text}"), allow: None }
+        StepError::of(ErrorKind::Panic, format!("step panicked: {text}"))
     }
 }
 
@@ -150,8 +294,8 @@ pub struct ErrorRecord {
     pub body: Value,
     /// The message.
     pub message: String,
-    /// What kind of failure (the error's `kind`: `invalid_input`, `deadline`, `panic`, ...).
-    pub kind: &'static str,
+    /// What kind of failure (`validation`, `deadline`, `panic`, ...).
+    pub kind: ErrorKind,
     /// When, in seconds since the Unix epoch.
     pub time: f64,
 }

@@ -62,8 +62,8 @@ impl fmt::Debug for EventId {
 pub struct EventError {
     /// The message.
     pub message: String,
-    /// A machine-readable kind, such as `validation` or `panic`.
-    pub kind: &'static str,
+    /// What kind of failure (`validation`, `panic`, ...).
+    pub kind: crate::error::ErrorKind,
 }
 
 /// One event: a request, a stream record, or a copy of either on a branch.

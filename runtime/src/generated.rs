@@ -346,7 +346,16 @@ pub fn model_route<M: LoadModel>(
     };
     let args = serde_json::from_value::<M::Args>(Value::Object(args))
         .map_err(|error| fail(format!("its arguments do not fit the model type: {error}")))?;
-    let model = M::load(path.as_deref(), args).map_err(fail)?;
+    let model = M::load(path.as_deref(), args).map_err(|error: crate::model::BoxError| {
+        // The whole chain: a user's error often wraps the I/O or parse error that says why.
+        let mut reason = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            reason.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        fail(reason)
+    })?;
     Ok(crate::router::Route::Model(std::sync::Arc::new(model)))
 }
 

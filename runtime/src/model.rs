@@ -54,7 +54,7 @@ impl TensorSpec {
 ///
 /// impl LoadModel for Threshold {
 ///     type Args = Args;
-///     fn load(_model_path: Option<&std::path::Path>, args: Args) -> Result<Self, String> {
+///     fn load(_model_path: Option<&std::path::Path>, args: Args) -> Result<Self, graphc_runtime::model::BoxError> {
 ///         Ok(Threshold { limit: args.limit })
 ///     }
 /// }
@@ -63,9 +63,13 @@ pub trait LoadModel: Model + Sized {
     /// The route's arguments.
     type Args: DeserializeOwned;
 
-    /// Builds the model, once. `Err` says why, and start-up stops with it.
-    fn load(model_path: Option<&Path>, args: Self::Args) -> Result<Self, String>;
+    /// Builds the model, once. `Err` says why (any error: `?` on an I/O or parse error, or a
+    /// message: `Err("no offset".into())`), and start-up stops with it, naming the route.
+    fn load(model_path: Option<&Path>, args: Self::Args) -> Result<Self, BoxError>;
 }
+
+/// Any error a user's hook may return, with its source chain.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Rows of features, row-major: what a model predicts on.
 #[derive(Clone, Debug, PartialEq)]

@@ -212,7 +212,7 @@ fn run_step<S: Step>(
 
 /// A caller's mistake (a 4xx, such as an unknown model) is not the step's error.
 fn counts_as_failure(result: &Result<Flow, StepError>) -> bool {
-    result.as_ref().is_err_and(|error| error.status >= 500)
+    result.as_ref().is_err_and(|error| error.status() >= 500)
 }
 
 /// The step, under the panic guard. It runs inside a debug-level tracing span with its name and

@@ -316,14 +316,10 @@ impl ContentEncoding {
             None | Some("" | "identity") => Ok(ContentEncoding::Identity),
             Some("gzip" | "x-gzip") => Ok(ContentEncoding::Gzip),
             Some("deflate") => Ok(ContentEncoding::Deflate),
-            Some(other) => Err(StepError {
-                status: 415,
-                kind: "unsupported_encoding",
-                message: format!(
-                    "the body's encoding `{other}` is not one the server reads: send gzip, deflate or none"
-                ),
-                allow: None,
-            }),
+            Some(other) => Err(StepError::of(
+                crate::error::ErrorKind::UnsupportedEncoding,
+                format!("the body's encoding `{other}` is not one the server reads: send gzip, deflate or none"),
+            )),
         }
     }
 

@@ -323,13 +323,13 @@ pub(crate) fn record(context: &Context, step: &str, event: &Event, error: &StepE
 /// hide a new cause. A 4xx is the caller's own mistake, answered with its reason: a `debug`
 /// line, never counted against the step's lines.
 fn log_failure(id: &EventId, step: &str, error: &StepError, context: &Context) {
-    if error.status < 500 {
-        tracing::debug!(event_id = %id, step, status = error.status, kind = error.kind, "refused: {}", context.redact(&error.message));
+    if error.status() < 500 {
+        tracing::debug!(event_id = %id, step, status = error.status(), kind = error.kind.as_str(), "refused: {}", context.redact(&error.message));
         return;
     }
     if crate::logging::allow(step, &error.message) {
         let cause = context.redact(&error.message);
-        tracing::error!(event_id = %id, step, status = error.status, kind = error.kind, "unhandled failure: {cause}");
+        tracing::error!(event_id = %id, step, status = error.status(), kind = error.kind.as_str(), "unhandled failure: {cause}");
     }
 }
 
@@ -337,11 +337,11 @@ fn log_failure(id: &EventId, step: &str, error: &StepError, context: &Context) {
 /// (see [`StepError::public_message`]); `Allow` on a 405, `Retry-After` on a 503.
 pub fn error_response(step: &str, error: &StepError, id: &EventId, expose: bool) -> Response {
     let message = error.public_message(step, expose);
-    let mut response = Response::json(error.status, &json!({ "error": message, "id": id.text(), "step": step }));
-    if let Some(allow) = error.allow {
+    let mut response = Response::json(error.status(), &json!({ "error": message, "id": id.text(), "step": step }));
+    if let Some(allow) = error.allow() {
         response.headers.push(("allow".to_string(), allow.to_string()));
     }
-    if error.status == 503 {
+    if error.kind.retryable() {
         response.headers.push(("retry-after".to_string(), "1".to_string()));
     }
     response.event_id = Some(id.clone());

@@ -319,7 +319,7 @@ async fn an_event_past_its_deadline_is_recorded_not_run() {
     let records = errors.records();
     assert_eq!(records.len(), 1);
     assert_eq!((records[0].source.as_str(), records[0].body.clone()), ("deadline", json!({ "n": 1 })));
-    assert_eq!(records[0].kind, "deadline", "{}", records[0].message);
+    assert_eq!(records[0].kind, graphc_runtime::error::ErrorKind::Deadline, "{}", records[0].message);
 }
 
 #[test]

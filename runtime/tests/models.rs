@@ -79,5 +79,5 @@ fn linear_models_explain_themselves() {
     let explained = model.explain(&Features::from_rows(&[vec![5.1, 3.5, 1.4, 0.2]]).unwrap()).unwrap();
     assert!(explained["coefficients"].as_array().is_some_and(|c| !c.is_empty()));
     let tree = SmartcoreModel::load("t", &path("decision_tree_classifier"), ModelKind::DecisionTreeClassifier).unwrap();
-    assert_eq!(tree.explain(&Features::from_rows(&[vec![1.0; 4]]).unwrap()).unwrap_err().status, 404);
+    assert_eq!(tree.explain(&Features::from_rows(&[vec![1.0; 4]]).unwrap()).unwrap_err().status(), 404);
 }

@@ -933,8 +933,8 @@ fn context_store_resources_and_remote_endpoints() {
     std::fs::write(dir.join("models/a.txt"), "artifact").unwrap();
     let context = ctx().with_store_dir(&dir).with_endpoint("scorer", "http://10.0.0.9:8080");
     assert_eq!(context.get_store_resource("store://models/a.txt").unwrap(), b"artifact");
-    assert_eq!(context.get_store_resource("models/missing.txt").unwrap_err().status, 404);
-    assert_eq!(context.get_store_resource("../etc/passwd").unwrap_err().status, 400);
+    assert_eq!(context.get_store_resource("models/missing.txt").unwrap_err().status(), 404);
+    assert_eq!(context.get_store_resource("../etc/passwd").unwrap_err().status(), 400);
     assert_eq!(context.get_remote_endpoint("scorer"), Some("http://10.0.0.9:8080"));
     assert_eq!(context.get_remote_endpoint("other"), None);
 }

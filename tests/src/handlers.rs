@@ -40,7 +40,7 @@ pub struct SummerArgs {
 impl graphc_runtime::model::LoadModel for Summer {
     type Args = SummerArgs;
 
-    fn load(model_path: Option<&std::path::Path>, args: SummerArgs) -> Result<Self, String> {
+    fn load(model_path: Option<&std::path::Path>, args: SummerArgs) -> Result<Self, graphc_runtime::model::BoxError> {
         // The file, when given, holds an offset added to every output.
         let offset = match model_path {
             Some(path) => {

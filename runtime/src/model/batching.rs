@@ -473,12 +473,12 @@ mod tests {
                 match (alone(&arrival.rows), answer) {
                     (Ok(expected), Ok(outputs)) => prop_assert_eq!(expected, outputs),
                     (Err(status), Err(error)) => prop_assert!(
-                        error.status == status || error.status == 504,
-                        "{:?} answered {} ({})", arrival.rows, error.status, error.message
+                        error.status() == status || error.status() == 504,
+                        "{:?} answered {} ({})", arrival.rows, error.status(), error.message
                     ),
                     (_, Err(error)) => prop_assert!(
-                        error.status == 504 && deadline.is_some(),
-                        "{:?} failed: {} {}", arrival.rows, error.status, error.message
+                        error.status() == 504 && deadline.is_some(),
+                        "{:?} failed: {} {}", arrival.rows, error.status(), error.message
                     ),
                     (Err(status), Ok(outputs)) => prop_assert!(false, "{:?} should fail {status}, got {outputs:?}", arrival.rows),
                 }
@@ -503,7 +503,7 @@ mod tests {
         let started = Instant::now();
         let deadline = Some(started + Duration::from_millis(30));
         let answer = batched.predict_within(Features { values: vec![1.0], rows: 1, columns: 1 }, &Map::new(), deadline);
-        assert_eq!(answer.map_err(|e| e.status), Err(504));
+        assert_eq!(answer.map_err(|e| e.status()), Err(504));
         assert!(started.elapsed() < Duration::from_millis(150), "answered after {:?}", started.elapsed());
         assert_eq!(busy.join().expect("the first call").map_err(|e| e.message), Ok(vec![json!(1.0)]));
         std::thread::sleep(Duration::from_millis(10));

@@ -118,9 +118,9 @@ pub struct SmartcoreArgs {
 impl LoadModel for SmartcoreModel {
     type Args = SmartcoreArgs;
 
-    fn load(model_path: Option<&Path>, args: SmartcoreArgs) -> Result<Self, String> {
+    fn load(model_path: Option<&Path>, args: SmartcoreArgs) -> Result<Self, super::BoxError> {
         let path = model_path.ok_or("a smartcore model needs a model_path")?;
-        SmartcoreModel::load("", path, args.kind).map_err(|error| error.reason)
+        SmartcoreModel::load("", path, args.kind).map_err(|error| error.reason.into())
     }
 }
 

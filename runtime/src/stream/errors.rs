@@ -60,7 +60,7 @@ async fn append_error(url: &str, stream: &str, record: &ErrorRecord) -> Result<(
         .arg("message")
         .arg(&record.message)
         .arg("kind")
-        .arg(record.kind)
+        .arg(record.kind.as_str())
         .arg("time")
         .arg(record.time)
         .query_async::<String>(&mut connection)

@@ -32,15 +32,15 @@ pub struct ChurnArgs {
 impl LoadModel for Churn {
     type Args = ChurnArgs;
 
-    fn load(model_path: Option<&Path>, args: ChurnArgs) -> Result<Self, String> {
+    fn load(model_path: Option<&Path>, args: ChurnArgs) -> Result<Self, graphc_runtime::model::BoxError> {
         let path = model_path.ok_or("the churn model reads its weights from model_path")?;
-        let text = std::fs::read_to_string(path).map_err(|error| error.to_string())?;
+        let text = std::fs::read_to_string(path)?;
         let weights: Weights = serde_json::from_str(&text).map_err(|error| format!("not a weights file: {error}"))?;
         if weights.weights.len() != weights.features.len() {
-            return Err(format!("{} weights for {} features", weights.weights.len(), weights.features.len()));
+            return Err(format!("{} weights for {} features", weights.weights.len(), weights.features.len()).into());
         }
         if !(0.0..=1.0).contains(&args.threshold) {
-            return Err(format!("the threshold is a probability, not {}", args.threshold));
+            return Err(format!("the threshold is a probability, not {}", args.threshold).into());
         }
         Ok(Churn { weights, threshold: args.threshold })
     }
