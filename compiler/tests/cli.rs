@@ -341,6 +341,9 @@ fn graphc_test_runs_the_examples_test_blocks() {
     let manifest = |name: &str| std::fs::read_to_string(workspace().join(format!("target/graphc/{name}/Cargo.toml")));
     let iris_manifest = manifest("iris").expect("the iris crate's manifest");
     assert!(iris_manifest.contains("[profile.release.package.num-bigint]\nopt-level = 0"), "{iris_manifest}");
+    // In the checkout graphc was built from, its runtime is used in place: one copy to compile.
+    let checkout_runtime = workspace().join("runtime").canonicalize().expect("the runtime");
+    assert!(iris_manifest.contains(&checkout_runtime.display().to_string()), "{iris_manifest}");
 
     let flow = graphc(&["test", "examples/flow/flow.graph", "--handlers", "examples/flow/handlers"]);
     let stdout = String::from_utf8_lossy(&flow.stdout);
@@ -509,6 +512,42 @@ fn random_graphs_that_check_with_their_handler_crate_build_and_pass_their_tests(
             assert!(!stderr.contains("== building"), "refused before cargo runs: {stderr}");
         }
     }
+}
+
+#[test]
+fn an_installed_graphc_builds_graphs_from_any_folder_without_its_checkout() {
+    // The binary alone, copied out of the checkout, run from a folder outside it, with a cache
+    // of its own: the runtime it builds with is the one embedded in it.
+    let outside = std::env::temp_dir().join(format!("graphc-installed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&outside);
+    std::fs::create_dir_all(outside.join("bin")).expect("a folder outside the checkout");
+    let installed = outside.join("bin/graphc");
+    std::fs::copy(env!("CARGO_BIN_EXE_graphc"), &installed).expect("copy the binary");
+    std::fs::write(
+        outside.join("hello.graph"),
+        "graph hello { topology = flow; engine = sync; step greet = map({ hello: body.name }) { respond; } test greets { request POST \"/\" { body = { name: \"ada\" }; } expect body == { hello: \"ada\" }; } }",
+    )
+    .expect("write the graph");
+    let output = Command::new(&installed)
+        .args(["test", "hello.graph"])
+        .current_dir(&outside)
+        .env("GRAPHC_CACHE_DIR", outside.join("cache"))
+        // Dependencies compiled by the other tests, so that this one builds only the runtime.
+        .env("GRAPHC_TARGET_DIR", workspace().join("target/graphc/.target"))
+        // As when its checkout is gone (here it is not, and would be used in place).
+        .env("GRAPHC_RUNTIME", "embedded")
+        .output()
+        .expect("the installed graphc runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.ends_with("1 passed, 0 failed\n"), "{stdout}");
+    let manifest = std::fs::read_to_string(outside.join("target/graphc/hello/Cargo.toml")).expect("the project");
+    let cache = outside.join("cache").canonicalize().expect("the cache");
+    assert!(manifest.contains(&cache.display().to_string()), "the runtime comes from the cache: {manifest}");
+    let unpacked = std::fs::read_dir(&cache).expect("the cache").flatten().map(|e| e.path()).collect::<Vec<_>>();
+    assert_eq!(unpacked.len(), 1, "{unpacked:?}");
+    assert!(unpacked[0].join("src/lib.rs").is_file() && unpacked[0].join("Cargo.toml").is_file());
+    let _ = std::fs::remove_dir_all(&outside);
 }
 
 /// A child process that is killed when dropped: a failing test must not leave a server
