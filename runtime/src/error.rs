@@ -314,7 +314,7 @@ impl ErrorRecord {
         }
     }
 
-    /// The record in semantics.md's format, with the failure's kind:
+    /// The record in docs/semantics.md's format (section 4), with the failure's kind:
     /// `{"function", "source", "event": {"id", "body"}, "message", "kind", "time"}`.
     pub fn to_json(&self) -> Value {
         json!({

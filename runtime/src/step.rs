@@ -28,7 +28,7 @@ pub enum Flow {
 }
 
 /// What a step may have changed of its event when it fails: what an error handler's copy of
-/// the event as it entered the step must keep (a handler gets that event: design/semantics.md).
+/// the event as it entered the step must keep (a handler gets that event: docs/semantics.md, section 4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Entry {
     /// Nothing: a failing step leaves the event as it entered, and no copy is made.

@@ -55,7 +55,7 @@ impl Limits {
     }
 }
 
-/// The statuses a run of a random graph may answer, as design/semantics.md allows them for
+/// The statuses a run of a random graph may answer, as docs/semantics.md allows them for
 /// what the generator writes: an answer, 202 without a responder, 204 when dropped, 422 for a
 /// body a step cannot take, 500 for an unhandled failure.
 pub const ALLOWED_STATUSES: &[u16] = &[200, 202, 204, 422, 500];
