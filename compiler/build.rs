@@ -4,8 +4,11 @@
 //! folder. The runtime's manifest inherits from the workspace; the embedded one is made
 //! standalone here (the workspace's values written in, its tests and benches left out).
 
+#[cfg(feature = "cli")]
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+#[cfg(feature = "cli")]
+use std::path::Path;
+use std::path::PathBuf;
 
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("runtime_source.rs");
