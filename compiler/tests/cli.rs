@@ -336,7 +336,30 @@ fn graphc_test_runs_the_examples_test_blocks() {
     assert_eq!(iris.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&iris.stderr));
     assert!(stdout.contains("test setosa ... ok") && stdout.ends_with("2 passed, 0 failed\n"), "{stdout}");
     let xml = std::fs::read_to_string(&junit).expect("JUnit written");
-    assert!(xml.contains("<testsuite name=\"iris\" tests=\"2\" failures=\"0\">"), "{xml}");
+    // What the Jenkins JUnit schema requires: a suite's name, tests, failures and errors; a
+    // case's name and classname.
+    assert!(
+        xml.contains("<testsuite name=\"iris\" tests=\"2\" failures=\"0\" errors=\"0\" skipped=\"0\" time=\""),
+        "{xml}"
+    );
+    assert_eq!(xml.matches("<testcase name=\"").count(), 2, "{xml}");
+    assert_eq!(xml.matches("classname=\"iris\" time=\"").count(), 2, "{xml}");
+    // The built binary finds the graph's model files wherever it starts.
+    let elsewhere = std::env::temp_dir();
+    let binary = workspace().join("target/graphc/.target/debug/graphc-iris");
+    let started_elsewhere =
+        Command::new(&binary).arg("test").current_dir(&elsewhere).output().expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&started_elsewhere.stdout);
+    assert_eq!(
+        started_elsewhere.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&started_elsewhere.stderr)
+    );
+    assert!(stdout.ends_with("2 passed, 0 failed\n"), "{stdout}");
+    // `--base` still wins: a folder without the models fails to start, naming the file.
+    let based = Command::new(&binary).args(["test", "--base"]).arg(&elsewhere).output().expect("the binary runs");
+    assert_eq!(based.status.code(), Some(2), "{}", String::from_utf8_lossy(&based.stderr));
     // A graph that serves a smartcore model builds the `num` crates it never calls unoptimised.
     let manifest = |name: &str| std::fs::read_to_string(workspace().join(format!("target/graphc/{name}/Cargo.toml")));
     let iris_manifest = manifest("iris").expect("the iris crate's manifest");
@@ -416,6 +439,33 @@ fn graphs_named_like_what_the_project_uses_build_and_test() {
         assert_eq!(output.status.code(), Some(0), "{name}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
         assert!(stdout.ends_with("1 passed, 0 failed\n"), "{name}: {stdout}");
     }
+}
+
+#[test]
+fn check_takes_folders_and_build_refuses_out_without_emit_and_colour_follows_clicolor() {
+    // A folder is the `.graph` files under it: every fail fixture, each failing.
+    let fixtures = graph_files("tests/fixtures/fail").len();
+    let output = graphc(&["check", "tests/fixtures/fail"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("Is a directory"), "{stderr}");
+    assert!(stderr.matches("tests/fixtures/fail/").count() >= fixtures, "{fixtures} files: {stderr}");
+    // `--out` says where `--emit rust` writes; alone it would be ignored, so it is refused.
+    let out = graphc(&["build", "examples/iris/iris.graph", "--out", "target/graphc-ignored.rs"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--emit"), "{stderr}");
+    // CLICOLOR_FORCE colours a pipe; CLICOLOR=0 and NO_COLOR keep it plain.
+    let coloured = |env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_graphc"));
+        command.args(["check", "tests/fixtures/fail/add_str_and_int.graph"]).current_dir(workspace());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        String::from_utf8_lossy(&command.output().expect("runs").stderr).contains('\u{1b}')
+    };
+    assert!(coloured(&[("CLICOLOR_FORCE", "1")]));
+    assert!(!coloured(&[("CLICOLOR", "0")]));
 }
 
 #[test]

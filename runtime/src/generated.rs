@@ -506,9 +506,10 @@ pub fn junit(suite: &str, outcomes: &[TestOutcome]) -> String {
         |text: &str| text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
     let failed = outcomes.iter().filter(|o| o.failure.is_some()).count();
     let mut out = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\">\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\" errors=\"0\" skipped=\"0\" time=\"{:.6}\">\n",
         escape(suite),
-        outcomes.len()
+        outcomes.len(),
+        outcomes.iter().map(|o| o.seconds).sum::<f64>()
     );
     for outcome in outcomes {
         out.push_str(&format!(

@@ -155,7 +155,11 @@ impl<H: Handler> Service<H> {
         let deadline = timeout.map_or(self.options.deadline, |timeout| timeout.min(self.options.deadline));
         let deadline_at = tokio::time::Instant::now() + deadline;
         let Ok(_slot) = self.slots.try_acquire() else {
-            return Err(Status::unavailable(format!("{} calls are in flight already", self.options.concurrency)));
+            let message = match self.options.concurrency {
+                1 => "1 call is in flight already".to_string(),
+                many => format!("{many} calls are in flight already"),
+            };
+            return Err(Status::unavailable(message));
         };
         // The body is JSON already: what the transport said of its bytes is not the event's.
         for name in [http::header::CONTENT_TYPE, http::header::CONTENT_ENCODING, http::header::CONTENT_LENGTH] {

@@ -258,7 +258,10 @@ async fn respond<H: Handler>(server: &Server<H>, request: http::Request<Incoming
     };
     // Beyond the concurrency limit the caller is told to come back, at once.
     let Ok(_slot) = server.slots.try_acquire() else {
-        let message = format!("{} requests are in flight already", server.options.concurrency);
+        let message = match server.options.concurrency {
+            1 => "1 request is in flight already".to_string(),
+            many => format!("{many} requests are in flight already"),
+        };
         return head.error(StepError::unavailable(message));
     };
     let deadline = match request_deadline(&parts.headers, server.options.deadline) {

@@ -166,7 +166,28 @@ impl Router {
                     .collect();
                 json!({ "models": models, "weights": { self.name.clone(): weights } })
             }
-            _ => json!({ "models": self.names() }),
+            _ => {
+                // A version is not a model: `churn:strict` is the model `churn` at `strict`.
+                let mut models: Vec<&str> = Vec::new();
+                let mut versions = Map::new();
+                for (key, _) in &self.routes {
+                    let (model, version) = split_key(key);
+                    if !models.contains(&model) {
+                        models.push(model);
+                    }
+                    if let Some(version) = version {
+                        let listed = versions.entry(model.to_string()).or_insert_with(|| json!([]));
+                        if let Value::Array(listed) = listed {
+                            listed.push(json!(version));
+                        }
+                    }
+                }
+                if versions.is_empty() {
+                    json!({ "models": models })
+                } else {
+                    json!({ "models": models, "versions": versions })
+                }
+            }
         }
     }
 
@@ -345,7 +366,7 @@ impl Router {
         let version = route_version.map(str::to_string).or(version);
         match operation {
             Operation::Ready => Ok(Answer::Json(json!({ "name": name, "ready": true }))),
-            Operation::Metadata => Ok(Answer::Json(self.metadata(target, name))),
+            Operation::Metadata => Ok(Answer::Json(self.metadata(target, name, version.as_deref()))),
             Operation::Explain => {
                 let Some(Route::Model(model)) = target.and_then(|i| self.routes.get(i)).map(|(_, route)| route) else {
                     return Err(StepError::not_found(format!("`{name}` does not explain its predictions")));
@@ -375,7 +396,7 @@ impl Router {
 
     /// What infer takes and returns, as it does: the output is named `predict`, as in infer's
     /// tensor answers, with the datatype infer returns (a vote's for an ensemble).
-    fn metadata(&self, target: Option<usize>, name: &str) -> Value {
+    fn metadata(&self, target: Option<usize>, name: &str, version: Option<&str>) -> Value {
         let model_of = |index: usize| {
             self.routes.get(index).and_then(|(_, route)| match route {
                 Route::Model(model) => Some(model),
@@ -403,13 +424,18 @@ impl Router {
             .filter(|(model, _)| *model == name)
             .filter_map(|(_, v)| v)
             .collect();
-        json!({
+        let mut metadata = json!({
             "name": name,
             "versions": versions,
             "platform": "graphc",
             "inputs": inputs,
             "outputs": outputs,
-        })
+        });
+        // The version this metadata describes, when one was asked for or the route has one.
+        if let Some(version) = version {
+            metadata["version"] = json!(version);
+        }
+        metadata
     }
 
     fn infer<'r>(

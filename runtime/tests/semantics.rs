@@ -571,10 +571,15 @@ fn versions_of_a_model_are_routes_and_unknown_versions_are_404() {
     let metadata = server.request("GET", "/v2/models/m/versions/v1").send().json_body();
     assert_eq!(metadata["name"], "m");
     assert_eq!(metadata["versions"], json!(["v1", "v2"]));
+    assert_eq!(metadata["version"], "v1", "the version this metadata describes");
     let ready = server.request("GET", "/v2/models/m/versions/v2/ready").send();
     assert_eq!((ready.status, ready.json_body()["name"].clone()), (200, json!("m")));
     assert_eq!(server.request("GET", "/v2/models/m/versions/v3/ready").send().status, 404);
-    assert_eq!(server.request("GET", "/v2/models").send().json_body(), json!({ "models": ["m:v1", "m:v2", "n"] }));
+    // A version is not a model: the list names models, and their versions beside them.
+    assert_eq!(
+        server.request("GET", "/v2/models").send().json_body(),
+        json!({ "models": ["m", "n"], "versions": { "m": ["v1", "v2"] } })
+    );
 }
 
 #[test]

@@ -44,7 +44,7 @@ impl From<Outcome> for ExitCode {
 }
 
 /// The `.graph` files under `path` (itself when it is a file), sorted.
-fn collect(path: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+pub fn collect(path: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if !path.is_dir() {
         files.push(path.to_path_buf());
         return Ok(());

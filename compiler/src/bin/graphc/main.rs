@@ -35,7 +35,7 @@ static COLOR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 enum Command {
     /// Check graphs and report every problem; exit 1 on any error.
     Check {
-        /// The .graph files.
+        /// The .graph files, or folders of them.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// `human` for people; `json` for editors and CI: JSON Lines, one object per diagnostic on
@@ -55,7 +55,7 @@ enum Command {
         #[arg(long, value_enum)]
         emit: Option<Emit>,
         /// Write the generated module to this file (with `--emit rust`).
-        #[arg(long)]
+        #[arg(long, requires = "emit")]
         out: Option<PathBuf>,
         /// Fail if the file given with `--out` is not what graphc generates now.
         #[arg(long, requires = "out")]
@@ -184,11 +184,15 @@ enum Diagram {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    // NO_COLOR (no-color.org) and CLICOLOR=0 turn colour off; CLICOLOR_FORCE turns it on
+    // even when standard error is not a terminal, as cargo and ripgrep read them.
+    let set = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    let no_color = set("NO_COLOR").is_some() || set("CLICOLOR").is_some_and(|value| value == "0");
+    let forced = set("CLICOLOR_FORCE").is_some_and(|value| value != "0");
     let color = match cli.color {
         Color::Always => true,
         Color::Never => false,
-        Color::Auto => std::io::stderr().is_terminal() && !no_color,
+        Color::Auto => forced || (std::io::stderr().is_terminal() && !no_color),
     };
     let _ = COLOR.set(color);
     match cli.command {
@@ -354,11 +358,13 @@ fn build(
     let crate_name = generated.handlers.as_ref().map(|folder| folder.package.as_str());
     let mut features = graphc::codegen::runtime_features(&generated.compiled.graph);
     features.extend(extra_features.iter().filter(|extra| !features.contains(extra)).collect::<Vec<_>>());
-    let written = project::write(generated.compiled.name(), &generated.file.text, &features, handlers, crate_name)
-        .map_err(|error| {
-            eprintln!("error: cannot write the project: {error}");
-            ExitCode::from(2)
-        })?;
+    let graph_dir = graphc::surroundings::graph_dir(path);
+    let written =
+        project::write(generated.compiled.name(), &generated.file.text, &features, handlers, crate_name, &graph_dir)
+            .map_err(|error| {
+                eprintln!("error: cannot write the project: {error}");
+                ExitCode::from(2)
+            })?;
     // rustc reports one handler of the wrong type several times, at the handler's node and at
     // what is built around it (the nodes before it hold its type): shown once, at the first
     // graph line it maps to, and the follow-ons in the generated module only when nothing
@@ -440,9 +446,17 @@ fn style() -> Style {
     Style { color: COLOR.get().copied().unwrap_or(false), width }
 }
 
-fn check(files: &[PathBuf], format: Format, handlers: Option<&std::path::Path>) -> ExitCode {
+fn check(paths: &[PathBuf], format: Format, handlers: Option<&std::path::Path>) -> ExitCode {
     let mut failed = false;
-    for path in files {
+    // A folder stands for the `.graph` files under it, as for `graphc fmt`.
+    let mut files = Vec::new();
+    for path in paths {
+        if let Err(error) = fmt::collect(path, &mut files) {
+            eprintln!("error: cannot read {}: {error}", path.display());
+            failed = true;
+        }
+    }
+    for path in &files {
         let name = path.display().to_string();
         // A file that cannot be read is one more diagnostic; the others are still checked.
         let (text, diagnostics) = match std::fs::read_to_string(path) {

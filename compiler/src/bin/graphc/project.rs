@@ -130,6 +130,7 @@ pub fn write(
     features: &[&str],
     handlers: Option<&Path>,
     crate_name: Option<&str>,
+    graph_dir: &Path,
 ) -> std::io::Result<Project> {
     let root = PathBuf::from("target/graphc");
     let dir = root.join(graph_name);
@@ -157,8 +158,11 @@ pub fn write(
     write_if_changed(&dir.join("src/generated.rs"), module)?;
     // Absolute paths throughout: the graph's module may be named `std` or `graphc_runtime`.
     let module_name = graphc::codegen::ident(graph_name, proc_macro2::Span::call_site());
+    // Model files are found from the graph's folder wherever the binary starts (`--base` wins).
+    let graph_dir = std::fs::canonicalize(graph_dir).unwrap_or_else(|_| graph_dir.to_path_buf());
+    let graph_dir = graph_dir.display().to_string();
     let main = format!(
-        "//! The binary graphc builds for `{graph_name}`: `serve` it over HTTP (or one of its functions), or `test` its test blocks.\n{uses}\ninclude!(\"generated.rs\");\n\nfn main() -> ::std::process::ExitCode {{\n    ::graphc_runtime::cli::main(self::{module_name}::NAME, self::{module_name}::pipeline, self::{module_name}::tests, self::{module_name}::run)\n}}\n"
+        "//! The binary graphc builds for `{graph_name}`: `serve` it over HTTP (or one of its functions), or `test` its test blocks.\n{uses}\ninclude!(\"generated.rs\");\n\nfn main() -> ::std::process::ExitCode {{\n    ::graphc_runtime::cli::main_in({graph_dir:?}, self::{module_name}::NAME, self::{module_name}::pipeline, self::{module_name}::tests, self::{module_name}::run)\n}}\n"
     );
     write_if_changed(&dir.join("src/main.rs"), &main)?;
     // Start from the lock file the runtime was tested with, so builds take known versions
