@@ -181,7 +181,7 @@ fn comment_places(text: &str) -> Vec<Comment> {
     while i < bytes.len() {
         match at(i) {
             b'/' if at(i + 1) == b'/' => {
-                let end = text.get(i..).and_then(|rest| rest.find('\n')).map_or(bytes.len(), |n| i + n);
+                let end = text.get(i..).and_then(|rest| rest.find(['\n', '\r'])).map_or(bytes.len(), |n| i + n);
                 found.push(Comment { start: i, end });
                 i = end;
             }

@@ -473,7 +473,7 @@ fn tokens(text: &str) -> Vec<Token<'_>> {
         if c.is_whitespace() {
             rest = &rest[c.len_utf8()..];
         } else if rest.starts_with("//") {
-            rest = rest.find('\n').map_or("", |n| &rest[n..]);
+            rest = rest.find(['\n', '\r']).map_or("", |n| &rest[n..]);
         } else if rest.starts_with("/*") {
             rest = rest.find("*/").map_or("", |n| &rest[n + 2..]);
         } else if c == '"' {

@@ -147,7 +147,10 @@ impl<'a> LineIndex<'a> {
     /// position), clamped to the line's end and the text's.
     pub fn offset(&self, line: usize, column_utf16: usize) -> usize {
         let Some(start) = self.line_start(line) else { return self.text.len() };
-        let end = self.line_start(line + 1).map_or(self.text.len(), |next| next - 1);
+        // The line's text, without its terminator (`\n`, `\r\n` or `\r`).
+        let next = self.line_start(line + 1).unwrap_or(self.text.len());
+        let content = self.text.get(start..next).unwrap_or_default().trim_end_matches(['\n', '\r']);
+        let end = start + content.len();
         let mut units = 0;
         for (index, c) in self.text.get(start..end).unwrap_or_default().char_indices() {
             if units >= column_utf16 {
@@ -164,6 +167,48 @@ impl<'a> LineIndex<'a> {
     }
 }
 
+/// Where each line starts. A line ends at `\n`, `\r\n` or a lone `\r`, as the Language Server
+/// Protocol counts them, so that a file with old Mac line endings is not one long line.
 fn line_starts(text: &str) -> Vec<usize> {
-    std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect()
+    let bytes = text.as_bytes();
+    let mut starts = vec![0];
+    for (index, byte) in bytes.iter().enumerate() {
+        match byte {
+            b'\n' => starts.push(index + 1),
+            b'\r' if bytes.get(index + 1) != Some(&b'\n') => starts.push(index + 1),
+            _ => {}
+        }
+    }
+    starts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LineIndex;
+
+    #[test]
+    fn lines_end_at_a_line_feed_a_crlf_and_a_lone_carriage_return() {
+        let index = LineIndex::new("a\rbc\r\nd\ne");
+        assert_eq!(index.line_column(2), (2, 1));
+        assert_eq!(index.line_column(6), (3, 1));
+        assert_eq!(index.line_column(8), (4, 1));
+        // An LSP position past a line's end stops before its terminator.
+        assert_eq!(index.offset(1, 9), 4);
+        assert_eq!(index.offset(0, 9), 1);
+    }
+
+    #[test]
+    fn a_file_with_carriage_returns_only_checks_line_by_line() {
+        let text = "graph g {\r    // a comment ends at the carriage return\r    topology = flow;\r    step a = map(body) { respond; }\r}\r";
+        assert!(crate::check_source(text).is_ok());
+        let broken = "graph g {\r    topology = flow;\r    step a = map(nothing_here) { respond; }\r}\r";
+        let diagnostics = crate::check_source(broken).err().unwrap_or_default();
+        let index = LineIndex::new(broken);
+        let lines: Vec<usize> = diagnostics
+            .iter()
+            .filter_map(|d| d.labels.first())
+            .map(|l| index.line_column(l.span.start as usize).0)
+            .collect();
+        assert_eq!(lines, [3], "{diagnostics:?}");
+    }
 }

@@ -146,7 +146,18 @@ impl Server<'_> {
                     let response = self.request(request);
                     self.connection.sender.send(Message::Response(response))?;
                 }
-                Message::Notification(notification) => self.notification(notification)?,
+                Message::Notification(notification) => {
+                    let method = notification.method.clone();
+                    match self.notification(notification) {
+                        Ok(()) => {}
+                        // A notification has no answer: one the server cannot read is said in
+                        // the editor's log, and the server goes on with the next message.
+                        Err(failure) if failure.is::<serde_json::Error>() => {
+                            self.log(&format!("graphc-lsp ignored a malformed `{method}`: {failure}"))?;
+                        }
+                        Err(failure) => return Err(failure),
+                    }
+                }
                 Message::Response(_) => {}
             }
         }
@@ -179,6 +190,14 @@ impl Server<'_> {
         };
         let diagnostics = self.documents.get(&uri).map(|doc| diagnostics(&uri, doc)).unwrap_or_default();
         self.publish(uri, diagnostics)
+    }
+
+    /// A line in the editor's log for the server (`window/logMessage`, as a warning).
+    fn log(&self, message: &str) -> Result<(), Failure> {
+        let params = lsp::LogMessageParams { typ: lsp::MessageType::WARNING, message: message.to_string() };
+        let notification = Notification::new(lsp::notification::LogMessage::METHOD.to_string(), params);
+        self.connection.sender.send(Message::Notification(notification))?;
+        Ok(())
     }
 
     fn publish(&self, uri: lsp::Uri, diagnostics: Vec<lsp::Diagnostic>) -> Result<(), Failure> {

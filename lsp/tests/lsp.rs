@@ -218,3 +218,28 @@ fn the_editor_shows_what_the_cli_finds_beside_the_file() {
     assert!(client.shutdown().success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn malformed_notifications_are_logged_and_the_server_goes_on_and_lone_carriage_returns_end_lines() {
+    let (mut client, _) = Client::start(env!("CARGO_BIN_EXE_graphc-lsp"));
+    // A change without `version`, an open whose document is a number, a close with nothing.
+    client.notify(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": URI }, "contentChanges": [{ "text": "x" }] }),
+    );
+    client.notify("textDocument/didOpen", json!({ "textDocument": 7 }));
+    client.notify("textDocument/didClose", json!({}));
+    // Still serving: a file with old Mac line endings, its mistake on its third line.
+    let text = "graph orders {\r    topology = flow;\r    step parse = map(nothing_here) { respond; }\r}\r";
+    client.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": URI, "languageId": "graph", "version": 1, "text": text } }),
+    );
+    let diagnostics = client.diagnostics(URI);
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
+    assert_eq!(diagnostics[0]["range"]["start"]["line"], 2, "{diagnostics:#?}");
+    let logged: Vec<&Value> = client.notifications.iter().filter(|m| m["method"] == "window/logMessage").collect();
+    assert_eq!(logged.len(), 3, "one line in the editor's log per malformed notification: {logged:#?}");
+    assert!(logged[0]["params"]["message"].as_str().is_some_and(|m| m.contains("didChange")), "{logged:#?}");
+    assert!(client.shutdown().success());
+}

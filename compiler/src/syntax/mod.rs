@@ -71,7 +71,7 @@ pub fn parse(text: &str) -> Result<ast::Graph, Vec<Diagnostic>> {
 fn literal_or_comment_end(text: &str, at: usize) -> Option<usize> {
     let bytes = text.as_bytes();
     match (bytes.get(at), bytes.get(at + 1)) {
-        (Some(b'/'), Some(b'/')) => Some(text[at..].find('\n').map_or(bytes.len(), |n| at + n)),
+        (Some(b'/'), Some(b'/')) => Some(text[at..].find(['\n', '\r']).map_or(bytes.len(), |n| at + n)),
         (Some(b'/'), Some(b'*')) => block_comment_end(bytes, at),
         (Some(b'"'), _) => plain_string_end(bytes, at),
         (Some(b'r'), Some(b'"' | b'#')) if !bytes.get(at.wrapping_sub(1)).is_some_and(|c| is_ident_byte(*c)) => {
@@ -149,7 +149,9 @@ fn lex(text: &str) -> Result<(), Vec<Diagnostic>> {
     let error = |diagnostic: Diagnostic| Err(vec![diagnostic]);
     while let Some(&byte) = bytes.get(at) {
         match byte {
-            b'/' if bytes.get(at + 1) == Some(&b'/') => at = text[at..].find('\n').map_or(bytes.len(), |n| at + n),
+            b'/' if bytes.get(at + 1) == Some(&b'/') => {
+                at = text[at..].find(['\n', '\r']).map_or(bytes.len(), |n| at + n)
+            }
             b'/' if bytes.get(at + 1) == Some(&b'*') => match block_comment_end(bytes, at) {
                 Some(end) => at = end,
                 None => {
