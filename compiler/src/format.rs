@@ -31,7 +31,14 @@ pub fn format_source(text: &str) -> Result<String, Vec<Diagnostic>> {
 pub fn format_graph(text: &str, graph: &ast::Graph) -> String {
     let mut printer = Printer { text, comments: comment_places(text), next: 0 };
     let doc = printer.file(graph);
-    render(&doc)
+    // Lines end as the file's first line does (`\r\n` for a Windows file), everywhere: inside
+    // block comments too, which keep their own text.
+    let rendered = render(&doc).replace("\r\n", "\n").replace('\r', "\n");
+    if text.find('\n').is_some_and(|at| at > 0 && text.as_bytes().get(at - 1) == Some(&b'\r')) {
+        rendered.replace('\n', "\r\n")
+    } else {
+        rendered
+    }
 }
 
 // ---- documents ----
@@ -812,6 +819,18 @@ fn item_span(item: &ast::Item) -> Span {
 #[cfg(test)]
 mod tests {
     use super::format_source;
+
+    #[test]
+    fn a_windows_file_keeps_its_line_endings_inside_block_comments_too() {
+        let text = "graph g {\r\n    /* a\r\n       b */\r\n    topology = flow;\r\n    step a = map(body);\r\n}\r\n";
+        let formatted = format(text);
+        assert_eq!(formatted.matches("\r\n").count(), formatted.matches('\n').count(), "{formatted:?}");
+        assert!(!formatted.contains("\r\r"), "{formatted:?}");
+        assert_eq!(format(&formatted), formatted, "formatting is stable");
+        // A Unix file stays a Unix file, whatever its comments hold.
+        let unix = format("graph g {\n    /* a\r\n b */\n    topology = flow;\n    step a = map(body);\n}\n");
+        assert!(!unix.contains('\r'), "{unix:?}");
+    }
 
     fn format(text: &str) -> String {
         match format_source(text) {
