@@ -494,7 +494,11 @@ fn check(paths: &[PathBuf], format: Format, handlers: Option<&std::path::Path>) 
     }
     if let Format::Human = format {
         let outcome = if failed { "failed" } else { "ok" };
-        eprintln!("checked {} file(s): {outcome}", files.len());
+        let files = match files.len() {
+            1 => "1 file".to_string(),
+            many => format!("{many} files"),
+        };
+        eprintln!("checked {files}: {outcome}");
     }
     if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
