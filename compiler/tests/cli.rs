@@ -455,6 +455,13 @@ fn check_takes_folders_and_build_refuses_out_without_emit_and_colour_follows_cli
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--emit"), "{stderr}");
+    // A server flag `serve` does not take is refused at once, before any build, with a guess.
+    let typo = graphc(&["serve", "examples/iris/iris.graph", "--deadline-m", "5"]);
+    let stderr = String::from_utf8_lossy(&typo.stderr);
+    assert_eq!(typo.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("did you mean `--deadline-ms`?") && !stderr.contains("== building"), "{stderr}");
+    let missing = graphc(&["serve", "examples/iris/iris.graph", "--port"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("`--port` takes a value"));
     // CLICOLOR_FORCE colours a pipe; CLICOLOR=0 and NO_COLOR keep it plain.
     let coloured = |env: &[(&str, &str)]| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_graphc"));

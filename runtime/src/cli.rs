@@ -19,7 +19,7 @@ const USAGE: &str = "usage:
                [--shutdown-timeout-ms MS] [--blocking-threads N] [--blocking-inline-us US] [--expose-errors]
                [--log-level LEVEL] [--log-format text|json] [--access-log] [--grpc-port PORT]
                [--function NAME [--redis URL] [--consumer NAME] [--batch N] [--claim-idle-ms MS]
-                [--metrics-port PORT] [--dedupe-window-ms MS]]
+                [--claim-every-ms MS] [--metrics-port PORT] [--dedupe-window-ms MS]]
   BINARY test  [--base DIR] [--junit PATH]
   BINARY run   [--base DIR] [--input PATH|-] [--output PATH|-] [--errors PATH] [--concurrency N]
                [--blocking-threads N] [--blocking-inline-us US] [--param NAME=JSON]... [--secrets-file PATH]
@@ -43,52 +43,7 @@ line to --output in input order, each failure to --errors, a summary to standard
 Parameters also come from GRAPHC_PARAM_<NAME> variables; secrets from the environment or --secrets-file;
 the Redis server from GRAPHC_REDIS_URL.";
 
-/// The flags each command takes; those in `SWITCHES` take no value.
-const SERVE_FLAGS: &[&str] = &[
-    "base",
-    "host",
-    "port",
-    "param",
-    "secrets-file",
-    "body-limit",
-    "deadline-ms",
-    "concurrency",
-    "header-timeout-ms",
-    "max-connections",
-    "max-headers",
-    "max-header-bytes",
-    "shutdown-timeout-ms",
-    "blocking-threads",
-    "blocking-inline-us",
-    "expose-errors",
-    "log-level",
-    "log-format",
-    "access-log",
-    "function",
-    "redis",
-    "consumer",
-    "batch",
-    "claim-idle-ms",
-    "claim-every-ms",
-    "metrics-port",
-    "dedupe-window-ms",
-    "grpc-port",
-];
-const TEST_FLAGS: &[&str] = &["base", "junit"];
-const RUN_FLAGS: &[&str] = &[
-    "base",
-    "input",
-    "output",
-    "errors",
-    "concurrency",
-    "blocking-threads",
-    "blocking-inline-us",
-    "param",
-    "secrets-file",
-    "redis",
-    "log-level",
-];
-const SWITCHES: &[&str] = &["expose-errors", "access-log"];
+use crate::flags::{RUN as RUN_FLAGS, SERVE as SERVE_FLAGS, SWITCHES, TEST as TEST_FLAGS};
 
 /// Starts one function of a graph: the generated `run`.
 pub type RunFunction = fn(&str, &Options, Launch) -> Launched;
@@ -457,6 +412,27 @@ mod tests {
                 let args: Vec<String> =
                     [Some(command.to_string()), Some(flag.to_string()), value].into_iter().flatten().collect();
                 assert!(parse(&args).is_ok(), "`{command} {flag}` is in the usage but refused: {:?}", parse(&args));
+            }
+        }
+    }
+
+    /// And the other way: every flag a command takes is in the usage, so none is hidden.
+    #[test]
+    fn every_flag_a_command_takes_is_in_the_usage() {
+        for (command, flags) in [("serve", SERVE_FLAGS), ("test", TEST_FLAGS), ("run", RUN_FLAGS)] {
+            let section: String = USAGE
+                .lines()
+                .skip_while(|line| !line.trim_start().starts_with(&format!("BINARY {command}")))
+                .take_while(|line| !line.starts_with("Without"))
+                .enumerate()
+                .take_while(|(index, line)| *index == 0 || !line.trim_start().starts_with("BINARY "))
+                .map(|(_, line)| line)
+                .collect();
+            for flag in flags {
+                assert!(
+                    section.contains(&format!("--{flag} ")) || section.contains(&format!("--{flag}]")),
+                    "`{command} --{flag}` is not in the usage"
+                );
             }
         }
     }

@@ -16,6 +16,7 @@ pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod expr;
+mod flags;
 pub mod generated;
 #[cfg(feature = "grpc")]
 pub mod grpc;

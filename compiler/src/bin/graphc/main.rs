@@ -5,6 +5,12 @@ mod lsp;
 mod project;
 mod rustc;
 
+/// The generated binary's flags, from the runtime's own table: `serve`'s are checked here,
+/// before anything is built.
+#[path = "../../../../runtime/src/flags.rs"]
+#[allow(dead_code, reason = "graphc reads only `serve`'s flags and the switches")]
+mod runtime_flags;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use graphc::report::{self, Style};
 use std::io::IsTerminal;
@@ -252,6 +258,10 @@ fn main() -> ExitCode {
                     },
                 }
             }
+            if let Err(message) = check_server_flags(&passed) {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
             // `--grpc-port` needs the runtime's gRPC server, built in only when asked for.
             let grpc = passed.iter().any(|arg| arg == "--grpc-port" || arg.starts_with("--grpc-port="));
             let extra: &[&'static str] = if grpc { &["grpc"] } else { &[] };
@@ -264,6 +274,38 @@ fn main() -> ExitCode {
             exec(command)
         }
     }
+}
+
+/// The server's flags as given to `graphc serve`: each must be one `serve` takes, and take its
+/// value, so that a typo is reported at once rather than after a build.
+fn check_server_flags(args: &[String]) -> Result<(), String> {
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let Some(flag) = arg.strip_prefix("--") else {
+            return Err(format!("unexpected argument `{arg}`: the server's flags start with `--`"));
+        };
+        let (name, inline_value) = match flag.split_once('=') {
+            Some((name, _)) => (name, true),
+            None => (flag, false),
+        };
+        if !runtime_flags::SERVE.contains(&name) {
+            let suggestion = runtime_flags::SERVE
+                .iter()
+                .map(|known| (strsim::levenshtein(known, name), known))
+                .filter(|(distance, _)| *distance <= 2)
+                .min()
+                .map(|(_, known)| format!(" (did you mean `--{known}`?)"))
+                .unwrap_or_default();
+            return Err(format!(
+                "`graphc serve` takes no flag `--{name}`{suggestion}; its own are --handlers and --debug, and the server's: --{}",
+                runtime_flags::SERVE.join(", --")
+            ));
+        }
+        if !inline_value && !runtime_flags::SWITCHES.contains(&name) && rest.next().is_none() {
+            return Err(format!("`--{name}` takes a value"));
+        }
+    }
+    Ok(())
 }
 
 /// A graph file, compiled: its text (for diagnostics) and its generated file.
