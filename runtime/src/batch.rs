@@ -218,7 +218,7 @@ pub async fn run<H: Handler>(
         }
         if options.progress && last_progress.elapsed() >= Duration::from_millis(200) {
             last_progress = Instant::now();
-            eprint!("\r{}", progress(written, total, started.elapsed()));
+            crate::logging::show_progress(&progress(written, total, started.elapsed()));
         }
     }
     while let Some(joined) = workers.join_next().await {
@@ -228,7 +228,7 @@ pub async fn run<H: Handler>(
     output.flush()?;
     errors.flush()?;
     if options.progress {
-        eprintln!("\r{}", progress(written, total, started.elapsed()));
+        crate::logging::end_progress(&progress(written, total, started.elapsed()));
     }
     Ok(summary)
 }

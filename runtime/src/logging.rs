@@ -96,6 +96,36 @@ fn log_filter(rust_log: Option<String>, level: &str) -> Result<tracing_subscribe
     })
 }
 
+/// Whether a progress line (`graphc run` on a terminal) is on standard error's last line now:
+/// a log line first clears it, so that the two never run into each other; the next progress
+/// update draws it again below the log.
+static PROGRESS_SHOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Draws `line` as the progress line, over the previous one.
+pub(crate) fn show_progress(line: &str) {
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    let _ = write!(stderr, "\r\x1b[2K{line}");
+    let _ = stderr.flush();
+    PROGRESS_SHOWN.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Draws `line` as the last progress line and ends it.
+pub(crate) fn end_progress(line: &str) {
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "\r\x1b[2K{line}");
+    PROGRESS_SHOWN.store(false, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Writes a log line to `out`, first clearing a progress line that stands there.
+fn write_log_line(out: &mut impl std::io::Write, line: &[u8]) {
+    if PROGRESS_SHOWN.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        let _ = out.write_all(b"\r\x1b[2K");
+    }
+    let _ = out.write_all(line);
+}
+
 /// Standard error that drops what it cannot write. A closed standard error (a log collector
 /// gone, a pipe whose reader exited) must not stop the server: `tracing-subscriber` reports a
 /// failed write with `eprintln!`, which panics the thread that was logging.
@@ -103,7 +133,7 @@ struct LossyStderr;
 
 impl std::io::Write for LossyStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = std::io::stderr().write_all(buf);
+        write_log_line(&mut std::io::stderr().lock(), buf);
         Ok(buf.len())
     }
 
@@ -158,6 +188,15 @@ pub fn allow(step: &str, cause: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::log_filter;
+
+    #[test]
+    fn a_log_line_clears_the_progress_line_it_would_run_into() {
+        super::PROGRESS_SHOWN.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut out = Vec::new();
+        super::write_log_line(&mut out, b"WARN something\n");
+        super::write_log_line(&mut out, b"WARN more\n");
+        assert_eq!(out, b"\r\x1b[2KWARN something\nWARN more\n", "cleared once, before the first line only");
+    }
     use tracing::Level;
 
     #[test]
