@@ -462,6 +462,13 @@ fn check_takes_folders_and_build_refuses_out_without_emit_and_colour_follows_cli
     assert!(stderr.contains("did you mean `--deadline-ms`?") && !stderr.contains("== building"), "{stderr}");
     let missing = graphc(&["serve", "examples/iris/iris.graph", "--port"]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("`--port` takes a value"));
+    // Completion scripts for the three shells, naming the subcommands and their flags.
+    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef graphc"), ("fish", "complete -c graphc")] {
+        let script = graphc(&["completions", shell]);
+        let text = String::from_utf8_lossy(&script.stdout);
+        assert_eq!(script.status.code(), Some(0), "{shell}");
+        assert!(text.contains(marker) && text.contains("check") && text.contains("handlers"), "{shell}: {text}");
+    }
     // CLICOLOR_FORCE colours a pipe; CLICOLOR=0 and NO_COLOR keep it plain.
     let coloured = |env: &[(&str, &str)]| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_graphc"));

@@ -102,6 +102,13 @@ enum Command {
     /// definition, references, rename, hover, completion, outline, formatting): runs
     /// `graphc-lsp`, from beside graphc, else from PATH (`GRAPHC_LSP` names another).
     Lsp,
+    /// Print the completion script for a shell: `graphc completions bash > /etc/bash_completion.d/graphc`,
+    /// `graphc completions zsh > ~/.zfunc/_graphc`, `graphc completions fish > ~/.config/fish/completions/graphc.fish`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Draw a graph as Graphviz DOT or Mermaid.
     Graph {
         /// The .graph file.
@@ -206,6 +213,11 @@ fn main() -> ExitCode {
         Command::Graph { file, format } => graph(&file, format),
         Command::Fmt { files, check } => fmt::run(&files, check, &style()),
         Command::Lsp => lsp::run(),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "graphc", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         Command::Build { file, emit, out, check, handlers, release } => match (emit, out) {
             (Some(Emit::Rust), out) => emit_rust(&file, handlers.as_deref(), out.as_deref(), check),
             (None, _) => build(&file, handlers.as_deref(), release, &[]).map_or_else(
