@@ -76,6 +76,24 @@ impl ErrorKind {
         }
     }
 
+    /// The kind an HTTP status stands for, for an answer that arrives as a status only (the
+    /// pipeline's answer to a gRPC call): the kind whose [`ErrorKind::status`] it is, a 408 a
+    /// timeout, a 429 unavailable, any other 4xx a bad request and any other 5xx the step's.
+    pub fn of_status(status: u16) -> ErrorKind {
+        match status {
+            404 => ErrorKind::NotFound,
+            405 => ErrorKind::MethodNotAllowed { allow: "" },
+            413 => ErrorKind::TooLarge,
+            415 => ErrorKind::UnsupportedEncoding,
+            422 => ErrorKind::Validation,
+            502 => ErrorKind::Remote,
+            429 | 503 => ErrorKind::Unavailable,
+            408 | 504 => ErrorKind::Timeout,
+            400..=499 => ErrorKind::BadRequest,
+            _ => ErrorKind::Step,
+        }
+    }
+
     /// The gRPC status code of an unhandled failure of this kind (as `tonic::Code` numbers
     /// them), as Triton answers.
     pub fn grpc_code(self) -> i32 {
@@ -357,6 +375,33 @@ impl ErrorStream for MemoryErrorStream {
     fn append(&self, record: ErrorRecord) {
         if let Ok(mut records) = self.records.lock() {
             records.push(record);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind;
+
+    #[test]
+    fn a_status_read_back_is_a_kind_with_that_status_and_the_same_grpc_code() {
+        let kinds = [
+            ErrorKind::Step,
+            ErrorKind::Panic,
+            ErrorKind::BadRequest,
+            ErrorKind::NotFound,
+            ErrorKind::MethodNotAllowed { allow: "GET" },
+            ErrorKind::TooLarge,
+            ErrorKind::UnsupportedEncoding,
+            ErrorKind::Validation,
+            ErrorKind::Remote,
+            ErrorKind::Unavailable,
+            ErrorKind::Timeout,
+            ErrorKind::Deadline,
+        ];
+        for kind in kinds {
+            let read = ErrorKind::of_status(kind.status());
+            assert_eq!((read.status(), read.grpc_code()), (kind.status(), kind.grpc_code()), "{kind}");
         }
     }
 }

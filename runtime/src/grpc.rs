@@ -211,15 +211,7 @@ fn answer(response: Response) -> Result<Value, Status> {
     }
     let message = body.get("error").and_then(Value::as_str).map_or_else(|| body.to_string(), str::to_string);
     let message = bounded(&message);
-    let code = match response.status {
-        400 | 415 | 422 => Code::InvalidArgument,
-        404 => Code::NotFound,
-        405 => Code::Unimplemented,
-        408 | 504 => Code::DeadlineExceeded,
-        413 => Code::ResourceExhausted,
-        429 | 503 => Code::Unavailable,
-        _ => Code::Internal,
-    };
+    let code = Code::from_i32(crate::error::ErrorKind::of_status(response.status).grpc_code());
     Err(Status::new(code, message))
 }
 
