@@ -192,8 +192,10 @@ async fn errors_are_grpc_codes() {
     assert_eq!(client.model_infer(cut).await.expect_err("cut").code(), Code::InvalidArgument);
 }
 
-/// 64 clients at once on a batched route over gRPC, each request with its own number of rows:
-/// every answer holds its own rows' classes, and the route still serves after the burst.
+/// 64 clients at once on a batched route over gRPC, each request with its own number of rows
+/// and one in seven malformed (a shape its data does not fill): every good answer holds its own
+/// rows' classes, every bad one is INVALID_ARGUMENT and spoils no other, health calls made
+/// meanwhile all answer, and the route still serves after the burst.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batched_route_answers_64_concurrent_callers_each_with_its_own_rows() {
     let schedule =
@@ -224,16 +226,34 @@ async fn a_batched_route_answers_64_concurrent_callers_each_with_its_own_rows() 
                     let rows: Vec<[f32; 2]> = (0..1 + (caller * 7 + call * 3) % 16)
                         .map(|r| [((caller + r) % 13) as f32, call as f32])
                         .collect();
+                    let mut request = raw_request("b", "", &rows);
+                    if (caller + call) % 7 == 0 {
+                        request.inputs[0].shape = vec![rows.len() as i64 + 1, 2];
+                        let refused = client.model_infer(request).await.expect_err("a malformed request");
+                        assert_eq!(refused.code(), Code::InvalidArgument, "caller {caller}, call {call}");
+                        continue;
+                    }
                     let expected: Vec<i64> = rows.iter().map(|[a, b]| i64::from(a + b > 10.0)).collect();
-                    let answer = client.model_infer(raw_request("b", "", &rows)).await.expect("infer").into_inner();
+                    let answer = client.model_infer(request).await.expect("infer").into_inner();
                     assert_eq!(int64s(&answer.raw_output_contents[0]), expected, "caller {caller}, call {call}");
                 }
             })
         })
         .collect();
+    // Health calls while the burst runs: each answers (within a generous bound, not a speed test).
+    let health = {
+        let mut client = client.clone();
+        tokio::spawn(async move {
+            for _ in 0..50 {
+                let live = tokio::time::timeout(Duration::from_secs(5), client.server_live(ServerLiveRequest {})).await;
+                assert!(live.expect("a health call answers meanwhile").expect("live").into_inner().live);
+            }
+        })
+    };
     for caller in callers {
         caller.await.expect("a caller");
     }
+    health.await.expect("the health calls");
     let mut client = client;
     let answer = client.model_infer(raw_request("b", "", &[[6.0, 6.0]])).await.expect("infer").into_inner();
     assert_eq!(int64s(&answer.raw_output_contents[0]), [1]);
