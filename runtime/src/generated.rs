@@ -246,7 +246,7 @@ impl Launch {
         let local = listener.local_addr().map_err(|error| error.to_string())?;
         eprintln!("serving {} over gRPC on {local}", self.graph);
         let options = ServeOptions { addr: local, ..self.serve.clone() };
-        Ok(Some(tokio::spawn(crate::grpc::serve(listener, handler, options, connections, shutdown_signal()))))
+        Ok(Some(tokio::spawn(crate::oip::grpc::serve(listener, handler, options, connections, shutdown_signal()))))
     }
 
     /// Without the `grpc` feature, `--grpc-port` is refused at start-up, saying how to build it in.

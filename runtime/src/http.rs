@@ -11,6 +11,7 @@ use crate::event::{EventId, Response};
 pub use crate::listen::Connections;
 use crate::listen::accept;
 use crate::metrics::Histogram;
+use crate::oip::paths;
 use crate::pipeline::Handler;
 use crate::request::{Head, RequestEvent, X_EVENT_ID, request_error, too_large};
 use bytes::Bytes;
@@ -394,9 +395,9 @@ pub async fn serve_probes(
     let probe = move |request: http::Request<Incoming>| {
         let (status, content_type, body) = match (request.method().as_str(), request.uri().path()) {
             ("GET", "/metrics") => (200, "text/plain; version=0.0.4", stats.render(&group) + &crate::metrics::render()),
-            ("GET", "/v2/health/live") => (200, "application/json", r#"{"live":true}"#.to_string()),
-            ("GET", "/v2/health/ready") if stats.ready() => (200, "application/json", r#"{"ready":true}"#.to_string()),
-            ("GET", "/v2/health/ready") => (503, "application/json", r#"{"ready":false}"#.to_string()),
+            ("GET", paths::LIVE) => (200, "application/json", r#"{"live":true}"#.to_string()),
+            ("GET", paths::READY) if stats.ready() => (200, "application/json", r#"{"ready":true}"#.to_string()),
+            ("GET", paths::READY) => (503, "application/json", r#"{"ready":false}"#.to_string()),
             _ => (
                 404,
                 "application/json",

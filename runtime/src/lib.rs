@@ -9,7 +9,6 @@
 #![deny(missing_docs)]
 
 pub mod batch;
-pub mod binary;
 pub mod cli;
 pub mod context;
 pub mod envelope;
@@ -18,8 +17,6 @@ pub mod event;
 pub mod expr;
 mod flags;
 pub mod generated;
-#[cfg(feature = "grpc")]
-pub mod grpc;
 pub mod http;
 mod listen;
 pub mod logging;
@@ -27,6 +24,7 @@ pub mod metrics;
 pub mod mock;
 pub mod model;
 pub mod node;
+pub mod oip;
 pub mod pipeline;
 pub mod pool;
 #[cfg(feature = "remote")]

@@ -27,9 +27,9 @@ fn server_answer(context: &Context, event: &Event) -> Option<Response> {
 #[inline(never)]
 fn server_path_answer(context: &Context, event: &Event) -> Option<Response> {
     let body = match event.path.trim_end_matches('/') {
-        "/v2/health/live" => serde_json::json!({ "live": true }),
-        "/v2/health/ready" => serde_json::json!({ "ready": true }),
-        "/v2" => serde_json::json!({ "name": context.root, "version": env!("CARGO_PKG_VERSION"), "extensions": [] }),
+        crate::oip::paths::LIVE => serde_json::json!({ "live": true }),
+        crate::oip::paths::READY => serde_json::json!({ "ready": true }),
+        crate::oip::paths::SERVER => crate::oip::server_metadata(&context.root),
         _ => return None,
     };
     let mut response = Response::json(200, &body);

@@ -14,7 +14,7 @@ pub(crate) const X_EVENT_ID: HeaderName = HeaderName::from_static("x-event-id");
 const X_EVENT_PATH: HeaderName = HeaderName::from_static("x-event-path");
 const X_EVENT_KEY: HeaderName = HeaderName::from_static("x-event-key");
 /// The header of the binary tensor extension: the length of the JSON head.
-const BINARY_HEAD_LENGTH: HeaderName = HeaderName::from_static(crate::binary::HEADER_LENGTH);
+const BINARY_HEAD_LENGTH: HeaderName = HeaderName::from_static(crate::oip::binary::HEADER_LENGTH);
 
 /// Methods no pipeline takes: answered 405 before anything runs.
 const NOT_EVENTS: &[&str] = &["OPTIONS", "TRACE", "CONNECT"];
@@ -126,14 +126,14 @@ impl Head {
         if let Some(first) = lengths.next()
             && lengths.any(|other| other != first)
         {
-            let message = format!("{} is given twice, with different values", crate::binary::HEADER_LENGTH);
+            let message = format!("{} is given twice, with different values", crate::oip::binary::HEADER_LENGTH);
             return Err(fail(StepError::bad_request(message)));
         }
         let binary_head = match read.get(&BINARY_HEAD_LENGTH).map(str::parse::<usize>) {
             None => None,
             Some(Ok(length)) => Some(length),
             Some(Err(_)) => {
-                let message = format!("{} must be a number of bytes", crate::binary::HEADER_LENGTH);
+                let message = format!("{} must be a number of bytes", crate::oip::binary::HEADER_LENGTH);
                 return Err(fail(StepError::bad_request(message)));
             }
         };
@@ -187,7 +187,7 @@ impl Head {
         }
         let bytes = self.encoding.decode(body, limit).map_err(|failure| self.error(failure))?;
         let parsed = match self.binary_head {
-            Some(length) => crate::binary::read_request(&bytes, length),
+            Some(length) => crate::oip::binary::read_request(&bytes, length),
             None => parse_body(&bytes, self.content_type.as_deref()),
         };
         let body = parsed.map_err(|failure| self.error(failure))?;
@@ -196,7 +196,7 @@ impl Head {
 
     /// The event, with a body that arrived already decoded.
     fn with_body(self, headers: HeaderMap, body: Value) -> RequestEvent {
-        let form = AnswerForm { binary: crate::binary::wants_binary(&body), gzip: self.gzip };
+        let form = AnswerForm { binary: crate::oip::binary::wants_binary(&body), gzip: self.gzip };
         let mut event = Event::arrived(body, self.id);
         event.path = Cow::Owned(self.path);
         event.method = self.method;
@@ -248,7 +248,7 @@ pub fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Value, Ste
         serde_json::from_slice(bytes).map_err(|_| {
             StepError::bad_request(format!(
                 "an application/octet-stream body is binary tensors only with the {} header; without it, it must be JSON",
-                crate::binary::HEADER_LENGTH
+                crate::oip::binary::HEADER_LENGTH
             ))
         })
     } else if is("text/plain") {
@@ -362,11 +362,10 @@ fn binary_outputs(mut response: Response) -> Response {
     if response.status != 200 {
         return response;
     }
-    let Ok(answer) = serde_json::from_slice::<Value>(&response.body) else { return response };
-    if let Some((body, head_length)) = crate::binary::write_answer(&answer) {
+    if let Some((body, head_length)) = crate::oip::binary::write_answer(&response.body) {
         response.body = body;
         response.content_type = Cow::Borrowed("application/octet-stream");
-        response.headers.push((crate::binary::HEADER_LENGTH.to_string(), head_length.to_string()));
+        response.headers.push((crate::oip::binary::HEADER_LENGTH.to_string(), head_length.to_string()));
     }
     response
 }

@@ -4,7 +4,9 @@
 use crate::context::Context;
 use crate::error::StepError;
 use crate::event::{Event, Response};
-use crate::model::{DEFAULT_OUTPUT, Features, Model, TensorSpec};
+use crate::model::{DEFAULT_OUTPUT, Model, TensorSpec};
+use crate::oip::infer::{Answerer, Form, InferAnswer, InferRequest, read_inputs};
+use crate::oip::paths;
 use crate::step::{Flow, Step};
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value, json};
@@ -104,14 +106,6 @@ impl Route {
     }
 }
 
-/// The form of an inference request, mirrored in its response.
-enum Form {
-    /// MLRun's `{"inputs": [[...], ...]}`; the request's `id`, if any, is echoed.
-    Loose { request_id: Option<Value> },
-    /// OIP tensors; the request's id and tensor name are echoed.
-    Tensor { request_id: Option<Value> },
-}
-
 impl Router {
     /// A router named `name` (the ensemble's model name), serving `routes` under `prefix`.
     pub fn new(name: impl Into<String>, prefix: impl Into<String>, routes: Vec<(String, Route)>, mode: Mode) -> Self {
@@ -129,7 +123,7 @@ impl Router {
                 .collect(),
             routes,
             mode,
-            health: health_paths("/v2/health"),
+            health: paths::health(paths::HEALTH),
             extend_event: false,
         }
     }
@@ -137,7 +131,7 @@ impl Router {
     /// Answers the health probes under `prefix` (`{prefix}/live`, `{prefix}/ready`) rather than
     /// under `/v2/health`, as MLRun's `health_prefix`.
     pub fn with_health_prefix(mut self, prefix: &str) -> Self {
-        self.health = health_paths(prefix);
+        self.health = paths::health(prefix);
         self
     }
 
@@ -259,9 +253,7 @@ impl Router {
         match path {
             _ if path == self.health[0] => Some(get_only(json!({ "live": true }))),
             _ if path == self.health[1] => Some(get_only(json!({ "ready": true }))),
-            "/v2" => {
-                Some(get_only(json!({ "name": self.name, "version": env!("CARGO_PKG_VERSION"), "extensions": [] })))
-            }
+            paths::SERVER => Some(get_only(crate::oip::server_metadata(&self.name))),
             _ if path == self.prefix => Some(get_only(self.model_list())),
             _ => None,
         }
@@ -462,7 +454,8 @@ impl Router {
                             .get(index)
                             .and_then(Option::as_ref)
                             .map_or((DEFAULT_OUTPUT, "BYTES"), |o| (o.name.as_str(), o.datatype.as_str()));
-                        Ok(respond(event, name, version, outputs, form, width, (output_name, datatype)))
+                        let answerer = Answerer { name, version, output: (output_name, datatype) };
+                        Ok(Answer::Infer(InferAnswer::new(event, answerer, outputs, form, width)))
                     }
                 };
                 if let Some(started) = started
@@ -485,7 +478,9 @@ impl Router {
                 }
                 let outputs = vote(&predictions, weights, *regression)?;
                 let datatype = if *regression { "FP64" } else { "INT64" };
-                Ok(respond(event, name, version, outputs, form, 1, (DEFAULT_OUTPUT, datatype)))
+                let answerer = Answerer { name, version, output: (DEFAULT_OUTPUT, datatype) };
+                let rows = outputs.len();
+                Ok(Answer::Infer(InferAnswer::new(event, answerer, outputs, form, rows)))
             }
             (None, _) => {
                 let mut merged = match &event.body {
@@ -546,93 +541,22 @@ fn step_output(step: &dyn Step, event: &Event, context: &Context) -> Result<Valu
     }
 }
 
-/// A model's hooks in order: preprocess, read inputs, validate, predict (with the request's
-/// `parameters`), postprocess. Requested `outputs` must name outputs the model has (400).
+/// A model's hooks in order: preprocess, read the request (its inputs, requested outputs and
+/// `parameters`), validate, predict, postprocess.
 fn predict(
     model: &dyn Model,
     body: Value,
     deadline: Option<std::time::Instant>,
 ) -> Result<(Vec<Value>, Form, usize), StepError> {
     let body = model.preprocess(body)?;
-    let (features, form) = read_inputs(&body)?;
-    if let Some(requested) = body.get("outputs") {
-        let requested = requested
-            .as_array()
-            .ok_or_else(|| StepError::bad_request("`outputs` must be an array of {\"name\": ...} objects"))?;
-        let outputs = model.outputs();
-        for output in requested {
-            let name = output.get("name").and_then(Value::as_str).unwrap_or_default();
-            if !outputs.iter().any(|o| o.name == name) {
-                let names: Vec<String> = outputs.iter().map(|o| format!("`{}`", o.name)).collect();
-                return Err(StepError::bad_request(format!(
-                    "unknown output `{name}`: this model's outputs are {}",
-                    names.join(", ")
-                )));
-            }
-        }
-    }
+    let InferRequest { features, form, parameters } = InferRequest::read(&body, || model.outputs())?;
     model.validate(&features)?;
     let rows = features.rows;
-    let no_parameters = Map::new();
-    let parameters = match body.get("parameters") {
-        None | Some(Value::Null) => &no_parameters,
-        Some(Value::Object(parameters)) => parameters,
-        Some(_) => return Err(StepError::bad_request("`parameters` must be an object")),
-    };
     let outputs = model.postprocess(model.predict_within(features, parameters, deadline)?)?;
     if outputs.len() != rows {
         return Err(StepError::new(format!("the model gave {} outputs for {rows} rows", outputs.len())));
     }
     Ok((outputs, form, rows))
-}
-
-/// Reads `inputs` in either form: rows of numbers, or OIP tensors.
-fn read_inputs(body: &Value) -> Result<(Features, Form), StepError> {
-    let inputs = body.get("inputs").ok_or_else(|| {
-        StepError::invalid_input("the request has no `inputs`: send {\"inputs\": [[...], ...]} or OIP tensors {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}]}")
-    })?;
-    let Value::Array(items) = inputs else {
-        return Err(StepError::invalid_input("`inputs` must be an array"));
-    };
-    match items.first() {
-        Some(Value::Object(_)) => read_tensor(body, items),
-        _ => {
-            let mut values = Vec::new();
-            let mut columns = None;
-            for (i, row) in items.iter().enumerate() {
-                let before = values.len();
-                match row {
-                    Value::Array(row) => {
-                        row.iter().try_for_each(|v| number(v, || format!("inputs[{i}]")).map(|v| values.push(v)))?
-                    }
-                    other => {
-                        values.push(number(other, || "inputs".into()).map_err(|_| {
-                            StepError::invalid_input(format!("inputs[{i}] must be an array of numbers"))
-                        })?)
-                    }
-                }
-                let width = values.len() - before;
-                if *columns.get_or_insert(width) != width && !row.is_number() {
-                    return Err(StepError::invalid_input(format!(
-                        "row {i} has {width} values, but row 0 has {}",
-                        columns.unwrap_or(0)
-                    )));
-                }
-            }
-            // A flat list of numbers is one row.
-            let (rows, columns) = if items.iter().all(Value::is_number) {
-                (usize::from(!items.is_empty()), values.len())
-            } else {
-                (items.len(), columns.unwrap_or(0))
-            };
-            Ok((Features { values, rows, columns }, Form::Loose { request_id: body.get("id").cloned() }))
-        }
-    }
-}
-
-fn health_paths(prefix: &str) -> [String; 2] {
-    let prefix = prefix.trim_end_matches('/');
-    [format!("{prefix}/live"), format!("{prefix}/ready")]
 }
 
 /// A route key split into its model name and version: `m3:v1` is version `v1` of `m3`.
@@ -641,156 +565,6 @@ fn split_key(key: &str) -> (&str, Option<&str>) {
         Some((model, version)) => (model, Some(version)),
         None => (key, None),
     }
-}
-
-/// The numeric datatypes of the protocol, which a model of numbers takes.
-const NUMERIC_DATATYPES: &[&str] =
-    &["FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"];
-
-/// OIP tensors: every input tensor, each `[rows]` or `[rows, columns]`, side by side (row `i`
-/// of the features is row `i` of each tensor, in order). BOOL is read as 0 and 1; BYTES and
-/// other types a model of numbers cannot take are refused (422).
-fn read_tensor(body: &Value, items: &[Value]) -> Result<(Features, Form), StepError> {
-    let mut tensors = Vec::with_capacity(items.len());
-    for (index, tensor) in items.iter().enumerate() {
-        tensors.push(read_one_tensor(index, tensor)?);
-    }
-    let rows = tensors.first().map_or(0, |tensor| tensor.rows);
-    if let Some(other) = tensors.iter().find(|tensor| tensor.rows != rows) {
-        return Err(StepError::invalid_input(format!(
-            "input `{}` has {} rows, but input `{}` has {rows}: inputs are read side by side, row by row",
-            other.name,
-            other.rows,
-            tensors.first().map_or("", |tensor| tensor.name.as_str())
-        )));
-    }
-    let columns: usize = tensors.iter().map(|tensor| tensor.columns).sum();
-    let values = if tensors.len() == 1 {
-        tensors.pop().map(|tensor| tensor.values).unwrap_or_default()
-    } else {
-        let mut values = Vec::with_capacity(rows * columns);
-        for row in 0..rows {
-            for tensor in &tensors {
-                values.extend_from_slice(
-                    tensor.values.get(row * tensor.columns..(row + 1) * tensor.columns).unwrap_or(&[]),
-                );
-            }
-        }
-        values
-    };
-    Ok((Features { values, rows, columns }, Form::Tensor { request_id: body.get("id").cloned() }))
-}
-
-/// One input tensor, read.
-struct InputTensor {
-    name: String,
-    rows: usize,
-    columns: usize,
-    values: Vec<f64>,
-}
-
-fn read_one_tensor(index: usize, tensor: &Value) -> Result<InputTensor, StepError> {
-    let field = |key: &str| {
-        tensor.get(key).ok_or_else(|| StepError::invalid_input(format!("input tensor {index} has no `{key}`")))
-    };
-    let name = field("name")?
-        .as_str()
-        .ok_or_else(|| StepError::invalid_input(format!("input tensor {index}'s `name` must be a string")))?
-        .to_string();
-    let shape: Vec<usize> = field("shape")?
-        .as_array()
-        .ok_or_else(|| StepError::invalid_input(format!("`shape` of input `{name}` must be an array of sizes")))?
-        .iter()
-        .map(|d| {
-            d.as_u64().map(|d| d as usize).ok_or_else(|| {
-                StepError::invalid_input(format!("`shape` of input `{name}` holds a size that is not a whole number"))
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    let datatype = field("datatype")?.as_str().unwrap_or("");
-    let mut values = Vec::new();
-    match datatype {
-        "BOOL" => flatten_bools(field("data")?, &mut values)?,
-        _ if NUMERIC_DATATYPES.contains(&datatype) => flatten(field("data")?, &mut values)?,
-        "BYTES" => {
-            return Err(StepError::invalid_input(format!(
-                "input `{name}` is BYTES, but this model takes numbers: send FP32, FP64, an integer type or BOOL"
-            )));
-        }
-        other => {
-            return Err(StepError::invalid_input(format!(
-                "input `{name}` has the datatype `{other}`, which the protocol does not define: use BOOL, BYTES, \
-                 FP16, FP32, FP64, INT8..INT64 or UINT8..UINT64"
-            )));
-        }
-    }
-    let (rows, columns) = match shape.as_slice() {
-        [columns] => (1, *columns),
-        [rows, columns] => (*rows, *columns),
-        _ => {
-            return Err(StepError::invalid_input(format!(
-                "shape {shape:?} of input `{name}` must have one or two dimensions"
-            )));
-        }
-    };
-    if rows.checked_mul(columns) != Some(values.len()) {
-        return Err(StepError::invalid_input(format!(
-            "shape {shape:?} of input `{name}` expects {} values, but `data` has {}",
-            rows.saturating_mul(columns),
-            values.len()
-        )));
-    }
-    Ok(InputTensor { name, rows, columns, values })
-}
-
-fn flatten_bools(value: &Value, out: &mut Vec<f64>) -> Result<(), StepError> {
-    match value {
-        Value::Array(items) => items.iter().try_for_each(|item| flatten_bools(item, out)),
-        Value::Bool(flag) => {
-            out.push(f64::from(u8::from(*flag)));
-            Ok(())
-        }
-        other => Err(StepError::invalid_input(format!("a BOOL tensor holds `{other}`, not true or false"))),
-    }
-}
-
-fn flatten(value: &Value, out: &mut Vec<f64>) -> Result<(), StepError> {
-    match value {
-        Value::Array(items) => items.iter().try_for_each(|item| flatten(item, out)),
-        other => number(other, || "data".into()).map(|v| out.push(v)),
-    }
-}
-
-/// `at` names the value's place for the error message; it is built only on failure.
-fn number(value: &Value, at: impl FnOnce() -> String) -> Result<f64, StepError> {
-    value
-        .as_f64()
-        .filter(|v| v.is_finite())
-        .ok_or_else(|| StepError::invalid_input(format!("{} holds `{value}`, not a number", at())))
-}
-
-/// The response in the request's form.
-fn respond<'r>(
-    event: &Event,
-    name: &'r str,
-    version: Option<String>,
-    outputs: Vec<Value>,
-    form: Form,
-    rows: usize,
-    (output, datatype): (&'r str, &'r str),
-) -> Answer<'r> {
-    let (request_id, outputs) = match form {
-        Form::Loose { request_id } => (request_id, Outputs::Loose(outputs)),
-        Form::Tensor { request_id } => {
-            (request_id, Outputs::Tensor([TensorOutput { data: outputs, datatype, name: output, shape: [rows] }]))
-        }
-    };
-    Answer::Infer(InferAnswer {
-        id: request_id.unwrap_or_else(|| Value::String(event.id.text())),
-        model_name: name,
-        model_version: version,
-        outputs,
-    })
 }
 
 /// What a router answers: a model's V2 answer kept in its parts, so that a router whose answer
@@ -811,35 +585,6 @@ impl Answer<'_> {
             Answer::Json(body) => body,
         }
     }
-}
-
-/// A model's answer in the request's form. Its fields are declared in the order a JSON object
-/// of them prints (sorted), so that the bytes written from it and from the body made of it are
-/// the same.
-#[derive(serde::Serialize)]
-struct InferAnswer<'r> {
-    id: Value,
-    model_name: &'r str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    model_version: Option<String>,
-    outputs: Outputs<'r>,
-}
-
-#[derive(serde::Serialize)]
-#[serde(untagged)]
-enum Outputs<'r> {
-    /// One prediction per row, as MLRun answers `{"inputs": [...]}`.
-    Loose(Vec<Value>),
-    /// One output tensor, as the protocol answers tensors.
-    Tensor([TensorOutput<'r>; 1]),
-}
-
-#[derive(serde::Serialize)]
-struct TensorOutput<'r> {
-    data: Vec<Value>,
-    datatype: &'r str,
-    name: &'r str,
-    shape: [usize; 1],
 }
 
 /// Combines each route's predictions row by row: a weighted majority of classes (ties to the

@@ -2,15 +2,15 @@
 //! from the same proto: health, metadata, and infer with raw and typed tensors, one row and 150,
 //! errors as gRPC codes, all through the pipeline REST runs.
 
-use graphc_runtime::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
-use graphc_runtime::grpc::proto::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
-use graphc_runtime::grpc::proto::{
+use graphc_runtime::http::{Connections, ServeOptions};
+use graphc_runtime::model::{Features, Model};
+use graphc_runtime::oip::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+use graphc_runtime::oip::grpc::proto::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
+use graphc_runtime::oip::grpc::proto::{
     InferParameter, InferTensorContents, ModelInferRequest, ModelMetadataRequest, ModelReadyRequest, ServerLiveRequest,
     ServerMetadataRequest, ServerReadyRequest, infer_parameter::ParameterChoice,
 };
-use graphc_runtime::grpc::serve;
-use graphc_runtime::http::{Connections, ServeOptions};
-use graphc_runtime::model::{Features, Model};
+use graphc_runtime::oip::grpc::serve;
 use graphc_runtime::router::{Mode, Route, Router};
 use graphc_runtime::*;
 use serde_json::{Map, Value, json};

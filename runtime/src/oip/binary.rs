@@ -4,8 +4,10 @@
 //! when asked (`binary_data` on an output, or `binary_data_output` on the request). A binary
 //! request is read into the JSON form, so the rest of the server sees one kind of request.
 
+use super::Datatype;
+use super::infer::InferResponse;
 use crate::error::StepError;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// The header carrying the length of the JSON head.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
@@ -32,13 +34,15 @@ pub fn read_request(bytes: &[u8], head_length: usize) -> Result<Value, StepError
                 ))
             })?;
             rest = after;
-            let datatype = input.get("datatype").and_then(Value::as_str).unwrap_or("").to_string();
-            let values = decode(&datatype, data).map_err(|reason| {
-                StepError::bad_request(format!(
-                    "input `{}`: {reason}",
-                    input.get("name").and_then(Value::as_str).unwrap_or("")
-                ))
-            })?;
+            let name = || input.get("name").and_then(Value::as_str).unwrap_or("");
+            let datatype: Datatype = input
+                .get("datatype")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .parse()
+                .map_err(|unknown| StepError::bad_request(format!("input `{}`: {unknown}", name())))?;
+            let values = decode(datatype, data)
+                .map_err(|reason| StepError::bad_request(format!("input `{}`: {reason}", name())))?;
             if let Some(fields) = input.as_object_mut() {
                 fields.insert("data".to_string(), Value::Array(values));
                 if let Some(Value::Object(parameters)) = fields.get_mut("parameters") {
@@ -70,86 +74,98 @@ pub fn wants_binary(request: &Value) -> bool {
 
 /// An answer's outputs in binary: the JSON head (each output's `data` replaced by its
 /// `binary_data_size`) and the head's length, then the data, in output order. `None` when the
-/// answer has no tensor outputs of a type that can be written.
-pub fn write_answer(answer: &Value) -> Option<(Vec<u8>, usize)> {
-    let mut head = answer.clone();
+/// answer (its JSON bytes) has no tensor outputs of a type that can be written.
+pub fn write_answer(answer: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let mut answer = InferResponse::from_slice(answer)?;
     let mut data = Vec::new();
-    let outputs = head.get_mut("outputs")?.as_array_mut()?;
-    for output in outputs {
-        let datatype = output.get("datatype").and_then(Value::as_str)?.to_string();
-        let values = output.get("data")?.as_array()?;
+    for output in &mut answer.outputs {
         let start = data.len();
-        encode(&datatype, values, &mut data)?;
-        let fields = output.as_object_mut()?;
-        fields.remove("data");
-        let parameters = fields.entry("parameters").or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(parameters) = parameters {
-            parameters.insert("binary_data_size".to_string(), json!(data.len() - start));
-        }
+        encode(output.datatype, output.data.as_deref()?, &mut data)?;
+        output.data = None;
+        output.parameters.insert("binary_data_size".to_string(), json!(data.len() - start));
     }
-    let mut body = serde_json::to_vec(&head).ok()?;
+    let mut body = serde_json::to_vec(&answer).ok()?;
     let head_length = body.len();
     body.extend_from_slice(&data);
     Some((body, head_length))
 }
 
+/// Why binary data could not be read as its datatype.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DataError {
+    /// The bytes do not divide into values of the type's width.
+    #[error("{length} bytes is not a whole number of {width}-byte values")]
+    Ragged { length: usize, width: usize },
+    /// A BYTES element's length or content runs past the data.
+    #[error("a BYTES element is cut short")]
+    CutShort,
+}
+
 /// Little-endian values of `datatype` as JSON numbers (BYTES as strings).
-pub(crate) fn decode(datatype: &str, data: &[u8]) -> Result<Vec<Value>, String> {
-    fn fixed<const N: usize>(data: &[u8], read: impl Fn([u8; N]) -> Value) -> Result<Vec<Value>, String> {
+pub(crate) fn decode(datatype: Datatype, data: &[u8]) -> Result<Vec<Value>, DataError> {
+    fn fixed<const N: usize>(data: &[u8], read: impl Fn([u8; N]) -> Value) -> Result<Vec<Value>, DataError> {
         if !data.len().is_multiple_of(N) {
-            return Err(format!("{} bytes is not a whole number of {N}-byte values", data.len()));
+            return Err(DataError::Ragged { length: data.len(), width: N });
         }
         Ok(data.chunks_exact(N).map(|chunk| read(chunk.try_into().unwrap_or([0; N]))).collect())
     }
     match datatype {
-        "BOOL" => fixed::<1>(data, |[b]| json!(b != 0)),
-        "UINT8" => fixed::<1>(data, |[b]| json!(b)),
-        "INT8" => fixed::<1>(data, |b| json!(i8::from_le_bytes(b))),
-        "UINT16" => fixed::<2>(data, |b| json!(u16::from_le_bytes(b))),
-        "INT16" => fixed::<2>(data, |b| json!(i16::from_le_bytes(b))),
-        "FP16" => fixed::<2>(data, |b| json!(f16_to_f32(u16::from_le_bytes(b)))),
-        "UINT32" => fixed::<4>(data, |b| json!(u32::from_le_bytes(b))),
-        "INT32" => fixed::<4>(data, |b| json!(i32::from_le_bytes(b))),
-        "FP32" => fixed::<4>(data, |b| json!(f32::from_le_bytes(b))),
-        "UINT64" => fixed::<8>(data, |b| json!(u64::from_le_bytes(b))),
-        "INT64" => fixed::<8>(data, |b| json!(i64::from_le_bytes(b))),
-        "FP64" => fixed::<8>(data, |b| json!(f64::from_le_bytes(b))),
-        "BYTES" => {
+        Datatype::Bool => fixed::<1>(data, |[b]| json!(b != 0)),
+        Datatype::Uint8 => fixed::<1>(data, |[b]| json!(b)),
+        Datatype::Int8 => fixed::<1>(data, |b| json!(i8::from_le_bytes(b))),
+        Datatype::Uint16 => fixed::<2>(data, |b| json!(u16::from_le_bytes(b))),
+        Datatype::Int16 => fixed::<2>(data, |b| json!(i16::from_le_bytes(b))),
+        Datatype::Fp16 => fixed::<2>(data, |b| json!(f16_to_f32(u16::from_le_bytes(b)))),
+        Datatype::Uint32 => fixed::<4>(data, |b| json!(u32::from_le_bytes(b))),
+        Datatype::Int32 => fixed::<4>(data, |b| json!(i32::from_le_bytes(b))),
+        Datatype::Fp32 => fixed::<4>(data, |b| json!(f32::from_le_bytes(b))),
+        Datatype::Uint64 => fixed::<8>(data, |b| json!(u64::from_le_bytes(b))),
+        Datatype::Int64 => fixed::<8>(data, |b| json!(i64::from_le_bytes(b))),
+        Datatype::Fp64 => fixed::<8>(data, |b| json!(f64::from_le_bytes(b))),
+        Datatype::Bytes => {
             // Each element: a 4-byte little-endian length, then that many bytes.
             let mut values = Vec::new();
             let mut rest = data;
             while !rest.is_empty() {
-                let (length, after) = rest.split_at_checked(4).ok_or("a BYTES element's length is cut short")?;
+                let (length, after) = rest.split_at_checked(4).ok_or(DataError::CutShort)?;
                 let length = u32::from_le_bytes(length.try_into().unwrap_or([0; 4])) as usize;
-                let (element, after) = after.split_at_checked(length).ok_or("a BYTES element is cut short")?;
+                let (element, after) = after.split_at_checked(length).ok_or(DataError::CutShort)?;
                 values.push(Value::String(String::from_utf8_lossy(element).into_owned()));
                 rest = after;
             }
             Ok(values)
         }
-        other => Err(format!("binary data of datatype `{other}`, which the protocol does not define")),
     }
 }
 
-/// JSON values as little-endian `datatype`; `None` for a value or a datatype that cannot be.
-pub(crate) fn encode(datatype: &str, values: &[Value], out: &mut Vec<u8>) -> Option<()> {
+/// JSON values as little-endian `datatype`; `None` for a value the type cannot hold (and for
+/// FP16, which answers are not written in).
+pub(crate) fn encode(datatype: Datatype, values: &[Value], out: &mut Vec<u8>) -> Option<()> {
+    fn int<T: TryFrom<i64>>(value: &Value) -> Option<T> {
+        T::try_from(value.as_i64()?).ok()
+    }
     for value in values {
         match datatype {
-            "BOOL" => out.push(u8::from(value.as_bool()?)),
-            "INT64" => out.extend_from_slice(&value.as_i64()?.to_le_bytes()),
-            "INT32" => out.extend_from_slice(&i32::try_from(value.as_i64()?).ok()?.to_le_bytes()),
-            "UINT64" => out.extend_from_slice(&value.as_u64()?.to_le_bytes()),
-            "FP64" => out.extend_from_slice(&value.as_f64()?.to_le_bytes()),
-            "FP32" => out.extend_from_slice(&(value.as_f64()? as f32).to_le_bytes()),
-            "BYTES" => {
+            Datatype::Bool => out.push(u8::from(value.as_bool()?)),
+            Datatype::Int8 => out.extend_from_slice(&int::<i8>(value)?.to_le_bytes()),
+            Datatype::Int16 => out.extend_from_slice(&int::<i16>(value)?.to_le_bytes()),
+            Datatype::Int32 => out.extend_from_slice(&int::<i32>(value)?.to_le_bytes()),
+            Datatype::Int64 => out.extend_from_slice(&value.as_i64()?.to_le_bytes()),
+            Datatype::Uint8 => out.extend_from_slice(&int::<u8>(value)?.to_le_bytes()),
+            Datatype::Uint16 => out.extend_from_slice(&int::<u16>(value)?.to_le_bytes()),
+            Datatype::Uint32 => out.extend_from_slice(&int::<u32>(value)?.to_le_bytes()),
+            Datatype::Uint64 => out.extend_from_slice(&value.as_u64()?.to_le_bytes()),
+            Datatype::Fp64 => out.extend_from_slice(&value.as_f64()?.to_le_bytes()),
+            Datatype::Fp32 => out.extend_from_slice(&(value.as_f64()? as f32).to_le_bytes()),
+            Datatype::Fp16 => return None,
+            Datatype::Bytes => {
                 let text = match value {
-                    Value::String(text) => text.clone(),
-                    other => other.to_string(),
+                    Value::String(text) => std::borrow::Cow::Borrowed(text.as_str()),
+                    other => std::borrow::Cow::Owned(other.to_string()),
                 };
                 out.extend_from_slice(&u32::try_from(text.len()).ok()?.to_le_bytes());
                 out.extend_from_slice(text.as_bytes());
             }
-            _ => return None,
         }
     }
     Some(())
@@ -193,7 +209,7 @@ mod tests {
             { "name": "predict", "datatype": "INT64", "shape": [2], "data": [0, 2] },
             { "name": "labels", "datatype": "BYTES", "shape": [2], "data": ["setosa", "virginica"] }
         ] });
-        let (body, answer_head) = write_answer(&answer).unwrap();
+        let (body, answer_head) = write_answer(&serde_json::to_vec(&answer).unwrap()).unwrap();
         // Read back as a request would be: the outputs stand in for inputs.
         let as_request = String::from_utf8(body[..answer_head].to_vec()).unwrap().replace("\"outputs\"", "\"inputs\"");
         let mut bytes = as_request.into_bytes();

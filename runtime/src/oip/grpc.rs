@@ -8,7 +8,8 @@
 //! outputs as `raw_output_contents`, as Triton answers and tritonclient reads them. A REST error
 //! status becomes the matching gRPC code, its message bounded.
 
-use crate::binary;
+use super::infer::InferResponse;
+use super::{Datatype, binary, paths};
 use crate::event::Response;
 use crate::http::{Connections, ServeOptions};
 use crate::listen::{Activity, accept};
@@ -231,15 +232,15 @@ fn bounded(message: &str) -> String {
     format!("{}... ({} bytes in all)", message.get(..end).unwrap_or_default(), message.len())
 }
 
-/// `/v2/models/{name}` or `/v2/models/{name}/versions/{version}`, then `suffix`.
+/// The REST path a call about model `name` at `version` (empty: none) stands for, then `suffix`.
 fn model_path(name: &str, version: &str, suffix: &str) -> Result<String, Status> {
     let segment = |s: &str| !s.is_empty() && !s.contains('/');
     if !segment(name) {
         return Err(Status::invalid_argument("the model's name must be given, without `/`"));
     }
     match version {
-        "" => Ok(format!("/v2/models/{name}{suffix}")),
-        version if segment(version) => Ok(format!("/v2/models/{name}/versions/{version}{suffix}")),
+        "" => Ok(paths::model(name, None, suffix)),
+        version if segment(version) => Ok(paths::model(name, Some(version), suffix)),
         _ => Err(Status::invalid_argument("a version cannot hold `/`")),
     }
 }
@@ -250,7 +251,7 @@ impl<H: Handler> GrpcInferenceService for Service<H> {
         &self,
         request: tonic::Request<ServerLiveRequest>,
     ) -> Result<tonic::Response<ServerLiveResponse>, Status> {
-        let live = self.call("GET", "/v2/health/live".to_string(), request.into_parts().0.into_headers()).await.is_ok();
+        let live = self.call("GET", paths::LIVE.to_string(), request.into_parts().0.into_headers()).await.is_ok();
         Ok(tonic::Response::new(ServerLiveResponse { live }))
     }
 
@@ -258,8 +259,7 @@ impl<H: Handler> GrpcInferenceService for Service<H> {
         &self,
         request: tonic::Request<ServerReadyRequest>,
     ) -> Result<tonic::Response<ServerReadyResponse>, Status> {
-        let ready =
-            self.call("GET", "/v2/health/ready".to_string(), request.into_parts().0.into_headers()).await.is_ok();
+        let ready = self.call("GET", paths::READY.to_string(), request.into_parts().0.into_headers()).await.is_ok();
         Ok(tonic::Response::new(ServerReadyResponse { ready }))
     }
 
@@ -281,7 +281,7 @@ impl<H: Handler> GrpcInferenceService for Service<H> {
         &self,
         request: tonic::Request<ServerMetadataRequest>,
     ) -> Result<tonic::Response<ServerMetadataResponse>, Status> {
-        let body = self.call("GET", "/v2".to_string(), request.into_parts().0.into_headers()).await?;
+        let body = self.call("GET", paths::SERVER.to_string(), request.into_parts().0.into_headers()).await?;
         Ok(tonic::Response::new(ServerMetadataResponse {
             name: text(&body, "name"),
             version: text(&body, "version"),
@@ -345,13 +345,14 @@ fn infer_body(request: &ModelInferRequest) -> Result<Value, Status> {
     }
     let mut inputs = Vec::with_capacity(request.inputs.len());
     for (index, input) in request.inputs.iter().enumerate() {
+        let invalid =
+            |reason: &dyn std::fmt::Display| Status::invalid_argument(format!("input `{}`: {reason}", input.name));
+        let datatype: Datatype = input.datatype.parse().map_err(|unknown| invalid(&unknown))?;
         let data = match request.raw_input_contents.get(index) {
-            Some(bytes) if raw => binary::decode(&input.datatype, bytes)
-                .map_err(|reason| Status::invalid_argument(format!("input `{}`: {reason}", input.name)))?,
-            _ => contents(&input.datatype, input.contents.as_ref())
-                .map_err(|reason| Status::invalid_argument(format!("input `{}`: {reason}", input.name)))?,
+            Some(bytes) if raw => binary::decode(datatype, bytes).map_err(|reason| invalid(&reason))?,
+            _ => contents(datatype, input.contents.as_ref()).map_err(|reason| invalid(&reason))?,
         };
-        inputs.push(json!({ "name": input.name, "datatype": input.datatype, "shape": input.shape, "data": data }));
+        inputs.push(json!({ "name": input.name, "datatype": datatype, "shape": input.shape, "data": data }));
     }
     let mut body = Map::new();
     if !request.id.is_empty() {
@@ -368,19 +369,24 @@ fn infer_body(request: &ModelInferRequest) -> Result<Value, Status> {
     Ok(Value::Object(body))
 }
 
+/// A datatype the message's typed contents cannot carry.
+#[derive(Debug, thiserror::Error)]
+#[error("the datatype `{0}` has no typed contents; send raw_input_contents")]
+struct NoTypedContents(Datatype);
+
 /// The typed contents of a tensor, by its datatype.
-fn contents(datatype: &str, contents: Option<&InferTensorContents>) -> Result<Vec<Value>, String> {
+fn contents(datatype: Datatype, contents: Option<&InferTensorContents>) -> Result<Vec<Value>, NoTypedContents> {
     let Some(c) = contents else { return Ok(Vec::new()) };
     Ok(match datatype {
-        "BOOL" => c.bool_contents.iter().map(|v| json!(v)).collect(),
-        "INT8" | "INT16" | "INT32" => c.int_contents.iter().map(|v| json!(v)).collect(),
-        "INT64" => c.int64_contents.iter().map(|v| json!(v)).collect(),
-        "UINT8" | "UINT16" | "UINT32" => c.uint_contents.iter().map(|v| json!(v)).collect(),
-        "UINT64" => c.uint64_contents.iter().map(|v| json!(v)).collect(),
-        "FP32" => c.fp32_contents.iter().map(|v| json!(v)).collect(),
-        "FP64" => c.fp64_contents.iter().map(|v| json!(v)).collect(),
-        "BYTES" => c.bytes_contents.iter().map(|v| json!(String::from_utf8_lossy(v))).collect(),
-        other => return Err(format!("the datatype `{other}` has no typed contents; send raw_input_contents")),
+        Datatype::Bool => c.bool_contents.iter().map(|v| json!(v)).collect(),
+        Datatype::Int8 | Datatype::Int16 | Datatype::Int32 => c.int_contents.iter().map(|v| json!(v)).collect(),
+        Datatype::Int64 => c.int64_contents.iter().map(|v| json!(v)).collect(),
+        Datatype::Uint8 | Datatype::Uint16 | Datatype::Uint32 => c.uint_contents.iter().map(|v| json!(v)).collect(),
+        Datatype::Uint64 => c.uint64_contents.iter().map(|v| json!(v)).collect(),
+        Datatype::Fp32 => c.fp32_contents.iter().map(|v| json!(v)).collect(),
+        Datatype::Fp64 => c.fp64_contents.iter().map(|v| json!(v)).collect(),
+        Datatype::Bytes => c.bytes_contents.iter().map(|v| json!(String::from_utf8_lossy(v))).collect(),
+        Datatype::Fp16 => return Err(NoTypedContents(datatype)),
     })
 }
 
@@ -404,35 +410,28 @@ fn parameters(parameters: &HashMap<String, InferParameter>) -> Map<String, Value
 /// The REST answer as a `ModelInferResponse`: each output's data little-endian in
 /// `raw_output_contents`, in output order.
 fn infer_response(request: &ModelInferRequest, answer: &Value) -> Result<ModelInferResponse, Status> {
-    let outputs = answer
-        .get("outputs")
-        .and_then(Value::as_array)
+    let answer = InferResponse::from_value(answer)
         .ok_or_else(|| Status::internal("the route answered without tensor outputs: gRPC serves model routes"))?;
-    let mut tensors = Vec::with_capacity(outputs.len());
-    let mut raw = Vec::with_capacity(outputs.len());
-    for output in outputs {
-        let datatype = text(output, "datatype");
-        let data = output.get("data").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut tensors = Vec::with_capacity(answer.outputs.len());
+    let mut raw = Vec::with_capacity(answer.outputs.len());
+    for output in answer.outputs {
         let mut bytes = Vec::new();
-        binary::encode(&datatype, &data, &mut bytes).ok_or_else(|| {
-            Status::internal(format!("output `{}` cannot be written as {datatype}", text(output, "name")))
+        binary::encode(output.datatype, output.data.as_deref().unwrap_or_default(), &mut bytes).ok_or_else(|| {
+            Status::internal(format!("output `{}` cannot be written as {}", output.name, output.datatype))
         })?;
         raw.push(bytes);
         tensors.push(InferOutputTensor {
-            name: text(output, "name"),
-            datatype,
-            shape: shape(output.get("shape")),
+            name: output.name,
+            datatype: output.datatype.to_string(),
+            shape: output.shape,
             parameters: HashMap::new(),
             contents: None,
         });
     }
     Ok(ModelInferResponse {
-        model_name: text(answer, "model_name"),
-        model_version: answer
-            .get("model_version")
-            .and_then(Value::as_str)
-            .map_or_else(|| request.model_version.clone(), str::to_string),
-        id: answer.get("id").and_then(Value::as_str).map_or_else(|| request.id.clone(), str::to_string),
+        model_name: answer.model_name,
+        model_version: answer.model_version.unwrap_or_else(|| request.model_version.clone()),
+        id: answer.id.as_ref().and_then(Value::as_str).map_or_else(|| request.id.clone(), str::to_string),
         parameters: HashMap::new(),
         outputs: tensors,
         raw_output_contents: raw,

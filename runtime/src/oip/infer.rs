@@ -1,0 +1,360 @@
+//! The inference request a model route reads and the answer it writes, as the protocol defines
+//! them: inputs in MLRun's loose form (`{"inputs": [[...], ...]}`) or as OIP tensors, read into
+//! rows of features; the answer in the form the request came in. REST's JSON, the binary
+//! extension and gRPC all arrive here as the same JSON body, and leave from the same answer.
+
+use super::Datatype;
+use crate::error::StepError;
+use crate::event::Event;
+use crate::model::{Features, TensorSpec};
+use serde_json::{Map, Value};
+
+/// An inference request, read from a route's body (after the model's `preprocess`).
+pub(crate) struct InferRequest<'b> {
+    /// The inputs as rows of numbers.
+    pub features: Features,
+    /// The form the request came in, which its answer takes.
+    pub form: Form,
+    /// The request's `parameters`, handed to the model's predict.
+    pub parameters: &'b Map<String, Value>,
+}
+
+/// The form of an inference request, mirrored in its answer.
+pub(crate) enum Form {
+    /// MLRun's `{"inputs": [[...], ...]}`; the request's `id`, if any, is echoed.
+    Loose { request_id: Option<Value> },
+    /// OIP tensors; the request's id and tensor name are echoed.
+    Tensor { request_id: Option<Value> },
+}
+
+/// What a request without parameters borrows.
+static NO_PARAMETERS: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+
+impl<'b> InferRequest<'b> {
+    /// Reads `body`. Requested `outputs` must name outputs the model has (`outputs`, 400);
+    /// inputs that are not numbers, or tensors whose shapes and data disagree, are 422.
+    pub fn read(body: &'b Value, outputs: impl FnOnce() -> Vec<TensorSpec>) -> Result<InferRequest<'b>, StepError> {
+        let (features, form) = read_inputs(body)?;
+        if let Some(requested) = body.get("outputs") {
+            let requested = requested
+                .as_array()
+                .ok_or_else(|| StepError::bad_request("`outputs` must be an array of {\"name\": ...} objects"))?;
+            let outputs = outputs();
+            for output in requested {
+                let name = output.get("name").and_then(Value::as_str).unwrap_or_default();
+                if !outputs.iter().any(|o| o.name == name) {
+                    let names: Vec<String> = outputs.iter().map(|o| format!("`{}`", o.name)).collect();
+                    return Err(StepError::bad_request(format!(
+                        "unknown output `{name}`: this model's outputs are {}",
+                        names.join(", ")
+                    )));
+                }
+            }
+        }
+        let parameters = match body.get("parameters") {
+            None | Some(Value::Null) => &*NO_PARAMETERS,
+            Some(Value::Object(parameters)) => parameters,
+            Some(_) => return Err(StepError::bad_request("`parameters` must be an object")),
+        };
+        Ok(InferRequest { features, form, parameters })
+    }
+}
+
+/// Reads `inputs` in either form: rows of numbers, or OIP tensors.
+pub(crate) fn read_inputs(body: &Value) -> Result<(Features, Form), StepError> {
+    let inputs = body.get("inputs").ok_or_else(|| {
+        StepError::invalid_input("the request has no `inputs`: send {\"inputs\": [[...], ...]} or OIP tensors {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}]}")
+    })?;
+    let Value::Array(items) = inputs else {
+        return Err(StepError::invalid_input("`inputs` must be an array"));
+    };
+    match items.first() {
+        Some(Value::Object(_)) => read_tensors(body, items),
+        _ => {
+            let mut values = Vec::new();
+            let mut columns = None;
+            for (i, row) in items.iter().enumerate() {
+                let before = values.len();
+                match row {
+                    Value::Array(row) => {
+                        row.iter().try_for_each(|v| number(v, || format!("inputs[{i}]")).map(|v| values.push(v)))?
+                    }
+                    other => {
+                        values.push(number(other, || "inputs".into()).map_err(|_| {
+                            StepError::invalid_input(format!("inputs[{i}] must be an array of numbers"))
+                        })?)
+                    }
+                }
+                let width = values.len() - before;
+                if *columns.get_or_insert(width) != width && !row.is_number() {
+                    return Err(StepError::invalid_input(format!(
+                        "row {i} has {width} values, but row 0 has {}",
+                        columns.unwrap_or(0)
+                    )));
+                }
+            }
+            // A flat list of numbers is one row.
+            let (rows, columns) = if items.iter().all(Value::is_number) {
+                (usize::from(!items.is_empty()), values.len())
+            } else {
+                (items.len(), columns.unwrap_or(0))
+            };
+            Ok((Features { values, rows, columns }, Form::Loose { request_id: body.get("id").cloned() }))
+        }
+    }
+}
+
+/// OIP tensors: every input tensor, each `[rows]` or `[rows, columns]`, side by side (row `i`
+/// of the features is row `i` of each tensor, in order). BOOL is read as 0 and 1; BYTES and
+/// other types a model of numbers cannot take are refused (422).
+fn read_tensors(body: &Value, items: &[Value]) -> Result<(Features, Form), StepError> {
+    let mut tensors = Vec::with_capacity(items.len());
+    for (index, tensor) in items.iter().enumerate() {
+        tensors.push(read_tensor(index, tensor)?);
+    }
+    let rows = tensors.first().map_or(0, |tensor| tensor.rows);
+    if let Some(other) = tensors.iter().find(|tensor| tensor.rows != rows) {
+        return Err(StepError::invalid_input(format!(
+            "input `{}` has {} rows, but input `{}` has {rows}: inputs are read side by side, row by row",
+            other.name,
+            other.rows,
+            tensors.first().map_or("", |tensor| tensor.name.as_str())
+        )));
+    }
+    let columns: usize = tensors.iter().map(|tensor| tensor.columns).sum();
+    let values = if tensors.len() == 1 {
+        tensors.pop().map(|tensor| tensor.values).unwrap_or_default()
+    } else {
+        let mut values = Vec::with_capacity(rows * columns);
+        for row in 0..rows {
+            for tensor in &tensors {
+                values.extend_from_slice(
+                    tensor.values.get(row * tensor.columns..(row + 1) * tensor.columns).unwrap_or(&[]),
+                );
+            }
+        }
+        values
+    };
+    Ok((Features { values, rows, columns }, Form::Tensor { request_id: body.get("id").cloned() }))
+}
+
+/// One input tensor, read.
+struct InputTensor {
+    name: String,
+    rows: usize,
+    columns: usize,
+    values: Vec<f64>,
+}
+
+fn read_tensor(index: usize, tensor: &Value) -> Result<InputTensor, StepError> {
+    let field = |key: &str| {
+        tensor.get(key).ok_or_else(|| StepError::invalid_input(format!("input tensor {index} has no `{key}`")))
+    };
+    let name = field("name")?
+        .as_str()
+        .ok_or_else(|| StepError::invalid_input(format!("input tensor {index}'s `name` must be a string")))?
+        .to_string();
+    let shape: Vec<usize> = field("shape")?
+        .as_array()
+        .ok_or_else(|| StepError::invalid_input(format!("`shape` of input `{name}` must be an array of sizes")))?
+        .iter()
+        .map(|d| {
+            d.as_u64().map(|d| d as usize).ok_or_else(|| {
+                StepError::invalid_input(format!("`shape` of input `{name}` holds a size that is not a whole number"))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let datatype: Datatype = field("datatype")?
+        .as_str()
+        .unwrap_or("")
+        .parse()
+        .map_err(|unknown| StepError::invalid_input(format!("input `{name}`: {unknown}")))?;
+    let mut values = Vec::new();
+    match datatype {
+        Datatype::Bool => flatten_bools(field("data")?, &mut values)?,
+        Datatype::Bytes => {
+            return Err(StepError::invalid_input(format!(
+                "input `{name}` is BYTES, but this model takes numbers: send FP32, FP64, an integer type or BOOL"
+            )));
+        }
+        _ => flatten(field("data")?, &mut values)?,
+    }
+    let (rows, columns) = match shape.as_slice() {
+        [columns] => (1, *columns),
+        [rows, columns] => (*rows, *columns),
+        _ => {
+            return Err(StepError::invalid_input(format!(
+                "shape {shape:?} of input `{name}` must have one or two dimensions"
+            )));
+        }
+    };
+    if rows.checked_mul(columns) != Some(values.len()) {
+        return Err(StepError::invalid_input(format!(
+            "shape {shape:?} of input `{name}` expects {} values, but `data` has {}",
+            rows.saturating_mul(columns),
+            values.len()
+        )));
+    }
+    Ok(InputTensor { name, rows, columns, values })
+}
+
+fn flatten_bools(value: &Value, out: &mut Vec<f64>) -> Result<(), StepError> {
+    match value {
+        Value::Array(items) => items.iter().try_for_each(|item| flatten_bools(item, out)),
+        Value::Bool(flag) => {
+            out.push(f64::from(u8::from(*flag)));
+            Ok(())
+        }
+        other => Err(StepError::invalid_input(format!("a BOOL tensor holds `{other}`, not true or false"))),
+    }
+}
+
+fn flatten(value: &Value, out: &mut Vec<f64>) -> Result<(), StepError> {
+    match value {
+        Value::Array(items) => items.iter().try_for_each(|item| flatten(item, out)),
+        other => number(other, || "data".into()).map(|v| out.push(v)),
+    }
+}
+
+/// `at` names the value's place for the error message; it is built only on failure.
+fn number(value: &Value, at: impl FnOnce() -> String) -> Result<f64, StepError> {
+    value
+        .as_f64()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| StepError::invalid_input(format!("{} holds `{value}`, not a number", at())))
+}
+
+/// A model's answer in the request's form. Its fields are declared in the order a JSON object
+/// of them prints (sorted), so that the bytes written from it and from the body made of it are
+/// the same.
+#[derive(serde::Serialize)]
+pub(crate) struct InferAnswer<'r> {
+    id: Value,
+    model_name: &'r str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_version: Option<String>,
+    outputs: Outputs<'r>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Outputs<'r> {
+    /// One prediction per row, as MLRun answers `{"inputs": [...]}`.
+    Loose(Vec<Value>),
+    /// One output tensor, as the protocol answers tensors.
+    Tensor([TensorOutput<'r>; 1]),
+}
+
+#[derive(serde::Serialize)]
+struct TensorOutput<'r> {
+    data: Vec<Value>,
+    datatype: &'r str,
+    name: &'r str,
+    shape: [usize; 1],
+}
+
+/// Who answers, and as which output.
+pub(crate) struct Answerer<'r> {
+    /// The model's name.
+    pub name: &'r str,
+    /// The version answered, if any.
+    pub version: Option<String>,
+    /// The answering output's name and datatype.
+    pub output: (&'r str, &'r str),
+}
+
+impl<'r> InferAnswer<'r> {
+    /// `outputs`, one per row of the request, in the request's form: the request's `id` echoed
+    /// (else the event's), one tensor of `[rows]` for a tensor request.
+    pub fn new(event: &Event, answerer: Answerer<'r>, outputs: Vec<Value>, form: Form, rows: usize) -> Self {
+        let (output, datatype) = answerer.output;
+        let (request_id, outputs) = match form {
+            Form::Loose { request_id } => (request_id, Outputs::Loose(outputs)),
+            Form::Tensor { request_id } => {
+                (request_id, Outputs::Tensor([TensorOutput { data: outputs, datatype, name: output, shape: [rows] }]))
+            }
+        };
+        InferAnswer {
+            id: request_id.unwrap_or_else(|| Value::String(event.id.text())),
+            model_name: answerer.name,
+            model_version: answerer.version,
+            outputs,
+        }
+    }
+}
+
+/// An inference answer as it left the pipeline, read back by the codecs that write it in
+/// another form (binary outputs, a gRPC reply). Fields a route added besides the protocol's are
+/// kept in `rest`, so that the binary form's JSON head says what the JSON answer said.
+#[derive(serde::Deserialize, serde::Serialize)]
+pub(crate) struct InferResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Value>,
+    #[serde(default)]
+    pub model_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
+    pub outputs: Vec<OutputTensor>,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// One output tensor of an answer.
+#[derive(serde::Deserialize, serde::Serialize)]
+pub(crate) struct OutputTensor {
+    pub name: String,
+    pub datatype: Datatype,
+    pub shape: Vec<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub parameters: Map<String, Value>,
+}
+
+impl InferResponse {
+    /// The answer in `bytes`, if it is an inference answer with tensor outputs.
+    pub fn from_slice(bytes: &[u8]) -> Option<InferResponse> {
+        serde_json::from_slice(bytes).ok()
+    }
+
+    /// The same, from an answer already read.
+    pub fn from_value(answer: &Value) -> Option<InferResponse> {
+        serde::Deserialize::deserialize(answer).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tensors_are_read_side_by_side_row_by_row() {
+        let body = json!({"inputs": [
+            {"name": "a", "shape": [2, 1], "datatype": "FP32", "data": [1, 2]},
+            {"name": "b", "shape": [2, 2], "datatype": "BOOL", "data": [[true, false], [false, true]]},
+        ]});
+        let request = InferRequest::read(&body, Vec::new).unwrap();
+        assert_eq!(request.features.values, [1.0, 1.0, 0.0, 2.0, 0.0, 1.0]);
+        assert_eq!((request.features.rows, request.features.columns), (2, 3));
+        assert!(matches!(request.form, Form::Tensor { request_id: None }));
+    }
+
+    #[test]
+    fn an_unknown_datatype_is_named_with_the_ones_the_protocol_has() {
+        let body = json!({"inputs": [{"name": "a", "shape": [1], "datatype": "FLOAT", "data": [1]}]});
+        let error = InferRequest::read(&body, Vec::new).err().unwrap();
+        assert_eq!(error.status(), 422);
+        assert!(error.message.contains("input `a`: the datatype `FLOAT`"), "{}", error.message);
+    }
+
+    #[test]
+    fn an_answer_keeps_the_fields_a_route_added() {
+        let answer = json!({"id": "1", "model_name": "m", "outputs": [
+            {"name": "predict", "datatype": "INT64", "shape": [1], "data": [2]}
+        ], "extra": true});
+        let read = InferResponse::from_value(&answer).unwrap();
+        assert_eq!(read.outputs[0].datatype, Datatype::Int64);
+        assert_eq!(serde_json::to_value(&read).unwrap(), answer);
+    }
+}
