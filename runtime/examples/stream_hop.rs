@@ -45,7 +45,7 @@ async fn main() -> Result<(), String> {
             .await?;
         }
         "produce-raw" => {
-            let connection = connection(url)?;
+            let connection = connection(url).map_err(|e| e.to_string())?;
             let stream = stream.clone();
             produce(count, move |n| {
                 let (mut connection, stream) = (connection.clone(), stream.clone());
@@ -82,7 +82,9 @@ async fn main() -> Result<(), String> {
             if mode == "consume-graphc-at-least-once" {
                 options.dedupe_window = Duration::ZERO;
             }
-            consume(pipeline, source, options, async move { done.notified().await }).await?;
+            consume(pipeline, source, options, async move { done.notified().await })
+                .await
+                .map_err(|e| e.to_string())?;
         }
         "consume-raw" => consume_raw(url, stream, count).await.map_err(|e| e.to_string())?,
         other => return Err(format!("unknown mode `{other}`")),

@@ -39,8 +39,8 @@ pub struct Summary {
 
 /// An input line as an event: a JSON envelope in its reserved form ([`crate::envelope`]: a
 /// `body` and only envelope fields) is an event; any other JSON value is a body, whole.
-pub fn event_from_line(line: &str) -> Result<Event, String> {
-    let value: Value = serde_json::from_str(line).map_err(|error| format!("not JSON: {error}"))?;
+pub fn event_from_line(line: &str) -> Result<Event, serde_json::Error> {
+    let value: Value = serde_json::from_str(line)?;
     Ok(crate::envelope::Envelope::from_json(value).into_event())
 }
 
@@ -63,14 +63,23 @@ fn write_answer(output: &mut impl Write, response: &Response) -> std::io::Result
 /// in this order), then each line with its 1-based line number in the file (failures name it).
 struct Work {
     first: usize,
-    lines: Vec<(usize, Result<String, String>)>,
+    lines: Vec<(usize, Result<String, LineError>)>,
+}
+
+/// Why a line is not an event: answered `400` with this as its error.
+#[derive(Debug, thiserror::Error)]
+enum LineError {
+    #[error("not UTF-8: {0}")]
+    NotUtf8(std::str::Utf8Error),
+    #[error("not JSON: {0}")]
+    NotJson(#[from] serde_json::Error),
 }
 
 /// What became of one line.
 enum Outcome {
     Answered(Response),
     /// Not an event (not UTF-8, not JSON): answered 400 with this reason, the graph not run.
-    Refused(String),
+    Refused(LineError),
 }
 
 /// Lines handed to a worker at once: as many as take about this long, so that cheap events do
@@ -114,7 +123,7 @@ pub async fn run<H: Handler>(
                 for (line_number, line) in next.lines {
                     outcomes.push((
                         line_number,
-                        match line.and_then(|line| event_from_line(&line)) {
+                        match line.and_then(|line| Ok(event_from_line(&line)?)) {
                             Ok(event) => Outcome::Answered(handler.handle(event).await),
                             Err(reason) => Outcome::Refused(reason),
                         },
@@ -162,7 +171,7 @@ pub async fn run<H: Handler>(
                         }
                         Ok(line)
                     }
-                    Err(error) => Err(format!("not UTF-8: {}", error.utf8_error())),
+                    Err(error) => Err(LineError::NotUtf8(error.utf8_error())),
                 };
                 chunk.push((line_number, line));
             }
@@ -209,7 +218,7 @@ pub async fn run<H: Handler>(
                     }
                     Outcome::Refused(reason) => {
                         summary.failed += 1;
-                        let error = json!({ "error": reason });
+                        let error = json!({ "error": reason.to_string() });
                         writeln!(output, "{}", json!({ "id": Value::Null, "status": 400, "body": error }))?;
                         writeln!(errors, "{}", json!({ "line": line, "status": 400, "error": error }))?;
                     }

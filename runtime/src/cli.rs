@@ -218,7 +218,7 @@ fn run_serve(name: &str, run_function: RunFunction, flags: &Flags) -> ExitCode {
             "json" => crate::logging::LogFormat::Json,
             other => return Err(format!("--log-format takes text or json, not `{other}`")),
         };
-        crate::logging::init(flag(flags, "log-level").unwrap_or("info"), format)?;
+        crate::logging::init(flag(flags, "log-level").unwrap_or("info"), format).map_err(|e| e.to_string())?;
         Ok((options(flags)?, serve))
     })();
     let (options, serve_options) = match settings {
@@ -289,10 +289,10 @@ fn run_batch<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(build: B, fla
         eprintln!("error: {message}");
         ExitCode::from(2)
     };
-    if let Err(message) =
+    if let Err(error) =
         crate::logging::init(flag(flags, "log-level").unwrap_or("warn"), crate::logging::LogFormat::Text)
     {
-        return fail(message);
+        return fail(error.to_string());
     }
     let options = match options(flags) {
         Ok(options) => options,

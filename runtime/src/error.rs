@@ -260,6 +260,70 @@ impl StepError {
     }
 }
 
+/// Why a function of a graph could not start, or stopped: what a generated binary prints and
+/// exits with. A Redis URL in it is shown with its password redacted.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The graph could not be built (a model, a trigger, a step's arguments).
+    #[error(transparent)]
+    Start(#[from] crate::generated::StartError),
+    /// A port could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A server failed while serving.
+    #[error("the {server} server stopped: {source}")]
+    Serve {
+        /// Which (`HTTP`, `gRPC`).
+        server: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A Redis URL that does not parse, or a client that cannot be made for it.
+    #[error("cannot use Redis at `{url}`: {source}")]
+    Redis {
+        /// The URL, its password redacted.
+        url: String,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A trigger task ended by panicking or being cancelled.
+    #[error("a trigger stopped: {0}")]
+    TriggerStopped(#[source] tokio::task::JoinError),
+    /// The triggers ended while the server still ran, so the process stops for a supervisor to
+    /// restart it.
+    #[error("the triggers stopped")]
+    TriggersEnded,
+    /// The binary was asked for something its build left out.
+    #[error("this build has no {what}: {how}")]
+    NotBuiltIn {
+        /// What is missing.
+        what: &'static str,
+        /// How to build it in.
+        how: &'static str,
+    },
+    /// The graph has no such function.
+    #[error("the graph has no function `{function}`; its functions are: {functions}")]
+    UnknownFunction {
+        /// The function asked for.
+        function: String,
+        /// The graph's functions, comma-separated.
+        functions: String,
+    },
+}
+
+impl RunError {
+    /// A Redis error for `url`, which is redacted.
+    #[cfg_attr(not(feature = "streams"), allow(dead_code, reason = "only the Redis client makes these"))]
+    pub(crate) fn redis(url: &str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> RunError {
+        RunError::Redis { url: redact_credentials(url).into_owned(), source: source.into() }
+    }
+}
+
 /// `text` with the password of every URL in it (`redis://:secret@host`, `https://user:pw@h/`)
 /// replaced by `***`: what a log line, an error body or an error-stream record may show.
 pub fn redact_credentials(text: &str) -> std::borrow::Cow<'_, str> {

@@ -8,38 +8,57 @@
 //! ([`model`]) are steps. [`MockServer`] drives any pipeline in-process.
 #![deny(missing_docs)]
 
-pub mod batch;
-pub mod cli;
+// The contracts users write against (steps, models, routers, events, errors) and compose
+// pipelines from by hand: documented, and what a release keeps compatible.
 pub mod context;
 pub mod envelope;
 pub mod error;
 pub mod event;
-pub mod expr;
-mod flags;
-pub mod generated;
-pub mod http;
-mod listen;
-pub mod logging;
-pub mod metrics;
 pub mod mock;
 pub mod model;
 pub mod node;
 pub mod oip;
 pub mod pipeline;
+pub mod router;
+pub mod step;
+
+// The machinery generated code runs on (servers, streams, triggers, the generated binary's
+// command line): reached through `__private` by generated code and by this crate's own tests,
+// not documented, and free to change between releases.
+#[doc(hidden)]
+pub mod batch;
+#[doc(hidden)]
+pub mod cli;
+#[doc(hidden)]
+pub mod expr;
+mod flags;
+#[doc(hidden)]
+pub mod generated;
+#[doc(hidden)]
+pub mod http;
+mod listen;
+#[doc(hidden)]
+pub mod logging;
+#[doc(hidden)]
+pub mod metrics;
+#[doc(hidden)]
 pub mod pool;
 #[cfg(feature = "remote")]
+#[doc(hidden)]
 pub mod remote;
+#[doc(hidden)]
 pub mod request;
-pub mod router;
+#[doc(hidden)]
 pub mod run;
 mod snapshot;
-pub mod step;
+#[doc(hidden)]
 pub mod stream;
+#[doc(hidden)]
 pub mod trigger;
 
 pub use context::Context;
 pub use envelope::Envelope;
-pub use error::{ErrorRecord, ErrorStream, MemoryErrorStream, StepError};
+pub use error::{ErrorKind, ErrorRecord, ErrorStream, MemoryErrorStream, RunError, StepError};
 pub use event::{Event, EventError, EventId, Response};
 pub use mock::MockServer;
 pub use node::{
@@ -53,6 +72,7 @@ pub use step::{
 };
 
 pub use generated::{Options, StartError, TestCase, TestOutcome};
+pub use model::{BoxError, Features, LoadModel, Model, TensorSpec};
 
 /// What generated code uses, by absolute path; not part of the public API.
 #[doc(hidden)]

@@ -33,7 +33,7 @@ pub enum LogFormat {
 /// The filter is `tracing_subscriber`'s `Targets`, not `EnvFilter`: the same directives without
 /// span and field matching, and without the regex engine, which cost a generated crate about ten
 /// seconds of its cold build.
-pub fn init(level: &str, format: LogFormat) -> Result<(), String> {
+pub fn init(level: &str, format: LogFormat) -> Result<(), LogFilterError> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = log_filter(std::env::var("RUST_LOG").ok(), level)?;
@@ -85,15 +85,27 @@ fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
     }
 }
 
+/// A log filter that does not parse, and where it came from.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{origin} `{directives}` is not a log filter ({source}): write a level such as `info`, or `target=level` pairs"
+)]
+pub struct LogFilterError {
+    /// `RUST_LOG` or `--log-level`.
+    pub origin: &'static str,
+    /// What it said.
+    pub directives: String,
+    /// The parser's reason.
+    pub source: tracing_subscriber::filter::ParseError,
+}
+
 /// The filter from `RUST_LOG` when it is set and not blank, else from `level`.
-fn log_filter(rust_log: Option<String>, level: &str) -> Result<tracing_subscriber::filter::Targets, String> {
-    let (source, directives) = match rust_log {
+fn log_filter(rust_log: Option<String>, level: &str) -> Result<tracing_subscriber::filter::Targets, LogFilterError> {
+    let (origin, directives) = match rust_log {
         Some(directives) if !directives.trim().is_empty() => ("RUST_LOG", directives),
         _ => ("--log-level", level.to_string()),
     };
-    directives.parse().map_err(|error| {
-        format!("{source} `{directives}` is not a log filter ({error}): write a level such as `info`, or `target=level` pairs")
-    })
+    directives.parse().map_err(|source| LogFilterError { origin, directives, source })
 }
 
 /// Whether a progress line (`graphc run` on a terminal) is on standard error's last line now:
@@ -210,9 +222,9 @@ mod tests {
         assert!(log_filter(Some("  ".into()), "info").expect("parses").would_enable("x", &Level::INFO));
         // As in env_logger, a bare word that is not a level names a target, at every level.
         assert!(log_filter(None, "my_crate").expect("parses").would_enable("my_crate::x", &Level::TRACE));
-        let error = log_filter(None, "info,graphc=loud").expect_err("not a level");
+        let error = log_filter(None, "info,graphc=loud").expect_err("not a level").to_string();
         assert!(error.contains("--log-level `info,graphc=loud` is not a log filter"), "{error}");
-        let error = log_filter(Some("x=verbose".into()), "info").expect_err("not a level");
+        let error = log_filter(Some("x=verbose".into()), "info").expect_err("not a level").to_string();
         assert!(error.starts_with("RUST_LOG `x=verbose`"), "{error}");
     }
 }

@@ -8,7 +8,7 @@ use crate::event::Event;
 use crate::node::{Catcher, NoCatcher, Node, entry_copy, fail_or_catch};
 use crate::run::Run;
 use crate::step::Entry;
-use crate::step::{set_at, value_at};
+use crate::step::value_at;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -179,13 +179,7 @@ impl<N: Node, C: Catcher> Node for RemoteNode<N, C> {
         };
         let result = match self.remote.call(event, &sent, run.context()).await {
             Ok(answer) => match self.result_path.map(split) {
-                Some(path) => set_at(&mut event.body, &path, answer).map_err(|at| {
-                    StepError::new(format!(
-                        "step `{}` cannot write its result at `{}`: `{at}` is not an object",
-                        self.name,
-                        path.join(".")
-                    ))
-                }),
+                Some(path) => crate::step::write_result(self.name, &mut event.body, &path, answer),
                 None => {
                     event.body = answer;
                     Ok(())

@@ -288,13 +288,7 @@ impl<S: Step> Step for WithPaths<S> {
         let flow = flow?;
         if let Flow::Next = flow {
             match &self.result_path {
-                Some(path) => set_at(&mut event.body, path, result).map_err(|at| {
-                    StepError::new(format!(
-                        "step `{}` cannot write its result at `{}`: `{at}` is not an object",
-                        self.name,
-                        path.join(".")
-                    ))
-                })?,
+                Some(path) => write_result(self.name, &mut event.body, path, result)?,
                 None => event.body = result,
             }
         }
@@ -322,9 +316,17 @@ pub fn value_at<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
     path.iter().try_fold(value, |current, key| current.get(key.as_str()))
 }
 
+/// A result path that runs into something other than an object.
+#[derive(Debug, thiserror::Error)]
+#[error("`{at}` is not an object")]
+pub struct NotAnObject {
+    /// The part of the path that holds it (`the body` for the first).
+    pub at: String,
+}
+
 /// Writes `new` at a dotted path, creating objects on the way. A non-object on the way is an
 /// error naming the part of the path that holds it.
-pub fn set_at(target: &mut Value, path: &[String], new: Value) -> Result<(), String> {
+pub fn set_at(target: &mut Value, path: &[String], new: Value) -> Result<(), NotAnObject> {
     let Some((last, parents)) = path.split_last() else {
         *target = new;
         return Ok(());
@@ -334,15 +336,23 @@ pub fn set_at(target: &mut Value, path: &[String], new: Value) -> Result<(), Str
         if current.is_null() {
             *current = Value::Object(Map::new());
         }
-        let object = current.as_object_mut().ok_or_else(|| display_path(path, depth))?;
+        let object = current.as_object_mut().ok_or_else(|| NotAnObject { at: display_path(path, depth) })?;
         current = object.entry(key.clone()).or_insert(Value::Null);
     }
     if current.is_null() {
         *current = Value::Object(Map::new());
     }
-    let object = current.as_object_mut().ok_or_else(|| display_path(path, parents.len()))?;
+    let object = current.as_object_mut().ok_or_else(|| NotAnObject { at: display_path(path, parents.len()) })?;
     object.insert(last.clone(), new);
     Ok(())
+}
+
+/// Writes step `step`'s `result` at its result path in `body`: the failure names the step.
+pub(crate) fn write_result(step: &str, body: &mut Value, path: &[String], result: Value) -> Result<(), StepError> {
+    set_at(body, path, result).map_err(|error| {
+        let message = format!("step `{step}` cannot write its result at `{}`: {error}", path.join("."));
+        StepError::new(message).with_source(error)
+    })
 }
 
 fn display_path(path: &[String], depth: usize) -> String {

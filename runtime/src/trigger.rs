@@ -2,6 +2,7 @@
 //! stream that any producer writes; a schedule trigger makes an event on a cron expression or a
 //! fixed interval. Both run the root's one pipeline, next to its HTTP server.
 
+use crate::error::RunError;
 use crate::event::{Event, HeaderValue, Response};
 use crate::pipeline::Handler;
 use crate::stream::{ConsumeOptions, StreamSource, StreamWriter};
@@ -64,22 +65,40 @@ pub enum When {
     Every(Duration),
 }
 
+/// Why a cron schedule cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// The expression does not parse.
+    #[error("invalid cron expression `{expression}`: {reason}")]
+    Cron {
+        /// The expression.
+        expression: String,
+        /// The parser's reason.
+        reason: String,
+    },
+    /// The zone is not an IANA time zone.
+    #[error("unknown time zone `{0}`")]
+    Zone(String),
+    /// The build has no cron support.
+    #[error("cron schedule `{0}`: this build has no cron support (graphc-runtime's `schedule` feature)")]
+    NotBuiltIn(String),
+}
+
 impl When {
     /// A cron expression (5 fields, or 6 with seconds first) read in the IANA time zone `zone`.
     #[cfg(feature = "schedule")]
-    pub fn cron(expression: &str, zone: &str) -> Result<When, String> {
-        let cron: croner::Cron =
-            expression.parse().map_err(|error| format!("invalid cron expression `{expression}`: {error}"))?;
-        let zone: chrono_tz::Tz = zone.parse().map_err(|_| format!("unknown time zone `{zone}`"))?;
+    pub fn cron(expression: &str, zone: &str) -> Result<When, ScheduleError> {
+        let cron: croner::Cron = expression.parse().map_err(|error: croner::errors::CronError| {
+            ScheduleError::Cron { expression: expression.to_string(), reason: error.to_string() }
+        })?;
+        let zone: chrono_tz::Tz = zone.parse().map_err(|_| ScheduleError::Zone(zone.to_string()))?;
         Ok(When::Cron { cron: Box::new(cron), zone })
     }
 
     /// Without the `schedule` feature, a cron schedule cannot be set up.
     #[cfg(not(feature = "schedule"))]
-    pub fn cron(expression: &str, _zone: &str) -> Result<When, String> {
-        Err(format!(
-            "cron schedule `{expression}`: this build has no cron support (graphc-runtime's `schedule` feature)"
-        ))
+    pub fn cron(expression: &str, _zone: &str) -> Result<When, ScheduleError> {
+        Err(ScheduleError::NotBuiltIn(expression.to_string()))
     }
 
     /// The next firing strictly after `after`, if the schedule has one.
@@ -217,7 +236,7 @@ pub async fn run<H: Handler>(
     triggers: Vec<Trigger>,
     consume: ConsumeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     if triggers.is_empty() {
         return Ok(());
     }
@@ -252,7 +271,10 @@ pub async fn run<H: Handler>(
                 #[cfg(not(feature = "streams"))]
                 tasks.spawn(async move {
                     let _ = (triggered, options, until_stopped);
-                    Err("a stream trigger needs a Redis client (graphc-runtime's `streams` feature)".to_string())
+                    Err(RunError::NotBuiltIn {
+                        what: "Redis client for stream triggers",
+                        how: "enable graphc-runtime's `streams` feature",
+                    })
                 });
             }
             Trigger::Schedule(trigger) => {
@@ -268,8 +290,8 @@ pub async fn run<H: Handler>(
     while let Some(finished) = tasks.join_next().await {
         match finished {
             Ok(Ok(())) => {}
-            Ok(Err(message)) => return Err(message),
-            Err(error) => return Err(format!("a trigger stopped: {error}")),
+            Ok(Err(error)) => return Err(error),
+            Err(error) => return Err(RunError::TriggerStopped(error)),
         }
     }
     Ok(())
@@ -284,7 +306,7 @@ struct Schedule {
 
 impl Schedule {
     /// Fires until `stopped`; then waits for the runs in flight.
-    async fn run<H: Handler>(self, handler: Triggered<H>, stopped: impl Future<Output = ()>) -> Result<(), String> {
+    async fn run<H: Handler>(self, handler: Triggered<H>, stopped: impl Future<Output = ()>) -> Result<(), RunError> {
         crate::metrics::register_schedule(&handler.trigger, Arc::clone(&self.stats));
         let running = Arc::new(AtomicUsize::new(0));
         let mut runs = tokio::task::JoinSet::new();

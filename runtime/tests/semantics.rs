@@ -810,10 +810,7 @@ fn an_ensemble_runs_every_route_and_answers_as_the_router() {
     // A tensor request of three rows gets one class per row, in a tensor of three.
     let tensor = json!({ "inputs": [{ "name": "x", "shape": [3, 1], "datatype": "FP32", "data": [0, 1, 2] }] });
     let answer = server.test("/v2/models/vote/infer", tensor).json_body();
-    assert_eq!(
-        answer["outputs"],
-        json!([{ "name": "predict", "datatype": "INT64", "shape": [3], "data": [1, 1, 1] }])
-    );
+    assert_eq!(answer["outputs"], json!([{ "name": "predict", "datatype": "INT64", "shape": [3], "data": [1, 1, 1] }]));
     // Its metadata says what infer returns: a class per row, named as infer names it.
     let metadata = server.request("GET", "/v2/models/vote").send().json_body();
     assert_eq!(metadata["outputs"], json!([{ "name": "predict", "datatype": "INT64", "shape": [-1] }]));

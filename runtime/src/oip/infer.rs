@@ -318,6 +318,7 @@ impl InferResponse {
     }
 
     /// The same, from an answer already read.
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code, reason = "the gRPC service reads answers already read"))]
     pub fn from_value(answer: &Value) -> Option<InferResponse> {
         serde::Deserialize::deserialize(answer).ok()
     }

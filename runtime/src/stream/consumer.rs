@@ -14,6 +14,8 @@ use super::{connection, open};
 #[cfg(feature = "streams")]
 use crate::envelope::Envelope;
 #[cfg(feature = "streams")]
+use crate::error::RunError;
+#[cfg(feature = "streams")]
 use crate::pipeline::Handler;
 #[cfg(feature = "streams")]
 use redis::Value as Reply;
@@ -151,7 +153,7 @@ pub async fn consume<H: Handler>(
     source: StreamSource,
     options: ConsumeOptions,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     consume_with_stats(handler, source, options, Arc::default(), shutdown).await
 }
 
@@ -163,7 +165,7 @@ pub async fn consume_with_stats<H: Handler>(
     options: ConsumeOptions,
     stats: Arc<ConsumerStats>,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     let streams = source.queue.streams();
     let commands = connection(&source.queue.url)?;
     let reads = open(&source.queue.url, options.block + Duration::from_secs(5))?;
@@ -179,7 +181,7 @@ impl<H: Handler> Consumer<H> {
     /// same name); then new records, with a look for abandoned ones every `claim_every`. Only a
     /// read waiting for records is cut short by the shutdown; records being processed finish
     /// and are acknowledged first.
-    async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> Result<(), String> {
+    async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> Result<(), RunError> {
         tokio::pin!(shutdown);
         let mut backoff = Duration::from_millis(100);
         let mut ready = false;

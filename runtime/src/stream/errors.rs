@@ -1,7 +1,7 @@
 //! The error stream on Redis.
 
 use super::connection;
-use crate::error::{ErrorRecord, ErrorStream};
+use crate::error::{ErrorRecord, ErrorStream, RunError};
 use serde_json::json;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -46,7 +46,7 @@ impl RedisErrorStream {
     }
 }
 
-async fn append_error(url: &str, stream: &str, record: &ErrorRecord) -> Result<(), String> {
+async fn append_error(url: &str, stream: &str, record: &ErrorRecord) -> Result<(), RunError> {
     let mut connection = connection(url)?;
     redis::cmd("XADD")
         .arg(stream)
@@ -66,7 +66,7 @@ async fn append_error(url: &str, stream: &str, record: &ErrorRecord) -> Result<(
         .query_async::<String>(&mut connection)
         .await
         .map(drop)
-        .map_err(|error| error.to_string())
+        .map_err(|error| RunError::redis(url, error))
 }
 
 impl ErrorStream for RedisErrorStream {

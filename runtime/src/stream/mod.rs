@@ -19,6 +19,8 @@ pub use consumer::{consume, consume_with_stats};
 pub use errors::RedisErrorStream;
 pub use writer::{SetKey, StreamWriter};
 
+#[cfg(feature = "streams")]
+use crate::error::RunError;
 use crate::error::{ErrorRecord, ErrorStream};
 use crate::event::Event;
 #[cfg(feature = "streams")]
@@ -89,10 +91,10 @@ impl StreamQueue {
 #[cfg(feature = "streams")]
 /// A connection to the Redis server at `url`, shared by everything in the process that talks to
 /// it. It connects on first use and reconnects after the server went away.
-pub fn connection(url: &str) -> Result<ConnectionManager, String> {
+pub fn connection(url: &str) -> Result<ConnectionManager, RunError> {
     static CONNECTIONS: OnceLock<Mutex<BTreeMap<String, ConnectionManager>>> = OnceLock::new();
-    let mut connections =
-        CONNECTIONS.get_or_init(Default::default).lock().map_err(|_| "the connection table is poisoned")?;
+    // A poisoned table still holds good connections: a panic cannot leave one half made.
+    let mut connections = CONNECTIONS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
     if let Some(connection) = connections.get(url) {
         return Ok(connection.clone());
     }
@@ -104,16 +106,14 @@ pub fn connection(url: &str) -> Result<ConnectionManager, String> {
 #[cfg(feature = "streams")]
 /// A connection of its own, for blocking reads: a blocked XREADGROUP would hold up every
 /// other command on a shared connection. `timeout` must be longer than the blocking time.
-pub(crate) fn open(url: &str, timeout: Duration) -> Result<ConnectionManager, String> {
-    let shown = crate::error::redact_credentials(url);
-    let client = redis::Client::open(url).map_err(|error| format!("bad Redis URL `{shown}`: {error}"))?;
+pub(crate) fn open(url: &str, timeout: Duration) -> Result<ConnectionManager, RunError> {
+    let client = redis::Client::open(url).map_err(|error| RunError::redis(url, error))?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(timeout))
         .set_number_of_retries(1)
         .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_lazy_with_config(client, config)
-        .map_err(|error| format!("cannot use Redis at `{shown}`: {error}"))
+    ConnectionManager::new_lazy_with_config(client, config).map_err(|error| RunError::redis(url, error))
 }
 
 /// In-memory streams: where stream queues write when one function runs alone under the mock

@@ -66,7 +66,8 @@ impl StreamWriter {
         let connection = match self.connection.get() {
             Some(connection) => connection,
             None => {
-                let found = connection(&self.queue.url).map_err(unavailable)?;
+                let found = connection(&self.queue.url)
+                    .map_err(|error| StepError::unavailable(error.to_string()).with_source(error))?;
                 self.connection.get_or_init(|| found)
             }
         };
