@@ -20,9 +20,14 @@ pub struct Builder {
 /// Why a build failed: the rendered diagnostics, or an IO error.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// The graph has errors; the text is the rendered diagnostics.
-    #[error("{0}")]
-    Diagnostics(String),
+    /// The graph has errors.
+    #[error("{rendered}")]
+    Diagnostics {
+        /// The diagnostics, as the checker made them.
+        diagnostics: Vec<crate::Diagnostic>,
+        /// The same, rendered against the graph's text, as a terminal shows them.
+        rendered: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -53,14 +58,19 @@ impl Builder {
         let text =
             std::fs::read_to_string(graph).map_err(|source| BuildError::Io { path: graph.to_path_buf(), source })?;
         let name = graph.file_name().map_or_else(|| graph.display().to_string(), |n| n.to_string_lossy().into_owned());
-        let generated = generate_file(&text, &name).map_err(BuildError::Diagnostics)?;
+        let generated = generate_file(&text, &name)?;
         let dir = graph.parent().map(Path::to_path_buf).unwrap_or_default();
         let missing = crate::check::check_model_files(&generated.graph, |model_path| {
             let resolved = dir.join(model_path);
-            if resolved.is_file() { Ok(()) } else { Err(resolved.display().to_string()) }
+            if resolved.is_file() {
+                crate::check::ModelFile::Found
+            } else {
+                crate::check::ModelFile::Missing { resolved: resolved.display().to_string() }
+            }
         });
         if !missing.is_empty() {
-            return Err(BuildError::Diagnostics(report::render_human(&name, &text, &missing, Style::PLAIN)));
+            let rendered = report::render_human(&name, &text, &missing, Style::PLAIN);
+            return Err(BuildError::Diagnostics { diagnostics: missing, rendered });
         }
         for warning in &generated.warnings {
             println!("cargo:warning={name}: {}", warning.message);
@@ -90,10 +100,13 @@ pub struct Generated {
 }
 
 /// The generated file for a graph's text (`name` is the file's name, for the header and the
-/// diagnostics): `Err` holds the rendered diagnostics.
-pub fn generate_file(text: &str, name: &str) -> Result<Generated, String> {
-    let render = |diagnostics: &[crate::Diagnostic]| report::render_human(name, text, diagnostics, Style::PLAIN);
-    let compiled = crate::compile(text, &CodegenOptions { span_of: None }).map_err(|d| render(&d))?;
-    let file = compiled.to_file(name).map_err(|d| render(&[d]))?;
+/// diagnostics).
+pub fn generate_file(text: &str, name: &str) -> Result<Generated, BuildError> {
+    let fail = |diagnostics: Vec<crate::Diagnostic>| {
+        let rendered = report::render_human(name, text, &diagnostics, Style::PLAIN);
+        BuildError::Diagnostics { diagnostics, rendered }
+    };
+    let compiled = crate::compile(text, &CodegenOptions { span_of: None }).map_err(fail)?;
+    let file = compiled.to_file(name).map_err(|d| fail(vec![d]))?;
     Ok(Generated { graph_name: compiled.graph.name.clone(), graph: compiled.graph, file, warnings: compiled.warnings })
 }

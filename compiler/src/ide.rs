@@ -153,20 +153,18 @@ impl Analysis {
     }
 
     /// The places to rewrite to rename the name at `offset` to `new_name`, or why not.
-    pub fn rename(&self, offset: usize, new_name: &str) -> Result<Vec<Span>, String> {
-        let symbol = self.declaration_at(offset).ok_or("no declared name here")?;
+    pub fn rename(&self, offset: usize, new_name: &str) -> Result<Vec<Span>, RenameError> {
+        let symbol = self.declaration_at(offset).ok_or(RenameError::NoName)?;
         if symbol.kind == SymbolKind::Graph {
-            return Err("the graph's name is its module's and its root function's: rename it by hand".to_string());
+            return Err(RenameError::GraphName);
         }
         if !is_identifier(new_name) {
-            return Err(format!(
-                "`{new_name}` is not a name: names are Rust identifiers (a letter or `_`, then letters, digits or `_`)"
-            ));
+            return Err(RenameError::NotAName(new_name.to_string()));
         }
         let taken =
             self.symbols().into_iter().any(|other| other.name == new_name && same_namespace(other.kind, symbol.kind));
         if taken {
-            return Err(format!("`{new_name}` is already declared"));
+            return Err(RenameError::Taken(new_name.to_string()));
         }
         Ok(self.references(offset, true))
     }
@@ -684,6 +682,23 @@ fn statement_context(block: Block, statement: &[Token]) -> Context {
     }
 }
 
+/// Why a rename cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenameError {
+    /// The cursor is on no declared name.
+    #[error("no declared name here")]
+    NoName,
+    /// The graph's name names generated code too.
+    #[error("the graph's name is its module's and its root function's: rename it by hand")]
+    GraphName,
+    /// The new name is not an identifier.
+    #[error("`{0}` is not a name: names are Rust identifiers (a letter or `_`, then letters, digits or `_`)")]
+    NotAName(String),
+    /// Something of the same kind already has the new name.
+    #[error("`{0}` is already declared")]
+    Taken(String),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -730,7 +745,7 @@ mod tests {
         let analysis = analyze(GRAPH);
         let at = offset_of(GRAPH, "catcher", 0);
         assert_eq!(analysis.rename(at, "handler").map(|spans| spans.len()), Ok(2));
-        assert!(analysis.rename(at, "enrich").is_err());
+        assert_eq!(analysis.rename(at, "enrich"), Err(RenameError::Taken("enrich".to_string())));
         assert!(analysis.rename(at, "not a name").is_err());
     }
 

@@ -34,7 +34,11 @@ pub fn check(graph_file: &Path, graph: &ir::Graph, handlers: Option<&Path>) -> S
     let dir = graph_dir(graph_file);
     let mut diagnostics = crate::check::check_model_files(graph, |model_path| {
         let resolved = dir.join(model_path);
-        if resolved.is_file() { Ok(()) } else { Err(resolved.display().to_string()) }
+        if resolved.is_file() {
+            crate::check::ModelFile::Found
+        } else {
+            crate::check::ModelFile::Missing { resolved: resolved.display().to_string() }
+        }
     });
     let (folder, span) = match (handlers, &graph.handlers) {
         (Some(flag), _) => (Some(flag.to_path_buf()), None),

@@ -243,7 +243,7 @@ impl Server<'_> {
                 let spans = doc
                     .analysis
                     .rename(offset, &params.new_name)
-                    .map_err(|message| Refusal { code: ErrorCode::RequestFailed, message })?;
+                    .map_err(|error| Refusal { code: ErrorCode::RequestFailed, message: error.to_string() })?;
                 let edits = spans
                     .into_iter()
                     .map(|span| lsp::TextEdit { range: doc.range(span), new_text: params.new_name.clone() })

@@ -82,16 +82,28 @@ pub fn analyze(graph: &ast::Graph) -> Analysis {
     Analysis { outcome, references }
 }
 
-/// The model files a checked graph names, each checked by `find` (which the caller gives: the
-/// core does no IO): `Err` carries the path as resolved, and becomes a diagnostic at the route.
-/// The CLI and build.rs resolve from the graph file's folder, as the runtime loads them.
-pub fn check_model_files(graph: &ir::Graph, find: impl Fn(&str) -> Result<(), String>) -> Vec<Diagnostic> {
+/// Whether a model file is where a graph says, as the caller found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelFile {
+    /// It is there.
+    Found,
+    /// It is not: the path as resolved, which the diagnostic shows.
+    Missing {
+        /// Where it was looked for.
+        resolved: String,
+    },
+}
+
+/// The model files a checked graph names, each looked for by `find` (which the caller gives: the
+/// core does no IO); a missing one becomes a diagnostic at the route. The CLI and build.rs
+/// resolve from the graph file's folder, as the runtime loads them.
+pub fn check_model_files(graph: &ir::Graph, find: impl Fn(&str) -> ModelFile) -> Vec<Diagnostic> {
     let mut found = Vec::new();
     for node in &graph.nodes {
         let ir::NodeKind::Router(router) = &node.kind else { continue };
         for route in &router.routes {
             let ir::RouteKind::Model(ir::Model { model_path: Some(model_path), .. }) = &route.kind else { continue };
-            if let Err(resolved) = find(model_path) {
+            if let ModelFile::Missing { resolved } = find(model_path) {
                 found.push(
                     Diagnostic::error(
                         diagnostic::Code::ModelNotFound,
