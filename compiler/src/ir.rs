@@ -68,6 +68,60 @@ pub struct Graph {
     pub tests: Vec<Test>,
     /// What feeds the root function besides HTTP.
     pub triggers: Vec<Trigger>,
+    /// How each queue is realised when the whole graph runs in one process (`graphc test`,
+    /// and a graph with no child functions).
+    pub in_process_queues: Vec<QueuePlan>,
+    /// The runtime's optional features the generated code uses.
+    pub features: Vec<RuntimeFeature>,
+}
+
+/// What a queue becomes in the code that runs it: decided by the plan, printed by codegen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueRealisation {
+    /// Nothing: under the sync engine events pass straight on, on the caller's thread.
+    PassThrough,
+    /// A bounded in-process queue holding this many events.
+    Memory {
+        /// Events it holds before applying backpressure.
+        capacity: u32,
+    },
+    /// Records written to the queue's Redis stream: where the queue leaves the function that
+    /// runs it, and always when nothing in the graph reads it (an output stream).
+    StreamWriter,
+}
+
+/// One queue's realisation in a function (or in the whole graph in one process).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueuePlan {
+    /// The queue.
+    pub queue: NodeId,
+    /// What it becomes.
+    pub realisation: QueueRealisation,
+}
+
+/// An optional feature of graphc-runtime that generated code may need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RuntimeFeature {
+    /// smartcore models on routes (not a user's own model types).
+    Models,
+    /// `$remote` steps: an HTTP client.
+    Remote,
+    /// Stream queues, stream triggers, answers streams and a Redis error stream.
+    Streams,
+    /// Cron schedules.
+    Schedule,
+}
+
+impl RuntimeFeature {
+    /// The feature's name in graphc-runtime's Cargo.toml.
+    pub fn name(self) -> &'static str {
+        match self {
+            RuntimeFeature::Models => "models",
+            RuntimeFeature::Remote => "remote",
+            RuntimeFeature::Streams => "streams",
+            RuntimeFeature::Schedule => "schedule",
+        }
+    }
 }
 
 /// `handlers = "...";`: where the crate holding the graph's Rust handlers is.
@@ -204,6 +258,12 @@ impl Graph {
         self.nodes.iter().filter_map(|node| node.on_error).chain(self.on_error).collect()
     }
 
+    /// How `queue` is realised in `function`, or in the whole graph in one process (`None`).
+    pub fn queue_realisation(&self, function: Option<&Function>, queue: NodeId) -> QueueRealisation {
+        let plans = function.map_or(&self.in_process_queues, |function| &function.queues);
+        plans.iter().find(|plan| plan.queue == queue).map_or(QueueRealisation::PassThrough, |plan| plan.realisation)
+    }
+
     /// True when the graph runs as several processes, one per function.
     pub fn is_distributed(&self) -> bool {
         self.functions.len() > 1
@@ -224,6 +284,8 @@ pub struct Function {
     pub nodes: Vec<NodeId>,
     /// How it answers whoever handed it the event.
     pub answer: Answer,
+    /// How each queue it runs is realised.
+    pub queues: Vec<QueuePlan>,
 }
 
 /// How a pipeline answers the caller (an HTTP client, or a stream consumer acknowledging).
@@ -723,7 +785,7 @@ pub enum Expr {
     /// A graph parameter.
     Param(Name),
     /// `event.id`, `event.key`, `event.path`, `event.method`, `event.time`.
-    EventField(Name),
+    EventField(EventField),
     /// `status` in a test.
     Status,
     /// `headers` in a test.
@@ -742,6 +804,43 @@ pub enum Expr {
     Array(Vec<Expr>),
     /// `len(e)`
     Len(Box<Expr>),
+}
+
+/// A field of the event a step can read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventField {
+    /// The event's id: given by the caller or made on arrival.
+    Id,
+    /// Its key (`x-event-key`, a stream record's key).
+    Key,
+    /// The request path.
+    Path,
+    /// The request method.
+    Method,
+    /// When the graph took it in, in seconds since the epoch.
+    Time,
+}
+
+impl EventField {
+    /// Every field, in the order help lists them.
+    pub const ALL: [EventField; 5] =
+        [EventField::Id, EventField::Key, EventField::Path, EventField::Method, EventField::Time];
+
+    /// The field as written after `event.`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventField::Id => "id",
+            EventField::Key => "key",
+            EventField::Path => "path",
+            EventField::Method => "method",
+            EventField::Time => "time",
+        }
+    }
+
+    /// The field written `name`, if the event has one.
+    pub fn named(name: &str) -> Option<EventField> {
+        EventField::ALL.into_iter().find(|field| field.name() == name)
+    }
 }
 
 /// Prefix operators.

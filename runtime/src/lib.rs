@@ -31,6 +31,7 @@ pub mod batch;
 pub mod cli;
 #[doc(hidden)]
 pub mod expr;
+mod features;
 mod flags;
 #[doc(hidden)]
 pub mod generated;
@@ -104,6 +105,10 @@ pub mod __private {
     };
     pub use crate::stream::SetKey;
     pub use crate::trigger::{Trigger, When};
+    pub use crate::{
+        __graphc_require_models as require_models, __graphc_require_remote as require_remote,
+        __graphc_require_schedule as require_schedule, __graphc_require_streams as require_streams,
+    };
     pub use serde;
     pub use serde_json;
     pub use serde_json::{Map, Value, json};

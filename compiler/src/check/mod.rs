@@ -251,6 +251,8 @@ impl<'a> Checker<'a> {
                 error_stream: None,
                 tests: Vec::new(),
                 triggers: Vec::new(),
+                in_process_queues: Vec::new(),
+                features: Vec::new(),
             },
             syntax: Vec::new(),
             names: HashMap::new(),

@@ -5,7 +5,9 @@
 
 use super::Checker;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::ir::{Answer, Engine, Function, NodeId, NodeKind, Placement, Topology};
+use crate::ir::{
+    Answer, Engine, Function, NodeId, NodeKind, Placement, Queue, QueuePlan, QueueRealisation, RuntimeFeature, Topology,
+};
 use std::collections::BTreeSet;
 
 impl Checker<'_> {
@@ -16,7 +18,42 @@ impl Checker<'_> {
         }
         self.resolve_answers();
         self.split_functions();
+        self.realise_queues();
+        self.graph.features = runtime_features(&self.graph);
         self.check_expected_statuses();
+    }
+
+    /// What each queue becomes: under the sync engine nothing (events pass straight on); in one
+    /// process a memory queue, a stream queue included, unless nothing reads it (an output
+    /// stream, written to Redis); in a function, a stream queue it runs is where the event
+    /// leaves it, so a writer.
+    fn realise_queues(&mut self) {
+        let realise = |graph: &crate::ir::Graph, nodes: &[NodeId], split: bool| -> Vec<QueuePlan> {
+            nodes
+                .iter()
+                .filter_map(|&id| {
+                    let node = graph.node(id);
+                    let NodeKind::Queue(queue) = &node.kind else { return None };
+                    let realisation = match (graph.engine, &**queue) {
+                        (Engine::Sync, _) => QueueRealisation::PassThrough,
+                        (Engine::Async, Queue::Stream { .. }) if split || node.children.is_empty() => {
+                            QueueRealisation::StreamWriter
+                        }
+                        (Engine::Async, Queue::Memory { capacity }) => QueueRealisation::Memory { capacity: *capacity },
+                        (Engine::Async, Queue::Stream { .. }) => QueueRealisation::Memory { capacity: 1024 },
+                    };
+                    Some(QueuePlan { queue: id, realisation })
+                })
+                .collect()
+        };
+        let all: Vec<NodeId> = self.graph.node_ids().collect();
+        let in_process = realise(&self.graph, &all, false);
+        let per_function: Vec<Vec<QueuePlan>> =
+            self.graph.functions.iter().map(|function| realise(&self.graph, &function.nodes, true)).collect();
+        self.graph.in_process_queues = in_process;
+        for (function, queues) in self.graph.functions.iter_mut().zip(per_function) {
+            function.queues = queues;
+        }
     }
 
     /// A test that expects a status the graph cannot answer fails whatever the handlers do:
@@ -178,6 +215,7 @@ impl Checker<'_> {
                 entries: self.graph.entry_nodes(),
                 nodes,
                 answer: self.graph.answer,
+                queues: Vec::new(),
             };
             self.graph.functions = vec![function];
             return;
@@ -195,6 +233,7 @@ impl Checker<'_> {
             entries: self.graph.entry_nodes(),
             nodes: root_nodes.into_iter().collect(),
             answer: root_answer,
+            queues: Vec::new(),
         }];
         for name in self.functions.clone() {
             let placed = Placement::Child(name.clone());
@@ -229,6 +268,7 @@ impl Checker<'_> {
                 entries,
                 nodes: nodes.into_iter().collect(),
                 answer: Answer::WhenDone,
+                queues: Vec::new(),
             });
         }
         self.graph.functions = functions;
@@ -253,6 +293,47 @@ impl Checker<'_> {
     }
 }
 
+/// The graphc-runtime features the generated code of `graph` uses: a crate built for one graph
+/// compiles no more of the runtime than that. The HTTP server, the executors and memory queues
+/// need none.
+fn runtime_features(graph: &crate::ir::Graph) -> Vec<RuntimeFeature> {
+    use crate::ir::{ModelSource, RouteKind, TriggerSource};
+    let routes = || {
+        graph.nodes.iter().filter_map(|node| match &node.kind {
+            NodeKind::Router(router) => Some(router.routes.iter()),
+            _ => None,
+        })
+    };
+    let kinds = || {
+        graph.nodes.iter().map(|node| &node.kind).chain(routes().flatten().filter_map(|route| match &route.kind {
+            RouteKind::Step(kind) => Some(&**kind),
+            RouteKind::Model(_) => None,
+        }))
+    };
+    let models = routes().flatten().any(|route| {
+        matches!(&route.kind, RouteKind::Model(crate::ir::Model { source: ModelSource::Smartcore(_), .. }))
+    });
+    let remote = kinds().any(|kind| matches!(kind, NodeKind::Remote(_)));
+    let streams = graph.nodes.iter().any(|node| node.kind.is_stream_queue())
+        || matches!(graph.error_stream, Some(crate::ir::ErrorStream::Stream { .. }))
+        || graph
+            .triggers
+            .iter()
+            .any(|trigger| trigger.answers.is_some() || matches!(trigger.source, TriggerSource::Stream { .. }));
+    let schedule = graph.triggers.iter().any(|trigger| {
+        matches!(trigger.source, TriggerSource::Schedule { when: crate::ir::Schedule::Cron { .. }, .. })
+    });
+    [
+        (RuntimeFeature::Models, models),
+        (RuntimeFeature::Remote, remote),
+        (RuntimeFeature::Streams, streams),
+        (RuntimeFeature::Schedule, schedule),
+    ]
+    .into_iter()
+    .filter_map(|(feature, used)| used.then_some(feature))
+    .collect()
+}
+
 /// `status == N` (either way round) in a test's expectation.
 fn expected_status(expect: &crate::syntax::ast::Expr) -> Option<i64> {
     use crate::syntax::ast::ExprKind;
@@ -272,4 +353,47 @@ fn is_stream(node: &crate::ir::Node) -> bool {
 /// A stream queue nothing in the graph reads: its records are the graph's output.
 fn is_output_stream(node: &crate::ir::Node) -> bool {
     is_stream(node) && node.children.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ir::{QueueRealisation, RuntimeFeature};
+
+    #[test]
+    fn the_plan_records_what_each_queue_becomes_in_one_process_and_in_each_function() {
+        let text = r#"graph spread {
+            topology = flow;
+            function worker;
+            step accept = map(body) { respond; }
+            queue jobs = stream(url = "redis://127.0.0.1:6379/jobs");
+            queue local = memory(capacity = 8);
+            step work = map(body) { function = worker; }
+            queue done = stream(url = "redis://127.0.0.1:6379", stream = "done");
+            accept -> jobs -> work -> done;
+            accept -> local;
+        }"#;
+        let graph = crate::check_source(text).expect("checks").graph;
+        let id = |name: &str| graph.node_ids().find(|&id| graph.node(id).name == name).expect("declared");
+        let (jobs, local, done) = (id("jobs"), id("local"), id("done"));
+        // In one process a stream that something reads is a memory queue; an output stream is
+        // written to Redis.
+        assert_eq!(graph.queue_realisation(None, jobs), QueueRealisation::Memory { capacity: 1024 });
+        assert_eq!(graph.queue_realisation(None, local), QueueRealisation::Memory { capacity: 8 });
+        assert_eq!(graph.queue_realisation(None, done), QueueRealisation::StreamWriter);
+        // Split, the root writes what it hands on; the worker runs neither `jobs` nor `local`.
+        let (root, worker) = (&graph.functions[0], &graph.functions[1]);
+        assert_eq!(graph.queue_realisation(Some(root), jobs), QueueRealisation::StreamWriter);
+        assert_eq!(graph.queue_realisation(Some(worker), done), QueueRealisation::StreamWriter);
+        assert!(worker.queues.iter().all(|plan| plan.queue != jobs && plan.queue != local));
+        assert_eq!(graph.features, [RuntimeFeature::Streams]);
+    }
+
+    #[test]
+    fn the_sync_engine_passes_events_straight_through_a_queue() {
+        let text = "graph g { topology = flow; engine = sync; step a = map(body); queue q = memory(); step b = map(body) { respond; } a -> q -> b; }";
+        let graph = crate::check_source(text).expect("checks").graph;
+        let q = graph.node_ids().find(|&id| graph.node(id).name == "q").expect("declared");
+        assert_eq!(graph.queue_realisation(None, q), QueueRealisation::PassThrough);
+        assert!(graph.features.is_empty());
+    }
 }

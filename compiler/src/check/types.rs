@@ -825,7 +825,7 @@ impl Checker<'_> {
                 };
             }
             if root.name == "event" && matches!(scope, Scope::Step(_)) {
-                if !EVENT_FIELDS.contains(&field.name.as_str()) {
+                let Some(known) = ir::EventField::named(&field.name) else {
                     let help = did_you_mean(&field.name, EVENT_FIELDS.iter().copied())
                         .unwrap_or_else(|| format!("event fields: {}", EVENT_FIELDS.join(", ")));
                     self.report(
@@ -837,10 +837,11 @@ impl Checker<'_> {
                         )
                         .with_help(help),
                     );
-                }
+                    return (ir::Expr::Null, Type::Json);
+                };
                 // `event.time` is seconds since the epoch, as the runtime gives it; the others are text.
-                let ty = if field.name == "time" { Type::Float } else { Type::Str };
-                return (ir::Expr::EventField(field.name.clone()), ty);
+                let ty = if known == ir::EventField::Time { Type::Float } else { Type::Str };
+                return (ir::Expr::EventField(known), ty);
             }
         }
         let (base_expr, base_ty) = self.expr(base, scope);

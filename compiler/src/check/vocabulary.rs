@@ -57,6 +57,16 @@ pub const SCHEDULE_TRIGGER_ARGS: &[&str] = &["cron", "every_ms", "timezone", "bo
 /// The built-in types; records add theirs.
 pub const BUILTIN_TYPES: &[&str] = &["int", "float", "str", "bool", "json"];
 /// The fields of `event` in a step's expressions.
-pub const EVENT_FIELDS: &[&str] = &["id", "key", "path", "method", "time"];
+#[allow(clippy::indexing_slicing, reason = "evaluated at compile time, where an index out of range is a build error")]
+pub const EVENT_FIELDS: &[&str] = &{
+    use crate::ir::EventField;
+    let mut names = [""; EventField::ALL.len()];
+    let mut index = 0;
+    while index < names.len() {
+        names[index] = EventField::ALL[index].name();
+        index += 1;
+    }
+    names
+};
 /// A test request's options.
 pub const REQUEST_OPTIONS: &[&str] = &["body", "headers", "event_id"];

@@ -2,7 +2,7 @@
 //! `expr` operations. Strings from the DSL become string literals, never code.
 
 use crate::ir::Expr;
-use crate::ir::{BinaryOp, UnaryOp};
+use crate::ir::{BinaryOp, EventField, UnaryOp};
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
@@ -45,12 +45,12 @@ pub(super) fn value(expr: &Expr, scope: Scope) -> TokenStream {
             let name = Literal::string(name);
             quote!(context.get_param::<#rt::Value>(#name).unwrap_or(#rt::Value::Null))
         }
-        Expr::EventField(field) => match field.as_str() {
-            "id" => quote!(#rt::Value::String(event.id.to_string())),
-            "key" => quote!(#rt::Value::String(event.key.clone())),
-            "path" => quote!(#rt::Value::String(event.path.to_string())),
-            "method" => quote!(#rt::Value::String(event.method.to_string())),
-            _ => {
+        Expr::EventField(field) => match field {
+            EventField::Id => quote!(#rt::Value::String(event.id.to_string())),
+            EventField::Key => quote!(#rt::Value::String(event.key.clone())),
+            EventField::Path => quote!(#rt::Value::String(event.path.to_string())),
+            EventField::Method => quote!(#rt::Value::String(event.method.to_string())),
+            EventField::Time => {
                 quote!(#rt::Value::from(event.time.duration_since(::std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())))
             }
         },

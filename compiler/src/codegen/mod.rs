@@ -17,41 +17,10 @@ use expr::Scope;
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
-/// The graphc-runtime features the generated code of `graph` uses: a crate built for one graph
-/// compiles no more of the runtime than that (`models`: smartcore routes, not a user's models; `remote`: `$remote`
-/// steps; `streams`: stream queues, stream triggers, answers streams and a Redis error stream;
-/// `schedule`: cron schedules). The HTTP server, the executors and memory queues need none.
+/// The names of the graphc-runtime features the generated code of `graph` uses, as the plan
+/// decided them (`Graph::features`).
 pub fn runtime_features(graph: &Graph) -> Vec<&'static str> {
-    let routes = || {
-        graph.nodes.iter().filter_map(|node| match &node.kind {
-            NodeKind::Router(router) => Some(router.routes.iter()),
-            _ => None,
-        })
-    };
-    let kinds = || {
-        graph.nodes.iter().map(|node| &node.kind).chain(routes().flatten().filter_map(|route| match &route.kind {
-            ir::RouteKind::Step(kind) => Some(&**kind),
-            ir::RouteKind::Model(_) => None,
-        }))
-    };
-    let models = routes().flatten().any(|route| {
-        matches!(&route.kind, ir::RouteKind::Model(ir::Model { source: ir::ModelSource::Smartcore(_), .. }))
-    });
-    let remote = kinds().any(|kind| matches!(kind, NodeKind::Remote(_)));
-    let streams = graph.nodes.iter().any(|node| node.kind.is_stream_queue())
-        || matches!(graph.error_stream, Some(ir::ErrorStream::Stream { .. }))
-        || graph
-            .triggers
-            .iter()
-            .any(|trigger| trigger.answers.is_some() || matches!(trigger.source, ir::TriggerSource::Stream { .. }));
-    let schedule = graph
-        .triggers
-        .iter()
-        .any(|trigger| matches!(trigger.source, ir::TriggerSource::Schedule { when: ir::Schedule::Cron { .. }, .. }));
-    [("models", models), ("remote", remote), ("streams", streams), ("schedule", schedule)]
-        .into_iter()
-        .filter_map(|(feature, used)| used.then_some(feature))
-        .collect()
+    graph.features.iter().map(|feature| feature.name()).collect()
 }
 
 /// How the code generator places user tokens.
@@ -173,9 +142,15 @@ impl Generator<'_> {
             Engine::Async => quote!(async),
         };
         let engine = Literal::string(&engine.to_string());
+        let features = self.graph.features.iter().map(|feature| {
+            let require = format_ident!("require_{}", feature.name());
+            quote!(#rt::#require!();)
+        });
         quote! {
             #[allow(unused, clippy::all, missing_docs, non_snake_case, non_camel_case_types)]
             pub mod #name {
+                #(#features)*
+
                 /// The graph's name.
                 pub const NAME: &::core::primitive::str = #graph_name;
                 /// The graph's engine: `sync` or `async`.
@@ -527,25 +502,20 @@ impl Generator<'_> {
         }
     }
 
-    /// A queue: written to Redis where it leaves a function, and always when nothing in the graph
-    /// reads it (an output stream); otherwise, in one process, a memory queue; under the sync
-    /// engine, nothing (events pass straight on, on the caller's thread).
-    fn queue(&self, node: &ir::Node, queue: &Queue, next: TokenStream) -> TokenStream {
+    /// A queue, as the plan realised it in the function being generated (`ir::QueueRealisation`).
+    fn queue(&self, id: NodeId, node: &ir::Node, queue: &Queue, next: TokenStream) -> TokenStream {
         let rt = rt();
-        match (self.graph.engine, queue) {
-            (Engine::Sync, _) => next,
-            (Engine::Async, Queue::Stream { url, stream, shards, .. })
-                if self.scope.is_some() || node.children.is_empty() =>
-            {
+        match (self.graph.queue_realisation(self.scope, id), queue) {
+            (ir::QueueRealisation::StreamWriter, Queue::Stream { url, stream, shards, .. }) => {
                 let (name, url, stream, shards) =
                     (Literal::string(&node.name), Literal::string(url), Literal::string(stream), *shards);
                 quote!(#rt::stream_writer(options, #name, #url, #stream, #shards))
             }
-            (Engine::Async, Queue::Memory { capacity }) => {
-                let capacity = *capacity as usize;
+            (ir::QueueRealisation::Memory { capacity }, _) => {
+                let capacity = capacity as usize;
                 quote!(#rt::MemoryQueue::new(#capacity, #next))
             }
-            (Engine::Async, Queue::Stream { .. }) => quote!(#rt::MemoryQueue::new(1024usize, #next)),
+            (ir::QueueRealisation::PassThrough | ir::QueueRealisation::StreamWriter, _) => next,
         }
     }
 
@@ -576,7 +546,7 @@ impl Generator<'_> {
         let (catcher, catcher_depth) = self.catcher(id);
         let depth = 1 + next_depth.max(catcher_depth);
         if let NodeKind::Queue(queue) = &node.kind {
-            let inner = self.queue(node, queue, next);
+            let inner = self.queue(id, node, queue, next);
             return match &**queue {
                 // The key is computed as the event enters the queue, in one process or many.
                 Queue::Stream { key: Some(key), .. } => {
@@ -977,7 +947,7 @@ fn describe(expr: &ir::Expr) -> String {
         E::Status => "status".into(),
         E::Headers => "headers".into(),
         E::Param(p) => format!("param.{p}"),
-        E::EventField(f) => format!("event.{f}"),
+        E::EventField(f) => format!("event.{}", f.name()),
         E::Field(base, f) => format!("{}.{f}", describe(base)),
         E::Index(base, i) => format!("{}[{}]", describe(base), describe(i)),
         E::Unary(ir::UnaryOp::Not, e) => format!("!{}", describe(e)),
