@@ -356,6 +356,7 @@ fn is_output_stream(node: &crate::ir::Node) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used, clippy::indexing_slicing, reason = "a test stops at the first thing that is not so")]
 mod tests {
     use crate::ir::{QueueRealisation, RuntimeFeature};
 
