@@ -12,8 +12,9 @@
 //! is printed exactly once, in source order.
 
 use crate::diagnostic::Diagnostic;
-use crate::ir::{BinaryOp, UnaryOp};
+use crate::ir::UnaryOp;
 use crate::source::Span;
+use crate::syntax::lexer::Token;
 use crate::syntax::{self, ast};
 
 /// The column a line should not pass, as rustfmt's default.
@@ -178,62 +179,12 @@ pub fn comments(text: &str) -> Vec<Span> {
     comment_places(text).into_iter().map(|c| Span::new(c.start, c.end)).collect()
 }
 
-/// Every comment of the text, in order: `//` to the end of the line and nested `/* */`, outside
-/// string literals (plain with escapes, and raw `r#"..."#`).
+/// Every comment of the text, in order, as the one lexer finds them.
 fn comment_places(text: &str) -> Vec<Comment> {
-    let bytes = text.as_bytes();
-    let at = |i: usize| bytes.get(i).copied().unwrap_or(0);
-    let mut found = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match at(i) {
-            b'/' if at(i + 1) == b'/' => {
-                let end = text.get(i..).and_then(|rest| rest.find(['\n', '\r'])).map_or(bytes.len(), |n| i + n);
-                found.push(Comment { start: i, end });
-                i = end;
-            }
-            b'/' if at(i + 1) == b'*' => {
-                let start = i;
-                let mut depth = 0usize;
-                while i < bytes.len() {
-                    if at(i) == b'/' && at(i + 1) == b'*' {
-                        depth += 1;
-                        i += 2;
-                    } else if at(i) == b'*' && at(i + 1) == b'/' {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
-                found.push(Comment { start, end: i.min(bytes.len()) });
-            }
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && at(i) != b'"' {
-                    i += if at(i) == b'\\' { 2 } else { 1 };
-                }
-                i += 1;
-            }
-            b'r' if (at(i + 1) == b'"' || at(i + 1) == b'#')
-                && !(i > 0 && (at(i - 1).is_ascii_alphanumeric() || at(i - 1) == b'_' || at(i - 1) >= 0x80)) =>
-            {
-                let hashes = text.get(i + 1..).map_or(0, |rest| rest.bytes().take_while(|b| *b == b'#').count());
-                if at(i + 1 + hashes) != b'"' {
-                    i += 1;
-                    continue;
-                }
-                let close: String = std::iter::once('"').chain(std::iter::repeat_n('#', hashes)).collect();
-                let body = i + 2 + hashes;
-                i = text.get(body..).and_then(|rest| rest.find(&close)).map_or(bytes.len(), |n| body + n + close.len());
-            }
-            _ => i += 1,
-        }
-    }
-    found
+    crate::syntax::lexer::tokens(text)
+        .filter(|(token, _)| matches!(token, Ok(Token::LineComment | Token::BlockComment)))
+        .map(|(_, range)| Comment { start: range.start, end: range.end })
+        .collect()
 }
 
 // ---- the printer ----
@@ -724,7 +675,7 @@ impl<'a> Printer<'a> {
                 Doc::Seq(vec![text(symbol), self.expr(operand, UNARY)])
             }
             ExprKind::Binary(op, left, right) => {
-                let level = binary_precedence(*op);
+                let level = op.precedence();
                 Doc::Seq(vec![self.expr(left, level), text(format!(" {} ", op.symbol())), self.expr(right, level + 1)])
             }
             ExprKind::Object(entries) => self.comma_list(
@@ -758,19 +709,9 @@ const UNARY: u8 = 6;
 const POSTFIX: u8 = 7;
 const PRIMARY: u8 = 8;
 
-fn binary_precedence(op: BinaryOp) -> u8 {
-    match op {
-        BinaryOp::Or => 1,
-        BinaryOp::And => 2,
-        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => 3,
-        BinaryOp::Add | BinaryOp::Sub => 4,
-        BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => 5,
-    }
-}
-
 fn precedence(kind: &ast::ExprKind) -> u8 {
     match kind {
-        ast::ExprKind::Binary(op, _, _) => binary_precedence(*op),
+        ast::ExprKind::Binary(op, _, _) => op.precedence(),
         ast::ExprKind::Unary(_, _) => UNARY,
         ast::ExprKind::Field(_, _) | ast::ExprKind::Index(_, _) => POSTFIX,
         _ => PRIMARY,

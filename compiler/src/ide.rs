@@ -10,6 +10,7 @@ use crate::check::{self, Reference, vocabulary};
 use crate::diagnostic::Diagnostic;
 use crate::ir::{self, ModelKind, NodeKind, Placement};
 use crate::source::Span;
+use crate::syntax::lexer::{LexError, Token as Lexed};
 use crate::syntax::{self, ast};
 
 /// What a name declares.
@@ -459,46 +460,31 @@ enum Token<'t> {
     Literal,
 }
 
-/// The tokens of `text`, comments and literals' contents skipped; good enough to see where the
-/// cursor is in a file being typed.
-#[allow(clippy::indexing_slicing, reason = "every offset is a char boundary found in the same string")]
+/// The tokens of `text` that say where the cursor is: words, punctuation, and literals (without
+/// their contents), from the one lexer; whitespace, comments and what is not a token skipped.
 fn tokens(text: &str) -> Vec<Token<'_>> {
-    const PUNCTS: &[&str] =
-        &["->", "=>", "::", "==", "!=", "<=", ">=", "{", "}", "(", ")", "[", "]", ";", ",", ":", "=", ".", "$"];
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(c) = rest.chars().next() {
-        if c.is_whitespace() {
-            rest = &rest[c.len_utf8()..];
-        } else if rest.starts_with("//") {
-            rest = rest.find(['\n', '\r']).map_or("", |n| &rest[n..]);
-        } else if rest.starts_with("/*") {
-            rest = rest.find("*/").map_or("", |n| &rest[n + 2..]);
-        } else if c == '"' {
-            let mut escaped = false;
-            let end = rest[1..]
-                .char_indices()
-                .find(|(_, ch)| {
-                    let done = *ch == '"' && !escaped;
-                    escaped = *ch == '\\' && !escaped;
-                    done
-                })
-                .map_or(rest.len(), |(i, _)| i + 2);
-            rest = &rest[end.min(rest.len())..];
-            out.push(Token::Literal);
-        } else if c == '_' || c.is_alphanumeric() {
-            let end = rest.find(|ch: char| !(ch == '_' || ch.is_alphanumeric())).unwrap_or(rest.len());
-            out.push(Token::Word(&rest[..end]));
-            rest = &rest[end..];
-        } else if let Some(p) = PUNCTS.iter().find(|p| rest.starts_with(**p)) {
-            out.push(Token::Punct(p));
-            rest = &rest[p.len()..];
-        } else {
-            rest = &rest[c.len_utf8()..];
-        }
-    }
-    out
+    crate::syntax::lexer::tokens(text)
+        .filter_map(|(token, range)| {
+            let slice = text.get(range)?;
+            // A string still being typed is a literal all the same.
+            let token = match token {
+                Ok(token) => token,
+                Err(LexError::UnterminatedString | LexError::UnterminatedRawString { .. }) => Lexed::Str,
+                Err(_) => return None,
+            };
+            match token {
+                Lexed::Word => Some(Token::Word(slice)),
+                token if token.is_literal() => Some(Token::Literal),
+                token if token.is_trivia() => None,
+                _ => PUNCTS.iter().find(|p| **p == slice).map(|p| Token::Punct(p)),
+            }
+        })
+        .collect()
 }
+
+/// The punctuation the IDE queries look at.
+const PUNCTS: &[&str] =
+    &["->", "=>", "::", "==", "!=", "<=", ">=", "{", "}", "(", ")", "[", "]", ";", ",", ":", "=", ".", "$"];
 
 /// The names `text` declares, read from its tokens (`step NAME`, `queue NAME`, ...), in order.
 fn declared_in(text: &str) -> Vec<(SymbolKind, String)> {

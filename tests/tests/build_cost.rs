@@ -1,7 +1,7 @@
 //! Guards on what the README's main job compiles from a cold start: dependency versions the lock
 //! file holds back because a newer one costs build time and gives graphc nothing, and the
 //! language server's dependencies kept out of the compiler
-//! (docs/PERFORMANCE.md, "Building a generated crate").
+//! (docs/performance-log.md, "Building a generated crate").
 
 /// The packages in the workspace's lock file, by name.
 fn locked_packages() -> Vec<String> {

@@ -557,44 +557,52 @@ fn children_of_call<'i>(
     (inner.next(), inner.next())
 }
 
+/// The expression parser's operator table, built from `BinaryOp::precedence`: each level's
+/// operators together, loosest first; then the prefix and the postfix operators.
 fn pratt() -> &'static PrattParser<Rule> {
     static PRATT: OnceLock<PrattParser<Rule>> = OnceLock::new();
     PRATT.get_or_init(|| {
-        PrattParser::new()
-            .op(Op::infix(Rule::or, Assoc::Left))
-            .op(Op::infix(Rule::and, Assoc::Left))
-            .op(Op::infix(Rule::eq, Assoc::Left)
-                | Op::infix(Rule::ne, Assoc::Left)
-                | Op::infix(Rule::lt, Assoc::Left)
-                | Op::infix(Rule::le, Assoc::Left)
-                | Op::infix(Rule::gt, Assoc::Left)
-                | Op::infix(Rule::ge, Assoc::Left))
-            .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
-            .op(Op::infix(Rule::mul, Assoc::Left)
-                | Op::infix(Rule::div, Assoc::Left)
-                | Op::infix(Rule::rem, Assoc::Left))
-            .op(Op::prefix(Rule::neg) | Op::prefix(Rule::not))
-            .op(Op::postfix(Rule::field) | Op::postfix(Rule::index))
+        let mut levels: Vec<u8> = BinaryOp::ALL.iter().map(|op| op.precedence()).collect();
+        levels.sort_unstable();
+        levels.dedup();
+        let mut parser = PrattParser::new();
+        for level in levels {
+            let mut ops = BinaryOp::ALL
+                .into_iter()
+                .filter(|op| op.precedence() == level)
+                .map(|op| Op::infix(rule_of(op), Assoc::Left));
+            if let Some(first) = ops.next() {
+                parser = parser.op(ops.fold(first, |all, op| all | op));
+            }
+        }
+        parser.op(Op::prefix(Rule::neg) | Op::prefix(Rule::not)).op(Op::postfix(Rule::field) | Op::postfix(Rule::index))
     })
 }
 
+/// The grammar's rule for an operator, and back.
+const OPERATOR_RULES: [(BinaryOp, Rule); 13] = [
+    (BinaryOp::Or, Rule::or),
+    (BinaryOp::And, Rule::and),
+    (BinaryOp::Eq, Rule::eq),
+    (BinaryOp::Ne, Rule::ne),
+    (BinaryOp::Lt, Rule::lt),
+    (BinaryOp::Le, Rule::le),
+    (BinaryOp::Gt, Rule::gt),
+    (BinaryOp::Ge, Rule::ge),
+    (BinaryOp::Add, Rule::add),
+    (BinaryOp::Sub, Rule::sub),
+    (BinaryOp::Mul, Rule::mul),
+    (BinaryOp::Div, Rule::div),
+    (BinaryOp::Rem, Rule::rem),
+];
+
+fn rule_of(op: BinaryOp) -> Rule {
+    OPERATOR_RULES.iter().find(|(o, _)| *o == op).map_or(Rule::rem, |(_, rule)| *rule)
+}
+
 fn binary_op(rule: Rule) -> BinaryOp {
-    match rule {
-        Rule::or => BinaryOp::Or,
-        Rule::and => BinaryOp::And,
-        Rule::eq => BinaryOp::Eq,
-        Rule::ne => BinaryOp::Ne,
-        Rule::lt => BinaryOp::Lt,
-        Rule::le => BinaryOp::Le,
-        Rule::gt => BinaryOp::Gt,
-        Rule::ge => BinaryOp::Ge,
-        Rule::add => BinaryOp::Add,
-        Rule::sub => BinaryOp::Sub,
-        Rule::mul => BinaryOp::Mul,
-        Rule::div => BinaryOp::Div,
-        // The grammar's `infix` rule admits only the operators above and `%`.
-        _ => BinaryOp::Rem,
-    }
+    // The grammar's `infix` rule admits only these operators.
+    OPERATOR_RULES.iter().find(|(_, r)| *r == rule).map_or(BinaryOp::Rem, |(op, _)| *op)
 }
 
 /// A bad escape in a string literal: what is wrong, and where (bytes within the literal).

@@ -1,10 +1,12 @@
 //! Parsing: the pest grammar, its errors as diagnostics, and the lowering of pairs to the AST.
 
 pub mod ast;
+pub mod lexer;
 mod lower;
 
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::Span;
+use lexer::{LexError, Token};
 use pest::Parser as _;
 
 mod grammar {
@@ -66,216 +68,167 @@ pub fn parse(text: &str) -> Result<ast::Graph, Vec<Diagnostic>> {
     }
 }
 
-/// Where a string or comment starting at `at` ends, if one starts there. The lexical pass has
-/// already found every string and comment terminated.
-fn literal_or_comment_end(text: &str, at: usize) -> Option<usize> {
-    let bytes = text.as_bytes();
-    match (bytes.get(at), bytes.get(at + 1)) {
-        (Some(b'/'), Some(b'/')) => Some(text[at..].find(['\n', '\r']).map_or(bytes.len(), |n| at + n)),
-        (Some(b'/'), Some(b'*')) => block_comment_end(bytes, at),
-        (Some(b'"'), _) => plain_string_end(bytes, at),
-        (Some(b'r'), Some(b'"' | b'#')) if !bytes.get(at.wrapping_sub(1)).is_some_and(|c| is_ident_byte(*c)) => {
-            raw_string_end(text, at)
-        }
-        _ => None,
-    }
-}
-
-fn is_ident_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || byte == b'_' || byte >= 0x80
-}
-
 /// The first byte from `at` that is not whitespace or a comment.
-fn skip_trivia(text: &str, mut at: usize) -> usize {
-    let bytes = text.as_bytes();
-    while let Some(&byte) = bytes.get(at) {
-        if byte.is_ascii_whitespace() {
-            at += 1;
-        } else if byte == b'/' && matches!(bytes.get(at + 1), Some(b'/' | b'*')) {
-            at = literal_or_comment_end(text, at).unwrap_or(bytes.len());
-        } else {
-            break;
-        }
-    }
-    at
+fn skip_trivia(text: &str, at: usize) -> usize {
+    lexer::tokens_from(text, at)
+        .find(|(token, _)| !token.as_ref().is_ok_and(|token| token.is_trivia()))
+        .map_or(text.len(), |(_, range)| range.start)
 }
 
 /// An end past the item that starts at `at`: after its first `;` at the graph's level, or its
 /// second block closed back to that level (`choice { ... } { respond; }`), or the graph's own
 /// `}`. A window longer than the item is harmless (pest reads one item from it).
-fn item_window_end(text: &str, mut at: usize) -> usize {
-    let bytes = text.as_bytes();
+fn item_window_end(text: &str, at: usize) -> usize {
     let (mut depth, mut blocks) = (0usize, 0);
-    while let Some(&byte) = bytes.get(at) {
-        if let Some(end) = literal_or_comment_end(text, at) {
-            at = end;
-            continue;
-        }
-        match byte {
-            b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' if depth == 0 => return at,
-            b')' | b']' | b'}' => {
+    for (token, range) in lexer::tokens_from(text, at) {
+        let Ok(token) = token else { continue };
+        match token {
+            Token::OpenParen | Token::OpenBracket | Token::OpenBrace => depth += 1,
+            _ if token.is_closer() && depth == 0 => return range.start,
+            _ if token.is_closer() => {
                 depth -= 1;
-                if depth == 0 && byte == b'}' {
+                if depth == 0 && token == Token::CloseBrace {
                     blocks += 1;
                     if blocks == 2 {
-                        return at + 1;
+                        return range.end;
                     }
                 }
             }
-            b';' if depth == 0 => return at + 1,
+            Token::Punct if depth == 0 && text.get(range.clone()) == Some(";") => return range.end,
             _ => {}
         }
-        at += 1;
     }
-    bytes.len()
+    text.len()
 }
 
 /// How deeply brackets may nest. Real graphs stay far below it; the limit keeps the parser's
 /// and checker's recursion from exhausting the stack on hostile input.
 pub const MAX_NESTING: usize = 32;
 
-/// The lexical pass, before pest: strings, comments and brackets as Rust lexes them, so that a
-/// lexical mistake gets a lexical message at its own place (an unterminated string at its
-/// opening quote, an unclosed bracket at the opener) rather than a parse error where the
-/// parser gave up. Block comments nest, as in Rust. Stops at the first mistake: what follows
-/// an unterminated string or comment means nothing.
+/// The lexical pass, before pest: the one lexer's tokens, so that a lexical mistake gets a
+/// lexical message at its own place (an unterminated string at its opening quote, an unclosed
+/// bracket at the opener) rather than a parse error where the parser gave up. Stops at the first
+/// mistake: what follows an unterminated string or comment means nothing. A character no token
+/// starts with is left to the parser, which says what it expected there.
 fn lex(text: &str) -> Result<(), Vec<Diagnostic>> {
-    let bytes = text.as_bytes();
-    let mut open: Vec<(u8, usize)> = Vec::new();
+    let mut open: Vec<(Token, usize)> = Vec::new();
     // Every matched pair, for guessing which opener of an unclosed file lost its closer.
     let mut pairs: Vec<(usize, usize)> = Vec::new();
-    let mut at = 0;
     let error = |diagnostic: Diagnostic| Err(vec![diagnostic]);
-    while let Some(&byte) = bytes.get(at) {
-        match byte {
-            b'/' if bytes.get(at + 1) == Some(&b'/') => {
-                at = text[at..].find(['\n', '\r']).map_or(bytes.len(), |n| at + n)
+    let bracket = |token: Token| match token {
+        Token::OpenParen => '(',
+        Token::CloseParen => ')',
+        Token::OpenBracket => '[',
+        Token::CloseBracket => ']',
+        Token::OpenBrace => '{',
+        _ => '}',
+    };
+    for (token, range) in lexer::tokens(text) {
+        let at = range.start;
+        let token = match token {
+            Ok(token) => token,
+            Err(LexError::Unexpected) => continue,
+            Err(LexError::UnterminatedComment) => {
+                return error(
+                    Diagnostic::error(
+                        Code::Syntax,
+                        "unterminated block comment",
+                        Span::new(at, at + 2),
+                        "this comment is never closed",
+                    )
+                    .with_help("close it with `*/` (block comments nest: each `/*` needs its own `*/`)"),
+                );
             }
-            b'/' if bytes.get(at + 1) == Some(&b'*') => match block_comment_end(bytes, at) {
-                Some(end) => at = end,
+            Err(LexError::UnterminatedString) => {
+                return error(
+                    Diagnostic::error(
+                        Code::Syntax,
+                        "unterminated string",
+                        Span::new(at, at + 1),
+                        "this string is never closed",
+                    )
+                    .with_help("close it with `\"`; a `\"` inside a string is written `\\\"`"),
+                );
+            }
+            Err(LexError::UnterminatedRawString { closing }) => {
+                return error(
+                    Diagnostic::error(
+                        Code::Syntax,
+                        "unterminated raw string",
+                        Span::new(at, at + 1 + closing.len()),
+                        "this string is never closed",
+                    )
+                    .with_help(format!("close it with `{closing}`")),
+                );
+            }
+        };
+        if token.closer().is_some() {
+            open.push((token, at));
+            if open.len() > MAX_NESTING {
+                return error(
+                    Diagnostic::error(
+                        Code::Syntax,
+                        format!("brackets nest more than {MAX_NESTING} levels deep"),
+                        Span::new(at, at + 1),
+                        "too deep here",
+                    )
+                    .with_help("flatten the expression, or compute it in a Rust step"),
+                );
+            }
+        } else if token.is_closer() {
+            let closer = bracket(token);
+            match open.pop() {
+                Some((opener, from)) if opener.closer() == Some(token) => pairs.push((from, at)),
+                Some((opener, from)) => {
+                    let expected = opener.closer().map_or('}', bracket);
+                    return error(
+                        Diagnostic::error(
+                            Code::Syntax,
+                            format!("mismatched `{closer}`: `{}` is still open", bracket(opener)),
+                            Span::new(at, at + 1),
+                            format!("expected `{expected}` here"),
+                        )
+                        .with_label(Span::new(from, from + 1), "opened here")
+                        .with_help(format!("close the `{}` before this `{closer}`", bracket(opener))),
+                    );
+                }
                 None => {
                     return error(
                         Diagnostic::error(
                             Code::Syntax,
-                            "unterminated block comment",
-                            Span::new(at, at + 2),
-                            "this comment is never closed",
-                        )
-                        .with_help("close it with `*/` (block comments nest: each `/*` needs its own `*/`)"),
-                    );
-                }
-            },
-            b'"' => match plain_string_end(bytes, at) {
-                Some(end) => at = end,
-                None => {
-                    return error(
-                        Diagnostic::error(
-                            Code::Syntax,
-                            "unterminated string",
+                            format!("unexpected `{closer}`"),
                             Span::new(at, at + 1),
-                            "this string is never closed",
+                            "nothing is open here",
                         )
-                        .with_help("close it with `\"`; a `\"` inside a string is written `\\\"`"),
+                        .with_help("remove it, or open what it closes"),
                     );
                 }
-            },
-            b'r' if matches!(bytes.get(at + 1), Some(b'"' | b'#'))
-                && !bytes
-                    .get(at.wrapping_sub(1))
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c >= 0x80) =>
-            {
-                let hashes = bytes.get(at + 1..).unwrap_or_default().iter().take_while(|c| **c == b'#').count();
-                if bytes.get(at + 1 + hashes) != Some(&b'"') {
-                    at += 1;
-                    continue;
-                }
-                let closing = format!("\"{}", "#".repeat(hashes));
-                let body = at + 2 + hashes;
-                match text.get(body..).and_then(|rest| rest.find(&closing)) {
-                    Some(n) => at = body + n + closing.len(),
-                    None => {
-                        return error(
-                            Diagnostic::error(
-                                Code::Syntax,
-                                "unterminated raw string",
-                                Span::new(at, body),
-                                "this string is never closed",
-                            )
-                            .with_help(format!("close it with `{closing}`")),
-                        );
-                    }
-                }
             }
-            b'(' | b'[' | b'{' => {
-                open.push((byte, at));
-                if open.len() > MAX_NESTING {
-                    return error(
-                        Diagnostic::error(
-                            Code::Syntax,
-                            format!("brackets nest more than {MAX_NESTING} levels deep"),
-                            Span::new(at, at + 1),
-                            "too deep here",
-                        )
-                        .with_help("flatten the expression, or compute it in a Rust step"),
-                    );
-                }
-                at += 1;
-            }
-            b')' | b']' | b'}' => {
-                let closer = char::from(byte);
-                match open.pop() {
-                    Some((opener, from)) if closing_of(opener) == byte => pairs.push((from, at)),
-                    Some((opener, from)) => {
-                        return error(
-                            Diagnostic::error(
-                                Code::Syntax,
-                                format!("mismatched `{closer}`: `{}` is still open", char::from(opener)),
-                                Span::new(at, at + 1),
-                                format!("expected `{}` here", char::from(closing_of(opener))),
-                            )
-                            .with_label(Span::new(from, from + 1), "opened here")
-                            .with_help(format!("close the `{}` before this `{closer}`", char::from(opener))),
-                        );
-                    }
-                    None => {
-                        return error(
-                            Diagnostic::error(
-                                Code::Syntax,
-                                format!("unexpected `{closer}`"),
-                                Span::new(at, at + 1),
-                                "nothing is open here",
-                            )
-                            .with_help("remove it, or open what it closes"),
-                        );
-                    }
-                }
-                at += 1;
-            }
-            _ => at += 1,
         }
     }
     if let Some(&(opener, from)) = open.last() {
-        let closer = char::from(closing_of(opener));
+        let closer = opener.closer().map_or('}', bracket);
         // A closer indented less than the line of the opener it matched most likely belongs to
         // an outer opener: the one it matched is the one left unclosed, as people indent.
         let indent = |at: usize| {
-            let line = text[..at].rfind('\n').map_or(0, |n| n + 1);
-            text[line..].len() - text[line..].trim_start_matches([' ', '\t']).len()
+            let before = text.get(..at).unwrap_or_default();
+            let line = before.rfind(['\n', '\r']).map_or(0, |n| n + 1);
+            let rest = text.get(line..).unwrap_or_default();
+            rest.len() - rest.trim_start_matches([' ', '\t']).len()
         };
         let misplaced =
             pairs.iter().filter(|&&(start, _)| start > from).find(|&&(start, end)| indent(end) < indent(start));
         let d = match misplaced {
             Some(&(start, end)) => Diagnostic::error(
                 Code::Syntax,
-                format!("unclosed `{}`", char::from(bytes.get(start).copied().unwrap_or(opener))),
+                format!("unclosed `{}`", text.get(start..start + 1).unwrap_or("(")),
                 Span::new(start, start + 1),
                 "this is never closed",
             )
             .with_label(Span::new(end, end + 1), "this closer is indented as if it closed an outer one"),
             None => Diagnostic::error(
                 Code::Syntax,
-                format!("unclosed `{}`", char::from(opener)),
+                format!("unclosed `{}`", bracket(opener)),
                 Span::new(from, from + 1),
                 "this is never closed",
             ),
@@ -283,62 +236,6 @@ fn lex(text: &str) -> Result<(), Vec<Diagnostic>> {
         return error(d.with_help(format!("add the `{closer}` that closes it")));
     }
     Ok(())
-}
-
-fn closing_of(opener: u8) -> u8 {
-    match opener {
-        b'(' => b')',
-        b'[' => b']',
-        _ => b'}',
-    }
-}
-
-/// One past the `*/` that closes the block comment opening at `at`, counting nested ones.
-fn block_comment_end(bytes: &[u8], at: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut i = at;
-    while i + 1 < bytes.len() {
-        match (bytes.get(i), bytes.get(i + 1)) {
-            (Some(b'/'), Some(b'*')) => {
-                depth += 1;
-                i += 2;
-            }
-            (Some(b'*'), Some(b'/')) => {
-                depth -= 1;
-                i += 2;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    None
-}
-
-/// One past the end of the raw string (`r"..."`, `r#"..."#`) opening at `at`.
-fn raw_string_end(text: &str, at: usize) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let hashes = bytes.get(at + 1..).unwrap_or_default().iter().take_while(|c| **c == b'#').count();
-    if bytes.get(at + 1 + hashes) != Some(&b'"') {
-        return None;
-    }
-    let closing = format!("\"{}", "#".repeat(hashes));
-    let body = at + 2 + hashes;
-    text.get(body..).and_then(|rest| rest.find(&closing)).map(|n| body + n + closing.len())
-}
-
-/// One past the quote that closes the plain string opening at `at`.
-fn plain_string_end(bytes: &[u8], at: usize) -> Option<usize> {
-    let mut i = at + 1;
-    while let Some(&c) = bytes.get(i) {
-        match c {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
-        }
-    }
-    None
 }
 
 /// Parses again with pest's error detail on, which also records the literal tokens (`;`, `->`)
