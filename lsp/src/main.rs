@@ -1,8 +1,9 @@
 //! `graphc-lsp`: the language server for `.graph` files, over standard input and output (what
 //! `graphc lsp` runs).
 //!
-//! A thin shell: rust-analyzer's `lsp-server` carries the protocol (framing, initialize,
-//! shutdown), and every answer comes from the compiler's `ide` queries on the document's latest
+//! A thin shell: rust-analyzer's `lsp-server` carries the protocol (initialize, shutdown) over
+//! a stdio transport of our own (`transport`: framing that survives a malformed message), and
+//! every answer comes from the compiler's `ide` queries on the document's latest
 //! text. Documents are synchronised whole (a `.graph` file is small, and re-checking is
 //! milliseconds even at 10,000 steps); positions are converted in UTF-16, as LSP counts.
 
@@ -17,9 +18,11 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod transport;
+
 /// Serves until the client shuts the server down.
 fn main() -> ExitCode {
-    let (connection, io_threads) = Connection::stdio();
+    let (connection, io_threads) = transport::stdio();
     let capabilities = match serde_json::to_value(capabilities()) {
         Ok(capabilities) => capabilities,
         Err(error) => {

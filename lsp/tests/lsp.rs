@@ -243,3 +243,31 @@ fn malformed_notifications_are_logged_and_the_server_goes_on_and_lone_carriage_r
     assert!(logged[0]["params"]["message"].as_str().is_some_and(|m| m.contains("didChange")), "{logged:#?}");
     assert!(client.shutdown().success());
 }
+
+#[test]
+fn a_lone_surrogate_is_read_as_a_replacement_character_and_a_frame_that_is_not_json_is_skipped() {
+    let (mut client, _) = Client::start(env!("CARGO_BIN_EXE_graphc-lsp"));
+    // An editor that splits a character's surrogate pair sends half of it, escaped: valid JSON,
+    // and no Rust string can hold it. The step's name holds it, so the diagnostic quotes it.
+    let text = r"graph orders {\n    topology = flow;\n    step a = map(body) { respond; }\n    a -> b\ud800;\n}\n";
+    let open = format!(
+        r#"{{"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {{"textDocument": {{"uri": "{URI}", "languageId": "graph", "version": 1, "text": "{text}"}}}}}}"#
+    );
+    client.send_text(&open);
+    let diagnostics = client.diagnostics(URI);
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
+    assert!(
+        diagnostics[0]["message"].as_str().is_some_and(|m| m.contains('\u{fffd}')),
+        "the lone half is read as U+FFFD: {diagnostics:#?}"
+    );
+    // Not JSON at all: said in the editor's log, and the session goes on.
+    client.send_text("{ this is not json");
+    let hover = client.request("textDocument/hover", at(FIXED, "parse", 0));
+    assert!(hover.is_null() || hover.get("contents").is_some(), "{hover}");
+    let logged: Vec<&Value> = client.notifications.iter().filter(|m| m["method"] == "window/logMessage").collect();
+    assert!(
+        logged.iter().any(|m| m["params"]["message"].as_str().is_some_and(|m| m.contains("not JSON-RPC"))),
+        "{logged:#?}"
+    );
+    assert!(client.shutdown().success());
+}

@@ -93,7 +93,11 @@ impl Client {
     }
 
     fn send(&mut self, message: &Value) {
-        let body = message.to_string();
+        self.send_text(&message.to_string());
+    }
+
+    /// Sends `body` as a frame, as written: for messages a JSON value cannot hold.
+    pub fn send_text(&mut self, body: &str) {
         write!(self.stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).expect("the server reads");
         self.stdin.flush().expect("flush");
     }
