@@ -224,6 +224,15 @@ fn color_follows_the_flag_and_no_color() {
     // Not a terminal: `auto` stays plain.
     let auto = graphc(&["check", file]);
     assert!(!String::from_utf8_lossy(&auto.stderr).contains("\u{1b}["));
+    // The flag belongs to the commands that print diagnostics, and to no other.
+    for command in ["check", "build", "test", "serve", "run", "fmt", "graph"] {
+        let help = String::from_utf8_lossy(&graphc(&[command, "--help"]).stdout).into_owned();
+        assert!(help.contains("--color"), "graphc {command} --help: {help}");
+    }
+    for command in ["lsp", "completions"] {
+        let help = String::from_utf8_lossy(&graphc(&[command, "--help"]).stdout).into_owned();
+        assert!(!help.contains("--color"), "graphc {command} --help offers a flag it ignores: {help}");
+    }
 }
 
 #[test]

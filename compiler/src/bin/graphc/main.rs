@@ -22,8 +22,14 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// How diagnostics are printed: a flag of every command that prints them (and of no other, so
+/// that `graphc lsp --help` offers nothing it would ignore).
+#[derive(clap::Args, Clone, Copy)]
+struct Output {
     /// Colour in diagnostics: `auto` colours a terminal unless NO_COLOR is set.
-    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
 }
 
@@ -52,6 +58,8 @@ enum Command {
         /// checked against its source, as `graphc build` would build them.
         #[arg(long)]
         handlers: Option<PathBuf>,
+        #[command(flatten)]
+        output: Output,
     },
     /// Generate a graph's Rust module and build a binary for it under target/graphc/<name>/.
     Build {
@@ -72,6 +80,8 @@ enum Command {
         /// Build with optimisations.
         #[arg(long)]
         release: bool,
+        #[command(flatten)]
+        output: Output,
     },
     /// Run a graph's test blocks against its generated pipeline's mock server.
     Test {
@@ -83,6 +93,8 @@ enum Command {
         /// A crate (its directory) holding the Rust handlers the graph names.
         #[arg(long)]
         handlers: Option<PathBuf>,
+        #[command(flatten)]
+        output: Output,
     },
     /// Build a graph (reusing earlier builds) and serve it over HTTP, or run one of its functions.
     Serve(ServeArgs),
@@ -97,6 +109,8 @@ enum Command {
         /// Change nothing: print a diff of each file that is not formatted and exit 1.
         #[arg(long)]
         check: bool,
+        #[command(flatten)]
+        output: Output,
     },
     /// The language server, over standard input and output, for editors (diagnostics, go to
     /// definition, references, rename, hover, completion, outline, formatting): runs
@@ -116,6 +130,8 @@ enum Command {
         /// The diagram language.
         #[arg(long, value_enum, default_value_t = Diagram::Dot)]
         format: Diagram,
+        #[command(flatten)]
+        output: Output,
     },
 }
 
@@ -126,6 +142,8 @@ enum Command {
 struct ServeArgs {
     /// The .graph file.
     file: PathBuf,
+    #[command(flatten)]
+    output: Output,
     /// A crate (its directory) holding the Rust handlers the graph names.
     #[arg(long)]
     handlers: Option<PathBuf>,
@@ -147,6 +165,8 @@ struct ServeArgs {
 struct RunArgs {
     /// The .graph file.
     file: PathBuf,
+    #[command(flatten)]
+    diagnostics: Output,
     /// The events, one JSON body or event (`{"body", "id", "key", "path", "method", "headers"}`)
     /// per line; `-` for standard input.
     #[arg(long, default_value = "-")]
@@ -189,6 +209,22 @@ enum Emit {
     Rust,
 }
 
+impl Command {
+    /// The `--color` given to a command that prints diagnostics; `auto` for the others.
+    fn color(&self) -> Color {
+        match self {
+            Command::Check { output, .. }
+            | Command::Build { output, .. }
+            | Command::Test { output, .. }
+            | Command::Fmt { output, .. }
+            | Command::Graph { output, .. }
+            | Command::Serve(ServeArgs { output, .. })
+            | Command::Run(RunArgs { diagnostics: output, .. }) => output.color,
+            Command::Lsp | Command::Completions { .. } => Color::Auto,
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Diagram {
     Dot,
@@ -202,23 +238,23 @@ fn main() -> ExitCode {
     let set = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
     let no_color = set("NO_COLOR").is_some() || set("CLICOLOR").is_some_and(|value| value == "0");
     let forced = set("CLICOLOR_FORCE").is_some_and(|value| value != "0");
-    let color = match cli.color {
+    let color = match cli.command.color() {
         Color::Always => true,
         Color::Never => false,
         Color::Auto => forced || (std::io::stderr().is_terminal() && !no_color),
     };
     let _ = COLOR.set(color);
     match cli.command {
-        Command::Check { files, format, handlers } => check(&files, format, handlers.as_deref()),
-        Command::Graph { file, format } => graph(&file, format),
-        Command::Fmt { files, check } => fmt::run(&files, check, &style()),
+        Command::Check { files, format, handlers, .. } => check(&files, format, handlers.as_deref()),
+        Command::Graph { file, format, .. } => graph(&file, format),
+        Command::Fmt { files, check, .. } => fmt::run(&files, check, &style()),
         Command::Lsp => lsp::run(),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "graphc", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
-        Command::Build { file, emit, out, check, handlers, release } => match (emit, out) {
+        Command::Build { file, emit, out, check, handlers, release, .. } => match (emit, out) {
             (Some(Emit::Rust), out) => emit_rust(&file, handlers.as_deref(), out.as_deref(), check),
             (None, _) => build(&file, handlers.as_deref(), release, &[]).map_or_else(
                 |code| code,
@@ -228,7 +264,7 @@ fn main() -> ExitCode {
                 },
             ),
         },
-        Command::Test { file, junit, handlers } => test(&file, junit.as_deref(), handlers.as_deref()),
+        Command::Test { file, junit, handlers, .. } => test(&file, junit.as_deref(), handlers.as_deref()),
         Command::Run(run) => {
             let binary = match build(&run.file, run.handlers.as_deref(), !run.debug, &[]) {
                 Ok(binary) => binary,
@@ -256,7 +292,7 @@ fn main() -> ExitCode {
             }
             exec(command)
         }
-        Command::Serve(ServeArgs { file, mut handlers, mut debug, server }) => {
+        Command::Serve(ServeArgs { file, mut handlers, mut debug, server, .. }) => {
             // `--handlers` and `--debug` are graphc's wherever they stand; the rest is the server's.
             let mut passed = Vec::new();
             let mut rest = server.into_iter();
