@@ -838,6 +838,28 @@ fn metadata_names_the_output_infer_returns_and_a_loose_id_is_echoed() {
 }
 
 #[test]
+fn a_tensor_answer_says_the_datatype_its_data_is_when_the_model_declared_another() {
+    // A classifier of labels that keeps the default declaration (INT64): a client decodes by the
+    // answer's datatype, so the answer says BYTES.
+    struct Labels;
+    impl model::Model for Labels {
+        fn predict(&self, f: model::Features) -> Result<Vec<Value>, StepError> {
+            Ok(vec![json!("stays"); f.rows])
+        }
+    }
+    let server = router_server(Router::new(
+        "r",
+        "/v2/models",
+        vec![("labels".into(), Route::Model(Arc::new(Labels)))],
+        Mode::Model,
+    ));
+    let tensor = json!({ "inputs": [{ "name": "x", "shape": [2, 1], "datatype": "FP32", "data": [0, 1] }] });
+    let answer = server.test("/v2/models/labels/infer", tensor).json_body();
+    assert_eq!(answer["outputs"][0]["datatype"], "BYTES", "{answer}");
+    assert_eq!(answer["outputs"][0]["data"], json!(["stays", "stays"]));
+}
+
+#[test]
 fn parallel_run_merges_object_outputs() {
     let routes = vec![
         ("x".into(), Route::Step(Arc::new(Body(|_: Value| json!({ "x": 1 }))))),

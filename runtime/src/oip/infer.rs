@@ -248,9 +248,60 @@ enum Outputs<'r> {
 #[derive(serde::Serialize)]
 struct TensorOutput<'r> {
     data: Vec<Value>,
-    datatype: &'r str,
+    datatype: Datatype,
     name: &'r str,
     shape: [usize; 1],
+}
+
+/// Whether `value` is an element of a `datatype` tensor, as the codecs write one.
+fn fits(datatype: Datatype, value: &Value) -> bool {
+    let int = |low: i64, high: i64| value.as_i64().is_some_and(|v| (low..=high).contains(&v));
+    let uint = |high: u64| value.as_u64().is_some_and(|v| v <= high);
+    match datatype {
+        Datatype::Bool => value.is_boolean(),
+        Datatype::Int8 => int(i8::MIN.into(), i8::MAX.into()),
+        Datatype::Int16 => int(i16::MIN.into(), i16::MAX.into()),
+        Datatype::Int32 => int(i32::MIN.into(), i32::MAX.into()),
+        Datatype::Int64 => value.is_i64(),
+        Datatype::Uint8 => uint(u8::MAX.into()),
+        Datatype::Uint16 => uint(u16::MAX.into()),
+        Datatype::Uint32 => uint(u32::MAX.into()),
+        Datatype::Uint64 => value.is_u64(),
+        Datatype::Fp16 | Datatype::Fp32 | Datatype::Fp64 => value.is_number(),
+        Datatype::Bytes => value.is_string(),
+    }
+}
+
+/// The datatype that holds every one of `values`: BOOL, INT64, FP64, else BYTES (text, which
+/// any value can be written as).
+fn datatype_of(values: &[Value]) -> Datatype {
+    [Datatype::Bool, Datatype::Int64, Datatype::Fp64]
+        .into_iter()
+        .find(|datatype| values.iter().all(|value| fits(*datatype, value)))
+        .unwrap_or(Datatype::Bytes)
+}
+
+/// The datatype a tensor answer says: the declared one when every output fits it; else what
+/// the outputs are, and a warning (rate-limited per model) that the declaration is wrong. A
+/// client decodes by the answer's datatype, so the answer must say what its data is.
+fn answered_datatype(model: &str, output: &str, declared: &str, outputs: &[Value]) -> Datatype {
+    if let Some(declared) = Datatype::parse(declared)
+        && outputs.iter().all(|value| fits(declared, value))
+    {
+        return declared;
+    }
+    let actual = datatype_of(outputs);
+    if crate::logging::allow(model, "declared datatype") {
+        tracing::warn!(
+            model,
+            output,
+            declared,
+            answered = actual.as_str(),
+            "the model's outputs are not {declared}, as it declares: answered as {actual}; declare the output's \
+             datatype in Model::outputs (or output_datatype)"
+        );
+    }
+    actual
 }
 
 /// Who answers, and as which output.
@@ -271,6 +322,7 @@ impl<'r> InferAnswer<'r> {
         let (request_id, outputs) = match form {
             Form::Loose { request_id } => (request_id, Outputs::Loose(outputs)),
             Form::Tensor { request_id } => {
+                let datatype = answered_datatype(answerer.name, output, datatype, &outputs);
                 (request_id, Outputs::Tensor([TensorOutput { data: outputs, datatype, name: output, shape: [rows] }]))
             }
         };
@@ -347,6 +399,26 @@ mod tests {
         let error = InferRequest::read(&body, Vec::new).err().unwrap();
         assert_eq!(error.status(), 422);
         assert!(error.message.contains("input `a`: the datatype `FLOAT`"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_tensor_answer_says_what_its_data_is_when_the_declaration_is_wrong() {
+        let event = Event::new(json!(null));
+        let answer = |declared: &'static str, outputs: Vec<Value>| {
+            let answerer = Answerer { name: "m", version: None, output: ("predict", declared) };
+            let form = Form::Tensor { request_id: None };
+            let rows = outputs.len();
+            serde_json::to_value(InferAnswer::new(&event, answerer, outputs, form, rows)).unwrap()["outputs"][0]
+                ["datatype"]
+                .clone()
+        };
+        assert_eq!(answer("INT64", vec![json!(1), json!(2)]), "INT64");
+        assert_eq!(answer("FP32", vec![json!(1), json!(2.5)]), "FP32", "integers fit a float tensor");
+        assert_eq!(answer("INT64", vec![json!("stays"), json!("leaves")]), "BYTES");
+        assert_eq!(answer("INT64", vec![json!(0.25)]), "FP64");
+        assert_eq!(answer("INT8", vec![json!(300)]), "INT64", "300 is no INT8");
+        assert_eq!(answer("BOOL", vec![json!(true)]), "BOOL");
+        assert_eq!(answer("NOT A TYPE", vec![json!(true)]), "BOOL");
     }
 
     #[test]
