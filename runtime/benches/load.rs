@@ -1,14 +1,14 @@
 //! The runtime under load, each case against its ideal measured in the same run.
 //!
-//! `run_blocking_2ms_c16`: `batch::run` (what `graphc run` calls) over 1,600 events, 16 at once,
+//! `run_blocking_2ms_c16`: `jsonl::run` (what `graphc run` calls) over 1,600 events, 16 at once,
 //! through a graph whose one step is a synchronous handler that takes 2 ms; against 16 plain
 //! threads that each sleep 2 ms per event (the ideal: the handler's cost, 16 at a time, nothing
 //! else). `probe_under_blocking_load`: a health probe over HTTP while 64 requests hold every
 //! thread of the blocking pool with a 200 ms step; against the same probe on an idle server.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use graphc_runtime::batch::{BatchOptions, run};
 use graphc_runtime::http::{ServeOptions, bind, serve};
+use graphc_runtime::jsonl::{JsonlOptions, run};
 use graphc_runtime::*;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -36,7 +36,7 @@ fn blocking_run(c: &mut Criterion) {
     group.bench_function("run_blocking_2ms_c16/graphc", |b| {
         b.iter(|| {
             runtime.block_on(async {
-                let options = BatchOptions { concurrency: CONCURRENCY, progress: false };
+                let options = JsonlOptions { concurrency: CONCURRENCY, progress: false };
                 let summary = run(
                     Arc::new(Arc::clone(&pipeline)),
                     Box::new(std::io::Cursor::new(input.clone())),

@@ -78,7 +78,7 @@ where
         Ok((command, flags)) => match command.as_str() {
             "serve" => run_serve(name, run_function, &flags),
             "test" => run_test(build, tests, name, &flags),
-            "run" => run_batch(build, &flags),
+            "run" => run_file(build, &flags),
             _ => usage(),
         },
         Err(message) => {
@@ -284,7 +284,7 @@ fn run_serve(name: &str, run_function: RunFunction, flags: &Flags) -> ExitCode {
     }
 }
 
-fn run_batch<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(build: B, flags: &Flags) -> ExitCode {
+fn run_file<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(build: B, flags: &Flags) -> ExitCode {
     let fail = |message: String| {
         eprintln!("error: {message}");
         ExitCode::from(2)
@@ -298,7 +298,7 @@ fn run_batch<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(build: B, fla
         Ok(options) => options,
         Err(message) => return fail(message),
     };
-    let concurrency = match number(flags, "concurrency", crate::batch::BatchOptions::default().concurrency) {
+    let concurrency = match number(flags, "concurrency", crate::jsonl::JsonlOptions::default().concurrency) {
         Ok(concurrency) => concurrency,
         Err(message) => return fail(message),
     };
@@ -337,11 +337,11 @@ fn run_batch<H: Handler, B: Fn(&Options) -> Result<H, StartError>>(build: B, fla
         Err(error) => return fail(error),
     };
     use std::io::IsTerminal;
-    let batch = crate::batch::BatchOptions { concurrency, progress: std::io::stderr().is_terminal() };
+    let batch = crate::jsonl::JsonlOptions { concurrency, progress: std::io::stderr().is_terminal() };
     let started = std::time::Instant::now();
     let summary = runtime.block_on(async {
         let handler = std::sync::Arc::new(build(&options).map_err(|error| error.to_string())?);
-        crate::batch::run(handler, input, total, output, errors, &batch).await.map_err(|error| error.to_string())
+        crate::jsonl::run(handler, input, total, output, errors, &batch).await.map_err(|error| error.to_string())
     });
     match summary {
         Ok(summary) => {

@@ -26,8 +26,6 @@ pub mod step;
 // command line): reached through `__private` by generated code and by this crate's own tests,
 // not documented, and free to change between releases.
 #[doc(hidden)]
-pub mod batch;
-#[doc(hidden)]
 pub mod cli;
 #[doc(hidden)]
 pub mod expr;
@@ -37,6 +35,8 @@ mod flags;
 pub mod generated;
 #[doc(hidden)]
 pub mod http;
+#[doc(hidden)]
+pub mod jsonl;
 mod listen;
 #[doc(hidden)]
 pub mod logging;

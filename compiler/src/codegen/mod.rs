@@ -6,10 +6,10 @@
 
 mod entry;
 mod expr;
-mod format;
+mod file;
 mod steps;
 
-pub use format::{GeneratedFile, format_file};
+pub use file::{GeneratedFile, format_file};
 use steps::{optional_str, rust_type};
 
 use crate::diagnostic::Diagnostic;

@@ -3,7 +3,7 @@
 //! id and a status. Both on one thread of work; the batch runner keeps 64 events in flight.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use graphc_runtime::batch::{BatchOptions, run};
+use graphc_runtime::jsonl::{JsonlOptions, run};
 use graphc_runtime::*;
 use serde_json::{Value, json};
 use std::io::{BufRead, Write};
@@ -56,7 +56,7 @@ fn batch(c: &mut Criterion) {
                     None,
                     &mut output,
                     std::io::sink(),
-                    &BatchOptions::default(),
+                    &JsonlOptions::default(),
                 ))
                 .unwrap();
             assert_eq!(summary.succeeded, EVENTS);

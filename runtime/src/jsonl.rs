@@ -1,4 +1,4 @@
-//! Batch runs: a graph over a file of events (JSON Lines), as MLRun's `execute_graph` does, with
+//! A graph over a file of events (JSON Lines), as MLRun's `execute_graph` does, with
 //! a bounded number in flight, the answers written in input order, failures to an error file,
 //! progress on a terminal and a closing summary. `graphc run` and the generated binary's `run`
 //! command call [`run`]; Rust callers may too.
@@ -13,16 +13,16 @@ use std::time::{Duration, Instant};
 
 /// How a batch runs.
 #[derive(Clone, Debug)]
-pub struct BatchOptions {
+pub struct JsonlOptions {
     /// Events processed at once.
     pub concurrency: usize,
     /// Show progress (events done, rate, time left) on standard error.
     pub progress: bool,
 }
 
-impl Default for BatchOptions {
+impl Default for JsonlOptions {
     fn default() -> Self {
-        BatchOptions { concurrency: 64, progress: false }
+        JsonlOptions { concurrency: 64, progress: false }
     }
 }
 
@@ -102,7 +102,7 @@ pub async fn run<H: Handler>(
     total: Option<usize>,
     mut output: impl Write,
     mut errors: impl Write,
-    options: &BatchOptions,
+    options: &JsonlOptions,
 ) -> std::io::Result<Summary> {
     let started = Instant::now();
     let concurrency = options.concurrency.max(1);

@@ -1,7 +1,7 @@
 //! Batch runs: every event answered once, in input order whatever order they finish in,
 //! failures counted and listed with their line, and events given as bodies or as events.
 
-use graphc_runtime::batch::{BatchOptions, run};
+use graphc_runtime::jsonl::{JsonlOptions, run};
 use graphc_runtime::*;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -33,7 +33,7 @@ async fn answers_come_in_input_order_and_failures_are_listed_with_their_line() {
     input.push_str("{oops\n");
     let handler = Arc::new(AsyncPipeline::new(Scrambled, Context::new("batch"), true));
     let (mut output, mut errors) = (Vec::new(), Vec::new());
-    let options = BatchOptions { concurrency: 50, progress: false };
+    let options = JsonlOptions { concurrency: 50, progress: false };
     let summary = run(handler, input.as_bytes(), Some(2_002), &mut output, &mut errors, &options).await.unwrap();
     assert_eq!((summary.events, summary.succeeded, summary.failed), (2_002, 2_000, 2));
     let answers: Vec<Value> =
@@ -61,7 +61,7 @@ async fn a_hundred_thousand_events_all_answered() {
     let input: String = (0..100_000).map(|n| format!("{{\"n\": {n}}}\n")).collect();
     let mut output = Vec::new();
     let summary =
-        run(handler, input.as_bytes(), None, &mut output, std::io::sink(), &BatchOptions::default()).await.unwrap();
+        run(handler, input.as_bytes(), None, &mut output, std::io::sink(), &JsonlOptions::default()).await.unwrap();
     assert_eq!((summary.events, summary.succeeded, summary.failed), (100_000, 100_000, 0));
     let last: Value = serde_json::from_str(String::from_utf8(output).unwrap().lines().last().unwrap()).unwrap();
     assert_eq!(last["body"]["n"], 99_999);
@@ -75,7 +75,7 @@ async fn a_bad_line_fails_alone_with_its_line_number_and_blank_lines_are_skipped
     input.extend_from_slice(b"{\"n\": \xFF}\n{oops\n{\"n\": 3}");
     let (mut output, mut errors) = (Vec::new(), Vec::new());
     let summary =
-        run(handler, input.as_slice(), None, &mut output, &mut errors, &BatchOptions::default()).await.unwrap();
+        run(handler, input.as_slice(), None, &mut output, &mut errors, &JsonlOptions::default()).await.unwrap();
     assert_eq!((summary.events, summary.succeeded, summary.failed), (5, 3, 2));
     let answers: Vec<Value> =
         String::from_utf8(output).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
@@ -107,7 +107,7 @@ async fn concurrency_past_the_worker_count_runs_that_many_blocking_events_at_onc
         true,
     );
     let input: String = (0..160).map(|n| format!("{{\"n\": {n}}}\n")).collect();
-    let options = BatchOptions { concurrency: 16, progress: false };
+    let options = JsonlOptions { concurrency: 16, progress: false };
     let summary =
         run(Arc::new(pipeline), input.as_bytes(), None, std::io::sink(), std::io::sink(), &options).await.unwrap();
     assert_eq!(summary.succeeded, 160);
