@@ -18,6 +18,7 @@ const USAGE: &str = "usage:
                [--header-timeout-ms MS] [--max-connections N] [--max-headers N] [--max-header-bytes BYTES]
                [--shutdown-timeout-ms MS] [--blocking-threads N] [--blocking-inline-us US] [--expose-errors]
                [--log-level LEVEL] [--log-format text|json] [--access-log] [--grpc-port PORT]
+               [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]] [--auth-tokens-file PATH [--auth-header NAME]]
                [--function NAME [--redis URL] [--consumer NAME] [--batch N] [--claim-idle-ms MS]
                 [--claim-every-ms MS] [--metrics-port PORT] [--dedupe-window-ms MS]]
   BINARY test  [--base DIR] [--junit PATH]
@@ -36,6 +37,11 @@ run there, never on the threads that accept connections and answer probes, unles
 each took under --blocking-inline-us, 50; 0 sends every call there). --expose-errors sends a 5xx's cause to the caller, not only to the log.
 --grpc-port also serves the Open Inference Protocol's gRPC service (inference.GRPCInferenceService) on
 --host, running the same pipeline (binaries built with graphc-runtime's `grpc` feature).
+--tls-cert and --tls-key serve TLS on every port (binaries built with the `tls` feature); with
+--tls-client-ca, clients must present a certificate that CA signed. --auth-tokens-file asks every
+request but the health probes for a token of the file (`TOKEN`, or `NAME TOKEN [infer] [metadata]
+[metrics]` per line) as `Authorization: Bearer TOKEN`, or alone in the --auth-header header: 401
+without one, 403 for a group the token may not use. SIGHUP re-reads the tokens and the certificate.
 `run` sends each line of --input (JSON Lines: a body, or an event with `body`, `id`, `key`, `path`,
 `method`, `headers`) through the whole graph, --concurrency (64) at once, writes one answer per
 line to --output in input order, each failure to --errors, a summary to standard error, and exits
@@ -212,6 +218,36 @@ fn run_serve(name: &str, run_function: RunFunction, flags: &Flags) -> ExitCode {
             max_header_bytes: number(flags, "max-header-bytes", defaults.max_header_bytes)?,
             shutdown_timeout: millis("shutdown-timeout-ms", defaults.shutdown_timeout)?,
             access_log: switch(flags, "access-log"),
+            auth: match flag(flags, "auth-tokens-file") {
+                None => None,
+                Some(file) => {
+                    let header = match flag(flags, "auth-header") {
+                        None => None,
+                        Some(name) => Some(
+                            http::HeaderName::try_from(name)
+                                .map_err(|_| format!("--auth-header `{name}` is not a header name"))?,
+                        ),
+                    };
+                    Some(std::sync::Arc::new(
+                        crate::auth::Tokens::read(std::path::Path::new(file), header).map_err(|e| e.to_string())?,
+                    ))
+                }
+            },
+            tls: match (flag(flags, "tls-cert"), flag(flags, "tls-key")) {
+                (None, None) if flag(flags, "tls-client-ca").is_some() => {
+                    return Err("--tls-client-ca needs --tls-cert and --tls-key".to_string());
+                }
+                (None, None) => None,
+                (Some(cert), Some(key)) => {
+                    let files = crate::tls::TlsFiles {
+                        cert: cert.into(),
+                        key: key.into(),
+                        client_ca: flag(flags, "tls-client-ca").map(Into::into),
+                    };
+                    Some(std::sync::Arc::new(crate::tls::ServerTls::load(files).map_err(|e| e.to_string())?))
+                }
+                _ => return Err("--tls-cert and --tls-key go together".to_string()),
+            },
         };
         let format = match flag(flags, "log-format").unwrap_or("text") {
             "text" => crate::logging::LogFormat::Text,

@@ -17,6 +17,11 @@ pub enum ErrorKind {
     Panic,
     /// Malformed input: 400.
     BadRequest,
+    /// No credentials, or credentials the server does not take: 401, with the scheme to use
+    /// (`WWW-Authenticate`).
+    Unauthenticated,
+    /// Credentials that may not do what the request asks: 403.
+    Forbidden,
     /// Unknown route or model: 404.
     NotFound,
     /// A method the path does not take: 405, with the methods it takes (the `Allow` header).
@@ -47,6 +52,8 @@ impl ErrorKind {
         match self {
             ErrorKind::Step | ErrorKind::Panic => 500,
             ErrorKind::BadRequest => 400,
+            ErrorKind::Unauthenticated => 401,
+            ErrorKind::Forbidden => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::MethodNotAllowed { .. } => 405,
             ErrorKind::TooLarge => 413,
@@ -64,6 +71,8 @@ impl ErrorKind {
             ErrorKind::Step => "step",
             ErrorKind::Panic => "panic",
             ErrorKind::BadRequest => "bad_request",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::Forbidden => "forbidden",
             ErrorKind::NotFound => "not_found",
             ErrorKind::MethodNotAllowed { .. } => "method_not_allowed",
             ErrorKind::TooLarge => "too_large",
@@ -81,6 +90,8 @@ impl ErrorKind {
     /// timeout, a 429 unavailable, any other 4xx a bad request and any other 5xx the step's.
     pub fn of_status(status: u16) -> ErrorKind {
         match status {
+            401 => ErrorKind::Unauthenticated,
+            403 => ErrorKind::Forbidden,
             404 => ErrorKind::NotFound,
             405 => ErrorKind::MethodNotAllowed { allow: "" },
             413 => ErrorKind::TooLarge,
@@ -100,6 +111,8 @@ impl ErrorKind {
         match self {
             ErrorKind::BadRequest | ErrorKind::UnsupportedEncoding | ErrorKind::Validation => 3, // INVALID_ARGUMENT
             ErrorKind::NotFound => 5,                                                            // NOT_FOUND
+            ErrorKind::Unauthenticated => 16,                                                    // UNAUTHENTICATED
+            ErrorKind::Forbidden => 7,                                                           // PERMISSION_DENIED
             ErrorKind::MethodNotAllowed { .. } => 12,                                            // UNIMPLEMENTED
             ErrorKind::TooLarge => 8,                                                            // RESOURCE_EXHAUSTED
             ErrorKind::Unavailable => 14,                                                        // UNAVAILABLE
@@ -205,6 +218,16 @@ impl StepError {
     /// Wrong method: 405, with the methods `allow`ed (`"POST"`, `"GET, HEAD"`).
     pub fn method_not_allowed(message: impl Into<String>, allow: &'static str) -> Self {
         StepError::of(ErrorKind::MethodNotAllowed { allow }, message)
+    }
+
+    /// No credentials the server takes: 401.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        StepError::of(ErrorKind::Unauthenticated, message)
+    }
+
+    /// Credentials that may not do this: 403.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        StepError::of(ErrorKind::Forbidden, message)
     }
 
     /// A service the step needs is unavailable: 503 (the caller may retry).

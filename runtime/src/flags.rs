@@ -33,6 +33,11 @@ pub const SERVE: &[&str] = &[
     "metrics-port",
     "dedupe-window-ms",
     "grpc-port",
+    "auth-tokens-file",
+    "auth-header",
+    "tls-cert",
+    "tls-key",
+    "tls-client-ca",
 ];
 /// `test`'s flags.
 pub const TEST: &[&str] = &["base", "junit"];

@@ -54,6 +54,10 @@ pub struct ServeOptions {
     pub shutdown_timeout: Duration,
     /// Log one line per request (method, path, status, time, event id) at `info`.
     pub access_log: bool,
+    /// The access tokens every request but a health probe must carry (`--auth-tokens-file`).
+    pub auth: Option<Arc<crate::auth::Tokens>>,
+    /// TLS on this port (and the gRPC port): `--tls-cert`, `--tls-key`, `--tls-client-ca`.
+    pub tls: Option<Arc<crate::tls::ServerTls>>,
 }
 
 impl Default for ServeOptions {
@@ -69,6 +73,8 @@ impl Default for ServeOptions {
             max_header_bytes: 64 * 1024,
             shutdown_timeout: Duration::from_secs(30),
             access_log: false,
+            auth: None,
+            tls: None,
         }
     }
 }
@@ -175,8 +181,9 @@ pub async fn serve_sharing<H: Handler>(
         http.max_headers(options.max_headers);
     }
     // HTTP/1's header-read timeout closes idle keep-alive connections itself.
-    let accepted =
-        accept(&listener, &connections, None, |io, _| http.serve_connection(io, service.clone()), shutdown).await;
+    let tls = options.tls.clone().map(|tls| (tls, options.header_timeout));
+    let connect = move |io, _| http.serve_connection(io, service.clone());
+    let accepted = accept(&listener, &connections, None, tls, connect, shutdown).await;
     drop(listener);
     let deadline = tokio::time::Instant::now() + options.shutdown_timeout;
     if !accepted.close(options.shutdown_timeout).await {
@@ -219,6 +226,11 @@ type HttpResponse = http::Response<Full<Bytes>>;
 
 async fn answer<H: Handler>(server: &Server<H>, request: http::Request<Incoming>) -> HttpResponse {
     let started = Instant::now();
+    if let Some(tokens) = &server.options.auth
+        && let Err(refused) = tokens.check(request.method().as_str(), request.uri().path(), request.headers())
+    {
+        return into_http(request_error(refused, &EventId::fresh()));
+    }
     // A scrape is not a request the metrics count.
     if request.uri().path() == "/metrics" {
         return into_http(metrics_answer(server, request.method()));
@@ -411,7 +423,7 @@ pub async fn serve_probes(
     http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(PROBE_HEADER_TIMEOUT);
     // A probe answers at once; a few scrapers at a time are all it serves.
     let connections = Connections::new(PROBE_CONNECTIONS);
-    accept(&listener, &connections, None, |io, _| http.serve_connection(io, service.clone()), shutdown)
+    accept(&listener, &connections, None, None, move |io, _| http.serve_connection(io, service.clone()), shutdown)
         .await
         .close(PROBE_HEADER_TIMEOUT)
         .await;

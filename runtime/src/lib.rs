@@ -22,6 +22,9 @@ pub mod pipeline;
 pub mod router;
 pub mod step;
 
+pub mod auth;
+pub mod tls;
+
 // The machinery generated code runs on (servers, streams, triggers, the generated binary's
 // command line): reached through `__private` by generated code and by this crate's own tests,
 // not documented, and free to change between releases.

@@ -4,13 +4,14 @@
 //! to finish what it accepted and waits for them no longer than it is told, whatever a peer
 //! sends (or does not send).
 
+use crate::tls::{ServerTls, Stream};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulConnection;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 
 /// The process's open connections, over every port: at most `max` at once; beyond, a new
@@ -109,19 +110,25 @@ impl Accepted {
     }
 }
 
-/// Serves connections from `listener` until `shutdown` resolves: each through `connect`, with
-/// the process-wide cap `connections`. A connection with no request in flight for `idle` is
-/// asked to close (`None`: the protocol closes idle connections itself, as HTTP/1's header
-/// timeout does).
-pub(crate) async fn accept<C>(
+/// How a port's connections begin: in plaintext, or with a TLS handshake that must finish
+/// within the given time.
+pub(crate) type Handshake = Option<(Arc<ServerTls>, Duration)>;
+
+/// Serves connections from `listener` until `shutdown` resolves: each (after its TLS handshake,
+/// when the port has TLS) through `connect`, with the process-wide cap `connections`. A
+/// connection with no request in flight for `idle` is asked to close (`None`: the protocol closes
+/// idle connections itself, as HTTP/1's header timeout does).
+pub(crate) async fn accept<C, F>(
     listener: &TcpListener,
     connections: &Arc<Connections>,
     idle: Option<Duration>,
-    connect: impl Fn(TokioIo<TcpStream>, Arc<Activity>) -> C,
+    tls: Handshake,
+    connect: F,
     shutdown: impl Future<Output = ()>,
 ) -> Accepted
 where
     C: GracefulConnection + Send + 'static,
+    F: Fn(TokioIo<Stream>, Arc<Activity>) -> C + Clone + Send + 'static,
 {
     let (stop, stopping) = watch::channel(false);
     // Each connection holds a sender; `recv` answers `None` once every one has been dropped.
@@ -147,12 +154,22 @@ where
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let activity = Activity::new();
-        let connection = connect(TokioIo::new(stream), Arc::clone(&activity));
         let stopping = stopping.clone();
         let open = open.clone();
+        let connect = connect.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            run(connection, activity, idle, stopping).await;
+            // The handshake runs here, not in the loop: a peer that stalls it holds only its own
+            // connection, and its place under the cap, for at most the handshake's time.
+            let stream = match tls {
+                None => Some(Stream::Plain(stream)),
+                Some((tls, within)) => tls.accept(stream, within).await,
+            };
+            if let Some(stream) = stream {
+                let activity = Activity::new();
+                let connection = connect(TokioIo::new(stream), Arc::clone(&activity));
+                run(connection, activity, idle, stopping).await;
+            }
             drop(permit);
             drop(open);
         });

@@ -344,6 +344,9 @@ pub fn error_response(step: &str, error: &StepError, id: &EventId, expose: bool)
     if error.kind.retryable() {
         response.headers.push(("retry-after".to_string(), "1".to_string()));
     }
+    if error.kind == crate::error::ErrorKind::Unauthenticated {
+        response.headers.push(("www-authenticate".to_string(), "Bearer realm=\"graphc\"".to_string()));
+    }
     response.event_id = Some(id.clone());
     response
 }

@@ -402,3 +402,34 @@ async fn malformed_frames_close_their_connection_and_others_are_served() {
         assert_eq!(int64s(&answer.raw_output_contents[0]), [1]);
     }
 }
+
+#[tokio::test]
+async fn tokens_are_asked_of_every_call_but_the_health_checks() {
+    let file = std::env::temp_dir().join(format!("graphc-grpc-tokens-{}", std::process::id()));
+    std::fs::write(&file, "s3cret\nreader r3ad metadata\n").unwrap();
+    let tokens = Arc::new(graphc_runtime::auth::Tokens::read(&file, None).unwrap());
+    let _ = std::fs::remove_file(&file);
+    let options = ServeOptions { auth: Some(tokens), ..Default::default() };
+    let served = serve_with(options, Connections::new(100)).await;
+    let mut client = client(served.addr).await;
+    fn with<T>(token: &str, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+    }
+    let rows = [[1.0, 2.0]];
+    let refused = client.model_infer(raw_request("m", "", &rows)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    let answered = client.model_infer(with("s3cret", raw_request("m", "", &rows))).await.unwrap().into_inner();
+    assert_eq!(int64s(&answered.raw_output_contents[0]), [0]);
+    let denied = client.model_infer(with("r3ad", raw_request("m", "", &rows))).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    let metadata = ModelMetadataRequest { name: "m".into(), version: String::new() };
+    assert!(client.model_metadata(with("r3ad", metadata.clone())).await.is_ok());
+    assert_eq!(client.model_metadata(metadata).await.unwrap_err().code(), Code::Unauthenticated);
+    let ready = ModelReadyRequest { name: "m".into(), version: String::new() };
+    assert_eq!(client.model_ready(ready).await.unwrap_err().code(), Code::Unauthenticated);
+    // Health stays open, as REST's probes do.
+    assert!(client.server_live(ServerLiveRequest {}).await.unwrap().into_inner().live);
+    let _ = served.stop.send(());
+}

@@ -39,10 +39,18 @@ impl Launch {
     /// pipeline takes both.
     pub fn serve<H: Handler>(self, handler: H, triggers: Vec<Trigger>) -> Launched {
         Box::pin(async move {
+            // Tokens and certificates are re-read on SIGHUP, without dropping a connection.
+            if let Some(tokens) = &self.serve.auth {
+                tokens.reload_on_hangup();
+            }
+            if let Some(tls) = &self.serve.tls {
+                tls.reload_on_hangup();
+            }
             let listen = |source| RunError::Listen { addr: self.serve.addr, source };
             let listener = bind(&self.serve).await.map_err(listen)?;
             let addr = listener.local_addr().map_err(listen)?;
-            eprintln!("serving {} on http://{addr}", self.graph);
+            let scheme = if self.serve.tls.is_some() { "https" } else { "http" };
+            eprintln!("serving {} on {scheme}://{addr}", self.graph);
             let handler = SharedHandler::new(handler);
             // One cap on open connections for both ports: a flood on one cannot use up the
             // file descriptors the other needs.

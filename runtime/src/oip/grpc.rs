@@ -67,6 +67,7 @@ pub async fn serve<H: Handler>(
     let shutdown_timeout = options.shutdown_timeout;
     let max_header_bytes = u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX);
     let concurrency = u32::try_from(options.concurrency.max(1)).unwrap_or(u32::MAX);
+    let tls = options.tls.clone().map(|tls| (tls, idle));
     let service = Service { handler, slots: Arc::new(Semaphore::new(options.concurrency.max(1))), options };
     let grpc = GrpcInferenceServiceServer::new(service).max_decoding_message_size(limit);
     let mut http = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
@@ -76,8 +77,8 @@ pub async fn serve<H: Handler>(
         .keep_alive_timeout(idle)
         .max_header_list_size(max_header_bytes)
         .max_concurrent_streams(concurrency);
-    let connect = |io, activity| http.serve_connection(io, Calls { grpc: grpc.clone(), activity, limit });
-    let accepted = accept(&listener, &connections, Some(idle), connect, shutdown).await;
+    let connect = move |io, activity| http.serve_connection(io, Calls { grpc: grpc.clone(), activity, limit });
+    let accepted = accept(&listener, &connections, Some(idle), tls, connect, shutdown).await;
     drop(listener);
     if !accepted.close(shutdown_timeout).await {
         tracing::warn!("shutdown: gRPC connections still open after {shutdown_timeout:?} are dropped");
@@ -138,6 +139,15 @@ fn size_status(mut reply: Reply, limit: usize) -> Reply {
 }
 
 impl<H: Handler> Service<H> {
+    /// The access tokens' answer for a call that stands for `method` on `path`: UNAUTHENTICATED
+    /// or PERMISSION_DENIED, as REST answers 401 and 403.
+    fn authorize(&self, method: &str, path: &str, headers: &HeaderMap) -> Result<(), Status> {
+        let Some(tokens) = &self.options.auth else { return Ok(()) };
+        tokens
+            .check(method, path, headers)
+            .map_err(|refused| Status::new(Code::from_i32(refused.kind.grpc_code()), bounded(&refused.message)))
+    }
+
     /// Runs one request through the pipeline, within the deadline and the concurrency limit.
     async fn call(&self, method: &str, path: String, headers: HeaderMap) -> Result<Value, Status> {
         self.call_within(method, path, headers, Value::Null, None).await
@@ -153,6 +163,7 @@ impl<H: Handler> Service<H> {
         body: Value,
         timeout: Option<std::time::Duration>,
     ) -> Result<Value, Status> {
+        self.authorize(method, &path, &headers)?;
         let deadline = timeout.map_or(self.options.deadline, |timeout| timeout.min(self.options.deadline));
         let deadline_at = tokio::time::Instant::now() + deadline;
         let Ok(_slot) = self.slots.try_acquire() else {
@@ -269,8 +280,10 @@ impl<H: Handler> GrpcInferenceService for Service<H> {
     ) -> Result<tonic::Response<ModelReadyResponse>, Status> {
         let (metadata, _, request) = request.into_parts();
         let path = model_path(&request.name, &request.version, "/ready")?;
+        let headers = metadata.into_headers();
+        self.authorize("GET", &path, &headers)?;
         // A model the server does not have is not ready, as Triton answers: not an error.
-        let ready = match self.call("GET", path, metadata.into_headers()).await {
+        let ready = match self.call("GET", path, headers).await {
             Ok(body) => body.get("ready").and_then(Value::as_bool).unwrap_or(true),
             Err(_) => false,
         };

@@ -12,6 +12,7 @@ pub struct Running {
 }
 
 impl Running {
+    #[allow(dead_code, reason = "the TLS tests speak HTTPS, and build their own requests")]
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

@@ -155,7 +155,9 @@ struct ServeArgs {
     /// --max-header-bytes, --shutdown-timeout-ms, --blocking-threads, --blocking-inline-us, --expose-errors,
     /// --log-level, --log-format,
     /// --access-log, --function, --redis, --consumer, --batch, --claim-idle-ms, --metrics-port,
-    /// --grpc-port (the Open Inference Protocol over gRPC, built in when given).
+    /// --grpc-port (the Open Inference Protocol over gRPC, built in when given), --tls-cert,
+    /// --tls-key, --tls-client-ca (TLS on every port, built in when given), --auth-tokens-file,
+    /// --auth-header (access tokens).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "SERVER FLAGS")]
     server: Vec<String>,
 }
@@ -310,10 +312,15 @@ fn main() -> ExitCode {
                 eprintln!("error: {message}");
                 return ExitCode::from(2);
             }
-            // `--grpc-port` needs the runtime's gRPC server, built in only when asked for.
-            let grpc = passed.iter().any(|arg| arg == "--grpc-port" || arg.starts_with("--grpc-port="));
-            let extra: &[&'static str] = if grpc { &["grpc"] } else { &[] };
-            let binary = match build(&file, handlers.as_deref(), !debug, extra) {
+            // `--grpc-port` needs the runtime's gRPC server and `--tls-cert` its TLS, each built
+            // in only when asked for.
+            let given = |flag: &str| passed.iter().any(|arg| arg == flag || arg.starts_with(&format!("{flag}=")));
+            let extra: Vec<&'static str> = [("--grpc-port", "grpc"), ("--tls-cert", "tls")]
+                .into_iter()
+                .filter(|(flag, _)| given(flag))
+                .map(|(_, feature)| feature)
+                .collect();
+            let binary = match build(&file, handlers.as_deref(), !debug, &extra) {
                 Ok(binary) => binary,
                 Err(code) => return code,
             };

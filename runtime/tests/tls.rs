@@ -1,0 +1,220 @@
+//! The server on the open network: TLS with certificates made here (rcgen), mutual TLS, a
+//! plaintext request on a TLS port, a stalled handshake, and access tokens over HTTPS, with many
+//! clients at once and every answer checked.
+
+mod common;
+
+use graphc_runtime::http::ServeOptions;
+use graphc_runtime::router::{Mode, Route, Router};
+use graphc_runtime::tls::{ServerTls, TlsFiles};
+use graphc_runtime::*;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedKey, IsCa, KeyPair};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::rustls;
+
+/// A private CA, a server certificate for 127.0.0.1 it signed, and a client certificate it
+/// signed, written as PEM files in a folder of the test's own.
+struct Pki {
+    dir: PathBuf,
+    ca: rustls::pki_types::CertificateDer<'static>,
+    client: (rustls::pki_types::CertificateDer<'static>, rustls::pki_types::PrivateKeyDer<'static>),
+}
+
+impl Pki {
+    fn new(name: &str) -> Pki {
+        let dir = std::env::temp_dir().join(format!("graphc-tls-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issue = |names: Vec<String>| -> CertifiedKey {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(names).unwrap().signed_by(&key, &ca, &ca_key).unwrap();
+            CertifiedKey { cert, key_pair: key }
+        };
+        let server = issue(vec!["127.0.0.1".to_string(), "localhost".to_string()]);
+        let client = issue(vec!["client".to_string()]);
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.join("server.pem"), server.cert.pem()).unwrap();
+        std::fs::write(dir.join("server.key"), server.key_pair.serialize_pem()).unwrap();
+        let client_key = rustls::pki_types::PrivateKeyDer::try_from(client.key_pair.serialize_der()).unwrap();
+        Pki { dir, ca: ca.der().clone(), client: (client.cert.der().clone(), client_key) }
+    }
+
+    fn files(&self, mutual: bool) -> TlsFiles {
+        TlsFiles {
+            cert: self.dir.join("server.pem"),
+            key: self.dir.join("server.key"),
+            client_ca: mutual.then(|| self.dir.join("ca.pem")),
+        }
+    }
+
+    /// A client that trusts the CA, presenting the client certificate when `present`.
+    fn client(&self, present: bool) -> tokio_rustls::TlsConnector {
+        #[allow(deprecated, reason = "the server's provider, ring")]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.clone()).unwrap();
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = if present {
+            builder.with_client_auth_cert(vec![self.client.0.clone()], self.client.1.clone_key()).unwrap()
+        } else {
+            builder.with_no_client_auth()
+        };
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Doubles each row's first value: an answer that says which request it was.
+struct Double;
+
+impl model::Model for Double {
+    fn predict(&self, features: model::Features) -> Result<Vec<Value>, StepError> {
+        Ok((0..features.rows).map(|row| json!(features.row(row)[0] * 2.0)).collect())
+    }
+}
+
+fn pipeline() -> SyncPipeline<StepNode<Router, End>> {
+    let router = Router::new("r", "/v2/models", vec![("m".into(), Route::Model(Arc::new(Double)))], Mode::Model);
+    SyncPipeline::new(StepNode::new("router", router, End).responding(), Context::new("g"))
+}
+
+/// One HTTP/1.1 request over TLS on a connection of its own: the status and the body.
+async fn https(
+    connector: &tokio_rustls::TlsConnector,
+    addr: std::net::SocketAddr,
+    request: &str,
+) -> std::io::Result<(u16, String)> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = connector.connect(name, tcp).await?;
+    tls.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer).await?;
+    Ok(parse(&answer))
+}
+
+fn parse(answer: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(answer);
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn infer(value: u32, token: Option<&str>) -> String {
+    let body = json!({ "inputs": [[value]] }).to_string();
+    let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
+    format!(
+        "POST /v2/models/m/infer HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn options(pki: &Pki, mutual: bool) -> ServeOptions {
+    ServeOptions { tls: Some(Arc::new(ServerTls::load(pki.files(mutual)).unwrap())), ..ServeOptions::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_clients_over_https_each_get_their_own_answer() {
+    let pki = Pki::new("many");
+    let server = common::start(pipeline(), options(&pki, false)).await;
+    let connector = pki.client(false);
+    let mut calls = tokio::task::JoinSet::new();
+    for value in 0..48u32 {
+        let connector = connector.clone();
+        let addr = server.addr;
+        calls.spawn(async move { (value, https(&connector, addr, &infer(value, None)).await) });
+    }
+    while let Some(joined) = calls.join_next().await {
+        let (value, answer) = joined.unwrap();
+        let (status, body) = answer.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["outputs"], json!([f64::from(value) * 2.0]), "request {value} got {body}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn plaintext_on_a_tls_port_is_told_to_use_https_and_a_stalled_handshake_is_closed() {
+    let pki = Pki::new("plain");
+    let options = ServeOptions { header_timeout: Duration::from_millis(300), ..options(&pki, false) };
+    let server = common::start(pipeline(), options).await;
+    let mut plain = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    plain.write_all(infer(1, None).as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    plain.read_to_end(&mut answer).await.unwrap();
+    let (status, body) = parse(&answer);
+    assert_eq!(status, 400);
+    assert!(body.contains("use https://"), "{body}");
+    // A peer that opens a handshake and says no more is closed after the header timeout.
+    let mut stalled = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stalled.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), stalled.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the stalled handshake was not closed");
+    // And the server still answers.
+    let (status, _) = https(&pki.client(false), server.addr, &infer(2, None)).await.unwrap();
+    assert_eq!(status, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn mutual_tls_takes_a_client_certificate_from_the_ca_and_refuses_a_client_without_one() {
+    let pki = Pki::new("mutual");
+    let server = common::start(pipeline(), options(&pki, true)).await;
+    let (status, _) = https(&pki.client(true), server.addr, &infer(3, None)).await.unwrap();
+    assert_eq!(status, 200);
+    let refused = https(&pki.client(false), server.addr, &infer(3, None)).await;
+    assert!(refused.is_err() || refused.as_ref().is_ok_and(|(status, _)| *status == 0), "{refused:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_guard_every_path_but_the_probes_over_https_and_rotate_on_reload() {
+    let pki = Pki::new("tokens");
+    let file = pki.dir.join("tokens");
+    std::fs::write(&file, "# callers\ns3cret\nreader r3ad metadata\n").unwrap();
+    let tokens = Arc::new(graphc_runtime::auth::Tokens::read(&file, None).unwrap());
+    let options = ServeOptions { auth: Some(Arc::clone(&tokens)), ..options(&pki, false) };
+    let server = common::start(pipeline(), options).await;
+    let client = pki.client(false);
+    let get = |path: &str, token: Option<&str>| {
+        let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
+        format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n{auth}connection: close\r\n\r\n")
+    };
+    let answer = |request: String| {
+        let client = client.clone();
+        let addr = server.addr;
+        async move { https(&client, addr, &request).await.unwrap() }
+    };
+    assert_eq!(answer(infer(4, Some("s3cret"))).await.0, 200);
+    let (status, body) = answer(infer(4, None)).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("Bearer"), "{body}");
+    assert_eq!(answer(infer(4, Some("wrong"))).await.0, 401);
+    assert_eq!(answer(infer(4, Some("r3ad"))).await.0, 403, "a reader may not infer");
+    assert_eq!(answer(get("/v2/models/m", Some("r3ad"))).await.0, 200);
+    assert_eq!(answer(get("/metrics", None)).await.0, 401, "metrics are not for anyone");
+    assert_eq!(answer(get("/v2/health/ready", None)).await.0, 200, "probes stay open");
+    // Rotated: the old token is refused from the next request on.
+    std::fs::write(&file, "n3w\n").unwrap();
+    tokens.reload().unwrap();
+    assert_eq!(answer(infer(5, Some("s3cret"))).await.0, 401);
+    assert_eq!(answer(infer(5, Some("n3w"))).await.0, 200);
+    server.stop().await;
+}
