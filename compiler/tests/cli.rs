@@ -669,11 +669,13 @@ fn serve(graph: &str, args: &[&str]) -> Served {
         .expect("graphc serve starts");
     let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
     let mut line = String::new();
-    let prefix = format!("serving {graph} on http://");
+    let prefix = format!("serving {graph} on ");
     let addr = loop {
         line.clear();
         assert!(stderr.read_line(&mut line).expect("reads") > 0, "the server exited before listening");
-        if let Some(addr) = line.trim().strip_prefix(prefix.as_str()) {
+        if let Some(url) = line.trim().strip_prefix(prefix.as_str())
+            && let Some((_, addr)) = url.split_once("://")
+        {
             break addr.to_string();
         }
     };
@@ -696,6 +698,69 @@ fn graphc_serve_answers_over_http_and_stops_on_sigterm() {
     assert!(killed.success());
     let status = server.wait().expect("exits");
     assert!(status.success(), "a graceful stop exits 0: {status:?}");
+}
+
+#[test]
+fn graphc_serve_takes_tls_and_access_tokens_from_its_flags() {
+    use std::io::{Read, Write};
+    let dir = workspace().join("target/graphc-serve-tls");
+    std::fs::create_dir_all(&dir).expect("a folder");
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("names")
+        .self_signed(&key)
+        .expect("a certificate");
+    std::fs::write(dir.join("cert.pem"), cert.pem()).expect("write");
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("write");
+    std::fs::write(dir.join("tokens"), "s3cret\n").expect("write");
+    let path = |name: &str| dir.join(name).display().to_string();
+    let (cert_file, key_file, tokens) = (path("cert.pem"), path("key.pem"), path("tokens"));
+    let Served { child: mut server, addr, .. } = serve(
+        "iris",
+        &[
+            "examples/iris/iris.graph",
+            "--port",
+            "0",
+            "--debug",
+            "--tls-cert",
+            &cert_file,
+            "--tls-key",
+            &key_file,
+            "--auth-tokens-file",
+            &tokens,
+        ],
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).expect("the certificate is a root");
+    #[allow(deprecated, reason = "the server's provider, ring")]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let call = |token: Option<&str>| {
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("a name");
+        let tls = rustls::ClientConnection::new(std::sync::Arc::clone(&config), name).expect("a connection");
+        let mut stream = rustls::StreamOwned::new(tls, std::net::TcpStream::connect(&addr).expect("connects"));
+        let body = r#"{"inputs": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}"#;
+        let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
+        write!(stream, "POST /v2/models/model1/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{auth}x-event-id: tls-1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).expect("sends");
+        let mut answer = Vec::new();
+        // rustls reports a peer that closes without close_notify; the answer is whole by then.
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let answered = call(Some("s3cret"));
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    assert!(answered.ends_with(r#"{"id":"tls-1","model_name":"model1","outputs":[0,2]}"#), "{answered}");
+    let refused = call(None);
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    assert!(refused.to_ascii_lowercase().contains("www-authenticate: bearer"), "{refused}");
+    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    let _ = server.wait();
 }
 
 #[test]
