@@ -218,3 +218,47 @@ async fn tokens_guard_every_path_but_the_probes_over_https_and_rotate_on_reload(
     assert_eq!(answer(infer(5, Some("n3w"))).await.0, 200);
     server.stop().await;
 }
+
+/// A `$remote` step in front of an upstream: the answer is the upstream's.
+fn calling(remote: graphc_runtime::remote::Remote) -> Arc<AsyncPipeline<graphc_runtime::remote::RemoteNode<End>>> {
+    let node = graphc_runtime::remote::RemoteNode {
+        name: "call",
+        remote,
+        input_path: None,
+        result_path: None,
+        next: End,
+        respond: true,
+        catcher: NoCatcher,
+    };
+    AsyncPipeline::new(node, Context::new("caller"), true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_step_calls_an_https_upstream_whose_ca_it_is_given_and_refuses_one_it_cannot_verify() {
+    use graphc_runtime::remote::{Remote, Target};
+    let pki = Pki::new("remote");
+    let upstream = common::start(pipeline(), options(&pki, false)).await;
+    let url = format!("https://127.0.0.1:{}/v2/models/m/infer", upstream.addr.port());
+    let trusted = Options { remote_ca: Some(pki.dir.join("ca.pem")), ..Options::new(".") };
+    let remote = Remote::new(Target::Url(url.clone()), "POST").trusting(&trusted).unwrap();
+    let caller = calling(remote);
+    let mut calls = tokio::task::JoinSet::new();
+    for value in 0..16u32 {
+        let caller = Arc::clone(&caller);
+        calls.spawn(async move { (value, caller.handle(Event::new(json!({ "inputs": [[value]] }))).await) });
+    }
+    while let Some(joined) = calls.join_next().await {
+        let (value, answer) = joined.unwrap();
+        assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(answer.json_body()["outputs"], json!([f64::from(value) * 2.0]));
+    }
+    // The platform's roots do not hold the test's CA: the upstream cannot be verified, 502.
+    let unverified = calling(Remote::new(Target::Url(url), "POST"));
+    let answer = unverified.handle(Event::new(json!({ "inputs": [[1]] }))).await;
+    assert_eq!(answer.status, 502, "{}", String::from_utf8_lossy(&answer.body));
+    // A CA file that does not read stops the start, naming the file.
+    let missing = Options { remote_ca: Some(pki.dir.join("nowhere.pem")), ..Options::new(".") };
+    let refused = Remote::new(Target::Url("https://x/".into()), "POST").trusting(&missing).err().unwrap();
+    assert!(refused.to_string().contains("nowhere.pem"), "{refused}");
+    upstream.stop().await;
+}

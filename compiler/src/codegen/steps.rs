@@ -117,7 +117,8 @@ impl Generator<'_> {
             remote: #rt::Remote::new(#target, #method)
                 #(#headers)*
                 .timeout(::std::time::Duration::from_millis(#timeout))
-                .retries(#retries, ::std::time::Duration::from_millis(#backoff)),
+                .retries(#retries, ::std::time::Duration::from_millis(#backoff))
+                .trusting(options)?,
             input_path: #input,
             result_path: #result,
             next: #next,
