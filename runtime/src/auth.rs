@@ -161,21 +161,8 @@ impl Tokens {
 
     /// Re-reads the file on every SIGHUP, for as long as the process runs.
     pub fn reload_on_hangup(self: &Arc<Self>) {
-        #[cfg(unix)]
-        {
-            let tokens = Arc::clone(self);
-            tokio::spawn(async move {
-                let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-                    return;
-                };
-                while hangups.recv().await.is_some() {
-                    match tokens.reload() {
-                        Ok(()) => tracing::info!(file = %tokens.file.display(), "access tokens re-read"),
-                        Err(error) => tracing::error!("{error}; the tokens read before stay in force"),
-                    }
-                }
-            });
-        }
+        let tokens = Arc::clone(self);
+        crate::logging::on_hangup("access tokens", move || tokens.reload());
     }
 }
 

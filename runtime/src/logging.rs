@@ -197,6 +197,26 @@ pub fn allow(step: &str, cause: &str) -> bool {
     }
 }
 
+/// Runs `reload` on every SIGHUP for as long as the process runs, logging what came of it: what
+/// a configuration that can be re-read without a restart (tokens, certificates) does on the
+/// signal. A reload that fails leaves what was read before in force.
+pub(crate) fn on_hangup<E: std::fmt::Display>(what: &'static str, reload: impl Fn() -> Result<(), E> + Send + 'static) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match reload() {
+                Ok(()) => tracing::info!("{what} re-read"),
+                Err(error) => tracing::error!("{error}; the {what} read before stay in force"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (what, reload);
+}
+
 #[cfg(test)]
 mod tests {
     use super::log_filter;

@@ -91,21 +91,8 @@ impl ServerTls {
 
     /// Re-reads the files on every SIGHUP, for as long as the process runs.
     pub fn reload_on_hangup(self: &Arc<Self>) {
-        #[cfg(unix)]
-        {
-            let tls = Arc::clone(self);
-            tokio::spawn(async move {
-                let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-                    return;
-                };
-                while hangups.recv().await.is_some() {
-                    match tls.reload() {
-                        Ok(()) => tracing::info!(cert = %tls.files.cert.display(), "TLS certificate re-read"),
-                        Err(error) => tracing::error!("{error}; the certificate read before stays in force"),
-                    }
-                }
-            });
-        }
+        let tls = Arc::clone(self);
+        crate::logging::on_hangup("TLS certificate", move || tls.reload());
     }
 
     /// The handshake on an accepted connection: the stream to serve, or `None` when the peer
