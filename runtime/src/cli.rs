@@ -19,13 +19,12 @@ const USAGE: &str = "usage:
                [--shutdown-timeout-ms MS] [--blocking-threads N] [--blocking-inline-us US] [--expose-errors]
                [--log-level LEVEL] [--log-format text|json] [--access-log] [--grpc-port PORT]
                [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]] [--auth-tokens-file PATH [--auth-header NAME]]
-               [--remote-ca PEM]
                [--function NAME [--redis URL] [--consumer NAME] [--batch N] [--claim-idle-ms MS]
                 [--claim-every-ms MS] [--metrics-port PORT] [--dedupe-window-ms MS]]
   BINARY test  [--base DIR] [--junit PATH]
   BINARY run   [--base DIR] [--input PATH|-] [--output PATH|-] [--errors PATH] [--concurrency N]
                [--blocking-threads N] [--blocking-inline-us US] [--param NAME=JSON]... [--secrets-file PATH]
-               [--redis URL] [--remote-ca PEM]
+               [--redis URL]
                [--log-level LEVEL]
 Without --function (or with --function '*') the whole graph runs in this process, its stream queues
 as memory queues; with it, the root function serves HTTP and a child function consumes its stream
@@ -42,8 +41,7 @@ each took under --blocking-inline-us, 50; 0 sends every call there). --expose-er
 --tls-client-ca, clients must present a certificate that CA signed. --auth-tokens-file asks every
 request but the health probes for a token of the file (`TOKEN`, or `NAME TOKEN [infer] [metadata]
 [metrics]` per line) as `Authorization: Bearer TOKEN`, or alone in the --auth-header header: 401
-without one, 403 for a group the token may not use. SIGHUP re-reads the tokens and the certificate. --remote-ca is a CA (PEM) `$remote` steps trust for
-https:// upstreams besides the platform's roots (which honour SSL_CERT_FILE and SSL_CERT_DIR).
+without one, 403 for a group the token may not use. SIGHUP re-reads the tokens and the certificate.
 `run` sends each line of --input (JSON Lines: a body, or an event with `body`, `id`, `key`, `path`,
 `method`, `headers`) through the whole graph, --concurrency (64) at once, writes one answer per
 line to --output in input order, each failure to --errors, a summary to standard error, and exits
@@ -164,7 +162,6 @@ fn options(flags: &Flags) -> Result<Options, String> {
     }
     options.redis_url = flag(flags, "redis").map(str::to_string).or_else(|| std::env::var("GRAPHC_REDIS_URL").ok());
     options.expose_errors = switch(flags, "expose-errors");
-    options.remote_ca = flag(flags, "remote-ca").map(PathBuf::from);
     if let Some(file) = flag(flags, "secrets-file") {
         std::fs::read_to_string(file).map_err(|error| format!("cannot read the secrets file {file}: {error}"))?;
         options.secrets_file = Some(PathBuf::from(file));

@@ -38,7 +38,6 @@ pub const SERVE: &[&str] = &[
     "tls-cert",
     "tls-key",
     "tls-client-ca",
-    "remote-ca",
 ];
 /// `test`'s flags.
 pub const TEST: &[&str] = &["base", "junit"];
@@ -54,7 +53,6 @@ pub const RUN: &[&str] = &[
     "param",
     "secrets-file",
     "redis",
-    "remote-ca",
     "log-level",
 ];
 /// The flags that take no value.

@@ -32,19 +32,6 @@ pub struct Remote {
     client: reqwest::Client,
 }
 
-/// The HTTP client of a `$remote` step: HTTP/1.1 and HTTPS (rustls with ring, the platform's
-/// roots, which honour `SSL_CERT_FILE` and `SSL_CERT_DIR` as OpenSSL does, and `extra_ca`).
-fn client(extra_ca: Option<&[u8]>) -> Result<reqwest::Client, reqwest::Error> {
-    crate::tls::install_provider();
-    let mut builder = reqwest::Client::builder();
-    if let Some(pem) = extra_ca {
-        for certificate in reqwest::Certificate::from_pem_bundle(pem)? {
-            builder = builder.add_root_certificate(certificate);
-        }
-    }
-    builder.build()
-}
-
 impl Remote {
     /// A call to `target` with `method` (an unknown method is POST).
     pub fn new(target: Target, method: &str) -> Self {
@@ -56,27 +43,8 @@ impl Remote {
             retries: 0,
             backoff: Duration::from_millis(100),
             // One pool per step: connections are reused across events.
-            client: client(None).unwrap_or_default(),
+            client: reqwest::Client::new(),
         }
-    }
-
-    /// The same, trusting the CA of `options` (`--remote-ca`) besides the platform's roots.
-    pub fn trusting(mut self, options: &crate::generated::Options) -> Result<Self, crate::generated::StartError> {
-        let Some(file) = &options.remote_ca else { return Ok(self) };
-        let fail = |reason: String| crate::generated::StartError::Step {
-            step: format!(
-                "$remote {}",
-                match &self.target {
-                    Target::Url(url) => crate::error::redact_credentials(url).into_owned(),
-                    Target::Function(function) => function.clone(),
-                }
-            ),
-            reason,
-        };
-        let pem = std::fs::read(file)
-            .map_err(|error| fail(format!("cannot read --remote-ca {}: {error}", file.display())))?;
-        self.client = client(Some(&pem)).map_err(|error| fail(format!("--remote-ca {}: {error}", file.display())))?;
-        Ok(self)
     }
 
     /// Adds a header to every call.

@@ -166,7 +166,7 @@ fn configure(files: &TlsFiles) -> Result<rustls::ServerConfig, TlsError> {
 }
 
 /// rustls with ring, graphc's one TLS provider.
-#[cfg(any(feature = "tls", feature = "remote"))]
+#[cfg(feature = "tls")]
 #[allow(
     deprecated,
     reason = "ring, not aws-lc-rs: aws-lc-rs needs cmake and a C build several times ring's; its post-quantum key \
@@ -174,16 +174,6 @@ fn configure(files: &TlsFiles) -> Result<rustls::ServerConfig, TlsError> {
 )]
 pub(crate) fn ring_provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
-}
-
-/// Makes ring the process's TLS provider, which the HTTP client of `$remote` steps takes; once.
-#[cfg(feature = "remote")]
-pub(crate) fn install_provider() {
-    static INSTALLED: std::sync::Once = std::sync::Once::new();
-    INSTALLED.call_once(|| {
-        // Another provider installed first (by a user's crate) serves as well.
-        let _ = rustls::crypto::CryptoProvider::install_default(ring_provider());
-    });
 }
 
 /// Whether the first bytes the peer sent are an HTTP request line rather than a TLS record

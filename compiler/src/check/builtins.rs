@@ -584,10 +584,14 @@ impl<'a> Checker<'a> {
         let get = |key: &str| named.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
         let target = match (get("url"), get("function")) {
             (Some(url), None) => match &url.kind {
-                ExprKind::Str(text) => match super::values::check_url(text, &["http", "https"]) {
+                ExprKind::Str(text) => match super::values::check_url(text, &["http"]) {
                     Ok(()) => ir::RemoteTarget::Url(text.clone()),
                     Err(why) => {
-                        let help = "write `url = \"https://host:port/path\"` (or http://)";
+                        let help = if text.starts_with("https://") {
+                            "graphc's HTTP client has no TLS yet: call http://, or a TLS-terminating proxy beside the server"
+                        } else {
+                            "write `url = \"http://host:port/path\"`"
+                        };
                         self.report(
                             Diagnostic::error(
                                 Code::InvalidValue,
@@ -602,13 +606,8 @@ impl<'a> Checker<'a> {
                 },
                 _ => {
                     self.report(
-                        Diagnostic::error(
-                            Code::InvalidValue,
-                            "`url` takes an http:// or https:// URL",
-                            url.span,
-                            "here",
-                        )
-                        .with_help("write `url = \"https://host:port/path\"` (or http://)"),
+                        Diagnostic::error(Code::InvalidValue, "`url` takes an http:// URL", url.span, "here")
+                            .with_help("write `url = \"http://host:port/path\"`"),
                     );
                     return None;
                 }

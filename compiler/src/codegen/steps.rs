@@ -117,8 +117,7 @@ impl Generator<'_> {
             remote: #rt::Remote::new(#target, #method)
                 #(#headers)*
                 .timeout(::std::time::Duration::from_millis(#timeout))
-                .retries(#retries, ::std::time::Duration::from_millis(#backoff))
-                .trusting(options)?,
+                .retries(#retries, ::std::time::Duration::from_millis(#backoff)),
             input_path: #input,
             result_path: #result,
             next: #next,

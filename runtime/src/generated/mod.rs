@@ -44,9 +44,6 @@ pub struct Options {
     /// A 5xx failure's cause goes to the caller too, not only to the log (`--expose-errors`;
     /// `graphc test` sets it, so that test blocks can look at causes).
     pub expose_errors: bool,
-    /// A CA (PEM) that `$remote` steps trust besides the platform's roots (`--remote-ca`): an
-    /// upstream with a private CA's certificate.
-    pub remote_ca: Option<PathBuf>,
 }
 
 impl Options {
