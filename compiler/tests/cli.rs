@@ -713,12 +713,18 @@ fn graphc_serve_takes_tls_and_access_tokens_from_its_flags() {
     std::fs::write(dir.join("cert.pem"), cert.pem()).expect("write");
     std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("write");
     std::fs::write(dir.join("tokens"), "s3cret\n").expect("write");
+    // The iris graph under a name of its own: another test builds `iris` without TLS, and two
+    // builds of one graph with different features at once would share its project.
+    let iris = std::fs::read_to_string(workspace().join("examples/iris/iris.graph")).expect("the example");
+    let graph = iris.replace("graph iris {", "graph iris_tls {").replace("models/", "../../examples/iris/models/");
+    std::fs::write(dir.join("iris_tls.graph"), graph).expect("write");
     let path = |name: &str| dir.join(name).display().to_string();
-    let (cert_file, key_file, tokens) = (path("cert.pem"), path("key.pem"), path("tokens"));
+    let (cert_file, key_file, tokens, graph_file) =
+        (path("cert.pem"), path("key.pem"), path("tokens"), path("iris_tls.graph"));
     let Served { child: mut server, addr, .. } = serve(
-        "iris",
+        "iris_tls",
         &[
-            "examples/iris/iris.graph",
+            &graph_file,
             "--port",
             "0",
             "--debug",
