@@ -123,10 +123,12 @@ impl Tokens {
         let Some(group) = Group::of(method, path) else { return Ok(()) };
         let presented = match &self.header {
             Some(header) => headers.get(header).map(|value| value.as_bytes()),
-            None => headers
-                .get(http::header::AUTHORIZATION)
-                .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
-                .map(|token| token.trim_ascii()),
+            // The scheme's name is case-insensitive (RFC 9110, 11.1).
+            None => headers.get(http::header::AUTHORIZATION).and_then(|value| {
+                let (scheme, token) = value.as_bytes().split_at_checked(6)?;
+                let separated = token.first() == Some(&b' ');
+                (scheme.eq_ignore_ascii_case(b"bearer") && separated).then(|| token.trim_ascii())
+            }),
         };
         let Some(presented) = presented.filter(|token| !token.is_empty()) else {
             return Err(StepError::unauthenticated(match &self.header {
@@ -227,6 +229,12 @@ mod tests {
         let tokens = tokens("# who may call\nall-of-it\nreader r3ad metadata metrics  # no inference\n", None);
         let infer = "/v2/models/m/infer";
         assert!(tokens.check("POST", infer, &bearer("all-of-it")).is_ok());
+        let mut lower = HeaderMap::new();
+        lower.insert(http::header::AUTHORIZATION, "bearer all-of-it".parse().unwrap());
+        assert!(tokens.check("POST", infer, &lower).is_ok(), "the scheme's case does not matter");
+        let mut glued = HeaderMap::new();
+        glued.insert(http::header::AUTHORIZATION, "Bearerall-of-it".parse().unwrap());
+        assert_eq!(tokens.check("POST", infer, &glued).unwrap_err().status(), 401);
         assert!(tokens.check("GET", "/v2/models/m", &bearer("r3ad")).is_ok());
         assert_eq!(tokens.check("POST", infer, &bearer("r3ad")).unwrap_err().status(), 403);
         assert_eq!(tokens.check("POST", infer, &bearer("wrong")).unwrap_err().status(), 401);

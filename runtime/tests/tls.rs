@@ -129,22 +129,49 @@ fn options(pki: &Pki, mutual: bool) -> ServeOptions {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_clients_over_https_each_get_their_own_answer() {
+async fn many_clients_over_https_each_get_their_own_answer_and_probes_answer_meanwhile() {
     let pki = Pki::new("many");
-    let server = common::start(pipeline(), options(&pki, false)).await;
+    let file = pki.dir.join("tokens");
+    std::fs::write(&file, "s3cret\n").unwrap();
+    let tokens = Arc::new(graphc_runtime::auth::Tokens::read(&file, None).unwrap());
+    let server = common::start(pipeline(), ServeOptions { auth: Some(tokens), ..options(&pki, false) }).await;
     let connector = pki.client(false);
+    // 64 callers at once: bodies of 1 to 64 rows, every seventh without its token, every fifth
+    // with a body that is not JSON.
     let mut calls = tokio::task::JoinSet::new();
-    for value in 0..48u32 {
+    for caller in 0..64u32 {
         let connector = connector.clone();
         let addr = server.addr;
-        calls.spawn(async move { (value, https(&connector, addr, &infer(value, None)).await) });
+        calls.spawn(async move {
+            let rows: Vec<Value> = (0..=caller).map(|row| json!([caller * 100 + row])).collect();
+            let body = if caller % 5 == 4 { "{ not json".to_string() } else { json!({ "inputs": rows }).to_string() };
+            let auth = if caller % 7 == 6 { String::new() } else { "authorization: bearer s3cret\r\n".to_string() };
+            let request = format!(
+                "POST /v2/models/m/infer HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            (caller, https(&connector, addr, &request).await)
+        });
+    }
+    // Probes on the same port while the callers are served: open, and answered.
+    let probe = "GET /v2/health/live HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n";
+    for _ in 0..8 {
+        let answered = tokio::time::timeout(Duration::from_secs(5), https(&connector, server.addr, probe)).await;
+        assert_eq!(answered.expect("the probe answered within 5 s").unwrap().0, 200);
     }
     while let Some(joined) = calls.join_next().await {
-        let (value, answer) = joined.unwrap();
+        let (caller, answer) = joined.unwrap();
         let (status, body) = answer.unwrap();
-        assert_eq!(status, 200, "{body}");
-        let body: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(body["outputs"], json!([f64::from(value) * 2.0]), "request {value} got {body}");
+        if caller % 7 == 6 {
+            assert_eq!(status, 401, "caller {caller}: {body}");
+        } else if caller % 5 == 4 {
+            assert_eq!(status, 400, "caller {caller}: {body}");
+        } else {
+            assert_eq!(status, 200, "caller {caller}: {body}");
+            let body: Value = serde_json::from_str(&body).unwrap();
+            let expected: Vec<Value> = (0..=caller).map(|row| json!(f64::from(caller * 100 + row) * 2.0)).collect();
+            assert_eq!(body["outputs"], json!(expected), "caller {caller} got another's answer: {body}");
+        }
     }
     server.stop().await;
 }
