@@ -118,11 +118,6 @@ impl Datatype {
             Datatype::Bytes => "BYTES",
         }
     }
-
-    /// Numbers a model of numbers takes (BOOL is read as 0 and 1 apart).
-    pub fn is_numeric(self) -> bool {
-        !matches!(self, Datatype::Bool | Datatype::Bytes)
-    }
 }
 
 impl fmt::Display for Datatype {
