@@ -521,6 +521,8 @@ pub struct Remote {
     pub method: String,
     /// Extra headers.
     pub headers: Vec<(String, String)>,
+    /// The caller's headers passed on, by lower-case name (`forward_headers`).
+    pub forwarded: Vec<String>,
     /// Per-attempt timeout.
     pub timeout_ms: u64,
     /// Retries after the first attempt.

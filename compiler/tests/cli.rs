@@ -682,6 +682,20 @@ fn serve(graph: &str, args: &[&str]) -> Served {
     Served { child: KillOnDrop(child), stderr, addr }
 }
 
+/// The address of the gRPC server the process's next lines announce.
+fn grpc_addr(stderr: &mut std::io::BufReader<std::process::ChildStderr>, graph: &str) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    let prefix = format!("serving {graph} over gRPC on ");
+    loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).expect("reads") > 0, "no gRPC server");
+        if let Some(addr) = line.trim().strip_prefix(prefix.as_str()) {
+            return addr.to_string();
+        }
+    }
+}
+
 #[test]
 fn graphc_serve_answers_over_http_and_stops_on_sigterm() {
     use std::io::{Read, Write};
@@ -701,7 +715,7 @@ fn graphc_serve_answers_over_http_and_stops_on_sigterm() {
 }
 
 #[test]
-fn graphc_serve_takes_tls_and_access_tokens_from_its_flags() {
+fn graphc_serve_takes_tls_tokens_and_an_upstream_ca_from_its_flags() {
     use std::io::{Read, Write};
     let dir = workspace().join("target/graphc-serve-tls");
     std::fs::create_dir_all(&dir).expect("a folder");
@@ -721,11 +735,13 @@ fn graphc_serve_takes_tls_and_access_tokens_from_its_flags() {
     let path = |name: &str| dir.join(name).display().to_string();
     let (cert_file, key_file, tokens, graph_file) =
         (path("cert.pem"), path("key.pem"), path("tokens"), path("iris_tls.graph"));
-    let Served { child: mut server, addr, .. } = serve(
+    let Served { child: mut server, addr, mut stderr } = serve(
         "iris_tls",
         &[
             &graph_file,
             "--port",
+            "0",
+            "--grpc-port",
             "0",
             "--debug",
             "--tls-cert",
@@ -765,8 +781,53 @@ fn graphc_serve_takes_tls_and_access_tokens_from_its_flags() {
     let refused = call(None);
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
     assert!(refused.to_ascii_lowercase().contains("www-authenticate: bearer"), "{refused}");
-    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
-    let _ = server.wait();
+
+    // tritonclient over HTTPS and over gRPC with TLS, as its users set them up.
+    let grpc = grpc_addr(&mut stderr, "iris_tls");
+    let output = Command::new(clients_python())
+        .arg(workspace().join("tests/clients/oip_clients.py"))
+        .args(["triton-tls", &addr, &grpc, "model1", "4", "0", &cert_file, "s3cret"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.trim_end().ends_with("checks"),
+        "tritonclient over TLS: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // A gateway graph in front of it calls it over https://, trusting its certificate through
+    // --upstream-ca, and passes each caller's own token on.
+    std::fs::write(
+        dir.join("tls_gateway.graph"),
+        format!(
+            "graph tls_gateway {{ topology = flow; step call = $remote(url = \"https://{addr}/v2/models/model1/infer\", \
+             forward_headers = [\"authorization\"]) {{ respond; }} }}"
+        ),
+    )
+    .expect("write");
+    let Served { child: mut gateway, addr: gateway_addr, .. } =
+        serve("tls_gateway", &[&path("tls_gateway.graph"), "--port", "0", "--debug", "--upstream-ca", &cert_file]);
+    let through_gateway = |token: Option<&str>| {
+        let mut stream = std::net::TcpStream::connect(&gateway_addr).expect("connects");
+        let body = r#"{"inputs": [[5.1, 3.5, 1.4, 0.2]]}"#;
+        let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
+        write!(stream, "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).expect("sends");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("an answer");
+        answer
+    };
+    for _ in 0..3 {
+        let answered = through_gateway(Some("s3cret"));
+        assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+        assert!(answered.contains(r#""model_name":"model1","outputs":[0]"#), "{answered}");
+    }
+    let unauthorised = through_gateway(None);
+    assert!(unauthorised.starts_with("HTTP/1.1 502"), "the upstream's 401 is the gateway's 502: {unauthorised}");
+    for child in [&mut gateway, &mut server] {
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = child.wait();
+    }
 }
 
 #[test]
@@ -1078,7 +1139,6 @@ fn clients_python() -> PathBuf {
 
 #[test]
 fn tritonclient_and_kserve_speak_to_a_served_graph_over_rest_and_grpc() {
-    use std::io::BufRead;
     let python = clients_python();
     let script = workspace().join("tests/clients/oip_clients.py");
     // The iris graph (smartcore) and a model type of the user's (examples/churn).
@@ -1087,15 +1147,7 @@ fn tritonclient_and_kserve_speak_to_a_served_graph_over_rest_and_grpc() {
     {
         let Served { child: mut server, mut stderr, addr } =
             serve(graph, &[file, "--port", "0", "--grpc-port", "0", "--debug"]);
-        let mut line = String::new();
-        let prefix = format!("serving {graph} over gRPC on ");
-        let grpc = loop {
-            line.clear();
-            assert!(stderr.read_line(&mut line).expect("reads") > 0, "no gRPC server");
-            if let Some(addr) = line.trim().strip_prefix(prefix.as_str()) {
-                break addr.to_string();
-            }
-        };
+        let grpc = grpc_addr(&mut stderr, graph);
         for family in ["triton", "kserve"] {
             let output = Command::new(&python)
                 .arg(&script)

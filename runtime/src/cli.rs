@@ -19,12 +19,13 @@ const USAGE: &str = "usage:
                [--shutdown-timeout-ms MS] [--blocking-threads N] [--blocking-inline-us US] [--expose-errors]
                [--log-level LEVEL] [--log-format text|json] [--access-log] [--grpc-port PORT]
                [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]] [--auth-tokens-file PATH [--auth-header NAME]]
+               [--upstream-ca PEM]
                [--function NAME [--redis URL] [--consumer NAME] [--batch N] [--claim-idle-ms MS]
                 [--claim-every-ms MS] [--metrics-port PORT] [--dedupe-window-ms MS]]
   BINARY test  [--base DIR] [--junit PATH]
   BINARY run   [--base DIR] [--input PATH|-] [--output PATH|-] [--errors PATH] [--concurrency N]
                [--blocking-threads N] [--blocking-inline-us US] [--param NAME=JSON]... [--secrets-file PATH]
-               [--redis URL]
+               [--redis URL] [--upstream-ca PEM]
                [--log-level LEVEL]
 Without --function (or with --function '*') the whole graph runs in this process, its stream queues
 as memory queues; with it, the root function serves HTTP and a child function consumes its stream
@@ -42,6 +43,8 @@ each took under --blocking-inline-us, 50; 0 sends every call there). --expose-er
 request but the health probes for a token of the file (`TOKEN`, or `NAME TOKEN [infer] [metadata]
 [metrics]` per line) as `Authorization: Bearer TOKEN`, or alone in the --auth-header header: 401
 without one, 403 for a group the token may not use. SIGHUP re-reads the tokens and the certificate.
+`$remote` over https:// and Redis over rediss:// trust the platform's CA certificates (SSL_CERT_FILE
+and SSL_CERT_DIR replace them, as for OpenSSL) and those of --upstream-ca.
 `run` sends each line of --input (JSON Lines: a body, or an event with `body`, `id`, `key`, `path`,
 `method`, `headers`) through the whole graph, --concurrency (64) at once, writes one answer per
 line to --output in input order, each failure to --errors, a summary to standard error, and exits
@@ -162,11 +165,28 @@ fn options(flags: &Flags) -> Result<Options, String> {
     }
     options.redis_url = flag(flags, "redis").map(str::to_string).or_else(|| std::env::var("GRAPHC_REDIS_URL").ok());
     options.expose_errors = switch(flags, "expose-errors");
+    if let Some(file) = flag(flags, "upstream-ca") {
+        trust_upstream_ca(file)?;
+    }
     if let Some(file) = flag(flags, "secrets-file") {
         std::fs::read_to_string(file).map_err(|error| format!("cannot read the secrets file {file}: {error}"))?;
         options.secrets_file = Some(PathBuf::from(file));
     }
     Ok(options)
+}
+
+/// Trusts `file`'s CAs for `$remote` and Redis upstreams.
+fn trust_upstream_ca(file: &str) -> Result<(), String> {
+    #[cfg(feature = "upstream-tls")]
+    {
+        crate::upstream::trust(std::path::Path::new(file)).map_err(|error| format!("--upstream-ca: {error}"))
+    }
+    #[cfg(not(feature = "upstream-tls"))]
+    {
+        Err(format!(
+            "--upstream-ca {file}: this graph calls no upstream over TLS (it has no `$remote` step and no Redis)"
+        ))
+    }
 }
 
 /// A JSON value, or the text as a string.

@@ -38,6 +38,7 @@ pub const SERVE: &[&str] = &[
     "tls-cert",
     "tls-key",
     "tls-client-ca",
+    "upstream-ca",
 ];
 /// `test`'s flags.
 pub const TEST: &[&str] = &["base", "junit"];
@@ -53,6 +54,7 @@ pub const RUN: &[&str] = &[
     "param",
     "secrets-file",
     "redis",
+    "upstream-ca",
     "log-level",
 ];
 /// The flags that take no value.

@@ -401,10 +401,17 @@ pub async fn serve_probes(
     listener: TcpListener,
     stats: Arc<crate::stream::ConsumerStats>,
     group: String,
+    security: PortSecurity,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     crate::metrics::enable();
+    let PortSecurity { tls, auth } = security;
     let probe = move |request: http::Request<Incoming>| {
+        if let Some(tokens) = &auth
+            && let Err(refused) = tokens.check(request.method().as_str(), request.uri().path(), request.headers())
+        {
+            return std::future::ready(Ok::<_, Infallible>(into_http(request_error(refused, &EventId::fresh()))));
+        }
         let (status, content_type, body) = match (request.method().as_str(), request.uri().path()) {
             ("GET", "/metrics") => (200, "text/plain; version=0.0.4", stats.render(&group) + &crate::metrics::render()),
             ("GET", paths::LIVE) => (200, "application/json", r#"{"live":true}"#.to_string()),
@@ -423,11 +430,29 @@ pub async fn serve_probes(
     http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(PROBE_HEADER_TIMEOUT);
     // A probe answers at once; a few scrapers at a time are all it serves.
     let connections = Connections::new(PROBE_CONNECTIONS);
-    accept(&listener, &connections, None, None, move |io, _| http.serve_connection(io, service.clone()), shutdown)
+    let handshake = tls.map(|tls| (tls, PROBE_HEADER_TIMEOUT));
+    accept(&listener, &connections, None, handshake, move |io, _| http.serve_connection(io, service.clone()), shutdown)
         .await
         .close(PROBE_HEADER_TIMEOUT)
         .await;
     Ok(())
+}
+
+/// What guards a port beside the main one: the main port's certificate and tokens, so that no
+/// port of a process is more open than the others.
+#[derive(Clone, Debug, Default)]
+pub struct PortSecurity {
+    /// TLS, as `--tls-cert` set it.
+    pub tls: Option<Arc<crate::tls::ServerTls>>,
+    /// Access tokens, as `--auth-tokens-file` set them (`/metrics` needs the `metrics` group).
+    pub auth: Option<Arc<crate::auth::Tokens>>,
+}
+
+impl PortSecurity {
+    /// The TLS and tokens of `options`.
+    pub fn of(options: &ServeOptions) -> PortSecurity {
+        PortSecurity { tls: options.tls.clone(), auth: options.auth.clone() }
+    }
 }
 
 /// Open connections a child function's probe server takes at most.

@@ -59,6 +59,9 @@ mod snapshot;
 pub mod stream;
 #[doc(hidden)]
 pub mod trigger;
+#[cfg(feature = "upstream-tls")]
+#[doc(hidden)]
+pub mod upstream;
 
 pub use context::Context;
 pub use envelope::Envelope;

@@ -1,4 +1,5 @@
-//! `$remote` steps: an HTTP call per event over a shared connection pool, with a timeout per
+//! `$remote` steps: an HTTP or HTTPS call per event over a shared connection pool (the upstream
+//! roots of `upstream.rs`), the event's named headers forwarded when the graph says so, a timeout per
 //! attempt, retries with exponential backoff and jitter, the event's id and path forwarded, and
 //! failures mapped to 502 (the remote answered non-2xx) and 504 (it did not answer in time).
 
@@ -9,7 +10,15 @@ use crate::node::{Catcher, NoCatcher, Node, entry_copy, fail_or_catch};
 use crate::run::Run;
 use crate::step::Entry;
 use crate::step::value_at;
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::Value;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Where a remote step sends events.
@@ -21,15 +30,21 @@ pub enum Target {
     Function(String),
 }
 
+/// The client of one step: `http://` and `https://`, connections kept for the next event.
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 /// An HTTP call made for each event.
 pub struct Remote {
     target: Target,
-    method: reqwest::Method,
+    method: Method,
     headers: Vec<(String, String)>,
+    forwarded: Vec<HeaderName>,
     timeout: Duration,
     retries: u32,
     backoff: Duration,
-    client: reqwest::Client,
+    /// Made on the first call, inside the runtime that serves the step: its connections live
+    /// there, and the upstream roots are read after start-up set them.
+    client: OnceLock<HttpClient>,
 }
 
 impl Remote {
@@ -37,19 +52,28 @@ impl Remote {
     pub fn new(target: Target, method: &str) -> Self {
         Remote {
             target,
-            method: reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST),
+            method: Method::from_bytes(method.as_bytes()).unwrap_or(Method::POST),
             headers: Vec::new(),
+            forwarded: Vec::new(),
             timeout: Duration::from_secs(10),
             retries: 0,
             backoff: Duration::from_millis(100),
-            // One pool per step: connections are reused across events.
-            client: reqwest::Client::new(),
+            client: OnceLock::new(),
         }
     }
 
     /// Adds a header to every call.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Forwards the event's header `name`, when it has one (a caller's `authorization`, say).
+    /// The checker accepts only valid names; an invalid one here is never sent.
+    pub fn forward(mut self, name: &str) -> Self {
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            self.forwarded.push(name);
+        }
         self
     }
 
@@ -76,9 +100,62 @@ impl Remote {
         }
     }
 
+    fn client(&self) -> Result<&HttpClient, StepError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let tls = crate::upstream::client_config()
+            .map_err(|error| StepError::bad_gateway(format!("no TLS for upstreams: {error}")))?;
+        let mut http = HttpConnector::new();
+        // The scheme is the TLS layer's to check: it takes http:// and https://.
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
+        Ok(self.client.get_or_init(|| client))
+    }
+
+    /// The request of one attempt.
+    fn request(
+        &self,
+        url: &str,
+        event: &Event,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<Request<Full<Bytes>>, StepError> {
+        let mut request = Request::builder()
+            .method(self.method.clone())
+            .uri(url)
+            .header("x-event-id", event.id.text())
+            .header("x-event-path", event.path.as_ref())
+            .header("x-request-timeout-ms", timeout.as_millis().to_string());
+        for name in &self.forwarded {
+            for value in event.headers.get_all(name) {
+                request = request.header(name, value);
+            }
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let body = if self.method == Method::GET {
+            Full::default()
+        } else {
+            request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Full::new(Bytes::from(serde_json::to_vec(body).unwrap_or_default()))
+        };
+        request
+            .body(body)
+            .map_err(|error| StepError::bad_gateway(format!("{url}: the request cannot be made: {error}")))
+    }
+
     /// Calls the endpoint with `body`; the answer as JSON (or as a string when it is not JSON).
     pub async fn call(&self, event: &Event, body: &Value, context: &Context) -> Result<Value, StepError> {
         let url = self.url(context)?;
+        let client = self.client()?;
         let mut last = StepError::bad_gateway(format!("{url}: no attempt was made"));
         for attempt in 0..=self.retries {
             if attempt > 0 {
@@ -93,44 +170,48 @@ impl Remote {
                 Some(left) => left.min(self.timeout),
                 None => self.timeout,
             };
-            let mut request = self
-                .client
-                .request(self.method.clone(), &url)
-                .timeout(timeout)
-                .header("x-event-id", event.id.text())
-                .header("x-event-path", event.path.as_ref())
-                .header("x-request-timeout-ms", timeout.as_millis().to_string());
-            for (name, value) in &self.headers {
-                request = request.header(name, value);
-            }
-            if self.method != reqwest::Method::GET {
-                request = request.json(body);
-            }
-            match request.send().await {
-                Ok(response) if response.status().is_success() => {
-                    let bytes = response.bytes().await.map_err(|error| {
-                        StepError::bad_gateway(format!("{url}: reading the answer failed: {error}"))
-                    })?;
+            let request = self.request(&url, event, body, timeout)?;
+            let exchange = async {
+                let response = client.request(request).await.map_err(|error| causes(&error))?;
+                let status = response.status();
+                let bytes = response.into_body().collect().await.map_err(|error| causes(&error))?.to_bytes();
+                Ok::<_, String>((status, bytes))
+            };
+            match tokio::time::timeout(timeout, exchange).await {
+                Ok(Ok((status, bytes))) if status.is_success() => {
                     return Ok(serde_json::from_slice(&bytes)
                         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())));
                 }
-                Ok(response) => {
-                    let status = response.status();
-                    let text = response.text().await.unwrap_or_default();
+                Ok(Ok((status, bytes))) => {
+                    let text = String::from_utf8_lossy(&bytes);
                     last = StepError::bad_gateway(format!("{url} answered {status}: {text}"));
                     // Client errors will not change on a retry.
-                    if status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS {
+                    if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
                         return Err(last);
                     }
                 }
-                Err(error) if error.is_timeout() => {
-                    last = StepError::timeout(format!("{url} did not answer within {timeout:?}"))
-                }
-                Err(error) => last = StepError::bad_gateway(format!("{url}: {error}")),
+                Ok(Err(why)) => last = StepError::bad_gateway(format!("{url}: {why}")),
+                Err(_) => last = StepError::timeout(format!("{url} did not answer within {timeout:?}")),
             }
         }
         Err(last)
     }
+}
+
+/// An error and its causes, outermost first: hyper's own words ("client error (Connect)") say
+/// little without the certificate or connection failure under them.
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// `base * 2^(attempt-1)`, plus up to `base` of jitter so that retries do not arrive together.

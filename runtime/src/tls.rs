@@ -166,7 +166,7 @@ fn configure(files: &TlsFiles) -> Result<rustls::ServerConfig, TlsError> {
 }
 
 /// rustls with ring, graphc's one TLS provider.
-#[cfg(feature = "tls")]
+#[cfg(any(feature = "tls", feature = "upstream-tls"))]
 #[allow(
     deprecated,
     reason = "ring, not aws-lc-rs: aws-lc-rs needs cmake and a C build several times ring's; its post-quantum key \

@@ -433,3 +433,73 @@ async fn tokens_are_asked_of_every_call_but_the_health_checks() {
     assert!(client.server_live(ServerLiveRequest {}).await.unwrap().into_inner().live);
     let _ = served.stop.send(());
 }
+
+#[path = "common/pki.rs"]
+mod pki;
+
+/// The gRPC port takes the REST port's certificate: many calls at once over TLS (HTTP/2 agreed by
+/// ALPN), each answered with its own rows, and a plaintext client gets no answer from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_calls_over_grpc_with_tls_each_get_their_own_answer() {
+    use tokio_rustls::rustls;
+    let pki = pki::Pki::new("grpc");
+    let tls = Arc::new(graphc_runtime::tls::ServerTls::load(pki.files(false)).expect("the certificate loads"));
+    let options =
+        ServeOptions { tls: Some(tls), deadline: Duration::from_secs(5), concurrency: 64, ..Default::default() };
+    let served = serve_with(options, Connections::new(1000)).await;
+    let addr = served.addr;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca.clone()).expect("the CA is a root");
+    #[allow(deprecated, reason = "the server's provider, ring")]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("an endpoint")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let connector = connector.clone();
+            async move {
+                let tcp = tokio::net::TcpStream::connect(addr).await?;
+                let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("a name");
+                let tls = connector.connect(name, tcp).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+            }
+        }))
+        .await
+        .expect("the client connects over TLS");
+    let client = GrpcInferenceServiceClient::new(channel);
+    let calls = (0..32usize).map(|n| {
+        let mut client = client.clone();
+        tokio::spawn(async move {
+            let rows: Vec<[f32; 2]> = (0..=n).map(|i| [i as f32, 0.0]).collect();
+            let answer = client.model_infer(raw_request("m", "", &rows)).await.expect("infer").into_inner();
+            (n, answer)
+        })
+    });
+    for call in calls.collect::<Vec<_>>() {
+        let (n, answer) = call.await.expect("the call's task");
+        let expected: Vec<i64> = (0..=n).map(|i| i64::from(i > 10)).collect();
+        assert_eq!(answer.outputs[0].shape, [n as i64 + 1], "call {n}");
+        assert_eq!(int64s(&answer.raw_output_contents[0]), expected, "call {n}");
+    }
+    let mut plain = client_unchecked(addr).await;
+    let refused = match plain.as_mut() {
+        Ok(plain) => plain.server_live(ServerLiveRequest {}).await.is_err(),
+        Err(_) => true,
+    };
+    assert!(refused, "a plaintext gRPC client was answered on the TLS port");
+    let _ = served.stop.send(());
+    served.task.await.expect("the server's task").expect("the server stops cleanly");
+}
+
+/// A plaintext client, which may fail to connect at all.
+async fn client_unchecked(
+    addr: std::net::SocketAddr,
+) -> Result<GrpcInferenceServiceClient<tonic::transport::Channel>, tonic::transport::Error> {
+    GrpcInferenceServiceClient::connect(format!("http://{addr}")).await
+}

@@ -4,80 +4,16 @@
 
 mod common;
 
+use common::pki::Pki;
 use graphc_runtime::http::ServeOptions;
 use graphc_runtime::router::{Mode, Route, Router};
-use graphc_runtime::tls::{ServerTls, TlsFiles};
+use graphc_runtime::tls::ServerTls;
 use graphc_runtime::*;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedKey, IsCa, KeyPair};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;
-
-/// A private CA, a server certificate for 127.0.0.1 it signed, and a client certificate it
-/// signed, written as PEM files in a folder of the test's own.
-struct Pki {
-    dir: PathBuf,
-    ca: rustls::pki_types::CertificateDer<'static>,
-    client: (rustls::pki_types::CertificateDer<'static>, rustls::pki_types::PrivateKeyDer<'static>),
-}
-
-impl Pki {
-    fn new(name: &str) -> Pki {
-        let dir = std::env::temp_dir().join(format!("graphc-tls-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca_key = KeyPair::generate().unwrap();
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issue = |names: Vec<String>| -> CertifiedKey {
-            let key = KeyPair::generate().unwrap();
-            let cert = CertificateParams::new(names).unwrap().signed_by(&key, &ca, &ca_key).unwrap();
-            CertifiedKey { cert, key_pair: key }
-        };
-        let server = issue(vec!["127.0.0.1".to_string(), "localhost".to_string()]);
-        let client = issue(vec!["client".to_string()]);
-        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-        std::fs::write(dir.join("server.pem"), server.cert.pem()).unwrap();
-        std::fs::write(dir.join("server.key"), server.key_pair.serialize_pem()).unwrap();
-        let client_key = rustls::pki_types::PrivateKeyDer::try_from(client.key_pair.serialize_der()).unwrap();
-        Pki { dir, ca: ca.der().clone(), client: (client.cert.der().clone(), client_key) }
-    }
-
-    fn files(&self, mutual: bool) -> TlsFiles {
-        TlsFiles {
-            cert: self.dir.join("server.pem"),
-            key: self.dir.join("server.key"),
-            client_ca: mutual.then(|| self.dir.join("ca.pem")),
-        }
-    }
-
-    /// A client that trusts the CA, presenting the client certificate when `present`.
-    fn client(&self, present: bool) -> tokio_rustls::TlsConnector {
-        #[allow(deprecated, reason = "the server's provider, ring")]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca.clone()).unwrap();
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots);
-        let config = if present {
-            builder.with_client_auth_cert(vec![self.client.0.clone()], self.client.1.clone_key()).unwrap()
-        } else {
-            builder.with_no_client_auth()
-        };
-        tokio_rustls::TlsConnector::from(Arc::new(config))
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// Doubles each row's first value: an answer that says which request it was.
 struct Double;
@@ -244,4 +180,42 @@ async fn tokens_guard_every_path_but_the_probes_over_https_and_rotate_on_reload(
     assert_eq!(answer(infer(5, Some("s3cret"))).await.0, 401);
     assert_eq!(answer(infer(5, Some("n3w"))).await.0, 200);
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_child_functions_probe_port_takes_the_same_certificate_and_tokens() {
+    let pki = Pki::new("probes");
+    let file = pki.dir.join("tokens");
+    std::fs::write(&file, "scraper scr4pe metrics\ncaller c4ll infer\n").unwrap();
+    let tokens = Arc::new(graphc_runtime::auth::Tokens::read(&file, None).unwrap());
+    let security = graphc_runtime::http::PortSecurity {
+        tls: Some(Arc::new(ServerTls::load(pki.files(false)).unwrap())),
+        auth: Some(tokens),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stats = Arc::new(graphc_runtime::stream::ConsumerStats::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(graphc_runtime::http::serve_probes(listener, stats, "workers".into(), security, async {
+        let _ = stopped.await;
+    }));
+    let client = pki.client(false);
+    let get = |path: &str, token: Option<&str>| {
+        let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
+        format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n{auth}connection: close\r\n\r\n")
+    };
+    let (status, body) = https(&client, addr, &get("/metrics", Some("scr4pe"))).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("graphc_stream"), "the consumer's counters: {body}");
+    assert_eq!(https(&client, addr, &get("/metrics", None)).await.unwrap().0, 401);
+    assert_eq!(https(&client, addr, &get("/metrics", Some("c4ll"))).await.unwrap().0, 403, "a caller may not scrape");
+    assert_eq!(https(&client, addr, &get("/v2/health/live", None)).await.unwrap().0, 200, "probes stay open");
+    // Plain HTTP on the TLS port is told to use https://.
+    let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
+    plain.write_all(get("/v2/health/live", None).as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    plain.read_to_end(&mut answer).await.unwrap();
+    assert_eq!(parse(&answer).0, 400);
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
 }

@@ -584,14 +584,9 @@ impl<'a> Checker<'a> {
         let get = |key: &str| named.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
         let target = match (get("url"), get("function")) {
             (Some(url), None) => match &url.kind {
-                ExprKind::Str(text) => match super::values::check_url(text, &["http"]) {
+                ExprKind::Str(text) => match super::values::check_url(text, &["http", "https"]) {
                     Ok(()) => ir::RemoteTarget::Url(text.clone()),
                     Err(why) => {
-                        let help = if text.starts_with("https://") {
-                            "graphc's HTTP client has no TLS yet: call http://, or a TLS-terminating proxy beside the server"
-                        } else {
-                            "write `url = \"http://host:port/path\"`"
-                        };
                         self.report(
                             Diagnostic::error(
                                 Code::InvalidValue,
@@ -599,15 +594,20 @@ impl<'a> Checker<'a> {
                                 url.span,
                                 "here",
                             )
-                            .with_help(help),
+                            .with_help("write `url = \"http://host:port/path\"` or `url = \"https://host/path\"`"),
                         );
                         return None;
                     }
                 },
                 _ => {
                     self.report(
-                        Diagnostic::error(Code::InvalidValue, "`url` takes an http:// URL", url.span, "here")
-                            .with_help("write `url = \"http://host:port/path\"`"),
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            "`url` takes an http:// or https:// URL",
+                            url.span,
+                            "here",
+                        )
+                        .with_help("write `url = \"http://host:port/path\"`"),
                     );
                     return None;
                 }
@@ -679,10 +679,11 @@ impl<'a> Checker<'a> {
             );
         }
         let headers = get("headers").map(|h| self.string_map(h)).unwrap_or_default();
+        let forwarded = get("forward_headers").map(|h| self.forwarded_headers(h)).unwrap_or_default();
         let timeout_ms = get("timeout_ms").and_then(|e| self.positive_int(e, "timeout_ms")).unwrap_or(10_000) as u64;
         let retries = get("retries").and_then(|e| self.non_negative_int(e, "retries")).unwrap_or(0) as u32;
         let backoff_ms = get("backoff_ms").and_then(|e| self.non_negative_int(e, "backoff_ms")).unwrap_or(100) as u64;
-        Some(ir::Remote { target, method, headers, timeout_ms, retries, backoff_ms })
+        Some(ir::Remote { target, method, headers, forwarded, timeout_ms, retries, backoff_ms })
     }
 
     /// A Redis stream named by a `url` argument (`redis://host:port/stream`) and, optionally, a
@@ -845,6 +846,69 @@ impl<'a> Checker<'a> {
     }
 
     /// `{ "name": "value", ... }`
+    /// `forward_headers = ["authorization", ...]`: the caller's headers a `$remote` step passes on,
+    /// lower-cased; never those that describe the connection or that the call sets itself.
+    fn forwarded_headers(&mut self, expr: &ast::Expr) -> Vec<String> {
+        /// Hop-by-hop headers and those the client writes for each call.
+        const NOT_FORWARDED: &[&str] = &[
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "transfer-encoding",
+            "te",
+            "trailer",
+            "upgrade",
+            "host",
+            "content-length",
+            "content-type",
+            "x-event-id",
+            "x-event-path",
+            "x-request-timeout-ms",
+        ];
+        let ExprKind::Array(names) = &expr.kind else {
+            self.report(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    "`forward_headers` takes a list of header names",
+                    expr.span,
+                    "here",
+                )
+                .with_help("write `forward_headers = [\"authorization\"]`"),
+            );
+            return Vec::new();
+        };
+        let mut forwarded = Vec::new();
+        for name in names {
+            let ExprKind::Str(text) = &name.kind else {
+                self.report(
+                    Diagnostic::error(Code::InvalidValue, "a forwarded header is named by a string", name.span, "here")
+                        .with_help("write `forward_headers = [\"authorization\"]`"),
+                );
+                continue;
+            };
+            let lower = text.to_ascii_lowercase();
+            let problem = match super::values::check_header_name(text) {
+                Err(why) => {
+                    Some((format!("not a valid HTTP header: {why}"), "header names are letters, digits and `-`"))
+                }
+                Ok(()) if NOT_FORWARDED.contains(&lower.as_str()) => Some((
+                    format!("`{text}` is not forwarded"),
+                    "it describes the connection or is set by the call itself; forward the caller's own headers, such \
+                     as `authorization`",
+                )),
+                Ok(()) if forwarded.contains(&lower) => Some((format!("`{text}` is forwarded twice"), "name it once")),
+                Ok(()) => None,
+            };
+            match problem {
+                Some((message, help)) => {
+                    self.report(Diagnostic::error(Code::InvalidValue, message, name.span, "here").with_help(help));
+                }
+                None => forwarded.push(lower),
+            }
+        }
+        forwarded
+    }
+
     pub(super) fn string_map(&mut self, expr: &ast::Expr) -> Vec<(String, String)> {
         let ExprKind::Object(entries) = &expr.kind else {
             self.report(

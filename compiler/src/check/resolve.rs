@@ -839,14 +839,14 @@ fn placeholder_node(name: &ir::Name, span: Span) -> ir::Node {
     }
 }
 
-/// Splits `redis://host:port/stream` into the server URL and the stream name.
+/// Splits `redis://host:port/stream` (or `rediss://`, over TLS) into the server URL and the
+/// stream name.
 pub(super) fn split_redis_url(url: &str) -> Result<(String, String), String> {
-    if url.starts_with("rediss://") {
-        // The runtime's Redis client is built without TLS.
-        return Err(format!("`{url}` asks for TLS (rediss://), which graphc does not support yet; use redis://"));
-    }
-    let rest = url.strip_prefix("redis://").ok_or_else(|| format!("`{url}` does not start with redis://"))?;
-    super::values::check_url(url, &["redis"])?;
+    let rest = url
+        .strip_prefix("redis://")
+        .or_else(|| url.strip_prefix("rediss://"))
+        .ok_or_else(|| format!("`{url}` does not start with redis:// (or rediss://, over TLS)"))?;
+    super::values::check_url(url, &["redis", "rediss"])?;
     let (host, stream) = rest.split_once('/').unwrap_or((rest, ""));
     let scheme_len = url.len() - rest.len();
     Ok((format!("{}{host}", url.get(..scheme_len).unwrap_or("redis://")), stream.to_string()))

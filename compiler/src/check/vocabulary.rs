@@ -47,7 +47,8 @@ pub const MEMORY_QUEUE_ARGS: &[&str] = &["capacity"];
 /// A stream queue's arguments.
 pub const STREAM_QUEUE_ARGS: &[&str] = &["url", "stream", "shards", "key"];
 /// `$remote(...)`'s arguments.
-pub const REMOTE_ARGS: &[&str] = &["url", "function", "method", "headers", "timeout_ms", "retries", "backoff_ms"];
+pub const REMOTE_ARGS: &[&str] =
+    &["url", "function", "method", "headers", "forward_headers", "timeout_ms", "retries", "backoff_ms"];
 /// `trigger NAME = KIND(...)`
 pub const TRIGGER_KINDS: &[&str] = &["stream", "schedule"];
 /// A stream trigger's arguments.

@@ -108,6 +108,10 @@ impl Generator<'_> {
             let (k, v) = (Literal::string(k), Literal::string(v));
             quote!(.header(#k, #v))
         });
+        let forwarded = remote.forwarded.iter().map(|name| {
+            let name = Literal::string(name);
+            quote!(.forward(#name))
+        });
         let (timeout, retries, backoff) = (remote.timeout_ms, remote.retries, remote.backoff_ms);
         let input = optional_str(node.input_path.as_deref());
         let result = optional_str(node.result_path.as_deref());
@@ -116,6 +120,7 @@ impl Generator<'_> {
             name: #name,
             remote: #rt::Remote::new(#target, #method)
                 #(#headers)*
+                #(#forwarded)*
                 .timeout(::std::time::Duration::from_millis(#timeout))
                 .retries(#retries, ::std::time::Duration::from_millis(#backoff)),
             input_path: #input,

@@ -4,7 +4,7 @@
 
 use super::StartError;
 use crate::error::RunError;
-use crate::http::{Connections, ServeOptions, bind, serve_probes, serve_sharing, shutdown_signal};
+use crate::http::{Connections, PortSecurity, ServeOptions, bind, serve_probes, serve_sharing, shutdown_signal};
 use crate::pipeline::Handler;
 #[cfg(feature = "streams")]
 use crate::stream::consume_with_stats;
@@ -138,8 +138,22 @@ impl Launch {
                 let listen = |source| RunError::Listen { addr, source };
                 let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
                 let local = listener.local_addr().map_err(listen)?;
-                eprintln!("metrics and health on http://{local}");
-                tokio::spawn(serve_probes(listener, Arc::clone(&stats), source.group.clone(), shutdown_signal()));
+                let security = PortSecurity::of(&self.serve);
+                if let Some(tokens) = &security.auth {
+                    tokens.reload_on_hangup();
+                }
+                if let Some(tls) = &security.tls {
+                    tls.reload_on_hangup();
+                }
+                let scheme = if security.tls.is_some() { "https" } else { "http" };
+                eprintln!("metrics and health on {scheme}://{local}");
+                tokio::spawn(serve_probes(
+                    listener,
+                    Arc::clone(&stats),
+                    source.group.clone(),
+                    security,
+                    shutdown_signal(),
+                ));
             }
             eprintln!(
                 "function {} consuming {} at {} as {}",

@@ -107,13 +107,27 @@ pub fn connection(url: &str) -> Result<ConnectionManager, RunError> {
 /// A connection of its own, for blocking reads: a blocked XREADGROUP would hold up every
 /// other command on a shared connection. `timeout` must be longer than the blocking time.
 pub(crate) fn open(url: &str, timeout: Duration) -> Result<ConnectionManager, RunError> {
-    let client = redis::Client::open(url).map_err(|error| RunError::redis(url, error))?;
+    let client = client(url)?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(timeout))
         .set_number_of_retries(1)
         .set_max_delay(Duration::from_millis(500));
     ConnectionManager::new_lazy_with_config(client, config).map_err(|error| RunError::redis(url, error))
+}
+
+#[cfg(feature = "streams")]
+/// A client for `url`; over TLS for `rediss://`, trusting the upstream roots (the platform's and
+/// `--upstream-ca`'s), as `$remote` does.
+fn client(url: &str) -> Result<redis::Client, RunError> {
+    if !url.starts_with("rediss://") {
+        return redis::Client::open(url).map_err(|error| RunError::redis(url, error));
+    }
+    // The Redis client builds its TLS configuration with rustls's process-wide provider: make it
+    // ring, graphc's one provider, unless the program chose one already.
+    let _ = crate::tls::ring_provider().install_default();
+    let roots = redis::TlsCertificates { client_tls: None, root_cert: Some(crate::upstream::roots_pem()) };
+    redis::Client::build_with_tls(url, roots).map_err(|error| RunError::redis(url, error))
 }
 
 /// In-memory streams: where stream queues write when one function runs alone under the mock

@@ -1,5 +1,7 @@
 //! A server on a free loopback port, for the tests that talk to it over TCP.
 
+pub mod pki;
+
 use graphc_runtime::Handler;
 use graphc_runtime::http::{ServeOptions, bind, serve};
 use std::net::SocketAddr;
