@@ -36,6 +36,7 @@ static ROOTS: OnceLock<Roots> = OnceLock::new();
 struct Roots {
     store: Arc<RootCertStore>,
     /// The same certificates in PEM, for the Redis client, which takes roots only that way.
+    #[cfg_attr(not(feature = "streams"), allow(dead_code, reason = "only the Redis client reads it"))]
     pem: Vec<u8>,
 }
 
