@@ -46,7 +46,9 @@ codes! {
     UnknownParam => "unknown_param", "A parameter that the graph does not declare.";
     UnknownHandler => "unknown_handler", "An error handler that is not a declared step.";
     UnknownBuiltin => "unknown_builtin", "A step, queue or function name that is not built in.";
-    Cycle => "cycle", "The flow's edges form a loop.";
+    Cycle => "cycle", "The flow's edges form a loop, and the graph does not allow loops (`allow_cycles`).";
+    LoopWithoutExit => "loop_without_exit", "A loop no event can leave: no choice on it leads out and no filter on it drops.";
+    LoopThroughQueue => "loop_through_queue", "A loop that passes through a queue.";
     TwoResponders => "two_responders", "More than one step answers the caller.";
     SyncBranch => "sync_branch", "The sync engine runs one chain; a step has several parents or children.";
     SyncStartSteps => "sync_start_steps", "The sync engine runs one chain; there are several start steps.";

@@ -73,7 +73,27 @@ pub struct Graph {
     pub in_process_queues: Vec<QueuePlan>,
     /// The runtime's optional features the generated code uses.
     pub features: Vec<RuntimeFeature>,
+    /// Whether the flow may loop (`allow_cycles = true;`).
+    pub allow_cycles: bool,
+    /// How many times an event may enter a step on a loop unless the step says (`max_iterations`).
+    pub max_iterations: u32,
+    /// The edges that close a loop: from a step back to one an event passed on its way there,
+    /// as a walk from the start steps meets them. Decided by the checker; codegen turns each
+    /// into the loop's one indirection, and the diagrams draw them apart.
+    pub back_edges: Vec<BackEdge>,
 }
+
+/// An edge that closes a loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackEdge {
+    /// The step the loop leaves from.
+    pub from: NodeId,
+    /// The earlier step it returns to.
+    pub to: NodeId,
+}
+
+/// MLRun's safety limit on a loop, per event and per step, unless the graph or the step sets one.
+pub const DEFAULT_MAX_ITERATIONS: u32 = 100;
 
 /// What a queue becomes in the code that runs it: decided by the plan, printed by codegen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,6 +260,16 @@ impl Graph {
             Topology::Router => self.node_ids().collect(),
             Topology::Flow => self.start_nodes(),
         }
+    }
+
+    /// Whether `from -> to` closes a loop.
+    pub fn is_back_edge(&self, from: NodeId, to: NodeId) -> bool {
+        self.back_edges.iter().any(|edge| edge.from == from && edge.to == to)
+    }
+
+    /// A node's parents on the way forward: those whose edge to it does not close a loop.
+    pub fn forward_parents(&self, id: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        self.node(id).parents.iter().copied().filter(move |&parent| !self.is_back_edge(parent, id))
     }
 
     /// The steps with no parents that are not error handlers: where an event enters a flow.
@@ -423,6 +453,11 @@ pub struct Node {
     pub parents: Edges,
     /// Steps that run after it, in a stable order.
     pub children: Edges,
+    /// `max_iterations` as written on the step.
+    pub max_iterations: Option<u32>,
+    /// For a step on a loop, how many times an event may enter it (its own `max_iterations`,
+    /// else the graph's): decided by the checker; `None` off every loop.
+    pub iteration_cap: Option<u32>,
 }
 
 /// What a node does.

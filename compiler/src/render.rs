@@ -1,5 +1,6 @@
 //! Diagrams of a checked graph, as MLRun's plot draws them: Graphviz DOT and Mermaid. They
-//! print the IR: the error edges are the catchers the checker resolved, as codegen wires them.
+//! print the IR: the error edges are the catchers the checker resolved, and the edges that close
+//! loops the ones it found, as codegen wires them.
 
 use crate::ir::{Graph, NodeId, NodeKind, Placement, Queue, Schedule, Trigger, TriggerSource};
 use std::fmt::Write;
@@ -114,7 +115,8 @@ pub fn to_mermaid(graph: &Graph) -> String {
     for id in graph.node_ids() {
         let node = graph.node(id);
         for &child in &node.children {
-            let _ = writeln!(out, "  {} --> {}", id_of(id), id_of(child));
+            let arrow = if graph.is_back_edge(id, child) { "==>|loop|" } else { "-->" };
+            let _ = writeln!(out, "  {} {arrow} {}", id_of(id), id_of(child));
         }
         if let Some(handler) = node.catcher {
             let _ = writeln!(out, "  {} -.-> {}", id_of(id), id_of(handler));
@@ -151,6 +153,11 @@ fn edge_attributes(graph: &Graph, from: NodeId, to: NodeId) -> String {
     }
     if matches!(graph.node(to).kind, NodeKind::Router(_)) {
         attributes.push(format!("lhead={}", quote(&format!("cluster_{}", graph.node(to).name))));
+    }
+    // An edge back: bold and labelled, and left out of the ranking, so that the flow still reads
+    // left to right with the loop returning over it.
+    if graph.is_back_edge(from, to) {
+        attributes.extend(["style=bold".to_string(), "label=\"loop\"".to_string(), "constraint=false".to_string()]);
     }
     if attributes.is_empty() { String::new() } else { format!(" [{}]", attributes.join(", ")) }
 }

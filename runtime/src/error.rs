@@ -44,13 +44,16 @@ pub enum ErrorKind {
     /// An event that arrived after its deadline (a stream record written with one): 504; it
     /// is recorded and not run.
     Deadline,
+    /// An event went round a loop more times than `max_iterations` lets it: 500, a failure of
+    /// the step where it would have gone round once more, which its handler receives.
+    MaxIterations,
 }
 
 impl ErrorKind {
     /// The HTTP status a caller gets for an unhandled failure of this kind.
     pub fn status(self) -> u16 {
         match self {
-            ErrorKind::Step | ErrorKind::Panic => 500,
+            ErrorKind::Step | ErrorKind::Panic | ErrorKind::MaxIterations => 500,
             ErrorKind::BadRequest => 400,
             ErrorKind::Unauthenticated => 401,
             ErrorKind::Forbidden => 403,
@@ -82,6 +85,7 @@ impl ErrorKind {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Deadline => "deadline",
+            ErrorKind::MaxIterations => "max_iterations",
         }
     }
 
@@ -117,7 +121,7 @@ impl ErrorKind {
             ErrorKind::TooLarge => 8,                                                            // RESOURCE_EXHAUSTED
             ErrorKind::Unavailable => 14,                                                        // UNAVAILABLE
             ErrorKind::Timeout | ErrorKind::Deadline => 4,                                       // DEADLINE_EXCEEDED
-            ErrorKind::Step | ErrorKind::Panic | ErrorKind::Remote => 13,                        // INTERNAL
+            ErrorKind::Step | ErrorKind::Panic | ErrorKind::Remote | ErrorKind::MaxIterations => 13, // INTERNAL
         }
     }
 
@@ -270,6 +274,11 @@ impl StepError {
     /// `deadline`; it is recorded in the error stream and not run.
     pub fn deadline_passed(message: impl Into<String>) -> Self {
         StepError::of(ErrorKind::Deadline, message)
+    }
+
+    /// An event went round a loop more often than its cap: 500, kind `max_iterations`.
+    pub fn max_iterations(message: impl Into<String>) -> Self {
+        StepError::of(ErrorKind::MaxIterations, message)
     }
 
     /// A step panicked: 500, and the process keeps serving.
@@ -485,6 +494,7 @@ mod tests {
             ErrorKind::Unavailable,
             ErrorKind::Timeout,
             ErrorKind::Deadline,
+            ErrorKind::MaxIterations,
         ];
         for kind in kinds {
             let read = ErrorKind::of_status(kind.status());

@@ -95,6 +95,42 @@ pub struct Event {
     /// `grpc-timeout`, or a stream record's own): what waits for a model or an upstream waits
     /// until then at most. `None`: no deadline.
     pub deadline: Option<Instant>,
+    /// How often the event has entered each step of a loop on its path (`max_iterations`).
+    pub iterations: Iterations,
+}
+
+/// How often an event has entered the steps of loops: counted per event and per step, and
+/// copied with the event onto each branch, so that a branch counts its own way round.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Iterations {
+    entered: Vec<Entered>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entered {
+    step: &'static str,
+    times: u32,
+}
+
+impl Iterations {
+    /// Counts one more entry into `step`: how many times it has been entered now.
+    pub fn enter(&mut self, step: &'static str) -> u32 {
+        match self.entered.iter_mut().find(|entered| entered.step == step) {
+            Some(entered) => {
+                entered.times = entered.times.saturating_add(1);
+                entered.times
+            }
+            None => {
+                self.entered.push(Entered { step, times: 1 });
+                1
+            }
+        }
+    }
+
+    /// How many times `step` has been entered.
+    pub fn of(&self, step: &str) -> u32 {
+        self.entered.iter().find(|entered| entered.step == step).map_or(0, |entered| entered.times)
+    }
 }
 
 impl Event {
@@ -122,6 +158,7 @@ impl Event {
             origin_state: None,
             error: None,
             deadline: None,
+            iterations: Iterations::default(),
         }
     }
 

@@ -31,6 +31,8 @@ pub mod tls;
 #[doc(hidden)]
 pub mod cli;
 #[doc(hidden)]
+pub mod cycle;
+#[doc(hidden)]
 pub mod expr;
 mod features;
 mod flags;
@@ -85,6 +87,7 @@ pub use model::{BoxError, Features, LoadModel, Model, TensorSpec};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::context::Context;
+    pub use crate::cycle::{Iterated, LoopBack, LoopBackSync, LoopSlot, LoopSlotSync};
     pub use crate::error::StepError;
     pub use crate::event::{Event, Response};
     pub use crate::expr;

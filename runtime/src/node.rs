@@ -425,7 +425,7 @@ impl<S: Placed, N: Node, C: Catcher> Node for StepNode<S, N, C> {
 /// path keeps only what a step that succeeds needs.
 #[cold]
 #[inline(never)]
-fn fail_or_catch_sync<C: Catcher>(
+pub(crate) fn fail_or_catch_sync<C: Catcher>(
     name: &'static str,
     copy: Option<EntryCopy>,
     error: &StepError,
@@ -619,12 +619,12 @@ impl<N: Node> Node for MemoryQueue<N> {
     }
 }
 
-type BoxFuture<'a> = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+pub(crate) type BoxFuture<'a> = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// Below this much stack left, an erased node continues on a new stack segment.
-const RED_ZONE: usize = 256 * 1024;
+pub(crate) const RED_ZONE: usize = 256 * 1024;
 /// The size of each new segment.
-const STACK_SEGMENT: usize = 4 * 1024 * 1024;
+pub(crate) const STACK_SEGMENT: usize = 4 * 1024 * 1024;
 
 /// A node behind a trait object, on the tokio executor. Generated code puts one every few
 /// levels of a deep or wide graph: a node's type nests every node after it, and past about a
@@ -644,7 +644,7 @@ impl Boxed {
     }
 }
 
-trait ErasedNode: Send + Sync + 'static {
+pub(crate) trait ErasedNode: Send + Sync + 'static {
     fn push_boxed<'a>(&'a self, event: &'a mut Event, run: &'a Run) -> BoxFuture<'a>;
     fn push_to_boxed<'a>(&'a self, outlet: usize, event: &'a mut Event, run: &'a Run) -> BoxFuture<'a>;
 }
@@ -660,7 +660,7 @@ impl<N: Node> ErasedNode for N {
 }
 
 /// Polls a future with room on the stack for what it nests.
-async fn with_stack(mut future: BoxFuture<'_>) {
+pub(crate) async fn with_stack(mut future: BoxFuture<'_>) {
     std::future::poll_fn(|cx| stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || future.as_mut().poll(cx))).await;
 }
 
@@ -690,7 +690,7 @@ impl BoxedSync {
     }
 }
 
-trait ErasedSyncNode: Send + Sync + 'static {
+pub(crate) trait ErasedSyncNode: Send + Sync + 'static {
     fn push_erased(&self, event: &mut Event, run: &mut SyncRun<'_>);
     fn push_to_erased(&self, outlet: usize, event: &mut Event, run: &mut SyncRun<'_>);
 }

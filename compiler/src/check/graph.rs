@@ -3,8 +3,8 @@
 
 use super::Checker;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::ir::{Engine, NodeId, NodeKind, Placement, Topology};
-use std::collections::BTreeMap;
+use crate::ir::{self, Engine, NodeId, NodeKind, Placement, Topology};
+use std::collections::{BTreeMap, BTreeSet};
 
 impl Checker<'_> {
     /// Returns false when the graph has a cycle, so that typing (which walks it in order) is skipped.
@@ -75,13 +75,158 @@ impl Checker<'_> {
         }
     }
 
-    /// Reports each cycle once, with a label at every step on it.
+    /// Without `allow_cycles`, reports each cycle once, with a label at every step on it. With
+    /// it, every loop must have a way out and pass through no queue; the edges that close loops
+    /// and the cap of each step on one are decided here (docs/semantics.md, "Loops"). False when
+    /// the graph's loops are not all allowed, so that typing (which walks it in order) is skipped.
     fn check_cycles(&mut self) -> bool {
         let cycles = super::find_cycles(self.graph.nodes.len(), |id| self.node(id).children.to_vec());
-        for cycle in &cycles {
-            self.report_cycle(cycle);
+        if !self.graph.allow_cycles {
+            for cycle in &cycles {
+                self.report_cycle(cycle);
+            }
+            self.check_caps_on_loops(&[]);
+            return cycles.is_empty();
         }
-        cycles.is_empty()
+        let loops = loops_of(&cycles);
+        let mut sound = true;
+        for members in &loops {
+            sound &= self.check_loop(members, &cycles);
+        }
+        self.check_caps_on_loops(&loops);
+        if sound {
+            self.graph.back_edges = self.back_edges();
+            for id in loops.iter().flatten().copied().collect::<Vec<_>>() {
+                let cap = self.node(id).max_iterations.unwrap_or(self.graph.max_iterations);
+                self.node_mut(id).iteration_cap = Some(cap);
+            }
+        }
+        sound
+    }
+
+    /// One loop (the steps of cycles that share a step): a way out, and no queue on it.
+    fn check_loop(&mut self, members: &BTreeSet<NodeId>, cycles: &[Vec<NodeId>]) -> bool {
+        let cycle =
+            cycles.iter().find(|cycle| cycle.iter().all(|id| members.contains(id))).cloned().unwrap_or_default();
+        let path = || {
+            let names: Vec<&str> = cycle.iter().map(|&id| self.node(id).name.as_str()).collect();
+            names.iter().chain(names.first()).copied().collect::<Vec<_>>().join(" -> ")
+        };
+        if let Some(&queue) = members.iter().find(|&&id| matches!(self.node(id).kind, NodeKind::Queue(_))) {
+            let d = Diagnostic::error(
+                Code::LoopThroughQueue,
+                format!("the loop {} passes through queue `{}`", path(), self.node(queue).name),
+                self.node(queue).span,
+                "a queue on the loop",
+            )
+            .with_help(
+                "a loop runs within one event's path: an event that went back through a queue could wait on its own \
+                 backlog; take the queue off the loop",
+            );
+            self.report(d);
+            return false;
+        }
+        let leaves = members.iter().any(|&id| match &self.node(id).kind {
+            NodeKind::Choice(_) => self.node(id).children.iter().any(|child| !members.contains(child)),
+            NodeKind::Filter(_) => true,
+            _ => false,
+        });
+        if leaves {
+            return true;
+        }
+        let mut labels = Vec::new();
+        for (index, &id) in cycle.iter().enumerate() {
+            let next = cycle.get(index + 1).or(cycle.first()).copied().unwrap_or(id);
+            labels.push((self.edge_span(id, next), format!("`{}` -> `{}`", self.node(id).name, self.node(next).name)));
+        }
+        let (first_span, first_label) = labels.first().cloned().unwrap_or_default();
+        let mut d = Diagnostic::error(
+            Code::LoopWithoutExit,
+            format!("the loop {} never lets an event out", path()),
+            first_span,
+            first_label,
+        )
+        .with_help(
+            "put a `choice` on the loop with an arm that leads out of it (`body.score >= 0.8 => done`), or a \
+             `filter` that drops the event; `max_iterations` only turns an endless loop into a failure",
+        );
+        for (span, label) in labels.into_iter().skip(1) {
+            d = d.with_label(span, label);
+        }
+        self.report(d);
+        false
+    }
+
+    /// `max_iterations` on a step that is on no loop bounds nothing.
+    fn check_caps_on_loops(&mut self, loops: &[BTreeSet<NodeId>]) {
+        for id in self.graph.node_ids().collect::<Vec<_>>() {
+            if self.node(id).max_iterations.is_none() || loops.iter().any(|members| members.contains(&id)) {
+                continue;
+            }
+            let span = self.syntax_of(id).option_span("max_iterations").unwrap_or(self.node(id).span);
+            let d = Diagnostic::error(
+                Code::InvalidValue,
+                format!("`{}` is on no loop, so `max_iterations` bounds nothing", self.node(id).name),
+                span,
+                "here",
+            )
+            .with_help(if self.graph.allow_cycles {
+                "remove it, or put it on a step an edge back leads to"
+            } else {
+                "remove it; loops need `allow_cycles = true;` on the graph"
+            });
+            self.report(d);
+        }
+    }
+
+    /// The edges that close loops, as a walk from the start steps meets them: an edge to a step
+    /// still on the walk's path. Every step a loop holds is reached from a start step, or the
+    /// reachability check says it is not.
+    fn back_edges(&self) -> Vec<ir::BackEdge> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Walk {
+            New,
+            OnPath,
+            Done,
+        }
+        let mut state = vec![Walk::New; self.graph.nodes.len()];
+        let mut edges = Vec::new();
+        // Each frame: a node and the index of its next child to visit.
+        for start in self.graph.entry_nodes() {
+            if state.get(start.index()) != Some(&Walk::New) {
+                continue;
+            }
+            let mut stack = vec![(start, 0usize)];
+            if let Some(slot) = state.get_mut(start.index()) {
+                *slot = Walk::OnPath;
+            }
+            while let Some((id, next)) = stack.last().copied() {
+                match self.node(id).children.get(next).copied() {
+                    Some(child) => {
+                        if let Some(top) = stack.last_mut() {
+                            top.1 += 1;
+                        }
+                        match state.get(child.index()) {
+                            Some(Walk::New) => {
+                                if let Some(slot) = state.get_mut(child.index()) {
+                                    *slot = Walk::OnPath;
+                                }
+                                stack.push((child, 0));
+                            }
+                            Some(Walk::OnPath) => edges.push(ir::BackEdge { from: id, to: child }),
+                            _ => {}
+                        }
+                    }
+                    None => {
+                        if let Some(slot) = state.get_mut(id.index()) {
+                            *slot = Walk::Done;
+                        }
+                        stack.pop();
+                    }
+                }
+            }
+        }
+        edges
     }
 
     fn report_cycle(&mut self, cycle: &[NodeId]) {
@@ -94,7 +239,10 @@ impl Checker<'_> {
         }
         let (first_span, first_label) = labels.first().cloned().unwrap_or_default();
         let mut d = Diagnostic::error(Code::Cycle, format!("the flow has a cycle: {path}"), first_span, first_label)
-            .with_help("a flow must be acyclic: remove one of these edges");
+            .with_help(
+                "a flow is acyclic unless it allows loops: remove one of these edges, or set `allow_cycles = true;` \
+                 and give the loop a way out (a `choice` arm that leads out of it)",
+            );
         for (span, label) in labels.into_iter().skip(1) {
             d = d.with_label(span, label);
         }
@@ -179,7 +327,9 @@ impl Checker<'_> {
         let mut found = Vec::new();
         for id in self.graph.node_ids() {
             let node = self.node(id);
-            for (neighbours, what) in [(&node.parents, "parents"), (&node.children, "children")] {
+            // The edge that closes a loop brings the event back along its own chain: not a join.
+            let parents: ir::Edges = self.graph.forward_parents(id).collect();
+            for (neighbours, what) in [(&parents, "parents"), (&node.children, "children")] {
                 if neighbours.len() < 2 {
                     continue;
                 }
@@ -188,7 +338,7 @@ impl Checker<'_> {
                     continue;
                 }
                 // A fan-out into a join is one mistake: report it once, at the join.
-                if what == "children" && neighbours.iter().any(|&child| self.node(child).parents.len() > 1) {
+                if what == "children" && neighbours.iter().any(|&child| self.graph.forward_parents(child).count() > 1) {
                     continue;
                 }
                 let mut d = Diagnostic::error(
@@ -432,4 +582,23 @@ fn describe_placement(placement: &Placement) -> String {
         Placement::Child(name) => format!("function `{name}`"),
         Placement::Any => "any function".to_string(),
     }
+}
+
+/// The loops among `cycles`: the steps of cycles that share a step, each set once.
+fn loops_of(cycles: &[Vec<NodeId>]) -> Vec<BTreeSet<NodeId>> {
+    let mut loops: Vec<BTreeSet<NodeId>> = Vec::new();
+    for cycle in cycles {
+        let mut members: BTreeSet<NodeId> = cycle.iter().copied().collect();
+        // Every loop this cycle touches merges into one.
+        loops.retain(|other| {
+            if other.is_disjoint(&members) {
+                true
+            } else {
+                members.extend(other.iter().copied());
+                false
+            }
+        });
+        loops.push(members);
+    }
+    loops
 }

@@ -130,6 +130,12 @@ impl<'a> Checker<'a> {
                         self.string(opt).map(|path| ir::HandlerFolder { path, span: opt_value_span(opt) })
                 }
                 "error_stream" => self.graph.error_stream = self.error_stream(opt),
+                "allow_cycles" => self.graph.allow_cycles = self.flag(opt),
+                "max_iterations" => {
+                    if let Some(cap) = self.iteration_cap(opt) {
+                        self.graph.max_iterations = cap;
+                    }
+                }
                 _ => {} // "on_error" needs the nodes; see resolve_wiring.
             }
         }
@@ -445,7 +451,33 @@ impl<'a> Checker<'a> {
                 "input_path" => self.node_mut(id).input_path = self.dotted_path(opt).map(Vec::into_boxed_slice),
                 "result_path" => self.node_mut(id).result_path = self.dotted_path(opt).map(Vec::into_boxed_slice),
                 "function" => self.node_mut(id).placement = self.placement(opt),
+                "max_iterations" => self.node_mut(id).max_iterations = self.iteration_cap(opt),
                 _ => {} // wiring and routing options are read later
+            }
+        }
+    }
+
+    /// `max_iterations = N`: a positive number of entries, at most a million (a loop that needs
+    /// more is a batch job, and a cap that high bounds nothing).
+    fn iteration_cap(&mut self, opt: &Opt) -> Option<u32> {
+        match &opt.value {
+            Some(OptValue::Expr(ast::Expr { kind: ExprKind::Int(n), .. })) if (1..=1_000_000).contains(n) => {
+                u32::try_from(*n).ok()
+            }
+            _ => {
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        "`max_iterations` takes a number from 1 to 1000000",
+                        opt_value_span(opt),
+                        "here",
+                    )
+                    .with_help(format!(
+                        "how many times an event may enter a step of a loop; the default is {}",
+                        ir::DEFAULT_MAX_ITERATIONS
+                    )),
+                );
+                None
             }
         }
     }
@@ -836,6 +868,8 @@ fn placeholder_node(name: &ir::Name, span: Span) -> ir::Node {
         catcher: None,
         parents: ir::Edges::new(),
         children: ir::Edges::new(),
+        max_iterations: None,
+        iteration_cap: None,
     }
 }
 

@@ -147,14 +147,37 @@ impl Checker<'_> {
     /// expressions, and checking every edge.
     pub(super) fn check_types(&mut self) {
         let order = self.topological_order();
-        let mut emitted: Vec<Type> = vec![Type::Json; self.graph.nodes.len()];
-        for id in order {
+        // What each node sends; `None` until typed (the far end of a loop's edge back, on the
+        // first pass).
+        let mut emitted: Vec<Option<Type>> = vec![None; self.graph.nodes.len()];
+        if self.graph.back_edges.is_empty() {
+            self.type_pass(&order, &mut emitted);
+            return;
+        }
+        // Round a loop, what comes back joins what entered, which may change what comes back:
+        // type again until nothing changes (a join only forgets, so this ends), keeping only
+        // the last pass's findings.
+        for pass in 1..=MAX_LOOP_PASSES {
+            let (diagnostics, references) = (self.diagnostics.len(), self.references.len());
+            let before = emitted.clone();
+            self.type_pass(&order, &mut emitted);
+            if emitted == before || pass == MAX_LOOP_PASSES {
+                return;
+            }
+            self.diagnostics.truncate(diagnostics);
+            self.references.truncate(references);
+        }
+    }
+
+    fn type_pass(&mut self, order: &[NodeId], emitted: &mut [Option<Type>]) {
+        for &id in order {
             let node = self.node(id);
             let parents = node.parents.clone();
-            // After a join, the body is what every parent can send.
+            // After a join, the body is what every parent can send; round a loop, what entered
+            // it and what comes back.
             let arriving = parents
                 .iter()
-                .filter_map(|p| emitted.get(p.index()).cloned())
+                .filter_map(|p| emitted.get(p.index()).cloned().flatten())
                 .reduce(|a, b| join(&a, &b))
                 .unwrap_or(Type::Json);
             let body = if node.full_event { Type::Json } else { arriving.clone() };
@@ -165,7 +188,7 @@ impl Checker<'_> {
             if let Some((declared_in, declared_out)) = self.syntax_of(id).signature {
                 let expected = self.node(id).input.clone();
                 for &parent in &parents {
-                    let sent = emitted.get(parent.index()).cloned().unwrap_or(Type::Json);
+                    let Some(sent) = emitted.get(parent.index()).cloned().flatten() else { continue };
                     let sent = match self.node(id).input_path.clone() {
                         Some(path) => self.path_type_quiet(&sent, &path),
                         None => sent,
@@ -206,7 +229,7 @@ impl Checker<'_> {
                 None => output,
             };
             if let Some(slot) = emitted.get_mut(id.index()) {
-                *slot = out;
+                *slot = Some(out);
             }
         }
     }
@@ -564,14 +587,19 @@ impl Checker<'_> {
         }
     }
 
+    /// Every node after its parents, the edges that close loops aside.
     fn topological_order(&self) -> Vec<NodeId> {
-        let mut remaining: Vec<usize> = self.graph.nodes.iter().map(|n| n.parents.len()).collect();
+        let mut remaining: Vec<usize> =
+            self.graph.node_ids().map(|id| self.graph.forward_parents(id).count()).collect();
         let mut ready: Vec<NodeId> = self.graph.node_ids().filter(|id| remaining.get(id.index()) == Some(&0)).collect();
         ready.reverse();
         let mut order = Vec::with_capacity(remaining.len());
         while let Some(id) = ready.pop() {
             order.push(id);
             for &child in self.node(id).children.iter().rev() {
+                if self.graph.is_back_edge(id, child) {
+                    continue;
+                }
                 if let Some(count) = remaining.get_mut(child.index()) {
                     *count -= 1;
                     if *count == 0 {
@@ -975,6 +1003,10 @@ fn strip_optional(ty: &Type) -> &Type {
         other => other,
     }
 }
+
+/// How many times a graph with loops is typed at most before its types settle; each pass can
+/// only forget fields, so real graphs settle in two or three.
+const MAX_LOOP_PASSES: usize = 8;
 
 /// What a step after a join receives: the type every parent sends, field by field for known
 /// objects (a field only some parents send is not known to be there).

@@ -3,14 +3,24 @@
 //! (completion).
 
 /// Graph-wide settings: `topology = flow;`.
-pub const GRAPH_SETTINGS: &[&str] = &["topology", "engine", "on_error", "error_stream", "description", "handlers"];
+pub const GRAPH_SETTINGS: &[&str] =
+    &["topology", "engine", "on_error", "error_stream", "description", "handlers", "allow_cycles", "max_iterations"];
 /// `topology = ...`
 pub const TOPOLOGIES: &[&str] = &["router", "flow"];
 /// `engine = ...`
 pub const ENGINES: &[&str] = &["sync", "async"];
 /// A step's options: `step a = ... { respond; }`.
-pub const STEP_OPTIONS: &[&str] =
-    &["after", "before", "function", "full_event", "input_path", "result_path", "respond", "on_error"];
+pub const STEP_OPTIONS: &[&str] = &[
+    "after",
+    "before",
+    "function",
+    "full_event",
+    "input_path",
+    "result_path",
+    "respond",
+    "on_error",
+    "max_iterations",
+];
 /// A router's options, next to its routes.
 pub const ROUTER_OPTIONS: &[&str] = &[
     "after",

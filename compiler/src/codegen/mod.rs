@@ -73,9 +73,10 @@ pub fn ident(name: &str, span: proc_macro2::Span) -> Ident {
 /// Generates the module for a checked graph.
 pub fn generate(graph: &Graph, options: &CodegenOptions<'_>) -> Result<TokenStream, Vec<Diagnostic>> {
     // Error handlers and nodes with several parents are bound once, behind an `Arc`.
+    // So are the steps a loop returns to: the edge back holds a weak reference to that `Arc`.
     let mut shared: Vec<bool> = graph.nodes.iter().map(|node| node.parents.len() > 1).collect();
-    for catcher in graph.nodes.iter().filter_map(|node| node.catcher) {
-        if let Some(slot) = shared.get_mut(catcher.index()) {
+    for id in graph.nodes.iter().filter_map(|node| node.catcher).chain(graph.back_edges.iter().map(|edge| edge.to)) {
+        if let Some(slot) = shared.get_mut(id.index()) {
             *slot = true;
         }
     }
@@ -113,6 +114,11 @@ enum Visit {
 
 fn node_ident(id: NodeId) -> Ident {
     format_ident!("node_{}", id.0)
+}
+
+/// The slot an edge back to `id` goes through.
+fn loop_slot(id: NodeId) -> Ident {
+    format_ident!("loop_{}", id.0)
 }
 
 impl Generator<'_> {
@@ -245,7 +251,9 @@ impl Generator<'_> {
             *slot = Visit::Open;
         }
         let node = self.graph.node(id);
-        for dep in node.children.iter().copied().chain(node.catcher) {
+        // An edge back to an earlier step is bound through its loop slot, not by nesting.
+        let forward = node.children.iter().copied().filter(|&child| !self.graph.is_back_edge(id, child));
+        for dep in forward.chain(node.catcher).collect::<Vec<_>>() {
             self.visit(dep, state, order);
         }
         if let Some(slot) = state.get_mut(id.index()) {
@@ -286,8 +294,17 @@ impl Generator<'_> {
         let order = self.binding_order();
         self.depth = vec![0; self.graph.nodes.len()];
         let mut bindings = Vec::new();
+        let loop_targets: Vec<NodeId> = order.iter().copied().filter(|&id| self.is_loop_target(id)).collect();
+        for &id in &loop_targets {
+            let (slot, rt) = (loop_slot(id), rt());
+            bindings.push(match self.graph.engine {
+                Engine::Async => quote!(let #slot = #rt::LoopSlot::new();),
+                Engine::Sync => quote!(let #slot = #rt::LoopSlotSync::new();),
+            });
+        }
         for &id in &order {
             let (node, depth) = self.build_node(id);
+            let (node, depth) = self.iterated(id, node, depth);
             let (node, depth) = self.erase_if_deep(node, depth);
             if let Some(slot) = self.depth.get_mut(id.index()) {
                 *slot = depth;
@@ -304,13 +321,31 @@ impl Generator<'_> {
             } else {
                 quote_spanned!(span => let #ident = #node;)
             });
+            if loop_targets.contains(&id) {
+                let slot = loop_slot(id);
+                bindings.push(quote!(#slot.bind(&#ident);));
+            }
         }
         let starts = match self.scope {
             Some(scope) => scope.entries.clone(),
             None => self.graph.entry_nodes(),
         };
-        let (root, _) = self.fan_out(&starts, false);
+        let (root, _) = self.fan_out(None, &starts, false);
         (bindings, root)
+    }
+
+    /// Whether an edge back from a later step returns to this one.
+    fn is_loop_target(&self, id: NodeId) -> bool {
+        self.graph.back_edges.iter().any(|edge| edge.to == id)
+    }
+
+    /// A step on a loop, counted as it is entered (the checker decided its cap).
+    fn iterated(&self, id: NodeId, node: TokenStream, depth: usize) -> (TokenStream, usize) {
+        let Some(cap) = self.graph.node(id).iteration_cap else { return (node, depth) };
+        let rt = rt();
+        let name = Literal::string(&self.graph.node(id).name);
+        let (catcher, catcher_depth) = self.catcher(id);
+        (quote!(#rt::Iterated::new(#name, #cap, #node, #catcher)), 1 + depth.max(catcher_depth))
     }
 
     /// A node type nested deeper than `MAX_DEPTH`, erased: the depth starts again from zero.
@@ -347,16 +382,27 @@ impl Generator<'_> {
         }
     }
 
-    /// What follows a node: `End`, one node, every child (`Fork`), or a choice's outlets; each
-    /// further child nests one level deeper, so a wide fan-out is erased in slices.
-    fn fan_out(&self, children: &[NodeId], outlets: bool) -> (TokenStream, usize) {
+    /// What follows a node (`from`; `None` for the root): `End`, one node, every child
+    /// (`Fork`), or a choice's outlets; each further child nests one level deeper, so a wide
+    /// fan-out is erased in slices. An edge that closes a loop goes through the loop's slot.
+    fn fan_out(&self, from: Option<NodeId>, children: &[NodeId], outlets: bool) -> (TokenStream, usize) {
         let rt = rt();
+        let follow = |child: NodeId| match from {
+            Some(from) if self.graph.is_back_edge(from, child) => {
+                let slot = loop_slot(child);
+                match self.graph.engine {
+                    Engine::Async => (quote!(#rt::LoopBack::to(&#slot)), 0),
+                    Engine::Sync => (quote!(#rt::LoopBackSync::to(&#slot)), 0),
+                }
+            }
+            _ => self.use_node(child),
+        };
         match children {
             [] => (quote!(#rt::End), 0),
-            [only] => self.use_node(*only),
+            [only] => follow(*only),
             [first, rest @ ..] => {
-                let (first, first_depth) = self.use_node(*first);
-                let (rest, rest_depth) = self.fan_out(rest, outlets);
+                let (first, first_depth) = follow(*first);
+                let (rest, rest_depth) = self.fan_out(from, rest, outlets);
                 let (rest, rest_depth) = self.erase_if_deep(rest, rest_depth);
                 let both = if outlets || self.graph.engine == Engine::Sync {
                     quote!(#rt::Outlets(#first, #rest))
@@ -408,7 +454,7 @@ impl Generator<'_> {
             NodeKind::Choice(arms) => choice_outlets(arms).0,
             _ => node.children.to_vec(),
         };
-        let (next, next_depth) = self.fan_out(&children, is_choice);
+        let (next, next_depth) = self.fan_out(Some(id), &children, is_choice);
         let (catcher, catcher_depth) = self.catcher(id);
         let depth = 1 + next_depth.max(catcher_depth);
         if let NodeKind::Queue(queue) = &node.kind {
