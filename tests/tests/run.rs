@@ -34,7 +34,7 @@ fn every_run_fixture_passes_its_test_blocks() {
 #[test]
 fn single_chains_run_on_both_engines() {
     let fixtures = graphc_tests::run::all();
-    for module in ["chain", "paths", "catchers"] {
+    for module in ["chain", "paths", "catchers", "loops", "evaluator"] {
         let engines: Vec<&str> = fixtures.iter().filter(|f| f.module.starts_with(module)).map(|f| f.engine).collect();
         assert!(engines.contains(&"sync") && engines.contains(&"async"), "{module}: {engines:?}");
     }

@@ -26,8 +26,11 @@ pub fn stamp(event: &mut Event, _context: &Context) {
 
 /// An error handler taking the full event: records what failed.
 pub fn record_failure(event: &mut Event, _context: &Context) {
-    event.body =
-        json!({ "failed_at": event.origin_state.clone(), "error": event.error.as_ref().map(|e| e.message.clone()) });
+    event.body = json!({
+        "failed_at": event.origin_state.clone(),
+        "error": event.error.as_ref().map(|e| e.message.clone()),
+        "kind": event.error.as_ref().map(|e| e.kind.as_str()),
+    });
 }
 
 /// A step-level error handler's body function.
