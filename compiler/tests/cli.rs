@@ -34,7 +34,7 @@ fn graph_files(folder: &str) -> Vec<String> {
 }
 
 fn examples() -> Vec<String> {
-    ["iris", "flow", "ensemble", "remote", "distributed", "churn"]
+    ["iris", "flow", "ensemble", "remote", "distributed", "churn", "loop"]
         .iter()
         .map(|name| format!("examples/{name}/{name}.graph"))
         .collect()
