@@ -25,7 +25,8 @@ fn main() {
     files.sort();
     // Examples whose test blocks need no handler crate run here too, on both engines where they
     // can, rather than each through a crate of its own.
-    for example in ["../examples/loop/loop.graph"] {
+    const EXAMPLES: &[&str] = &["../examples/loop/loop.graph"];
+    for example in EXAMPLES {
         println!("cargo:rerun-if-changed={example}");
         files.push(Path::new(example).to_path_buf());
     }
