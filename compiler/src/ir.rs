@@ -566,6 +566,15 @@ pub struct Remote {
     pub backoff_ms: u64,
 }
 
+/// A route's weight in an ensemble, as written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteWeight {
+    /// The route's key (`name` or `name:version`).
+    pub route: String,
+    /// Its weight.
+    pub weight: f64,
+}
+
 /// Where a remote step sends the event.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RemoteTarget {
@@ -601,6 +610,9 @@ pub enum RouterKind {
         vote: Vote,
         /// One normalised weight per route, in route order.
         weights: Vec<f64>,
+        /// The weights as the graph wrote them, listed by `GET /v2/models` as MLRun lists
+        /// them; `None` when the graph gave none.
+        given_weights: Option<Vec<RouteWeight>>,
     },
     /// Run every route and merge object outputs.
     Parallel,

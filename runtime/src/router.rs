@@ -72,6 +72,8 @@ pub struct Router {
     /// A parallel run merges its routes' outputs into the request's body (MLRun's
     /// `extend_event`), not into a new object.
     extend_event: bool,
+    /// An ensemble's weights as the graph wrote them, for the model list.
+    given_weights: Option<Map<String, Value>>,
 }
 
 /// The operations a model path may end with.
@@ -125,7 +127,14 @@ impl Router {
             mode,
             health: paths::health(paths::HEALTH),
             extend_event: false,
+            given_weights: None,
         }
+    }
+
+    /// The weights an ensemble's graph wrote, by route, which the model list shows as given.
+    pub fn with_given_weights(mut self, weights: &[(&str, f64)]) -> Self {
+        self.given_weights = Some(weights.iter().map(|(route, weight)| (route.to_string(), json!(weight))).collect());
+        self
     }
 
     /// Answers the health probes under `prefix` (`{prefix}/live`, `{prefix}/ready`) rather than
@@ -145,20 +154,16 @@ impl Router {
         self.routes.iter().map(|(name, _)| name.as_str()).collect()
     }
 
-    /// `GET /v2/models`: the routes; an ensemble is a model too (first, as it is the default),
-    /// with its weights, as MLRun's VotingEnsemble lists itself.
+    /// `GET /v2/models`: the routes; an ensemble is a model too, listed after them with the
+    /// weights as its graph gave them (`null` when it gave none), as MLRun's VotingEnsemble
+    /// lists itself.
     fn model_list(&self) -> Value {
         match &self.mode {
-            Mode::Ensemble { weights, .. } => {
-                let mut models = vec![self.name.as_str()];
-                models.extend(self.names());
-                let weights: Map<String, Value> = self
-                    .names()
-                    .into_iter()
-                    .zip(weights)
-                    .map(|(name, weight)| (name.to_string(), json!(weight)))
-                    .collect();
-                json!({ "models": models, "weights": { self.name.clone(): weights } })
+            Mode::Ensemble { .. } => {
+                let mut models = self.names();
+                models.push(self.name.as_str());
+                let weights = self.given_weights.clone().map_or(Value::Null, Value::Object);
+                json!({ "models": models, "weights": weights })
             }
             _ => {
                 // A version is not a model: `churn:strict` is the model `churn` at `strict`.

@@ -782,12 +782,10 @@ fn an_ensemble_runs_every_route_and_answers_as_the_router() {
         ("b".into(), Route::Model(classes(2))),
         ("c".into(), Route::Model(classes(2))),
     ];
-    let server = router_server(Router::new(
-        "vote",
-        "/v2/models",
-        routes,
-        Mode::Ensemble { regression: false, weights: vec![0.6, 0.2, 0.2] },
-    ));
+    let server = router_server(
+        Router::new("vote", "/v2/models", routes, Mode::Ensemble { regression: false, weights: vec![0.6, 0.2, 0.2] })
+            .with_given_weights(&[("a", 3.0), ("b", 1.0), ("c", 1.0)]),
+    );
     assert_eq!(server.test("/v2/models/vote/infer", json!({ "inputs": [[0]] })).json_body()["outputs"], json!([1]));
     assert_eq!(
         server.test("/", json!({ "inputs": [[0]] })).json_body()["model_name"],
@@ -802,10 +800,10 @@ fn an_ensemble_runs_every_route_and_answers_as_the_router() {
     // `/v2/models/infer` is the default model: the ensemble.
     let default = server.test("/v2/models/infer", json!({ "inputs": [[0]] })).json_body();
     assert_eq!((default["model_name"].clone(), default["outputs"].clone()), (json!("vote"), json!([1])));
-    // The list shows the ensemble, first, with its weights.
+    // The list shows the routes, then the ensemble, with the weights as the graph gave them (MLRun's).
     assert_eq!(
         server.request("GET", "/v2/models").send().json_body(),
-        json!({ "models": ["vote", "a", "b", "c"], "weights": { "vote": { "a": 0.6, "b": 0.2, "c": 0.2 } } })
+        json!({ "models": ["a", "b", "c", "vote"], "weights": { "a": 3.0, "b": 1.0, "c": 1.0 } })
     );
     // A tensor request of three rows gets one class per row, in a tensor of three.
     let tensor = json!({ "inputs": [{ "name": "x", "shape": [3, 1], "datatype": "FP32", "data": [0, 1, 2] }] });

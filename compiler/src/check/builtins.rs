@@ -405,8 +405,8 @@ impl<'a> Checker<'a> {
                     },
                     None => ir::Vote::Classification,
                 };
-                let weights = self.weights(option("weights"), routes);
-                ir::RouterKind::Ensemble { vote, weights }
+                let (weights, given_weights) = self.weights(option("weights"), routes);
+                ir::RouterKind::Ensemble { vote, weights, given_weights }
             }
             other => {
                 let help = did_you_mean(other, ROUTER_KINDS.iter().copied())
@@ -440,10 +440,10 @@ impl<'a> Checker<'a> {
     }
 
     /// Ensemble weights: one per route (1.0 where not given), non-negative, not all zero,
-    /// normalised to sum to one.
-    fn weights(&mut self, option: Option<&'a Opt>, routes: &[ir::Route]) -> Vec<f64> {
+    /// normalised to sum to one; and the weights as written, if any were.
+    fn weights(&mut self, option: Option<&'a Opt>, routes: &[ir::Route]) -> (Vec<f64>, Option<Vec<ir::RouteWeight>>) {
         let mut weights = vec![1.0; routes.len()];
-        let Some(opt) = option else { return normalised(weights) };
+        let Some(opt) = option else { return (normalised(weights), None) };
         let Some(OptValue::Expr(ast::Expr { kind: ExprKind::Object(entries), .. })) = &opt.value else {
             self.report(
                 Diagnostic::error(
@@ -454,9 +454,10 @@ impl<'a> Checker<'a> {
                 )
                 .with_help("write `weights = { m1: 2.0, m2: 1.0 };`"),
             );
-            return normalised(weights);
+            return (normalised(weights), None);
         };
         let mut valid = true;
+        let mut given = Vec::new();
         for (key, value) in entries {
             let number = match value.kind {
                 ExprKind::Int(n) => Some(n as f64),
@@ -501,6 +502,7 @@ impl<'a> Checker<'a> {
                     if let Some(slot) = weights.get_mut(index) {
                         *slot = number;
                     }
+                    given.push(ir::RouteWeight { route: key.value.clone(), weight: number });
                 }
                 None => {
                     let keys: Vec<String> = routes.iter().map(ir::Route::key).collect();
@@ -530,7 +532,7 @@ impl<'a> Checker<'a> {
                 .with_help("give at least one route a positive weight"),
             );
         }
-        normalised(weights)
+        (normalised(weights), Some(given))
     }
 
     pub(super) fn queue_kind(&mut self, engine: &'a Call) -> Option<ir::Queue> {

@@ -202,9 +202,16 @@ impl Generator<'_> {
         let mode = match &router.kind {
             RouterKind::Model => quote!(#rt::Mode::Model),
             RouterKind::Parallel => quote!(#rt::Mode::Parallel),
-            RouterKind::Ensemble { vote, weights } => {
+            RouterKind::Ensemble { vote, weights, given_weights } => {
                 let regression = *vote == ir::Vote::Regression;
                 let weights = weights.iter().map(|w| Literal::f64_suffixed(*w));
+                if let Some(given) = given_weights {
+                    let given = given.iter().map(|ir::RouteWeight { route, weight }| {
+                        let (route, weight) = (Literal::string(route), Literal::f64_suffixed(*weight));
+                        quote!((#route, #weight))
+                    });
+                    settings.extend(quote!(.with_given_weights(&[#(#given),*])));
+                }
                 quote!(#rt::Mode::Ensemble { regression: #regression, weights: ::std::vec![#(#weights),*] })
             }
             RouterKind::Custom(path) => {
