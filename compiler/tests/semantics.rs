@@ -68,9 +68,11 @@ fn ensemble_weights_are_normalised_in_route_order_with_a_default_of_one() {
             route c = model(kind = linear_regression, model_path = "c.json"); } }"#,
     );
     let NodeKind::Router(router) = &graph.nodes[0].kind else { panic!("a router") };
-    let RouterKind::Ensemble { vote, weights } = &router.kind else { panic!("an ensemble") };
+    let RouterKind::Ensemble { vote, weights, given_weights } = &router.kind else { panic!("an ensemble") };
     assert_eq!(*vote, Vote::Regression);
     assert_eq!(weights, &[0.25, 0.5, 0.25]);
+    // The model list shows them as written: only `b`, unnormalised.
+    assert_eq!(given_weights, &Some(vec![graphc::ir::RouteWeight { route: "b".into(), weight: 2.0 }]));
 }
 
 #[test]
