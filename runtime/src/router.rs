@@ -260,6 +260,18 @@ impl Router {
             _ if path == self.health[1] => Some(get_only(json!({ "ready": true }))),
             paths::SERVER => Some(get_only(crate::oip::server_metadata(&self.name))),
             _ if path == self.prefix => Some(get_only(self.model_list())),
+            // MLRun answers any path under the prefix with the router's description, so a
+            // misspelt probe passes forever; here it is told what the probes are
+            // (docs/semantics.md, section 5).
+            _ if self.health[0].rsplit_once('/').is_some_and(|(prefix, _)| {
+                path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            }) =>
+            {
+                Some(Err(StepError::not_found(format!(
+                    "`{path}` is not a probe: the probes are {} and {}",
+                    self.health[0], self.health[1]
+                ))))
+            }
             _ => None,
         }
     }

@@ -882,6 +882,12 @@ fn health_probes_answer_under_the_routers_health_prefix() {
     assert_eq!(server.request("GET", "/health/live").send().json_body(), json!({ "live": true }));
     assert_eq!(server.request("GET", "/health/ready").send().json_body(), json!({ "ready": true }));
     assert_eq!(server.request("POST", "/health/ready").send().status, 405);
+    // Any other path under the prefix is no probe (MLRun answers 200 there: docs/semantics.md).
+    let misspelt = server.request("GET", "/health/lve").send();
+    assert_eq!(misspelt.status, 404);
+    assert!(misspelt.json_body()["error"].as_str().unwrap().contains("/health/live and /health/ready"));
+    assert_eq!(server.request("GET", "/health").send().status, 404);
+    assert_eq!(server.request("GET", "/healthy").send().status, 404, "not under the prefix either way");
 }
 
 #[test]
