@@ -177,9 +177,10 @@ impl Analysis {
         let mut out = format!("```graph\n{}\n```", first_line(text, symbol.span));
         if let Some(graph) = &self.graph {
             let details = match symbol.kind {
-                SymbolKind::Step | SymbolKind::Router | SymbolKind::Queue => {
-                    graph.nodes.iter().find(|node| node.span == symbol.name_span).map(|node| describe_node(graph, node))
-                }
+                SymbolKind::Step | SymbolKind::Router | SymbolKind::Queue => graph
+                    .node_ids()
+                    .find(|&id| graph.node(id).span == symbol.name_span)
+                    .map(|id| describe_node(graph, id)),
                 SymbolKind::Route => describe_route(graph, symbol.name_span),
                 SymbolKind::Param => graph.params.iter().find(|p| p.name == symbol.name).map(|p| {
                     format!("parameter of type `{}`, set with `--param {}=JSON`", graph.type_name(&p.ty), p.name)
@@ -331,7 +332,8 @@ fn names(graph: &ir::Graph, ids: &[ir::NodeId]) -> String {
     if names.is_empty() { "none".to_string() } else { names.join(", ") }
 }
 
-fn describe_node(graph: &ir::Graph, node: &ir::Node) -> String {
+fn describe_node(graph: &ir::Graph, id: ir::NodeId) -> String {
+    let node = graph.node(id);
     let kind = match &node.kind {
         NodeKind::Function(path) => format!("runs the Rust function `{path}`"),
         NodeKind::Construct(path, _) => format!("runs the Rust type `{path}`, built once"),
@@ -358,6 +360,20 @@ fn describe_node(graph: &ir::Graph, node: &ir::Node) -> String {
     }
     if !node.children.is_empty() {
         lines.push(format!("then {}", names(graph, &node.children)));
+    }
+    if let Some(cap) = node.iteration_cap {
+        let back: Vec<ir::NodeId> = graph
+            .back_edges
+            .iter()
+            .filter(|edge| edge.from == id || edge.to == id)
+            .map(|edge| if edge.from == id { edge.to } else { edge.from })
+            .collect();
+        let loop_line = format!("on a loop: an event may enter it {cap} times");
+        lines.push(if back.is_empty() {
+            loop_line
+        } else {
+            format!("{loop_line} (loop with {})", names(graph, &back))
+        });
     }
     if node.answers {
         lines.push("its output answers the request".to_string());
@@ -745,6 +761,21 @@ mod tests {
         assert!(text.contains("errors go to `catcher`"), "{text}");
         let (_, text) = analysis.hover(GRAPH, offset_of(GRAPH, "enrich =", 0)).unwrap_or_default();
         assert!(text.contains("child function `worker`"), "{text}");
+    }
+
+    #[test]
+    fn hover_on_a_loop_step_tells_its_cap_and_the_edge_back() {
+        let text = "graph g { topology = flow; allow_cycles = true; step start = map({ n: 0 }); \
+                    step bump = map({ n: body.n + 1 }) { max_iterations = 7; } \
+                    step gate = choice { body.n >= 3 => done, _ => bump }; step done = map(body) { respond; } \
+                    start -> bump -> gate; }";
+        let analysis = analyze(text);
+        let (_, hover) = analysis.hover(text, offset_of(text, "bump =", 0)).unwrap_or_default();
+        assert!(hover.contains("on a loop: an event may enter it 7 times (loop with `gate`)"), "{hover}");
+        let (_, hover) = analysis.hover(text, offset_of(text, "gate =", 0)).unwrap_or_default();
+        assert!(hover.contains("an event may enter it 100 times (loop with `bump`)"), "{hover}");
+        let settings = analysis.completions(text, offset_of(text, "allow_cycles", 0));
+        assert!(settings.iter().any(|c| c.label == "max_iterations"), "{settings:?}");
     }
 
     #[test]
