@@ -59,6 +59,7 @@ codes! {
     SyncStreams => "sync_streams", "Stream queues and child functions need the async engine.";
     GraphHandlerWithBefore => "graph_handler_with_before", "The graph-level error handler cannot have `before`.";
     RouterWithoutRoutes => "router_without_routes", "A router with no routes.";
+    UnknownModel => "unknown_model", "A route names a shared model (`model NAME = ...`) the graph does not declare.";
     ModelWithoutPath => "model_without_path", "A model route without model_path.";
     ModelNotFound => "model_not_found", "A model route whose model_path names no file (checked by the CLI and build.rs).";
     InvalidWeights => "invalid_weights", "Ensemble weights that are negative, all zero, or name unknown routes.";

@@ -448,6 +448,10 @@ impl<'a> Printer<'a> {
                 let source = self.call(&trigger.source);
                 Doc::Seq(vec![text(format!("trigger {} = ", trigger.name.name)), source, text(";")])
             }
+            ast::Item::Model(model) => {
+                let implementation = self.implementation(&model.implementation);
+                Doc::Seq(vec![text(format!("model {} = ", model.name.name)), implementation, text(";")])
+            }
         }
     }
 
@@ -620,6 +624,7 @@ impl<'a> Printer<'a> {
                 Doc::Seq(vec![text("model"), list])
             }
             ast::StepImpl::Call(call) => self.call(call),
+            ast::StepImpl::SharedModel(name) => text(name.name.to_string()),
         }
     }
 
@@ -754,6 +759,7 @@ fn item_span(item: &ast::Item) -> Span {
         ast::Item::Wiring(wiring) => wiring.span,
         ast::Item::Test(test) => test.span,
         ast::Item::Trigger(trigger) => trigger.span,
+        ast::Item::Model(model) => model.span,
     }
 }
 

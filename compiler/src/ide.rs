@@ -38,6 +38,8 @@ pub enum SymbolKind {
     Function,
     /// `trigger`
     Trigger,
+    /// `model`: a model shared by routes.
+    Model,
     /// `test`
     Test,
 }
@@ -57,6 +59,7 @@ impl SymbolKind {
             SymbolKind::Secret => "secret",
             SymbolKind::Function => "function",
             SymbolKind::Trigger => "trigger",
+            SymbolKind::Model => "model",
             SymbolKind::Test => "test",
         }
     }
@@ -303,7 +306,8 @@ pub enum CompletionKind {
 }
 
 const NODES: &[SymbolKind] = &[SymbolKind::Step, SymbolKind::Router, SymbolKind::Queue];
-const ITEM_KEYWORDS: &[&str] = &["step", "router", "queue", "param", "secret", "function", "record", "test", "trigger"];
+const ITEM_KEYWORDS: &[&str] =
+    &["step", "router", "queue", "param", "secret", "function", "record", "test", "trigger", "model"];
 
 fn contains(span: Span, offset: usize) -> bool {
     span.start_byte() <= offset && offset <= span.end_byte()
@@ -387,10 +391,16 @@ fn describe_route(graph: &ir::Graph, name_span: Span) -> Option<String> {
         let route = router.routes.iter().find(|route| route.span == name_span)?;
         let served = format!("{}/{}/infer", router.url_prefix.trim_end_matches('/'), route.name);
         let what = match &route.kind {
-            ir::RouteKind::Model(model) => match &model.model_path {
-                Some(path) => format!("model `{}` from `{path}`", model.describe()),
-                None => format!("model `{}`", model.describe()),
-            },
+            ir::RouteKind::Model(model) => {
+                let what = match &model.model_path {
+                    Some(path) => format!("model `{}` from `{path}`", model.describe()),
+                    None => format!("model `{}`", model.describe()),
+                };
+                match &model.shared {
+                    Some(shared) => format!("{what}, the one instance of shared model `{shared}`"),
+                    None => what,
+                }
+            }
             _ => "a step".to_string(),
         };
         Some(format!("route of router `{}`: {what}  \nserved at `{served}`", node.name))
@@ -430,6 +440,7 @@ fn outline(graph: &ast::Graph) -> Symbol {
             ast::Item::Secret(name) => Some(symbol(name, SymbolKind::Secret, name.span, Vec::new())),
             ast::Item::Function(name) => Some(symbol(name, SymbolKind::Function, name.span, Vec::new())),
             ast::Item::Trigger(trigger) => Some(symbol(&trigger.name, SymbolKind::Trigger, trigger.span, Vec::new())),
+            ast::Item::Model(model) => Some(symbol(&model.name, SymbolKind::Model, model.span, Vec::new())),
             ast::Item::Test(test) => Some(symbol(&test.name, SymbolKind::Test, test.span, Vec::new())),
             ast::Item::Setting(_) | ast::Item::Wiring(_) => None,
         })
@@ -761,6 +772,22 @@ mod tests {
         assert!(text.contains("errors go to `catcher`"), "{text}");
         let (_, text) = analysis.hover(GRAPH, offset_of(GRAPH, "enrich =", 0)).unwrap_or_default();
         assert!(text.contains("child function `worker`"), "{text}");
+    }
+
+    #[test]
+    fn a_shared_model_is_declared_outlined_found_renamed_and_hovered_from_its_routes() {
+        let text = "graph g { model iris = model(kind = gaussian_nb, model_path = \"m.json\"); \
+                    router r = model { route a = iris; route b = iris; } }";
+        let analysis = analyze(text);
+        let outline = analysis.symbols();
+        assert!(outline.iter().any(|s| s.kind == SymbolKind::Model && s.name == "iris"), "{outline:?}");
+        let declared = offset_of(text, "iris =", 0);
+        let used = offset_of(text, "iris;", 0);
+        let definition = analysis.definition(used).unwrap_or_default();
+        assert!(contains(definition, declared) && text.get(definition.range()) == Some("iris"), "{definition:?}");
+        assert_eq!(analysis.rename(declared, "flowers").map(|spans| spans.len()), Ok(3));
+        let (_, hover) = analysis.hover(text, offset_of(text, "b =", 0)).unwrap_or_default();
+        assert!(hover.contains("the one instance of shared model `iris`"), "{hover}");
     }
 
     #[test]

@@ -77,10 +77,26 @@ pub struct Graph {
     pub allow_cycles: bool,
     /// How many times an event may enter a step on a loop unless the step says (`max_iterations`).
     pub max_iterations: u32,
+    /// Models declared once (`model NAME = model(...);`) and shared by the routes that name them.
+    pub shared_models: Vec<SharedModel>,
     /// The edges that close a loop: from a step back to one an event passed on its way there,
     /// as a walk from the start steps meets them. Decided by the checker; codegen turns each
     /// into the loop's one indirection, and the diagrams draw them apart.
     pub back_edges: Vec<BackEdge>,
+}
+
+/// A model loaded once at start-up and served by every route that names it: one instance in
+/// memory, its batching and instances shared.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SharedModel {
+    /// Its name, which routes refer to.
+    pub name: String,
+    /// Where the name is declared.
+    pub span: Span,
+    /// Where the model is written.
+    pub impl_span: Span,
+    /// The model.
+    pub model: Model,
 }
 
 /// An edge that closes a loop.
@@ -677,6 +693,9 @@ pub struct Model {
     /// Calls of the model at once (`instances`), each on a thread of the route's own; `None`:
     /// as many as the blocking pool runs (a `Model` is `Sync`, so safe to call concurrently).
     pub instances: Option<u32>,
+    /// The shared model (`model NAME = ...`) this route serves, whose one instance it uses;
+    /// `None`: the route loads its own.
+    pub shared: Option<String>,
 }
 
 impl Model {

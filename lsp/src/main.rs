@@ -458,6 +458,7 @@ fn document_symbol(doc: &Document, symbol: &ide::Symbol) -> lsp::DocumentSymbol 
         SymbolKind::Secret => lsp::SymbolKind::KEY,
         SymbolKind::Function => lsp::SymbolKind::NAMESPACE,
         SymbolKind::Trigger => lsp::SymbolKind::EVENT,
+        SymbolKind::Model => lsp::SymbolKind::OBJECT,
         SymbolKind::Test => lsp::SymbolKind::METHOD,
     };
     lsp::DocumentSymbol {

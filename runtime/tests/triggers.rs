@@ -3,11 +3,14 @@
 //! them), loses none, acknowledges all, and keeps each answer; a consumer stopped under load
 //! leaves acknowledged every record it ran.
 
+#[path = "common/redis_server.rs"]
+mod redis_server;
+
 use graphc_runtime::stream::{ConsumeOptions, Sink, StreamQueue, StreamSource, StreamWriter};
 use graphc_runtime::trigger::{self, ScheduleStats, ScheduleTrigger, SharedHandler, StreamTrigger, Trigger, When};
 use graphc_runtime::{Event, Handler, Response};
+use redis_server::RedisServer;
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -126,43 +129,9 @@ impl Handler for ArcHandler {
     }
 }
 
-/// A redis-server of this test's own on a free port.
-struct Redis {
-    port: u16,
-    process: Child,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let process = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (the README's test command installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis { port, process }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_trigger_consumes_ten_thousand_plain_records_losing_none() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let client = redis::Client::open(redis.url()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
     // Written as another system would (`XADD incoming * order N amount A`), before and while
@@ -276,7 +245,7 @@ async fn a_consumer_stopped_under_load_acknowledges_every_record_it_ran_and_runs
     // A consumer reads its next batch while the last one runs; stopping it must still leave
     // every record it ran acknowledged, including a batch read ahead when the stop came.
     const RECORDS: usize = 3_000;
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let client = redis::Client::open(redis.url()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
     let mut pipe = redis::pipe();

@@ -5,6 +5,8 @@
 //! The trusted CAs are the process's, so every test of this file shares one private CA.
 
 mod common;
+#[path = "common/redis_server.rs"]
+mod redis_server;
 
 use common::pki::Pki;
 use graphc_runtime::http::ServeOptions;
@@ -13,8 +15,8 @@ use graphc_runtime::stream::{ConsumeOptions, Sink, StreamQueue, StreamSource, St
 use graphc_runtime::tls::ServerTls;
 use graphc_runtime::trigger::{self, SharedHandler, StreamTrigger, Trigger};
 use graphc_runtime::*;
+use redis_server::RedisServer;
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -126,44 +128,6 @@ async fn an_upstream_no_trusted_ca_signed_is_refused_with_502_saying_why() {
     upstream.stop().await;
 }
 
-/// A redis-server that takes only TLS, with the trusted CA's server certificate.
-struct TlsRedis {
-    port: u16,
-    process: Child,
-}
-
-impl TlsRedis {
-    fn start(pki: &Pki) -> TlsRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let file = |name: &str| pki.dir.join(name).display().to_string();
-        let process = Command::new("redis-server")
-            .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--tls-cert-file", &file("server.pem"), "--tls-key-file", &file("server.key")])
-            .args(["--tls-ca-cert-file", &file("ca.pem"), "--tls-auth-clients", "no"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (the README's test command installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        TlsRedis { port, process }
-    }
-
-    fn url(&self) -> String {
-        format!("rediss://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for TlsRedis {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
 /// Remembers the orders it saw.
 #[derive(Default)]
 struct Orders {
@@ -187,7 +151,7 @@ impl Handler for Counting {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_trigger_reads_and_answers_over_rediss_losing_nothing() {
     let pki = trusted();
-    let redis = TlsRedis::start(pki);
+    let redis = RedisServer::start_tls(&pki.dir);
     // A plain redis:// client is refused by a TLS-only server: the scheme is what asks for TLS.
     let plain = graphc_runtime::stream::connection(&format!("redis://127.0.0.1:{}", redis.port)).unwrap();
     let refused: Result<(), _> = redis::cmd("PING").query_async(&mut plain.clone()).await;

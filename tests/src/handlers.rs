@@ -97,3 +97,29 @@ impl graphc_runtime::model::Model for Summer {
         true
     }
 }
+
+/// Answers each row with the serial number of its instance: loads are numbered in the order
+/// they happen, so two routes that answer alike share one instance.
+pub struct Instance {
+    serial: usize,
+}
+
+/// `model(new crate::handlers::Instance())`: no arguments.
+#[derive(Deserialize)]
+pub struct InstanceArgs {}
+
+static LOADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl graphc_runtime::model::LoadModel for Instance {
+    type Args = InstanceArgs;
+
+    fn load(_: Option<&std::path::Path>, _: InstanceArgs) -> Result<Self, graphc_runtime::model::BoxError> {
+        Ok(Instance { serial: LOADS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) })
+    }
+}
+
+impl graphc_runtime::model::Model for Instance {
+    fn predict(&self, features: graphc_runtime::model::Features) -> Result<Vec<Value>, StepError> {
+        Ok((0..features.rows).map(|_| json!(self.serial)).collect())
+    }
+}

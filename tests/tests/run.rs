@@ -157,3 +157,15 @@ fn a_distributed_graph_runs_whole_in_one_process_and_each_function_alone() {
         errors.iter().map(|e| (e.function.as_str(), e.source.as_str(), e.event_id.as_str())).collect();
     assert_eq!(seen, [("distributed", "incoming", "k0"), ("scorer", "score", "bad")]);
 }
+
+#[test]
+fn routes_that_share_a_model_serve_one_instance() {
+    let server = graphc_tests::run::shared_models::mock(&options()).expect("starts");
+    let serial = |route: &str| {
+        let answer = server.test(&format!("/v2/models/{route}/infer"), serde_json::json!({ "inputs": [[1]] }));
+        assert_eq!(answer.status, 200, "{route}: {}", answer.json_body());
+        answer.json_body()["outputs"][0].clone()
+    };
+    assert_eq!(serial("a"), serial("b"), "one instance behind both routes");
+    assert_ne!(serial("a"), serial("own"), "a route with its own model loads another");
+}

@@ -35,6 +35,19 @@ impl<'a> Checker<'a> {
                 .map_or(NodeKind::Function(String::new()), |remote| NodeKind::Remote(Box::new(remote))),
             StepImpl::Choice(..) => NodeKind::Choice(Vec::new()),
             StepImpl::Call(call) => self.builtin_step(call, in_route),
+            // The grammar lets only a route name a shared model; `route_kind` takes it there.
+            StepImpl::SharedModel(name) => {
+                self.report(
+                    Diagnostic::error(
+                        Code::UnknownBuiltin,
+                        format!("shared model `{}` is served by a route", name.name),
+                        name.span,
+                        "a model is served by a route",
+                    )
+                    .with_help(format!("declare a route for it: `route r = {};`", name.name)),
+                );
+                NodeKind::Function(String::new())
+            }
         }
     }
 
@@ -142,8 +155,11 @@ impl<'a> Checker<'a> {
 
     pub(super) fn route_kind(&mut self, route: &'a ast::RouteDecl) -> ir::RouteKind {
         match &route.implementation {
-            StepImpl::Call(call) if call.name.name == "model" => ir::RouteKind::Model(self.model(route, call)),
+            StepImpl::Call(call) if call.name.name == "model" => {
+                ir::RouteKind::Model(self.model(&route.name.name, "model route", call))
+            }
             StepImpl::UserModel(model) => ir::RouteKind::Model(self.user_model(model)),
+            StepImpl::SharedModel(name) => ir::RouteKind::Model(self.shared_model(name)),
             other => {
                 let kind = self.step_kind(other, true);
                 if !matches!(kind, NodeKind::Function(_) | NodeKind::Construct(..)) {
@@ -163,7 +179,62 @@ impl<'a> Checker<'a> {
     }
 
     /// `model(kind = K, model_path = "...")`: both required, nothing else.
-    fn model(&mut self, route: &ast::RouteDecl, call: &'a Call) -> ir::Model {
+    /// The shared model a route names, as the route serves it.
+    fn shared_model(&mut self, name: &ast::Ident) -> ir::Model {
+        if let Some(shared) = self.graph.shared_models.iter().find(|shared| shared.name == name.name) {
+            let (model, declared) = (shared.model.clone(), shared.span);
+            self.refer(name.span, declared);
+            return ir::Model { shared: Some(name.name.to_string()), ..model };
+        }
+        let known: Vec<&str> = self.graph.shared_models.iter().map(|shared| shared.name.as_str()).collect();
+        let help = did_you_mean(&name.name, known.iter().copied()).unwrap_or_else(|| {
+            format!("declare it in the graph: `model {} = model(kind = ..., model_path = \"...\");`", name.name)
+        });
+        self.report(
+            Diagnostic::error(
+                Code::UnknownModel,
+                format!("no shared model is named `{}`", name.name),
+                name.span,
+                "not declared with `model`",
+            )
+            .with_help(help),
+        );
+        ir::Model {
+            source: ir::ModelSource::Smartcore(ModelKind::LogisticRegression),
+            model_path: None,
+            batching: None,
+            instances: None,
+            shared: None,
+        }
+    }
+
+    /// `model NAME = model(...);`: what it loads, once, for every route that names it.
+    pub(super) fn declare_shared_model(&mut self, declared: &'a ast::ModelDecl) {
+        let model = match &declared.implementation {
+            StepImpl::Call(call) if call.name.name == "model" => self.model(&declared.name.name, "model", call),
+            StepImpl::UserModel(model) => self.user_model(model),
+            other => {
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        format!("model `{}` is not a model", declared.name.name),
+                        other.span(),
+                        "expected `model(...)`",
+                    )
+                    .with_help("write `model NAME = model(kind = ..., model_path = \"...\");` or `model(new my::Model(...), ...)`"),
+                );
+                return;
+            }
+        };
+        self.graph.shared_models.push(ir::SharedModel {
+            name: declared.name.name.to_string(),
+            span: declared.name.span,
+            impl_span: declared.implementation.span(),
+            model,
+        });
+    }
+
+    fn model(&mut self, owner: &str, what: &str, call: &'a Call) -> ir::Model {
         let before = self.diagnostics.len();
         let args = self.named_args(call, MODEL_ARGS);
         // A misspelt argument is the mistake; that the right one is missing follows from it.
@@ -228,7 +299,7 @@ impl<'a> Checker<'a> {
             self.report(
                 Diagnostic::error(
                     Code::MissingArgument,
-                    format!("model route `{}` has no kind", route.name.name),
+                    format!("{what} `{owner}` has no kind"),
                     call.span,
                     "which estimator is this?",
                 )
@@ -239,7 +310,7 @@ impl<'a> Checker<'a> {
             self.report(
                 Diagnostic::error(
                     Code::ModelWithoutPath,
-                    format!("model route `{}` has no model_path", route.name.name),
+                    format!("{what} `{owner}` has no model_path"),
                     call.span,
                     "which model file should this route load?",
                 )
@@ -251,6 +322,7 @@ impl<'a> Checker<'a> {
             model_path: Some(model_path.unwrap_or_default()),
             batching,
             instances,
+            shared: None,
         }
     }
 
@@ -301,6 +373,7 @@ impl<'a> Checker<'a> {
             model_path,
             batching,
             instances,
+            shared: None,
         }
     }
 

@@ -99,10 +99,29 @@ pub enum ModelFile {
 /// resolve from the graph file's folder, as the runtime loads them.
 pub fn check_model_files(graph: &ir::Graph, find: impl Fn(&str) -> ModelFile) -> Vec<Diagnostic> {
     let mut found = Vec::new();
+    // A shared model's file is looked for once, at its declaration.
+    for shared in &graph.shared_models {
+        let Some(model_path) = &shared.model.model_path else { continue };
+        if let ModelFile::Missing { resolved } = find(model_path) {
+            found.push(
+                Diagnostic::error(
+                    diagnostic::Code::ModelNotFound,
+                    format!("model file `{model_path}` of model `{}` does not exist", shared.name),
+                    shared.impl_span,
+                    format!("looked for {resolved}"),
+                )
+                .with_help(
+                    "model_path is relative to the graph's file; train and save the model there, or fix the path",
+                ),
+            );
+        }
+    }
     for node in &graph.nodes {
         let ir::NodeKind::Router(router) = &node.kind else { continue };
         for route in &router.routes {
-            let ir::RouteKind::Model(ir::Model { model_path: Some(model_path), .. }) = &route.kind else { continue };
+            let ir::RouteKind::Model(ir::Model { model_path: Some(model_path), shared: None, .. }) = &route.kind else {
+                continue;
+            };
             if let ModelFile::Missing { resolved } = find(model_path) {
                 found.push(
                     Diagnostic::error(
@@ -255,6 +274,7 @@ impl<'a> Checker<'a> {
                 features: Vec::new(),
                 allow_cycles: false,
                 max_iterations: ir::DEFAULT_MAX_ITERATIONS,
+                shared_models: Vec::new(),
                 back_edges: Vec::new(),
             },
             syntax: Vec::new(),

@@ -16,6 +16,12 @@ impl<'a> Checker<'a> {
         self.resolve_settings();
         self.resolve_records();
         self.resolve_params();
+        // Before the routers, which may name them wherever they are declared.
+        for item in &self.ast.items {
+            if let Item::Model(model) = item {
+                self.declare_shared_model(model);
+            }
+        }
         for item in &self.ast.items {
             match item {
                 Item::Step(step) => self.resolve_step(step),
@@ -51,6 +57,7 @@ impl<'a> Checker<'a> {
                 Item::Record(record) => ("record", &record.name),
                 Item::Test(test) => ("test", &test.name),
                 Item::Trigger(trigger) => ("trigger", &trigger.name),
+                Item::Model(model) => ("model", &model.name),
                 Item::Setting(_) | Item::Wiring(_) => continue,
             };
             if let Some(&first) = seen.get(&(namespace, ident.name.as_str())) {

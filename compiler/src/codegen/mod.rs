@@ -294,6 +294,20 @@ impl Generator<'_> {
         let order = self.binding_order();
         self.depth = vec![0; self.graph.nodes.len()];
         let mut bindings = Vec::new();
+        // Each shared model a router here serves is loaded once, before the routers.
+        for shared in &self.graph.shared_models {
+            let used = order.iter().any(|&id| match &self.graph.node(id).kind {
+                NodeKind::Router(router) => router.routes.iter().any(|route| {
+                    matches!(&route.kind, ir::RouteKind::Model(model) if model.shared.as_deref() == Some(shared.name.as_str()))
+                }),
+                _ => false,
+            });
+            if used {
+                let binding = steps::shared_model_ident(self.graph, &shared.name);
+                let model = self.model_route(&shared.name, &shared.model, shared.impl_span);
+                bindings.push(quote!(let #binding = #model;));
+            }
+        }
         let loop_targets: Vec<NodeId> = order.iter().copied().filter(|&id| self.is_loop_target(id)).collect();
         for &id in &loop_targets {
             let (slot, rt) = (loop_slot(id), rt());

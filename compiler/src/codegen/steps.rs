@@ -131,6 +131,47 @@ impl Generator<'_> {
         })
     }
 
+    /// A model route's loading and scheduling, under the route's (or the shared model's) name.
+    pub(super) fn model_route(&self, name: &str, model: &ir::Model, impl_span: crate::source::Span) -> TokenStream {
+        let rt = rt();
+        let route_name = Literal::string(name);
+        let model_path = match &model.model_path {
+            Some(path) => {
+                let path = Literal::string(path);
+                quote!(::std::option::Option::Some(#path))
+            }
+            None => quote!(::std::option::Option::None),
+        };
+        // Both kinds load through `LoadModel`: smartcore's takes its estimator as its one
+        // argument; a user's type is named at the user's path, so that a type that is not a
+        // model is rustc's error there.
+        let batched = model.scheduled().then(|| {
+            let (rows, delay) = model.batching.map_or((1, 0), |b| (b.max_rows as usize, b.max_delay_ms));
+            let (rows, delay) = (Literal::usize_unsuffixed(rows), Literal::u64_unsuffixed(delay));
+            let instances = Literal::usize_unsuffixed(model.instances.unwrap_or(1) as usize);
+            quote!(.scheduled(#rt::Schedule {
+                batch_size: #rows,
+                batch_delay: ::std::time::Duration::from_millis(#delay),
+                instances: #instances,
+            }))
+        });
+        let route = match &model.source {
+            ir::ModelSource::Smartcore(kind) => {
+                let kind = format_ident!("{}", model_kind_variant(*kind));
+                quote!(#rt::model_route::<#rt::SmartcoreModel>(
+                    options, #route_name, #model_path, #rt::smartcore_args(#rt::ModelKind::#kind)
+                )?)
+            }
+            ir::ModelSource::User { path, args } => {
+                let span = self.user_span(impl_span);
+                let (rt, path) = (rt_at(span), self.user_path(path, span));
+                let args = object(args, Scope::Build);
+                quote_spanned!(span => #rt::model_route::<#path>(options, #route_name, #model_path, #args)?)
+            }
+        };
+        quote!(#route #batched)
+    }
+
     pub(super) fn router(&mut self, id: NodeId, router: &ir::Router) -> TokenStream {
         let rt = rt();
         let name = Literal::string(&self.graph.node(id).name);
@@ -147,43 +188,13 @@ impl Generator<'_> {
         for route in &router.routes {
             let route_name = Literal::string(&route.key());
             let built = match &route.kind {
-                RouteKind::Model(model) => {
-                    let model_path = match &model.model_path {
-                        Some(path) => {
-                            let path = Literal::string(path);
-                            quote!(::std::option::Option::Some(#path))
-                        }
-                        None => quote!(::std::option::Option::None),
-                    };
-                    // Both kinds load through `LoadModel`: smartcore's takes its estimator as its
-                    // one argument; a user's type is named at the user's path, so that a type
-                    // that is not a model is rustc's error there.
-                    let batched = model.scheduled().then(|| {
-                        let (rows, delay) = model.batching.map_or((1, 0), |b| (b.max_rows as usize, b.max_delay_ms));
-                        let (rows, delay) = (Literal::usize_unsuffixed(rows), Literal::u64_unsuffixed(delay));
-                        let instances = Literal::usize_unsuffixed(model.instances.unwrap_or(1) as usize);
-                        quote!(.scheduled(#rt::Schedule {
-                            batch_size: #rows,
-                            batch_delay: ::std::time::Duration::from_millis(#delay),
-                            instances: #instances,
-                        }))
-                    });
-                    let route = match &model.source {
-                        ir::ModelSource::Smartcore(kind) => {
-                            let kind = format_ident!("{}", model_kind_variant(*kind));
-                            quote!(#rt::model_route::<#rt::SmartcoreModel>(
-                                options, #route_name, #model_path, #rt::smartcore_args(#rt::ModelKind::#kind)
-                            )?)
-                        }
-                        ir::ModelSource::User { path, args } => {
-                            let span = self.user_span(route.impl_span);
-                            let (rt, path) = (rt_at(span), self.user_path(path, span));
-                            let args = object(args, Scope::Build);
-                            quote_spanned!(span => #rt::model_route::<#path>(options, #route_name, #model_path, #args)?)
-                        }
-                    };
-                    quote!(#route #batched)
-                }
+                RouteKind::Model(model) => match &model.shared {
+                    Some(shared) => {
+                        let binding = shared_model_ident(self.graph, shared);
+                        quote!(#binding.clone())
+                    }
+                    None => self.model_route(&route.key(), model, route.impl_span),
+                },
                 RouteKind::Step(kind) => {
                     let span = self.user_span(route.impl_span);
                     let step = match kind.as_ref() {
@@ -327,4 +338,10 @@ pub(super) fn model_kind_variant(kind: ir::ModelKind) -> &'static str {
         ir::ModelKind::RandomForestRegressor => "RandomForestRegressor",
         ir::ModelKind::KnnRegressor => "KnnRegressor",
     }
+}
+
+/// The binding of the shared model `name`, built once before the nodes that use it.
+pub(super) fn shared_model_ident(graph: &ir::Graph, name: &str) -> proc_macro2::Ident {
+    let index = graph.shared_models.iter().position(|shared| shared.name == name).unwrap_or_default();
+    format_ident!("shared_model_{}", index)
 }

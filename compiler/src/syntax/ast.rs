@@ -50,6 +50,19 @@ pub enum Item {
     Test(Box<TestDecl>),
     /// `trigger NAME = stream(...);` or `schedule(...)`
     Trigger(Box<TriggerDecl>),
+    /// `model NAME = model(...);`
+    Model(Box<ModelDecl>),
+}
+
+/// `model NAME = model(...);`: a model loaded once and shared by the routes that name it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelDecl {
+    /// Its name, which routes refer to.
+    pub name: Ident,
+    /// The model: `model(kind = ..., model_path = ...)` or `model(new Type(...), ...)`.
+    pub implementation: StepImpl,
+    /// The whole declaration.
+    pub span: Span,
 }
 
 /// `key = value` or a bare flag `key`.
@@ -147,6 +160,8 @@ pub enum StepImpl {
     UserModel(Box<UserModel>),
     /// A built-in: `extend(...)`, `map(...)`, `model(...)`, ...
     Call(Call),
+    /// `route r = NAME;`: a shared model, by name (routes only).
+    SharedModel(Ident),
 }
 
 /// `model(new path::Type(class args), model args)`
@@ -172,6 +187,7 @@ impl StepImpl {
             StepImpl::Construct(_, _, span) | StepImpl::Remote(_, span) | StepImpl::Choice(_, span) => *span,
             StepImpl::UserModel(model) => model.span,
             StepImpl::Call(call) => call.span,
+            StepImpl::SharedModel(name) => name.span,
         }
     }
 }

@@ -212,6 +212,11 @@ impl Lowerer {
                 let source = self.call(expect_next(&mut inner, span)?)?;
                 Item::Trigger(Box::new(TriggerDecl { name, source, span }))
             }
+            Rule::model_decl => {
+                let name = self.ident(expect_next(&mut inner, span)?);
+                let implementation = self.step_impl(expect_next(&mut inner, span)?)?;
+                Item::Model(Box::new(ModelDecl { name, implementation, span }))
+            }
             _ => return Err(internal(span)),
         })
     }
@@ -298,7 +303,13 @@ impl Lowerer {
                         Some(version) => Some(self.ident(children(version).next().ok_or_else(|| internal(item_span))?)),
                         None => None,
                     };
-                    let implementation = self.step_impl(parts.next().ok_or_else(|| internal(item_span))?)?;
+                    let implementation = parts.next().ok_or_else(|| internal(item_span))?;
+                    let implementation = match implementation.as_rule() {
+                        Rule::model_ref => StepImpl::SharedModel(
+                            self.ident(children(implementation).next().ok_or_else(|| internal(item_span))?),
+                        ),
+                        _ => self.step_impl(implementation)?,
+                    };
                     routes.push(RouteDecl { name, version, implementation, span: item_span });
                 }
                 _ => options.push(self.option(expect_next(&mut children(item), item_span)?)?),

@@ -388,7 +388,10 @@ fn describe(rule: Rule) -> &'static str {
         Rule::param_decl | Rule::secret_decl | Rule::function_decl | Rule::record_decl | Rule::step_decl => {
             "a declaration"
         }
-        Rule::router_decl | Rule::queue_decl | Rule::test_decl | Rule::trigger_decl => "a declaration",
+        Rule::router_decl | Rule::queue_decl | Rule::test_decl | Rule::trigger_decl | Rule::model_decl => {
+            "a declaration"
+        }
+        Rule::model_ref => "a shared model's name",
         Rule::setting | Rule::router_option | Rule::option => "an option",
         Rule::wiring => "a wiring statement (`a -> b;`)",
         Rule::route_decl => "`route`",

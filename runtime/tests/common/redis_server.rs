@@ -1,0 +1,70 @@
+//! A redis-server of a test's own on a free loopback port: plaintext, or TLS only with a
+//! certificate the test made. The README's test command installs redis-server.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running redis-server, killed when dropped.
+pub struct RedisServer {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    tls: bool,
+    process: Child,
+}
+
+impl RedisServer {
+    /// A plaintext server.
+    #[allow(dead_code, reason = "the trigger tests use it; the TLS tests start a TLS server")]
+    pub fn start() -> RedisServer {
+        let port = free_port();
+        RedisServer::spawn(port, false, &["--port", &port.to_string()])
+    }
+
+    /// A server that takes only TLS, with `server.pem`, `server.key` and `ca.pem` from `pki`.
+    #[allow(dead_code, reason = "the TLS tests use it; the trigger tests speak plaintext")]
+    pub fn start_tls(pki: &Path) -> RedisServer {
+        let port = free_port();
+        let file = |name: &str| pki.join(name).display().to_string();
+        let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
+        let args = ["--port", "0", "--tls-port", &port.to_string(), "--tls-cert-file", &cert, "--tls-key-file", &key];
+        let mut all = args.to_vec();
+        all.extend(["--tls-ca-cert-file", &ca, "--tls-auth-clients", "no"]);
+        RedisServer::spawn(port, true, &all)
+    }
+
+    fn spawn(port: u16, tls: bool, args: &[&str]) -> RedisServer {
+        let process = Command::new("redis-server")
+            .args(args)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (the README's test command installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        RedisServer { port, tls, process }
+    }
+
+    /// `redis://` or `rediss://`, as it speaks.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .unwrap_or(0)
+}
