@@ -611,6 +611,9 @@ pub struct Router {
     pub health_prefix: String,
     /// A parallel run merges its outputs into the event's body.
     pub extend_event: bool,
+    /// A parallel run's selector (`select = ...`): the routes to run for each event, by name
+    /// (a string or an array of strings); `None`: every route.
+    pub select: Option<Expr>,
     /// Routes in order; the first is the default.
     pub routes: Vec<Route>,
 }

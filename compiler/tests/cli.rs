@@ -34,7 +34,7 @@ fn graph_files(folder: &str) -> Vec<String> {
 }
 
 fn examples() -> Vec<String> {
-    ["iris", "flow", "ensemble", "remote", "distributed", "churn", "loop"]
+    ["iris", "flow", "ensemble", "remote", "distributed", "churn", "loop", "runner"]
         .iter()
         .map(|name| format!("examples/{name}/{name}.graph"))
         .collect()
@@ -397,6 +397,12 @@ fn graphc_test_runs_the_examples_test_blocks() {
     let stdout = String::from_utf8_lossy(&churn.stdout);
     assert_eq!(churn.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&churn.stderr));
     assert!(stdout.contains("test its_own_operation ... ok") && stdout.ends_with("9 passed, 0 failed\n"), "{stdout}");
+
+    // A model runner over shared models: the selector chooses, per event, which run.
+    let runner = graphc(&["test", "examples/runner/runner.graph"]);
+    let stdout = String::from_utf8_lossy(&runner.stdout);
+    assert_eq!(runner.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&runner.stderr));
+    assert!(stdout.ends_with("3 passed, 0 failed\n"), "{stdout}");
 
     // Handlers of the wrong types: rustc's errors, each once, at the graph's lines.
     let wrong = graphc(&["build", "tests/fixtures/rustc/wrong_types.graph"]);

@@ -74,7 +74,12 @@ pub struct Router {
     extend_event: bool,
     /// An ensemble's weights as the graph wrote them, for the model list.
     given_weights: Option<Map<String, Value>>,
+    /// A parallel run's selector: the names of the routes to run for an event.
+    selector: Option<Box<Selector>>,
 }
+
+/// What chooses a parallel run's routes per event: a route's name or an array of them.
+type Selector = dyn Fn(&Event, &Context) -> Result<Value, StepError> + Send + Sync;
 
 /// The operations a model path may end with.
 const OPERATIONS: &[&str] = &["infer", "predict", "explain", "ready"];
@@ -128,7 +133,49 @@ impl Router {
             health: paths::health(paths::HEALTH),
             extend_event: false,
             given_weights: None,
+            selector: None,
         }
+    }
+
+    /// A parallel run runs, for each event, only the routes `select` names (a name or an array
+    /// of names), as MLRun's ModelRunnerStep selects its models; their outputs are merged under
+    /// their names.
+    pub fn with_selector<F>(mut self, select: F) -> Self
+    where
+        F: Fn(&Event, &Context) -> Result<Value, StepError> + Send + Sync + 'static,
+    {
+        self.selector = Some(Box::new(select));
+        self
+    }
+
+    /// The routes to run for `event`: those the selector names, in route order, else all.
+    fn selected(&self, event: &Event, context: &Context) -> Result<Vec<usize>, StepError> {
+        let Some(select) = &self.selector else { return Ok((0..self.routes.len()).collect()) };
+        let chosen = select(event, context)?;
+        let names: Vec<&str> = match &chosen {
+            Value::String(name) => vec![name.as_str()],
+            Value::Array(names) if names.iter().all(Value::is_string) => {
+                names.iter().filter_map(Value::as_str).collect()
+            }
+            other => {
+                return Err(StepError::bad_request(format!(
+                    "`select` gave {other}, not the name of a route or an array of them"
+                )));
+            }
+        };
+        if let Some(unknown) = names.iter().find(|name| !self.routes.iter().any(|(route, _)| route == *name)) {
+            return Err(StepError::bad_request(format!(
+                "`select` named `{unknown}`, which is not a route; the routes are {}",
+                self.names().join(", ")
+            )));
+        }
+        Ok(self
+            .routes
+            .iter()
+            .enumerate()
+            .filter(|(_, (route, _))| names.contains(&route.as_str()))
+            .map(|(i, _)| i)
+            .collect())
     }
 
     /// The weights an ensemble's graph wrote, by route, which the model list shows as given.
@@ -483,7 +530,8 @@ impl Router {
                 answer
             }
             (None, Mode::Ensemble { regression, weights }) => {
-                let results = self.run_all(event, context)?;
+                let every: Vec<usize> = (0..self.routes.len()).collect();
+                let results = self.run_all(event, context, &every)?;
                 let mut form = Form::Loose { request_id: None };
                 let mut predictions = Vec::with_capacity(results.len());
                 for result in results {
@@ -504,7 +552,9 @@ impl Router {
                     Value::Object(fields) if self.extend_event => fields.clone(),
                     _ => Map::new(),
                 };
-                for ((route, _), result) in self.routes.iter().zip(self.run_all(event, context)?) {
+                let selected = self.selected(event, context)?;
+                let names = selected.iter().filter_map(|&index| self.routes.get(index).map(|(name, _)| name));
+                for (route, result) in names.zip(self.run_all(event, context, &selected)?) {
                     match result {
                         RouteResult::Output(Value::Object(fields)) => merged.extend(fields),
                         RouteResult::Output(other) => {
@@ -520,19 +570,22 @@ impl Router {
         }
     }
 
-    /// Runs every route on the event, concurrently on scoped threads.
-    fn run_all(&self, event: &Event, context: &Context) -> Result<Vec<RouteResult>, StepError> {
-        let run = |route: &Route| -> Result<RouteResult, StepError> {
-            match route {
+    /// Runs the routes at `indices` on the event, concurrently on scoped threads; a route's
+    /// failure names the route.
+    fn run_all(&self, event: &Event, context: &Context, indices: &[usize]) -> Result<Vec<RouteResult>, StepError> {
+        let run = |(name, route): &(String, Route)| -> Result<RouteResult, StepError> {
+            let result = match route {
                 Route::Model(model) => predict(model.as_ref(), event.body.clone(), event.deadline)
                     .map(|(outputs, form, _)| RouteResult::Predictions(outputs, form)),
                 Route::Step(step) => step_output(step.as_ref(), event, context).map(RouteResult::Output),
-            }
+            };
+            result.map_err(|error| StepError { message: format!("route `{name}`: {}", error.message), ..error })
         };
-        let Some(((_, first), rest)) = self.routes.split_first() else { return Ok(Vec::new()) };
+        let routes: Vec<&(String, Route)> = indices.iter().filter_map(|&index| self.routes.get(index)).collect();
+        let Some((first, rest)) = routes.split_first() else { return Ok(Vec::new()) };
         std::thread::scope(|scope| {
             let handles: Vec<_> =
-                rest.iter().map(|(_, route)| scope.spawn(|| crate::logging::guarded(|| run(route)))).collect();
+                rest.iter().map(|route| scope.spawn(|| crate::logging::guarded(|| run(route)))).collect();
             let mut results = vec![run(first)?];
             for handle in handles {
                 let joined = handle.join().and_then(|guarded| guarded);

@@ -1099,3 +1099,45 @@ fn an_events_processing_future_holds_the_event_and_not_the_graph() {
     assert_eq!(runtime.block_on(in_place.process(Event::new(json!({ "n": 0 })))).json_body()["n"], 3);
     assert_eq!(runtime.block_on(waits.process(Event::new(json!({ "n": 0 })))).json_body()["n"], 4);
 }
+
+#[test]
+fn a_runner_runs_the_routes_each_event_selects_and_many_callers_get_their_own() {
+    let times = |factor: f64| -> Route {
+        struct Times(f64);
+        impl model::Model for Times {
+            fn predict(&self, f: model::Features) -> Result<Vec<Value>, StepError> {
+                Ok((0..f.rows).map(|row| json!(f.row(row)[0] * self.0)).collect())
+            }
+        }
+        Route::Model(Arc::new(Times(factor)))
+    };
+    let routes = vec![("one".into(), times(1.0)), ("two".into(), times(2.0)), ("three".into(), times(3.0))];
+    let router = Router::new("runner", "/v2/models", routes, Mode::Parallel)
+        .with_selector(|event: &Event, _: &Context| Ok(event.body["models"].clone()));
+    let server = router_server(router);
+    let names = ["one", "two", "three"];
+    std::thread::scope(|scope| {
+        for caller in 0..24u32 {
+            let server = &server;
+            scope.spawn(move || {
+                // Each caller its own subset (by the bits of its number) and its own input.
+                let chosen: Vec<&str> =
+                    names.iter().enumerate().filter(|(i, _)| caller >> i & 1 == 1).map(|(_, n)| *n).collect();
+                let input = f64::from(caller);
+                let answer = server.test("/", json!({ "models": chosen, "inputs": [[input]] }));
+                let expected: serde_json::Map<String, Value> = chosen
+                    .iter()
+                    .map(|name| {
+                        let factor = names.iter().position(|n| n == name).unwrap() as f64 + 1.0;
+                        (name.to_string(), json!([input * factor]))
+                    })
+                    .collect();
+                assert_eq!((answer.status, answer.json_body()), (200, Value::Object(expected)), "caller {caller}");
+            });
+        }
+    });
+    let unknown = server.test("/", json!({ "models": ["four"], "inputs": [[1]] }));
+    assert_eq!(unknown.status, 400);
+    assert!(unknown.json_body()["error"].as_str().unwrap().contains("the routes are one, two, three"));
+    assert_eq!(server.test("/", json!({ "models": 3, "inputs": [[1]] })).status, 400, "not names");
+}

@@ -207,6 +207,8 @@ struct NodeSyntax<'a> {
     before: Vec<(NodeId, Span)>,
     /// A stream queue's `key = <expr>`, as written.
     queue_key: Option<&'a ast::Expr>,
+    /// A parallel router's `select`, typed with the steps' expressions.
+    router_select: Option<&'a ast::Expr>,
 }
 
 impl NodeSyntax<'_> {

@@ -399,8 +399,27 @@ impl<'a> Checker<'a> {
                 false
             }
         };
+        if let Some(opt) = options.iter().find(|o| o.key.name == "select") {
+            match &opt.value {
+                Some(OptValue::Expr(expr)) if kind == ir::RouterKind::Parallel => {
+                    self.syntax_mut(id).router_select = Some(expr);
+                }
+                _ => {
+                    let (message, label) = if kind == ir::RouterKind::Parallel {
+                        ("`select` takes an expression", "write the routes to run")
+                    } else {
+                        ("`select` applies only to a parallel router", "this router runs one route, or all to vote")
+                    };
+                    self.report(Diagnostic::error(Code::InvalidValue, message, opt.span, label).with_help(
+                        "declare the router with `= parallel` and give the routes to run for each event: \
+                             `select = body.models;`",
+                    ));
+                }
+            }
+        }
+        let select = None;
         self.node_mut(id).kind =
-            NodeKind::Router(Box::new(ir::Router { kind, url_prefix, health_prefix, extend_event, routes }));
+            NodeKind::Router(Box::new(ir::Router { kind, url_prefix, health_prefix, extend_event, select, routes }));
     }
 
     /// A router's path option (`url_prefix`, `health_prefix`): a string starting with `/`.

@@ -447,6 +447,25 @@ impl Checker<'_> {
                 }
                 (value_in.clone(), value_in.clone(), NodeKind::Queue(queue))
             }
+            (NodeKind::Router(mut router), _) if self.syntax_of(id).router_select.is_some() => {
+                if let Some(select) = self.syntax_of(id).router_select {
+                    let (expr, ty) = self.expr(select, Scope::Step(value_in));
+                    let names = matches!(&ty, Type::Str | Type::Json)
+                        || matches!(&ty, Type::Array(element) if matches!(**element, Type::Str | Type::Json));
+                    if !names {
+                        self.expr_error(
+                            select.span,
+                            format!(
+                                "`select` gives the names of the routes to run, but this is `{}`",
+                                self.type_name(&ty)
+                            ),
+                            "give a route's name or an array of them: `select = body.models;`",
+                        );
+                    }
+                    router.select = Some(expr);
+                }
+                (Type::Json, Type::Json, NodeKind::Router(router))
+            }
             (NodeKind::Batch { .. }, _) => {
                 (value_in.clone(), Type::Array(Box::new(value_in.clone())), self.node(id).kind.clone())
             }

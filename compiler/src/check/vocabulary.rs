@@ -35,6 +35,7 @@ pub const ROUTER_OPTIONS: &[&str] = &[
     "extend_event",
     "vote",
     "weights",
+    "select",
 ];
 /// A queue's options.
 pub const QUEUE_OPTIONS: &[&str] = &["after", "before"];

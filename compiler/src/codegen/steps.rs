@@ -184,6 +184,12 @@ impl Generator<'_> {
         if router.extend_event {
             settings.extend(quote!(.with_extend_event()));
         }
+        if let Some(select) = &router.select {
+            let select = expr::value(select, Scope::Step);
+            settings.extend(quote!(.with_selector(move |event: &#rt::Event, context: &#rt::Context| {
+                ::core::result::Result::Ok(#select)
+            })));
+        }
         let mut routes = Vec::new();
         for route in &router.routes {
             let route_name = Literal::string(&route.key());
