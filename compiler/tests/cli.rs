@@ -212,6 +212,19 @@ fn a_model_file_that_does_not_exist_is_reported_at_check_time_with_the_resolved_
     let label = diagnostics[0]["spans"][0]["label"].as_str().expect("a label");
     assert!(label.ends_with("target/graphc-missing-model/models/nowhere.json"), "{label}");
     assert_eq!(diagnostics[0]["spans"][0]["line_start"], 3);
+
+    // A shared model's missing file is reported once, at its declaration, however many routes name it.
+    std::fs::write(
+        dir.join("shared.graph"),
+        "graph missing_shared {\n    model m = model(kind = gaussian_nb, model_path = \"models/gone.json\");\n    router models = model {\n        route a = m;\n        route b = m;\n    }\n}\n",
+    )
+    .expect("write");
+    let output = graphc(&["check", "--format", "json", "target/graphc-missing-model/shared.graph"]);
+    assert_eq!(output.status.code(), Some(1));
+    let diagnostics = json_lines(&output.stdout);
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
+    assert_eq!(diagnostics[0]["code"], "graphc::model_not_found");
+    assert_eq!(diagnostics[0]["spans"][0]["line_start"], 2);
 }
 
 #[test]

@@ -98,46 +98,38 @@ pub enum ModelFile {
 /// core does no IO); a missing one becomes a diagnostic at the route. The CLI and build.rs
 /// resolve from the graph file's folder, as the runtime loads them.
 pub fn check_model_files(graph: &ir::Graph, find: impl Fn(&str) -> ModelFile) -> Vec<Diagnostic> {
-    let mut found = Vec::new();
-    // A shared model's file is looked for once, at its declaration.
-    for shared in &graph.shared_models {
-        let Some(model_path) = &shared.model.model_path else { continue };
-        if let ModelFile::Missing { resolved } = find(model_path) {
-            found.push(
+    // A shared model's file is looked for once, at its declaration, not at each route naming it.
+    let shared = graph.shared_models.iter().filter_map(|shared| {
+        let path = shared.model.model_path.as_deref()?;
+        Some((format!("model `{}`", shared.name), path, shared.impl_span))
+    });
+    let routes = graph.nodes.iter().filter_map(|node| match &node.kind {
+        ir::NodeKind::Router(router) => Some(router.routes.iter()),
+        _ => None,
+    });
+    let routes = routes.flatten().filter_map(|route| match &route.kind {
+        ir::RouteKind::Model(ir::Model { model_path: Some(path), shared: None, .. }) => {
+            Some((format!("route `{}`", route.name), path.as_str(), route.impl_span))
+        }
+        _ => None,
+    });
+    shared
+        .chain(routes)
+        .filter_map(|(owner, model_path, span)| match find(model_path) {
+            ModelFile::Found => None,
+            ModelFile::Missing { resolved } => Some(
                 Diagnostic::error(
                     diagnostic::Code::ModelNotFound,
-                    format!("model file `{model_path}` of model `{}` does not exist", shared.name),
-                    shared.impl_span,
+                    format!("model file `{model_path}` of {owner} does not exist"),
+                    span,
                     format!("looked for {resolved}"),
                 )
                 .with_help(
                     "model_path is relative to the graph's file; train and save the model there, or fix the path",
                 ),
-            );
-        }
-    }
-    for node in &graph.nodes {
-        let ir::NodeKind::Router(router) = &node.kind else { continue };
-        for route in &router.routes {
-            let ir::RouteKind::Model(ir::Model { model_path: Some(model_path), shared: None, .. }) = &route.kind else {
-                continue;
-            };
-            if let ModelFile::Missing { resolved } = find(model_path) {
-                found.push(
-                    Diagnostic::error(
-                        diagnostic::Code::ModelNotFound,
-                        format!("model file `{model_path}` of route `{}` does not exist", route.name),
-                        route.impl_span,
-                        format!("looked for {resolved}"),
-                    )
-                    .with_help(
-                        "model_path is relative to the graph's file; train and save the model there, or fix the path",
-                    ),
-                );
-            }
-        }
-    }
-    found
+            ),
+        })
+        .collect()
 }
 
 /// Every cycle among `count` nodes whose edges `successors` gives, each once (whatever node it
