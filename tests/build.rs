@@ -79,8 +79,9 @@ fn main() {
         let answers_the_same = graph.nodes.iter().any(|n| n.respond);
         // Typed handlers name the fixture's own records, by module: no second module.
         let untyped = graph.records.is_empty();
-        // Streams and child functions need the async engine.
-        let one_process = graph.functions.len() <= 1 && !graph.nodes.iter().any(|n| n.kind.is_stream_queue());
+        // Streams, child functions and streaming steps need the async engine.
+        let one_process =
+            graph.functions.len() <= 1 && !graph.nodes.iter().any(|n| n.kind.is_stream_queue() || n.streaming);
         if untyped
             && one_process
             && (graph.topology == graphc::ir::Topology::Router || (single_chain && answers_the_same))

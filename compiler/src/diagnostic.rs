@@ -88,6 +88,9 @@ codes! {
     HandlerArguments => "handler_arguments", "A handler function that takes a number of arguments its step cannot give (checked by the CLI and build.rs).";
     HandlerCrateNotFound => "handler_crate_not_found", "A handler crate folder that does not exist or has no Cargo.toml (checked by the CLI and build.rs).";
     TriggerReadsOwnStream => "trigger_reads_own_stream", "A stream trigger reading a stream the graph itself writes: a queue's, a shard of one, the error stream, or answers.";
+    StreamingStep => "streaming_step", "`streaming` on a step that is not a Rust function of the body, or on a step of a loop.";
+    SyncStreaming => "sync_streaming", "Streaming steps need the async engine.";
+    CollectWithoutStream => "collect_without_stream", "A `collect()` step that does not follow exactly one streaming step.";
     SharedStream => "shared_stream", "A queue's stream that something else in the graph also writes: another queue, a trigger's answers or the error stream.";
 }
 

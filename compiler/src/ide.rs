@@ -339,7 +339,11 @@ fn names(graph: &ir::Graph, ids: &[ir::NodeId]) -> String {
 fn describe_node(graph: &ir::Graph, id: ir::NodeId) -> String {
     let node = graph.node(id);
     let kind = match &node.kind {
+        NodeKind::Function(path) if node.streaming => {
+            format!("streams the chunks of the Rust function `{path}`, each passed on as it is produced")
+        }
         NodeKind::Function(path) => format!("runs the Rust function `{path}`"),
+        NodeKind::Collect => "built-in `collect`: the chunks of the streaming step before it, as one array".to_string(),
         NodeKind::Construct(path, _) => format!("runs the Rust type `{path}`, built once"),
         NodeKind::Remote(_) => "calls an HTTP endpoint".to_string(),
         NodeKind::Router(router) => format!("{:?} router of {} routes", router.kind, router.routes.len()),

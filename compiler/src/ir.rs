@@ -278,6 +278,27 @@ impl Graph {
         }
     }
 
+    /// Whether one of `from`, or a step after them (not past a `collect()`), answers the caller:
+    /// whether a streaming step's chunks reach a responder.
+    pub fn answers_after(&self, from: &[NodeId]) -> bool {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut todo: Vec<NodeId> = from.to_vec();
+        while let Some(id) = todo.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            let node = self.node(id);
+            if matches!(node.kind, NodeKind::Collect) {
+                continue;
+            }
+            if node.answers {
+                return true;
+            }
+            todo.extend(node.children.iter().copied());
+        }
+        false
+    }
+
     /// Whether `from -> to` closes a loop.
     pub fn is_back_edge(&self, from: NodeId, to: NodeId) -> bool {
         self.back_edges.iter().any(|edge| edge.from == from && edge.to == to)
@@ -447,6 +468,8 @@ pub struct Node {
     pub output: Type,
     /// Receives and returns the whole event.
     pub full_event: bool,
+    /// Its handler returns an iterator of chunks, each passed on in turn (`streaming`).
+    pub streaming: bool,
     /// Dotted path of its input within the body.
     pub input_path: Option<Box<[String]>>,
     /// Dotted path where its result is written.
@@ -495,6 +518,8 @@ pub enum NodeKind {
     FlatMap(Expr),
     /// Send to the first outlet whose condition holds; `None` is the `_` arm.
     Choice(Vec<(Option<Expr>, NodeId)>),
+    /// The chunks of the streaming step before it, as one array (`collect()`).
+    Collect,
     /// Group events.
     Batch {
         /// Events per batch.
@@ -530,6 +555,7 @@ impl NodeKind {
             | NodeKind::Filter(_)
             | NodeKind::FlatMap(_)
             | NodeKind::Choice(_)
+            | NodeKind::Collect
             | NodeKind::Batch { .. } => StepPlacement::Worker,
             NodeKind::Remote(_) | NodeKind::Queue(_) => StepPlacement::Awaited,
         }
@@ -557,6 +583,7 @@ impl NodeKind {
             NodeKind::FlatMap(_) => "flat_map",
             NodeKind::Choice(_) => "choice",
             NodeKind::Batch { .. } => "batch",
+            NodeKind::Collect => "collect",
             NodeKind::Router(_) => "router",
             NodeKind::Queue(_) => "queue",
         }
@@ -861,6 +888,8 @@ pub enum Expr {
     Status,
     /// `headers` in a test.
     Headers,
+    /// `chunks` in a test: a streamed answer's chunks, `null` for an answer that did not stream.
+    Chunks,
     /// `e.field`
     Field(Box<Expr>, Name),
     /// `e[i]`

@@ -115,7 +115,13 @@ pub fn to_mermaid(graph: &Graph) -> String {
     for id in graph.node_ids() {
         let node = graph.node(id);
         for &child in &node.children {
-            let arrow = if graph.is_back_edge(id, child) { "==>|loop|" } else { "-->" };
+            let arrow = if graph.is_back_edge(id, child) {
+                "==>|loop|"
+            } else if carries_chunks(graph, id, child) {
+                "-->|chunks|"
+            } else {
+                "-->"
+            };
             let _ = writeln!(out, "  {} {arrow} {}", id_of(id), id_of(child));
         }
         if let Some(handler) = node.catcher {
@@ -146,6 +152,11 @@ fn placed(node: &crate::ir::Node) -> String {
     }
 }
 
+/// Whether the edge carries a streaming step's chunks one by one (not into a `collect()`).
+fn carries_chunks(graph: &Graph, from: NodeId, to: NodeId) -> bool {
+    graph.node(from).streaming && !matches!(graph.node(to).kind, NodeKind::Collect)
+}
+
 fn edge_attributes(graph: &Graph, from: NodeId, to: NodeId) -> String {
     let mut attributes = Vec::new();
     if matches!(graph.node(from).kind, NodeKind::Router(_)) {
@@ -158,6 +169,10 @@ fn edge_attributes(graph: &Graph, from: NodeId, to: NodeId) -> String {
     // left to right with the loop returning over it.
     if graph.is_back_edge(from, to) {
         attributes.extend(["style=bold".to_string(), "label=\"loop\"".to_string(), "constraint=false".to_string()]);
+    }
+    // A streaming step's chunks, each its own event: a doubled line.
+    if carries_chunks(graph, from, to) {
+        attributes.extend(["color=\"black:black\"".to_string(), "label=\"chunks\"".to_string()]);
     }
     if attributes.is_empty() { String::new() } else { format!(" [{}]", attributes.join(", ")) }
 }

@@ -1258,3 +1258,105 @@ fn graphc_lsp_without_a_server_says_how_to_install_it() {
     assert!(stderr.contains("`graphc-lsp` is not installed") && stderr.contains(&install), "{stderr}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// One streamed answer read off a raw connection: the status line and headers, then each
+/// chunk of the chunked body with the wall-clock time (ms since the epoch) it arrived.
+fn read_streamed(addr: &str, accept: &str, body: &str) -> (String, Vec<(u64, String)>) {
+    use std::io::{BufRead, Read, Write};
+    let now_ms =
+        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nhost: x\r\naccept: {accept}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("sends");
+    let mut reader = std::io::BufReader::new(stream);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("reads the head");
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let mut chunks = Vec::new();
+    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let mut rest = String::new();
+        reader.read_to_string(&mut rest).expect("reads the body");
+        chunks.push((now_ms(), rest));
+        return (head, chunks);
+    }
+    loop {
+        let mut size = String::new();
+        reader.read_line(&mut size).expect("reads a chunk's size");
+        let size = usize::from_str_radix(size.trim(), 16).expect("a chunk size");
+        if size == 0 {
+            break;
+        }
+        let mut data = vec![0; size + 2];
+        reader.read_exact(&mut data).expect("reads a chunk");
+        chunks.push((now_ms(), String::from_utf8_lossy(&data[..size]).into_owned()));
+    }
+    (head, chunks)
+}
+
+#[test]
+fn the_streaming_example_passes_its_tests_and_serves_each_word_as_it_is_produced() {
+    let tested = graphc(&["test", "examples/streaming/streaming.graph"]);
+    let stdout = String::from_utf8_lossy(&tested.stdout);
+    assert_eq!(tested.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&tested.stderr));
+    assert!(stdout.ends_with("4 passed, 0 failed\n"), "{stdout}");
+
+    let served = serve("chat", &["examples/streaming/streaming.graph", "--port", "0", "--debug"]);
+    let addr = served.addr.clone();
+    // Sixteen callers at once, JSON lines and events, some with a prompt that is refused: each
+    // gets its own words, in order, or its own error.
+    let callers: Vec<_> = (0..16usize)
+        .map(|caller| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let words = 1 + caller % 6;
+                let subject = format!("topic{caller}");
+                let accept = if caller % 2 == 0 { "application/json" } else { "text/event-stream" };
+                if caller % 5 == 4 {
+                    let (head, body) = read_streamed(&addr, accept, r#"{"prompt": " ", "max_tokens": 3}"#);
+                    assert!(head.starts_with("HTTP/1.1 422"), "{head}");
+                    assert!(body[0].1.contains("`prompt` must be a non-empty string"), "{body:?}");
+                    return;
+                }
+                let request = format!(r#"{{"prompt": "about {subject}", "max_tokens": {words}}}"#);
+                let (head, chunks) = read_streamed(&addr, accept, &request);
+                assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                let texts: Vec<String> = chunks.iter().map(|(_, text)| text.clone()).collect();
+                let values: Vec<serde_json::Value> = texts
+                    .iter()
+                    .map(|text| {
+                        let json = if caller % 2 == 0 {
+                            text.trim_end()
+                        } else {
+                            text.trim_start_matches("data: ").trim_end()
+                        };
+                        serde_json::from_str(json).unwrap_or_else(|_| panic!("not a chunk: {text:?}"))
+                    })
+                    .collect();
+                let mut expected: Vec<String> =
+                    format!("Topic{caller} are steps wired into a").split_whitespace().map(str::to_string).collect();
+                expected.truncate(words);
+                let tokens: Vec<&str> = values.iter().map(|value| value["token"].as_str().unwrap_or("?")).collect();
+                assert_eq!(tokens, expected, "caller {caller}");
+                // The first word reached this caller before the last was produced.
+                let first_arrived = chunks[0].0;
+                let last_produced = values.last().and_then(|value| value["produced_ms"].as_u64()).unwrap_or(0);
+                if words > 1 {
+                    assert!(first_arrived <= last_produced, "caller {caller}: {first_arrived} > {last_produced}");
+                }
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.join().expect("each caller's answer is right");
+    }
+}

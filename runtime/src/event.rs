@@ -241,6 +241,9 @@ pub struct Response {
     pub body: Vec<u8>,
     /// The event's id, sent as `x-event-id`; written out only when read.
     pub event_id: Option<EventId>,
+    /// A streamed answer's chunks, sent as they come after the head (the body is then empty);
+    /// `None` for a whole answer.
+    pub chunks: Option<crate::streaming::Chunks>,
 }
 
 impl Response {
@@ -254,12 +257,39 @@ impl Response {
             // which a `Value` never has.
             body: serde_json::to_vec(body).unwrap_or_default(),
             event_id: None,
+            chunks: None,
         }
+    }
+
+    /// The head of a streamed answer (200, JSON lines until the request's form says otherwise)
+    /// whose chunks follow.
+    pub fn streamed(chunks: crate::streaming::Chunks) -> Self {
+        Response {
+            status: 200,
+            headers: Vec::new(),
+            content_type: Cow::Borrowed(crate::streaming::LINES),
+            body: Vec::new(),
+            event_id: None,
+            chunks: Some(chunks),
+        }
+    }
+
+    /// The chunks of a streamed answer that has been read whole (as the mock server reads one),
+    /// each as JSON; `None` for an answer that was not streamed.
+    pub fn chunk_bodies(&self) -> Option<Vec<Value>> {
+        crate::streaming::ChunkFormat::of_content_type(&self.content_type).map(|format| format.parse(&self.body))
     }
 
     /// An explicit response, sent as is: status, headers, body and content type.
     pub fn new(status: u16, content_type: impl Into<Cow<'static, str>>, body: impl Into<Vec<u8>>) -> Self {
-        Response { status, headers: Vec::new(), content_type: content_type.into(), body: body.into(), event_id: None }
+        Response {
+            status,
+            headers: Vec::new(),
+            content_type: content_type.into(),
+            body: body.into(),
+            event_id: None,
+            chunks: None,
+        }
     }
 
     /// Adds a header.

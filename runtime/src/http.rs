@@ -16,12 +16,13 @@ use crate::pipeline::Handler;
 use crate::request::{Head, RequestEvent, X_EVENT_ID, request_error, too_large};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode, header};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use hyper::body::{Frame, Incoming};
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
@@ -123,7 +124,7 @@ impl Metrics {
 struct Server<H> {
     handler: H,
     options: ServeOptions,
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
     metrics: Metrics,
     connections: Arc<Connections>,
 }
@@ -157,7 +158,7 @@ pub async fn serve_sharing<H: Handler>(
     crate::metrics::enable();
     let server = Arc::new(Server {
         handler,
-        slots: Semaphore::new(options.concurrency.max(1)),
+        slots: Arc::new(Semaphore::new(options.concurrency.max(1))),
         options: options.clone(),
         metrics: Metrics::default(),
         connections: Arc::clone(&connections),
@@ -221,8 +222,30 @@ pub async fn shutdown_signal() {
 /// The number of headers hyper takes when not told otherwise.
 const HYPER_MAX_HEADERS: usize = 100;
 
-/// What the server answers: a body of known length, so that hyper writes its `Content-Length`.
-type HttpResponse = http::Response<Full<Bytes>>;
+/// What the server answers: a body of known length, so that hyper writes its `Content-Length`,
+/// or a streamed answer's chunks, written as they come (chunked transfer encoding).
+type HttpResponse = http::Response<Either<Full<Bytes>, ChunkBody>>;
+
+/// A streamed answer's body: each chunk a frame, flushed as it comes.
+pub struct ChunkBody {
+    chunks: tokio::sync::mpsc::Receiver<crate::streaming::Chunk>,
+    format: crate::streaming::ChunkFormat,
+    /// What lives as long as the stream (the request's concurrency slot).
+    _guard: Option<Box<dyn Send>>,
+}
+
+impl hyper::body::Body for ChunkBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let format = self.format;
+        self.chunks.poll_recv(cx).map(|chunk| chunk.map(|chunk| Ok(Frame::data(Bytes::from(format.render(&chunk))))))
+    }
+}
 
 async fn answer<H: Handler>(server: &Server<H>, request: http::Request<Incoming>) -> HttpResponse {
     let started = Instant::now();
@@ -269,8 +292,9 @@ async fn respond<H: Handler>(server: &Server<H>, request: http::Request<Incoming
         Ok(head) => head,
         Err(answer) => return answer,
     };
-    // Beyond the concurrency limit the caller is told to come back, at once.
-    let Ok(_slot) = server.slots.try_acquire() else {
+    // Beyond the concurrency limit the caller is told to come back, at once. A streamed answer
+    // keeps its slot until its last chunk.
+    let Ok(slot) = Arc::clone(&server.slots).try_acquire_owned() else {
         let message = match server.options.concurrency {
             1 => "1 request is in flight already".to_string(),
             many => format!("{many} requests are in flight already"),
@@ -306,13 +330,17 @@ async fn respond<H: Handler>(server: &Server<H>, request: http::Request<Incoming
     // dropped there, its work is cancelled where it waits (for the pool, a model's queue, an
     // upstream), and blocking work already running finishes in its thread, its result unused.
     let mut handled = std::pin::pin!(handled);
-    if let Poll::Ready(response) = std::future::poll_fn(|cx| Poll::Ready(handled.as_mut().poll(cx))).await {
-        return late_answer(response, deadline_at, deadline, &id);
+    let response = match std::future::poll_fn(|cx| Poll::Ready(handled.as_mut().poll(cx))).await {
+        Poll::Ready(response) => late_answer(response, deadline_at, deadline, &id),
+        Poll::Pending => match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline_at), handled).await {
+            Ok(response) => late_answer(response, deadline_at, deadline, &id),
+            Err(_) => past_deadline(deadline, &id),
+        },
+    };
+    if let Some(chunks) = &response.chunks {
+        chunks.hold(slot);
     }
-    match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline_at), handled).await {
-        Ok(response) => late_answer(response, deadline_at, deadline, &id),
-        Err(_) => past_deadline(deadline, &id),
-    }
+    response
 }
 
 /// The request's deadline: the server's, or shorter when the caller asks with
@@ -370,8 +398,17 @@ fn process_metrics() -> String {
 }
 
 fn into_http(response: Response) -> HttpResponse {
-    let Response { status, headers: extra, content_type, body, event_id } = response;
-    let mut http = http::Response::new(Full::new(Bytes::from(body)));
+    let Response { status, headers: extra, content_type, body, event_id, chunks } = response;
+    let streamed = chunks.and_then(|chunks| chunks.take()).map(|taken| ChunkBody {
+        chunks: taken.chunks,
+        format: crate::streaming::ChunkFormat::of_content_type(&content_type).unwrap_or_default(),
+        _guard: taken.guard,
+    });
+    let body = match streamed {
+        Some(streamed) => Either::Right(streamed),
+        None => Either::Left(Full::new(Bytes::from(body))),
+    };
+    let mut http = http::Response::new(body);
     *http.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = http.headers_mut();
     let content_type = match content_type {

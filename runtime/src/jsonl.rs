@@ -5,6 +5,7 @@
 
 use crate::event::{Event, EventId, Response};
 use crate::pipeline::Handler;
+use crate::streaming::Chunk;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -75,9 +76,33 @@ enum LineError {
     NotJson(#[from] serde_json::Error),
 }
 
+/// Writes a streamed answer's lines: one per chunk, `{"id", "status", "chunk", "body"}` (a
+/// failure that ended the stream with its own status), or `{"id", "status": 200, "chunks": 0}`
+/// for a stream of none. Returns the failure, if one ended it.
+fn write_chunks(output: &mut impl Write, id: &str, chunks: &[Chunk]) -> std::io::Result<Option<(u16, Value)>> {
+    if chunks.is_empty() {
+        return writeln!(output, "{}", json!({ "id": id, "status": 200, "chunks": 0 })).map(|()| None);
+    }
+    let mut failure = None;
+    for (index, chunk) in chunks.iter().enumerate() {
+        let (status, body) = match chunk {
+            Chunk::Data(body) => (200, body),
+            Chunk::Failed(error) => {
+                let status = error["status"].as_u64().and_then(|status| u16::try_from(status).ok()).unwrap_or(500);
+                failure = Some((status, error.clone()));
+                (status, error)
+            }
+        };
+        writeln!(output, "{}", json!({ "id": id, "status": status, "chunk": index, "body": body }))?;
+    }
+    Ok(failure)
+}
+
 /// What became of one line.
 enum Outcome {
     Answered(Response),
+    /// A streamed answer, read to its end.
+    Streamed(Response, Vec<Chunk>),
     /// Not an event (not UTF-8, not JSON): answered 400 with this reason, the graph not run.
     Refused(LineError),
 }
@@ -124,7 +149,13 @@ pub async fn run<H: Handler>(
                     outcomes.push((
                         line_number,
                         match line.and_then(|line| Ok(event_from_line(&line)?)) {
-                            Ok(event) => Outcome::Answered(handler.handle(event).await),
+                            Ok(event) => {
+                                let mut response = handler.handle(event).await;
+                                match response.chunks.take() {
+                                    Some(chunks) => Outcome::Streamed(response, chunks.collect().await),
+                                    None => Outcome::Answered(response),
+                                }
+                            }
                             Err(reason) => Outcome::Refused(reason),
                         },
                     ));
@@ -214,6 +245,20 @@ pub async fn run<H: Handler>(
                                 "{}",
                                 json!({ "line": line, "id": id, "status": response.status, "error": body })
                             )?;
+                        }
+                    }
+                    Outcome::Streamed(response, chunks) => {
+                        let id = response.event_id.as_ref().map(EventId::text).unwrap_or_default();
+                        match write_chunks(&mut output, &id, &chunks)? {
+                            None => summary.succeeded += 1,
+                            Some((status, error)) => {
+                                summary.failed += 1;
+                                writeln!(
+                                    errors,
+                                    "{}",
+                                    json!({ "line": line, "id": id, "status": status, "error": error })
+                                )?;
+                            }
                         }
                     }
                     Outcome::Refused(reason) => {

@@ -21,6 +21,7 @@ pub mod oip;
 pub mod pipeline;
 pub mod router;
 pub mod step;
+pub mod streaming;
 
 pub mod auth;
 pub mod tls;
@@ -113,6 +114,7 @@ pub mod __private {
         body_step, full_event_step, typed_step,
     };
     pub use crate::stream::SetKey;
+    pub use crate::streaming::{Collect, StreamNode, body_chunks, typed_chunks};
     pub use crate::trigger::{Trigger, When};
     pub use crate::{
         __graphc_require_models as require_models, __graphc_require_remote as require_remote,

@@ -54,10 +54,11 @@ impl<H: Handler> MockServer<H> {
     pub fn send(&self, request: Request) -> Response {
         let body_limit = crate::http::ServeOptions::default().body_limit;
         self.runtime.block_on(async {
-            match request.into_event(body_limit) {
+            let response = match request.into_event(body_limit) {
                 Ok(RequestEvent { event, form }) => form.apply(self.handler.handle(event).await),
                 Err(response) => response,
-            }
+            };
+            read_whole(response).await
         })
     }
 
@@ -70,6 +71,18 @@ impl<H: Handler> MockServer<H> {
     pub fn handler(&self) -> &H {
         &self.handler
     }
+}
+
+/// A streamed answer read to its end, its chunks written into the body as HTTP would send
+/// them ([`Response::chunk_bodies`] reads them back).
+async fn read_whole(mut response: Response) -> Response {
+    if let Some(chunks) = response.chunks.take() {
+        let format = crate::streaming::ChunkFormat::of_content_type(&response.content_type).unwrap_or_default();
+        for chunk in chunks.collect().await {
+            response.body.extend_from_slice(&format.render(&chunk));
+        }
+    }
+    response
 }
 
 /// A request being built for the mock server.

@@ -5,6 +5,7 @@
 use crate::error::StepError;
 use crate::event::{Event, EventId, Response};
 use crate::run::error_response;
+use crate::streaming::ChunkFormat;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use serde_json::Value;
@@ -67,16 +68,23 @@ pub struct RequestEvent {
 }
 
 /// What a request asked of its answer's form, besides JSON: tensor outputs in binary (the
-/// protocol's binary extension) and gzip.
+/// protocol's binary extension), gzip, and a streamed answer's chunks as server-sent events.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AnswerForm {
     binary: bool,
     gzip: bool,
+    chunks: ChunkFormat,
 }
 
 impl AnswerForm {
-    /// The pipeline's answer in this form.
+    /// The pipeline's answer in this form. A streamed answer is written as the caller accepts
+    /// (JSON lines, or events), never compressed: each chunk must reach it as it comes.
     pub fn apply(self, mut response: Response) -> Response {
+        if response.chunks.is_some() {
+            response.content_type = Cow::Borrowed(self.chunks.content_type());
+            response.headers.push(("cache-control".to_string(), "no-cache".to_string()));
+            return response;
+        }
         if self.binary {
             response = binary_outputs(response);
         }
@@ -96,6 +104,7 @@ pub(crate) struct Head {
     encoding: ContentEncoding,
     binary_head: Option<usize>,
     gzip: bool,
+    chunks: ChunkFormat,
 }
 
 impl Head {
@@ -163,6 +172,7 @@ impl Head {
             encoding,
             binary_head,
             gzip: read.get(&header::ACCEPT_ENCODING).is_some_and(accepts_gzip),
+            chunks: ChunkFormat::accepted(read.get(&header::ACCEPT)),
             id,
         })
     }
@@ -196,7 +206,7 @@ impl Head {
 
     /// The event, with a body that arrived already decoded.
     fn with_body(self, headers: HeaderMap, body: Value) -> RequestEvent {
-        let form = AnswerForm { binary: crate::oip::binary::wants_binary(&body), gzip: self.gzip };
+        let form = AnswerForm { binary: crate::oip::binary::wants_binary(&body), gzip: self.gzip, chunks: self.chunks };
         let mut event = Event::arrived(body, self.id);
         event.path = Cow::Owned(self.path);
         event.method = self.method;
@@ -271,7 +281,7 @@ struct ReadHeaders<'h> {
 }
 
 /// What [`ReadHeaders`] keeps, in this order.
-static READ_HEADERS: [HeaderName; 8] = [
+static READ_HEADERS: [HeaderName; 9] = [
     X_EVENT_ID,
     header::CONTENT_LENGTH,
     header::CONTENT_TYPE,
@@ -280,6 +290,7 @@ static READ_HEADERS: [HeaderName; 8] = [
     BINARY_HEAD_LENGTH,
     X_EVENT_PATH,
     X_EVENT_KEY,
+    header::ACCEPT,
 ];
 
 impl<'h> ReadHeaders<'h> {

@@ -4,10 +4,12 @@
 use crate::context::Context;
 use crate::error::{ErrorRecord, StepError};
 use crate::event::{Event, EventId, Response};
+use crate::streaming::{Chunk, Chunks};
 use serde_json::{Value, json};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Counts events still being processed whose work may outlive the call that started them (not
 /// an event run in place), so that `wait_for_completion` can drain them.
@@ -83,6 +85,9 @@ struct RunInner {
     /// runs it returns, so that nothing waiting for background work needs to count it.
     tracker: Option<Arc<Tracker>>,
     at_end: bool,
+    /// Streaming steps of the event still producing chunks: while there are any, what a
+    /// responder answers is the next chunk of a streamed answer.
+    streams: AtomicUsize,
 }
 
 /// Where a run's answer goes.
@@ -92,8 +97,50 @@ enum Reply {
     /// Into this slot, taken by the pipeline when the run is over: an event run in place, with
     /// the caller still on the stack (see [`Run::in_place`]).
     Slot(Option<Response>),
+    /// As the chunks of a streamed answer, whose head the caller has. A chunk that finds the
+    /// channel full waits in `overflow` (a responder cannot wait), in order, until the
+    /// streaming step makes room before its next chunk.
+    Chunks { sender: mpsc::Sender<Chunk>, overflow: VecDeque<Chunk> },
     /// Already sent, or taken.
     Given,
+}
+
+impl Reply {
+    /// Adds a chunk to a streamed answer, in order.
+    fn push_chunk(&mut self, chunk: Chunk) {
+        if let Reply::Chunks { sender, overflow } = self {
+            if !overflow.is_empty() {
+                overflow.push_back(chunk);
+            } else if let Err(mpsc::error::TrySendError::Full(chunk)) = sender.try_send(chunk) {
+                overflow.push_back(chunk);
+            }
+        }
+    }
+
+    /// Ends a streamed answer: the chunks still waiting are sent on, in the background when the
+    /// caller reads slower than they came.
+    fn close_chunks(&mut self) {
+        if !matches!(self, Reply::Chunks { .. }) {
+            return;
+        }
+        if let Reply::Chunks { sender, mut overflow } = std::mem::replace(self, Reply::Given) {
+            while let Some(chunk) = overflow.pop_front() {
+                if let Err(mpsc::error::TrySendError::Full(chunk)) = sender.try_send(chunk)
+                    && let Ok(runtime) = tokio::runtime::Handle::try_current()
+                {
+                    overflow.push_front(chunk);
+                    runtime.spawn(async move {
+                        for chunk in overflow {
+                            if sender.send(chunk).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    return;
+                }
+            }
+        }
+    }
 }
 
 impl Run {
@@ -107,7 +154,14 @@ impl Run {
     /// so no channel is needed between the nodes and the caller. `at_end` as in
     /// [`Run::answered_at_end`].
     pub(crate) fn in_place(id: EventId, context: Arc<Context>, at_end: bool) -> Self {
-        Run(Held::InPlace(RunInner { reply: Mutex::new(Reply::Slot(None)), id, context, tracker: None, at_end }))
+        Run(Held::InPlace(RunInner {
+            reply: Mutex::new(Reply::Slot(None)),
+            id,
+            context,
+            tracker: None,
+            at_end,
+            streams: AtomicUsize::new(0),
+        }))
     }
 
     /// A run counted in flight by `tracker`, if any, until its last clone is dropped.
@@ -115,7 +169,14 @@ impl Run {
         if let Some(tracker) = &tracker {
             tracker.enter();
         }
-        Run(Held::Shared(Arc::new(RunInner { reply: Mutex::new(reply), id, context, tracker, at_end })))
+        Run(Held::Shared(Arc::new(RunInner {
+            reply: Mutex::new(reply),
+            id,
+            context,
+            tracker,
+            at_end,
+            streams: AtomicUsize::new(0),
+        })))
     }
 
     fn inner(&self) -> &RunInner {
@@ -176,7 +237,7 @@ impl Run {
                     let _ = sender.send(with_event_id(make(), &inner.id));
                 }
             }
-            Reply::Slot(Some(_)) | Reply::Given => {}
+            Reply::Slot(Some(_)) | Reply::Chunks { .. } | Reply::Given => {}
         }
     }
 
@@ -185,23 +246,101 @@ impl Run {
         self.inner().reply.lock().map(|reply| matches!(*reply, Reply::Channel(_) | Reply::Slot(None))).unwrap_or(false)
     }
 
+    /// A streaming step begins: until the hold is let go, responders answer with chunks.
+    pub(crate) fn begin_stream(&self) -> StreamHold<'_> {
+        self.inner().streams.fetch_add(1, Ordering::AcqRel);
+        StreamHold(Some(self))
+    }
+
+    /// Whether the caller has the head of a streamed answer.
+    pub(crate) fn is_streaming(&self) -> bool {
+        self.inner().reply.lock().is_ok_and(|reply| matches!(*reply, Reply::Chunks { .. }))
+    }
+
+    /// Gives a caller still waiting the head of a streamed answer (of no chunks so far): what a
+    /// streaming step whose chunks answer does when it ends, so that a stream none of whose
+    /// chunks reached a responder answers `200` with no chunks rather than `204`.
+    pub(crate) fn open_chunks(&self) {
+        let inner = self.inner();
+        let Ok(mut reply) = inner.reply.lock() else { return };
+        open(&mut reply, &inner.id);
+    }
+
+    /// Whether the caller of a streamed answer, or of one not begun, has gone away.
+    pub(crate) fn caller_gone(&self) -> bool {
+        self.inner().reply.lock().is_ok_and(|reply| match &*reply {
+            Reply::Channel(sender) => sender.is_closed(),
+            Reply::Chunks { sender, .. } => sender.is_closed(),
+            Reply::Slot(_) | Reply::Given => false,
+        })
+    }
+
+    /// Waits until the streamed answer can take another chunk: the chunks that overflowed are
+    /// sent first. What keeps a fast producer from running ahead of a slow caller.
+    pub(crate) async fn chunk_room(&self) {
+        let (sender, waiting) = {
+            let Ok(mut reply) = self.inner().reply.lock() else { return };
+            let Reply::Chunks { sender, overflow } = &mut *reply else { return };
+            (sender.clone(), std::mem::take(overflow))
+        };
+        for chunk in waiting {
+            if sender.send(chunk).await.is_err() {
+                return;
+            }
+        }
+        drop(sender.reserve().await);
+    }
+
+    fn end_stream(&self) {
+        let inner = self.inner();
+        if inner.streams.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Ok(mut reply) = inner.reply.lock()
+        {
+            reply.close_chunks();
+        }
+    }
+
     /// Whether a responder's output answers the caller: false for a run answered at its end.
     pub fn takes_responses(&self) -> bool {
         !self.inner().at_end
     }
 
-    /// Answers with this body as JSON (status 200).
+    /// Answers with this body as JSON (status 200), or, while a streaming step produces, as the
+    /// next chunk of a streamed answer.
     pub fn respond(&self, body: &Value) {
-        if !self.inner().at_end {
-            self.reply_with(|| Response::json(200, body));
+        let inner = self.inner();
+        if inner.at_end {
+            return;
         }
+        if inner.streams.load(Ordering::Acquire) > 0 {
+            let Ok(mut reply) = inner.reply.lock() else { return };
+            open(&mut reply, &inner.id);
+            reply.push_chunk(Chunk::Data(body.clone()));
+            return;
+        }
+        self.reply_with(|| Response::json(200, body));
     }
 
     /// An unhandled failure: logged, and answered with its status and a JSON error if the
-    /// caller still waits.
+    /// caller still waits; a streamed answer ends with it as its last chunk.
     pub fn fail(&self, step: &str, error: &StepError) {
         let inner = self.inner();
         log_failure(&inner.id, step, error, &inner.context);
+        if let Ok(mut reply) = inner.reply.lock()
+            && let Reply::Chunks { .. } = &*reply
+        {
+            let message = error.public_message(step, inner.context.expose_errors);
+            let failure = json!({
+                "error": message,
+                "id": inner.id.text(),
+                "step": step,
+                "status": error.status(),
+                "kind": error.kind.as_str(),
+            });
+            reply.push_chunk(Chunk::Failed(failure));
+            reply.close_chunks();
+            return;
+        }
         self.reply(error_response(step, error, &inner.id, inner.context.expose_errors));
     }
 
@@ -214,12 +353,52 @@ impl Run {
 impl Drop for RunInner {
     fn drop(&mut self) {
         let reply = self.reply.get_mut().ok().map(|reply| std::mem::replace(reply, Reply::Given));
-        if let Some(Reply::Channel(sender)) = reply {
-            let _ = sender.send(end_answer(&self.id, self.at_end));
+        match reply {
+            Some(Reply::Channel(sender)) => {
+                let _ = sender.send(end_answer(&self.id, self.at_end));
+            }
+            Some(mut chunks @ Reply::Chunks { .. }) => chunks.close_chunks(),
+            _ => {}
         }
         if let Some(tracker) = &self.tracker {
             tracker.leave();
         }
+    }
+}
+
+/// A streaming step's hold on its run: while any is held, responders answer with chunks; the
+/// last one let go ends the streamed answer.
+pub(crate) struct StreamHold<'r>(Option<&'r Run>);
+
+impl StreamHold<'_> {
+    /// Lets go now.
+    pub(crate) fn release(mut self) {
+        if let Some(run) = self.0.take() {
+            run.end_stream();
+        }
+    }
+}
+
+impl Drop for StreamHold<'_> {
+    fn drop(&mut self) {
+        if let Some(run) = self.0.take() {
+            run.end_stream();
+        }
+    }
+}
+
+/// Gives a caller still waiting the head of a streamed answer; later chunks go to it.
+fn open(reply: &mut Reply, id: &EventId) {
+    if !matches!(reply, Reply::Channel(_)) {
+        return;
+    }
+    let (sender, chunks) = Chunks::channel();
+    if let Reply::Channel(caller) = std::mem::replace(reply, Reply::Chunks { sender, overflow: VecDeque::new() }) {
+        let mut head = Response::streamed(chunks);
+        head.event_id = Some(id.clone());
+        // A caller that has gone drops the head, and with it the stream's receiver: the closed
+        // sender left behind tells the streaming step so.
+        let _ = caller.send(head);
     }
 }
 

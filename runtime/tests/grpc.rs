@@ -12,6 +12,7 @@ use graphc_runtime::oip::grpc::proto::{
 };
 use graphc_runtime::oip::grpc::serve;
 use graphc_runtime::router::{Mode, Route, Router};
+use graphc_runtime::streaming::ChunkIter;
 use graphc_runtime::*;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -502,4 +503,97 @@ async fn client_unchecked(
     addr: std::net::SocketAddr,
 ) -> Result<GrpcInferenceServiceClient<tonic::transport::Channel>, tonic::transport::Error> {
     GrpcInferenceServiceClient::connect(format!("http://{addr}")).await
+}
+
+/// `POST /v2/models/counter/infer` with one INT64 `n`: `n` chunks, each an inference response
+/// whose output `count` is the chunk's index, produced one at a time.
+fn counting(body: Value) -> ChunkIter {
+    let Some(n) = body["inputs"][0]["data"][0].as_i64() else {
+        return Box::new(std::iter::once(Err(StepError::invalid_input("`n` must be an INT64"))));
+    };
+    Box::new((0..n).map(|i| {
+        std::thread::sleep(Duration::from_millis(2));
+        Ok(json!({
+            "model_name": "counter",
+            "outputs": [{ "name": "count", "datatype": "INT64", "shape": [1], "data": [i] }],
+        }))
+    }))
+}
+
+fn count_request(n: i64) -> ModelInferRequest {
+    ModelInferRequest {
+        model_name: "counter".into(),
+        id: format!("count-{n}"),
+        inputs: vec![InferInputTensor {
+            name: "n".into(),
+            datatype: "INT64".into(),
+            shape: vec![1],
+            contents: Some(InferTensorContents { int64_contents: vec![n], ..Default::default() }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_stream_infer_sends_each_chunk_as_a_response_in_order() {
+    use graphc_runtime::streaming::{StreamNode, body_chunks};
+    let counting: fn(Value) -> ChunkIter = counting;
+    let node = StreamNode::with("counter", body_chunks(counting), End, End, true, true, NoCatcher);
+    let pipeline = AsyncPipeline::new(node, Context::new("counter"), true);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = ServeOptions { addr, deadline: Duration::from_secs(5), concurrency: 64, ..Default::default() };
+    let task = tokio::spawn(serve(listener, pipeline, options, Connections::new(100), async move {
+        let _ = stopped.await;
+    }));
+    // Eight callers at once, each with its own stream of requests: each gets its own answers,
+    // request by request and chunk by chunk, a request that fails in its place.
+    let callers = (0..8i64).map(|caller| {
+        tokio::spawn(async move {
+            let mut client = client(addr).await;
+            let mut requests = vec![count_request(caller + 1), count_request(2)];
+            let mut bad = count_request(1);
+            bad.inputs[0].contents = None;
+            requests.push(bad);
+            let mut answers =
+                client.model_stream_infer(tokio_stream_of(requests)).await.expect("the call is taken").into_inner();
+            let mut counts = Vec::new();
+            let mut errors = Vec::new();
+            while let Some(answer) = answers.message().await.expect("the stream goes on") {
+                match answer.infer_response {
+                    Some(response) => counts.push((response.id, int64s(&response.raw_output_contents[0]))),
+                    None => errors.push(answer.error_message),
+                }
+            }
+            let mut expected: Vec<(String, Vec<i64>)> =
+                (0..=caller).map(|i| (format!("count-{}", caller + 1), vec![i])).collect();
+            expected.extend((0..2).map(|i| ("count-2".to_string(), vec![i])));
+            assert_eq!(counts, expected, "caller {caller}");
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(errors[0].contains("`n` must be an INT64"), "{errors:?}");
+        })
+    });
+    for caller in callers.collect::<Vec<_>>() {
+        caller.await.expect("the caller's checks pass");
+    }
+    // A graph that does not stream answers each request of a stream once.
+    let _ = stop.send(());
+    task.await.expect("joins").expect("serves");
+    let (mut client, stop) = start().await;
+    let mut answers = client
+        .model_stream_infer(tokio_stream_of(vec![raw_request("m", "", &[[5.0, 6.0]])]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().expect("one answer");
+    assert_eq!(int64s(&answer.infer_response.expect("a response").raw_output_contents[0]), vec![1]);
+    assert!(answers.message().await.unwrap().is_none());
+    let _ = stop.send(());
+}
+
+/// Requests as the stream a client sends.
+fn tokio_stream_of(requests: Vec<ModelInferRequest>) -> impl tonic::IntoStreamingRequest<Message = ModelInferRequest> {
+    tonic::codegen::tokio_stream::iter(requests)
 }

@@ -4,7 +4,7 @@ use graphc_runtime::StepError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-pub use fixture_handlers::{Scale, echo, fallback, record_failure, stamp, upper};
+pub use fixture_handlers::{Scale, echo, fallback, record_failure, stamp, upper, words};
 
 /// A typed function over the record types the graph declares (generated in its module).
 pub fn price(order: crate::run::handlers::Order) -> Result<crate::run::handlers::Priced, StepError> {
@@ -122,4 +122,14 @@ impl graphc_runtime::model::Model for Instance {
     fn predict(&self, features: graphc_runtime::model::Features) -> Result<Vec<Value>, StepError> {
         Ok((0..features.rows).map(|_| json!(self.serial)).collect())
     }
+}
+
+/// A typed streaming function over the records of the `streaming` run fixture: one `Letter` per
+/// character of a `Word`.
+pub fn letters(word: crate::run::streaming::Word) -> impl Iterator<Item = crate::run::streaming::Letter> + Send {
+    let chars: Vec<char> = word.text.chars().collect();
+    chars
+        .into_iter()
+        .enumerate()
+        .map(|(at, letter)| crate::run::streaming::Letter { letter: letter.to_string(), at: at as i64 })
 }

@@ -88,7 +88,7 @@ fn a_failing_expectation_is_reported_with_the_response() {
         event_id: None,
         expects: vec![Expectation {
             source: "status == 201",
-            check: |status, _, _| Ok(status == &serde_json::json!(201)),
+            check: |status, _, _, _| Ok(status == &serde_json::json!(201)),
         }],
     };
     let outcome = run_tests(&server, &[case]).remove(0);

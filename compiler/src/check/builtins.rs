@@ -135,12 +135,26 @@ impl<'a> Checker<'a> {
             }
             return NodeKind::Batch { size: size.unwrap_or(1) as u32, timeout_ms: timeout_ms.map(|t| t as u64) };
         }
+        if name == "collect" {
+            if let Some(extra) = call.args.first() {
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        "`collect` takes no arguments",
+                        extra.value.span,
+                        "an argument",
+                    )
+                    .with_help("write `collect()` after a streaming step: it gathers that step's chunks"),
+                );
+            }
+            return NodeKind::Collect;
+        }
         let mut known: Vec<&str> = STEP_BUILTINS.to_vec();
         if in_route {
             known.push("model");
         }
         let help = did_you_mean(name, known.iter().copied().chain(["choice"])).unwrap_or_else(|| {
-            "built-in steps are extend, map, filter, flat_map, choice and batch; call Rust code with `fn path` or `new Type(...)`".to_string()
+            "built-in steps are extend, map, filter, flat_map, choice, batch and collect; call Rust code with `fn path` or `new Type(...)`".to_string()
         });
         let message = if name == "model" {
             "`model(...)` is only a route of a router".to_string()

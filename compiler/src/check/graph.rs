@@ -11,6 +11,7 @@ impl Checker<'_> {
     pub(super) fn check_structure(&mut self) -> bool {
         self.check_topology();
         let acyclic = self.check_cycles();
+        self.check_streaming();
         self.check_responders();
         self.check_full_event_paths();
         if self.graph.engine == Engine::Sync && self.graph.topology == Topology::Flow && !self.wiring_incomplete {
@@ -296,6 +297,83 @@ impl Checker<'_> {
                         "a full-event step reads and writes the event itself; drop `{key}` or `full_event`"
                     ));
                     found.push(d);
+                }
+            }
+        }
+        self.diagnostics.extend(found);
+    }
+
+    /// Streamed answers (docs/semantics.md, "Streamed answers"): `streaming` marks a Rust
+    /// function of the body on the async engine, off every loop; `collect()` follows exactly one
+    /// streaming step.
+    fn check_streaming(&mut self) {
+        let mut found = Vec::new();
+        for id in self.graph.node_ids() {
+            let node = self.node(id);
+            let syntax = self.syntax_of(id);
+            if let Some(marked) = syntax.option_span("streaming").filter(|_| node.streaming) {
+                let refused = match &node.kind {
+                    NodeKind::Function(_) if node.full_event => Some("a full-event function cannot stream"),
+                    NodeKind::Function(_) if node.input_path.is_some() || node.result_path.is_some() => {
+                        Some("a streaming step's chunks are whole bodies: it takes no `input_path` or `result_path`")
+                    }
+                    NodeKind::Function(_) if node.iteration_cap.is_some() => {
+                        Some("a step of a loop cannot stream: each chunk would go round the loop on its own")
+                    }
+                    NodeKind::Function(_) => None,
+                    _ => Some("only a Rust function of the body can stream"),
+                };
+                if let Some(reason) = refused {
+                    found.push(
+                        Diagnostic::error(
+                            Code::StreamingStep,
+                            format!("`{}` cannot stream: {reason}", node.name),
+                            marked,
+                            "`streaming` given here",
+                        )
+                        .with_label(node.impl_span, format!("`{}` runs a {}", node.name, node.kind.describe()))
+                        .with_help(
+                            "mark a `fn` step whose function returns an iterator of chunks: `step s = fn handlers::tokens { streaming; }`",
+                        ),
+                    );
+                } else if self.graph.engine == Engine::Sync {
+                    let mut d = Diagnostic::error(
+                        Code::SyncStreaming,
+                        format!("`{}` streams, but the sync engine answers once, when its chain returns", node.name),
+                        marked,
+                        "`streaming` given here",
+                    )
+                    .with_help("use `engine = async;`: each chunk then goes on, and to the caller, as it is produced");
+                    if let Some(engine) = self.engine_span {
+                        d = d.with_label(engine, "the sync engine is chosen here");
+                    }
+                    found.push(d);
+                }
+            }
+            if matches!(node.kind, NodeKind::Collect) {
+                let streams = |parent: &NodeId| self.node(*parent).streaming;
+                if node.parents.len() != 1 || !node.parents.iter().all(streams) {
+                    let d = match node.parents.iter().find(|parent| !streams(parent)) {
+                        Some(&parent) => Diagnostic::error(
+                            Code::CollectWithoutStream,
+                            format!(
+                                "`{}` collects chunks, but `{}` does not stream",
+                                node.name,
+                                self.node(parent).name
+                            ),
+                            self.edge_span(parent, id),
+                            format!("`{}` sends one body per event", self.node(parent).name),
+                        ),
+                        None => Diagnostic::error(
+                            Code::CollectWithoutStream,
+                            format!("`{}` collects chunks, but no streaming step comes before it", node.name),
+                            node.impl_span,
+                            "collects nothing",
+                        ),
+                    };
+                    found.push(d.with_help(
+                        "put `collect()` right after one streaming step (`{ streaming; }`): it receives that step's chunks as one array",
+                    ));
                 }
             }
         }

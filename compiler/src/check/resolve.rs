@@ -473,6 +473,7 @@ impl<'a> Checker<'a> {
             self.syntax_mut(id).option_spans.push((opt.key.name.as_str(), opt.span));
             match opt.key.name.as_str() {
                 "full_event" => self.node_mut(id).full_event = self.flag(opt),
+                "streaming" => self.node_mut(id).streaming = self.flag(opt),
                 "respond" => self.node_mut(id).respond = self.flag(opt),
                 "input_path" => self.node_mut(id).input_path = self.dotted_path(opt).map(Vec::into_boxed_slice),
                 "result_path" => self.node_mut(id).result_path = self.dotted_path(opt).map(Vec::into_boxed_slice),
@@ -885,6 +886,7 @@ fn placeholder_node(name: &ir::Name, span: Span) -> ir::Node {
         input: Type::Json,
         output: Type::Json,
         full_event: false,
+        streaming: false,
         input_path: None,
         result_path: None,
         placement: Placement::Root,

@@ -244,7 +244,7 @@ impl Checker<'_> {
         self.node_mut(id).input = declared_in;
         let builds = match &self.node(id).kind {
             NodeKind::Map(_) | NodeKind::Extend(_) | NodeKind::FlatMap(_) => "builds",
-            NodeKind::Filter(_) | NodeKind::Batch { .. } => "passes on",
+            NodeKind::Filter(_) | NodeKind::Batch { .. } | NodeKind::Collect => "passes on",
             _ => return,
         };
         let Some(difference) = self.output_difference(&inferred, &declared_out) else { return };
@@ -466,7 +466,7 @@ impl Checker<'_> {
                 }
                 (Type::Json, Type::Json, NodeKind::Router(router))
             }
-            (NodeKind::Batch { .. }, _) => {
+            (NodeKind::Batch { .. } | NodeKind::Collect, _) => {
                 (value_in.clone(), Type::Array(Box::new(value_in.clone())), self.node(id).kind.clone())
             }
             (kind, _) => (Type::Json, Type::Json, kind),
@@ -818,11 +818,12 @@ impl Checker<'_> {
             ("body", Scope::Test) => (ir::Expr::Body, Type::Json),
             ("status", Scope::Test) => (ir::Expr::Status, Type::Int),
             ("headers", Scope::Test) => (ir::Expr::Headers, Type::Object),
+            ("chunks", Scope::Test) => (ir::Expr::Chunks, Type::Json),
             (other, _) => {
                 let names: &[&str] = match scope {
                     Scope::Step(_) => &["body", "param", "event"],
                     Scope::Constant => &["param"],
-                    Scope::Test => &["status", "headers", "body"],
+                    Scope::Test => &["status", "headers", "body", "chunks"],
                 };
                 let help = if ["param", "event"].contains(&other) {
                     format!("write `{other}.<name>`")

@@ -20,6 +20,7 @@ pub const STEP_OPTIONS: &[&str] = &[
     "respond",
     "on_error",
     "max_iterations",
+    "streaming",
 ];
 /// A router's options, next to its routes.
 pub const ROUTER_OPTIONS: &[&str] = &[
@@ -40,7 +41,7 @@ pub const ROUTER_OPTIONS: &[&str] = &[
 /// A queue's options.
 pub const QUEUE_OPTIONS: &[&str] = &["after", "before"];
 /// Built-in steps: `step a = map(...)`.
-pub const STEP_BUILTINS: &[&str] = &["extend", "map", "filter", "flat_map", "batch"];
+pub const STEP_BUILTINS: &[&str] = &["extend", "map", "filter", "flat_map", "batch", "collect"];
 /// Built-ins that take one expression.
 pub const EXPRESSION_BUILTINS: &[&str] = &["extend", "map", "filter", "flat_map"];
 /// `batch(...)`'s arguments.

@@ -174,7 +174,7 @@ impl Generator<'_> {
                 let check = expr::condition(expect, Scope::Test);
                 quote!(#rt::Expectation {
                     source: #source,
-                    check: |status: &#rt::Value, headers: &#rt::Value, body: &#rt::Value| -> ::core::result::Result<bool, #rt::StepError> {
+                    check: |status: &#rt::Value, headers: &#rt::Value, body: &#rt::Value, chunks: &#rt::Value| -> ::core::result::Result<bool, #rt::StepError> {
                         ::core::result::Result::Ok(#check)
                     },
                 })
@@ -211,6 +211,7 @@ fn describe(expr: &ir::Expr) -> String {
         E::Body => "body".into(),
         E::Status => "status".into(),
         E::Headers => "headers".into(),
+        E::Chunks => "chunks".into(),
         E::Param(p) => format!("param.{p}"),
         E::EventField(f) => format!("event.{}", f.name()),
         E::Field(base, f) => format!("{}.{f}", describe(base)),

@@ -39,7 +39,9 @@ pub(super) fn value(expr: &Expr, scope: Scope) -> TokenStream {
             quote!(#rt::Value::String(::std::string::String::from(#s)))
         }
         // Outside a step and a test there is no body to read.
-        Expr::Body | Expr::Status | Expr::Headers | Expr::Field(..) | Expr::Index(..) => quote!(#rt::Value::Null),
+        Expr::Body | Expr::Status | Expr::Headers | Expr::Chunks | Expr::Field(..) | Expr::Index(..) => {
+            quote!(#rt::Value::Null)
+        }
         // `context` is in scope wherever a parameter can be named.
         Expr::Param(name) => {
             let name = Literal::string(name);
@@ -109,6 +111,7 @@ fn place(expr: &Expr, scope: Scope) -> Option<TokenStream> {
         (Expr::Body, Scope::Test) => Some(quote!(&body)),
         (Expr::Status, Scope::Test) => Some(quote!(&status)),
         (Expr::Headers, Scope::Test) => Some(quote!(&headers)),
+        (Expr::Chunks, Scope::Test) => Some(quote!(&chunks)),
         (Expr::Field(base, name), Scope::Step | Scope::Test) => {
             let (base, name) = (operand(base, scope), Literal::string(name));
             Some(quote!(#rt::expr::field(#base, #name)))

@@ -445,6 +445,24 @@ impl Generator<'_> {
         }
     }
 
+    /// A streaming step (docs/semantics.md, "Streamed answers"): each chunk to the steps after
+    /// it, their array to the `collect()` steps after it.
+    fn stream_node(&mut self, id: NodeId) -> (TokenStream, usize) {
+        let rt = rt();
+        let node = self.graph.node(id);
+        let (per_chunk, collecting): (Vec<NodeId>, Vec<NodeId>) =
+            node.children.iter().partition(|&&child| !matches!(self.graph.node(child).kind, NodeKind::Collect));
+        let (next, next_depth) = self.fan_out(Some(id), &per_chunk, false);
+        let (whole, whole_depth) = self.fan_out(Some(id), &collecting, false);
+        let (catcher, catcher_depth) = self.catcher(id);
+        let name = Literal::string(&node.name);
+        let respond = node.answers;
+        let answers = self.graph.answers_after(&per_chunk);
+        let step = self.streaming_function(id);
+        let built = quote!(#rt::StreamNode::with(#name, #step, #next, #whole, #respond, #answers, #catcher));
+        (built, 1 + next_depth.max(whole_depth).max(catcher_depth))
+    }
+
     /// The node's handler, and the depth its type adds.
     fn catcher(&self, id: NodeId) -> (TokenStream, usize) {
         let rt = rt();
@@ -462,6 +480,9 @@ impl Generator<'_> {
     fn build_node(&mut self, id: NodeId) -> (TokenStream, usize) {
         let rt = rt();
         let node = self.graph.node(id);
+        if node.streaming {
+            return self.stream_node(id);
+        }
         let is_choice = matches!(node.kind, NodeKind::Choice(_));
         let children: Vec<NodeId> = match &node.kind {
             // A choice's outlets are in arm order, whatever order the edges were written in.

@@ -47,6 +47,7 @@ impl Generator<'_> {
                 quote!(#rt::Batch::new(#size, #timeout))
             }
             NodeKind::Router(router) => self.router(id, router),
+            NodeKind::Collect => quote!(#rt::Collect),
             NodeKind::Queue(_) => quote!(#rt::End),
         }
     }
@@ -64,6 +65,23 @@ impl Generator<'_> {
             quote_spanned!(span => #rt::typed_step::<#input, #output, _, _>(#path))
         } else {
             quote_spanned!(span => #rt::body_step(#path))
+        }
+    }
+
+    /// A streaming function: each chunk its iterator yields goes on in turn.
+    pub(super) fn streaming_function(&mut self, id: NodeId) -> TokenStream {
+        let node = self.graph.node(id);
+        let span = self.user_span(node.impl_span);
+        let rt = rt_at(span);
+        let NodeKind::Function(path) = &node.kind else {
+            return self.internal(id, "only a function streams");
+        };
+        let path = self.user_path(path, span);
+        if node.input != Type::Json || node.output != Type::Json {
+            let (input, output) = (rust_type(self.graph, &node.input), rust_type(self.graph, &node.output));
+            quote_spanned!(span => #rt::typed_chunks::<#input, #output, _, _>(#path))
+        } else {
+            quote_spanned!(span => #rt::body_chunks(#path))
         }
     }
 

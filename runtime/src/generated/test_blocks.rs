@@ -11,8 +11,9 @@ use serde_json::Value;
 pub struct Expectation {
     /// The expression as written.
     pub source: &'static str,
-    /// Evaluates it over `status`, `headers` and `body`.
-    pub check: fn(&Value, &Value, &Value) -> Result<bool, StepError>,
+    /// Evaluates it over `status`, `headers`, `body` and `chunks` (a streamed answer's, else
+    /// `null`).
+    pub check: fn(&Value, &Value, &Value, &Value) -> Result<bool, StepError>,
 }
 
 /// A test block.
@@ -71,8 +72,9 @@ fn check(response: &Response, expects: &[Expectation]) -> Option<String> {
     let status = Value::from(response.status);
     let headers = Value::Object(response.all_headers().into_iter().map(|(k, v)| (k, Value::String(v))).collect());
     let body = response.json_body();
+    let chunks = response.chunk_bodies().map_or(Value::Null, Value::Array);
     for expect in expects {
-        match (expect.check)(&status, &headers, &body) {
+        match (expect.check)(&status, &headers, &body, &chunks) {
             Ok(true) => {}
             Ok(false) => {
                 return Some(format!(

@@ -35,21 +35,28 @@ pub mod proto {
     tonic::include_proto!("inference");
 }
 
+use crate::streaming::Chunk;
 use proto::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
 use proto::infer_parameter::ParameterChoice;
 use proto::model_infer_response::InferOutputTensor;
 use proto::model_metadata_response::TensorMetadata;
 use proto::{
     InferParameter, InferTensorContents, ModelInferRequest, ModelInferResponse, ModelMetadataRequest,
-    ModelMetadataResponse, ModelReadyRequest, ModelReadyResponse, ServerLiveRequest, ServerLiveResponse,
-    ServerMetadataRequest, ServerMetadataResponse, ServerReadyRequest, ServerReadyResponse,
+    ModelMetadataResponse, ModelReadyRequest, ModelReadyResponse, ModelStreamInferResponse, ServerLiveRequest,
+    ServerLiveResponse, ServerMetadataRequest, ServerMetadataResponse, ServerReadyRequest, ServerReadyResponse,
 };
 
 /// The service over a graph's pipeline.
 pub struct Service<H> {
-    handler: H,
+    handler: Arc<H>,
     slots: Arc<Semaphore>,
     options: ServeOptions,
+}
+
+impl<H> Clone for Service<H> {
+    fn clone(&self) -> Self {
+        Service { handler: Arc::clone(&self.handler), slots: Arc::clone(&self.slots), options: self.options.clone() }
+    }
 }
 
 /// Serves the protocol's gRPC service on `listener` until `shutdown`, with the REST server's
@@ -68,7 +75,8 @@ pub async fn serve<H: Handler>(
     let max_header_bytes = u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX);
     let concurrency = u32::try_from(options.concurrency.max(1)).unwrap_or(u32::MAX);
     let tls = options.tls.clone().map(|tls| (tls, idle));
-    let service = Service { handler, slots: Arc::new(Semaphore::new(options.concurrency.max(1))), options };
+    let service =
+        Service { handler: Arc::new(handler), slots: Arc::new(Semaphore::new(options.concurrency.max(1))), options };
     let grpc = GrpcInferenceServiceServer::new(service).max_decoding_message_size(limit);
     let mut http = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
     // Pings find peers that have gone; the idle limit closes those that stay and do nothing.
@@ -159,14 +167,28 @@ impl<H: Handler> Service<H> {
         &self,
         method: &str,
         path: String,
-        mut headers: HeaderMap,
+        headers: HeaderMap,
         body: Value,
         timeout: Option<std::time::Duration>,
     ) -> Result<Value, Status> {
+        let (response, _slot) = self.run_call(method, path, headers, body, timeout).await?;
+        answer(response)
+    }
+
+    /// The pipeline's answer to one call, whole or streamed, with the concurrency slot it holds
+    /// (a streamed answer's, until its last chunk).
+    async fn run_call(
+        &self,
+        method: &str,
+        path: String,
+        mut headers: HeaderMap,
+        body: Value,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<(Response, tokio::sync::OwnedSemaphorePermit), Status> {
         self.authorize(method, &path, &headers)?;
         let deadline = timeout.map_or(self.options.deadline, |timeout| timeout.min(self.options.deadline));
         let deadline_at = tokio::time::Instant::now() + deadline;
-        let Ok(_slot) = self.slots.try_acquire() else {
+        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
             let message = match self.options.concurrency {
                 1 => "1 call is in flight already".to_string(),
                 many => format!("{many} calls are in flight already"),
@@ -192,8 +214,61 @@ impl<H: Handler> Service<H> {
             }
             Err(response) => response,
         };
-        answer(response)
+        Ok((response, slot))
     }
+
+    /// One request of a `ModelStreamInfer` call: each of its answers (one, or a streamed
+    /// answer's chunks) to `replies` as it comes, a failure as `error_message`. False when the
+    /// caller has gone.
+    async fn stream_one(
+        &self,
+        headers: &HeaderMap,
+        request: ModelInferRequest,
+        timeout: Option<std::time::Duration>,
+        replies: &tokio::sync::mpsc::Sender<Result<ModelStreamInferResponse, Status>>,
+    ) -> bool {
+        let failed = |status: Status| ModelStreamInferResponse {
+            error_message: status.message().to_string(),
+            infer_response: None,
+        };
+        let answered = |answer: Result<Value, Status>| match answer.and_then(|answer| infer_response(&request, &answer))
+        {
+            Ok(answer) => ModelStreamInferResponse { error_message: String::new(), infer_response: Some(answer) },
+            Err(status) => failed(status),
+        };
+        let called = match model_path(&request.model_name, &request.model_version, "/infer")
+            .and_then(|path| Ok((path, infer_body(&request)?)))
+        {
+            Ok((path, body)) => self.run_call("POST", path, headers.clone(), body, timeout).await,
+            Err(status) => Err(status),
+        };
+        let (mut response, slot) = match called {
+            Ok(called) => called,
+            Err(status) => return replies.send(Ok(failed(status))).await.is_ok(),
+        };
+        let Some(mut taken) = response.chunks.take().and_then(|chunks| chunks.take()) else {
+            return replies.send(Ok(answered(answer(response)))).await.is_ok();
+        };
+        let _slot = slot;
+        while let Some(chunk) = taken.chunks.recv().await {
+            let reply = match chunk {
+                Chunk::Data(value) => answered(Ok(value)),
+                Chunk::Failed(error) => failed(Status::new(
+                    Code::from_i32(crate::error::ErrorKind::of_status(status_of(&error)).grpc_code()),
+                    bounded(error.get("error").and_then(Value::as_str).unwrap_or("the stream failed")),
+                )),
+            };
+            if replies.send(Ok(reply)).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The status a failed chunk carries.
+fn status_of(error: &Value) -> u16 {
+    error.get("status").and_then(Value::as_u64).and_then(|status| u16::try_from(status).ok()).unwrap_or(500)
 }
 
 /// gRPC's `grpc-timeout` header: up to 8 digits and a unit (`H`, `M`, `S`, `m`, `u`, `n`).
@@ -330,6 +405,39 @@ impl<H: Handler> GrpcInferenceService for Service<H> {
             inputs: tensors("inputs"),
             outputs: tensors("outputs"),
         }))
+    }
+
+    type ModelStreamInferStream = tonic::codegen::BoxStream<ModelStreamInferResponse>;
+
+    /// The requests of the call in turn, each one's answers in order, as Triton's decoupled
+    /// models answer. A caller that ends its side still gets the answers of what it sent; one
+    /// that goes away cancels the request running.
+    async fn model_stream_infer(
+        &self,
+        request: tonic::Request<tonic::Streaming<ModelInferRequest>>,
+    ) -> Result<tonic::Response<Self::ModelStreamInferStream>, Status> {
+        let timeout = request.metadata().get("grpc-timeout").and_then(|value| grpc_timeout(value.to_str().ok()?));
+        let (metadata, _, mut requests) = request.into_parts();
+        let headers = metadata.into_headers();
+        let (replies, answers) = tokio::sync::mpsc::channel(crate::streaming::ANSWER_AHEAD);
+        let service = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let request = match requests.message().await {
+                    Ok(Some(request)) => request,
+                    Ok(None) => return,
+                    Err(status) => {
+                        let _ = replies.send(Err(status)).await;
+                        return;
+                    }
+                };
+                if !service.stream_one(&headers, request, timeout, &replies).await {
+                    return;
+                }
+            }
+        });
+        let answers = tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(answers);
+        Ok(tonic::Response::new(Box::pin(answers)))
     }
 
     async fn model_infer(

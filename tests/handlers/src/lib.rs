@@ -57,3 +57,17 @@ impl Step for Scale {
         Ok(Flow::Next)
     }
 }
+
+/// A streaming function: `{"text"}` as one chunk per word, `{"word", "at"}`, produced one at a
+/// time; a word `"fail"` fails the stream there, an empty text before any chunk.
+pub fn words(body: Value) -> Box<dyn Iterator<Item = Result<Value, StepError>> + Send> {
+    let text = body["text"].as_str().unwrap_or_default().to_string();
+    if text.trim().is_empty() {
+        return Box::new(std::iter::once(Err(StepError::invalid_input("`text` has no words"))));
+    }
+    let words: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+    Box::new(words.into_iter().enumerate().map(|(at, word)| match word.as_str() {
+        "fail" => Err(StepError::new(format!("word {at} failed"))),
+        _ => Ok(json!({ "word": word, "at": at })),
+    }))
+}
