@@ -69,12 +69,6 @@ fn build_rs_and_the_macro_answer_identically() {
     }
 }
 
-#[test]
-fn macro_errors_are_compile_errors_at_the_users_tokens() {
-    let cases = trybuild::TestCases::new();
-    cases.compile_fail("tests/ui/*.rs");
-}
-
 graphc_macros::graph! {
     graph remote_macro {
         topology = flow;
