@@ -560,6 +560,7 @@ impl<'a> Printer<'a> {
             None => text(opt.key.name.as_str()),
             Some(ast::OptValue::Star(_)) => text(format!("{} = *", opt.key.name)),
             Some(ast::OptValue::Expr(expr)) => Doc::Seq(vec![text(format!("{} = ", opt.key.name)), self.expr(expr, 0)]),
+            Some(ast::OptValue::Function(path)) => text(format!("{} = fn {path}", opt.key.name)),
         }
     }
 

@@ -609,6 +609,21 @@ pub struct Remote {
     pub backoff_ms: u64,
 }
 
+/// What chooses a runner's routes for each event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Selector {
+    /// An expression over the event (`select = body.models`).
+    Expr(Expr),
+    /// A Rust function of the body (`select = fn handlers::choose`), by path, and where the path
+    /// is written.
+    Function {
+        /// The function's path.
+        path: String,
+        /// Where it is written.
+        span: Span,
+    },
+}
+
 /// A route's weight in an ensemble, as written.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RouteWeight {
@@ -640,7 +655,7 @@ pub struct Router {
     pub extend_event: bool,
     /// A parallel run's selector (`select = ...`): the routes to run for each event, by name
     /// (a string or an array of strings); `None`: every route.
-    pub select: Option<Expr>,
+    pub select: Option<Selector>,
     /// Routes in order; the first is the default.
     pub routes: Vec<Route>,
 }

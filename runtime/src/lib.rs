@@ -108,7 +108,7 @@ pub mod __private {
     pub use crate::pipeline::{AsyncPipeline, Handler, SyncPipeline};
     #[cfg(feature = "remote")]
     pub use crate::remote::{Remote, RemoteNode, Target};
-    pub use crate::router::{Mode, Route, Router};
+    pub use crate::router::{Mode, Route, Router, selector};
     pub use crate::step::{
         Batch, Blocking, Body, Checked, Choice, Extend, Filter, FlatMap, FullEvent, MapStep, Step, Typed, WithPaths,
         body_step, full_event_step, typed_step,

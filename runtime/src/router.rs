@@ -718,3 +718,26 @@ impl Step for Router {
             || self.routes.iter().any(|(_, route)| matches!(route, Route::Step(step) if step.reads_time()))
     }
 }
+
+/// A runner's selector written in Rust (`select = fn path`): a function of the body giving the
+/// name of the route to run, or their names (`&str`, `String`, `Vec<&str>`, a JSON value), run
+/// under the panic guard so that a selector that panics fails the event, not the process.
+///
+/// ```
+/// use graphc_runtime::router::selector;
+/// let choose = selector(|body: &serde_json::Value| if body["fast"] == true { vec!["small"] } else { vec!["small", "large"] });
+/// let event = graphc_runtime::Event::new(serde_json::json!({ "fast": true }));
+/// assert_eq!(choose(&event, &graphc_runtime::Context::new("g")).unwrap(), serde_json::json!(["small"]));
+/// ```
+pub fn selector<F, R>(function: F) -> impl Fn(&Event, &Context) -> Result<Value, StepError> + Send + Sync + 'static
+where
+    F: Fn(&Value) -> R + Send + Sync + 'static,
+    R: serde::Serialize,
+{
+    move |event: &Event, _context: &Context| {
+        let chosen =
+            crate::logging::guarded(|| function(&event.body)).map_err(|payload| StepError::panicked(&*payload))?;
+        serde_json::to_value(chosen)
+            .map_err(|error| StepError::new(format!("the selector's choice is not JSON: {error}")))
+    }
+}

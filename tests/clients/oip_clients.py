@@ -112,6 +112,32 @@ def triton_clients(ca=None, token=None):
         status = refused.status() if refused is not None and hasattr(refused, "status") else None
         check(status is not None and "UNAUTHENTICATED" in str(status), f"gRPC without a token: {refused!r}")
 
+    # ModelStreamInfer, as tritonclient's decoupled streams call it: each request's answer comes
+    # back on the stream, in order, and a request that fails is an error in its place.
+    import queue
+
+    answers = queue.Queue()
+    grpc.start_stream(callback=lambda result, error: answers.put((result, error)), headers=auth())
+    streamed = (rows_one, rows_many, rows_one)
+    for index, rows in enumerate(streamed):
+        tensor = grpcclient.InferInput("inputs", list(rows.shape), "FP32")
+        tensor.set_data_from_numpy(rows)
+        wanted = [grpcclient.InferRequestedOutput(output_name)]
+        name = "no-such-model" if index == 2 else model
+        grpc.async_stream_infer(name, [tensor], request_id=f"s-{index}", outputs=wanted)
+    grpc.stop_stream()
+    for index, rows in enumerate(streamed):
+        result, error = answers.get(timeout=30)
+        if index == 2:
+            check(result is None and error is not None and "no-such-model" in str(error), f"stream error: {error!r}")
+            continue
+        check(error is None, f"stream answer {index}: {error!r}")
+        out = result.as_numpy(output_name)
+        check(out is not None and out.shape == (rows.shape[0],), f"stream shape: {None if out is None else out.shape}")
+        check(int(out[0]) == first_class, f"stream class {out[0]}")
+        check(result.get_response().id == f"s-{index}", f"stream id {result.get_response().id}")
+    check(answers.empty(), "one answer per request")
+
 
 # KServe's clients (kserve >= 0.12), REST (v2) and gRPC.
 async def kserve_clients():

@@ -222,6 +222,10 @@ pub fn handler_paths(graph: &Graph) -> Vec<(&str, HandlerUse, Span)> {
         if let RouterKind::Custom(path) = &router.kind {
             paths.push((path.as_str(), HandlerUse::Type, node.impl_span));
         }
+        // A runner's selector is a function of the body, as a body step's is.
+        if let Some(ir::Selector::Function { path, span }) = &router.select {
+            paths.push((path.as_str(), HandlerUse::Body, *span));
+        }
         for route in &router.routes {
             match &route.kind {
                 RouteKind::Step(kind) => {

@@ -399,25 +399,28 @@ impl<'a> Checker<'a> {
                 false
             }
         };
+        let mut select = None;
         if let Some(opt) = options.iter().find(|o| o.key.name == "select") {
             match &opt.value {
                 Some(OptValue::Expr(expr)) if kind == ir::RouterKind::Parallel => {
                     self.syntax_mut(id).router_select = Some(expr);
                 }
+                Some(OptValue::Function(path)) if kind == ir::RouterKind::Parallel => {
+                    select = Some(ir::Selector::Function { path: path.to_string(), span: path.span });
+                }
                 _ => {
                     let (message, label) = if kind == ir::RouterKind::Parallel {
-                        ("`select` takes an expression", "write the routes to run")
+                        ("`select` takes an expression or a Rust function", "write the routes to run")
                     } else {
                         ("`select` applies only to a parallel router", "this router runs one route, or all to vote")
                     };
                     self.report(Diagnostic::error(Code::InvalidValue, message, opt.span, label).with_help(
                         "declare the router with `= parallel` and give the routes to run for each event: \
-                             `select = body.models;`",
+                             `select = body.models;` or `select = fn handlers::choose;`",
                     ));
                 }
             }
         }
-        let select = None;
         self.node_mut(id).kind =
             NodeKind::Router(Box::new(ir::Router { kind, url_prefix, health_prefix, extend_event, select, routes }));
     }
@@ -919,6 +922,7 @@ fn opt_value_span(opt: &Opt) -> Span {
     match &opt.value {
         Some(OptValue::Expr(expr)) => expr.span,
         Some(OptValue::Star(span)) => *span,
+        Some(OptValue::Function(path)) => path.span,
         None => opt.span,
     }
 }

@@ -462,7 +462,7 @@ impl Checker<'_> {
                             "give a route's name or an array of them: `select = body.models;`",
                         );
                     }
-                    router.select = Some(expr);
+                    router.select = Some(ir::Selector::Expr(expr));
                 }
                 (Type::Json, Type::Json, NodeKind::Router(router))
             }

@@ -202,11 +202,21 @@ impl Generator<'_> {
         if router.extend_event {
             settings.extend(quote!(.with_extend_event()));
         }
-        if let Some(select) = &router.select {
-            let select = expr::value(select, Scope::Step);
-            settings.extend(quote!(.with_selector(move |event: &#rt::Event, context: &#rt::Context| {
-                ::core::result::Result::Ok(#select)
-            })));
+        match &router.select {
+            Some(ir::Selector::Expr(select)) => {
+                let select = expr::value(select, Scope::Step);
+                settings.extend(quote!(.with_selector(move |event: &#rt::Event, context: &#rt::Context| {
+                    ::core::result::Result::Ok(#select)
+                })));
+            }
+            Some(ir::Selector::Function { path, span }) => {
+                // The call carries the path's span: a function of the wrong type is reported there.
+                let span = self.user_span(*span);
+                let rt_at = rt_at(span);
+                let path = self.user_path(path, span);
+                settings.extend(quote_spanned!(span => .with_selector(#rt_at::selector(#path))));
+            }
+            None => {}
         }
         let mut routes = Vec::new();
         for route in &router.routes {

@@ -83,6 +83,8 @@ pub enum OptValue {
     Star(Span),
     /// An expression.
     Expr(Expr),
+    /// `fn path`: a Rust function (a runner's selector).
+    Function(RustPath),
 }
 
 /// `param NAME: TYPE = DEFAULT;`

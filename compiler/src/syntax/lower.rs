@@ -360,6 +360,10 @@ impl Lowerer {
                 let value = expect_next(&mut children(value), span)?;
                 Some(match value.as_rule() {
                     Rule::star => OptValue::Star(self.span(&value)),
+                    Rule::fn_value => {
+                        let path = children(value).find(|part| part.as_rule() == Rule::rust_path);
+                        OptValue::Function(self.rust_path(path.ok_or_else(|| internal(span))?))
+                    }
                     _ => OptValue::Expr(self.top_expr(value)?),
                 })
             }

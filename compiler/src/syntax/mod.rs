@@ -409,6 +409,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::expect => "`expect`",
         Rule::options => "`{`",
         Rule::option_value | Rule::expr => "an expression",
+        Rule::fn_value => "a Rust function (`fn path`)",
         Rule::star => "`*`",
         Rule::args | Rule::arg => "an argument",
         Rule::neg | Rule::sub => "`-`",
