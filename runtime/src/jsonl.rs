@@ -88,7 +88,7 @@ fn write_chunks(output: &mut impl Write, id: &str, chunks: &[Chunk]) -> std::io:
         let (status, body) = match chunk {
             Chunk::Data(body) => (200, body),
             Chunk::Failed(error) => {
-                let status = error["status"].as_u64().and_then(|status| u16::try_from(status).ok()).unwrap_or(500);
+                let status = chunk.failure_status().unwrap_or(500);
                 failure = Some((status, error.clone()));
                 (status, error)
             }

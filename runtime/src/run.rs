@@ -120,24 +120,21 @@ impl Reply {
     /// Ends a streamed answer: the chunks still waiting are sent on, in the background when the
     /// caller reads slower than they came.
     fn close_chunks(&mut self) {
-        if !matches!(self, Reply::Chunks { .. }) {
-            return;
-        }
-        if let Reply::Chunks { sender, mut overflow } = std::mem::replace(self, Reply::Given) {
-            while let Some(chunk) = overflow.pop_front() {
-                if let Err(mpsc::error::TrySendError::Full(chunk)) = sender.try_send(chunk)
-                    && let Ok(runtime) = tokio::runtime::Handle::try_current()
-                {
-                    overflow.push_front(chunk);
-                    runtime.spawn(async move {
-                        for chunk in overflow {
-                            if sender.send(chunk).await.is_err() {
-                                return;
-                            }
+        let Reply::Chunks { .. } = self else { return };
+        let Reply::Chunks { sender, mut overflow } = std::mem::replace(self, Reply::Given) else { return };
+        while let Some(chunk) = overflow.pop_front() {
+            if let Err(mpsc::error::TrySendError::Full(chunk)) = sender.try_send(chunk)
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            {
+                overflow.push_front(chunk);
+                runtime.spawn(async move {
+                    for chunk in overflow {
+                        if sender.send(chunk).await.is_err() {
+                            return;
                         }
-                    });
-                    return;
-                }
+                    }
+                });
+                return;
             }
         }
     }

@@ -18,7 +18,6 @@ use crate::step::Entry;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
@@ -30,6 +29,14 @@ pub enum Chunk {
     /// A failure after the answer began, when its status can no longer be sent: the stream's
     /// last chunk, `{"error", "id", "step", "status", "kind"}`.
     Failed(Value),
+}
+
+impl Chunk {
+    /// A failure's status (500 unless it carries one); `None` for a chunk's body.
+    pub fn failure_status(&self) -> Option<u16> {
+        let Chunk::Failed(error) = self else { return None };
+        Some(error.get("status").and_then(Value::as_u64).and_then(|status| u16::try_from(status).ok()).unwrap_or(500))
+    }
 }
 
 /// How a streamed answer is written.
@@ -131,29 +138,28 @@ const PRODUCED_AHEAD: usize = 4;
 /// one): clones share the chunks, which only one of them can take.
 #[derive(Clone)]
 pub struct Chunks {
-    receiver: Arc<Mutex<Option<mpsc::Receiver<Chunk>>>>,
-    /// What must live as long as the stream: the server's concurrency slot for the request.
-    guard: Arc<Mutex<Option<Box<dyn Send>>>>,
+    receiver: Arc<Mutex<Option<ChunkReceiver>>>,
 }
 
 impl Chunks {
     /// A new stream of chunks and the sender that feeds it.
     pub(crate) fn channel() -> (mpsc::Sender<Chunk>, Chunks) {
-        let (sender, receiver) = mpsc::channel(ANSWER_AHEAD);
-        (sender, Chunks { receiver: Arc::new(Mutex::new(Some(receiver))), guard: Arc::new(Mutex::new(None)) })
+        let (sender, chunks) = mpsc::channel(ANSWER_AHEAD);
+        (sender, Chunks { receiver: Arc::new(Mutex::new(Some(ChunkReceiver { chunks, guard: None }))) })
     }
 
     /// The receiving end, once, with what must live as long as it.
     pub fn take(&self) -> Option<ChunkReceiver> {
-        let chunks = self.receiver.lock().ok()?.take()?;
-        let guard = self.guard.lock().ok().and_then(|mut guard| guard.take());
-        Some(ChunkReceiver { chunks, guard })
+        self.receiver.lock().ok()?.take()
     }
 
-    /// Keeps `guard` until the stream has been read or dropped.
+    /// Keeps `guard` (the server's concurrency slot for the request) until the stream has been
+    /// read or dropped.
     pub fn hold(&self, guard: impl Send + 'static) {
-        if let Ok(mut slot) = self.guard.lock() {
-            *slot = Some(Box::new(guard));
+        if let Ok(mut receiver) = self.receiver.lock()
+            && let Some(receiver) = receiver.as_mut()
+        {
+            receiver.guard = Some(Box::new(guard));
         }
     }
 
@@ -302,23 +308,13 @@ pub struct StreamNode<S, N, W, C = NoCatcher> {
     /// when the caller goes away.
     answers: bool,
     catcher: C,
-    _types: PhantomData<fn() -> W>,
 }
 
 impl<S, N, W, C> StreamNode<S, N, W, C> {
     /// A streaming step with every part given: what generated code builds. `respond`: its own
     /// chunks answer; `answers`: they, or what some step after it makes of them, do.
     pub fn with(name: &'static str, step: S, next: N, whole: W, respond: bool, answers: bool, catcher: C) -> Self {
-        StreamNode {
-            name,
-            step: Arc::new(step),
-            next,
-            whole,
-            respond,
-            answers: answers || respond,
-            catcher,
-            _types: PhantomData,
-        }
+        StreamNode { name, step: Arc::new(step), next, whole, respond, answers: answers || respond, catcher }
     }
 }
 
@@ -428,8 +424,7 @@ impl<S: ChunkStep, N: SyncNode, W: SyncNode, C: Catcher> SyncNode for StreamNode
                     None => break None,
                     Some(Err(error)) => break Some(error),
                     Some(Ok(chunk)) => {
-                        let mut piece = Event { body: Value::Null, ..event.clone() };
-                        piece.body = chunk;
+                        let mut piece = piece_of(event, chunk);
                         if !W::ENDS {
                             collected.push(piece.body.clone());
                         }
@@ -457,13 +452,20 @@ impl<S, N: Node, W, C> StreamNode<S, N, W, C> {
     /// One chunk, as an event of its own (the event's id, headers and deadline, the chunk as its
     /// body), to the steps after this one.
     async fn pass_on(&self, event: &Event, chunk: Value, run: &Run) {
-        let mut piece = Event { body: Value::Null, ..event.clone() };
-        piece.body = chunk;
+        let mut piece = piece_of(event, chunk);
         if self.respond {
             run.respond(&piece.body);
         }
         self.next.push(&mut piece, run).await;
     }
+}
+
+/// One chunk as an event of its own: the event's id, headers and deadline, the chunk as its body
+/// (the event's body was taken by the step, so the copy does not copy it).
+fn piece_of(event: &Event, chunk: Value) -> Event {
+    let mut piece = event.clone();
+    piece.body = chunk;
+    piece
 }
 
 /// Runs the handler's iterator on a thread of the pool, each chunk into `sender`, until it ends,

@@ -458,7 +458,10 @@ impl Generator<'_> {
         let name = Literal::string(&node.name);
         let respond = node.answers;
         let answers = self.graph.answers_after(&per_chunk);
-        let step = self.streaming_function(id);
+        let NodeKind::Function(path) = &node.kind else {
+            return (self.internal(id, "only a function streams"), 1);
+        };
+        let step = self.function_step(node, path, self.user_span(node.impl_span));
         let built = quote!(#rt::StreamNode::with(#name, #step, #next, #whole, #respond, #answers, #catcher));
         (built, 1 + next_depth.max(whole_depth).max(catcher_depth))
     }

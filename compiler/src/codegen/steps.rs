@@ -58,30 +58,20 @@ impl Generator<'_> {
     pub(super) fn function_step(&self, node: &ir::Node, path: &str, span: proc_macro2::Span) -> TokenStream {
         let rt = rt_at(span);
         let path = self.user_path(path, span);
+        // A streaming function's adapters take an iterator of chunks; the checker gives
+        // streaming to functions of the body alone.
+        let (typed, untyped) = if node.streaming {
+            (quote_spanned!(span => typed_chunks), quote_spanned!(span => body_chunks))
+        } else {
+            (quote_spanned!(span => typed_step), quote_spanned!(span => body_step))
+        };
         if node.full_event {
             quote_spanned!(span => #rt::full_event_step(#path))
         } else if node.input != Type::Json || node.output != Type::Json {
             let (input, output) = (rust_type(self.graph, &node.input), rust_type(self.graph, &node.output));
-            quote_spanned!(span => #rt::typed_step::<#input, #output, _, _>(#path))
+            quote_spanned!(span => #rt::#typed::<#input, #output, _, _>(#path))
         } else {
-            quote_spanned!(span => #rt::body_step(#path))
-        }
-    }
-
-    /// A streaming function: each chunk its iterator yields goes on in turn.
-    pub(super) fn streaming_function(&mut self, id: NodeId) -> TokenStream {
-        let node = self.graph.node(id);
-        let span = self.user_span(node.impl_span);
-        let rt = rt_at(span);
-        let NodeKind::Function(path) = &node.kind else {
-            return self.internal(id, "only a function streams");
-        };
-        let path = self.user_path(path, span);
-        if node.input != Type::Json || node.output != Type::Json {
-            let (input, output) = (rust_type(self.graph, &node.input), rust_type(self.graph, &node.output));
-            quote_spanned!(span => #rt::typed_chunks::<#input, #output, _, _>(#path))
-        } else {
-            quote_spanned!(span => #rt::body_chunks(#path))
+            quote_spanned!(span => #rt::#untyped(#path))
         }
     }
 

@@ -242,20 +242,20 @@ impl<H: Handler> Service<H> {
             Ok((path, body)) => self.run_call("POST", path, headers.clone(), body, timeout).await,
             Err(status) => Err(status),
         };
-        let (mut response, slot) = match called {
+        let (mut response, _slot) = match called {
             Ok(called) => called,
             Err(status) => return replies.send(Ok(failed(status))).await.is_ok(),
         };
         let Some(mut taken) = response.chunks.take().and_then(|chunks| chunks.take()) else {
             return replies.send(Ok(answered(answer(response)))).await.is_ok();
         };
-        let _slot = slot;
         while let Some(chunk) = taken.chunks.recv().await {
+            let status = chunk.failure_status().unwrap_or(500);
             let reply = match chunk {
                 Chunk::Data(value) => answered(Ok(value)),
-                Chunk::Failed(error) => failed(Status::new(
-                    Code::from_i32(crate::error::ErrorKind::of_status(status_of(&error)).grpc_code()),
-                    bounded(error.get("error").and_then(Value::as_str).unwrap_or("the stream failed")),
+                Chunk::Failed(error) => failed(status_for(
+                    status,
+                    error.get("error").and_then(Value::as_str).unwrap_or("the stream failed"),
                 )),
             };
             if replies.send(Ok(reply)).await.is_err() {
@@ -264,11 +264,6 @@ impl<H: Handler> Service<H> {
         }
         true
     }
-}
-
-/// The status a failed chunk carries.
-fn status_of(error: &Value) -> u16 {
-    error.get("status").and_then(Value::as_u64).and_then(|status| u16::try_from(status).ok()).unwrap_or(500)
 }
 
 /// gRPC's `grpc-timeout` header: up to 8 digits and a unit (`H`, `M`, `S`, `m`, `u`, `n`).
@@ -297,9 +292,12 @@ fn answer(response: Response) -> Result<Value, Status> {
         return Ok(body);
     }
     let message = body.get("error").and_then(Value::as_str).map_or_else(|| body.to_string(), str::to_string);
-    let message = bounded(&message);
-    let code = Code::from_i32(crate::error::ErrorKind::of_status(response.status).grpc_code());
-    Err(Status::new(code, message))
+    Err(status_for(response.status, &message))
+}
+
+/// The gRPC status an HTTP status and its message stand for, the message bounded.
+fn status_for(http_status: u16, message: &str) -> Status {
+    Status::new(Code::from_i32(crate::error::ErrorKind::of_status(http_status).grpc_code()), bounded(message))
 }
 
 /// The longest message a status carries: it travels in a header (`grpc-message`), and a name a
