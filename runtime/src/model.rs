@@ -238,3 +238,8 @@ pub use batching::{Batched, Schedule};
 mod smartcore;
 #[cfg(feature = "models")]
 pub use smartcore::{Estimator, SmartcoreArgs, SmartcoreModel};
+
+#[cfg(feature = "onnx")]
+mod onnx;
+#[cfg(feature = "onnx")]
+pub use onnx::OnnxModel;
