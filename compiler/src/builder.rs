@@ -60,14 +60,8 @@ impl Builder {
         let name = graph.file_name().map_or_else(|| graph.display().to_string(), |n| n.to_string_lossy().into_owned());
         let generated = generate_file(&text, &name)?;
         let dir = graph.parent().map(Path::to_path_buf).unwrap_or_default();
-        let missing = crate::check::check_model_files(&generated.graph, |model_path| {
-            let resolved = dir.join(model_path);
-            if resolved.is_file() {
-                crate::check::ModelFile::Found
-            } else {
-                crate::check::ModelFile::Missing { resolved: resolved.display().to_string() }
-            }
-        });
+        let missing =
+            crate::check::model_files::check_model_files(&generated.graph, &crate::surroundings::GraphFolder(&dir));
         if !missing.is_empty() {
             let rendered = report::render_human(&name, &text, &missing, Style::PLAIN);
             return Err(BuildError::Diagnostics { diagnostics: missing, rendered });

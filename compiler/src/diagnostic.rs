@@ -62,6 +62,10 @@ codes! {
     UnknownModel => "unknown_model", "A route names a shared model (`model NAME = ...`) the graph does not declare.";
     ModelWithoutPath => "model_without_path", "A model route without model_path.";
     ModelNotFound => "model_not_found", "A model route whose model_path names no file (checked by the CLI and build.rs).";
+    OnnxUnreadable => "onnx_unreadable", "A `kind = onnx` model whose file is not an ONNX model.";
+    OnnxOperator => "onnx_operator", "An ONNX model that uses operators tract does not run.";
+    OnnxSignature => "onnx_signature", "An ONNX model whose inputs or outputs are not tensors of rows, or whose inputs are not numbers.";
+    ModelInputMismatch => "model_input_mismatch", "An ONNX model route fed a body its model's inputs do not take.";
     InvalidWeights => "invalid_weights", "Ensemble weights that are negative, all zero, or name unknown routes.";
     TypeMismatch => "type_mismatch", "A step receives a body of a type it does not accept.";
     InvalidPath => "invalid_path", "An input_path or result_path that cannot exist on the body's record type.";

@@ -397,7 +397,7 @@ fn describe_route(graph: &ir::Graph, name_span: Span) -> Option<String> {
         let what = match &route.kind {
             ir::RouteKind::Model(model) => {
                 let what = match &model.model_path {
-                    Some(path) => format!("model `{}` from `{path}`", model.describe()),
+                    Some(path) => format!("model `{}` from `{}`", model.describe(), path.path),
                     None => format!("model `{}`", model.describe()),
                 };
                 match &model.shared {

@@ -140,6 +140,8 @@ pub struct QueuePlan {
 pub enum RuntimeFeature {
     /// smartcore models on routes (not a user's own model types).
     Models,
+    /// ONNX models on routes, run by tract.
+    Onnx,
     /// `$remote` steps: an HTTP client.
     Remote,
     /// Stream queues, stream triggers, answers streams and a Redis error stream.
@@ -153,6 +155,7 @@ impl RuntimeFeature {
     pub fn name(self) -> &'static str {
         match self {
             RuntimeFeature::Models => "models",
+            RuntimeFeature::Onnx => "onnx",
             RuntimeFeature::Remote => "remote",
             RuntimeFeature::Streams => "streams",
             RuntimeFeature::Schedule => "schedule",
@@ -732,7 +735,7 @@ pub struct Model {
     /// What the route serves.
     pub source: ModelSource,
     /// The file it loads, relative to the graph file; a model type of the user's may load none.
-    pub model_path: Option<String>,
+    pub model_path: Option<ModelPath>,
     /// Dynamic batching of its predictions, when asked (`batch_size`).
     pub batching: Option<Batching>,
     /// Calls of the model at once (`instances`), each on a thread of the route's own; `None`:
@@ -749,6 +752,16 @@ impl Model {
     pub fn scheduled(&self) -> bool {
         self.batching.is_some() || self.instances.is_some()
     }
+}
+
+/// `model_path = "..."`: the file a model loads, and where the graph names it (what a missing or
+/// unreadable file's diagnostic points at).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelPath {
+    /// The path as written, relative to the graph file.
+    pub path: String,
+    /// The string in the source.
+    pub span: Span,
 }
 
 /// `batch_size = N, batch_delay_ms = D` on a model route: concurrent requests predicted in one
@@ -771,6 +784,9 @@ impl Batching {
 pub enum ModelSource {
     /// A smartcore estimator: `model(kind = ..., model_path = "...")`.
     Smartcore(ModelKind),
+    /// An ONNX model file, run by tract: `model(kind = onnx, model_path = "...")`; its signature
+    /// is checked against the graph by `graphc check` (`crate::onnx`).
+    Onnx,
     /// A model type of the user's: `model(new path::Type(args), ...)`, its arguments checked
     /// constants.
     User {
@@ -786,6 +802,7 @@ impl Model {
     pub fn describe(&self) -> String {
         match &self.source {
             ModelSource::Smartcore(kind) => kind.name().to_string(),
+            ModelSource::Onnx => "onnx".to_string(),
             ModelSource::User { path, .. } => path.clone(),
         }
     }

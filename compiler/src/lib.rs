@@ -16,6 +16,7 @@ pub mod diagnostic;
 pub mod format;
 pub mod ide;
 pub mod ir;
+pub mod onnx;
 pub mod render;
 pub mod report;
 pub mod rust_names;

@@ -4,6 +4,7 @@
 //! server all call [`check`], so that each reports what the others do.
 
 use crate::check::handler_crate::{HandlerCrate, check_handler_paths};
+use crate::check::model_files::{Missing, ModelFiles, check_model_files};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::ir;
 use std::path::{Path, PathBuf};
@@ -32,14 +33,7 @@ pub struct Surroundings {
 /// `handlers = "..."` (relative to the graph's file).
 pub fn check(graph_file: &Path, graph: &ir::Graph, handlers: Option<&Path>) -> Surroundings {
     let dir = graph_dir(graph_file);
-    let mut diagnostics = crate::check::check_model_files(graph, |model_path| {
-        let resolved = dir.join(model_path);
-        if resolved.is_file() {
-            crate::check::ModelFile::Found
-        } else {
-            crate::check::ModelFile::Missing { resolved: resolved.display().to_string() }
-        }
-    });
+    let mut diagnostics = check_model_files(graph, &GraphFolder(&dir));
     let (folder, span) = match (handlers, &graph.handlers) {
         (Some(flag), _) => (Some(flag.to_path_buf()), None),
         (None, Some(setting)) => (Some(dir.join(&setting.path)), Some(setting.span)),
@@ -104,6 +98,32 @@ fn schedules_that_have_ended(graph: &ir::Graph, now: chrono::DateTime<chrono::Ut
             _ => None,
         })
         .collect()
+}
+
+/// A graph's folder, where its model files are: what [`check_model_files`] reads.
+pub struct GraphFolder<'d>(pub &'d Path);
+
+impl GraphFolder<'_> {
+    fn missing(&self, model_path: &str, reason: String) -> Missing {
+        Missing { resolved: self.0.join(model_path).display().to_string(), reason }
+    }
+}
+
+impl ModelFiles for GraphFolder<'_> {
+    fn exists(&self, model_path: &str) -> Result<(), Missing> {
+        if self.0.join(model_path).is_file() {
+            Ok(())
+        } else {
+            Err(self.missing(model_path, "does not exist".to_string()))
+        }
+    }
+
+    fn read(&self, model_path: &str) -> Result<Vec<u8>, Missing> {
+        std::fs::read(self.0.join(model_path)).map_err(|error| match error.kind() {
+            std::io::ErrorKind::NotFound => self.missing(model_path, "does not exist".to_string()),
+            _ => self.missing(model_path, format!("cannot be read: {error}")),
+        })
+    }
 }
 
 /// The folder a graph's relative paths start from.

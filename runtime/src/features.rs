@@ -23,6 +23,26 @@ macro_rules! __graphc_require_models {
     };
 }
 
+/// Nothing: this build has the `onnx` feature.
+#[cfg(feature = "onnx")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __graphc_require_onnx {
+    () => {};
+}
+
+/// A compile error: this build lacks the `onnx` feature.
+#[cfg(not(feature = "onnx"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __graphc_require_onnx {
+    () => {
+        ::core::compile_error!(
+            "this graph serves ONNX models (`model(kind = onnx, ...)`): enable graphc-runtime's `onnx` feature"
+        );
+    };
+}
+
 /// Nothing: this build has the `remote` feature.
 #[cfg(feature = "remote")]
 #[doc(hidden)]

@@ -100,6 +100,8 @@ pub mod __private {
         schedule_trigger, stream_source, stream_trigger, stream_writer,
     };
     pub use crate::mock::MockServer;
+    #[cfg(feature = "onnx")]
+    pub use crate::model::OnnxModel;
     #[cfg(feature = "models")]
     pub use crate::model::SmartcoreModel;
     pub use crate::model::{Model, ModelKind, Schedule};
@@ -117,8 +119,9 @@ pub mod __private {
     pub use crate::streaming::{Collect, StreamNode, body_chunks, typed_chunks};
     pub use crate::trigger::{Trigger, When};
     pub use crate::{
-        __graphc_require_models as require_models, __graphc_require_remote as require_remote,
-        __graphc_require_schedule as require_schedule, __graphc_require_streams as require_streams,
+        __graphc_require_models as require_models, __graphc_require_onnx as require_onnx,
+        __graphc_require_remote as require_remote, __graphc_require_schedule as require_schedule,
+        __graphc_require_streams as require_streams,
     };
     pub use serde;
     pub use serde_json;

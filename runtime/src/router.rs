@@ -63,9 +63,10 @@ pub struct Router {
     routes: Vec<(String, Route)>,
     /// One per route, in the same order.
     meters: Vec<crate::metrics::Meter>,
-    /// Each model route's answering output (its name and datatype), asked of the model once
-    /// rather than per request.
-    answers_with: Vec<Option<TensorSpec>>,
+    /// Each model route's outputs (names and datatypes), asked of the model once rather than
+    /// per request; none for a step.
+    answers_with: Vec<Vec<TensorSpec>>,
+
     mode: Mode,
     /// `{health_prefix}/live` and `/ready`, answered without a route.
     health: [String; 2],
@@ -77,6 +78,12 @@ pub struct Router {
     /// A parallel run's selector: the names of the routes to run for an event.
     selector: Option<Box<Selector>>,
 }
+
+/// What an ensemble answers with, its vote: classes (INT64), or averaged numbers (FP64) for a
+/// regression.
+static VOTES: std::sync::LazyLock<[[TensorSpec; 1]; 2]> = std::sync::LazyLock::new(|| {
+    [[TensorSpec::new(DEFAULT_OUTPUT, "INT64", vec![-1])], [TensorSpec::new(DEFAULT_OUTPUT, "FP64", vec![-1])]]
+});
 
 /// What chooses a parallel run's routes per event: a route's name or an array of them.
 type Selector = dyn Fn(&Event, &Context) -> Result<Value, StepError> + Send + Sync;
@@ -124,10 +131,11 @@ impl Router {
             answers_with: routes
                 .iter()
                 .map(|(_, route)| match route {
-                    Route::Model(model) => model.outputs().into_iter().next(),
-                    Route::Step(_) => None,
+                    Route::Model(model) => model.outputs(),
+                    Route::Step(_) => Vec::new(),
                 })
                 .collect(),
+
             routes,
             mode,
             health: paths::health(paths::HEALTH),
@@ -513,12 +521,8 @@ impl Router {
                         let deadline = event.deadline;
                         let (outputs, form, width) =
                             predict(model.as_ref(), std::mem::take(&mut event.body), deadline)?;
-                        let (output_name, datatype) = self
-                            .answers_with
-                            .get(index)
-                            .and_then(Option::as_ref)
-                            .map_or((DEFAULT_OUTPUT, "BYTES"), |o| (o.name.as_str(), o.datatype.as_str()));
-                        let answerer = Answerer { name, version, output: (output_name, datatype) };
+                        let outputs_declared = self.answers_with.get(index).map_or(&[][..], Vec::as_slice);
+                        let answerer = Answerer { name, version, outputs: outputs_declared };
                         Ok(Answer::Infer(InferAnswer::new(event, answerer, outputs, form, width)))
                     }
                 };
@@ -542,8 +546,7 @@ impl Router {
                     predictions.push(outputs);
                 }
                 let outputs = vote(&predictions, weights, *regression)?;
-                let datatype = if *regression { "FP64" } else { "INT64" };
-                let answerer = Answerer { name, version, output: (DEFAULT_OUTPUT, datatype) };
+                let answerer = Answerer { name, version, outputs: &VOTES[usize::from(*regression)] };
                 let rows = outputs.len();
                 Ok(Answer::Infer(InferAnswer::new(event, answerer, outputs, form, rows)))
             }
@@ -666,7 +669,13 @@ pub fn vote(predictions: &[Vec<Value>], weights: &[f64], regression: bool) -> Re
     }
     (0..rows)
         .map(|row| {
-            let votes = predictions.iter().zip(weights).map(|(p, w)| (p.get(row).and_then(Value::as_f64), *w));
+            // A model of several outputs votes with the first by name (a classifier's `label`
+            // before its `probabilities`).
+            let first = |value: &Value| match value {
+                Value::Object(fields) => fields.values().next().and_then(Value::as_f64),
+                other => other.as_f64(),
+            };
+            let votes = predictions.iter().zip(weights).map(|(p, w)| (p.get(row).and_then(first), *w));
             if regression {
                 let (sum, total) = votes.fold((0.0, 0.0), |(sum, total), (value, weight)| {
                     (sum + value.unwrap_or(0.0) * weight, total + weight)

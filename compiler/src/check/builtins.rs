@@ -253,8 +253,8 @@ impl<'a> Checker<'a> {
         let args = self.named_args(call, MODEL_ARGS);
         // A misspelt argument is the mistake; that the right one is missing follows from it.
         let arguments_clean = self.diagnostics.len() == before;
-        let kind_names = || ModelKind::ALL.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ");
-        let mut kind = None;
+        let kind_names = || model_kind_names().collect::<Vec<_>>().join(", ");
+        let mut source = None;
         let mut model_path = None;
         let batching = self.batching(&args, call.span);
         let instances = self.instances(&args);
@@ -262,21 +262,22 @@ impl<'a> Checker<'a> {
             match name {
                 "batch_size" | "batch_delay_ms" | "instances" => {}
                 "kind" => match &value.kind {
+                    ExprKind::Name(ident) if ident.name == ONNX_KIND => source = Some(ir::ModelSource::Onnx),
                     ExprKind::Name(ident) => match ModelKind::ALL.iter().find(|(_, n)| *n == ident.name) {
-                        Some((found, _)) => kind = Some(*found),
+                        Some((found, _)) => source = Some(ir::ModelSource::Smartcore(*found)),
                         None => {
-                            let help = did_you_mean(&ident.name, ModelKind::ALL.iter().map(|(_, n)| *n))
+                            let help = did_you_mean(&ident.name, model_kind_names())
                                 .unwrap_or_else(|| format!("one of: {}", kind_names()));
                             self.report(
                                 Diagnostic::error(
                                     Code::InvalidValue,
                                     format!("unknown model kind `{}`", ident.name),
                                     ident.span,
-                                    "not a smartcore model graphc serves",
+                                    "not a kind of model graphc serves",
                                 )
                                 .with_help(help),
                             );
-                            kind = Some(ModelKind::LogisticRegression);
+                            source = Some(ir::ModelSource::Smartcore(ModelKind::LogisticRegression));
                         }
                     },
                     _ => {
@@ -285,31 +286,17 @@ impl<'a> Checker<'a> {
                                 Code::InvalidValue,
                                 "`kind` takes a model kind name",
                                 value.span,
-                                "expected a name such as `logistic_regression`",
+                                "expected a name such as `logistic_regression` or `onnx`",
                             )
                             .with_help(format!("one of: {}", kind_names())),
                         );
-                        kind = Some(ModelKind::LogisticRegression);
+                        source = Some(ir::ModelSource::Smartcore(ModelKind::LogisticRegression));
                     }
                 },
-                _ => match &value.kind {
-                    ExprKind::Str(path) if !path.is_empty() => model_path = Some(path.clone()),
-                    _ => {
-                        self.report(
-                            Diagnostic::error(
-                                Code::InvalidValue,
-                                "`model_path` takes a non-empty string",
-                                value.span,
-                                "expected a path",
-                            )
-                            .with_help("write `model_path = \"models/<file>.json\"`, relative to the graph file"),
-                        );
-                        model_path = Some(String::new());
-                    }
-                },
+                _ => model_path = Some(self.model_path(value)),
             }
         }
-        if kind.is_none() && arguments_clean {
+        if source.is_none() && arguments_clean {
             self.report(
                 Diagnostic::error(
                     Code::MissingArgument,
@@ -332,11 +319,30 @@ impl<'a> Checker<'a> {
             );
         }
         ir::Model {
-            source: ir::ModelSource::Smartcore(kind.unwrap_or(ModelKind::LogisticRegression)),
-            model_path: Some(model_path.unwrap_or_default()),
+            source: source.unwrap_or(ir::ModelSource::Smartcore(ModelKind::LogisticRegression)),
+            model_path: Some(model_path.unwrap_or(ir::ModelPath { path: String::new(), span: call.span })),
             batching,
             instances,
             shared: None,
+        }
+    }
+
+    /// `model_path = "..."`: a non-empty string.
+    fn model_path(&mut self, value: &ast::Expr) -> ir::ModelPath {
+        match &value.kind {
+            ExprKind::Str(path) if !path.is_empty() => ir::ModelPath { path: path.clone(), span: value.span },
+            _ => {
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        "`model_path` takes a non-empty string",
+                        value.span,
+                        "expected a path",
+                    )
+                    .with_help("write `model_path = \"models/<file>.json\"`, relative to the graph file"),
+                );
+                ir::ModelPath { path: String::new(), span: value.span }
+            }
         }
     }
 
@@ -370,7 +376,9 @@ impl<'a> Checker<'a> {
                 continue;
             }
             match &value.kind {
-                ExprKind::Str(path) if !path.is_empty() => model_path = Some(path.clone()),
+                ExprKind::Str(path) if !path.is_empty() => {
+                    model_path = Some(ir::ModelPath { path: path.clone(), span: value.span })
+                }
                 _ => self.report(
                     Diagnostic::error(
                         Code::InvalidValue,
@@ -1058,4 +1066,12 @@ fn argument_given_twice(name: &ast::Ident) -> Diagnostic {
 fn normalised(weights: Vec<f64>) -> Vec<f64> {
     let sum: f64 = weights.iter().sum();
     if sum > 0.0 { weights.iter().map(|w| w / sum).collect() } else { weights }
+}
+
+/// `kind = onnx`: a model file run by tract, not a smartcore estimator.
+const ONNX_KIND: &str = "onnx";
+
+/// Every name `kind` takes: smartcore's estimators, then `onnx`.
+pub(crate) fn model_kind_names() -> impl Iterator<Item = &'static str> {
+    ModelKind::ALL.iter().map(|(_, name)| *name).chain([ONNX_KIND])
 }

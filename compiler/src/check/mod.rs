@@ -7,6 +7,7 @@
 mod builtins;
 mod graph;
 pub mod handler_crate;
+pub mod model_files;
 mod names;
 mod plan;
 mod resolve;
@@ -80,56 +81,6 @@ pub fn analyze(graph: &ast::Graph) -> Analysis {
         Ok(Checked { graph, warnings: diagnostics })
     };
     Analysis { outcome, references }
-}
-
-/// Whether a model file is where a graph says, as the caller found it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModelFile {
-    /// It is there.
-    Found,
-    /// It is not: the path as resolved, which the diagnostic shows.
-    Missing {
-        /// Where it was looked for.
-        resolved: String,
-    },
-}
-
-/// The model files a checked graph names, each looked for by `find` (which the caller gives: the
-/// core does no IO); a missing one becomes a diagnostic at the route. The CLI and build.rs
-/// resolve from the graph file's folder, as the runtime loads them.
-pub fn check_model_files(graph: &ir::Graph, find: impl Fn(&str) -> ModelFile) -> Vec<Diagnostic> {
-    // A shared model's file is looked for once, at its declaration, not at each route naming it.
-    let shared = graph.shared_models.iter().filter_map(|shared| {
-        let path = shared.model.model_path.as_deref()?;
-        Some((format!("model `{}`", shared.name), path, shared.impl_span))
-    });
-    let routes = graph.nodes.iter().filter_map(|node| match &node.kind {
-        ir::NodeKind::Router(router) => Some(router.routes.iter()),
-        _ => None,
-    });
-    let routes = routes.flatten().filter_map(|route| match &route.kind {
-        ir::RouteKind::Model(ir::Model { model_path: Some(path), shared: None, .. }) => {
-            Some((format!("route `{}`", route.name), path.as_str(), route.impl_span))
-        }
-        _ => None,
-    });
-    shared
-        .chain(routes)
-        .filter_map(|(owner, model_path, span)| match find(model_path) {
-            ModelFile::Found => None,
-            ModelFile::Missing { resolved } => Some(
-                Diagnostic::error(
-                    diagnostic::Code::ModelNotFound,
-                    format!("model file `{model_path}` of {owner} does not exist"),
-                    span,
-                    format!("looked for {resolved}"),
-                )
-                .with_help(
-                    "model_path is relative to the graph's file; train and save the model there, or fix the path",
-                ),
-            ),
-        })
-        .collect()
 }
 
 /// Every cycle among `count` nodes whose edges `successors` gives, each once (whatever node it

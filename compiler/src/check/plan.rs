@@ -313,9 +313,11 @@ fn runtime_features(graph: &crate::ir::Graph) -> Vec<RuntimeFeature> {
             RouteKind::Model(_) => None,
         }))
     };
-    let models = routes().flatten().any(|route| {
-        matches!(&route.kind, RouteKind::Model(crate::ir::Model { source: ModelSource::Smartcore(_), .. }))
-    });
+    let serves = |wanted: fn(&ModelSource) -> bool| {
+        routes().flatten().any(|route| matches!(&route.kind, RouteKind::Model(model) if wanted(&model.source)))
+    };
+    let models = serves(|source| matches!(source, ModelSource::Smartcore(_)));
+    let onnx = serves(|source| matches!(source, ModelSource::Onnx));
     let remote = kinds().any(|kind| matches!(kind, NodeKind::Remote(_)));
     let streams = graph.nodes.iter().any(|node| node.kind.is_stream_queue())
         || matches!(graph.error_stream, Some(crate::ir::ErrorStream::Stream { .. }))
@@ -328,6 +330,7 @@ fn runtime_features(graph: &crate::ir::Graph) -> Vec<RuntimeFeature> {
     });
     [
         (RuntimeFeature::Models, models),
+        (RuntimeFeature::Onnx, onnx),
         (RuntimeFeature::Remote, remote),
         (RuntimeFeature::Streams, streams),
         (RuntimeFeature::Schedule, schedule),

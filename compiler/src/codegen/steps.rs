@@ -145,7 +145,7 @@ impl Generator<'_> {
         let route_name = Literal::string(name);
         let model_path = match &model.model_path {
             Some(path) => {
-                let path = Literal::string(path);
+                let path = Literal::string(&path.path);
                 quote!(::std::option::Option::Some(#path))
             }
             None => quote!(::std::option::Option::None),
@@ -170,6 +170,9 @@ impl Generator<'_> {
                     options, #route_name, #model_path, #rt::smartcore_args(#rt::ModelKind::#kind)
                 )?)
             }
+            ir::ModelSource::Onnx => quote!(#rt::model_route::<#rt::OnnxModel>(
+                options, #route_name, #model_path, ::std::default::Default::default()
+            )?),
             ir::ModelSource::User { path, args } => {
                 let span = self.user_span(impl_span);
                 let (rt, path) = (rt_at(span), self.user_path(path, span));

@@ -366,3 +366,13 @@ impl OnnxModel {
         described.join(", ")
     }
 }
+
+impl OnnxModel {
+    /// The ONNX operators this build of tract runs, by name (`op_type`), sorted: what
+    /// `graphc check` holds a model's operators against.
+    pub fn operators() -> Vec<String> {
+        let mut names: Vec<String> = tract_onnx::onnx().op_register.0.into_keys().collect();
+        names.sort();
+        names
+    }
+}

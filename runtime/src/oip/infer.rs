@@ -241,8 +241,8 @@ pub(crate) struct InferAnswer<'r> {
 enum Outputs<'r> {
     /// One prediction per row, as MLRun answers `{"inputs": [...]}`.
     Loose(Vec<Value>),
-    /// One output tensor, as the protocol answers tensors.
-    Tensor([TensorOutput<'r>; 1]),
+    /// A tensor per output, as the protocol answers tensors.
+    Tensor(Vec<TensorOutput<'r>>),
 }
 
 #[derive(serde::Serialize)]
@@ -250,7 +250,7 @@ struct TensorOutput<'r> {
     data: Vec<Value>,
     datatype: Datatype,
     name: &'r str,
-    shape: [usize; 1],
+    shape: Vec<usize>,
 }
 
 /// Whether `value` is an element of a `datatype` tensor, as the codecs write one.
@@ -304,26 +304,57 @@ fn answered_datatype(model: &str, output: &str, declared: &str, outputs: &[Value
     actual
 }
 
-/// Who answers, and as which output.
+/// Who answers, and as which outputs.
 pub(crate) struct Answerer<'r> {
     /// The model's name.
     pub name: &'r str,
     /// The version answered, if any.
     pub version: Option<String>,
-    /// The answering output's name and datatype.
-    pub output: (&'r str, &'r str),
+    /// The model's outputs as it declares them: one answers with each row's value; several
+    /// with each row an object of them by name.
+    pub outputs: &'r [TensorSpec],
 }
+
+/// What a model that declares no output answers as.
+static UNDECLARED: std::sync::LazyLock<[TensorSpec; 1]> =
+    std::sync::LazyLock::new(|| [TensorSpec::new(crate::model::DEFAULT_OUTPUT, "BYTES", vec![-1])]);
 
 impl<'r> InferAnswer<'r> {
     /// `outputs`, one per row of the request, in the request's form: the request's `id` echoed
-    /// (else the event's), one tensor of `[rows]` for a tensor request.
+    /// (else the event's); for a tensor request, a tensor per declared output of `[rows, ...]`
+    /// (each row's value's own dimensions after the rows, its data flattened, as the protocol
+    /// writes tensors).
     pub fn new(event: &Event, answerer: Answerer<'r>, outputs: Vec<Value>, form: Form, rows: usize) -> Self {
-        let (output, datatype) = answerer.output;
+        let declared = if answerer.outputs.is_empty() { &UNDECLARED[..] } else { answerer.outputs };
         let (request_id, outputs) = match form {
             Form::Loose { request_id } => (request_id, Outputs::Loose(outputs)),
             Form::Tensor { request_id } => {
-                let datatype = answered_datatype(answerer.name, output, datatype, &outputs);
-                (request_id, Outputs::Tensor([TensorOutput { data: outputs, datatype, name: output, shape: [rows] }]))
+                let tensor = |spec: &'r TensorSpec, values: Vec<Value>| {
+                    let (shape, data) = tensor_of(values, rows);
+                    let datatype = answered_datatype(answerer.name, &spec.name, &spec.datatype, &data);
+                    TensorOutput { data, datatype, name: &spec.name, shape }
+                };
+                let split = declared.len() > 1 && outputs.iter().all(Value::is_object);
+                let tensors = match declared {
+                    [first, ..] if !split => vec![tensor(first, outputs)],
+                    _ => {
+                        let mut rows: Vec<Map<String, Value>> = outputs
+                            .into_iter()
+                            .map(|row| match row {
+                                Value::Object(fields) => fields,
+                                _ => Map::new(),
+                            })
+                            .collect();
+                        declared
+                            .iter()
+                            .map(|spec| {
+                                let column = rows.iter_mut().map(|row| row.remove(&spec.name).unwrap_or(Value::Null));
+                                tensor(spec, column.collect())
+                            })
+                            .collect()
+                    }
+                };
+                (request_id, Outputs::Tensor(tensors))
             }
         };
         InferAnswer {
@@ -332,6 +363,44 @@ impl<'r> InferAnswer<'r> {
             model_version: answerer.version,
             outputs,
         }
+    }
+}
+
+/// A tensor's shape and flat data from its rows: `[rows]` and the rows as they are, or, when
+/// every row is an array of the same dimensions, `[rows, ...]` and every element in row-major
+/// order.
+fn tensor_of(values: Vec<Value>, rows: usize) -> (Vec<usize>, Vec<Value>) {
+    fn dims(value: &Value) -> Option<Vec<usize>> {
+        match value {
+            Value::Array(items) => {
+                let inner = match items.first() {
+                    Some(first) => dims(first)?,
+                    None => Vec::new(),
+                };
+                if items.iter().skip(1).any(|item| dims(item).as_ref() != Some(&inner)) {
+                    return None;
+                }
+                Some(std::iter::once(items.len()).chain(inner).collect())
+            }
+            Value::Object(_) => None,
+            _ => Some(Vec::new()),
+        }
+    }
+    fn flatten(value: Value, out: &mut Vec<Value>) {
+        match value {
+            Value::Array(items) => items.into_iter().for_each(|item| flatten(item, out)),
+            other => out.push(other),
+        }
+    }
+    let inner =
+        values.first().and_then(dims).filter(|inner| values.iter().skip(1).all(|v| dims(v).as_ref() == Some(inner)));
+    match inner {
+        Some(inner) if !inner.is_empty() => {
+            let mut data = Vec::with_capacity(rows * inner.iter().product::<usize>());
+            values.into_iter().for_each(|value| flatten(value, &mut data));
+            (std::iter::once(rows).chain(inner).collect(), data)
+        }
+        _ => (vec![rows], values),
     }
 }
 
@@ -405,7 +474,8 @@ mod tests {
     fn a_tensor_answer_says_what_its_data_is_when_the_declaration_is_wrong() {
         let event = Event::new(json!(null));
         let answer = |declared: &'static str, outputs: Vec<Value>| {
-            let answerer = Answerer { name: "m", version: None, output: ("predict", declared) };
+            let spec = [TensorSpec::new("predict", declared, vec![-1])];
+            let answerer = Answerer { name: "m", version: None, outputs: &spec };
             let form = Form::Tensor { request_id: None };
             let rows = outputs.len();
             serde_json::to_value(InferAnswer::new(&event, answerer, outputs, form, rows)).unwrap()["outputs"][0]
