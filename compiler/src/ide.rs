@@ -8,7 +8,7 @@
 
 use crate::check::{self, Reference, vocabulary};
 use crate::diagnostic::Diagnostic;
-use crate::ir::{self, ModelKind, NodeKind, Placement};
+use crate::ir::{self, NodeKind, Placement};
 use crate::source::Span;
 use crate::syntax::lexer::{LexError, Token as Lexed};
 use crate::syntax::{self, ast};
@@ -259,7 +259,7 @@ impl Analysis {
                 words(vocabulary::ROUTER_OPTIONS, CompletionKind::Property, "router option");
             }
             Context::ModelKinds => {
-                let kinds: Vec<&str> = ModelKind::ALL.iter().map(|(_, name)| *name).collect();
+                let kinds: Vec<&str> = crate::check::model_kind_names().collect();
                 words(&kinds, CompletionKind::Value, "model kind");
             }
             Context::Types => {

@@ -907,15 +907,14 @@ fn every_code_is_documented_and_shown_by_a_fail_fixture() {
         .map(|text| text.lines().next().unwrap_or_default().to_string())
         .collect();
     // Codes no single file shows: warnings (a fail fixture holds an error), IO, rustc's errors
-    // (built with cargo in `graphc_test_runs_the_examples_test_blocks`), model files (the CLI
-    // checks them), and graphc's own bugs.
+    // (built with cargo in `graphc_test_runs_the_examples_test_blocks`), handler crates, and
+    // graphc's own bugs.
     let not_in_the_corpus = [
         "graphc::unreachable",
         "graphc::no_responder",
         "graphc::unused_function",
         "graphc::io",
         "graphc::rustc",
-        "graphc::model_not_found",
         "graphc::unknown_handler_item",
         "graphc::handler_arguments",
         "graphc::handler_crate_not_found",

@@ -16,6 +16,8 @@ mod types;
 mod values;
 pub mod vocabulary;
 
+pub(crate) use builtins::model_kind_names;
+
 use crate::diagnostic::{self, Diagnostic};
 use crate::ir::{self, NodeId};
 use crate::source::Span;

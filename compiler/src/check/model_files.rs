@@ -263,3 +263,212 @@ fn literal_rows(body: &Expr) -> Vec<usize> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::proto::*;
+    use prost::Message;
+
+    /// A tensor value of `elem_type` with dimensions (`None`: a named size that varies).
+    fn tensor(name: &str, elem_type: i32, dims: &[Option<i64>]) -> ValueInfoProto {
+        let dim = dims
+            .iter()
+            .map(|d| match d {
+                Some(size) => Dimension { dim_value: Some(*size), dim_param: None },
+                None => Dimension { dim_value: None, dim_param: Some("N".into()) },
+            })
+            .collect();
+        ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto {
+                tensor_type: Some(TensorTypeProto { elem_type, shape: Some(TensorShapeProto { dim }) }),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn node(op_type: &str, domain: &str) -> NodeProto {
+        NodeProto { op_type: op_type.into(), domain: domain.into(), ..Default::default() }
+    }
+
+    /// A model file of these operators, inputs and outputs.
+    fn file(nodes: Vec<NodeProto>, input: Vec<ValueInfoProto>, output: Vec<ValueInfoProto>) -> Vec<u8> {
+        ModelProto {
+            ir_version: 8,
+            producer_name: "test".into(),
+            graph: Some(GraphProto { node: nodes, input, output, ..Default::default() }),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    fn classifier() -> Vec<u8> {
+        file(
+            vec![node("TreeEnsembleClassifier", "ai.onnx.ml")],
+            vec![tensor("features", 1, &[None, Some(4)])],
+            vec![tensor("label", 7, &[None]), tensor("probabilities", 1, &[None, Some(3)])],
+        )
+    }
+
+    /// A folder of files by path.
+    struct Files(Vec<(&'static str, Vec<u8>)>);
+
+    impl ModelFiles for Files {
+        fn exists(&self, model_path: &str) -> Result<(), Missing> {
+            self.read(model_path).map(|_| ())
+        }
+        fn read(&self, model_path: &str) -> Result<Vec<u8>, Missing> {
+            self.0
+                .iter()
+                .find(|(path, _)| *path == model_path)
+                .map(|(_, bytes)| bytes.clone())
+                .ok_or_else(|| Missing { resolved: format!("/graphs/{model_path}"), reason: "does not exist".into() })
+        }
+    }
+
+    fn codes(graph: &str, files: Files) -> Vec<(Code, String)> {
+        let checked = crate::check_source(graph).unwrap_or_else(|d| panic!("{d:#?}"));
+        check_model_files(&checked.graph, &files).into_iter().map(|d| (d.code, d.message)).collect()
+    }
+
+    fn router(route: &str) -> String {
+        format!("graph g {{ topology = router; router r = model {{ {route} }} }}")
+    }
+
+    #[test]
+    fn a_signature_is_read_from_the_file() {
+        let signature = Signature::read(&classifier()).unwrap();
+        assert_eq!(signature.describe_inputs(), "`features` (FP32 [-1, 4])");
+        assert_eq!(signature.width(), Some(4));
+        assert_eq!(signature.outputs[1].to_string(), "`probabilities` (FP32 [-1, 3])");
+        assert!(signature.unsupported().is_empty());
+        assert_eq!(signature.producer.as_deref(), Some("test"));
+    }
+
+    #[test]
+    fn the_operator_table_is_sorted_for_its_search() {
+        assert!(crate::onnx::OPERATORS.windows(2).all(|pair| pair[0] < pair[1]));
+    }
+
+    #[test]
+    fn a_file_that_is_not_onnx_is_said_so() {
+        assert!(Signature::read(b"{\"kind\": \"logistic_regression\"}").is_err());
+        let found = codes(
+            &router("route m = model(kind = onnx, model_path = \"m.onnx\");"),
+            Files(vec![("m.onnx", b"not a model".to_vec())]),
+        );
+        assert!(matches!(found.as_slice(), [(Code::OnnxUnreadable, _)]), "{found:?}");
+    }
+
+    #[test]
+    fn a_servable_model_fed_rows_of_its_width_passes() {
+        let graph = "graph g { router r = model { route m = model(kind = onnx, model_path = \"m.onnx\"); } }";
+        assert_eq!(codes(graph, Files(vec![("m.onnx", classifier())])), []);
+    }
+
+    #[test]
+    fn operators_tract_does_not_run_are_named() {
+        let bytes = file(
+            vec![node("TreeEnsembleRegressor", "ai.onnx.ml"), node("Add", ""), node("NoSuchOp", "")],
+            vec![tensor("x", 1, &[None, Some(2)])],
+            vec![tensor("y", 1, &[None, Some(1)])],
+        );
+        let found =
+            codes(&router("route m = model(kind = onnx, model_path = \"m.onnx\");"), Files(vec![("m.onnx", bytes)]));
+        let [(Code::OnnxOperator, message)] = found.as_slice() else { panic!("{found:?}") };
+        assert!(
+            message.ends_with("uses operators graphc cannot run: `TreeEnsembleRegressor` (ai.onnx.ml), `NoSuchOp`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn inputs_of_text_and_values_that_are_not_tensors_of_rows_are_refused() {
+        let text = file(vec![], vec![tensor("words", 8, &[None, Some(1)])], vec![tensor("y", 7, &[None])]);
+        let varying = file(vec![], vec![tensor("image", 1, &[None, None])], vec![tensor("y", 7, &[None])]);
+        let mut sequence = tensor("probabilities", 1, &[]);
+        sequence.r#type = Some(TypeProto { sequence_type: Some(Nothing {}), ..Default::default() });
+        let sequence = file(vec![], vec![tensor("x", 1, &[None, Some(2)])], vec![sequence]);
+        for (bytes, expected) in [
+            (text, "input `words` is BYTES, not numbers"),
+            (varying, "input `image` (FP32 [-1, -1]) varies in a dimension after the rows"),
+            (sequence, "output `probabilities` is a sequence or a map, not a tensor"),
+        ] {
+            let found = codes(
+                &router("route m = model(kind = onnx, model_path = \"m.onnx\");"),
+                Files(vec![("m.onnx", bytes)]),
+            );
+            let [(Code::OnnxSignature, message)] = found.as_slice() else { panic!("{found:?}") };
+            assert!(message.ends_with(expected), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_zip_map_is_read_as_the_probabilities_it_wraps() {
+        let mut zip_map = node("ZipMap", "ai.onnx.ml");
+        zip_map.output = vec!["output_probability".into()];
+        zip_map.attribute =
+            vec![AttributeProto { name: "classlabels_int64s".into(), ints: vec![0, 1, 2], ..Default::default() }];
+        let mut sequence = tensor("output_probability", 1, &[]);
+        sequence.r#type = Some(TypeProto { sequence_type: Some(Nothing {}), ..Default::default() });
+        let bytes = file(
+            vec![node("LinearClassifier", "ai.onnx.ml"), zip_map],
+            vec![tensor("x", 1, &[None, Some(4)])],
+            vec![sequence],
+        );
+        let signature = Signature::read(&bytes).unwrap();
+        assert_eq!(signature.outputs[0].to_string(), "`output_probability` (FP32 [-1, 3])");
+        assert!(signature.unsupported().is_empty());
+    }
+
+    #[test]
+    fn a_body_that_is_no_inference_request_is_refused_at_the_route() {
+        let graph = "graph g {
+            topology = flow;
+            record Order { id: str, amount: float }
+            step parse: json -> Order = fn h::parse;
+            router r = model { route m = model(kind = onnx, model_path = \"m.onnx\"); }
+            step done = map(body) { respond; }
+            parse -> r -> done;
+        }";
+        let found = codes(graph, Files(vec![("m.onnx", classifier())]));
+        let [(Code::ModelInputMismatch, message)] = found.as_slice() else { panic!("{found:?}") };
+        assert_eq!(message, "route `m` serves an ONNX model, but its router receives Order, which has no `inputs`");
+    }
+
+    #[test]
+    fn literal_rows_of_the_wrong_width_are_refused_at_the_step_that_writes_them() {
+        let graph = "graph g {
+            topology = flow;
+            step rows = map({ inputs: [[body.a, body.b, body.c]] });
+            router r = model { route m = model(kind = onnx, model_path = \"m.onnx\"); }
+            step done = map(body) { respond; }
+            rows -> r -> done;
+        }";
+        let found = codes(graph, Files(vec![("m.onnx", classifier())]));
+        let [(Code::ModelInputMismatch, message)] = found.as_slice() else { panic!("{found:?}") };
+        assert_eq!(message, "step `rows` sends route `m` rows of 3 values, but its model takes 4");
+        let right = graph.replace("body.c]", "body.c, body.d]");
+        assert_eq!(codes(&right, Files(vec![("m.onnx", classifier())])), []);
+    }
+
+    #[test]
+    fn a_shared_onnx_model_is_read_once_and_checked_at_each_route() {
+        let graph = "graph g {
+            topology = flow;
+            model shared = model(kind = onnx, model_path = \"m.onnx\");
+            step rows = map({ inputs: [[1.0, 2.0]] });
+            router r = model { route a = shared; }
+            step done = map(body) { respond; }
+            rows -> r -> done;
+        }";
+        let found = codes(graph, Files(vec![("m.onnx", classifier())]));
+        assert!(matches!(found.as_slice(), [(Code::ModelInputMismatch, _)]), "{found:?}");
+        let missing = codes(graph, Files(vec![]));
+        assert!(
+            matches!(missing.as_slice(), [(Code::ModelNotFound, m)] if m.contains("of model `shared`")),
+            "{missing:?}"
+        );
+    }
+}

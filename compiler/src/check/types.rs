@@ -464,8 +464,11 @@ impl Checker<'_> {
                     }
                     router.select = Some(ir::Selector::Expr(expr));
                 }
-                (Type::Json, Type::Json, NodeKind::Router(router))
+                (value_in.clone(), Type::Json, NodeKind::Router(router))
             }
+            // A router receives what flows in (which an ONNX route's model is checked against,
+            // check/model_files.rs) and answers JSON.
+            (NodeKind::Router(router), _) => (value_in.clone(), Type::Json, NodeKind::Router(router)),
             (NodeKind::Batch { .. } | NodeKind::Collect, _) => {
                 (value_in.clone(), Type::Array(Box::new(value_in.clone())), self.node(id).kind.clone())
             }
