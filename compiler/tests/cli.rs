@@ -1359,3 +1359,160 @@ fn the_streaming_example_passes_its_tests_and_serves_each_word_as_it_is_produced
         caller.join().expect("each caller's answer is right");
     }
 }
+
+/// The Python of a virtual environment with scikit-learn, skl2onnx, onnxruntime, onnxmltools and
+/// XGBoost: `GRAPHC_ONNX_PYTHON` (scripts/test makes one), else `target/onnx-venv`, made here
+/// from PyPI when missing.
+fn onnx_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("GRAPHC_ONNX_PYTHON") {
+        return PathBuf::from(python);
+    }
+    let venv = workspace().join("target/onnx-venv");
+    let python = venv.join("bin/python");
+    let ready = || {
+        Command::new(&python)
+            .args(["-c", "import sklearn, skl2onnx, onnxruntime, onnxmltools, xgboost"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    if !ready() {
+        if !python.exists() {
+            let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 runs");
+            assert!(made.success(), "python3 -m venv failed");
+        }
+        let installed = Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "scikit-learn", "skl2onnx", "onnxruntime", "onnx", "onnxmltools"])
+            .arg("xgboost-cpu")
+            .status()
+            .expect("pip runs");
+        assert!(installed.success(), "pip install failed");
+    }
+    python
+}
+
+/// One request on its own connection: the status and the JSON answer.
+fn exchange(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("sends");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    let status = answer.get(9..12).and_then(|code| code.parse().ok()).unwrap_or(0);
+    let (_, json) = answer.split_once("\r\n\r\n").unwrap_or_default();
+    (status, serde_json::from_str(json).unwrap_or_else(|_| panic!("not JSON: {answer}")))
+}
+
+/// The models trained afresh in Python, exported to ONNX and served by `graphc serve` from the
+/// example's graph, answer 64 concurrent callers (rows and OIP tensors, one row to twenty, some
+/// refused) as onnxruntime answers the same files: every row's class equal, every probability
+/// within 1e-5.
+#[test]
+fn models_exported_from_python_answer_as_onnxruntime_does_under_concurrent_callers() {
+    let dir = workspace().join("target/graphc-onnx");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a folder");
+    let made = Command::new(onnx_python())
+        .arg(workspace().join("examples/onnx/make_models.py"))
+        .arg(dir.join("models"))
+        .status()
+        .expect("python runs");
+    assert!(made.success(), "make_models.py failed");
+    std::fs::copy(workspace().join("examples/onnx/onnx.graph"), dir.join("onnx.graph")).expect("copies the graph");
+    let graph = "target/graphc-onnx/onnx.graph";
+    let checked = graphc(&["check", graph]);
+    assert_eq!(checked.status.code(), Some(0), "{}", String::from_utf8_lossy(&checked.stderr));
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("models/reference.json")).expect("reference")).expect("JSON");
+    let reference = std::sync::Arc::new(reference);
+
+    let served = serve("onnx_iris", &[graph, "--port", "0"]);
+    let (status, metadata) = exchange(&served.addr, "GET", "/v2/models/logistic", "");
+    assert_eq!(status, 200, "{metadata}");
+    assert_eq!(metadata["inputs"], serde_json::json!([{"name": "features", "datatype": "FP32", "shape": [-1, 4]}]));
+    assert_eq!(
+        metadata["outputs"][1],
+        serde_json::json!({"name": "output_probability", "datatype": "FP32", "shape": [-1, 3]})
+    );
+
+    const MODELS: [&str; 5] = ["logistic", "forest", "boosting", "xgboost", "mlp"];
+    let callers: Vec<_> = (0..64usize)
+        .map(|caller| {
+            let (addr, reference) = (served.addr.clone(), reference.clone());
+            std::thread::spawn(move || {
+                let model = MODELS[caller % MODELS.len()];
+                let path = format!("/v2/models/{model}/infer");
+                let rows: Vec<Vec<f64>> = serde_json::from_value(reference["rows"].clone()).expect("rows");
+                let (first, count) = ((caller * 7) % 130, 1 + caller % 20);
+                let picked = &rows[first..first + count];
+                let tensor = caller % 2 == 1;
+                if caller % 9 == 8 {
+                    // Refused, naming what the model takes: a row too short, or a tensor misnamed.
+                    let body = if tensor {
+                        serde_json::json!({"inputs": [{"name": "pixels", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]})
+                    } else {
+                        serde_json::json!({"inputs": [[1.0, 2.0, 3.0]]})
+                    };
+                    let (status, answer) = exchange(&addr, "POST", &path, &body.to_string());
+                    assert_eq!(status, 422, "caller {caller}: {answer}");
+                    let error = answer["error"].as_str().unwrap_or_default();
+                    assert!(error.contains("features"), "caller {caller}: {error}");
+                    return;
+                }
+                let body = if tensor {
+                    let data: Vec<f64> = picked.concat();
+                    serde_json::json!({"inputs": [{"name": "features", "shape": [count, 4], "datatype": "FP32", "data": data}]})
+                } else {
+                    serde_json::json!({"inputs": picked})
+                };
+                let (status, answer) = exchange(&addr, "POST", &path, &body.to_string());
+                assert_eq!(status, 200, "caller {caller}: {answer}");
+                // Each row's label and probabilities, from either form of answer.
+                let answered: Vec<(i64, Vec<f64>)> = if tensor {
+                    let outputs = answer["outputs"].as_array().expect("tensors");
+                    assert_eq!(outputs.len(), 2, "caller {caller}: {answer}");
+                    assert_eq!(outputs[1]["shape"], serde_json::json!([count, 3]), "caller {caller}");
+                    let labels = outputs[0]["data"].as_array().expect("labels");
+                    let probabilities = outputs[1]["data"].as_array().expect("probabilities");
+                    (0..count)
+                        .map(|row| {
+                            let p = &probabilities[row * 3..row * 3 + 3];
+                            (labels[row].as_i64().unwrap_or(-1), p.iter().filter_map(|v| v.as_f64()).collect())
+                        })
+                        .collect()
+                } else {
+                    answer["outputs"]
+                        .as_array()
+                        .expect("rows")
+                        .iter()
+                        .map(|row| {
+                            let fields: Vec<&serde_json::Value> = row.as_object().expect("an object").values().collect();
+                            let p = fields[1].as_array().expect("probabilities");
+                            (fields[0].as_i64().unwrap_or(-1), p.iter().filter_map(|v| v.as_f64()).collect())
+                        })
+                        .collect()
+                };
+                assert_eq!(answered.len(), count, "caller {caller}: {answer}");
+                let expected = &reference["models"][model];
+                for (offset, (label, probabilities)) in answered.iter().enumerate() {
+                    let row = first + offset;
+                    assert_eq!(Some(*label), expected["label"][row].as_i64(), "caller {caller} {model} row {row}");
+                    let want: Vec<f64> =
+                        expected["probabilities"][row].as_array().expect("row").iter().filter_map(|v| v.as_f64()).collect();
+                    assert_eq!(probabilities.len(), want.len(), "caller {caller} {model} row {row}");
+                    for (got, want) in probabilities.iter().zip(&want) {
+                        assert!((got - want).abs() <= 1e-5, "caller {caller} {model} row {row}: {got} vs onnxruntime's {want}");
+                    }
+                }
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.join().expect("each caller's answer is onnxruntime's");
+    }
+}

@@ -13,7 +13,8 @@ writes, in OUT_DIR:
                   as onnxruntime answers, row by row, for the tests to compare graphc with
 
 Needs scikit-learn, skl2onnx, onnx, onnxruntime, onnxmltools and xgboost (`xgboost-cpu` on
-PyPI carries no GPU libraries). Training is seeded: the same packages make the same files.
+PyPI carries no GPU libraries). Training is seeded: the same packages make the same models (the files differ in the names
+skl2onnx makes up).
 """
 
 import json

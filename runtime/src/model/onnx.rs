@@ -319,6 +319,25 @@ impl Model for OnnxModel {
         Ok(body)
     }
 
+    /// Rows as wide as the model's inputs side by side, the refusal naming them.
+    fn validate(&self, features: &Features) -> Result<(), StepError> {
+        let width: usize = self.inputs.iter().map(Port::width).sum();
+        if features.rows == 0 {
+            return Err(StepError::invalid_input(format!(
+                "no input rows; this model takes {}",
+                self.describe_inputs()
+            )));
+        }
+        if features.columns != width {
+            return Err(StepError::invalid_input(format!(
+                "each input row must have {width} values, not {}: this model takes {}",
+                features.columns,
+                self.describe_inputs()
+            )));
+        }
+        Ok(())
+    }
+
     fn predict(&self, features: Features) -> Result<Vec<Value>, StepError> {
         let rows = features.rows;
         let answered = self.plan.run(self.tensors(&features)?).map_err(failed)?;
