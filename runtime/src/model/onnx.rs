@@ -262,10 +262,7 @@ fn nest(values: &[Value], dims: &[usize]) -> Value {
     }
 }
 
-fn view<D: Datum>(tensor: &Tensor) -> Result<Vec<D>, StepError>
-where
-    D: Clone,
-{
+fn view<D: Datum + Clone>(tensor: &Tensor) -> Result<Vec<D>, StepError> {
     tensor.to_plain_array_view::<D>().map(|view| view.iter().cloned().collect()).map_err(failed)
 }
 
