@@ -33,7 +33,8 @@ fn hand_written_plan(name: &str) -> Arc<TypedSimplePlan> {
 /// The hand-written infer: rows from the body, the run, label and probabilities per row.
 fn hand_written_infer(plan: &Arc<TypedSimplePlan>, body: &Value) -> Value {
     let rows = body["inputs"].as_array().expect("rows");
-    let values: Vec<f32> = rows.iter().flat_map(|row| row.as_array().expect("a row")).map(|v| v.as_f64().unwrap_or(0.0) as f32).collect();
+    let values: Vec<f32> =
+        rows.iter().flat_map(|row| row.as_array().expect("a row")).map(|v| v.as_f64().unwrap_or(0.0) as f32).collect();
     let input = Tensor::from_shape(&[rows.len(), 4], &values).expect("a tensor");
     let outputs = plan.run(tvec![input.into()]).expect("a run");
     let labels = outputs[0].cast_to::<i64>().expect("labels");

@@ -76,3 +76,67 @@ fn the_signature_is_the_files() {
     );
     assert_eq!(model.input_width(), Some(4));
 }
+
+type Server = graphc_runtime::MockServer<
+    graphc_runtime::SyncPipeline<graphc_runtime::StepNode<graphc_runtime::router::Router, graphc_runtime::End>>,
+>;
+
+/// An ONNX route behind a model router, as a generated pipeline serves it.
+fn served(name: &str) -> Server {
+    use graphc_runtime::router::{Mode, Route, Router};
+    use graphc_runtime::{Context, End, MockServer, StepNode, SyncPipeline};
+    let route = Route::Model(std::sync::Arc::new(load(name)));
+    let router = Router::new("router", "/v2/models", vec![(name.to_string(), route)], Mode::Model);
+    MockServer::new(SyncPipeline::new(StepNode::new("router", router, End).responding(), Context::new("g")))
+}
+
+#[test]
+fn a_tensor_request_is_answered_with_a_tensor_per_output() {
+    let server = served("forest");
+    let rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]];
+    let body = json!({"id": "r1", "inputs": [{"name": "features", "shape": [2, 4], "datatype": "FP32", "data": rows}]});
+    let answer = server.test("/v2/models/forest/infer", body);
+    assert_eq!(answer.status, 200, "{:?}", answer.json_body());
+    let answer = answer.json_body();
+    assert_eq!(answer["id"], "r1");
+    let outputs = answer["outputs"].as_array().unwrap();
+    assert_eq!(outputs[0]["name"], "label");
+    assert_eq!(outputs[0]["datatype"], "INT64");
+    assert_eq!(outputs[0]["shape"], json!([2]));
+    assert_eq!(outputs[0]["data"], json!([0, 2]));
+    assert_eq!(outputs[1]["name"], "probabilities");
+    assert_eq!(outputs[1]["datatype"], "FP32");
+    assert_eq!(outputs[1]["shape"], json!([2, 3]));
+    assert_eq!(outputs[1]["data"].as_array().unwrap().len(), 6, "flattened, row by row");
+}
+
+#[test]
+fn requests_that_do_not_fit_the_signature_are_refused_naming_the_input() {
+    let server = served("mlp");
+    let takes = "this model takes `features` (FP32 [-1, 4])";
+    for (body, expected) in [
+        (json!({"inputs": [[1.0, 2.0, 3.0]]}), format!("each input row must have 4 values, not 3: {takes}")),
+        (
+            json!({"inputs": [{"name": "pixels", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}),
+            format!("the request has no input `features`; {takes}"),
+        ),
+        (
+            json!({"inputs": [{"name": "features", "shape": [1, 5], "datatype": "FP32", "data": [1, 2, 3, 4, 5]}]}),
+            format!("input `features` has shape [1, 5]; {takes}"),
+        ),
+        (
+            json!({"inputs": [
+                {"name": "features", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]},
+                {"name": "extra", "shape": [1, 1], "datatype": "FP32", "data": [1]}
+            ]}),
+            format!("unknown input `extra`; {takes}"),
+        ),
+        (json!({"inputs": []}), format!("no input rows; {takes}")),
+    ] {
+        let answer = server.test("/v2/models/mlp/infer", body.clone());
+        assert_eq!(answer.status, 422, "{body}");
+        assert_eq!(answer.json_body()["error"], expected, "{body}");
+    }
+    let metadata = server.request("GET", "/v2/models/mlp").send().json_body();
+    assert_eq!(metadata["inputs"], json!([{"name": "features", "datatype": "FP32", "shape": [-1, 4]}]));
+}
