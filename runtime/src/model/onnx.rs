@@ -24,6 +24,10 @@ use tract_onnx::prelude::*;
 /// A loaded ONNX model: tract's optimised plan and the signature read from the file.
 pub struct OnnxModel {
     plan: Arc<TypedSimplePlan>,
+    /// Run states kept between calls: a state holds the buffers of every step of the plan, and
+    /// making one per call cost more than a small model's run. One per call at once, at most as
+    /// many as ran together.
+    states: std::sync::Mutex<Vec<TypedSimpleState>>,
     inputs: Vec<Port>,
     outputs: Vec<Port>,
 }
@@ -117,7 +121,7 @@ impl OnnxModel {
             .into_optimized()
             .and_then(|typed| typed.into_runnable())
             .map_err(|error| refuse(format!("tract cannot run it: {error:#}")))?;
-        Ok(OnnxModel { plan, inputs, outputs })
+        Ok(OnnxModel { plan, states: std::sync::Mutex::new(Vec::new()), inputs, outputs })
     }
 
     /// Each input's tensor from the rows of features, its columns taken in the file's order.
@@ -337,7 +341,14 @@ impl Model for OnnxModel {
 
     fn predict(&self, features: Features) -> Result<Vec<Value>, StepError> {
         let rows = features.rows;
-        let answered = self.plan.run(self.tensors(&features)?).map_err(failed)?;
+        let tensors = self.tensors(&features)?;
+        let kept = self.states.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let mut state = match kept {
+            Some(state) => state,
+            None => self.plan.spawn().map_err(failed)?,
+        };
+        let answered = state.run(tensors).map_err(failed)?;
+        self.states.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(state);
         let mut columns = Vec::with_capacity(self.outputs.len());
         for (output, tensor) in self.outputs.iter().zip(answered.iter()) {
             columns.push(rows_of(output, tensor, rows)?);
@@ -345,13 +356,15 @@ impl Model for OnnxModel {
         if let [only] = columns.as_mut_slice() {
             return Ok(std::mem::take(only));
         }
+        // Row by row, each output's value moved (not copied) into the row's object.
+        let mut columns: Vec<std::vec::IntoIter<Value>> = columns.into_iter().map(Vec::into_iter).collect();
         Ok((0..rows)
-            .map(|row| {
+            .map(|_| {
                 let fields = self
                     .outputs
                     .iter()
-                    .zip(&columns)
-                    .map(|(output, column)| (output.name.clone(), column.get(row).cloned().unwrap_or(Value::Null)));
+                    .zip(columns.iter_mut())
+                    .map(|(output, column)| (output.name.clone(), column.next().unwrap_or(Value::Null)));
                 Value::Object(fields.collect())
             })
             .collect())
