@@ -356,43 +356,39 @@ pub enum Element {
     Other(i32),
 }
 
+/// Each element type: ONNX's number for it, and the Open Inference Protocol's name.
+const ELEMENTS: [(i32, Element, &str); 13] = [
+    (1, Element::Float, "FP32"),
+    (2, Element::Uint8, "UINT8"),
+    (3, Element::Int8, "INT8"),
+    (4, Element::Uint16, "UINT16"),
+    (5, Element::Int16, "INT16"),
+    (6, Element::Int32, "INT32"),
+    (7, Element::Int64, "INT64"),
+    (8, Element::Text, "BYTES"),
+    (9, Element::Bool, "BOOL"),
+    (10, Element::Float16, "FP16"),
+    (11, Element::Double, "FP64"),
+    (12, Element::Uint32, "UINT32"),
+    (13, Element::Uint64, "UINT64"),
+];
+
 impl Element {
     fn from_number(number: i32) -> Element {
-        match number {
-            1 => Element::Float,
-            2 => Element::Uint8,
-            3 => Element::Int8,
-            4 => Element::Uint16,
-            5 => Element::Int16,
-            6 => Element::Int32,
-            7 => Element::Int64,
-            8 => Element::Text,
-            9 => Element::Bool,
-            10 => Element::Float16,
-            11 => Element::Double,
-            12 => Element::Uint32,
-            13 => Element::Uint64,
-            other => Element::Other(other),
-        }
+        ELEMENTS.iter().find(|(n, ..)| *n == number).map_or(Element::Other(number), |(_, element, _)| *element)
     }
 
     /// The Open Inference Protocol's name of the type, as the served model's metadata says it.
     pub fn datatype(self) -> String {
-        match self {
-            Element::Float => "FP32".into(),
-            Element::Uint8 => "UINT8".into(),
-            Element::Int8 => "INT8".into(),
-            Element::Uint16 => "UINT16".into(),
-            Element::Int16 => "INT16".into(),
-            Element::Int32 => "INT32".into(),
-            Element::Int64 => "INT64".into(),
-            Element::Text => "BYTES".into(),
-            Element::Bool => "BOOL".into(),
-            Element::Float16 => "FP16".into(),
-            Element::Double => "FP64".into(),
-            Element::Uint32 => "UINT32".into(),
-            Element::Uint64 => "UINT64".into(),
-            Element::Other(number) => format!("ONNX type {number}"),
+        match ELEMENTS.iter().find(|(_, element, _)| *element == self) {
+            Some((.., name)) => (*name).to_string(),
+            None => format!(
+                "ONNX type {}",
+                match self {
+                    Element::Other(number) => number,
+                    _ => 0,
+                }
+            ),
         }
     }
 

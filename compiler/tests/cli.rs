@@ -1129,28 +1129,33 @@ fn the_examples_and_fixtures_pass_fmt_check() {
 /// The Python of a virtual environment with tritonclient and kserve: `GRAPHC_CLIENTS_PYTHON` (scripts/test
 /// makes one), else `target/clients-venv`, made here from PyPI when missing.
 fn clients_python() -> PathBuf {
-    if let Some(python) = std::env::var_os("GRAPHC_CLIENTS_PYTHON") {
+    venv_python(
+        "GRAPHC_CLIENTS_PYTHON",
+        "target/clients-venv",
+        "import tritonclient.grpc, tritonclient.http, kserve",
+        &["tritonclient[grpc,http]", "kserve"],
+    )
+}
+
+/// A virtual environment's Python: the one `variable` names, else `folder`'s, made there from
+/// PyPI with `packages` when `imports` fails in it.
+fn venv_python(variable: &str, folder: &str, imports: &str, packages: &[&str]) -> PathBuf {
+    if let Some(python) = std::env::var_os(variable) {
         return PathBuf::from(python);
     }
-    let venv = workspace().join("target/clients-venv");
+    let venv = workspace().join(folder);
     let python = venv.join("bin/python");
     let ready = || {
-        Command::new(&python)
-            .args(["-c", "import tritonclient.grpc, tritonclient.http, kserve"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
+        Command::new(&python).args(["-c", imports]).stderr(Stdio::null()).status().is_ok_and(|status| status.success())
     };
     if !ready() {
         if !python.exists() {
             let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 runs");
             assert!(made.success(), "python3 -m venv failed");
         }
-        let installed = Command::new(&python)
-            .args(["-m", "pip", "install", "-q", "tritonclient[grpc,http]", "kserve"])
-            .status()
-            .expect("pip runs");
-        assert!(installed.success(), "pip install tritonclient kserve failed");
+        let installed =
+            Command::new(&python).args(["-m", "pip", "install", "-q"]).args(packages).status().expect("pip runs");
+        assert!(installed.success(), "pip install {packages:?} failed");
     }
     python
 }
@@ -1364,31 +1369,12 @@ fn the_streaming_example_passes_its_tests_and_serves_each_word_as_it_is_produced
 /// XGBoost: `GRAPHC_ONNX_PYTHON` (scripts/test makes one), else `target/onnx-venv`, made here
 /// from PyPI when missing.
 fn onnx_python() -> PathBuf {
-    if let Some(python) = std::env::var_os("GRAPHC_ONNX_PYTHON") {
-        return PathBuf::from(python);
-    }
-    let venv = workspace().join("target/onnx-venv");
-    let python = venv.join("bin/python");
-    let ready = || {
-        Command::new(&python)
-            .args(["-c", "import sklearn, skl2onnx, onnxruntime, onnxmltools, xgboost"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-    };
-    if !ready() {
-        if !python.exists() {
-            let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 runs");
-            assert!(made.success(), "python3 -m venv failed");
-        }
-        let installed = Command::new(&python)
-            .args(["-m", "pip", "install", "-q", "scikit-learn", "skl2onnx", "onnxruntime", "onnx", "onnxmltools"])
-            .arg("xgboost-cpu")
-            .status()
-            .expect("pip runs");
-        assert!(installed.success(), "pip install failed");
-    }
-    python
+    venv_python(
+        "GRAPHC_ONNX_PYTHON",
+        "target/onnx-venv",
+        "import sklearn, skl2onnx, onnxruntime, onnxmltools, xgboost",
+        &["scikit-learn", "skl2onnx", "onnxruntime", "onnx", "onnxmltools", "xgboost-cpu"],
+    )
 }
 
 /// One request on its own connection: the status and the JSON answer.
