@@ -1502,3 +1502,30 @@ fn models_exported_from_python_answer_as_onnxruntime_does_under_concurrent_calle
         caller.join().expect("each caller's answer is onnxruntime's");
     }
 }
+
+#[test]
+fn graphc_deploy_hands_its_arguments_to_the_writer_graphc_deploy_names() {
+    let dir = graphc_alone("deploy", None);
+    let writer = dir.join("my-deploy");
+    write_script(&writer, "#!/bin/sh\necho \"writer with $# arguments: $*\"\nexit 0\n");
+    let output = Command::new(dir.join("graphc"))
+        .args(["deploy", "shop.graph", "--out", "k8s", "--namespace", "shop"])
+        .env("GRAPHC_DEPLOY", &writer)
+        .output()
+        .expect("graphc runs");
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "writer with 5 arguments: shop.graph --out k8s --namespace shop\n"
+    );
+    let missing = Command::new(dir.join("graphc"))
+        .args(["deploy", "shop.graph"])
+        .env_remove("GRAPHC_DEPLOY")
+        .env("PATH", "")
+        .output()
+        .expect("graphc runs");
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`graphc-deploy` is not installed"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}

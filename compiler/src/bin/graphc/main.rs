@@ -1,7 +1,7 @@
 //! The `graphc` command line: a thin shell of clap and IO around the compiler library.
 
+mod companion;
 mod fmt;
-mod lsp;
 mod project;
 mod rustc;
 
@@ -116,6 +116,17 @@ enum Command {
     /// definition, references, rename, hover, completion, outline, formatting): runs
     /// `graphc-lsp`, from beside graphc, else from PATH (`GRAPHC_LSP` names another).
     Lsp,
+    /// Write what runs the graph on Kubernetes: per function a Deployment and a
+    /// PodDisruptionBudget, the root's Service, a KEDA ScaledObject per stream consumer, a
+    /// kustomization and a Dockerfile (`graphc deploy FILE --out DIR [--image NAME] [--namespace
+    /// NS] ...`; `graphc deploy --help` lists the flags): runs `graphc-deploy`, from beside graphc,
+    /// else from PATH (`GRAPHC_DEPLOY` names another).
+    #[command(disable_help_flag = true)]
+    Deploy {
+        /// The graph file and graphc-deploy's flags.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Print the completion script for a shell: `graphc completions bash > /etc/bash_completion.d/graphc`,
     /// `graphc completions zsh > ~/.zfunc/_graphc`, `graphc completions fish > ~/.config/fish/completions/graphc.fish`.
     Completions {
@@ -222,7 +233,7 @@ impl Command {
             | Command::Graph { output, .. }
             | Command::Serve(ServeArgs { output, .. })
             | Command::Run(RunArgs { diagnostics: output, .. }) => output.color,
-            Command::Lsp | Command::Completions { .. } => Color::Auto,
+            Command::Lsp | Command::Deploy { .. } | Command::Completions { .. } => Color::Auto,
         }
     }
 }
@@ -250,7 +261,8 @@ fn main() -> ExitCode {
         Command::Check { files, format, handlers, .. } => check(&files, format, handlers.as_deref()),
         Command::Graph { file, format, .. } => graph(&file, format),
         Command::Fmt { files, check, .. } => fmt::run(&files, check, &style()),
-        Command::Lsp => lsp::run(),
+        Command::Lsp => companion::LSP.run(&[]),
+        Command::Deploy { args } => companion::DEPLOY.run(&args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "graphc", &mut std::io::stdout());
