@@ -280,11 +280,12 @@ pub fn deployment(graph: &ir::Graph, function: &ir::Function, options: &DeployOp
     let name = object_name(graph, function);
     let labels = labels(graph, &function.name);
     let mut args = vec!["serve".to_string(), "--function".to_string(), function.name.clone()];
-    args.extend(["--base".to_string(), BASE.to_string()]);
+    // Every port listens beyond the pod, where the kubelet's probes and the Service reach it.
+    args.extend(["--base".to_string(), BASE.to_string(), "--host".to_string(), "0.0.0.0".to_string()]);
     args.extend(["--shutdown-timeout-ms".to_string(), options.shutdown_timeout_ms.to_string()]);
     let mut ports = Vec::new();
     let probe_port = if root {
-        args.extend(["--host".to_string(), "0.0.0.0".to_string(), "--port".to_string(), HTTP_PORT.to_string()]);
+        args.extend(["--port".to_string(), HTTP_PORT.to_string()]);
         ports.push(ContainerPort { name: Some("http".into()), container_port: HTTP_PORT, ..Default::default() });
         if let Some(grpc) = options.grpc_port {
             args.extend(["--grpc-port".to_string(), grpc.to_string()]);
