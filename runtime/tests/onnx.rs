@@ -140,3 +140,57 @@ fn requests_that_do_not_fit_the_signature_are_refused_naming_the_input() {
     let metadata = server.request("GET", "/v2/models/mlp").send().json_body();
     assert_eq!(metadata["inputs"], json!([{"name": "features", "datatype": "FP32", "shape": [-1, 4]}]));
 }
+
+/// A model of one `Identity` from `x` (`[rows, 2]` floats) to `y`, declared as `output`.
+fn identity_file(output: tract_onnx::pb::ValueInfoProto) -> Vec<u8> {
+    use prost::Message;
+    use tract_onnx::pb;
+    let dim = |value| pb::tensor_shape_proto::Dimension { denotation: String::new(), value: Some(value) };
+    let input = pb::ValueInfoProto {
+        name: "x".into(),
+        r#type: Some(pb::TypeProto {
+            denotation: String::new(),
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: pb::tensor_proto::DataType::Float as i32,
+                shape: Some(pb::TensorShapeProto {
+                    dim: vec![
+                        dim(pb::tensor_shape_proto::dimension::Value::DimParam("N".into())),
+                        dim(pb::tensor_shape_proto::dimension::Value::DimValue(2)),
+                    ],
+                }),
+            })),
+        }),
+        doc_string: String::new(),
+    };
+    let node = pb::NodeProto {
+        input: vec!["x".into()],
+        output: vec!["y".into()],
+        op_type: "Identity".into(),
+        ..Default::default()
+    };
+    let graph = pb::GraphProto { node: vec![node], input: vec![input], output: vec![output], ..Default::default() };
+    let opset = pb::OperatorSetIdProto { domain: String::new(), version: 17 };
+    pb::ModelProto { ir_version: 8, graph: Some(graph), opset_import: vec![opset], ..Default::default() }.encode_to_vec()
+}
+
+#[test]
+fn an_output_declared_without_fixed_dimensions_is_read_from_each_answer() {
+    use tract_onnx::pb;
+    // No shape at all, and a shape whose dimensions vary: `graphc check` takes both, and so does
+    // the runtime, reading the rows from what the model answers.
+    let no_shape = pb::ValueInfoProto {
+        name: "y".into(),
+        r#type: Some(pb::TypeProto {
+            denotation: String::new(),
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: pb::tensor_proto::DataType::Float as i32,
+                shape: None,
+            })),
+        }),
+        doc_string: String::new(),
+    };
+    let model = OnnxModel::from_bytes(&identity_file(no_shape)).expect("loads");
+    assert_eq!(serde_json::to_value(model.outputs()).unwrap(), json!([{"name": "y", "datatype": "FP32", "shape": [-1]}]));
+    let answer = model.predict(Features::from_rows(&[vec![1.0, 2.0], vec![3.0, 4.0]]).unwrap()).unwrap();
+    assert_eq!(answer, vec![json!([1.0, 2.0]), json!([3.0, 4.0])]);
+}

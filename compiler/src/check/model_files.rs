@@ -142,6 +142,9 @@ fn unservable(owner: &str, path: &ir::ModelPath, signature: &Signature) -> Vec<D
             Port::Tensor { element, .. } if role == "input" && !element.is_number() => {
                 diagnostics.push(problem(format!("input `{}` is {}, not numbers", value.name, element.datatype())))
             }
+            Port::Tensor { element: element @ crate::onnx::Element::Other(_), .. } => diagnostics.push(problem(
+                format!("{role} `{}` is of {}, which graphc does not serve", value.name, element.datatype()),
+            )),
             Port::Tensor { shape: Some(shape), .. } if shape.is_empty() => {
                 diagnostics.push(problem(format!("{role} `{}` is a scalar, with no rows", value.name)))
             }

@@ -37,19 +37,32 @@ pub struct OnnxModel {
 struct Port {
     name: String,
     datum: DatumType,
-    /// The dimensions after the rows, all fixed.
-    inner: Vec<usize>,
+    /// The dimensions after the rows: fixed for an input; `None` where an output's varies.
+    inner: Vec<Option<usize>>,
+}
+
+/// Which side of the model a value is on: an input's dimensions must all be fixed, as a request's
+/// rows are split by them; an output's are read from what the model answers.
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    Input,
+    Output,
 }
 
 impl Port {
-    /// Values per row.
+    /// Values per row (of an input, whose dimensions are fixed).
     fn width(&self) -> usize {
-        self.inner.iter().product()
+        self.fixed().product()
+    }
+
+    /// The dimensions after the rows (of an input, all fixed).
+    fn fixed(&self) -> impl Iterator<Item = usize> + '_ {
+        self.inner.iter().map(|dim| dim.unwrap_or(1))
     }
 
     fn spec(&self) -> TensorSpec {
-        let shape = std::iter::once(-1).chain(self.inner.iter().map(|&d| i64::try_from(d).unwrap_or(-1))).collect();
-        TensorSpec::new(self.name.clone(), datatype(self.datum), shape)
+        let inner = self.inner.iter().map(|dim| dim.and_then(|d| i64::try_from(d).ok()).unwrap_or(-1));
+        TensorSpec::new(self.name.clone(), datatype(self.datum), std::iter::once(-1).chain(inner).collect())
     }
 }
 
@@ -102,9 +115,9 @@ impl OnnxModel {
             .input
             .iter()
             .filter(|input| !initialised.contains(input.name.as_str()))
-            .map(port)
+            .map(|value| port(value, Role::Input))
             .collect::<Result<Vec<_>, _>>()?;
-        let outputs = graph.output.iter().map(port).collect::<Result<Vec<_>, _>>()?;
+        let outputs = graph.output.iter().map(|value| port(value, Role::Output)).collect::<Result<Vec<_>, _>>()?;
         if let Some(text) = inputs.iter().find(|input| input.datum == DatumType::String) {
             return Err(refuse(format!("input `{}` is a tensor of strings; a model route takes numbers", text.name)));
         }
@@ -112,7 +125,7 @@ impl OnnxModel {
         let rows = model.symbols.sym("rows");
         for (index, input) in inputs.iter().enumerate() {
             let shape: TVec<TDim> =
-                std::iter::once(TDim::Sym(rows.clone())).chain(input.inner.iter().map(|&d| d.into())).collect();
+                std::iter::once(TDim::Sym(rows.clone())).chain(input.fixed().map(TDim::from)).collect();
             model
                 .set_input_fact(index, InferenceFact::dt_shape(input.datum, shape))
                 .map_err(|error| refuse(format!("{error:#}")))?;
@@ -135,7 +148,7 @@ impl OnnxModel {
                 values.extend_from_slice(features.row(row).get(offset..offset + width).unwrap_or(&[]));
             }
             offset += width;
-            let shape: Vec<usize> = std::iter::once(features.rows).chain(input.inner.iter().copied()).collect();
+            let shape: Vec<usize> = std::iter::once(features.rows).chain(input.fixed()).collect();
             tensors.push(tensor_of(input, &shape, &values)?.into());
         }
         Ok(tensors)
@@ -202,8 +215,10 @@ fn tensor_type(element: DataType, columns: usize) -> pb::TypeProto {
     }
 }
 
-/// An input or output as declared: a tensor whose first dimension is the rows and the rest fixed.
-fn port(value: &pb::ValueInfoProto) -> Result<Port, super::BoxError> {
+/// An input or output as declared: a tensor whose first dimension is the rows, an input's other
+/// dimensions fixed. What `graphc check` refuses at `model_path` (compiler/src/check/model_files.rs)
+/// is refused here too, for a file changed after it was checked.
+fn port(value: &pb::ValueInfoProto, role: Role) -> Result<Port, super::BoxError> {
     use pb::tensor_shape_proto::dimension::Value as Dim;
     let name = value.name.clone();
     let Some(pb::type_proto::Value::TensorType(tensor)) = value.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
@@ -212,18 +227,27 @@ fn port(value: &pb::ValueInfoProto) -> Result<Port, super::BoxError> {
     let element =
         DataType::try_from(tensor.elem_type).map_err(|_| refuse(format!("`{name}` has an unknown element type")))?;
     let datum = DatumType::try_from(element).map_err(|error| refuse(format!("`{name}`: {error}")))?;
-    let dims = tensor.shape.as_ref().map(|shape| shape.dim.as_slice()).unwrap_or_default();
-    let inner = dims
+    let Some(shape) = tensor.shape.as_ref() else {
+        return match role {
+            Role::Input => Err(refuse(format!("input `{name}` declares no shape"))),
+            // Its rows and dimensions are read from each answer.
+            Role::Output => Ok(Port { name, datum, inner: Vec::new() }),
+        };
+    };
+    if shape.dim.is_empty() {
+        return Err(refuse(format!("`{name}` is a scalar, with no rows; graphc serves tensors of rows")));
+    }
+    let inner: Vec<Option<usize>> = shape
+        .dim
         .iter()
         .skip(1)
         .map(|dim| match dim.value {
             Some(Dim::DimValue(size)) if size > 0 => usize::try_from(size).ok(),
             _ => None,
         })
-        .collect::<Option<Vec<usize>>>()
-        .ok_or_else(|| refuse(format!("`{name}` varies in a dimension after the rows; graphc serves fixed rows")))?;
-    if dims.is_empty() {
-        return Err(refuse(format!("`{name}` has no rows dimension; graphc serves tensors of rows")));
+        .collect();
+    if role == Role::Input && inner.contains(&None) {
+        return Err(refuse(format!("input `{name}` varies in a dimension after the rows; graphc serves fixed rows")));
     }
     Ok(Port { name, datum, inner })
 }
