@@ -1417,6 +1417,15 @@ fn models_exported_from_python_answer_as_onnxruntime_does_under_concurrent_calle
         serde_json::from_slice(&std::fs::read(dir.join("models/reference.json")).expect("reference")).expect("JSON");
     let reference = std::sync::Arc::new(reference);
 
+    // The example's own test blocks, and its ensemble of shared ONNX models.
+    for (example, passed) in [(graph, "5 passed, 0 failed\n"), ("examples/onnx/ensemble.graph", "2 passed, 0 failed\n")]
+    {
+        let tested = graphc(&["test", example]);
+        let stdout = String::from_utf8_lossy(&tested.stdout);
+        assert_eq!(tested.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&tested.stderr));
+        assert!(stdout.ends_with(passed), "{example}: {stdout}");
+    }
+
     let served = serve("onnx_iris", &[graph, "--port", "0"]);
     let (status, metadata) = exchange(&served.addr, "GET", "/v2/models/logistic", "");
     assert_eq!(status, 200, "{metadata}");

@@ -170,7 +170,8 @@ fn identity_file(output: tract_onnx::pb::ValueInfoProto) -> Vec<u8> {
     };
     let graph = pb::GraphProto { node: vec![node], input: vec![input], output: vec![output], ..Default::default() };
     let opset = pb::OperatorSetIdProto { domain: String::new(), version: 17 };
-    pb::ModelProto { ir_version: 8, graph: Some(graph), opset_import: vec![opset], ..Default::default() }.encode_to_vec()
+    pb::ModelProto { ir_version: 8, graph: Some(graph), opset_import: vec![opset], ..Default::default() }
+        .encode_to_vec()
 }
 
 #[test]
@@ -190,7 +191,10 @@ fn an_output_declared_without_fixed_dimensions_is_read_from_each_answer() {
         doc_string: String::new(),
     };
     let model = OnnxModel::from_bytes(&identity_file(no_shape)).expect("loads");
-    assert_eq!(serde_json::to_value(model.outputs()).unwrap(), json!([{"name": "y", "datatype": "FP32", "shape": [-1]}]));
+    assert_eq!(
+        serde_json::to_value(model.outputs()).unwrap(),
+        json!([{"name": "y", "datatype": "FP32", "shape": [-1]}])
+    );
     let answer = model.predict(Features::from_rows(&[vec![1.0, 2.0], vec![3.0, 4.0]]).unwrap()).unwrap();
     assert_eq!(answer, vec![json!([1.0, 2.0]), json!([3.0, 4.0])]);
 }
