@@ -104,8 +104,11 @@ fn each_examples_objects_are_a_golden_snapshot() {
         let file = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let files = manifests(&graph, &DeployOptions { graph_file: file, ..Default::default() }).expect("manifests");
         let text: String = files.iter().map(|f| format!("=== {}\n{}", f.name, f.text)).collect();
-        // Named by the graph: two examples' files may share a name.
-        insta::assert_snapshot!(graph.name.clone(), text);
+        // Named by folder and file: two examples' files, or graphs, may share a name.
+        let folder =
+            path.parent().and_then(|p| p.file_name()).map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        insta::assert_snapshot!(format!("{folder}-{stem}"), text);
     }
 }
 
