@@ -247,7 +247,8 @@ fn environment(graph: &ir::Graph) -> Vec<EnvVar> {
     }
     for param in &graph.params {
         env.push(EnvVar {
-            name: format!("GRAPHC_PARAM_{}", param.name),
+            // The binary reads the name after the prefix in lower case, as parameters are written.
+            name: format!("GRAPHC_PARAM_{}", param.name.to_uppercase()),
             value_from: Some(EnvVarSource {
                 config_map_key_ref: Some(ConfigMapKeySelector {
                     name: params_config_map(graph),

@@ -157,7 +157,7 @@ fn graphc_deploy_writes_the_files_and_no_secret_value() {
     let token = env.iter().find(|e| e.name == "API_TOKEN").expect("the secret's reference");
     let reference = token.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).expect("a Secret reference");
     assert_eq!((reference.name.as_str(), reference.key.as_str()), ("shop-secrets", "API_TOKEN"));
-    assert!(env.iter().any(|e| e.name == "GRAPHC_PARAM_threshold"));
+    assert!(env.iter().any(|e| e.name == "GRAPHC_PARAM_THRESHOLD"));
 
     // A graph with a mistake writes nothing and says why.
     std::fs::write(&graph, "graph shop { step a = map(body); a -> nope; }\n").expect("writes");
