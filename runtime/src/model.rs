@@ -242,4 +242,6 @@ pub use smartcore::{Estimator, SmartcoreArgs, SmartcoreModel};
 #[cfg(feature = "onnx")]
 mod onnx;
 #[cfg(feature = "onnx")]
+mod trees;
+#[cfg(feature = "onnx")]
 pub use onnx::OnnxModel;

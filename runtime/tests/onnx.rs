@@ -198,3 +198,35 @@ fn an_output_declared_without_fixed_dimensions_is_read_from_each_answer() {
     let answer = model.predict(Features::from_rows(&[vec![1.0, 2.0], vec![3.0, 4.0]]).unwrap()).unwrap();
     assert_eq!(answer, vec![json!([1.0, 2.0]), json!([3.0, 4.0])]);
 }
+
+#[test]
+fn tree_ensembles_are_evaluated_by_graphc_as_tract_evaluates_them() {
+    let rows: Vec<Vec<f64>> = serde_json::from_value(reference()["rows"].clone()).unwrap();
+    for name in MODELS {
+        let bytes = std::fs::read(models().join(format!("{name}.onnx"))).unwrap();
+        let native = OnnxModel::from_bytes(&bytes).unwrap();
+        let tract = OnnxModel::from_bytes_with_tract_only(&bytes).unwrap();
+        let trees = matches!(name, "forest" | "boosting" | "xgboost");
+        assert_eq!(native.is_evaluated_natively(), trees, "{name}");
+        assert!(!tract.is_evaluated_natively());
+        let ours = native.predict(Features::from_rows(&rows).unwrap()).unwrap();
+        let theirs = tract.predict(Features::from_rows(&rows).unwrap()).unwrap();
+        for (row, (ours, theirs)) in ours.iter().zip(&theirs).enumerate() {
+            assert_eq!(
+                ours.as_object().map(|o| o.keys().collect::<Vec<_>>()),
+                theirs.as_object().map(|o| o.keys().collect())
+            );
+            let (ours, theirs) = (ours.as_object().unwrap(), theirs.as_object().unwrap());
+            let mut fields = ours.values().zip(theirs.values());
+            let (label, tract_label) = fields.next().unwrap();
+            assert_eq!(label, tract_label, "{name} row {row}");
+            let (scores, tract_scores) = fields.next().unwrap();
+            for (a, b) in scores.as_array().unwrap().iter().zip(tract_scores.as_array().unwrap()) {
+                assert!(
+                    (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() <= 1e-6,
+                    "{name} row {row}: {scores} vs {tract_scores}"
+                );
+            }
+        }
+    }
+}

@@ -28,8 +28,74 @@ pub struct OnnxModel {
     /// making one per call cost more than a small model's run. One per call at once, at most as
     /// many as ran together.
     states: std::sync::Mutex<Vec<TypedSimpleState>>,
+    /// A file that is one tree ensemble classifier, evaluated by graphc (`super::trees`) rather
+    /// than by the plan, which is still built: a file loads, or is refused, as tract reads it.
+    forest: Option<NativeForest>,
     inputs: Vec<Port>,
     outputs: Vec<Port>,
+}
+
+/// A tree ensemble classifier and what each of the model's outputs is of it.
+struct NativeForest {
+    forest: super::trees::Forest,
+    outputs: Vec<ForestOutput>,
+}
+
+/// One of a tree ensemble classifier's two outputs.
+#[derive(Clone, Copy, PartialEq)]
+enum ForestOutput {
+    Label,
+    Scores,
+}
+
+/// The forest of a graph that is one `TreeEnsembleClassifier` on one input of floats, and
+/// `Identity` nodes (a `ZipMap` became one) naming its outputs; else `None`.
+fn native_forest(graph: &pb::GraphProto, inputs: &[Port]) -> Option<NativeForest> {
+    let [input] = inputs else { return None };
+    if !matches!(input.datum, DatumType::F32 | DatumType::F64) {
+        return None;
+    }
+    let mut ensemble = None;
+    let mut aliases: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for node in &graph.node {
+        match node.op_type.as_str() {
+            "TreeEnsembleClassifier" if ensemble.is_none() => ensemble = Some(node),
+            "Identity" => {
+                let (output, source) = (node.output.first()?, node.input.first()?);
+                if aliases.insert(output.as_str(), source.as_str()).is_some() {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    let ensemble = ensemble?;
+    if ensemble.input.first() != Some(&input.name) {
+        return None;
+    }
+    let forest = super::trees::Forest::of(ensemble)?;
+    if forest.features > input.width() {
+        return None;
+    }
+    let outputs = graph
+        .output
+        .iter()
+        .map(|output| {
+            let mut name = output.name.as_str();
+            for _ in 0..=aliases.len() {
+                match aliases.get(name) {
+                    Some(source) => name = source,
+                    None => break,
+                }
+            }
+            match ensemble.output.iter().position(|o| o == name) {
+                Some(0) => Some(ForestOutput::Label),
+                Some(1) => Some(ForestOutput::Scores),
+                _ => None,
+            }
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(NativeForest { forest, outputs })
 }
 
 /// One input or output of the model, as its file declares it.
@@ -104,6 +170,23 @@ impl LoadModel for OnnxModel {
 impl OnnxModel {
     /// Reads a model from the bytes of its file.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, super::BoxError> {
+        OnnxModel::read(bytes, false)
+    }
+
+    /// The same model run by tract alone, even where graphc evaluates it itself: what the tests
+    /// and benchmarks hold graphc's own evaluation to.
+    #[doc(hidden)]
+    pub fn from_bytes_with_tract_only(bytes: &[u8]) -> Result<Self, super::BoxError> {
+        OnnxModel::read(bytes, true)
+    }
+
+    /// Whether graphc evaluates this model itself rather than through tract.
+    #[doc(hidden)]
+    pub fn is_evaluated_natively(&self) -> bool {
+        self.forest.is_some()
+    }
+
+    fn read(bytes: &[u8], tract_only: bool) -> Result<Self, super::BoxError> {
         let framework = tract_onnx::onnx();
         let mut proto = framework
             .proto_model_for_read(&mut &bytes[..])
@@ -121,6 +204,7 @@ impl OnnxModel {
         if let Some(text) = inputs.iter().find(|input| input.datum == DatumType::String) {
             return Err(refuse(format!("input `{}` is a tensor of strings; a model route takes numbers", text.name)));
         }
+        let forest = if tract_only { None } else { native_forest(graph, &inputs) };
         let mut model = framework.model_for_proto_model(&proto).map_err(|error| refuse(format!("{error:#}")))?;
         let rows = model.symbols.sym("rows");
         for (index, input) in inputs.iter().enumerate() {
@@ -134,7 +218,7 @@ impl OnnxModel {
             .into_optimized()
             .and_then(|typed| typed.into_runnable())
             .map_err(|error| refuse(format!("tract cannot run it: {error:#}")))?;
-        Ok(OnnxModel { plan, states: std::sync::Mutex::new(Vec::new()), inputs, outputs })
+        Ok(OnnxModel { plan, states: std::sync::Mutex::new(Vec::new()), forest, inputs, outputs })
     }
 
     /// Each input's tensor from the rows of features, its columns taken in the file's order.
@@ -365,18 +449,10 @@ impl Model for OnnxModel {
 
     fn predict(&self, features: Features) -> Result<Vec<Value>, StepError> {
         let rows = features.rows;
-        let tensors = self.tensors(&features)?;
-        let kept = self.states.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
-        let mut state = match kept {
-            Some(state) => state,
-            None => self.plan.spawn().map_err(failed)?,
+        let mut columns = match &self.forest {
+            Some(native) => forest_columns(native, &features),
+            None => self.run_plan(features)?,
         };
-        let answered = state.run(tensors).map_err(failed)?;
-        self.states.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(state);
-        let mut columns = Vec::with_capacity(self.outputs.len());
-        for (output, tensor) in self.outputs.iter().zip(answered.iter()) {
-            columns.push(rows_of(output, tensor, rows)?);
-        }
         if let [only] = columns.as_mut_slice() {
             return Ok(std::mem::take(only));
         }
@@ -428,4 +504,43 @@ impl OnnxModel {
         names.sort();
         names
     }
+}
+
+impl OnnxModel {
+    /// Each output's rows, as tract's plan answers them.
+    fn run_plan(&self, features: Features) -> Result<Vec<Vec<Value>>, StepError> {
+        let rows = features.rows;
+        let tensors = self.tensors(&features)?;
+        let kept = self.states.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let mut state = match kept {
+            Some(state) => state,
+            None => self.plan.spawn().map_err(failed)?,
+        };
+        let answered = state.run(tensors).map_err(failed)?;
+        self.states.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(state);
+        let mut columns = Vec::with_capacity(self.outputs.len());
+        for (output, tensor) in self.outputs.iter().zip(answered.iter()) {
+            columns.push(rows_of(output, tensor, rows)?);
+        }
+        Ok(columns)
+    }
+}
+
+/// Each output's rows from graphc's own evaluation of a tree ensemble: the label, and the
+/// scores as f32 (as tract answers them), row by row.
+fn forest_columns(native: &NativeForest, features: &Features) -> Vec<Vec<Value>> {
+    let mut columns: Vec<Vec<Value>> = native.outputs.iter().map(|_| Vec::with_capacity(features.rows)).collect();
+    let mut row32 = Vec::with_capacity(features.columns);
+    for row in 0..features.rows {
+        row32.clear();
+        row32.extend(features.row(row).iter().map(|&v| v as f32));
+        let scores = native.forest.scores(&row32);
+        for (output, column) in native.outputs.iter().zip(columns.iter_mut()) {
+            column.push(match output {
+                ForestOutput::Label => native.forest.labels.get(super::trees::Forest::winner(&scores)),
+                ForestOutput::Scores => Value::Array(scores.iter().map(|&s| Value::from(f64::from(s))).collect()),
+            });
+        }
+    }
+    columns
 }
