@@ -10,7 +10,12 @@ const USAGE: &str = "usage: graphc deploy FILE --out DIR [--image NAME] [--names
                      [--grpc-port PORT]";
 
 fn main() -> ExitCode {
-    match run(std::env::args().skip(1).collect()) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|arg| arg == "-h" || arg == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    match run(args) {
         Ok(written) => {
             for path in written {
                 println!("{}", path.display());
@@ -48,7 +53,6 @@ fn run(args: Vec<String>) -> Result<Vec<PathBuf>, String> {
                     u64::from(number("--shutdown-timeout-ms", value("--shutdown-timeout-ms")?)?)
             }
             "--grpc-port" => options.grpc_port = Some(number("--grpc-port", value("--grpc-port")?)?),
-            "-h" | "--help" => return Err(USAGE.to_string()),
             flag if flag.starts_with('-') => return Err(format!("unknown flag `{flag}`\n{USAGE}")),
             path if file.is_none() => file = Some(PathBuf::from(path)),
             extra => return Err(format!("one graph file at a time: `{extra}` is a second\n{USAGE}")),

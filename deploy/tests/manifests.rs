@@ -159,6 +159,10 @@ fn graphc_deploy_writes_the_files_and_no_secret_value() {
     assert_eq!((reference.name.as_str(), reference.key.as_str()), ("shop-secrets", "API_TOKEN"));
     assert!(env.iter().any(|e| e.name == "GRAPHC_PARAM_THRESHOLD"));
 
+    let help = Command::new(env!("CARGO_BIN_EXE_graphc-deploy")).arg("--help").output().expect("runs");
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).starts_with("usage: graphc deploy FILE --out DIR"));
+
     // A graph with a mistake writes nothing and says why.
     std::fs::write(&graph, "graph shop { step a = map(body); a -> nope; }\n").expect("writes");
     let failed = Command::new(env!("CARGO_BIN_EXE_graphc-deploy"))
