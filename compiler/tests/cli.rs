@@ -1507,9 +1507,20 @@ fn models_exported_from_python_answer_as_onnxruntime_does_under_concurrent_calle
             })
         })
         .collect();
+    // The health probe answers while the callers keep the models busy.
+    let probe = {
+        let addr = served.addr.clone();
+        std::thread::spawn(move || {
+            for _ in 0..20 {
+                let (status, ready) = exchange(&addr, "GET", "/v2/health/ready", "");
+                assert_eq!((status, &ready), (200, &serde_json::json!({"ready": true})));
+            }
+        })
+    };
     for caller in callers {
         caller.join().expect("each caller's answer is onnxruntime's");
     }
+    probe.join().expect("the probe answers ready throughout");
 }
 
 #[test]

@@ -132,23 +132,26 @@ impl Port {
     }
 }
 
-/// The Open Inference Protocol's name of a tensor element type.
+/// The Open Inference Protocol's name of a tensor element type (its spelling is the protocol
+/// module's); text is BYTES.
 fn datatype(datum: DatumType) -> &'static str {
-    match datum {
-        DatumType::Bool => "BOOL",
-        DatumType::U8 => "UINT8",
-        DatumType::U16 => "UINT16",
-        DatumType::U32 => "UINT32",
-        DatumType::U64 => "UINT64",
-        DatumType::I8 => "INT8",
-        DatumType::I16 => "INT16",
-        DatumType::I32 => "INT32",
-        DatumType::I64 => "INT64",
-        DatumType::F16 => "FP16",
-        DatumType::F32 => "FP32",
-        DatumType::F64 => "FP64",
-        _ => "BYTES",
-    }
+    use crate::oip::Datatype;
+    let datatype = match datum {
+        DatumType::Bool => Datatype::Bool,
+        DatumType::U8 => Datatype::Uint8,
+        DatumType::U16 => Datatype::Uint16,
+        DatumType::U32 => Datatype::Uint32,
+        DatumType::U64 => Datatype::Uint64,
+        DatumType::I8 => Datatype::Int8,
+        DatumType::I16 => Datatype::Int16,
+        DatumType::I32 => Datatype::Int32,
+        DatumType::I64 => Datatype::Int64,
+        DatumType::F16 => Datatype::Fp16,
+        DatumType::F32 => Datatype::Fp32,
+        DatumType::F64 => Datatype::Fp64,
+        _ => Datatype::Bytes,
+    };
+    datatype.as_str()
 }
 
 /// Why a model file cannot be served: what start-up reports, naming the route.
@@ -494,9 +497,7 @@ impl OnnxModel {
             self.inputs().iter().map(|spec| format!("`{}` ({} {:?})", spec.name, spec.datatype, spec.shape)).collect();
         described.join(", ")
     }
-}
 
-impl OnnxModel {
     /// The ONNX operators this build of tract runs, by name (`op_type`), sorted: what
     /// `graphc check` holds a model's operators against.
     pub fn operators() -> Vec<String> {
@@ -504,9 +505,7 @@ impl OnnxModel {
         names.sort();
         names
     }
-}
 
-impl OnnxModel {
     /// Each output's rows, as tract's plan answers them.
     fn run_plan(&self, features: Features) -> Result<Vec<Vec<Value>>, StepError> {
         let rows = features.rows;
