@@ -20,12 +20,12 @@ const USAGE: &str = "usage:
                [--log-level LEVEL] [--log-format text|json] [--access-log] [--grpc-port PORT]
                [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]] [--auth-tokens-file PATH [--auth-header NAME]]
                [--upstream-ca PEM]
-               [--function NAME [--redis URL] [--consumer NAME] [--batch N] [--claim-idle-ms MS]
-                [--claim-every-ms MS] [--metrics-port PORT] [--dedupe-window-ms MS]]
+               [--function NAME [--redis URL] [--wait-replicas N] [--consumer NAME] [--batch N]
+                [--claim-idle-ms MS] [--claim-every-ms MS] [--metrics-port PORT] [--dedupe-window-ms MS]]
   BINARY test  [--base DIR] [--junit PATH]
   BINARY run   [--base DIR] [--input PATH|-] [--output PATH|-] [--errors PATH] [--concurrency N]
                [--blocking-threads N] [--blocking-inline-us US] [--param NAME=JSON]... [--secrets-file PATH]
-               [--redis URL] [--upstream-ca PEM]
+               [--redis URL] [--wait-replicas N] [--upstream-ca PEM]
                [--log-level LEVEL]
 Without --function (or with --function '*') the whole graph runs in this process, its stream queues
 as memory queues; with it, the root function serves HTTP and a child function consumes its stream
@@ -49,6 +49,10 @@ and SSL_CERT_DIR replace them, as for OpenSSL) and those of --upstream-ca.
 `method`, `headers`) through the whole graph, --concurrency (64) at once, writes one answer per
 line to --output in input order, each failure to --errors, a summary to standard error, and exits
 1 if any event failed.
+--redis takes redis://HOST:PORT, rediss:// (TLS), or a Redis Cluster as redis+cluster://HOST:PORT,HOST:PORT
+(rediss+cluster://). --wait-replicas N makes every write to Redis wait until N replicas have it (WAIT,
+1000 ms; fewer is a failed write: 503, or the records stay pending): a failover then loses no
+acknowledged write.
 Parameters also come from GRAPHC_PARAM_<NAME> variables; secrets from the environment or --secrets-file;
 the Redis server from GRAPHC_REDIS_URL.";
 
@@ -165,6 +169,13 @@ fn options(flags: &Flags) -> Result<Options, String> {
     }
     options.redis_url = flag(flags, "redis").map(str::to_string).or_else(|| std::env::var("GRAPHC_REDIS_URL").ok());
     options.expose_errors = switch(flags, "expose-errors");
+    let replicas: u32 = number(flags, "wait-replicas", 0)?;
+    #[cfg(feature = "streams")]
+    crate::stream::wait_for_replicas(replicas);
+    #[cfg(not(feature = "streams"))]
+    if replicas > 0 {
+        return Err("--wait-replicas: this binary has no Redis client (graphc-runtime's `streams` feature)".to_string());
+    }
     if let Some(file) = flag(flags, "upstream-ca") {
         trust_upstream_ca(file)?;
     }

@@ -26,6 +26,7 @@ pub const SERVE: &[&str] = &[
     "access-log",
     "function",
     "redis",
+    "wait-replicas",
     "consumer",
     "batch",
     "claim-idle-ms",
@@ -54,6 +55,7 @@ pub const RUN: &[&str] = &[
     "param",
     "secrets-file",
     "redis",
+    "wait-replicas",
     "upstream-ca",
     "log-level",
 ];

@@ -809,12 +809,21 @@ impl<'a> Checker<'a> {
                 return None;
             }
         };
-        if let Some(name) = stream_arg {
-            match &name.kind {
-                ExprKind::Str(name) if !name.is_empty() => stream = name.clone(),
+        if let Some(name_expr) = stream_arg {
+            match &name_expr.kind {
+                ExprKind::Str(name) if !name.is_empty() => {
+                    if let Err(reason) = super::resolve::check_stream_name(name) {
+                        self.report(
+                            Diagnostic::error(code, format!("invalid stream name: {reason}"), name_expr.span, "here")
+                                .with_help("name the stream without braces, or with one hash tag: `{orders}:in`"),
+                        );
+                        return None;
+                    }
+                    stream = name.clone();
+                }
                 _ => {
                     self.report(
-                        Diagnostic::error(code, "`stream` takes a non-empty string", name.span, "here")
+                        Diagnostic::error(code, "`stream` takes a non-empty string", name_expr.span, "here")
                             .with_help("write `stream = \"events\"`, or put the stream's name in the URL's path"),
                     );
                     return None;

@@ -904,17 +904,51 @@ fn placeholder_node(name: &ir::Name, span: Span) -> ir::Node {
     }
 }
 
-/// Splits `redis://host:port/stream` (or `rediss://`, over TLS) into the server URL and the
+/// Splits `redis://host:port/stream` (or `rediss://`, over TLS; or a Redis Cluster,
+/// `redis+cluster://host:port,host:port/stream`, `rediss+cluster://`) into the server URL and the
 /// stream name.
 pub(super) fn split_redis_url(url: &str) -> Result<(String, String), String> {
-    let rest = url
-        .strip_prefix("redis://")
-        .or_else(|| url.strip_prefix("rediss://"))
-        .ok_or_else(|| format!("`{url}` does not start with redis:// (or rediss://, over TLS)"))?;
-    super::values::check_url(url, &["redis", "rediss"])?;
-    let (host, stream) = rest.split_once('/').unwrap_or((rest, ""));
-    let scheme_len = url.len() - rest.len();
-    Ok((format!("{}{host}", url.get(..scheme_len).unwrap_or("redis://")), stream.to_string()))
+    const SCHEMES: [&str; 4] = ["redis", "rediss", "redis+cluster", "rediss+cluster"];
+    let (scheme, rest) = url.split_once("://").filter(|(scheme, _)| SCHEMES.contains(scheme)).ok_or_else(|| {
+        format!("`{url}` does not start with redis:// (rediss:// over TLS, redis+cluster:// for a Redis Cluster)")
+    })?;
+    let (authority, stream) = rest.split_once('/').unwrap_or((rest, ""));
+    if scheme.ends_with("+cluster") {
+        // Every node as a URL of its own, with the credentials they share.
+        let (credentials, nodes) = authority.rsplit_once('@').map_or(("", authority), |(c, n)| (c, n));
+        if nodes.split(',').all(|node| node.trim().is_empty()) {
+            return Err(format!("`{url}` names no node: write {scheme}://HOST:PORT,HOST:PORT/STREAM"));
+        }
+        for node in nodes.split(',') {
+            let at = if credentials.is_empty() { String::new() } else { format!("{credentials}@") };
+            super::values::check_url(&format!("redis://{at}{}", node.trim()), &["redis"])
+                .map_err(|reason| format!("node `{}` of {reason}", node.trim()))?;
+        }
+    } else {
+        super::values::check_url(url, &["redis", "rediss"])?;
+    }
+    check_stream_name(stream)?;
+    Ok((format!("{scheme}://{authority}"), stream.to_string()))
+}
+
+/// A stream name may hold braces only as a Redis Cluster hash tag, `{TAG}`: graphc puts its own
+/// keys for the stream (the marks of what was processed) in the stream's slot by its tag, and a
+/// stray brace would put them elsewhere.
+pub(super) fn check_stream_name(stream: &str) -> Result<(), String> {
+    let Some(open) = stream.find(['{', '}']) else { return Ok(()) };
+    let tag_closes = stream
+        .get(open..)
+        .filter(|from| from.starts_with('{'))
+        .and_then(|from| from.get(1..))
+        .and_then(|after| after.find('}'))
+        .is_some_and(|length| length > 0);
+    if tag_closes {
+        Ok(())
+    } else {
+        Err(format!(
+            "stream `{stream}` holds a brace that is not a hash tag: braces in a stream name enclose a Redis Cluster hash tag, `{{TAG}}`"
+        ))
+    }
 }
 
 /// Where an option's value is written, or the option when it has none.

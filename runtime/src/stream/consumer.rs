@@ -7,10 +7,17 @@
 //! processed and the acknowledgement of their records. A Redis restart or a killed consumer
 //! finds either all of a batch's effects or none of them; with none, the records are still
 //! pending and run again.
+//!
+//! On a Redis Cluster one transaction cannot span slots, so the same guarantee is kept in two
+//! steps: each record's writes to each stream go in one script on that stream's slot, with a
+//! mark that they were made (a record run again after a crash finds the mark and writes
+//! nothing twice); then the processed marks and the acknowledgement, which live in the slot of
+//! the stream read (`server::key_beside`), in one transaction there. Each shard is read on its
+//! own, as XREADGROUP cannot read streams of several slots at once.
 
 use super::StreamQueue;
 #[cfg(feature = "streams")]
-use super::{connection, open};
+use super::server::{self, Connection, connection, key_beside, open};
 #[cfg(feature = "streams")]
 use crate::envelope::Envelope;
 #[cfg(feature = "streams")]
@@ -19,8 +26,6 @@ use crate::error::RunError;
 use crate::pipeline::Handler;
 #[cfg(feature = "streams")]
 use redis::Value as Reply;
-#[cfg(feature = "streams")]
-use redis::aio::ConnectionManager;
 #[cfg(feature = "streams")]
 use std::collections::BTreeMap;
 #[cfg(feature = "streams")]
@@ -168,9 +173,36 @@ pub async fn consume_with_stats<H: Handler>(
 ) -> Result<(), RunError> {
     let streams = source.queue.streams();
     let commands = connection(&source.queue.url)?;
-    let reads = open(&source.queue.url, options.block + Duration::from_secs(5))?;
-    let consumer = Consumer { handler, source, options, streams, commands, reads, stats };
-    let result = consumer.run(shutdown).await;
+    let read_timeout = options.block + Duration::from_secs(5);
+    let consumer = Consumer { handler, source, options, commands, stats };
+    let result = if !consumer.commands.is_cluster() || streams.len() == 1 {
+        let reads = open(&consumer.source.queue.url, read_timeout)?;
+        consumer.run(&streams, &reads, shutdown).await
+    } else {
+        // A loop per shard, each with its own reading connection; the shutdown reaches them all,
+        // and each finishes its batch first.
+        let mut reads = Vec::with_capacity(streams.len());
+        for _ in &streams {
+            reads.push(open(&consumer.source.queue.url, read_timeout)?);
+        }
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let loops = futures_join_all(streams.iter().zip(&reads).map(|(stream, reads)| {
+            let mut stopped = stopped.clone();
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stopped| *stopped).await;
+            };
+            consumer.run(std::slice::from_ref(stream), reads, shutdown)
+        }));
+        tokio::pin!(loops);
+        let results = tokio::select! {
+            results = &mut loops => results,
+            () = shutdown => {
+                let _ = stop.send(true);
+                loops.await
+            }
+        };
+        results.into_iter().collect::<Result<Vec<()>, RunError>>().map(drop)
+    };
     consumer.handler.drain().await;
     result
 }
@@ -181,15 +213,20 @@ impl<H: Handler> Consumer<H> {
     /// same name); then new records, with a look for abandoned ones every `claim_every`. Only a
     /// read waiting for records is cut short by the shutdown; records being processed finish
     /// and are acknowledged first.
-    async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> Result<(), RunError> {
+    async fn run(
+        &self,
+        streams: &[String],
+        reads: &Connection,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), RunError> {
         tokio::pin!(shutdown);
         let mut backoff = Duration::from_millis(100);
         let mut ready = false;
         // Where the walk through this consumer's own pending records has got to; once it is
         // through, new records. Each pending record is tried once here: one that fails again
         // stays pending and comes back through XAUTOCLAIM after `claim_idle`.
-        let mut own_pending: Option<Vec<String>> = Some(self.streams.iter().map(|_| "0".to_string()).collect());
-        let new_records: Vec<String> = self.streams.iter().map(|_| ">".to_string()).collect();
+        let mut own_pending: Option<Vec<String>> = Some(streams.iter().map(|_| "0".to_string()).collect());
+        let new_records: Vec<String> = streams.iter().map(|_| ">".to_string()).collect();
         // The first look is at start-up: a consumer that replaces a dead one takes over its
         // records as soon as they have been idle long enough.
         let mut next_claim = tokio::time::Instant::now();
@@ -198,12 +235,12 @@ impl<H: Handler> Consumer<H> {
         loop {
             let round: Result<(), redis::RedisError> = async {
                 if !ready {
-                    self.create_groups().await?;
+                    self.create_groups(streams).await?;
                     ready = true;
                     self.stats.ready.store(true, Ordering::Relaxed);
                 }
                 if tokio::time::Instant::now() >= next_claim {
-                    self.claim().await?;
+                    self.claim(streams).await?;
                     next_claim = tokio::time::Instant::now() + self.options.claim_every;
                 }
                 Ok(())
@@ -217,7 +254,7 @@ impl<H: Handler> Consumer<H> {
                         tokio::select! {
                             biased;
                             () = &mut shutdown => return Ok(()),
-                            entries = self.read(own_pending.as_ref().unwrap_or(&new_records)) => entries,
+                            entries = self.read(streams, reads, own_pending.as_ref().unwrap_or(&new_records)) => entries,
                         }
                     }
                 },
@@ -229,7 +266,7 @@ impl<H: Handler> Consumer<H> {
                         // Past the last record each stream returned; when none returns any, the
                         // walk is over.
                         for (stream, id, _) in &entries {
-                            if let Some(index) = self.streams.iter().position(|s| s.as_str() == &**stream) {
+                            if let Some(index) = streams.iter().position(|s| s.as_str() == &**stream) {
                                 cursors[index] = id.clone();
                             }
                         }
@@ -249,7 +286,7 @@ impl<H: Handler> Consumer<H> {
                             tokio::select! {
                                 biased;
                                 () = &mut shutdown => None,
-                                next = self.read(&new_records) => Some(next),
+                                next = self.read(streams, reads, &new_records) => Some(next),
                             }
                         });
                         match next {
@@ -329,16 +366,14 @@ struct Consumer<H> {
     handler: H,
     source: StreamSource,
     options: ConsumeOptions,
-    streams: Vec<String>,
-    commands: ConnectionManager,
-    reads: ConnectionManager,
+    commands: Connection,
     stats: Arc<ConsumerStats>,
 }
 
 #[cfg(feature = "streams")]
 impl<H: Handler> Consumer<H> {
-    async fn create_groups(&self) -> Result<(), redis::RedisError> {
-        for stream in &self.streams {
+    async fn create_groups(&self, streams: &[String]) -> Result<(), redis::RedisError> {
+        for stream in streams {
             let created = redis::cmd("XGROUP")
                 .arg("CREATE")
                 .arg(stream)
@@ -357,14 +392,19 @@ impl<H: Handler> Consumer<H> {
 
     /// Reads from each stream after its id in `from`: `>` for new records (waiting up to
     /// `block`), an entry id for this consumer's own pending records after it.
-    async fn read(&self, from: &[String]) -> Result<Vec<Entry>, redis::RedisError> {
+    async fn read(
+        &self,
+        streams: &[String],
+        reads: &Connection,
+        from: &[String],
+    ) -> Result<Vec<Entry>, redis::RedisError> {
         let mut command = redis::cmd("XREADGROUP");
         command.arg("GROUP").arg(&self.source.group).arg(&self.options.consumer).arg("COUNT").arg(self.options.batch);
         if from.iter().all(|id| id == ">") {
             command.arg("BLOCK").arg(self.options.block.as_millis() as u64);
         }
-        command.arg("STREAMS").arg(&self.streams).arg(from);
-        let reply = command.query_async::<Reply>(&mut self.reads.clone()).await?;
+        command.arg("STREAMS").arg(streams).arg(from);
+        let reply = command.query_async::<Reply>(&mut reads.clone()).await?;
         let mut entries = Vec::new();
         for (stream, stream_entries) in pairs(reply) {
             let stream: Arc<str> = text(&stream).into();
@@ -378,8 +418,8 @@ impl<H: Handler> Consumer<H> {
     }
 
     /// Takes over records another consumer left pending for longer than `claim_idle`.
-    async fn claim(&self) -> Result<(), redis::RedisError> {
-        for stream in &self.streams {
+    async fn claim(&self, streams: &[String]) -> Result<(), redis::RedisError> {
+        for stream in streams {
             let name: Arc<str> = stream.as_str().into();
             let mut cursor = "0-0".to_string();
             loop {
@@ -417,26 +457,31 @@ impl<H: Handler> Consumer<H> {
         Ok(())
     }
 
-    /// The key that marks an event id as processed by this function.
-    fn seen_key(&self, id: &str) -> String {
-        format!("graphc:seen:{}:{id}", self.source.group)
+    /// The key that marks an event id as processed by this function, in the slot of the
+    /// stream its record was read from.
+    fn seen_key(&self, stream: &str, id: &str) -> String {
+        key_beside("seen", stream, &format!("{}:{id}", self.source.group))
     }
 
-    /// Which of these event ids this function processed within the dedupe window.
-    async fn seen(&self, ids: &[Option<String>]) -> Result<Vec<bool>, redis::RedisError> {
-        let keys: Vec<String> = ids.iter().flatten().map(|id| self.seen_key(id)).collect();
+    /// Which of these records' event ids this function processed within the dedupe window.
+    async fn seen(&self, records: &[(Arc<str>, Option<String>)]) -> Result<Vec<bool>, redis::RedisError> {
+        let keys: Vec<String> =
+            records.iter().filter_map(|(stream, id)| Some(self.seen_key(stream, id.as_deref()?))).collect();
         if self.options.dedupe_window.is_zero() || keys.is_empty() {
-            return Ok(vec![false; ids.len()]);
+            return Ok(vec![false; records.len()]);
         }
+        // On a cluster the client splits the keys by slot and puts the answers back in order.
         let found: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut self.commands.clone()).await?;
         let mut found = found.into_iter();
-        Ok(ids.iter().map(|id| id.is_some() && found.next().flatten().is_some()).collect())
+        Ok(records.iter().map(|(_, id)| id.is_some() && found.next().flatten().is_some()).collect())
     }
 
     /// Runs a batch concurrently, then writes what its events wrote to streams, marks them
-    /// processed and acknowledges their records, in one transaction. An event processed already
-    /// within the dedupe window (or earlier in the batch) is acknowledged without running again;
-    /// one that failed with `503` is left pending, to run again.
+    /// processed and acknowledges their records (see the module's comment for how, on one
+    /// server and on a cluster). An event processed already within the dedupe window (or
+    /// earlier in the batch) is acknowledged without running again; one that failed with `503`
+    /// is left pending, to run again, and what it wrote meanwhile is dropped: it writes it again
+    /// then.
     async fn process(&self, entries: Vec<Entry>) -> Result<(), redis::RedisError> {
         if entries.is_empty() {
             return Ok(());
@@ -446,66 +491,178 @@ impl<H: Handler> Consumer<H> {
         let envelopes: Vec<(Arc<str>, String, Envelope)> =
             entries.into_iter().map(|(stream, id, fields)| (stream, id, Envelope::from_record(fields))).collect();
         // Only an envelope carries an event id; a plain field map's event gets a fresh one.
-        let ids: Vec<Option<String>> = envelopes
+        let ids: Vec<(Arc<str>, Option<String>)> = envelopes
             .iter()
-            .map(|(_, _, envelope)| envelope.id.clone().filter(|id| window > 0 && !id.is_empty()))
+            .map(|(stream, _, envelope)| {
+                (Arc::clone(stream), envelope.id.clone().filter(|id| window > 0 && !id.is_empty()))
+            })
             .collect();
         let mut seen = self.seen(&ids).await?;
         // A record written twice upstream may arrive twice in one batch: it runs once.
         let mut in_batch = std::collections::HashSet::new();
-        for (id, seen) in ids.iter().zip(seen.iter_mut()) {
+        for ((_, id), seen) in ids.iter().zip(seen.iter_mut()) {
             if let Some(id) = id
                 && !in_batch.insert(id.as_str())
             {
                 *seen = true;
             }
         }
-        let deferred = Arc::new(Deferred { url: self.source.queue.url.clone(), writes: Default::default() });
-        let runs = envelopes.into_iter().zip(seen).map(|((stream, id, envelope), seen)| {
-            let deferred = Arc::clone(&deferred);
-            async move {
+        let runs = envelopes.into_iter().zip(ids).zip(seen).map(
+            |(((stream, entry, envelope), (_, event_id)), seen)| async move {
+                let mut outcome = Outcome { stream, entry, event_id, done: true, writes: Vec::new() };
                 if seen {
                     ConsumerStats::add(&self.stats.duplicates, 1);
-                    return (stream, id, true);
+                    return outcome;
                 }
-                let response = DEFERRED.scope(deferred, self.handler.handle(envelope.into_event())).await;
-                if response.status == 503 {
+                let deferred = Arc::new(Deferred { url: self.source.queue.url.clone(), writes: Default::default() });
+                let response = DEFERRED.scope(Arc::clone(&deferred), self.handler.handle(envelope.into_event())).await;
+                outcome.done = response.status != 503;
+                if outcome.done {
+                    outcome.writes =
+                        deferred.writes.lock().map(|mut writes| std::mem::take(&mut *writes)).unwrap_or_default();
+                } else {
                     ConsumerStats::add(&self.stats.retried, 1);
                 }
-                (stream, id, response.status != 503)
-            }
-        });
+                outcome
+            },
+        );
         let outcomes = futures_join_all(runs).await;
-        let writes = deferred.writes.lock().map(|mut writes| std::mem::take(&mut *writes)).unwrap_or_default();
-        let mut transaction = redis::pipe();
-        transaction.atomic();
-        for (stream, fields) in &writes {
-            let command = transaction.cmd("XADD").arg(stream).arg("*");
-            for (field, value) in fields {
-                command.arg(*field).arg(value);
-            }
-            command.ignore();
+        if self.commands.is_cluster() {
+            self.write_once(&outcomes).await?;
         }
-        if window > 0 {
-            for ((_, _, done), id) in outcomes.iter().zip(&ids) {
-                if let (true, Some(id)) = (done, id) {
-                    transaction.cmd("SET").arg(self.seen_key(id)).arg(1).arg("PX").arg(window).ignore();
+        // What stays for the transaction: on one server, everything; on a cluster, the marks and
+        // acknowledgements, a transaction per stream read (they share its slot).
+        let mut transactions: BTreeMap<&str, Vec<redis::Cmd>> = BTreeMap::new();
+        for outcome in outcomes.iter().filter(|outcome| outcome.done) {
+            let slot = if self.commands.is_cluster() { &*outcome.stream } else { "" };
+            let commands = transactions.entry(slot).or_default();
+            if !self.commands.is_cluster() {
+                for (stream, fields) in &outcome.writes {
+                    let mut add = redis::cmd("XADD");
+                    add.arg(stream).arg("*");
+                    for (field, value) in fields {
+                        add.arg(*field).arg(value);
+                    }
+                    commands.push(add);
                 }
             }
-        }
-        let mut acks: BTreeMap<&Arc<str>, Vec<&str>> = BTreeMap::new();
-        for (stream, id, done) in &outcomes {
-            if *done {
-                acks.entry(stream).or_default().push(id.as_str());
+            if let Some(id) = &outcome.event_id {
+                let mut mark = redis::cmd("SET");
+                mark.arg(self.seen_key(&outcome.stream, id)).arg(1).arg("PX").arg(window);
+                commands.push(mark);
             }
         }
-        let acknowledged: usize = acks.values().map(Vec::len).sum();
-        for (stream, ids) in acks {
-            transaction.cmd("XACK").arg(&**stream).arg(&self.source.group).arg(&ids).ignore();
+        let mut acknowledged = 0;
+        let mut acks: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for outcome in outcomes.iter().filter(|outcome| outcome.done) {
+            acks.entry(&outcome.stream).or_default().push(&outcome.entry);
         }
-        transaction.query_async::<()>(&mut self.commands.clone()).await?;
+        for (stream, entries) in acks {
+            let slot = if self.commands.is_cluster() { stream } else { "" };
+            let mut ack = redis::cmd("XACK");
+            ack.arg(stream).arg(&self.source.group).arg(&entries);
+            transactions.entry(slot).or_default().push(ack);
+            acknowledged += entries.len();
+        }
+        futures_join_all(transactions.into_values().map(|commands| transact(&self.commands, commands)))
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, _>>()?;
         ConsumerStats::add(&self.stats.acknowledged, acknowledged);
         Ok(())
+    }
+
+    /// On a cluster: each record's writes to each stream, in one script on that stream's slot
+    /// that writes them only if the mark that they were made is not there, and sets it. A
+    /// record run again (its acknowledgement never made it) writes nothing twice.
+    async fn write_once(&self, outcomes: &[Outcome]) -> Result<(), redis::RedisError> {
+        let window = self.options.dedupe_window.as_millis() as u64;
+        let mut scripts = Vec::new();
+        for outcome in outcomes.iter().filter(|outcome| outcome.done && !outcome.writes.is_empty()) {
+            let mut by_stream: BTreeMap<&str, Vec<&Vec<(&'static str, String)>>> = BTreeMap::new();
+            for (stream, fields) in &outcome.writes {
+                by_stream.entry(stream).or_default().push(fields);
+            }
+            for (stream, records) in by_stream {
+                let mark =
+                    key_beside("wrote", stream, &format!("{}:{}:{}", self.source.group, outcome.stream, outcome.entry));
+                let mut pipeline = redis::pipe();
+                let script = pipeline.cmd("EVAL").arg(WRITE_ONCE).arg(2).arg(stream).arg(mark).arg(window);
+                for fields in records {
+                    script.arg(fields.len());
+                    for (field, value) in fields {
+                        script.arg(*field).arg(value);
+                    }
+                }
+                let waits = server::add_wait(&mut pipeline);
+                scripts.push(async move {
+                    let replies: Vec<Reply> = pipeline.query_async(&mut self.commands.clone()).await?;
+                    confirmed(waits, replies.last())
+                });
+            }
+        }
+        futures_join_all(scripts).await.into_iter().collect::<Result<Vec<()>, _>>().map(drop)
+    }
+}
+
+/// Writes a record's entries to one stream once: KEYS[1] the stream, KEYS[2] the mark that
+/// they were written; ARGV[1] how long the mark is kept (ms; 0: no mark), then per entry its
+/// number of fields and the fields' names and values, in pairs.
+#[cfg(feature = "streams")]
+const WRITE_ONCE: &str = r#"
+local window = tonumber(ARGV[1])
+if window > 0 and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local i = 2
+local written = 0
+while i <= #ARGV do
+  local fields = tonumber(ARGV[i])
+  local entry = {'XADD', KEYS[1], '*'}
+  for j = 1, 2 * fields do entry[#entry + 1] = ARGV[i + j] end
+  redis.call(unpack(entry))
+  i = i + 1 + 2 * fields
+  written = written + 1
+end
+if window > 0 then redis.call('SET', KEYS[2], 1, 'PX', window) end
+return written
+"#;
+
+/// A record read and run: where it came from, its event id (when duplicates are looked for),
+/// whether it is done with (to acknowledge), and what it wrote to streams on this Redis.
+#[cfg(feature = "streams")]
+struct Outcome {
+    stream: Arc<str>,
+    entry: String,
+    event_id: Option<String>,
+    done: bool,
+    writes: Vec<Write>,
+}
+
+/// Runs `commands` in one MULTI/EXEC (on a cluster, their keys share a slot), and then waits
+/// for the replicas when the process asks for it.
+#[cfg(feature = "streams")]
+async fn transact(connection: &Connection, commands: Vec<redis::Cmd>) -> Result<(), redis::RedisError> {
+    if commands.is_empty() {
+        return Ok(());
+    }
+    let mut pipeline = redis::pipe();
+    pipeline.cmd("MULTI").ignore();
+    for command in commands {
+        pipeline.add_command(command).ignore();
+    }
+    pipeline.cmd("EXEC");
+    let waits = server::add_wait(&mut pipeline);
+    let replies: Vec<Reply> = pipeline.query_async(&mut connection.clone()).await?;
+    confirmed(waits, replies.last())
+}
+
+/// An error unless enough replicas confirmed the writes, when the process waits for them.
+#[cfg(feature = "streams")]
+fn confirmed(waits: bool, reply: Option<&Reply>) -> Result<(), redis::RedisError> {
+    match reply {
+        Some(Reply::Int(replicas)) if waits && *replicas < i64::from(server::replicas_to_wait_for()) => {
+            Err(server::too_few_replicas(*replicas))
+        }
+        _ => Ok(()),
     }
 }
 

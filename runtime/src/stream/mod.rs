@@ -10,6 +10,8 @@
 mod consumer;
 #[cfg(feature = "streams")]
 mod errors;
+#[cfg(feature = "streams")]
+mod server;
 mod writer;
 
 pub use consumer::{ConsumeOptions, ConsumerStats, StreamSource};
@@ -17,27 +19,21 @@ pub use consumer::{ConsumeOptions, ConsumerStats, StreamSource};
 pub use consumer::{consume, consume_with_stats};
 #[cfg(feature = "streams")]
 pub use errors::RedisErrorStream;
+#[cfg(feature = "streams")]
+pub use server::{Connection, connection, wait_for_replicas};
 pub use writer::{SetKey, StreamWriter};
 
-#[cfg(feature = "streams")]
-use crate::error::RunError;
 use crate::error::{ErrorRecord, ErrorStream};
 use crate::event::Event;
-#[cfg(feature = "streams")]
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::BTreeMap;
-#[cfg(feature = "streams")]
-use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
-#[cfg(feature = "streams")]
-use std::time::Duration;
 
 /// Where a stream queue lives: a Redis server, a stream name, and how many shards.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamQueue {
     /// The queue's name in the graph (for errors and logs).
     pub name: String,
-    /// `redis://host:port`, without the stream.
+    /// `redis://host:port` or `redis+cluster://host:port,host:port`, without the stream.
     pub url: String,
     /// The stream's name; with shards, the streams are `NAME:0` to `NAME:N-1`.
     pub stream: String,
@@ -86,48 +82,6 @@ impl StreamQueue {
             .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3));
         format!("{}:{}", self.stream, hash % u64::from(self.shards))
     }
-}
-
-#[cfg(feature = "streams")]
-/// A connection to the Redis server at `url`, shared by everything in the process that talks to
-/// it. It connects on first use and reconnects after the server went away.
-pub fn connection(url: &str) -> Result<ConnectionManager, RunError> {
-    static CONNECTIONS: OnceLock<Mutex<BTreeMap<String, ConnectionManager>>> = OnceLock::new();
-    // A poisoned table still holds good connections: a panic cannot leave one half made.
-    let mut connections = CONNECTIONS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(connection) = connections.get(url) {
-        return Ok(connection.clone());
-    }
-    let connection = open(url, Duration::from_secs(5))?;
-    connections.insert(url.to_string(), connection.clone());
-    Ok(connection)
-}
-
-#[cfg(feature = "streams")]
-/// A connection of its own, for blocking reads: a blocked XREADGROUP would hold up every
-/// other command on a shared connection. `timeout` must be longer than the blocking time.
-pub(crate) fn open(url: &str, timeout: Duration) -> Result<ConnectionManager, RunError> {
-    let client = client(url)?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(timeout))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_lazy_with_config(client, config).map_err(|error| RunError::redis(url, error))
-}
-
-#[cfg(feature = "streams")]
-/// A client for `url`; over TLS for `rediss://`, trusting the upstream roots (the platform's and
-/// `--upstream-ca`'s), as `$remote` does.
-fn client(url: &str) -> Result<redis::Client, RunError> {
-    if !url.starts_with("rediss://") {
-        return redis::Client::open(url).map_err(|error| RunError::redis(url, error));
-    }
-    // The Redis client builds its TLS configuration with rustls's process-wide provider: make it
-    // ring, graphc's one provider, unless the program chose one already.
-    let _ = crate::tls::ring_provider().install_default();
-    let roots = redis::TlsCertificates { client_tls: None, root_cert: Some(crate::upstream::roots_pem()) };
-    redis::Client::build_with_tls(url, roots).map_err(|error| RunError::redis(url, error))
 }
 
 /// In-memory streams: where stream queues write when one function runs alone under the mock

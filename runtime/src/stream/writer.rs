@@ -27,7 +27,7 @@ pub struct StreamWriter {
     /// The process's connection to the queue's Redis, found once rather than in the shared
     /// table (a lock and a lookup by URL) for every event.
     #[cfg(feature = "streams")]
-    connection: std::sync::OnceLock<redis::aio::ConnectionManager>,
+    connection: std::sync::OnceLock<super::Connection>,
 }
 
 impl StreamWriter {
@@ -76,16 +76,32 @@ impl StreamWriter {
         let Some(fields) = super::consumer::defer(&self.queue.url, &stream, fields) else {
             return Ok(String::new());
         };
-        let mut command = redis::cmd("XADD");
-        command.arg(&stream).arg("*");
+        let mut command = redis::pipe();
+        let add = command.cmd("XADD").arg(&stream).arg("*");
         for (field, value) in fields {
-            command.arg(field).arg(value);
+            add.arg(field).arg(value);
         }
+        let waits = super::server::add_wait(&mut command);
         let mut delay = Duration::from_millis(50);
         let mut attempt = 1;
         loop {
             let mut connection = connection.clone();
-            match command.query_async::<String>(&mut connection).await {
+            let written = command.query_async::<Vec<redis::Value>>(&mut connection).await.and_then(|replies| {
+                let mut replies = replies.into_iter();
+                let entry = match replies.next() {
+                    Some(redis::Value::BulkString(entry)) => String::from_utf8_lossy(&entry).into_owned(),
+                    _ => String::new(),
+                };
+                match replies.next() {
+                    Some(redis::Value::Int(confirmed))
+                        if waits && confirmed < i64::from(super::server::replicas_to_wait_for()) =>
+                    {
+                        Err(super::server::too_few_replicas(confirmed))
+                    }
+                    _ => Ok(entry),
+                }
+            });
+            match written {
                 Ok(entry) => return Ok(entry),
                 Err(error) if attempt >= self.attempts => {
                     return Err(unavailable(format!(

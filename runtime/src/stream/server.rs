@@ -1,0 +1,252 @@
+//! The Redis a stream queue lives on: one server (`redis://`, `rediss://`) or a Redis Cluster
+//! (`redis+cluster://HOST:PORT,HOST:PORT`, `rediss+cluster://`), behind one connection type, and
+//! what the rest of the stream code must know about a cluster: which keys share a slot, and
+//! whether writes wait for replicas.
+//!
+//! On a cluster every command goes to the master of its key's slot, and the client follows
+//! MOVED and ASK redirects and a failover's new masters by itself; a pipeline goes to one node,
+//! so the consumer groups its commands by slot (see `consumer`).
+
+use crate::error::RunError;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClientBuilder, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// A connection to one Redis server or to a cluster; either runs any command.
+#[derive(Clone)]
+pub enum Connection {
+    /// One server, reconnected after it went away.
+    Single(ConnectionManager),
+    /// A Redis Cluster: a connection per master, commands routed by their keys' slots.
+    Cluster(ClusterConnection),
+}
+
+impl Connection {
+    /// True on a cluster, where the keys of one transaction must share a slot.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Connection::Cluster(_))
+    }
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_command(cmd),
+            Connection::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(connection) => connection.get_db(),
+            Connection::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+/// A connection to `url`, shared by everything in the process that talks to it. It connects
+/// on first use and reconnects after a server went away.
+pub fn connection(url: &str) -> Result<Connection, RunError> {
+    static CONNECTIONS: OnceLock<Mutex<BTreeMap<String, Connection>>> = OnceLock::new();
+    // A poisoned table still holds good connections: a panic cannot leave one half made.
+    let mut connections = CONNECTIONS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(connection) = connections.get(url) {
+        return Ok(connection.clone());
+    }
+    let connection = open(url, Duration::from_secs(5))?;
+    connections.insert(url.to_string(), connection.clone());
+    Ok(connection)
+}
+
+/// A connection of its own, for blocking reads: a blocked XREADGROUP would hold up every
+/// other command on a shared connection. `timeout` must be longer than the blocking time.
+pub(crate) fn open(url: &str, timeout: Duration) -> Result<Connection, RunError> {
+    if let Some(cluster) = ClusterUrl::parse(url) {
+        return open_cluster(url, cluster?, timeout);
+    }
+    let client = client(url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_lazy_with_config(client, config)
+        .map(Connection::Single)
+        .map_err(|error| RunError::redis(url, error))
+}
+
+/// A client for `url`; over TLS for `rediss://`, trusting the upstream roots (the platform's and
+/// `--upstream-ca`'s), as `$remote` does.
+fn client(url: &str) -> Result<redis::Client, RunError> {
+    if !url.starts_with("rediss://") {
+        return redis::Client::open(url).map_err(|error| RunError::redis(url, error));
+    }
+    install_tls_provider();
+    redis::Client::build_with_tls(url, upstream_roots()).map_err(|error| RunError::redis(url, error))
+}
+
+/// The Redis client builds its TLS configuration with rustls's process-wide provider: make it
+/// ring, graphc's one provider, unless the program chose one already.
+fn install_tls_provider() {
+    let _ = crate::tls::ring_provider().install_default();
+}
+
+fn upstream_roots() -> redis::TlsCertificates {
+    redis::TlsCertificates { client_tls: None, root_cert: Some(crate::upstream::roots_pem()) }
+}
+
+/// A cluster's connection: the nodes are where it starts; the client learns the rest of the
+/// cluster from them, follows redirects, and retries a command a few times, briefly, while a
+/// failover promotes a replica (the stream code retries further on its own terms).
+fn open_cluster(url: &str, cluster: ClusterUrl, timeout: Duration) -> Result<Connection, RunError> {
+    let mut builder = ClusterClientBuilder::new(cluster.nodes).retries(6).min_retry_wait(50).max_retry_wait(1_000);
+    if cluster.tls {
+        install_tls_provider();
+        builder = builder.certs(upstream_roots());
+    }
+    let client = builder.build().map_err(|error| RunError::redis(url, error))?;
+    let config = ClusterConfig::new().set_connection_timeout(Duration::from_secs(2)).set_response_timeout(timeout);
+    Ok(Connection::Cluster(client.get_pending_async_connection_with_config(config)))
+}
+
+/// A cluster URL taken apart: `redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]`, a
+/// stream after a `/` ignored. Each node becomes a plain server URL with the same credentials.
+#[derive(Debug, PartialEq, Eq)]
+struct ClusterUrl {
+    nodes: Vec<String>,
+    tls: bool,
+}
+
+impl ClusterUrl {
+    /// `None` for a URL that is not a cluster's; an error for a cluster URL that names no node.
+    fn parse(url: &str) -> Option<Result<ClusterUrl, RunError>> {
+        let (scheme, tls, rest) = if let Some(rest) = url.strip_prefix("redis+cluster://") {
+            ("redis", false, rest)
+        } else {
+            ("rediss", true, url.strip_prefix("rediss+cluster://")?)
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        let (credentials, hosts) = match authority.rsplit_once('@') {
+            Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
+            None => (String::new(), authority),
+        };
+        let nodes: Vec<String> = hosts
+            .split(',')
+            .map(str::trim)
+            .filter(|host| !host.is_empty())
+            .map(|host| format!("{scheme}://{credentials}{host}"))
+            .collect();
+        if nodes.is_empty() {
+            return Some(Err(RunError::redis(
+                url,
+                "a cluster URL names its nodes: redis+cluster://HOST:PORT,HOST:PORT",
+            )));
+        }
+        Some(Ok(ClusterUrl { nodes, tls }))
+    }
+}
+
+/// The part of `key` Redis Cluster hashes to pick its slot: the text between the first `{` and
+/// the next `}` when there is some, else the whole key.
+pub(crate) fn hash_tag(key: &str) -> &str {
+    if let Some(open) = key.find('{')
+        && let Some(length) = key.get(open + 1..).and_then(|after| after.find('}'))
+        && length > 0
+    {
+        return key.get(open + 1..open + 1 + length).unwrap_or(key);
+    }
+    key
+}
+
+/// A key of graphc's own (`graphc:KIND:{TAG}:REST`) in the same slot as `stream`, so that one
+/// transaction can hold both on a cluster.
+pub(crate) fn key_beside(kind: &str, stream: &str, rest: &str) -> String {
+    format!("graphc:{kind}:{{{}}}:{rest}", hash_tag(stream))
+}
+
+static WAIT_REPLICAS: AtomicU32 = AtomicU32::new(0);
+
+/// How long a write waits for its replicas before it counts as failed.
+pub(crate) const WAIT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Makes every write this process makes to Redis wait until `replicas` replicas have it
+/// (`--wait-replicas N`): a write that fewer replicas confirm within [`WAIT_TIMEOUT`] counts as
+/// failed (the caller gets 503; a consumer leaves its records pending and tries again). Zero,
+/// the default, waits for none: a master that fails before its replicas copied a write loses it.
+pub fn wait_for_replicas(replicas: u32) {
+    WAIT_REPLICAS.store(replicas, Ordering::Relaxed);
+}
+
+/// The replicas a write waits for; zero for none.
+pub(crate) fn replicas_to_wait_for() -> u32 {
+    WAIT_REPLICAS.load(Ordering::Relaxed)
+}
+
+/// Adds a WAIT for the replicas after a pipeline's writes, when the process asks for it; it
+/// goes to the same node on the same connection, after them, as WAIT requires.
+pub(crate) fn add_wait(pipeline: &mut redis::Pipeline) -> bool {
+    let replicas = replicas_to_wait_for();
+    if replicas > 0 {
+        pipeline.cmd("WAIT").arg(replicas).arg(WAIT_TIMEOUT.as_millis() as u64);
+    }
+    replicas > 0
+}
+
+/// The error for a write that fewer replicas than asked confirmed in time.
+pub(crate) fn too_few_replicas(confirmed: i64) -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::Io,
+        "too few replicas confirmed the write",
+        format!(
+            "{confirmed} of {} replicas confirmed it within {} ms (--wait-replicas)",
+            replicas_to_wait_for(),
+            WAIT_TIMEOUT.as_millis()
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_url_names_its_nodes_with_their_credentials() {
+        let parsed = ClusterUrl::parse("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001/orders");
+        assert_eq!(
+            parsed.map(|parsed| parsed.map_err(|error| error.to_string())),
+            Some(Ok(ClusterUrl {
+                nodes: vec!["redis://:pw@10.0.0.1:7000".to_string(), "redis://:pw@10.0.0.2:7001".to_string()],
+                tls: false
+            }))
+        );
+        let tls = ClusterUrl::parse("rediss+cluster://a:1").and_then(Result::ok);
+        assert_eq!(tls, Some(ClusterUrl { nodes: vec!["rediss://a:1".to_string()], tls: true }));
+        assert!(ClusterUrl::parse("redis://127.0.0.1:6379").is_none());
+        assert!(matches!(ClusterUrl::parse("redis+cluster:///orders"), Some(Err(_))));
+    }
+
+    #[test]
+    fn graphc_keys_share_their_streams_slot() {
+        assert_eq!(hash_tag("orders:1"), "orders:1");
+        assert_eq!(hash_tag("{user7}:events"), "user7");
+        assert_eq!(hash_tag("a{}b"), "a{}b");
+        assert_eq!(key_beside("seen", "orders:1", "enricher:e1"), "graphc:seen:{orders:1}:enricher:e1");
+        assert_eq!(hash_tag(&key_beside("seen", "{user7}:events", "g:e1")), "user7");
+    }
+}
