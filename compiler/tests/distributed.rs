@@ -3,7 +3,8 @@
 //! stream -> scorer -> output stream), against a real redis-server this test starts on a free
 //! loopback port. Every accepted event must arrive at the end: with all processes up, with the
 //! enricher killed by SIGKILL halfway and replaced (by another consumer, or under its own name),
-//! and with Redis stopped and restarted.
+//! with Redis stopped and restarted, and on a Redis Cluster of three masters with replicas
+//! through a master's failover.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -69,10 +70,6 @@ impl Redis {
         process
     }
 
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
     /// Stops it with `signal` (`TERM`: a graceful shutdown; `KILL`: a crash).
     fn stop(&mut self, signal: &str) {
         let _ = Command::new("kill").args([format!("-{signal}"), self.process.id().to_string()]).status();
@@ -82,10 +79,14 @@ impl Redis {
     fn restart(&mut self) {
         self.process = Redis::spawn(self.port, &self.dir);
     }
+}
 
-    fn connection(&self) -> redis::Connection {
-        redis::Client::open(self.url()).expect("url").get_connection().expect("connects to redis")
-    }
+/// Where the graph's streams live, as the test reads them: one server or a cluster.
+trait Store {
+    /// The URL the functions get as `--redis`.
+    fn url(&self) -> String;
+
+    fn connection(&self) -> Box<dyn redis::ConnectionLike>;
 
     /// Every event id in the output stream, with how many times it arrived.
     fn arrived(&self) -> HashMap<String, usize> {
@@ -99,7 +100,7 @@ impl Redis {
                 .arg("+")
                 .arg("COUNT")
                 .arg(5000)
-                .query(&mut connection)
+                .query(connection.as_mut())
                 .expect("XRANGE");
             let Some((last, _)) = entries.last().cloned() else { break };
             for (_, fields) in &entries {
@@ -111,7 +112,17 @@ impl Redis {
     }
 
     fn output_length(&self) -> usize {
-        redis::cmd("XLEN").arg("scored").query(&mut self.connection()).unwrap_or(0)
+        redis::cmd("XLEN").arg("scored").query(self.connection().as_mut()).unwrap_or(0)
+    }
+}
+
+impl Store for Redis {
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn connection(&self) -> Box<dyn redis::ConnectionLike> {
+        Box::new(redis::Client::open(self.url()).expect("url").get_connection().expect("connects to redis"))
     }
 }
 
@@ -128,7 +139,7 @@ struct Function(Child);
 
 impl Function {
     /// Starts it; the address it serves on (the root's HTTP, or a child's `--metrics-port`).
-    fn start(function: &str, redis: &Redis, extra: &[&str]) -> (Function, Option<String>) {
+    fn start(function: &str, redis: &dyn Store, extra: &[&str]) -> (Function, Option<String>) {
         let mut child = Command::new(binary())
             .args(["serve", "--base", "examples/distributed", "--port", "0", "--function", function])
             .args(["--redis", &redis.url(), "--claim-idle-ms", "1000", "--claim-every-ms", "500"])
@@ -234,7 +245,7 @@ async fn send(root: &str, from: usize, to: usize, pause_at: Option<(usize, Arc<A
 /// Waits until every accepted id has arrived (or a minute has passed); returns lost ids and
 /// duplicates, and prints both.
 /// The body of the record for `event_id` in the output stream.
-fn scored_record(connection: &mut redis::Connection, event_id: &str) -> serde_json::Value {
+fn scored_record(connection: &mut dyn redis::ConnectionLike, event_id: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let entries: Vec<(String, HashMap<String, String>)> =
@@ -249,7 +260,7 @@ fn scored_record(connection: &mut redis::Connection, event_id: &str) -> serde_js
     }
 }
 
-fn settle(redis: &Redis, accepted: &[String], case: &str) -> (Vec<String>, usize) {
+fn settle(redis: &dyn Store, accepted: &[String], case: &str) -> (Vec<String>, usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let missing = |arrived: &HashMap<String, usize>| accepted.iter().filter(|id| !arrived.contains_key(*id)).count();
     // Redeliveries count in the stream's length, so it is the ids that are waited for.
@@ -318,7 +329,7 @@ async fn ten_thousand_events_cross_three_processes_and_all_arrive() {
         .arg("distributed-errors")
         .arg("-")
         .arg("+")
-        .query(&mut redis.connection())
+        .query(redis.connection().as_mut())
         .expect("XRANGE");
     assert_eq!(errors.len(), 1, "{errors:?}");
     let record = &errors[0].1;
@@ -338,12 +349,12 @@ async fn ten_thousand_events_cross_three_processes_and_all_arrive() {
         .arg("+")
         .arg("COUNT")
         .arg(1)
-        .query(&mut connection)
+        .query(connection.as_mut())
         .expect("XRANGE");
     let body: serde_json::Value = serde_json::from_str(&first[0].1["body"]).expect("JSON body");
     assert_eq!(body["enriched"], true);
     assert_eq!(body["score"], body["text"].as_str().map_or(0, str::len));
-    let meta = scored_record(&mut connection, "meta-1");
+    let meta = scored_record(connection.as_mut(), "meta-1");
     assert_eq!(
         meta["seen"],
         serde_json::json!({"id": "meta-1", "key": "customer-7", "method": "PUT", "path": "/orders"}),
@@ -351,11 +362,11 @@ async fn ten_thousand_events_cross_three_processes_and_all_arrive() {
     );
     // Both shards of `incoming` were used, and the enricher acknowledged everything it read.
     for shard in ["incoming:0", "incoming:1"] {
-        let length: usize = redis::cmd("XLEN").arg(shard).query(&mut connection).expect("XLEN");
+        let length: usize = redis::cmd("XLEN").arg(shard).query(connection.as_mut()).expect("XLEN");
         assert!(length > 1000, "{shard} holds {length}");
         // XPENDING's summary starts with the number of unacknowledged records.
         let pending: Vec<redis::Value> =
-            redis::cmd("XPENDING").arg(shard).arg("enricher").query(&mut connection).expect("XPENDING");
+            redis::cmd("XPENDING").arg(shard).arg("enricher").query(connection.as_mut()).expect("XPENDING");
         assert_eq!(pending.first(), Some(&redis::Value::Int(0)), "{shard} has unacknowledged records");
     }
 }
@@ -469,7 +480,7 @@ async fn a_consumer_restarted_under_its_own_name_finishes_its_own_records_first(
     let pending: Vec<redis::Value> = ["incoming:0", "incoming:1"]
         .iter()
         .map(|shard| {
-            redis::cmd("XPENDING").arg(shard).arg("enricher").query(&mut redis.connection()).expect("XPENDING")
+            redis::cmd("XPENDING").arg(shard).arg("enricher").query(redis.connection().as_mut()).expect("XPENDING")
         })
         .collect();
     eprintln!("pending when killed: {pending:?}");
@@ -492,7 +503,7 @@ async fn a_consumer_whose_stream_and_group_are_deleted_makes_them_again_and_goes
     // Deleting the streams takes their consumer groups with them: the enricher's next read
     // fails with NOGROUP.
     let mut connection = redis.connection();
-    let _: () = redis::cmd("DEL").arg("incoming:0").arg("incoming:1").query(&mut connection).expect("DEL");
+    let _: () = redis::cmd("DEL").arg("incoming:0").arg("incoming:1").query(connection.as_mut()).expect("DEL");
     // Not ready while the group is missing, then ready again once it is made again.
     let deadline = Instant::now() + Duration::from_secs(15);
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -510,4 +521,222 @@ async fn a_consumer_whose_stream_and_group_are_deleted_makes_them_again_and_goes
     // the deletion all arrives.
     let (lost, _) = settle(&redis, &more, "stream and group deleted");
     assert!(lost.is_empty(), "events sent after the deletion were lost: {lost:?}");
+}
+
+/// A Redis Cluster of this test's own: three masters and a replica of each, on free loopback
+/// ports, each node with its data in a directory of its own; a master unreachable for a second
+/// is failed over to its replica.
+struct Cluster {
+    nodes: Vec<Redis>,
+}
+
+impl Cluster {
+    fn start(name: &str) -> Cluster {
+        let mut nodes = Vec::new();
+        for index in 0..6 {
+            // The cluster bus listens 10000 above each node's port: both must be free.
+            let port = loop {
+                let port =
+                    std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+                if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+                    break port;
+                }
+            };
+            let dir = std::env::temp_dir().join(format!("graphc-cluster-{name}-{index}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("node directory");
+            let process = Cluster::spawn(port, &dir);
+            nodes.push(Redis { port, dir, process });
+        }
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(nodes.iter().map(|node| format!("127.0.0.1:{}", node.port)))
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stdout));
+        let cluster = Cluster { nodes };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cluster.nodes.iter().all(|node| cluster.node_info(node.port, "INFO").contains("cluster_state:ok"))
+            || !cluster.replicas_online()
+        {
+            assert!(Instant::now() < deadline, "the cluster did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cluster
+    }
+
+    fn spawn(port: u16, dir: &Path) -> Child {
+        let process = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
+            .args(["--appendfsync", "always", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+            .args(["--cluster-node-timeout", "1000", "--repl-diskless-sync-delay", "0", "--dir"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (the README's test command installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        process
+    }
+
+    /// `CLUSTER INFO` or `CLUSTER NODES` as a node answers it (empty when it cannot).
+    fn node_info(&self, port: u16, what: &str) -> String {
+        redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .and_then(|client| client.get_connection())
+            .and_then(|mut connection| redis::cmd("CLUSTER").arg(what).query::<String>(&mut connection))
+            .unwrap_or_default()
+    }
+
+    /// True when every master that answers has a replica in sync with it.
+    fn replicas_online(&self) -> bool {
+        self.nodes.iter().all(|node| {
+            let replication = redis::Client::open(format!("redis://127.0.0.1:{}", node.port))
+                .and_then(|client| client.get_connection())
+                .and_then(|mut connection| redis::cmd("INFO").arg("replication").query::<String>(&mut connection))
+                .unwrap_or_default();
+            !replication.contains("role:master") || replication.contains("state=online")
+        })
+    }
+
+    /// The port of the master that serves `key` now, as the first node that answers sees it.
+    fn master_of(&self, key: &str) -> u16 {
+        let (mut connection, alive) = self
+            .nodes
+            .iter()
+            .find_map(|node| {
+                let client = redis::Client::open(format!("redis://127.0.0.1:{}", node.port)).ok()?;
+                Some((client.get_connection().ok()?, node.port))
+            })
+            .expect("a node answers");
+        let slot: u16 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut connection).expect("KEYSLOT");
+        let nodes = self.node_info(alive, "NODES");
+        // `ID HOST:PORT@BUS FLAGS MASTER PING PONG EPOCH STATE SLOTS...`
+        nodes
+            .lines()
+            .find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let serves = fields.iter().skip(8).any(|range| {
+                    let (from, to) = range.split_once('-').unwrap_or((range, range));
+                    matches!((from.parse::<u16>(), to.parse::<u16>()), (Ok(from), Ok(to)) if (from..=to).contains(&slot))
+                });
+                let port = fields.get(1)?.split(['@', ':']).nth(1)?.parse().ok()?;
+                (serves && fields.get(2)?.contains("master")).then_some(port)
+            })
+            .expect("a master serves every slot")
+    }
+
+    fn node(&mut self, port: u16) -> &mut Redis {
+        self.nodes.iter_mut().find(|node| node.port == port).expect("a node of the cluster")
+    }
+
+    /// Starts a stopped node again, in cluster mode, from its files: it finds its slots served
+    /// by another master and becomes that master's replica.
+    fn restart(&mut self, port: u16) {
+        let node = self.node(port);
+        node.process = Cluster::spawn(node.port, &node.dir);
+    }
+
+    /// Waits until the other nodes have failed `port` over: another master serves its slots.
+    fn wait_for_failover(&self, port: u16, key: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.master_of(key) == port
+            || !self
+                .nodes
+                .iter()
+                .filter(|node| node.port != port)
+                .all(|node| self.node_info(node.port, "INFO").contains("cluster_state:ok"))
+        {
+            assert!(Instant::now() < deadline, "no replica took over from {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Store for Cluster {
+    fn url(&self) -> String {
+        let nodes: Vec<String> = self.nodes.iter().map(|node| format!("127.0.0.1:{}", node.port)).collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+
+    fn connection(&self) -> Box<dyn redis::ConnectionLike> {
+        let nodes: Vec<String> = self.nodes.iter().map(|node| format!("redis://127.0.0.1:{}", node.port)).collect();
+        let client = redis::cluster::ClusterClient::new(nodes).expect("cluster client");
+        Box::new(client.get_connection().expect("connects to the cluster"))
+    }
+}
+
+/// The distributed example on a Redis Cluster, every write waiting for a replica
+/// (`--wait-replicas 1`): the master that holds the first queue's shards is killed with SIGKILL
+/// while 10,000 events flow, its replica takes over, and the old master comes back as the new
+/// one's replica. Requests the root could not write meanwhile are refused with 503; every event
+/// it accepted arrives, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_master_killed_under_load_loses_nothing_and_repeats_nothing() {
+    let mut cluster = Cluster::start("failover");
+    let mut flags = vec!["--wait-replicas", "1", "--claim-idle-ms", "3000"];
+    let (_root, address) = Function::start("distributed", &cluster, &flags);
+    let (_scorer, _) = Function::start("scorer", &cluster, &flags);
+    flags.extend(["--metrics-port", "0"]);
+    let (_enricher, probes) = Function::start("enricher", &cluster, &flags);
+    let root = address.expect("the root listens");
+    let probes = probes.expect("the enricher serves its probes");
+    let mut ready = 0;
+    for _ in 0..100 {
+        ready = reqwest::get(format!("http://{probes}/v2/health/ready")).await.expect("ready probe").status().as_u16();
+        if ready == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready, 200, "the enricher becomes ready once its groups exist on the cluster");
+    let victim = cluster.master_of("incoming:0");
+    let reached = Arc::new(AtomicUsize::new(0));
+    let load = tokio::spawn({
+        let (root, reached) = (root.clone(), Arc::clone(&reached));
+        async move { send(&root, 0, 10_000, Some((3_000, reached))).await }
+    });
+    while reached.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cluster.node(victim).stop("KILL");
+    let killed = Instant::now();
+    tokio::task::block_in_place(|| cluster.wait_for_failover(victim, "incoming:0"));
+    eprintln!("failover: {} ms", killed.elapsed().as_millis());
+    cluster.restart(victim);
+    let (mut accepted, refused) = load.await.expect("load");
+    eprintln!("during the failover: {refused} requests refused with 503");
+    // Once the old master has caught up as a replica, writes are confirmed again: none refused.
+    let mut next = 10_000;
+    let recovered = Instant::now();
+    loop {
+        let (more, refused) = send(&root, next, next + 1, None).await;
+        accepted.extend(more);
+        next += 1;
+        if refused == 0 {
+            break;
+        }
+        assert!(recovered.elapsed() < Duration::from_secs(30), "the root takes events again after the failover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (more, refused_after) = send(&root, next, next + 500, None).await;
+    assert_eq!(refused_after, 0);
+    accepted.extend(more);
+    let (lost, duplicates) = tokio::task::block_in_place(|| settle(&cluster, &accepted, "cluster failover"));
+    assert!(lost.is_empty(), "accepted but lost: {lost:?}");
+    assert_eq!(duplicates, 0, "an event arrived twice after a master failed over");
+    let mut connection = cluster.connection();
+    // The queue's shards took their share, on the cluster's slots, and nothing is left pending.
+    for shard in ["incoming:0", "incoming:1"] {
+        let length: usize = redis::cmd("XLEN").arg(shard).query(connection.as_mut()).expect("XLEN");
+        assert!(length > 1000, "{shard} holds {length}");
+        let pending: Vec<redis::Value> =
+            redis::cmd("XPENDING").arg(shard).arg("enricher").query(connection.as_mut()).expect("XPENDING");
+        assert_eq!(pending.first(), Some(&redis::Value::Int(0)), "{shard} has unacknowledged records");
+    }
+    assert!(cluster.node_info(victim, "NODES").contains("myself,slave"), "the old master rejoined as a replica");
 }

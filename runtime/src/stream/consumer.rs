@@ -12,12 +12,12 @@
 //! steps: each record's writes to each stream go in one script on that stream's slot, with a
 //! mark that they were made (a record run again after a crash finds the mark and writes
 //! nothing twice); then the processed marks and the acknowledgement, which live in the slot of
-//! the stream read (`server::key_beside`), in one transaction there. Each shard is read on its
-//! own, as XREADGROUP cannot read streams of several slots at once.
+//! the stream read (`server::key_beside`), in one script there. Each shard is read on its own,
+//! as XREADGROUP cannot read streams of several slots at once.
 
 use super::StreamQueue;
 #[cfg(feature = "streams")]
-use super::server::{self, Connection, connection, key_beside, open};
+use super::server::{Connection, connection, key_beside, open};
 #[cfg(feature = "streams")]
 use crate::envelope::Envelope;
 #[cfg(feature = "streams")]
@@ -527,58 +527,50 @@ impl<H: Handler> Consumer<H> {
             },
         );
         let outcomes = futures_join_all(runs).await;
+        let done: Vec<&Outcome> = outcomes.iter().filter(|outcome| outcome.done).collect();
         if self.commands.is_cluster() {
-            self.write_once(&outcomes).await?;
+            self.commit_on_cluster(&done).await?;
+        } else {
+            self.commit(&done).await?;
         }
-        // What stays for the transaction: on one server, everything; on a cluster, the marks and
-        // acknowledgements, a transaction per stream read (they share its slot).
-        let mut transactions: BTreeMap<&str, Vec<redis::Cmd>> = BTreeMap::new();
-        for outcome in outcomes.iter().filter(|outcome| outcome.done) {
-            let slot = if self.commands.is_cluster() { &*outcome.stream } else { "" };
-            let commands = transactions.entry(slot).or_default();
-            if !self.commands.is_cluster() {
-                for (stream, fields) in &outcome.writes {
-                    let mut add = redis::cmd("XADD");
-                    add.arg(stream).arg("*");
-                    for (field, value) in fields {
-                        add.arg(*field).arg(value);
-                    }
-                    commands.push(add);
-                }
-            }
-            if let Some(id) = &outcome.event_id {
-                let mut mark = redis::cmd("SET");
-                mark.arg(self.seen_key(&outcome.stream, id)).arg(1).arg("PX").arg(window);
-                commands.push(mark);
-            }
-        }
-        let mut acknowledged = 0;
-        let mut acks: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for outcome in outcomes.iter().filter(|outcome| outcome.done) {
-            acks.entry(&outcome.stream).or_default().push(&outcome.entry);
-        }
-        for (stream, entries) in acks {
-            let slot = if self.commands.is_cluster() { stream } else { "" };
-            let mut ack = redis::cmd("XACK");
-            ack.arg(stream).arg(&self.source.group).arg(&entries);
-            transactions.entry(slot).or_default().push(ack);
-            acknowledged += entries.len();
-        }
-        futures_join_all(transactions.into_values().map(|commands| transact(&self.commands, commands)))
-            .await
-            .into_iter()
-            .collect::<Result<Vec<()>, _>>()?;
-        ConsumerStats::add(&self.stats.acknowledged, acknowledged);
+        ConsumerStats::add(&self.stats.acknowledged, done.len());
         Ok(())
     }
 
-    /// On a cluster: each record's writes to each stream, in one script on that stream's slot
-    /// that writes them only if the mark that they were made is not there, and sets it. A
-    /// record run again (its acknowledgement never made it) writes nothing twice.
-    async fn write_once(&self, outcomes: &[Outcome]) -> Result<(), redis::RedisError> {
+    /// On one server: the batch's writes, marks and acknowledgements in one MULTI/EXEC.
+    async fn commit(&self, done: &[&Outcome]) -> Result<(), redis::RedisError> {
+        let Some(first) = done.first() else { return Ok(()) };
         let window = self.options.dedupe_window.as_millis() as u64;
-        let mut scripts = Vec::new();
-        for outcome in outcomes.iter().filter(|outcome| outcome.done && !outcome.writes.is_empty()) {
+        let mut transaction = redis::pipe();
+        transaction.atomic();
+        for outcome in done {
+            for (stream, fields) in &outcome.writes {
+                let add = transaction.cmd("XADD").arg(stream).arg("*");
+                for (field, value) in fields {
+                    add.arg(*field).arg(value);
+                }
+                add.ignore();
+            }
+            if let Some(id) = &outcome.event_id {
+                transaction.cmd("SET").arg(self.seen_key(&outcome.stream, id)).arg(1).arg("PX").arg(window).ignore();
+            }
+        }
+        for (stream, entries) in entries_by_stream(done) {
+            transaction.cmd("XACK").arg(stream).arg(&self.source.group).arg(&entries).ignore();
+        }
+        transaction.query_async::<()>(&mut self.commands.clone()).await?;
+        self.commands.wait_for_replicas(&first.stream).await
+    }
+
+    /// On a cluster, where one transaction cannot span slots: first each record's writes to
+    /// each stream, once, by script on that stream's slot (`WRITE_ONCE`); then, per stream read,
+    /// the marks and acknowledgements of its records by script on its slot (`MARK_AND_ACK`).
+    /// A crash between the two runs the records again, and finds their writes made. Scripts
+    /// are single commands, whose redirects and failovers the cluster client follows.
+    async fn commit_on_cluster(&self, done: &[&Outcome]) -> Result<(), redis::RedisError> {
+        let window = self.options.dedupe_window.as_millis() as u64;
+        let mut writes = Vec::new();
+        for outcome in done.iter().filter(|outcome| !outcome.writes.is_empty()) {
             let mut by_stream: BTreeMap<&str, Vec<&Vec<(&'static str, String)>>> = BTreeMap::new();
             for (stream, fields) in &outcome.writes {
                 by_stream.entry(stream).or_default().push(fields);
@@ -586,23 +578,47 @@ impl<H: Handler> Consumer<H> {
             for (stream, records) in by_stream {
                 let mark =
                     key_beside("wrote", stream, &format!("{}:{}:{}", self.source.group, outcome.stream, outcome.entry));
-                let mut pipeline = redis::pipe();
-                let script = pipeline.cmd("EVAL").arg(WRITE_ONCE).arg(2).arg(stream).arg(mark).arg(window);
+                let mut script = redis::cmd("EVAL");
+                script.arg(WRITE_ONCE).arg(2).arg(stream).arg(mark).arg(window);
                 for fields in records {
                     script.arg(fields.len());
                     for (field, value) in fields {
                         script.arg(*field).arg(value);
                     }
                 }
-                let waits = server::add_wait(&mut pipeline);
-                scripts.push(async move {
-                    let replies: Vec<Reply> = pipeline.query_async(&mut self.commands.clone()).await?;
-                    confirmed(waits, replies.last())
+                writes.push(async move {
+                    script.query_async::<()>(&mut self.commands.clone()).await?;
+                    self.commands.wait_for_replicas(stream).await
                 });
             }
         }
-        futures_join_all(scripts).await.into_iter().collect::<Result<Vec<()>, _>>().map(drop)
+        futures_join_all(writes).await.into_iter().collect::<Result<Vec<()>, _>>()?;
+        let acknowledgements = entries_by_stream(done).into_iter().map(|(stream, entries)| {
+            let marks: Vec<String> = done
+                .iter()
+                .filter(|outcome| &*outcome.stream == stream)
+                .filter_map(|outcome| Some(self.seen_key(stream, outcome.event_id.as_deref()?)))
+                .collect();
+            let mut script = redis::cmd("EVAL");
+            script.arg(MARK_AND_ACK).arg(1 + marks.len()).arg(stream).arg(&marks);
+            script.arg(&self.source.group).arg(window).arg(&entries);
+            async move {
+                script.query_async::<()>(&mut self.commands.clone()).await?;
+                self.commands.wait_for_replicas(stream).await
+            }
+        });
+        futures_join_all(acknowledgements).await.into_iter().collect::<Result<Vec<()>, _>>().map(drop)
     }
+}
+
+/// The entries of these records, by the stream they were read from.
+#[cfg(feature = "streams")]
+fn entries_by_stream<'a>(done: &[&'a Outcome]) -> BTreeMap<&'a str, Vec<&'a str>> {
+    let mut entries: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for outcome in done {
+        entries.entry(&outcome.stream).or_default().push(&outcome.entry);
+    }
+    entries
 }
 
 /// Writes a record's entries to one stream once: KEYS[1] the stream, KEYS[2] the mark that
@@ -626,6 +642,23 @@ if window > 0 then redis.call('SET', KEYS[2], 1, 'PX', window) end
 return written
 "#;
 
+/// Marks events processed and acknowledges their records, at once: KEYS[1] the stream read,
+/// KEYS[2..] the marks; ARGV[1] the group, ARGV[2] how long marks are kept (ms), ARGV[3..] the
+/// entries, acknowledged a thousand at a time (Lua's `unpack` takes only so many).
+#[cfg(feature = "streams")]
+const MARK_AND_ACK: &str = r#"
+for i = 2, #KEYS do redis.call('SET', KEYS[i], 1, 'PX', ARGV[2]) end
+local entries = {}
+for i = 3, #ARGV do
+  entries[#entries + 1] = ARGV[i]
+  if #entries == 1000 or i == #ARGV then
+    redis.call('XACK', KEYS[1], ARGV[1], unpack(entries))
+    entries = {}
+  end
+end
+return #ARGV - 2
+"#;
+
 /// A record read and run: where it came from, its event id (when duplicates are looked for),
 /// whether it is done with (to acknowledge), and what it wrote to streams on this Redis.
 #[cfg(feature = "streams")]
@@ -635,35 +668,6 @@ struct Outcome {
     event_id: Option<String>,
     done: bool,
     writes: Vec<Write>,
-}
-
-/// Runs `commands` in one MULTI/EXEC (on a cluster, their keys share a slot), and then waits
-/// for the replicas when the process asks for it.
-#[cfg(feature = "streams")]
-async fn transact(connection: &Connection, commands: Vec<redis::Cmd>) -> Result<(), redis::RedisError> {
-    if commands.is_empty() {
-        return Ok(());
-    }
-    let mut pipeline = redis::pipe();
-    pipeline.cmd("MULTI").ignore();
-    for command in commands {
-        pipeline.add_command(command).ignore();
-    }
-    pipeline.cmd("EXEC");
-    let waits = server::add_wait(&mut pipeline);
-    let replies: Vec<Reply> = pipeline.query_async(&mut connection.clone()).await?;
-    confirmed(waits, replies.last())
-}
-
-/// An error unless enough replicas confirmed the writes, when the process waits for them.
-#[cfg(feature = "streams")]
-fn confirmed(waits: bool, reply: Option<&Reply>) -> Result<(), redis::RedisError> {
-    match reply {
-        Some(Reply::Int(replicas)) if waits && *replicas < i64::from(server::replicas_to_wait_for()) => {
-            Err(server::too_few_replicas(*replicas))
-        }
-        _ => Ok(()),
-    }
 }
 
 #[cfg(feature = "streams")]

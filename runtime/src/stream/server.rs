@@ -4,13 +4,15 @@
 //! whether writes wait for replicas.
 //!
 //! On a cluster every command goes to the master of its key's slot, and the client follows
-//! MOVED and ASK redirects and a failover's new masters by itself; a pipeline goes to one node,
-//! so the consumer groups its commands by slot (see `consumer`).
+//! MOVED and ASK redirects, and a failover's new masters, by itself, for single commands only: a
+//! pipeline's redirects come back as its replies' errors. So on a cluster graphc sends single
+//! commands, and what must be atomic is a script (see `consumer`).
 
 use crate::error::RunError;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -198,27 +200,35 @@ pub(crate) fn replicas_to_wait_for() -> u32 {
     WAIT_REPLICAS.load(Ordering::Relaxed)
 }
 
-/// Adds a WAIT for the replicas after a pipeline's writes, when the process asks for it; it
-/// goes to the same node on the same connection, after them, as WAIT requires.
-pub(crate) fn add_wait(pipeline: &mut redis::Pipeline) -> bool {
-    let replicas = replicas_to_wait_for();
-    if replicas > 0 {
-        pipeline.cmd("WAIT").arg(replicas).arg(WAIT_TIMEOUT.as_millis() as u64);
+impl Connection {
+    /// When the process asks for it, waits until enough replicas have this connection's writes
+    /// so far, those to `key`'s master on a cluster: WAIT, on the connection (to that node) the
+    /// writes went over, as WAIT requires. Too few in time is an error.
+    pub(crate) async fn wait_for_replicas(&self, key: &str) -> redis::RedisResult<()> {
+        let replicas = replicas_to_wait_for();
+        if replicas == 0 {
+            return Ok(());
+        }
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(WAIT_TIMEOUT.as_millis() as u64);
+        let confirmed: i64 = match self {
+            Connection::Single(connection) => wait.query_async(&mut connection.clone()).await?,
+            Connection::Cluster(connection) => {
+                // The client would ask every master and answer the least; only this key's counts.
+                let route = Route::with_key(key, SlotAddr::Master);
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                redis::from_redis_value(connection.clone().route_command(wait, routing).await?)?
+            }
+        };
+        if confirmed < i64::from(replicas) {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "too few replicas confirmed the write",
+                format!("{confirmed} of {replicas} within {} ms (--wait-replicas)", WAIT_TIMEOUT.as_millis()),
+            )));
+        }
+        Ok(())
     }
-    replicas > 0
-}
-
-/// The error for a write that fewer replicas than asked confirmed in time.
-pub(crate) fn too_few_replicas(confirmed: i64) -> redis::RedisError {
-    redis::RedisError::from((
-        redis::ErrorKind::Io,
-        "too few replicas confirmed the write",
-        format!(
-            "{confirmed} of {} replicas confirmed it within {} ms (--wait-replicas)",
-            replicas_to_wait_for(),
-            WAIT_TIMEOUT.as_millis()
-        ),
-    ))
 }
 
 #[cfg(test)]

@@ -76,31 +76,35 @@ impl StreamWriter {
         let Some(fields) = super::consumer::defer(&self.queue.url, &stream, fields) else {
             return Ok(String::new());
         };
-        let mut command = redis::pipe();
-        let add = command.cmd("XADD").arg(&stream).arg("*");
+        let mut command = redis::cmd("XADD");
+        command.arg(&stream).arg("*");
         for (field, value) in fields {
-            add.arg(field).arg(value);
+            command.arg(field).arg(value);
         }
-        let waits = super::server::add_wait(&mut command);
         let mut delay = Duration::from_millis(50);
         let mut attempt = 1;
+        // Once the entry is in, a retry only waits for the replicas again: it is not written twice.
+        let mut written_entry: Option<String> = None;
+        let started = tokio::time::Instant::now();
         loop {
-            let mut connection = connection.clone();
-            let written = command.query_async::<Vec<redis::Value>>(&mut connection).await.and_then(|replies| {
-                let mut replies = replies.into_iter();
-                let entry = match replies.next() {
-                    Some(redis::Value::BulkString(entry)) => String::from_utf8_lossy(&entry).into_owned(),
-                    _ => String::new(),
+            let round = async {
+                let entry = match written_entry.take() {
+                    Some(entry) => entry,
+                    None => command.query_async::<String>(&mut connection.clone()).await?,
                 };
-                match replies.next() {
-                    Some(redis::Value::Int(confirmed))
-                        if waits && confirmed < i64::from(super::server::replicas_to_wait_for()) =>
-                    {
-                        Err(super::server::too_few_replicas(confirmed))
-                    }
-                    _ => Ok(entry),
-                }
-            });
+                written_entry = Some(entry.clone());
+                connection.wait_for_replicas(&stream).await?;
+                Ok::<_, redis::RedisError>(entry)
+            };
+            // However the client retries inside, the caller hears within the budget.
+            let budget = WRITE_BUDGET.saturating_sub(started.elapsed());
+            let written = match tokio::time::timeout(budget, round).await {
+                Ok(written) => written,
+                Err(_) => Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out"))),
+            };
+            if written.is_err() && started.elapsed() >= WRITE_BUDGET {
+                attempt = self.attempts;
+            }
             match written {
                 Ok(entry) => return Ok(entry),
                 Err(error) if attempt >= self.attempts => {
@@ -119,6 +123,10 @@ impl StreamWriter {
         }
     }
 }
+
+/// How long one write may take, retries included, before the event fails with 503.
+#[cfg(feature = "streams")]
+const WRITE_BUDGET: Duration = Duration::from_secs(10);
 
 fn unavailable(message: impl Into<String>) -> StepError {
     StepError::unavailable(message)
