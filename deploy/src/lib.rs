@@ -45,6 +45,11 @@ pub struct DeployOptions {
     pub grpc_port: Option<u32>,
     /// The graph's file name in its folder (the Dockerfile builds it).
     pub graph_file: String,
+    /// Redis is a Redis Cluster (`--redis-cluster`, or the graph's queues name one): the
+    /// scalers are KEDA's `redis-cluster-streams`, on the cluster's nodes.
+    pub redis_cluster: bool,
+    /// The binary's `--wait-replicas`: writes wait for this many replicas (0: none).
+    pub wait_replicas: u32,
 }
 
 impl Default for DeployOptions {
@@ -60,6 +65,8 @@ impl Default for DeployOptions {
             shutdown_timeout_ms: 30_000,
             grpc_port: None,
             graph_file: "graph.graph".to_string(),
+            redis_cluster: false,
+            wait_replicas: 0,
         }
     }
 }
@@ -145,7 +152,8 @@ pub fn dns_name(name: &str) -> String {
 }
 
 /// The Secret holding the Redis server's URL (`url`, for the binary) and `host:port` (`address`,
-/// for KEDA's scaler); the operator makes it.
+/// for KEDA's scaler; on a cluster `addresses`, the nodes' `host:port,host:port`); the operator
+/// makes it.
 pub fn redis_secret(graph: &ir::Graph) -> String {
     format!("{}-redis", dns_name(&graph.name))
 }
@@ -195,6 +203,16 @@ fn uses_redis(graph: &ir::Graph) -> bool {
     graph.features.contains(&ir::RuntimeFeature::Streams)
 }
 
+/// Whether Redis is a cluster: the options say so, or a stream queue of the graph names one
+/// (`redis+cluster://`, `rediss+cluster://`).
+pub fn on_cluster(graph: &ir::Graph, options: &DeployOptions) -> bool {
+    options.redis_cluster
+        || graph.nodes.iter().any(|node| {
+            matches!(&node.kind, NodeKind::Queue(queue)
+                if matches!(&**queue, ir::Queue::Stream { url, .. } if url.contains("+cluster://")))
+        })
+}
+
 /// A parameter's default as JSON, when it is a constant.
 fn constant(expr: &Expr) -> Option<Value> {
     Some(match expr {
@@ -236,11 +254,15 @@ fn secret_env(name: &str, secret: String, key: &str) -> EnvVar {
 
 /// Each function's container environment: Redis from its Secret, the graph's secrets from
 /// theirs, parameters from the ConfigMap. Only references: no value.
-fn environment(graph: &ir::Graph) -> Vec<EnvVar> {
+fn environment(graph: &ir::Graph, options: &DeployOptions) -> Vec<EnvVar> {
     let mut env = Vec::new();
     if uses_redis(graph) {
         env.push(secret_env("GRAPHC_REDIS_URL", redis_secret(graph), "url"));
-        env.push(secret_env("GRAPHC_REDIS_ADDRESS", redis_secret(graph), "address"));
+        if on_cluster(graph, options) {
+            env.push(secret_env("GRAPHC_REDIS_ADDRESSES", redis_secret(graph), "addresses"));
+        } else {
+            env.push(secret_env("GRAPHC_REDIS_ADDRESS", redis_secret(graph), "address"));
+        }
     }
     for secret in &graph.secrets {
         env.push(secret_env(secret, secrets_secret(graph), secret));
@@ -284,6 +306,9 @@ pub fn deployment(graph: &ir::Graph, function: &ir::Function, options: &DeployOp
     // Every port listens beyond the pod, where the kubelet's probes and the Service reach it.
     args.extend(["--base".to_string(), BASE.to_string(), "--host".to_string(), "0.0.0.0".to_string()]);
     args.extend(["--shutdown-timeout-ms".to_string(), options.shutdown_timeout_ms.to_string()]);
+    if options.wait_replicas > 0 && uses_redis(graph) {
+        args.extend(["--wait-replicas".to_string(), options.wait_replicas.to_string()]);
+    }
     let mut ports = Vec::new();
     let probe_port = if root {
         args.extend(["--port".to_string(), HTTP_PORT.to_string()]);
@@ -306,7 +331,7 @@ pub fn deployment(graph: &ir::Graph, function: &ir::Function, options: &DeployOp
         name: dns_name(&function.name),
         image: Some(options.image.clone()),
         args: Some(args),
-        env: Some(environment(graph)),
+        env: Some(environment(graph, options)),
         ports: Some(ports),
         liveness_probe: Some(probe("/v2/health/live", probe_port)),
         readiness_probe: Some(probe("/v2/health/ready", probe_port)),
@@ -379,18 +404,23 @@ pub fn disruption_budget(graph: &ir::Graph, function: &ir::Function, options: &D
     }
 }
 
-/// A consumer's scaler: KEDA's redis-streams, one trigger per stream it reads, on its group's
-/// pending entries.
+/// A consumer's scaler: KEDA's redis-streams (redis-cluster-streams on a cluster), one trigger
+/// per stream it reads, on its group's pending entries.
 pub fn scaled_object(graph: &ir::Graph, function: &ir::Function, options: &DeployOptions) -> Option<ScaledObject> {
     let consumes = consumes(graph, function)?;
     let name = object_name(graph, function);
+    let (kind, address) = if on_cluster(graph, options) {
+        ("redis-cluster-streams", ("addressesFromEnv", "GRAPHC_REDIS_ADDRESSES"))
+    } else {
+        ("redis-streams", ("addressFromEnv", "GRAPHC_REDIS_ADDRESS"))
+    };
     let triggers = consumes
         .streams
         .iter()
         .map(|stream| ScaleTrigger {
-            kind: "redis-streams".to_string(),
+            kind: kind.to_string(),
             metadata: BTreeMap::from([
-                ("addressFromEnv".to_string(), "GRAPHC_REDIS_ADDRESS".to_string()),
+                (address.0.to_string(), address.1.to_string()),
                 ("stream".to_string(), stream.clone()),
                 ("consumerGroup".to_string(), consumes.group.clone()),
                 ("pendingEntriesCount".to_string(), options.pending_entries.to_string()),
@@ -450,7 +480,12 @@ pub fn manifests(graph: &ir::Graph, options: &DeployOptions) -> Result<Vec<File>
     let mut kustomization =
         String::from("# Written by `graphc deploy` from the checked graph; `kubectl apply -k .` applies it.\n");
     kustomization.push_str("# It needs the Secrets it names (no value is written here):\n");
-    if uses_redis(graph) {
+    if uses_redis(graph) && on_cluster(graph, options) {
+        kustomization.push_str(&format!(
+            "#   kubectl create secret generic {} --from-literal=url=redis+cluster://HOST1:6379,HOST2:6379 --from-literal=addresses=HOST1:6379,HOST2:6379\n",
+            redis_secret(graph)
+        ));
+    } else if uses_redis(graph) {
         kustomization.push_str(&format!(
             "#   kubectl create secret generic {} --from-literal=url=redis://HOST:6379 --from-literal=address=HOST:6379\n",
             redis_secret(graph)

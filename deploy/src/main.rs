@@ -7,7 +7,10 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: graphc deploy FILE --out DIR [--image NAME] [--namespace NS] [--cpu Q] [--memory Q]
                      [--replicas N] [--max-replicas N] [--pending-entries N] [--shutdown-timeout-ms MS]
-                     [--grpc-port PORT]";
+                     [--grpc-port PORT] [--redis-cluster] [--wait-replicas N]
+--redis-cluster: the Redis the Secret names is a Redis Cluster (implied when the graph's queues name one):
+the scalers use KEDA's redis-cluster-streams on the Secret's `addresses`.
+--wait-replicas N: every function's writes to Redis wait for N replicas (see the binary's --wait-replicas).";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -53,6 +56,8 @@ fn run(args: Vec<String>) -> Result<Vec<PathBuf>, String> {
                     u64::from(number("--shutdown-timeout-ms", value("--shutdown-timeout-ms")?)?)
             }
             "--grpc-port" => options.grpc_port = Some(number("--grpc-port", value("--grpc-port")?)?),
+            "--redis-cluster" => options.redis_cluster = true,
+            "--wait-replicas" => options.wait_replicas = number("--wait-replicas", value("--wait-replicas")?)?,
             flag if flag.starts_with('-') => return Err(format!("unknown flag `{flag}`\n{USAGE}")),
             path if file.is_none() => file = Some(PathBuf::from(path)),
             extra => return Err(format!("one graph file at a time: `{extra}` is a second\n{USAGE}")),

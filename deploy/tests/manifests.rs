@@ -174,3 +174,53 @@ fn graphc_deploy_writes_the_files_and_no_secret_value() {
     assert!(String::from_utf8_lossy(&failed.stderr).contains("nope"));
     assert!(!out.join("none").exists());
 }
+
+#[test]
+fn on_a_redis_cluster_consumers_scale_on_the_clusters_streams_and_writes_wait_for_replicas() {
+    let text = std::fs::read_to_string(workspace().join("examples/distributed/distributed.graph")).expect("example");
+    let on_cluster = text.replace("redis://127.0.0.1:6379/", "redis+cluster://10.0.0.1:7000,10.0.0.2:7000/");
+    for (graph, options) in [
+        (checked_text(&text), DeployOptions { redis_cluster: true, wait_replicas: 1, ..Default::default() }),
+        (checked_text(&on_cluster), DeployOptions { wait_replicas: 1, ..Default::default() }),
+    ] {
+        let files = manifests(&graph, &options).expect("manifests");
+        let scalers: Vec<ScaledObject> = files
+            .iter()
+            .filter(|f| f.name.ends_with(".scaledobject.json"))
+            .map(|f| serde_json::from_str(&f.text).expect("a ScaledObject"))
+            .collect();
+        let triggers: Vec<(&str, &str)> = scalers
+            .iter()
+            .flat_map(|scaler| &scaler.spec.triggers)
+            .map(|t| (t.kind.as_str(), t.metadata["stream"].as_str()))
+            .collect();
+        assert_eq!(
+            triggers,
+            [
+                ("redis-cluster-streams", "incoming:0"),
+                ("redis-cluster-streams", "incoming:1"),
+                ("redis-cluster-streams", "enriched")
+            ]
+        );
+        assert!(
+            scalers
+                .iter()
+                .flat_map(|s| &s.spec.triggers)
+                .all(|t| t.metadata["addressesFromEnv"] == "GRAPHC_REDIS_ADDRESSES")
+        );
+        for file in files.iter().filter(|f| f.name.ends_with(".deployment.json")) {
+            let deployment: Deployment = serde_json::from_str(&file.text).expect("a Deployment");
+            let container = &deployment.spec.expect("spec").template.spec.expect("pod").containers[0];
+            let args = container.args.clone().expect("args");
+            assert!(args.windows(2).any(|pair| pair == ["--wait-replicas", "1"]), "{args:?}");
+            let env: Vec<&str> = container.env.iter().flatten().map(|env| env.name.as_str()).collect();
+            assert!(env.contains(&"GRAPHC_REDIS_ADDRESSES") && !env.contains(&"GRAPHC_REDIS_ADDRESS"), "{env:?}");
+        }
+        let kustomization = &files.iter().find(|f| f.name == "kustomization.yaml").expect("kustomization").text;
+        assert!(kustomization.contains("--from-literal=addresses="), "{kustomization}");
+    }
+}
+
+fn checked_text(text: &str) -> graphc::ir::Graph {
+    graphc::check_source(text).unwrap_or_else(|d| panic!("{d:#?}")).graph
+}
