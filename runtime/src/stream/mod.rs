@@ -1,7 +1,7 @@
-//! Stream queues on Redis Streams: what a record is, which shard an event goes to, the shared
-//! connections, and in-memory streams for running one function under the mock server. The
-//! writing node is in `writer`, the consumer loop a child function runs in `consumer`, the
-//! error stream on Redis in `errors`.
+//! Stream queues on Redis Streams: what a record is, which shard an event goes to, and
+//! in-memory streams for running one function under the mock server. The connections to one
+//! Redis or a Redis Cluster are in `server`, the writing node in `writer`, the consumer loop a
+//! child function runs in `consumer`, the error stream on Redis in `errors`.
 //!
 //! A record is one stream entry: an event's [`crate::envelope::Envelope`] as fields, or a plain
 //! field map another producer wrote (its fields all the body's). Nothing here trims a stream: an
