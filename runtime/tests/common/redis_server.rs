@@ -10,6 +10,7 @@ pub struct RedisServer {
     /// Its port on 127.0.0.1.
     pub port: u16,
     tls: bool,
+    cluster: bool,
     process: Child,
 }
 
@@ -33,6 +34,36 @@ impl RedisServer {
         RedisServer::spawn(port, true, &all)
     }
 
+    /// A Redis Cluster of one node that serves every slot: what a cluster client sees, on one
+    /// process. Its cluster state lives in a directory of its own.
+    #[allow(dead_code, reason = "the cluster tests use it")]
+    pub fn start_cluster_of_one() -> RedisServer {
+        // The cluster bus listens 10000 above the port: both must be free.
+        let port = loop {
+            let port = free_port();
+            if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+                break port;
+            }
+        };
+        let dir = std::env::temp_dir().join(format!("graphc-redis-cluster-{port}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory for the node");
+        let dir = dir.display().to_string();
+        let mut server =
+            RedisServer::spawn(port, false, &["--port", &port.to_string(), "--cluster-enabled", "yes", "--dir", &dir]);
+        let cli = |args: &[&str]| {
+            Command::new("redis-cli").args(["-p", &port.to_string()]).args(args).output().expect("redis-cli runs")
+        };
+        cli(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !String::from_utf8_lossy(&cli(&["CLUSTER", "INFO"]).stdout).contains("cluster_state:ok") {
+            assert!(Instant::now() < deadline, "the cluster of one did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server.cluster = true;
+        server
+    }
+
     fn spawn(port: u16, tls: bool, args: &[&str]) -> RedisServer {
         let process = Command::new("redis-server")
             .args(args)
@@ -45,12 +76,16 @@ impl RedisServer {
             assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        RedisServer { port, tls, process }
+        RedisServer { port, tls, cluster: false, process }
     }
 
-    /// `redis://` or `rediss://`, as it speaks.
+    /// `redis://` or `rediss://`, as it speaks; `redis+cluster://` for a cluster.
     pub fn url(&self) -> String {
-        let scheme = if self.tls { "rediss" } else { "redis" };
+        let scheme = match (self.tls, self.cluster) {
+            (true, _) => "rediss",
+            (false, true) => "redis+cluster",
+            (false, false) => "redis",
+        };
         format!("{scheme}://127.0.0.1:{}", self.port)
     }
 }
