@@ -242,8 +242,42 @@ async fn send(root: &str, from: usize, to: usize, pause_at: Option<(usize, Arc<A
     (accepted, refused)
 }
 
-/// Waits until every accepted id has arrived (or a minute has passed); returns lost ids and
-/// duplicates, and prints both.
+/// Asks a function's readiness probe until it answers 200, `tries` times 100 ms apart, as a
+/// kubelet does; the last status.
+async fn until_ready(probes: &str, tries: usize) -> u16 {
+    let mut ready = 0;
+    for _ in 0..tries {
+        ready = reqwest::get(format!("http://{probes}/v2/health/ready")).await.expect("ready probe").status().as_u16();
+        if ready == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ready
+}
+
+/// Once Redis is back, sends events one at a time from `from` until the root takes one again
+/// (within `within`), then the rest up to `to`, none of which may be refused; the ids accepted.
+async fn resume(root: &str, from: usize, to: usize, within: Duration, why: &str) -> Vec<String> {
+    let started = Instant::now();
+    let mut accepted = Vec::new();
+    let mut next = from;
+    loop {
+        let (more, refused) = send(root, next, next + 1, None).await;
+        accepted.extend(more);
+        next += 1;
+        if refused == 0 {
+            break;
+        }
+        assert!(started.elapsed() < within, "{why}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (more, refused_after) = send(root, next, to, None).await;
+    assert_eq!(refused_after, 0);
+    accepted.extend(more);
+    accepted
+}
+
 /// The body of the record for `event_id` in the output stream.
 fn scored_record(connection: &mut dyn redis::ConnectionLike, event_id: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -260,6 +294,8 @@ fn scored_record(connection: &mut dyn redis::ConnectionLike, event_id: &str) -> 
     }
 }
 
+/// Waits until every accepted id has arrived (or a minute has passed); returns lost ids and
+/// duplicates, and prints both.
 fn settle(redis: &dyn Store, accepted: &[String], case: &str) -> (Vec<String>, usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let missing = |arrived: &HashMap<String, usize>| accepted.iter().filter(|id| !arrived.contains_key(*id)).count();
@@ -293,15 +329,7 @@ async fn ten_thousand_events_cross_three_processes_and_all_arrive() {
     let root = address.expect("the root listens");
     let probes = probes.expect("the enricher serves its probes");
     // As a readiness probe does: ask until ready (its consumer group exists), for a while.
-    let mut ready = 0;
-    for _ in 0..50 {
-        ready = reqwest::get(format!("http://{probes}/v2/health/ready")).await.expect("ready probe").status().as_u16();
-        if ready == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(ready, 200, "the enricher becomes ready once its group exists");
+    assert_eq!(until_ready(&probes, 50).await, 200, "the enricher becomes ready once its group exists");
     let (accepted, refused) = send(&root, 0, 10_000, None).await;
     assert_eq!((accepted.len(), refused), (10_000, 0));
     // An event the scorer cannot score (no text): the failure goes to the error stream on Redis.
@@ -441,21 +469,8 @@ async fn redis_stopped_under_load(case: &str, signal: &str) {
     assert!(refused > 0, "requests made while Redis was down are refused, not silently accepted");
     // Processing resumes: once the root has reconnected (Redis reloads its file first, which
     // takes longer on a busy machine), what comes after flows through as well, none refused.
-    let restarted = Instant::now();
-    let mut next = 6_000;
-    loop {
-        let (more, refused) = send(&root, next, next + 1, None).await;
-        accepted.extend(more);
-        next += 1;
-        if refused == 0 {
-            break;
-        }
-        assert!(restarted.elapsed() < Duration::from_secs(20), "the root takes events again once Redis is back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (more, refused_after) = send(&root, next, 7_000, None).await;
-    assert_eq!(refused_after, 0);
-    accepted.extend(more);
+    let why = "the root takes events again once Redis is back";
+    accepted.extend(resume(&root, 6_000, 7_000, Duration::from_secs(20), why).await);
     let (lost, duplicates) = settle(&redis, &accepted, case);
     assert!(lost.is_empty(), "accepted but lost: {lost:?}");
     assert_eq!(duplicates, 0, "an event arrived twice after Redis was stopped with SIG{signal}");
@@ -685,15 +700,7 @@ async fn a_cluster_master_killed_under_load_loses_nothing_and_repeats_nothing() 
     let (_enricher, probes) = Function::start("enricher", &cluster, &flags);
     let root = address.expect("the root listens");
     let probes = probes.expect("the enricher serves its probes");
-    let mut ready = 0;
-    for _ in 0..100 {
-        ready = reqwest::get(format!("http://{probes}/v2/health/ready")).await.expect("ready probe").status().as_u16();
-        if ready == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(ready, 200, "the enricher becomes ready once its groups exist on the cluster");
+    assert_eq!(until_ready(&probes, 100).await, 200, "the enricher becomes ready once its groups exist on the cluster");
     let victim = cluster.master_of("incoming:0");
     let reached = Arc::new(AtomicUsize::new(0));
     let load = tokio::spawn({
@@ -711,21 +718,8 @@ async fn a_cluster_master_killed_under_load_loses_nothing_and_repeats_nothing() 
     let (mut accepted, refused) = load.await.expect("load");
     eprintln!("during the failover: {refused} requests refused with 503");
     // Once the old master has caught up as a replica, writes are confirmed again: none refused.
-    let mut next = 10_000;
-    let recovered = Instant::now();
-    loop {
-        let (more, refused) = send(&root, next, next + 1, None).await;
-        accepted.extend(more);
-        next += 1;
-        if refused == 0 {
-            break;
-        }
-        assert!(recovered.elapsed() < Duration::from_secs(30), "the root takes events again after the failover");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (more, refused_after) = send(&root, next, next + 500, None).await;
-    assert_eq!(refused_after, 0);
-    accepted.extend(more);
+    let why = "the root takes events again after the failover";
+    accepted.extend(resume(&root, 10_000, 10_500, Duration::from_secs(30), why).await);
     let (lost, duplicates) = tokio::task::block_in_place(|| settle(&cluster, &accepted, "cluster failover"));
     assert!(lost.is_empty(), "accepted but lost: {lost:?}");
     assert_eq!(duplicates, 0, "an event arrived twice after a master failed over");
