@@ -1,7 +1,8 @@
 //! TLS to upstreams, with certificates made here: `$remote` over `https://` to a server whose
 //! certificate a private CA signed (trusted the way `--upstream-ca` trusts it), many callers at
 //! once with their own headers forwarded; an upstream no trusted CA signed refused with 502; and a
-//! stream trigger reading from and answering to a redis-server that speaks only TLS (`rediss://`).
+//! stream trigger reading from and answering to a redis-server that speaks only TLS (`rediss://`),
+//! and to a Redis Cluster that does (`rediss+cluster://`).
 //! The trusted CAs are the process's, so every test of this file shares one private CA.
 
 mod common;
@@ -156,7 +157,18 @@ async fn a_stream_trigger_reads_and_answers_over_rediss_losing_nothing() {
     let plain = graphc_runtime::stream::connection(&format!("redis://127.0.0.1:{}", redis.port)).unwrap();
     let refused: Result<(), _> = redis::cmd("PING").query_async(&mut plain.clone()).await;
     assert!(refused.is_err(), "plaintext reached a TLS-only Redis");
+    trigger_over_tls(&redis).await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_trigger_reads_and_answers_over_a_tls_redis_cluster_losing_nothing() {
+    let redis = RedisServer::start_tls_cluster_of_one(&trusted().dir);
+    assert!(redis.url().starts_with("rediss+cluster://"));
+    trigger_over_tls(&redis).await;
+}
+
+/// A thousand records read, answered and acknowledged by a stream trigger on `redis`, over TLS.
+async fn trigger_over_tls(redis: &RedisServer) {
     let mut connection = graphc_runtime::stream::connection(&redis.url()).unwrap();
     const RECORDS: usize = 1_000;
     let mut pipe = redis::pipe();

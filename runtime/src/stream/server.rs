@@ -177,7 +177,7 @@ pub(crate) fn hash_tag(key: &str) -> &str {
 }
 
 /// A key of graphc's own (`graphc:KIND:{TAG}:REST`) in the same slot as `stream`, so that one
-/// transaction can hold both on a cluster.
+/// script (or transaction) can touch both on a cluster.
 pub(crate) fn key_beside(kind: &str, stream: &str, rest: &str) -> String {
     format!("graphc:{kind}:{{{}}}:{rest}", hash_tag(stream))
 }

@@ -38,6 +38,16 @@ impl RedisServer {
     /// process. Its cluster state lives in a directory of its own.
     #[allow(dead_code, reason = "the cluster tests use it")]
     pub fn start_cluster_of_one() -> RedisServer {
+        RedisServer::cluster_of_one(None)
+    }
+
+    /// The same, speaking only TLS (its cluster bus too), with the certificates of `pki`.
+    #[allow(dead_code, reason = "the TLS tests use it")]
+    pub fn start_tls_cluster_of_one(pki: &Path) -> RedisServer {
+        RedisServer::cluster_of_one(Some(pki))
+    }
+
+    fn cluster_of_one(pki: Option<&Path>) -> RedisServer {
         // The cluster bus listens 10000 above the port: both must be free.
         let port = loop {
             let port = free_port();
@@ -49,10 +59,29 @@ impl RedisServer {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a directory for the node");
         let dir = dir.display().to_string();
-        let mut server =
-            RedisServer::spawn(port, false, &["--port", &port.to_string(), "--cluster-enabled", "yes", "--dir", &dir]);
+        let port_text = port.to_string();
+        let file = |name: &str| pki.map(|pki| pki.join(name).display().to_string()).unwrap_or_default();
+        let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
+        let mut args = vec!["--cluster-enabled", "yes", "--dir", &dir];
+        let mut cli_tls: Vec<&str> = Vec::new();
+        match pki {
+            None => args.extend(["--port", &port_text]),
+            Some(_) => {
+                args.extend(["--port", "0", "--tls-port", &port_text, "--tls-cluster", "yes"]);
+                args.extend(["--tls-cert-file", &cert, "--tls-key-file", &key, "--tls-ca-cert-file", &ca]);
+                args.extend(["--tls-auth-clients", "no"]);
+                // Only the setup talks to it this way; the client under test verifies its certificate.
+                cli_tls.extend(["--tls", "--insecure"]);
+            }
+        }
+        let mut server = RedisServer::spawn(port, pki.is_some(), &args);
         let cli = |args: &[&str]| {
-            Command::new("redis-cli").args(["-p", &port.to_string()]).args(args).output().expect("redis-cli runs")
+            Command::new("redis-cli")
+                .args(["-p", &port_text])
+                .args(&cli_tls)
+                .args(args)
+                .output()
+                .expect("redis-cli runs")
         };
         cli(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -79,10 +108,12 @@ impl RedisServer {
         RedisServer { port, tls, cluster: false, process }
     }
 
-    /// `redis://` or `rediss://`, as it speaks; `redis+cluster://` for a cluster.
+    /// `redis://` or `rediss://`, as it speaks; `redis+cluster://` or `rediss+cluster://` for a
+    /// cluster.
     pub fn url(&self) -> String {
         let scheme = match (self.tls, self.cluster) {
-            (true, _) => "rediss",
+            (true, true) => "rediss+cluster",
+            (true, false) => "rediss",
             (false, true) => "redis+cluster",
             (false, false) => "redis",
         };
