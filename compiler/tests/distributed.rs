@@ -41,6 +41,8 @@ fn binary() -> PathBuf {
 struct Redis {
     port: u16,
     dir: PathBuf,
+    /// A node of a Redis Cluster (restarted as one).
+    cluster: bool,
     process: Child,
 }
 
@@ -50,14 +52,22 @@ impl Redis {
         let dir = std::env::temp_dir().join(format!("graphc-redis-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("redis directory");
-        let process = Redis::spawn(port, &dir);
-        Redis { port, dir, process }
+        let process = Redis::spawn(port, &dir, false);
+        Redis { port, dir, cluster: false, process }
     }
 
-    fn spawn(port: u16, dir: &Path) -> Child {
+    /// A cluster node fails over after a second without it, and its replica syncs at once.
+    fn spawn(port: u16, dir: &Path, cluster: bool) -> Child {
+        let cluster_args: &[&str] = if cluster {
+            &["--cluster-enabled", "yes", "--cluster-node-timeout", "1000", "--repl-diskless-sync-delay", "0"]
+        } else {
+            &[]
+        };
         let process = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
-            .args(["--appendfsync", "always", "--dir"])
+            .args(["--appendfsync", "always"])
+            .args(cluster_args)
+            .arg("--dir")
             .arg(dir)
             .stdout(Stdio::null())
             .spawn()
@@ -76,8 +86,10 @@ impl Redis {
         let _ = self.process.wait();
     }
 
+    /// Starts it again from its files (a cluster node finds its slots served by another master
+    /// and becomes that master's replica).
     fn restart(&mut self) {
-        self.process = Redis::spawn(self.port, &self.dir);
+        self.process = Redis::spawn(self.port, &self.dir, self.cluster);
     }
 }
 
@@ -560,8 +572,8 @@ impl Cluster {
             let dir = std::env::temp_dir().join(format!("graphc-cluster-{name}-{index}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).expect("node directory");
-            let process = Cluster::spawn(port, &dir);
-            nodes.push(Redis { port, dir, process });
+            let process = Redis::spawn(port, &dir, true);
+            nodes.push(Redis { port, dir, cluster: true, process });
         }
         let created = Command::new("redis-cli")
             .arg("--cluster")
@@ -580,23 +592,6 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(100));
         }
         cluster
-    }
-
-    fn spawn(port: u16, dir: &Path) -> Child {
-        let process = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
-            .args(["--appendfsync", "always", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
-            .args(["--cluster-node-timeout", "1000", "--repl-diskless-sync-delay", "0", "--dir"])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (the README's test command installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        process
     }
 
     /// `CLUSTER INFO` or `CLUSTER NODES` as a node answers it (empty when it cannot).
@@ -647,13 +642,6 @@ impl Cluster {
 
     fn node(&mut self, port: u16) -> &mut Redis {
         self.nodes.iter_mut().find(|node| node.port == port).expect("a node of the cluster")
-    }
-
-    /// Starts a stopped node again, in cluster mode, from its files: it finds its slots served
-    /// by another master and becomes that master's replica.
-    fn restart(&mut self, port: u16) {
-        let node = self.node(port);
-        node.process = Cluster::spawn(node.port, &node.dir);
     }
 
     /// Waits until the other nodes have failed `port` over: another master serves its slots.
@@ -714,7 +702,7 @@ async fn a_cluster_master_killed_under_load_loses_nothing_and_repeats_nothing() 
     let killed = Instant::now();
     tokio::task::block_in_place(|| cluster.wait_for_failover(victim, "incoming:0"));
     eprintln!("failover: {} ms", killed.elapsed().as_millis());
-    cluster.restart(victim);
+    cluster.node(victim).restart();
     let (mut accepted, refused) = load.await.expect("load");
     eprintln!("during the failover: {refused} requests refused with 503");
     // Once the old master has caught up as a replica, writes are confirmed again: none refused.
