@@ -254,6 +254,77 @@ async fn send(root: &str, from: usize, to: usize, pause_at: Option<(usize, Arc<A
     (accepted, refused)
 }
 
+/// Sends events `0..to` in the background, and returns once the `at`th is being sent: the load
+/// to await for what it accepted and refused.
+async fn load_reaching(root: &str, to: usize, at: usize) -> tokio::task::JoinHandle<(Vec<String>, usize)> {
+    let reached = Arc::new(AtomicUsize::new(0));
+    let load = tokio::spawn({
+        let (root, reached) = (root.to_string(), Arc::clone(&reached));
+        async move { send(&root, 0, to, Some((at, reached))).await }
+    });
+    while reached.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    load
+}
+
+/// `callers` concurrent callers, eight requests each: texts from empty to 60 KiB, and every
+/// eighth body not JSON, which must be refused with 400 and a JSON error. The ids accepted
+/// (202), with the length of the text each carried.
+async fn mixed_callers(root: &str, callers: usize) -> HashMap<String, usize> {
+    let client = reqwest::Client::new();
+    let mut workers = tokio::task::JoinSet::new();
+    for caller in 0..callers {
+        let (client, root) = (client.clone(), root.to_string());
+        workers.spawn(async move {
+            let mut accepted = Vec::new();
+            for request in 0..8 {
+                let id = format!("m{caller}-{request}");
+                let length = (caller * 8 + request) * 7_919 % 61_440;
+                let body = if request == 7 {
+                    r#"{"n": 1, "text": "#.to_string()
+                } else {
+                    serde_json::json!({"n": caller, "text": "x".repeat(length)}).to_string()
+                };
+                let response = client
+                    .post(format!("http://{root}/"))
+                    .header("content-type", "application/json")
+                    .header("x-event-id", &id)
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("the root answers every request");
+                let status = response.status().as_u16();
+                let answer: serde_json::Value = response.json().await.expect("every answer is JSON");
+                if request == 7 {
+                    assert_eq!(status, 400, "{answer}");
+                    assert!(answer["error"].is_string(), "{answer}");
+                } else {
+                    assert_eq!((status, &answer["id"]), (202, &serde_json::json!(id)), "{answer}");
+                    accepted.push((id, length));
+                }
+            }
+            accepted
+        });
+    }
+    let mut accepted = HashMap::new();
+    while let Some(result) = workers.join_next().await {
+        accepted.extend(result.expect("caller"));
+    }
+    accepted
+}
+
+/// The root's readiness probe, asked `times` times 50 ms apart: each status.
+async fn probe_ready(root: &str, times: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..times {
+        let status = reqwest::get(format!("http://{root}/v2/health/ready")).await.expect("probe").status().as_u16();
+        statuses.push(status);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    statuses
+}
+
 /// Asks a function's readiness probe until it answers 200, `tries` times 100 ms apart, as a
 /// kubelet does; the last status.
 async fn until_ready(probes: &str, tries: usize) -> u16 {
@@ -453,14 +524,7 @@ async fn redis_stopped_under_load(case: &str, signal: &str) {
     let (mut scorer, probes) = Function::start("scorer", &redis, &["--metrics-port", "0"]);
     let probes = probes.expect("the scorer serves its probes");
     let root = address.expect("the root listens");
-    let reached = Arc::new(AtomicUsize::new(0));
-    let load = tokio::spawn({
-        let (root, reached) = (root.clone(), Arc::clone(&reached));
-        async move { send(&root, 0, 6_000, Some((2_000, reached))).await }
-    });
-    while reached.load(Ordering::SeqCst) == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let load = load_reaching(&root, 6_000, 2_000).await;
     redis.stop(signal);
     let down = Instant::now();
     // The scorer's readiness probe says it cannot work while Redis is away.
@@ -690,14 +754,7 @@ async fn a_cluster_master_killed_under_load_loses_nothing_and_repeats_nothing() 
     let probes = probes.expect("the enricher serves its probes");
     assert_eq!(until_ready(&probes, 100).await, 200, "the enricher becomes ready once its groups exist on the cluster");
     let victim = cluster.master_of("incoming:0");
-    let reached = Arc::new(AtomicUsize::new(0));
-    let load = tokio::spawn({
-        let (root, reached) = (root.clone(), Arc::clone(&reached));
-        async move { send(&root, 0, 10_000, Some((3_000, reached))).await }
-    });
-    while reached.load(Ordering::SeqCst) == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let load = load_reaching(&root, 10_000, 3_000).await;
     cluster.node(victim).stop("KILL");
     let killed = Instant::now();
     tokio::task::block_in_place(|| cluster.wait_for_failover(victim, "incoming:0"));
@@ -708,10 +765,28 @@ async fn a_cluster_master_killed_under_load_loses_nothing_and_repeats_nothing() 
     // Once the old master has caught up as a replica, writes are confirmed again: none refused.
     let why = "the root takes events again after the failover";
     accepted.extend(resume(&root, 10_000, 10_500, Duration::from_secs(30), why).await);
+    // 64 callers at once on the recovered cluster, with texts of every size and some bodies
+    // that are not JSON, while the root's readiness probe is asked over and over.
+    let (probed, texts) = tokio::join!(probe_ready(&root, 20), mixed_callers(&root, 64));
+    assert!(probed.iter().all(|status| *status == 200), "the root stays ready under load: {probed:?}");
+    accepted.extend(texts.keys().cloned());
     let (lost, duplicates) = tokio::task::block_in_place(|| settle(&cluster, &accepted, "cluster failover"));
     assert!(lost.is_empty(), "accepted but lost: {lost:?}");
     assert_eq!(duplicates, 0, "an event arrived twice after a master failed over");
     let mut connection = cluster.connection();
+    // Each caller's event arrived with its own text, scored by its length.
+    let scored: Vec<(String, HashMap<String, String>)> =
+        redis::cmd("XRANGE").arg("scored").arg("-").arg("+").query(connection.as_mut()).expect("XRANGE");
+    let mut checked = 0;
+    for (_, fields) in &scored {
+        if let Some(length) = fields.get("id").and_then(|id| texts.get(id)) {
+            let body: serde_json::Value = serde_json::from_str(&fields["body"]).expect("JSON body");
+            assert_eq!(body["score"], *length, "{}", fields["id"]);
+            assert_eq!(body["text"].as_str().map(str::len), Some(*length), "{}", fields["id"]);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, texts.len());
     // The queue's shards took their share, on the cluster's slots, and nothing is left pending.
     for shard in ["incoming:0", "incoming:1"] {
         let length: usize = redis::cmd("XLEN").arg(shard).query(connection.as_mut()).expect("XLEN");

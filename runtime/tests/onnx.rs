@@ -142,26 +142,35 @@ fn requests_that_do_not_fit_the_signature_are_refused_naming_the_input() {
 }
 
 /// A model of one `Identity` from `x` (`[rows, 2]` floats) to `y`, declared as `output`.
-fn identity_file(output: tract_onnx::pb::ValueInfoProto) -> Vec<u8> {
-    use prost::Message;
+/// A float tensor's declaration, of `shape` (none: undeclared).
+fn float_tensor(name: &str, shape: Option<tract_onnx::pb::TensorShapeProto>) -> tract_onnx::pb::ValueInfoProto {
     use tract_onnx::pb;
-    let dim = |value| pb::tensor_shape_proto::Dimension { denotation: String::new(), value: Some(value) };
-    let input = pb::ValueInfoProto {
-        name: "x".into(),
+    pb::ValueInfoProto {
+        name: name.into(),
         r#type: Some(pb::TypeProto {
             denotation: String::new(),
             value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
                 elem_type: pb::tensor_proto::DataType::Float as i32,
-                shape: Some(pb::TensorShapeProto {
-                    dim: vec![
-                        dim(pb::tensor_shape_proto::dimension::Value::DimParam("N".into())),
-                        dim(pb::tensor_shape_proto::dimension::Value::DimValue(2)),
-                    ],
-                }),
+                shape,
             })),
         }),
         doc_string: String::new(),
-    };
+    }
+}
+
+fn identity_file(output: tract_onnx::pb::ValueInfoProto) -> Vec<u8> {
+    use prost::Message;
+    use tract_onnx::pb;
+    let dim = |value| pb::tensor_shape_proto::Dimension { denotation: String::new(), value: Some(value) };
+    let input = float_tensor(
+        "x",
+        Some(pb::TensorShapeProto {
+            dim: vec![
+                dim(pb::tensor_shape_proto::dimension::Value::DimParam("N".into())),
+                dim(pb::tensor_shape_proto::dimension::Value::DimValue(2)),
+            ],
+        }),
+    );
     let node = pb::NodeProto {
         input: vec!["x".into()],
         output: vec!["y".into()],
@@ -176,20 +185,9 @@ fn identity_file(output: tract_onnx::pb::ValueInfoProto) -> Vec<u8> {
 
 #[test]
 fn an_output_declared_without_fixed_dimensions_is_read_from_each_answer() {
-    use tract_onnx::pb;
-    // No shape at all, and a shape whose dimensions vary: `graphc check` takes both, and so does
-    // the runtime, reading the rows from what the model answers.
-    let no_shape = pb::ValueInfoProto {
-        name: "y".into(),
-        r#type: Some(pb::TypeProto {
-            denotation: String::new(),
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: pb::tensor_proto::DataType::Float as i32,
-                shape: None,
-            })),
-        }),
-        doc_string: String::new(),
-    };
+    // No shape at all: `graphc check` takes it, and so does the runtime, reading the rows from
+    // what the model answers.
+    let no_shape = float_tensor("y", None);
     let model = OnnxModel::from_bytes(&identity_file(no_shape)).expect("loads");
     assert_eq!(
         serde_json::to_value(model.outputs()).unwrap(),
