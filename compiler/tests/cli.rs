@@ -397,7 +397,7 @@ fn graphc_test_runs_the_examples_test_blocks() {
     // Models beside a handler crate of the user's, which may do its own arithmetic with them.
     let flow_manifest = manifest("flow").expect("the flow crate's manifest");
     assert!(flow_manifest.contains("features = [\"models\"]"), "{flow_manifest}");
-    assert!(!flow_manifest.contains("[profile"), "{flow_manifest}");
+    assert!(!flow_manifest.contains("[profile.release"), "{flow_manifest}");
     // The graph says where its handler crate is (`handlers = "handlers";`): no flag needed.
     let flow = graphc(&["test", "examples/flow/flow.graph"]);
     let stdout = String::from_utf8_lossy(&flow.stdout);
@@ -447,7 +447,11 @@ fn graphc_test_runs_the_examples_test_blocks() {
         "{stdout}"
     );
     let failing_manifest = manifest("failing").expect("the failing crate's manifest");
-    assert!(!failing_manifest.contains("[profile"), "no models, no profile for their crates: {failing_manifest}");
+    assert!(
+        !failing_manifest.contains("[profile.release"),
+        "no models, no profile for their crates: {failing_manifest}"
+    );
+    assert!(failing_manifest.contains("[profile.dev]\ndebug = \"line-tables-only\""), "{failing_manifest}");
     let _ = std::fs::remove_file(junit);
 }
 
@@ -1426,7 +1430,8 @@ fn models_exported_from_python_answer_as_onnxruntime_does_under_concurrent_calle
         assert!(stdout.ends_with(passed), "{example}: {stdout}");
     }
 
-    let served = serve("onnx_iris", &[graph, "--port", "0"]);
+    // The debug build the test blocks ran on: tract in release took minutes of the suite.
+    let served = serve("onnx_iris", &[graph, "--port", "0", "--debug"]);
     let (status, metadata) = exchange(&served.addr, "GET", "/v2/models/logistic", "");
     assert_eq!(status, 200, "{metadata}");
     assert_eq!(metadata["inputs"], serde_json::json!([{"name": "features", "datatype": "FP32", "shape": [-1, 4]}]));

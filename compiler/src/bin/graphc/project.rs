@@ -114,6 +114,14 @@ pub struct Project {
     pub binary: String,
 }
 
+/// A debug build (`graphc test`, `serve --debug`, `run --debug`) is made to run test blocks and
+/// try a graph: line tables for the graph's own crate, so that a backtrace names its lines, and
+/// no debug info for the runtime and its dependencies. With cargo's default (full debug info
+/// everywhere) each binary took 40 to 140 MB, most of it the names of monomorphized steps, and
+/// a machine's disk filled with them.
+const DEV_PROFILE: &str =
+    "\n[profile.dev]\ndebug = \"line-tables-only\"\n\n[profile.dev.package.\"*\"]\ndebug = false\n";
+
 /// With the runtime's `models`: smartcore links the `num` crates' big integers, rationals and
 /// complex numbers, which serving a model never calls. Unoptimised, they compile in a quarter of
 /// the time (num-bigint: 3.1 s to 0.8 s of a cold build's CPU). Written only when they are in
@@ -152,7 +160,7 @@ pub fn write(
         uses.push_str(&format!("#[allow(unused_imports)]\nuse {};\n", name.replace('-', "_")));
     }
     let manifest = format!(
-        "# Written by graphc for {graph_name}.graph; rebuilt by `graphc build`.\n[package]\nname = \"{binary}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n[workspace]\n\n[dependencies]\n{dependencies}{profile}"
+        "# Written by graphc for {graph_name}.graph; rebuilt by `graphc build`.\n[package]\nname = \"{binary}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n[workspace]\n\n[dependencies]\n{dependencies}{DEV_PROFILE}{profile}"
     );
     write_if_changed(&dir.join("Cargo.toml"), &manifest)?;
     write_if_changed(&dir.join("src/generated.rs"), module)?;
