@@ -146,8 +146,13 @@ impl Drop for Redis {
     }
 }
 
-/// One function of the graph, as its own process.
-struct Function(Child);
+/// One function of the graph, as its own process, with what it has logged: a test that fails
+/// prints the end of each function's log, which is all a CI run leaves to read.
+struct Function {
+    child: Child,
+    name: String,
+    log: Arc<std::sync::Mutex<Vec<String>>>,
+}
 
 impl Function {
     /// Starts it; the address it serves on (the root's HTTP, or a child's `--metrics-port`).
@@ -178,25 +183,41 @@ impl Function {
             }
             line.clear();
         }
-        // Keep draining its log so that it never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        (Function(child), address)
+        // Keep draining its log so that it never blocks on a full pipe, keeping its last lines.
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        std::thread::spawn({
+            let log = Arc::clone(&log);
+            move || {
+                for line in stderr.lines().map_while(Result::ok) {
+                    let mut log = log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if log.len() == 200 {
+                        log.remove(0);
+                    }
+                    log.push(line);
+                }
+            }
+        });
+        (Function { child, name: function.to_string(), log }, address)
     }
 
     fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     fn stop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
-        let _ = self.0.wait();
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
     }
 }
 
 impl Drop for Function {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            let log = self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            eprintln!("---- the last {} lines {} logged ----\n{}", log.len(), self.name, log.join("\n"));
+        }
     }
 }
 

@@ -24,7 +24,62 @@ pub enum Connection {
     /// One server, reconnected after it went away.
     Single(ConnectionManager),
     /// A Redis Cluster: a connection per master, commands routed by their keys' slots.
-    Cluster(ClusterConnection),
+    Cluster(Cluster),
+}
+
+/// A cluster connection that is made anew when a command on it times out. After a master was
+/// killed under load, redis-rs's cluster connection could stay wedged: every later command, on
+/// any slot, timed out, and a consumer on it never worked again. A fresh connection learns the
+/// cluster from its nodes again; the commands in flight on the old one fail as they would.
+#[derive(Clone)]
+pub struct Cluster(std::sync::Arc<ClusterLink>);
+
+/// What a cluster connection is made from, and the one in use.
+struct ClusterLink {
+    client: redis::cluster::ClusterClient,
+    config: ClusterConfig,
+    current: Mutex<Generation>,
+}
+
+/// The connection a cluster's commands go over now, and how many were made before it.
+struct Generation {
+    number: u64,
+    connection: ClusterConnection,
+}
+
+impl Cluster {
+    /// The connection to use, and its generation (to replace that one only).
+    fn current(&self) -> (u64, ClusterConnection) {
+        let current = self.0.current.lock().unwrap_or_else(|e| e.into_inner());
+        (current.number, current.connection.clone())
+    }
+
+    /// Replaces generation `number` after `error`, unless another command already did.
+    fn after(&self, number: u64, error: &redis::RedisError) {
+        if !error.is_timeout() {
+            return;
+        }
+        let link = &self.0;
+        let mut current = link.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.number == number {
+            tracing::warn!("a command on the Redis Cluster timed out: connecting to the cluster anew");
+            current.number += 1;
+            current.connection = link.client.get_pending_async_connection_with_config(link.config.clone());
+        }
+    }
+
+    /// Runs `command` on the current connection, replacing it when the command timed out.
+    async fn run<T>(
+        &self,
+        command: impl AsyncFnOnce(&mut ClusterConnection) -> redis::RedisResult<T>,
+    ) -> redis::RedisResult<T> {
+        let (number, mut connection) = self.current();
+        let result = command(&mut connection).await;
+        if let Err(error) = &result {
+            self.after(number, error);
+        }
+        result
+    }
 }
 
 impl Connection {
@@ -38,7 +93,9 @@ impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
         match self {
             Connection::Single(connection) => connection.req_packed_command(cmd),
-            Connection::Cluster(connection) => connection.req_packed_command(cmd),
+            Connection::Cluster(cluster) => {
+                Box::pin(cluster.run(async move |connection| connection.req_packed_command(cmd).await))
+            }
         }
     }
 
@@ -50,14 +107,16 @@ impl ConnectionLike for Connection {
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         match self {
             Connection::Single(connection) => connection.req_packed_commands(pipeline, offset, count),
-            Connection::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(cluster) => Box::pin(
+                cluster.run(async move |connection| connection.req_packed_commands(pipeline, offset, count).await),
+            ),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Connection::Single(connection) => connection.get_db(),
-            Connection::Cluster(connection) => connection.get_db(),
+            Connection::Cluster(cluster) => cluster.current().1.get_db(),
         }
     }
 }
@@ -116,16 +175,36 @@ fn upstream_roots() -> redis::TlsCertificates {
 /// A cluster's connection: the nodes are where it starts; the client learns the rest of the
 /// cluster from them, follows redirects, and retries a command a few times, briefly, while a
 /// failover promotes a replica (the stream code retries further on its own terms).
+///
+/// Each command has a deadline for all of that together, [`RETRIES_BUDGET`] past its own
+/// `timeout`: the client's per-attempt timeout covers only an answer awaited on a live
+/// connection, and a command caught in its reconnection to a failed master could otherwise wait
+/// for ever (a consumer did, silently, after a master was killed under load). The overall
+/// deadline is the builder's: a `ClusterConfig` sets only the per-attempt one.
 fn open_cluster(url: &str, cluster: ClusterUrl, timeout: Duration) -> Result<Connection, RunError> {
-    let mut builder = ClusterClientBuilder::new(cluster.nodes).retries(6).min_retry_wait(50).max_retry_wait(1_000);
+    let connection_timeout = Duration::from_secs(2);
+    let mut builder = ClusterClientBuilder::new(cluster.nodes)
+        .retries(6)
+        .min_retry_wait(50)
+        .max_retry_wait(1_000)
+        .connection_timeout(connection_timeout)
+        .response_timeout(timeout)
+        .overall_response_timeout(Some(timeout + RETRIES_BUDGET));
     if cluster.tls {
         install_tls_provider();
         builder = builder.certs(upstream_roots());
     }
     let client = builder.build().map_err(|error| RunError::redis(url, error))?;
-    let config = ClusterConfig::new().set_connection_timeout(Duration::from_secs(2)).set_response_timeout(timeout);
-    Ok(Connection::Cluster(client.get_pending_async_connection_with_config(config)))
+    let config = ClusterConfig::new().set_connection_timeout(connection_timeout).set_response_timeout(timeout);
+    let connection = client.get_pending_async_connection_with_config(config.clone());
+    let current = Mutex::new(Generation { number: 0, connection });
+    Ok(Connection::Cluster(Cluster(std::sync::Arc::new(ClusterLink { client, config, current }))))
 }
+
+/// How much longer than one attempt a command on a cluster may take, retries and redirects
+/// included: a failover's few seconds, then the command fails and the caller's own retry
+/// (a consumer's next round, a root write's budget) takes over.
+const RETRIES_BUDGET: Duration = Duration::from_secs(10);
 
 /// A cluster URL taken apart: `redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]`, a
 /// stream after a `/` ignored. Each node becomes a plain server URL with the same credentials.
@@ -213,11 +292,13 @@ impl Connection {
         wait.arg(replicas).arg(WAIT_TIMEOUT.as_millis() as u64);
         let confirmed: i64 = match self {
             Connection::Single(connection) => wait.query_async(&mut connection.clone()).await?,
-            Connection::Cluster(connection) => {
+            Connection::Cluster(cluster) => {
                 // The client would ask every master and answer the least; only this key's counts.
                 let route = Route::with_key(key, SlotAddr::Master);
                 let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
-                redis::from_redis_value(connection.clone().route_command(wait, routing).await?)?
+                redis::from_redis_value(
+                    cluster.run(async |connection| connection.route_command(wait, routing).await).await?,
+                )?
             }
         };
         if confirmed < i64::from(replicas) {
@@ -234,6 +315,26 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A command that timed out replaces the connection it ran on, once however many commands
+    /// on it time out; another failure (a refusal, a redirect) leaves it.
+    #[tokio::test]
+    async fn a_timed_out_command_makes_the_cluster_connection_anew_once() {
+        // Nothing listens there: the pending connection is never used.
+        let Ok(Connection::Cluster(cluster)) = open("redis+cluster://127.0.0.1:1", Duration::from_secs(1)) else {
+            panic!("a cluster connection");
+        };
+        let timed_out = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        let refused = redis::RedisError::from((redis::ErrorKind::Server(redis::ServerErrorKind::ClusterDown), "down"));
+        assert_eq!(cluster.current().0, 0);
+        cluster.after(0, &refused);
+        assert_eq!(cluster.current().0, 0, "only a timeout replaces the connection");
+        cluster.after(0, &timed_out);
+        assert_eq!(cluster.current().0, 1);
+        // Commands that were in flight on the old one time out too: the new one stays.
+        cluster.after(0, &timed_out);
+        assert_eq!(cluster.current().0, 1);
+    }
 
     #[test]
     fn a_cluster_url_names_its_nodes_with_their_credentials() {
