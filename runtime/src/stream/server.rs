@@ -38,6 +38,8 @@ pub struct Cluster(std::sync::Arc<ClusterLink>);
 struct ClusterLink {
     client: redis::cluster::ClusterClient,
     config: ClusterConfig,
+    /// How long one attempt of a command waits for its answer.
+    attempt_timeout: Duration,
     current: Mutex<Generation>,
 }
 
@@ -54,11 +56,15 @@ impl Cluster {
         (current.number, current.connection.clone())
     }
 
-    /// Replaces generation `number` after `error`, unless another command already did.
+    /// Replaces generation `number` after `error` if it is a timeout.
     fn after(&self, number: u64, error: &redis::RedisError) {
-        if !error.is_timeout() {
-            return;
+        if error.is_timeout() {
+            self.replace(number);
         }
+    }
+
+    /// Replaces generation `number`, unless another command already did.
+    fn replace(&self, number: u64) {
         let link = &self.0;
         let mut current = link.current.lock().unwrap_or_else(|e| e.into_inner());
         if current.number == number {
@@ -68,17 +74,38 @@ impl Cluster {
         }
     }
 
-    /// Runs `command` on the current connection, replacing it when the command timed out.
+    /// Runs `command` on the current connection, replacing it when the command timed out, or
+    /// was given up by its caller after waiting longer than an attempt may (a root write's
+    /// budget cuts a command short before the client's own deadline would).
     async fn run<T>(
         &self,
         command: impl AsyncFnOnce(&mut ClusterConnection) -> redis::RedisResult<T>,
     ) -> redis::RedisResult<T> {
         let (number, mut connection) = self.current();
+        let mut given_up = GivenUp { cluster: self, number, started: tokio::time::Instant::now(), answered: false };
         let result = command(&mut connection).await;
+        given_up.answered = true;
         if let Err(error) = &result {
             self.after(number, error);
         }
         result
+    }
+}
+
+/// A command in flight on a cluster connection: dropped unanswered after longer than one
+/// attempt's timeout, it counts as timed out.
+struct GivenUp<'a> {
+    cluster: &'a Cluster,
+    number: u64,
+    started: tokio::time::Instant,
+    answered: bool,
+}
+
+impl Drop for GivenUp<'_> {
+    fn drop(&mut self) {
+        if !self.answered && self.started.elapsed() > self.cluster.0.attempt_timeout {
+            self.cluster.replace(self.number);
+        }
     }
 }
 
@@ -198,7 +225,8 @@ fn open_cluster(url: &str, cluster: ClusterUrl, timeout: Duration) -> Result<Con
     let config = ClusterConfig::new().set_connection_timeout(connection_timeout).set_response_timeout(timeout);
     let connection = client.get_pending_async_connection_with_config(config.clone());
     let current = Mutex::new(Generation { number: 0, connection });
-    Ok(Connection::Cluster(Cluster(std::sync::Arc::new(ClusterLink { client, config, current }))))
+    let link = ClusterLink { client, config, attempt_timeout: timeout, current };
+    Ok(Connection::Cluster(Cluster(std::sync::Arc::new(link))))
 }
 
 /// How much longer than one attempt a command on a cluster may take, retries and redirects
@@ -334,6 +362,22 @@ mod tests {
         // Commands that were in flight on the old one time out too: the new one stays.
         cluster.after(0, &timed_out);
         assert_eq!(cluster.current().0, 1);
+    }
+
+    /// A command its caller gives up on replaces the connection only when it waited longer
+    /// than an attempt may: a consumer's shutdown cutting a blocked read short leaves it.
+    #[tokio::test(start_paused = true)]
+    async fn a_command_given_up_after_an_attempts_timeout_makes_the_connection_anew() {
+        let Ok(Connection::Cluster(cluster)) = open("redis+cluster://127.0.0.1:1", Duration::from_millis(50)) else {
+            panic!("a cluster connection");
+        };
+        let never = async |_: &mut ClusterConnection| std::future::pending::<redis::RedisResult<()>>().await;
+        let cut_short = tokio::time::timeout(Duration::from_millis(10), cluster.run(never)).await;
+        assert!(cut_short.is_err());
+        assert_eq!(cluster.current().0, 0, "given up within an attempt's timeout");
+        let given_up = tokio::time::timeout(Duration::from_millis(100), cluster.run(never)).await;
+        assert!(given_up.is_err());
+        assert_eq!(cluster.current().0, 1, "given up after longer than an attempt may take");
     }
 
     #[test]
