@@ -151,7 +151,7 @@ impl Drop for Redis {
 struct Function {
     child: Child,
     name: String,
-    log: Arc<std::sync::Mutex<Vec<String>>>,
+    log: Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
 }
 
 impl Function {
@@ -184,16 +184,16 @@ impl Function {
             line.clear();
         }
         // Keep draining its log so that it never blocks on a full pipe, keeping its last lines.
-        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
         std::thread::spawn({
             let log = Arc::clone(&log);
             move || {
                 for line in stderr.lines().map_while(Result::ok) {
                     let mut log = log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     if log.len() == 200 {
-                        log.remove(0);
+                        log.pop_front();
                     }
-                    log.push(line);
+                    log.push_back(line);
                 }
             }
         });
@@ -216,7 +216,8 @@ impl Drop for Function {
         self.kill();
         if std::thread::panicking() {
             let log = self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            eprintln!("---- the last {} lines {} logged ----\n{}", log.len(), self.name, log.join("\n"));
+            let lines: Vec<&str> = log.iter().map(String::as_str).collect();
+            eprintln!("---- the last {} lines {} logged ----\n{}", lines.len(), self.name, lines.join("\n"));
         }
     }
 }
