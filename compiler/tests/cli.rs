@@ -449,7 +449,7 @@ fn graphc_test_runs_the_examples_test_blocks() {
     let failing_manifest = manifest("failing").expect("the failing crate's manifest");
     assert!(
         !failing_manifest.contains("[profile.release"),
-        "no models, no profile for their crates: {failing_manifest}"
+        "no models, no release profile for their crates: {failing_manifest}"
     );
     assert!(failing_manifest.contains("[profile.dev]\ndebug = \"line-tables-only\""), "{failing_manifest}");
     let _ = std::fs::remove_file(junit);
