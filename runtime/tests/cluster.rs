@@ -6,10 +6,10 @@
 #[path = "common/redis_server.rs"]
 mod redis_server;
 
-use graphc_runtime::stream::{ConsumeOptions, Sink, StreamQueue, StreamSource, StreamWriter, wait_for_replicas};
-use graphc_runtime::trigger::{self, SharedHandler, StreamTrigger, Trigger};
+use graphc_runtime::stream::{Sink, StreamQueue, StreamWriter, wait_for_replicas};
+use graphc_runtime::trigger::SharedHandler;
 use graphc_runtime::{Event, Handler, Response};
-use redis_server::RedisServer;
+use redis_server::{RedisServer, consume_orders};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,21 +59,7 @@ async fn on_a_cluster_a_record_run_again_writes_nothing_twice_and_unconfirmed_wr
     let _: () =
         redis::cmd("SET").arg("graphc:wrote:{scores}:scoring:incoming:0:1-1").arg(1).query(&mut connection).unwrap();
     let echo = Arc::new(Echo::default());
-    let handler = SharedHandler::new(Shared(Arc::clone(&echo)));
-    let answers = StreamWriter::new(StreamQueue::new("orders", &redis.url(), "scores", 1), Sink::Redis);
-    let triggers = vec![Trigger::Stream(StreamTrigger {
-        name: "orders".to_string(),
-        source: StreamSource {
-            queue: StreamQueue::new("orders", &redis.url(), "incoming", 2),
-            group: "scoring".into(),
-        },
-        answers: Some(answers),
-    })];
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let consume = ConsumeOptions { block: Duration::from_millis(100), ..ConsumeOptions::default() };
-    let running = tokio::spawn(trigger::run(handler, triggers, consume, async move {
-        let _ = stopped.await;
-    }));
+    let (stop, running) = consume_orders(&redis.url(), 2, SharedHandler::new(Shared(Arc::clone(&echo))));
     let pending = |connection: &mut redis::cluster::ClusterConnection, stream: &str| -> i64 {
         match redis::cmd("XPENDING").arg(stream).arg("scoring").query::<redis::Value>(connection) {
             Ok(redis::Value::Array(summary)) => match summary.first() {

@@ -6,10 +6,10 @@
 #[path = "common/redis_server.rs"]
 mod redis_server;
 
-use graphc_runtime::stream::{ConsumeOptions, Sink, StreamQueue, StreamSource, StreamWriter};
-use graphc_runtime::trigger::{self, ScheduleStats, ScheduleTrigger, SharedHandler, StreamTrigger, Trigger, When};
+use graphc_runtime::stream::{ConsumeOptions, StreamQueue, StreamSource};
+use graphc_runtime::trigger::{self, ScheduleStats, ScheduleTrigger, SharedHandler, Trigger, When};
 use graphc_runtime::{Event, Handler, Response};
-use redis_server::RedisServer;
+use redis_server::{RedisServer, consume_orders};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -155,21 +155,7 @@ async fn a_stream_trigger_consumes_ten_thousand_plain_records_losing_none() {
     };
     write(connection.clone(), 0, RECORDS / 2).await;
     let recorder = Arc::new(Recorder::default());
-    let handler = SharedHandler::new(ArcHandler(Arc::clone(&recorder)));
-    let answers = StreamWriter::new(StreamQueue::new("orders", &redis.url(), "scores", 1), Sink::Redis);
-    let triggers = vec![Trigger::Stream(StreamTrigger {
-        name: "orders".to_string(),
-        source: StreamSource {
-            queue: StreamQueue::new("orders", &redis.url(), "incoming", 2),
-            group: "scoring".into(),
-        },
-        answers: Some(answers),
-    })];
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let consume = ConsumeOptions { block: Duration::from_millis(100), ..ConsumeOptions::default() };
-    let running = tokio::spawn(trigger::run(handler, triggers, consume, async move {
-        let _ = stopped.await;
-    }));
+    let (stop, running) = consume_orders(&redis.url(), 2, SharedHandler::new(ArcHandler(Arc::clone(&recorder))));
     write(connection.clone(), RECORDS / 2, RECORDS).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while recorder.events.lock().unwrap().len() < RECORDS {

@@ -12,11 +12,10 @@ mod redis_server;
 use common::pki::Pki;
 use graphc_runtime::http::ServeOptions;
 use graphc_runtime::remote::{Remote, RemoteNode, Target};
-use graphc_runtime::stream::{ConsumeOptions, Sink, StreamQueue, StreamSource, StreamWriter};
 use graphc_runtime::tls::ServerTls;
-use graphc_runtime::trigger::{self, SharedHandler, StreamTrigger, Trigger};
+use graphc_runtime::trigger::SharedHandler;
 use graphc_runtime::*;
-use redis_server::RedisServer;
+use redis_server::{RedisServer, consume_orders};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -178,21 +177,7 @@ async fn trigger_over_tls(redis: &RedisServer) {
     pipe.query_async::<()>(&mut connection).await.unwrap();
 
     let orders = Arc::new(Orders::default());
-    let answers = StreamWriter::new(StreamQueue::new("orders", &redis.url(), "scores", 1), Sink::Redis);
-    let triggers = vec![Trigger::Stream(StreamTrigger {
-        name: "orders".to_string(),
-        source: StreamSource {
-            queue: StreamQueue::new("orders", &redis.url(), "incoming", 1),
-            group: "scoring".into(),
-        },
-        answers: Some(answers),
-    })];
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let consume = ConsumeOptions { block: Duration::from_millis(100), ..ConsumeOptions::default() };
-    let running =
-        tokio::spawn(trigger::run(SharedHandler::new(Counting(Arc::clone(&orders))), triggers, consume, async move {
-            let _ = stopped.await;
-        }));
+    let (stop, running) = consume_orders(&redis.url(), 1, SharedHandler::new(Counting(Arc::clone(&orders))));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let answered: usize = redis::cmd("XLEN").arg("scores").query_async(&mut connection).await.unwrap();

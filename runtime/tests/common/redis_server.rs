@@ -134,3 +134,28 @@ fn free_port() -> u16 {
         .map(|addr| addr.port())
         .unwrap_or(0)
 }
+
+/// The stream trigger the Redis tests run: `orders`, whose group `scoring` reads `incoming` (in
+/// `shards` streams) at `url` and writes each answer to `scores`, handled by `handler` until the
+/// sender is used. Blocking reads are short, so that a test's records are read promptly.
+#[allow(dead_code, reason = "each test file that includes this module uses what it needs")]
+pub fn consume_orders<H: graphc_runtime::Handler>(
+    url: &str,
+    shards: u32,
+    handler: graphc_runtime::trigger::SharedHandler<H>,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Result<(), graphc_runtime::RunError>>) {
+    use graphc_runtime::stream::{ConsumeOptions, Sink, StreamQueue, StreamSource, StreamWriter};
+    use graphc_runtime::trigger::{StreamTrigger, Trigger};
+    let answers = StreamWriter::new(StreamQueue::new("orders", url, "scores", 1), Sink::Redis);
+    let triggers = vec![Trigger::Stream(StreamTrigger {
+        name: "orders".to_string(),
+        source: StreamSource { queue: StreamQueue::new("orders", url, "incoming", shards), group: "scoring".into() },
+        answers: Some(answers),
+    })];
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let consume = ConsumeOptions { block: Duration::from_millis(100), ..ConsumeOptions::default() };
+    let running = tokio::spawn(graphc_runtime::trigger::run(handler, triggers, consume, async move {
+        let _ = stopped.await;
+    }));
+    (stop, running)
+}
