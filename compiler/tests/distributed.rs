@@ -399,6 +399,19 @@ fn scored_record(connection: &mut dyn redis::ConnectionLike, event_id: &str) -> 
     }
 }
 
+/// Both shards of `incoming` took more than a tenth of the 10,000 events, and the enricher
+/// acknowledged everything it read.
+fn shards_used_and_acknowledged(connection: &mut dyn redis::ConnectionLike) {
+    for shard in ["incoming:0", "incoming:1"] {
+        let length: usize = redis::cmd("XLEN").arg(shard).query(connection).expect("XLEN");
+        assert!(length > 1000, "{shard} holds {length}");
+        // XPENDING's summary starts with the number of unacknowledged records.
+        let pending: Vec<redis::Value> =
+            redis::cmd("XPENDING").arg(shard).arg("enricher").query(connection).expect("XPENDING");
+        assert_eq!(pending.first(), Some(&redis::Value::Int(0)), "{shard} has unacknowledged records");
+    }
+}
+
 /// Waits until every accepted id has arrived (or a minute has passed); returns lost ids and
 /// duplicates, and prints both.
 fn settle(redis: &dyn Store, accepted: &[String], case: &str) -> (Vec<String>, usize) {
@@ -493,15 +506,7 @@ async fn ten_thousand_events_cross_three_processes_and_all_arrive() {
         serde_json::json!({"id": "meta-1", "key": "customer-7", "method": "PUT", "path": "/orders"}),
         "{meta}"
     );
-    // Both shards of `incoming` were used, and the enricher acknowledged everything it read.
-    for shard in ["incoming:0", "incoming:1"] {
-        let length: usize = redis::cmd("XLEN").arg(shard).query(connection.as_mut()).expect("XLEN");
-        assert!(length > 1000, "{shard} holds {length}");
-        // XPENDING's summary starts with the number of unacknowledged records.
-        let pending: Vec<redis::Value> =
-            redis::cmd("XPENDING").arg(shard).arg("enricher").query(connection.as_mut()).expect("XPENDING");
-        assert_eq!(pending.first(), Some(&redis::Value::Int(0)), "{shard} has unacknowledged records");
-    }
+    shards_used_and_acknowledged(connection.as_mut());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -809,13 +814,7 @@ async fn a_cluster_master_killed_under_load_loses_nothing_and_repeats_nothing() 
         }
     }
     assert_eq!(checked, texts.len());
-    // The queue's shards took their share, on the cluster's slots, and nothing is left pending.
-    for shard in ["incoming:0", "incoming:1"] {
-        let length: usize = redis::cmd("XLEN").arg(shard).query(connection.as_mut()).expect("XLEN");
-        assert!(length > 1000, "{shard} holds {length}");
-        let pending: Vec<redis::Value> =
-            redis::cmd("XPENDING").arg(shard).arg("enricher").query(connection.as_mut()).expect("XPENDING");
-        assert_eq!(pending.first(), Some(&redis::Value::Int(0)), "{shard} has unacknowledged records");
-    }
+    // On the cluster's slots too.
+    shards_used_and_acknowledged(connection.as_mut());
     assert!(cluster.node_info(victim, "NODES").contains("myself,slave"), "the old master rejoined as a replica");
 }
